@@ -1,0 +1,1 @@
+//! The spec audit: every problem of a manifest or metadata file, located.

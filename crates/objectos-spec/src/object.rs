@@ -1,0 +1,1 @@
+//! Object metadata: ObjectSchema, Field, FieldType, validation rules, indexes.

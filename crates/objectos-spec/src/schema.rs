@@ -1,0 +1,1 @@
+//! JSON Schema export (schemars) for each top-level spec type.
