@@ -1,1 +1,36 @@
-//! The ObjectOS kernel.
+//! The ObjectOS kernel: plugin contract, dependency resolution, lifecycle, service registry, event bus and health.
+//!
+//! The kernel knows nothing about HTTP, SQL or any specific plugin; it depends only on
+//! `objectos-spec` and runtime basics. The crate README (below) describes the plugin contract.
+#![doc = include_str!("../README.md")]
+
+pub mod context;
+pub mod contracts;
+pub mod error;
+pub mod events;
+mod hash;
+pub mod kernel;
+pub mod plugin;
+pub mod registry;
+pub mod resolve;
+
+pub use async_trait::async_trait;
+pub use context::{InitContext, PluginHandle, StartContext, StopContext};
+pub use contracts::{
+    Clock, DeadLetter, DeadLetterStore, EventTransport, LocalTransport, ManualClock,
+    MemoryDeadLetterStore, SystemClock,
+};
+pub use error::{BoxError, KernelError, PluginError};
+pub use events::{
+    Backoff, EventBus, EventBusConfig, EventHandler, EventPattern, HandlerError, InboundSink,
+    RetryPolicy, SubscribeOptions, SubscriptionId, SyncHandler, new_event,
+};
+pub use kernel::{Kernel, KernelBuilder, ShutdownReport, Timeouts};
+pub use plugin::Plugin;
+pub use registry::{Contribution, ServiceInfo, ServiceRegistry};
+pub use resolve::{Edge, EdgeKind, ResolvedPlan, resolve};
+
+pub use objectos_spec::{
+    Event, HealthReport, HealthStatus, KernelContext, KernelHealth, PluginManifest, RuntimeMode,
+    StartupReport,
+};

@@ -1,0 +1,182 @@
+//! Contracts the kernel itself needs: a `Clock`, and the event-bus seams `DeadLetterStore` and `EventTransport`.
+//!
+//! Other service contracts (`Cache`, `KvStore`, `BlobStore`, `JobQueue`, `Notifier`, `Authorizer`,
+//! `I18n`) arrive with the issues that need them; a contract moves into the kernel only when two
+//! crates need it.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use objectos_spec::Event;
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::error::KernelError;
+use crate::events::InboundSink;
+
+/// Wall-clock time, behind a contract so tests can control it.
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// The current time in UTC.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that only moves when told to; for tests.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<DateTime<Utc>>,
+}
+
+impl ManualClock {
+    /// A clock stopped at `start`.
+    pub fn new(start: DateTime<Utc>) -> Self {
+        Self {
+            now: Mutex::new(start),
+        }
+    }
+
+    /// Moves the clock forward; a duration too large for chrono leaves the clock unchanged.
+    pub fn advance(&self, by: Duration) {
+        if let Ok(delta) = chrono::TimeDelta::from_std(by) {
+            let mut now = self.now.lock();
+            if let Some(next) = now.checked_add_signed(delta) {
+                *now = next;
+            }
+        }
+    }
+
+    /// Sets the clock to `to`.
+    pub fn set(&self, to: DateTime<Utc>) {
+        *self.now.lock() = to;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.lock()
+    }
+}
+
+/// An event whose handler kept failing after every retry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    pub event: Event,
+    /// The subscriber that failed: `<plugin id> <pattern>`.
+    pub subscriber: String,
+    /// The last error's text.
+    pub error: String,
+    /// How many retries were made after the first failure.
+    pub retries: u32,
+    pub first_failed_at: DateTime<Utc>,
+    pub last_failed_at: DateTime<Utc>,
+}
+
+/// Where events that exhausted their retries go.
+#[async_trait]
+pub trait DeadLetterStore: Send + Sync + fmt::Debug + 'static {
+    /// Keeps one dead letter.
+    async fn put(&self, letter: DeadLetter) -> Result<(), KernelError>;
+    /// The oldest `limit` dead letters still kept.
+    async fn list(&self, limit: usize) -> Vec<DeadLetter>;
+    /// How many dead letters are kept.
+    async fn len(&self) -> usize;
+    /// True when no dead letter is kept.
+    async fn is_empty(&self) -> bool {
+        self.len().await == 0
+    }
+}
+
+/// The default dead-letter store: in memory, bounded, dropping the oldest entry when full.
+#[derive(Debug)]
+pub struct MemoryDeadLetterStore {
+    items: Mutex<VecDeque<DeadLetter>>,
+    capacity: usize,
+}
+
+impl MemoryDeadLetterStore {
+    /// A store keeping at most `capacity` entries (at least one).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            items: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
+        }
+    }
+}
+
+impl Default for MemoryDeadLetterStore {
+    fn default() -> Self {
+        Self::new(10_000)
+    }
+}
+
+#[async_trait]
+impl DeadLetterStore for MemoryDeadLetterStore {
+    async fn put(&self, letter: DeadLetter) -> Result<(), KernelError> {
+        let mut items = self.items.lock();
+        if items.len() >= self.capacity
+            && let Some(dropped) = items.pop_front()
+        {
+            tracing::warn!(
+                event = %dropped.event.name,
+                subscriber = %dropped.subscriber,
+                capacity = self.capacity,
+                "Dead-letter store is full; dropped the oldest entry."
+            );
+        }
+        items.push_back(letter);
+        Ok(())
+    }
+
+    async fn list(&self, limit: usize) -> Vec<DeadLetter> {
+        self.items.lock().iter().take(limit).cloned().collect()
+    }
+
+    async fn len(&self) -> usize {
+        self.items.lock().len()
+    }
+}
+
+/// Fans events out to other nodes (Redis, NATS, ... later) and feeds theirs back in.
+///
+/// The bus calls [`EventTransport::subscribe`] once when it is built, handing over the sink for
+/// events that arrive from other nodes, and [`EventTransport::publish`] after each local
+/// asynchronous publish. A transport is responsible for not echoing a node's own events back.
+#[async_trait]
+pub trait EventTransport: Send + Sync + fmt::Debug + 'static {
+    /// A short name for logs and errors, e.g. `redis`.
+    fn name(&self) -> &str;
+    /// Sends one event to the other nodes.
+    async fn publish(&self, event: &Event) -> Result<(), KernelError>;
+    /// Receives the sink through which events from other nodes are delivered locally.
+    fn subscribe(&self, inbound: InboundSink);
+}
+
+/// The single-node transport: publishing goes nowhere and nothing arrives.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalTransport;
+
+#[async_trait]
+impl EventTransport for LocalTransport {
+    fn name(&self) -> &str {
+        "local"
+    }
+
+    async fn publish(&self, _event: &Event) -> Result<(), KernelError> {
+        Ok(())
+    }
+
+    fn subscribe(&self, _inbound: InboundSink) {}
+}
