@@ -1,6 +1,8 @@
 //! ObjectStack protocol types for ObjectOS: manifests, object metadata, queries, security, events and reports.
 //!
 //! Everything here is plain data with serde, validation and JSON Schema export; nothing does I/O.
+#![doc = ""]
+#![doc = include_str!("../README.md")]
 
 pub mod audit;
 pub mod context;
@@ -19,3 +21,18 @@ pub use diag::{Diagnostic, Severity};
 pub use event::{Event, EventMetadata, EventPriority};
 pub use health::{HealthReport, HealthStatus, KernelHealth, PluginStartupResult, StartupReport};
 pub use manifest::{PackageType, PluginDependency, PluginManifest};
+pub use audit::{AuditReport, Auditor, load_manifest, validate_manifest};
+pub use manifest::ObjectStackManifest;
+pub use object::{
+    Field, FieldType, Index, ObjectSchema, RuleKind, SYSTEM_FIELDS, SelectOption, Storage,
+    ValidationRule, is_system_field, load_object,
+};
+pub use yaml::{Format, Loaded};
+pub use query::{
+    Condition, Filter, FilterValue, Operator, QueryAst, QueryError, QueryErrorKind, SortNode,
+    SortOrder, parse_list_params,
+};
+pub use security::{
+    FieldPermission, ObjectOsPermission, ObjectPermission, PasswordPolicy, PermissionSet,
+    RlsConfig, RlsPolicy, Role, SessionPolicy, SharingModel, SharingRule, check_role_hierarchy,
+};
