@@ -1,7 +1,7 @@
 //! Kernel benchmarks: service lookup, synchronous dispatch, asynchronous throughput and boot.
 //!
 //! Run with a short measurement time on the shared machine:
-//! `cargo bench -p objectos-kernel --bench kernel -- --warm-up-time 1 --measurement-time 2`.
+//! `cargo bench -p objectos-kernel --bench kernel -- --warm-up-time 1 --measurement-time 3`.
 
 // Benchmark setup may unwrap: a failure there is a broken benchmark, not input to handle.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -249,6 +249,96 @@ fn async_throughput(c: &mut Criterion) {
     g.finish();
 }
 
+/// The target setup: a two-worker runtime, events published by one spawned task and consumed by
+/// one subscriber task; an event counts once its handler has run. Both the single `publish` and
+/// the batched `publish_many` (256 events per call) are measured, against a future handler and an
+/// inline one.
+fn async_two_workers(c: &mut Criterion) {
+    const BATCH: usize = 256;
+    let mut g = c.benchmark_group("publish_async_2w");
+    g.throughput(Throughput::Elements(1));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let bus = EventBus::default();
+    let seen = Arc::new(AtomicU64::new(0));
+    let (s1, s2) = (seen.clone(), seen.clone());
+    rt.block_on(async {
+        bus.subscribe(
+            "bench",
+            "data.*.created",
+            move |_e: Arc<Event>| {
+                s1.fetch_add(1, Ordering::Relaxed);
+                async { Ok(()) }
+            },
+            SubscribeOptions {
+                capacity: 4096,
+                ..SubscribeOptions::default()
+            },
+        )
+        .unwrap();
+        bus.subscribe_inline(
+            "bench",
+            "data.account.updated",
+            move |_e| {
+                s2.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            },
+            SubscribeOptions {
+                capacity: 4096,
+                ..SubscribeOptions::default()
+            },
+        )
+        .unwrap();
+    });
+    let pool = |name: &str| -> Arc<Vec<Arc<Event>>> {
+        Arc::new(
+            (0..8192)
+                .map(|_| Arc::new(new_event(name, "bench", serde_json::Value::Null)))
+                .collect(),
+        )
+    };
+    for (handler, events) in [
+        ("future", pool("data.account.created")),
+        ("inline", pool("data.account.updated")),
+    ] {
+        for mode in ["single", "batch"] {
+            g.bench_function(BenchmarkId::new(mode, handler), |b| {
+                b.iter_custom(|iters| {
+                    let (bus, seen, events) = (bus.clone(), seen.clone(), events.clone());
+                    let publisher = rt.spawn(async move {
+                        let target = seen.load(Ordering::Relaxed) + iters;
+                        let mut left = iters as usize;
+                        let start = Instant::now();
+                        if mode == "single" {
+                            for e in events.iter().cycle().take(left) {
+                                bus.publish(e.clone()).await.unwrap();
+                            }
+                        } else {
+                            for chunk in events.chunks(BATCH).cycle() {
+                                if left == 0 {
+                                    break;
+                                }
+                                let n = chunk.len().min(left);
+                                bus.publish_many(&chunk[..n]).await.unwrap();
+                                left -= n;
+                            }
+                        }
+                        while seen.load(Ordering::Relaxed) < target {
+                            tokio::task::yield_now().await;
+                        }
+                        start.elapsed()
+                    });
+                    rt.block_on(publisher).unwrap()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 struct Noop {
     manifest: PluginManifest,
 }
@@ -301,5 +391,12 @@ fn boot(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, lookup, sync_dispatch, async_throughput, boot);
+criterion_group!(
+    benches,
+    lookup,
+    sync_dispatch,
+    async_throughput,
+    async_two_workers,
+    boot
+);
 criterion_main!(benches);

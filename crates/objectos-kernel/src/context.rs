@@ -222,6 +222,18 @@ impl PluginHandle {
             .map_err(|e| self.event_error(&kept.name, e))
     }
 
+    /// Publishes a batch on the asynchronous lane (see `EventBus::publish_many`); every event's
+    /// name is checked against the manifest before anything is queued.
+    pub async fn publish_many(&self, events: &[Arc<Event>]) -> Result<usize, PluginError> {
+        for event in events {
+            self.may_emit(&event.name)?;
+        }
+        match self.shared.bus.publish_many(events).await {
+            Ok(n) => Ok(n),
+            Err(e) => Err(self.event_error(events.first().map_or("", |ev| &ev.name), e)),
+        }
+    }
+
     /// Publishes on the asynchronous lane, or fails with `QueueFull` without delivering anything.
     pub fn try_publish(&self, event: impl Into<Arc<Event>>) -> Result<usize, PluginError> {
         let event = event.into();

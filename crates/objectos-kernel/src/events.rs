@@ -5,14 +5,16 @@
 //! - synchronous handlers run inline, in subscription order, when someone calls
 //!   [`EventBus::publish_sync`]; their errors come back to the publisher (an interceptor inside a
 //!   transaction decides what to do with them);
-//! - asynchronous handlers each own a bounded queue and a task; [`EventBus::publish`] waits when a
-//!   queue is full (backpressure), [`EventBus::try_publish`] refuses instead. A failing or
-//!   panicking handler is retried per its [`RetryPolicy`], then the event goes to the
-//!   [`DeadLetterStore`].
+//! - asynchronous handlers each own a bounded queue and a task; [`EventBus::publish`] and
+//!   [`EventBus::publish_many`] wait when a queue is full (backpressure), [`EventBus::try_publish`]
+//!   refuses instead. A failing or panicking handler is retried per its [`RetryPolicy`], then the
+//!   event goes to the [`DeadLetterStore`].
 //!
 //! Routing is precomputed: every subscription change rebuilds an immutable route table (swapped in
 //! with `arc_swap`), where each exact name already lists every subscriber that matches it, in
-//! subscription order. Publishing takes no lock and allocates nothing on the common path.
+//! subscription order. Routing takes no lock and allocates nothing on the common path; queueing
+//! takes each matching subscriber's queue lock once per event, or once per run of equally named
+//! events with [`EventBus::publish_many`] (see `queue.rs`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -29,7 +31,6 @@ use futures_util::FutureExt;
 use objectos_spec::event::validate_event_name;
 use objectos_spec::{Event, EventMetadata};
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::contracts::{
@@ -37,6 +38,7 @@ use crate::contracts::{
 };
 use crate::error::{KernelError, PluginError, panic_message};
 use crate::hash::FxBuild;
+use crate::queue::{self, PushError};
 
 /// One segment of a compiled pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,7 +284,7 @@ pub struct SubscriptionId(u64);
 
 enum Lane {
     Sync(Box<SyncHandler>),
-    Async(mpsc::Sender<Arc<Event>>),
+    Async(queue::Sender),
 }
 
 struct Subscriber {
@@ -512,7 +514,7 @@ impl EventBus {
                 event: pattern.as_str().to_owned(),
             });
         }
-        let (tx, rx) = mpsc::channel(options.capacity.max(1));
+        let (tx, rx) = queue::bounded(options.capacity);
         let worker = Worker {
             handler,
             label: format!("`{owner}` on `{pattern}`"),
@@ -621,31 +623,93 @@ impl EventBus {
             });
         }
         let (mut delivered, waiting) = self.offer(event);
-        for sender in waiting.into_iter().flatten() {
-            if sender.send(event.clone()).await.is_ok() {
+        for sub in waiting.into_iter().flatten() {
+            if let Lane::Async(tx) = &sub.lane
+                && tx.push(event).await.is_ok()
+            {
                 delivered += 1;
             }
         }
         Ok(delivered)
     }
 
-    /// Tries every matching queue without waiting; returns the count delivered and the senders of full queues.
-    fn offer(&self, event: &Arc<Event>) -> (usize, Option<Vec<mpsc::Sender<Arc<Event>>>>) {
+    /// Tries every matching queue without waiting; returns the count delivered and the
+    /// subscribers whose queue was full.
+    fn offer(&self, event: &Arc<Event>) -> (usize, Option<Vec<Arc<Subscriber>>>) {
         let routes = self.inner.routes.load();
         let mut delivered = 0;
-        let mut waiting: Option<Vec<mpsc::Sender<Arc<Event>>>> = None;
+        let mut waiting: Option<Vec<Arc<Subscriber>>> = None;
         routes.asynchronous.for_each(&event.name, |sub| {
             let Lane::Async(tx) = &sub.lane else { return };
-            match tx.try_send(event.clone()) {
+            match tx.try_push(event) {
                 Ok(()) => delivered += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    waiting.get_or_insert_with(Vec::new).push(tx.clone());
-                }
+                Err(PushError::Full) => waiting.get_or_insert_with(Vec::new).push(sub.clone()),
                 // A closed queue belongs to a subscriber being removed; it simply misses the event.
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(PushError::Closed) => {}
             }
         });
         (delivered, waiting)
+    }
+
+    /// Publishes a batch: like calling [`EventBus::publish`] for each event in order, but routing
+    /// once per run of equally named events and queueing each run into a subscriber's queue under
+    /// one lock with one wake-up, which is several times cheaper per event.
+    ///
+    /// Every subscriber sees the events it matches in slice order. Waits while a queue is full
+    /// (backpressure), then hands every event to the transport. Returns the number of deliveries
+    /// (events times local subscribers that received them).
+    pub async fn publish_many(&self, events: &[Arc<Event>]) -> Result<usize, KernelError> {
+        let delivered = self.publish_local_many(events).await?;
+        if let Some(t) = &self.inner.config.transport {
+            for event in events {
+                if let Err(error) = t.publish(event).await {
+                    tracing::warn!(event = %event.name, transport = t.name(), %error, "Event transport failed to publish.");
+                }
+            }
+        }
+        Ok(delivered)
+    }
+
+    async fn publish_local_many(&self, events: &[Arc<Event>]) -> Result<usize, KernelError> {
+        let Some(first) = events.first() else {
+            return Ok(0);
+        };
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(KernelError::BusClosed {
+                event: first.name.clone(),
+            });
+        }
+        let mut delivered = 0;
+        let mut rest = events;
+        while let Some(head) = rest.first() {
+            let run_len = rest
+                .iter()
+                .position(|e| e.name != head.name)
+                .unwrap_or(rest.len());
+            let (run, tail) = rest.split_at(run_len);
+            rest = tail;
+            // First every queue takes what fits without waiting, so one full queue does not
+            // hold the others back; then the full ones are waited for, in subscription order.
+            let mut waiting: Vec<(Arc<Subscriber>, usize)> = Vec::new();
+            {
+                let routes = self.inner.routes.load();
+                routes.asynchronous.for_each(&head.name, |sub| {
+                    let Lane::Async(tx) = &sub.lane else { return };
+                    if let Ok(n) = tx.try_push_many(run) {
+                        delivered += n;
+                        if n < run.len() {
+                            waiting.push((sub.clone(), n));
+                        }
+                    }
+                });
+            }
+            for (sub, done) in waiting {
+                if let Lane::Async(tx) = &sub.lane {
+                    delivered += tx.push_all(&run[done..]).await;
+                }
+            }
+        }
+        Ok(delivered)
     }
 
     /// Queues the event for every matching asynchronous subscriber, or for none if any queue is full.
@@ -665,8 +729,8 @@ impl EventBus {
             let Lane::Async(tx) = &sub.lane else { return };
             match tx.try_reserve() {
                 Ok(permit) => permits.push(permit),
-                Err(mpsc::error::TrySendError::Full(())) => full.push(sub.label()),
-                Err(mpsc::error::TrySendError::Closed(())) => {}
+                Err(PushError::Full) => full.push(sub.label()),
+                Err(PushError::Closed) => {}
             }
         });
         if !full.is_empty() {
@@ -777,53 +841,93 @@ struct Worker {
 const BATCH: usize = 256;
 
 impl Worker {
-    async fn run(self, mut rx: mpsc::Receiver<Arc<Event>>) {
+    async fn run(self, mut rx: queue::Receiver) {
         let mut batch = Vec::with_capacity(BATCH);
         while rx.recv_many(&mut batch, BATCH).await > 0 {
-            for event in batch.drain(..) {
-                self.deliver(event).await;
+            match &self.handler {
+                AsyncHandler::Inline(f) => {
+                    for event in batch.drain(..) {
+                        if let Err(error) = call_inline(f, &event) {
+                            self.recover(event, error).await;
+                        }
+                    }
+                }
+                AsyncHandler::Future(h) => {
+                    for event in batch.drain(..) {
+                        if let Err(error) = call_future(h, &event).await {
+                            self.recover(event, error).await;
+                        }
+                    }
+                }
             }
         }
     }
 
-    async fn deliver(&self, event: Arc<Event>) {
+    async fn attempt(&self, event: &Arc<Event>) -> Result<(), String> {
+        match &self.handler {
+            AsyncHandler::Inline(f) => call_inline(f, event),
+            AsyncHandler::Future(h) => call_future(h, event).await,
+        }
+    }
+
+    /// The slow path after a first failure: retries per the policy, then the dead-letter store.
+    async fn recover(&self, event: Arc<Event>, mut error: String) {
         let mut retries = 0u32;
-        let mut first_failed_at = None;
-        loop {
-            let outcome = match &self.handler {
-                AsyncHandler::Future(h) => {
-                    AssertUnwindSafe(h.handle(event.clone()))
-                        .catch_unwind()
-                        .await
-                }
-                AsyncHandler::Inline(f) => std::panic::catch_unwind(AssertUnwindSafe(|| f(&event))),
-            };
-            let error = match outcome {
-                Ok(Ok(())) => return,
-                Ok(Err(e)) => e.to_string(),
-                Err(payload) => format!("handler panicked: {}", panic_message(payload.as_ref())),
-            };
-            let now = self.clock.now();
-            let first = *first_failed_at.get_or_insert(now);
-            if retries >= self.retry.max_retries {
-                tracing::error!(event = %event.name, subscriber = %self.label, retries, %error, "Event handler failed after every retry; sending the event to the dead-letter store.");
-                let letter = DeadLetter {
-                    event: (*event).clone(),
-                    subscriber: self.label.clone(),
-                    error,
-                    retries,
-                    first_failed_at: first,
-                    last_failed_at: now,
-                };
-                if let Err(e) = self.dead_letters.put(letter).await {
-                    tracing::error!(event = %event.name, subscriber = %self.label, error = %e, "Dead-letter store refused an event; it is lost.");
-                }
-                return;
-            }
+        let first = self.clock.now();
+        let mut last = first;
+        while retries < self.retry.max_retries {
             retries += 1;
             let delay = self.retry.delay(retries);
             tracing::warn!(event = %event.name, subscriber = %self.label, retry = retries, delay_ms = delay.as_millis() as u64, %error, "Event handler failed; retrying.");
             tokio::time::sleep(delay).await;
+            match self.attempt(&event).await {
+                Ok(()) => return,
+                Err(e) => {
+                    error = e;
+                    last = self.clock.now();
+                }
+            }
         }
+        tracing::error!(event = %event.name, subscriber = %self.label, retries, %error, "Event handler failed after every retry; sending the event to the dead-letter store.");
+        let letter = DeadLetter {
+            event: (*event).clone(),
+            subscriber: self.label.clone(),
+            error,
+            retries,
+            first_failed_at: first,
+            last_failed_at: last,
+        };
+        if let Err(e) = self.dead_letters.put(letter).await {
+            tracing::error!(event = %event.name, subscriber = %self.label, error = %e, "Dead-letter store refused an event; it is lost.");
+        }
+    }
+}
+
+/// Runs an inline handler once, turning an error or a panic into the message to record.
+#[inline]
+fn call_inline(f: &SyncHandler, event: &Event) -> Result<(), String> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| f(event))) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(payload) => Err(format!(
+            "handler panicked: {}",
+            panic_message(payload.as_ref())
+        )),
+    }
+}
+
+/// Runs a future handler once, turning an error or a panic into the message to record.
+#[inline]
+async fn call_future(h: &Arc<dyn EventHandler>, event: &Arc<Event>) -> Result<(), String> {
+    match AssertUnwindSafe(h.handle(event.clone()))
+        .catch_unwind()
+        .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(payload) => Err(format!(
+            "handler panicked: {}",
+            panic_message(payload.as_ref())
+        )),
     }
 }

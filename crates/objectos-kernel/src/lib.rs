@@ -11,6 +11,7 @@ pub mod events;
 mod hash;
 pub mod kernel;
 pub mod plugin;
+mod queue;
 pub mod registry;
 pub mod resolve;
 

@@ -582,3 +582,170 @@ async fn inline_async_handler_is_queued_and_retried() {
     assert_eq!(*seen.lock(), ["c.one", "c.bad", "c.bad", "c.two"]);
     assert_eq!(store.list(10).await[0].retries, 1);
 }
+
+fn numbered(name: &str, n: u64) -> Arc<Event> {
+    Arc::new(new_event(name, "test", serde_json::json!(n)))
+}
+
+/// Records `(name, n)` of every event a subscriber sees.
+fn recorder(
+    bus: &EventBus,
+    owner: &str,
+    pattern: &str,
+    capacity: usize,
+) -> Arc<Mutex<Vec<(String, u64)>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    bus.subscribe_inline(
+        owner,
+        pattern,
+        move |e| {
+            s.lock().push((e.name.clone(), e.payload.as_u64().unwrap()));
+            Ok(())
+        },
+        SubscribeOptions {
+            capacity,
+            ..SubscribeOptions::default()
+        },
+    )
+    .unwrap();
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_many_keeps_order_per_subscriber_across_names() {
+    let bus = EventBus::default();
+    let all = recorder(&bus, "all", "a.*", 16);
+    let xs = recorder(&bus, "xs", "a.x", 16);
+    // Runs of equal names of various lengths, so routing is shared within a run only.
+    let events: Vec<Arc<Event>> = (0..1000u64)
+        .map(|n| numbered(if (n / 7) % 3 == 0 { "a.y" } else { "a.x" }, n))
+        .collect();
+    let expected_x = events.iter().filter(|e| e.name == "a.x").count();
+    let delivered = bus.publish_many(&events).await.unwrap();
+    assert_eq!(delivered, events.len() + expected_x);
+    assert!(eventually(|| all.lock().len() == events.len()).await);
+    assert!(eventually(|| xs.lock().len() == expected_x).await);
+    let all_n: Vec<u64> = all.lock().iter().map(|(_, n)| *n).collect();
+    assert_eq!(all_n, (0..1000).collect::<Vec<_>>());
+    let xs = xs.lock().clone();
+    assert!(xs.iter().all(|(name, _)| name == "a.x"));
+    assert!(xs.windows(2).all(|w| w[0].1 < w[1].1));
+    assert_eq!(bus.publish_many(&[]).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn publish_many_waits_for_room_in_a_small_queue() {
+    let bus = EventBus::default();
+    let gate = Arc::new(Semaphore::new(0));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (g, s) = (gate.clone(), seen.clone());
+    bus.subscribe(
+        "slow",
+        "work.item",
+        move |e: Arc<Event>| {
+            let (g, s) = (g.clone(), s.clone());
+            async move {
+                g.acquire().await.unwrap().forget();
+                s.lock().push(e.payload.as_u64().unwrap());
+                Ok(())
+            }
+        },
+        SubscribeOptions {
+            capacity: 2,
+            ..SubscribeOptions::default()
+        },
+    )
+    .unwrap();
+    let events: Vec<Arc<Event>> = (0..10).map(|n| numbered("work.item", n)).collect();
+    let publishing = bus.publish_many(&events);
+    tokio::pin!(publishing);
+    // Ten events cannot fit a queue of two while the handler is blocked.
+    for _ in 0..5 {
+        assert!(futures_util::poll!(&mut publishing).is_pending());
+        tokio::task::yield_now().await;
+    }
+    // While the batch waits, a single try_publish finds the queue full.
+    assert!(matches!(
+        bus.try_publish(ev("work.item")),
+        Err(KernelError::QueueFull { .. })
+    ));
+    gate.add_permits(100);
+    assert_eq!(publishing.await.unwrap(), 10);
+    assert!(eventually(|| seen.lock().len() == 10).await);
+    assert_eq!(*seen.lock(), (0..10).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn publish_many_isolates_a_failing_subscriber() {
+    let store = Arc::new(MemoryDeadLetterStore::default());
+    let bus = EventBus::new(EventBusConfig {
+        dead_letters: store.clone(),
+        ..EventBusConfig::default()
+    });
+    bus.subscribe(
+        "panicky",
+        "a.b",
+        |e: Arc<Event>| async move {
+            if e.payload.as_u64() == Some(3) {
+                panic!("kaboom on 3")
+            }
+            Err(PluginError::msg("always fails"))
+        },
+        SubscribeOptions {
+            retry: RetryPolicy::none(),
+            capacity: 4,
+        },
+    )
+    .unwrap();
+    let good = recorder(&bus, "good", "a.b", 4);
+    let events: Vec<Arc<Event>> = (0..20).map(|n| numbered("a.b", n)).collect();
+    assert_eq!(bus.publish_many(&events).await.unwrap(), 40);
+    assert!(eventually(|| good.lock().len() == 20).await);
+    bus.close(Duration::from_secs(1)).await;
+    let letters = store.list(100).await;
+    assert_eq!(letters.len(), 20);
+    assert_eq!(
+        letters
+            .iter()
+            .filter(|l| l.error == "handler panicked: kaboom on 3")
+            .count(),
+        1
+    );
+    assert!(matches!(
+        bus.publish_many(&events).await,
+        Err(KernelError::BusClosed { .. })
+    ));
+}
+
+#[tokio::test]
+async fn unsubscribing_while_a_batch_waits_releases_the_publisher() {
+    let bus = EventBus::default();
+    let gate = Arc::new(Semaphore::new(0));
+    let g = gate.clone();
+    let id = bus
+        .subscribe(
+            "slow",
+            "work.item",
+            move |_e: Arc<Event>| {
+                let g = g.clone();
+                async move {
+                    g.acquire().await.unwrap().forget();
+                    Ok(())
+                }
+            },
+            SubscribeOptions {
+                capacity: 1,
+                ..SubscribeOptions::default()
+            },
+        )
+        .unwrap();
+    let events: Vec<Arc<Event>> = (0..5).map(|n| numbered("work.item", n)).collect();
+    let publishing = bus.publish_many(&events);
+    tokio::pin!(publishing);
+    assert!(futures_util::poll!(&mut publishing).is_pending());
+    // The waiting publisher keeps the queue alive; the worker keeps draining it once unblocked.
+    assert!(bus.unsubscribe(id));
+    gate.add_permits(100);
+    assert_eq!(publishing.await.unwrap(), 5);
+}
