@@ -69,7 +69,11 @@ pub fn validate_event_name(name: &str, allow_wildcards: bool) -> Result<(), Stri
         {
             return Err(format!(
                 "event name `{name}`: segment `{seg}` must be lowercase letters, digits, `_` or `-`{}",
-                if allow_wildcards { ", `*`, or a final `**`" } else { "" }
+                if allow_wildcards {
+                    ", `*`, or a final `**`"
+                } else {
+                    ""
+                }
             ));
         }
     }

@@ -59,11 +59,19 @@ pub struct HealthReport {
 
 impl HealthReport {
     pub fn healthy() -> Self {
-        Self { status: HealthStatus::Healthy, message: None, checks: Vec::new() }
+        Self {
+            status: HealthStatus::Healthy,
+            message: None,
+            checks: Vec::new(),
+        }
     }
 
     pub fn with_status(status: HealthStatus, message: impl Into<String>) -> Self {
-        Self { status, message: Some(message.into()), checks: Vec::new() }
+        Self {
+            status,
+            message: Some(message.into()),
+            checks: Vec::new(),
+        }
     }
 }
 

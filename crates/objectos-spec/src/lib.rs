@@ -16,18 +16,17 @@ pub mod schema;
 pub mod security;
 pub mod yaml;
 
+pub use audit::{AuditReport, Auditor, load_manifest, validate_manifest};
 pub use context::{KernelContext, RuntimeMode};
 pub use diag::{Diagnostic, Severity};
 pub use event::{Event, EventMetadata, EventPriority};
 pub use health::{HealthReport, HealthStatus, KernelHealth, PluginStartupResult, StartupReport};
-pub use manifest::{PackageType, PluginDependency, PluginManifest};
-pub use audit::{AuditReport, Auditor, load_manifest, validate_manifest};
 pub use manifest::ObjectStackManifest;
+pub use manifest::{PackageType, PluginDependency, PluginManifest};
 pub use object::{
     Field, FieldType, Index, ObjectSchema, RuleKind, SYSTEM_FIELDS, SelectOption, Storage,
     ValidationRule, is_system_field, load_object,
 };
-pub use yaml::{Format, Loaded};
 pub use query::{
     Condition, Filter, FilterValue, Operator, QueryAst, QueryError, QueryErrorKind, SortNode,
     SortOrder, parse_list_params,
@@ -36,3 +35,4 @@ pub use security::{
     FieldPermission, ObjectOsPermission, ObjectPermission, PasswordPolicy, PermissionSet,
     RlsConfig, RlsPolicy, Role, SessionPolicy, SharingModel, SharingRule, check_role_hierarchy,
 };
+pub use yaml::{Format, Loaded};

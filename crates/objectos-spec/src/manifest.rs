@@ -255,9 +255,28 @@ pub mod services {
 
     /// Every known service name; manifests naming anything else are flagged by the audit.
     pub const ALL: &[&str] = &[
-        DATA, METADATA, AUTH, CACHE, QUEUE, JOB, I18N, FILE_STORAGE, SEARCH, REALTIME,
-        NOTIFICATION, WORKFLOW, AUTOMATION, GRAPHQL, ANALYTICS, AI, UI, HTTP_SERVER, AUDIT_LOG,
-        PERMISSIONS, METRICS, TELEMETRY,
+        DATA,
+        METADATA,
+        AUTH,
+        CACHE,
+        QUEUE,
+        JOB,
+        I18N,
+        FILE_STORAGE,
+        SEARCH,
+        REALTIME,
+        NOTIFICATION,
+        WORKFLOW,
+        AUTOMATION,
+        GRAPHQL,
+        ANALYTICS,
+        AI,
+        UI,
+        HTTP_SERVER,
+        AUDIT_LOG,
+        PERMISSIONS,
+        METRICS,
+        TELEMETRY,
     ];
 }
 
@@ -276,7 +295,16 @@ pub mod capabilities {
     pub const FS_WRITE: &str = "fs.write";
 
     pub const ALL: &[&str] = &[
-        DATA_READ, DATA_WRITE, EVENTS_PUBLISH, EVENTS_SUBSCRIBE, ROUTES_MOUNT, NET_HTTP,
-        SCRIPTS_RUN, METADATA_READ, METADATA_WRITE, FS_READ, FS_WRITE,
+        DATA_READ,
+        DATA_WRITE,
+        EVENTS_PUBLISH,
+        EVENTS_SUBSCRIBE,
+        ROUTES_MOUNT,
+        NET_HTTP,
+        SCRIPTS_RUN,
+        METADATA_READ,
+        METADATA_WRITE,
+        FS_READ,
+        FS_WRITE,
     ];
 }

@@ -1,0 +1,106 @@
+//! The command line: `objectos serve|migrate|validate`, parsed with clap derive.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Layer};
+
+/// ObjectOS: a metadata-driven business runtime.
+#[derive(Debug, Parser)]
+#[command(name = "objectos", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (default: ./objectos.yml when present).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the REST API for the metadata in DIR.
+    Serve(ServeArgs),
+    /// Bring the database schema up to date with the metadata (additive only).
+    Migrate(MigrateArgs),
+    /// Check the metadata in DIR against the spec (same output as `cargo xtask spec-audit`).
+    Validate(ValidateArgs),
+}
+
+/// Settings shared by the commands that open the database.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Folder with *.object.yml files (default: metadataDirs from the config, else none).
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Database URL: sqlite://PATH, sqlite::memory: or postgres://USER:PASS@HOST/DB [env: OBJECTOS_DATABASE_URL].
+    #[arg(long, value_name = "URL", value_parser = config::check_database_url)]
+    pub database_url: Option<String>,
+
+    /// Runtime mode: development, production or test [env: OBJECTOS_MODE].
+    #[arg(long, value_name = "MODE", value_parser = ["development", "production", "test"])]
+    pub mode: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Address to listen on, HOST:PORT (port 0 picks a free port) [env: OBJECTOS_LISTEN].
+    #[arg(long, value_name = "ADDR:PORT", value_parser = config::check_listen)]
+    pub listen: Option<String>,
+
+    /// Largest request body, e.g. 1048576 or 2MiB [env: OBJECTOS_HTTP_BODY_LIMIT].
+    #[arg(long, value_name = "SIZE", value_parser = config::parse_size)]
+    pub body_limit: Option<u64>,
+
+    /// Print the resolved configuration (password redacted) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Print the plan's SQL without changing the database.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// Folder (or file) to check.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl CommonArgs {
+    /// The flags as the highest-precedence configuration layer.
+    pub fn layer(&self) -> Layer {
+        Layer {
+            database_url: self.database_url.clone(),
+            metadata_dirs: self.dir.clone().map(|d| vec![d]),
+            mode: self.mode.as_deref().and_then(|m| m.parse().ok()),
+            ..Layer::default()
+        }
+    }
+}
+
+impl ServeArgs {
+    pub fn layer(&self) -> Layer {
+        Layer {
+            listen: self.listen.clone(),
+            body_limit: self.body_limit,
+            ..self.common.layer()
+        }
+    }
+}

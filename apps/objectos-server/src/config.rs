@@ -1,0 +1,623 @@
+//! Server configuration: `objectos.yml` < `OBJECTOS_*` environment < command-line flags.
+//!
+//! The file is parsed with the spec crate's located YAML parser so every unknown key and every bad
+//! value is reported with its line and dotted path. Each layer is a [`Layer`] of optional values;
+//! [`resolve`] folds them in precedence order onto the defaults.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use objectos_spec::RuntimeMode;
+use objectos_spec::diag::{Diagnostic, Severity};
+use objectos_spec::yaml::{self, Format, Located, Node};
+
+/// Name of the configuration file looked up in the working directory.
+pub const CONFIG_FILE: &str = "objectos.yml";
+
+/// Default database: a SQLite file in the working directory, created when missing.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./objectos.db?mode=rwc";
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+
+/// Default request body limit (1 MiB).
+pub const DEFAULT_BODY_LIMIT: u64 = 1024 * 1024;
+
+/// Errors while assembling the configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// Every problem of the file (syntax, bad values); unknown keys are warnings and are not here.
+    #[error("{}", diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    File { diagnostics: Vec<Diagnostic> },
+    /// A bad value from the environment or a flag; `source` names the variable or flag.
+    #[error("{origin}: {message}")]
+    Value { origin: String, message: String },
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!(
+                "unknown log format `{other}`; expected `text` or `json`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        })
+    }
+}
+
+/// One configuration source; `None` means "not set here".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layer {
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+    pub metadata_dirs: Option<Vec<PathBuf>>,
+    pub mode: Option<RuntimeMode>,
+    pub body_limit: Option<u64>,
+    pub cors_origins: Option<Vec<String>>,
+    pub log_level: Option<String>,
+    pub log_format: Option<LogFormat>,
+}
+
+impl Layer {
+    /// Values set in `over` replace the ones here.
+    fn overlay(mut self, over: Layer) -> Layer {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f; } )* };
+        }
+        take!(
+            listen,
+            database_url,
+            metadata_dirs,
+            mode,
+            body_limit,
+            cors_origins,
+            log_level,
+            log_format
+        );
+        self
+    }
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub database_url: String,
+    pub metadata_dirs: Vec<PathBuf>,
+    pub mode: RuntimeMode,
+    pub body_limit: u64,
+    /// Empty means any origin (permissive, for development).
+    pub cors_origins: Vec<String>,
+    /// A tracing `EnvFilter` directive such as `info` or `objectos_http=debug,info`.
+    pub log_level: String,
+    pub log_format: LogFormat,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.to_owned(),
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            metadata_dirs: Vec::new(),
+            mode: RuntimeMode::Development,
+            body_limit: DEFAULT_BODY_LIMIT,
+            cors_origins: Vec::new(),
+            log_level: "info".to_owned(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Human-readable summary with the database password redacted (printed by `--print-config`).
+    pub fn summary(&self) -> String {
+        let dirs: Vec<String> = self
+            .metadata_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        format!(
+            "listen: {}\ndatabaseUrl: {}\nmetadataDirs: [{}]\nmode: {}\nhttp.bodyLimit: {}\nhttp.cors.origins: [{}]\nlog.level: {}\nlog.format: {}\n",
+            self.listen,
+            redact_url(&self.database_url),
+            dirs.join(", "),
+            self.mode.as_str(),
+            self.body_limit,
+            self.cors_origins.join(", "),
+            self.log_level,
+            self.log_format,
+        )
+    }
+}
+
+/// Folds the layers (lowest precedence first) onto the defaults.
+pub fn resolve(file: Layer, env: Layer, flags: Layer) -> ServerConfig {
+    let merged = file.overlay(env).overlay(flags);
+    let d = ServerConfig::default();
+    ServerConfig {
+        listen: merged.listen.unwrap_or(d.listen),
+        database_url: merged.database_url.unwrap_or(d.database_url),
+        metadata_dirs: merged.metadata_dirs.unwrap_or(d.metadata_dirs),
+        mode: merged.mode.unwrap_or(d.mode),
+        body_limit: merged.body_limit.unwrap_or(d.body_limit),
+        cors_origins: merged.cors_origins.unwrap_or(d.cors_origins),
+        log_level: merged.log_level.unwrap_or(d.log_level),
+        log_format: merged.log_format.unwrap_or(d.log_format),
+    }
+}
+
+/// Replaces the password of a URL such as `postgres://user:secret@host/db` with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &authority[..at];
+    let Some(colon) = userinfo.find(':') else {
+        return url.to_owned();
+    };
+    format!(
+        "{}://{}:***@{}{}",
+        &url[..scheme_end],
+        &userinfo[..colon],
+        &authority[at + 1..],
+        &rest[authority_end..]
+    )
+}
+
+/// Parses a size: a plain number of bytes, or a number with `B`, `KB`/`KiB`, `MB`/`MiB`, `GB`/`GiB`
+/// (both spellings are powers of 1024, which is what people mean for body limits).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| {
+        format!("`{text}` is not a size; expected bytes such as `1048576` or `1MiB`, `512KB`")
+    })?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
+        other => {
+            return Err(format!(
+                "`{text}` has unknown unit `{other}`; expected B, KB, KiB, MB, MiB, GB or GiB"
+            ));
+        }
+    };
+    let size = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("`{text}` is too large"))?;
+    if size == 0 {
+        return Err(format!(
+            "`{text}` is zero; the body limit must be at least 1 byte"
+        ));
+    }
+    Ok(size)
+}
+
+/// Checks a `host:port` listen address.
+pub fn check_listen(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    let Some((host, port)) = t.rsplit_once(':') else {
+        return Err(format!(
+            "`{text}` is not an address; expected HOST:PORT such as `127.0.0.1:3000`"
+        ));
+    };
+    if host.is_empty() {
+        return Err(format!(
+            "`{text}` has no host; expected HOST:PORT such as `0.0.0.0:3000`"
+        ));
+    }
+    port.parse::<u16>().map_err(|_| {
+        format!("`{text}` has port `{port}`, which is not a number from 0 to 65535")
+    })?;
+    Ok(t.to_owned())
+}
+
+/// Checks a database URL's scheme.
+pub fn check_database_url(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    if t.starts_with("sqlite:") || t.starts_with("postgres://") || t.starts_with("postgresql://") {
+        Ok(t.to_owned())
+    } else {
+        Err(format!(
+            "`{}` is not a supported database URL; expected sqlite://PATH, sqlite::memory: or postgres://USER@HOST/DB",
+            redact_url(t)
+        ))
+    }
+}
+
+fn parse_mode(text: &str) -> Result<RuntimeMode, String> {
+    match text.parse::<RuntimeMode>()? {
+        mode @ (RuntimeMode::Development | RuntimeMode::Production | RuntimeMode::Test) => Ok(mode),
+        other => Err(format!(
+            "mode `{}` is not supported by the server; expected development, production or test",
+            other.as_str()
+        )),
+    }
+}
+
+/// Comma-separated list helper for environment variables.
+fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Reads the `OBJECTOS_*` variables through `lookup` (the real environment in `main`, a map in tests).
+pub fn env_layer(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Layer, ConfigError> {
+    let bad = |var: &str, message: String| ConfigError::Value {
+        origin: var.to_owned(),
+        message,
+    };
+    let mut layer = Layer::default();
+    if let Some(v) = lookup("OBJECTOS_LISTEN") {
+        layer.listen = Some(check_listen(&v).map_err(|m| bad("OBJECTOS_LISTEN", m))?);
+    }
+    if let Some(v) = lookup("OBJECTOS_DATABASE_URL") {
+        layer.database_url =
+            Some(check_database_url(&v).map_err(|m| bad("OBJECTOS_DATABASE_URL", m))?);
+    }
+    if let Some(v) = lookup("OBJECTOS_METADATA_DIRS") {
+        layer.metadata_dirs = Some(split_list(&v).into_iter().map(PathBuf::from).collect());
+    }
+    if let Some(v) = lookup("OBJECTOS_MODE") {
+        layer.mode = Some(parse_mode(&v).map_err(|m| bad("OBJECTOS_MODE", m))?);
+    }
+    if let Some(v) = lookup("OBJECTOS_HTTP_BODY_LIMIT") {
+        layer.body_limit = Some(parse_size(&v).map_err(|m| bad("OBJECTOS_HTTP_BODY_LIMIT", m))?);
+    }
+    if let Some(v) = lookup("OBJECTOS_CORS_ORIGINS") {
+        layer.cors_origins = Some(split_list(&v));
+    }
+    if let Some(v) = lookup("OBJECTOS_LOG") {
+        layer.log_level = Some(v);
+    }
+    if let Some(v) = lookup("OBJECTOS_LOG_FORMAT") {
+        layer.log_format = Some(v.parse().map_err(|m| bad("OBJECTOS_LOG_FORMAT", m))?);
+    }
+    Ok(layer)
+}
+
+/// A parsed configuration file: its layer and the warnings (unknown keys) to print.
+#[derive(Debug, Clone, Default)]
+pub struct FileLayer {
+    pub layer: Layer,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Reads `objectos.yml`: `explicit` (from `--config`) must exist; otherwise `./objectos.yml` is
+/// used when present.
+pub fn load_file(explicit: Option<&Path>, cwd: &Path) -> Result<FileLayer, ConfigError> {
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let p = cwd.join(CONFIG_FILE);
+            if !p.exists() {
+                return Ok(FileLayer::default());
+            }
+            p
+        }
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_file(
+        &path.display().to_string(),
+        &text,
+        path.parent().unwrap_or(cwd),
+    )
+}
+
+/// Parses the text of a configuration file. Relative `metadataDirs` are resolved against `base`.
+pub fn parse_file(file: &str, text: &str, base: &Path) -> Result<FileLayer, ConfigError> {
+    let parsed = yaml::parse(file, text, Format::from_path(file));
+    let mut errors: Vec<Diagnostic> = parsed
+        .diagnostics
+        .into_iter()
+        .filter(|d| d.is_error())
+        .collect();
+    let mut warnings = Vec::new();
+    let mut layer = Layer::default();
+    let Some(root) = parsed.root else {
+        return Err(ConfigError::File {
+            diagnostics: errors,
+        });
+    };
+    let mut cx = Walk {
+        file,
+        errors: &mut errors,
+        warnings: &mut warnings,
+    };
+    let Some(entries) = root.entries() else {
+        cx.error(
+            &root,
+            "",
+            format!("expected a mapping of settings, found {}", root.kind_name()),
+        );
+        return Err(ConfigError::File {
+            diagnostics: errors,
+        });
+    };
+    for (key, value) in entries {
+        let path = key.name.as_str();
+        match path {
+            "listen" => {
+                layer.listen = cx
+                    .string(value, path)
+                    .and_then(|s| cx.check(value, path, check_listen(&s)))
+            }
+            "databaseUrl" => {
+                layer.database_url = cx
+                    .string(value, path)
+                    .and_then(|s| cx.check(value, path, check_database_url(&s)))
+            }
+            "metadataDirs" => {
+                layer.metadata_dirs = cx.string_list(value, path).map(|dirs| {
+                    dirs.into_iter()
+                        .map(|d| {
+                            let p = PathBuf::from(d);
+                            if p.is_absolute() { p } else { base.join(p) }
+                        })
+                        .collect()
+                })
+            }
+            "mode" => {
+                layer.mode = cx
+                    .string(value, path)
+                    .and_then(|s| cx.check(value, path, parse_mode(&s)))
+            }
+            "http" => cx.section(value, path, &mut |cx, key, value, path| match key {
+                "bodyLimit" => {
+                    let parsed = match &value.node {
+                        Node::Number(n) => n.as_u64().ok_or_else(|| {
+                            format!(
+                                "`{n}` is not a size; expected a positive whole number of bytes"
+                            )
+                        }),
+                        Node::String(s) => parse_size(s),
+                        _ => Err(format!(
+                            "expected a size such as 1048576 or \"1MiB\", found {}",
+                            value.kind_name()
+                        )),
+                    };
+                    layer.body_limit = cx.check(value, path, parsed);
+                }
+                "cors" => cx.section(value, path, &mut |cx, key, value, path| match key {
+                    "origins" => layer.cors_origins = cx.string_list(value, path),
+                    _ => cx.unknown(value, path, "origins"),
+                }),
+                _ => cx.unknown(value, path, "bodyLimit, cors"),
+            }),
+            "log" => cx.section(value, path, &mut |cx, key, value, path| match key {
+                "level" => layer.log_level = cx.string(value, path),
+                "format" => {
+                    layer.log_format = cx
+                        .string(value, path)
+                        .and_then(|s| cx.check(value, path, s.parse()))
+                }
+                _ => cx.unknown(value, path, "level, format"),
+            }),
+            _ => cx.unknown(
+                value,
+                path,
+                "listen, databaseUrl, metadataDirs, mode, http, log",
+            ),
+        }
+    }
+    if errors.is_empty() {
+        Ok(FileLayer { layer, warnings })
+    } else {
+        Err(ConfigError::File {
+            diagnostics: errors,
+        })
+    }
+}
+
+/// Walk state for [`parse_file`]: collects errors and warnings with their path and line.
+struct Walk<'a> {
+    file: &'a str,
+    errors: &'a mut Vec<Diagnostic>,
+    warnings: &'a mut Vec<Diagnostic>,
+}
+
+type SectionFn<'f> = dyn FnMut(&mut Walk<'_>, &str, &Located, &str) + 'f;
+
+impl Walk<'_> {
+    fn diag(&self, at: &Located, path: &str, severity: Severity, message: String) -> Diagnostic {
+        Diagnostic {
+            file: self.file.to_owned(),
+            line: at.line,
+            column: at.column,
+            path: path.to_owned(),
+            severity,
+            message,
+        }
+    }
+
+    fn error(&mut self, at: &Located, path: &str, message: String) {
+        let d = self.diag(at, path, Severity::Error, message);
+        self.errors.push(d);
+    }
+
+    fn unknown(&mut self, at: &Located, path: &str, known: &str) {
+        let d = self.diag(
+            at,
+            path,
+            Severity::Warning,
+            format!("unknown key; known keys here: {known}"),
+        );
+        self.warnings.push(d);
+    }
+
+    fn check<T>(&mut self, at: &Located, path: &str, result: Result<T, String>) -> Option<T> {
+        result.map_err(|m| self.error(at, path, m)).ok()
+    }
+
+    fn string(&mut self, value: &Located, path: &str) -> Option<String> {
+        match &value.node {
+            Node::String(s) => Some(s.clone()),
+            _ => {
+                self.error(
+                    value,
+                    path,
+                    format!("expected a string, found {}", value.kind_name()),
+                );
+                None
+            }
+        }
+    }
+
+    fn string_list(&mut self, value: &Located, path: &str) -> Option<Vec<String>> {
+        match &value.node {
+            Node::String(s) => Some(vec![s.clone()]),
+            Node::Seq(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    out.push(self.string(item, &format!("{path}[{i}]"))?);
+                }
+                Some(out)
+            }
+            _ => {
+                self.error(
+                    value,
+                    path,
+                    format!("expected a list of strings, found {}", value.kind_name()),
+                );
+                None
+            }
+        }
+    }
+
+    fn section(&mut self, value: &Located, path: &str, each: &mut SectionFn<'_>) {
+        let Some(entries) = value.entries() else {
+            self.error(
+                value,
+                path,
+                format!("expected a mapping, found {}", value.kind_name()),
+            );
+            return;
+        };
+        for (key, child) in entries {
+            let child_path = format!("{path}.{}", key.name);
+            each(self, &key.name, child, &child_path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://bob:s3cret@db:5432/app"),
+            "postgres://bob:***@db:5432/app"
+        );
+        assert_eq!(redact_url("postgres://bob@db/app"), "postgres://bob@db/app");
+        assert_eq!(
+            redact_url("sqlite://./objectos.db?mode=rwc"),
+            "sqlite://./objectos.db?mode=rwc"
+        );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1MiB"), Ok(1024 * 1024));
+        assert_eq!(parse_size("512kb"), Ok(512 * 1024));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("1TB").is_err());
+        assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn file_reports_unknown_keys_and_bad_values() {
+        let text = "listen: 127.0.0.1:4000\nhttp:\n  bodyLimit: 2MiB\n  cors:\n    origins: [http://a]\n    extra: 1\nlistn: x\n";
+        let f = parse_file("objectos.yml", text, Path::new("/srv")).unwrap();
+        assert_eq!(f.layer.listen.as_deref(), Some("127.0.0.1:4000"));
+        assert_eq!(f.layer.body_limit, Some(2 * 1024 * 1024));
+        assert_eq!(f.layer.cors_origins, Some(vec!["http://a".to_owned()]));
+        let w: Vec<String> = f.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].starts_with("objectos.yml:6: http.cors.extra: warning: unknown key"),
+            "{w:?}"
+        );
+        assert!(
+            w[1].starts_with("objectos.yml:7: listn: warning: unknown key"),
+            "{w:?}"
+        );
+
+        let err =
+            parse_file("objectos.yml", "listen: nope\nmode: fast\n", Path::new("/")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("objectos.yml:1: listen: `nope` is not an address"),
+            "{text}"
+        );
+        assert!(
+            text.contains("objectos.yml:2: mode: unknown mode `fast`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn precedence_file_env_flags() {
+        let file = Layer {
+            listen: Some("a:1".into()),
+            database_url: Some("sqlite::memory:".into()),
+            mode: Some(RuntimeMode::Test),
+            ..Layer::default()
+        };
+        let env = Layer {
+            listen: Some("b:2".into()),
+            mode: Some(RuntimeMode::Production),
+            ..Layer::default()
+        };
+        let flags = Layer {
+            listen: Some("c:3".into()),
+            ..Layer::default()
+        };
+        let c = resolve(file, env, flags);
+        assert_eq!(c.listen, "c:3");
+        assert_eq!(c.mode, RuntimeMode::Production);
+        assert_eq!(c.database_url, "sqlite::memory:");
+        assert_eq!(c.body_limit, DEFAULT_BODY_LIMIT);
+    }
+}

@@ -1,0 +1,264 @@
+//! The objectos binary's library: CLI, configuration, logging, the plugin selection, and the
+//! `serve`, `migrate` and `validate` commands.
+//!
+//! This is the only crate that names plugin crates; each optional plugin sits behind a
+//! `plugin-<name>` Cargo feature (see `Cargo.toml`).
+
+pub mod cli;
+pub mod config;
+pub mod logging;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use objectos_data::{DataConfig, DataEngine, DataPlugin};
+use objectos_http::{HttpConfig, HttpPlugin};
+use objectos_kernel::Kernel;
+use objectos_spec::PluginManifest;
+use objectos_spec::audit::{AuditReport, Auditor};
+
+use crate::cli::{Cli, Command, MigrateArgs, ServeArgs, ValidateArgs};
+use crate::config::{ServerConfig, redact_url};
+
+/// Exit code for invalid metadata or configuration (the server refuses to start).
+pub const EXIT_INVALID: u8 = 2;
+
+/// Every plugin manifest compiled into this binary, in start order.
+pub fn compiled_manifests() -> Vec<&'static PluginManifest> {
+    // NOTE: data first (it provides `data` and `metadata`), then http (it requires both).
+    vec![&objectos_data::MANIFEST, &objectos_http::MANIFEST]
+}
+
+/// Runs a parsed command line; the `Err` text is printed by `main`.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir()?;
+    match &cli.command {
+        Command::Serve(args) => serve(&cli, args, &cwd).await,
+        Command::Migrate(args) => migrate(&cli, args, &cwd).await,
+        Command::Validate(args) => Ok(validate(args)),
+    }
+}
+
+/// Loads file < env < flags, printing file warnings (unknown keys) to stderr.
+fn load_config(cli: &Cli, cwd: &Path, flags: config::Layer) -> Result<ServerConfig, ExitCode> {
+    let file = config::load_file(cli.config.as_deref(), cwd).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(EXIT_INVALID)
+    })?;
+    for w in &file.warnings {
+        eprintln!("{w}");
+    }
+    let env = config::env_layer(&|k| std::env::var(k).ok()).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(EXIT_INVALID)
+    })?;
+    Ok(config::resolve(file.layer, env, flags))
+}
+
+/// Audits every metadata folder; prints problems; `Ok(false)` when there are errors.
+fn audit_dirs(dirs: &[PathBuf]) -> anyhow::Result<AuditReport> {
+    let mut auditor = Auditor::new();
+    for dir in dirs {
+        if !dir.exists() {
+            anyhow::bail!("{}: no such metadata folder", dir.display());
+        }
+        for file in walk(dir)? {
+            let name = file.display().to_string();
+            if !objectos_spec::audit::is_auditable(&name) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("{name}: cannot read: {e}"))?;
+            auditor.add_file(&name, &text);
+        }
+    }
+    Ok(auditor.finish())
+}
+
+/// Files under `root` (or `root` itself), sorted for stable output; hidden entries are skipped.
+fn walk(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    if root.is_file() {
+        out.push(root.to_path_buf());
+        return Ok(out);
+    }
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| anyhow::anyhow!("{}: cannot list: {e}", dir.display()))?;
+        for entry in entries {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn data_config(config: &ServerConfig) -> DataConfig {
+    DataConfig {
+        database_url: config.database_url.clone(),
+        metadata_dirs: config.metadata_dirs.clone(),
+        include_base: true,
+        max_connections: if config.database_url.starts_with("sqlite") {
+            4
+        } else {
+            16
+        },
+        auto_migrate: true,
+    }
+}
+
+async fn serve(cli: &Cli, args: &ServeArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
+    let config = match load_config(cli, cwd, args.layer()) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    if args.print_config {
+        print!("{}", config.summary());
+        return Ok(ExitCode::SUCCESS);
+    }
+    logging::init(&config);
+    // Metadata problems are reported all at once, with file and path, before anything starts.
+    let report = audit_dirs(&config.metadata_dirs)?;
+    for d in &report.diagnostics {
+        eprintln!("{d}");
+    }
+    if report.error_count() > 0 {
+        eprintln!(
+            "objectos: metadata has {} error(s); not starting",
+            report.error_count()
+        );
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    tracing::info!(database = %redact_url(&config.database_url), mode = config.mode.as_str(), "Starting ObjectOS.");
+
+    let http = HttpPlugin::new(HttpConfig {
+        listen: config.listen.clone(),
+        body_limit: config.body_limit,
+        cors_origins: config.cors_origins.clone(),
+        ..HttpConfig::default()
+    })
+    .with_packages(
+        compiled_manifests()
+            .into_iter()
+            .map(PluginManifest::to_spec)
+            .collect(),
+    );
+    let control = http.control();
+    let kernel = Kernel::builder()
+        .mode(config.mode)
+        .version(env!("CARGO_PKG_VERSION"))
+        .cwd(cwd.display().to_string())
+        .plugin(DataPlugin::new(data_config(&config)))
+        .plugin(http)
+        .build()?;
+    let kernel = Arc::new(kernel);
+    control.attach(&kernel);
+    let startup = kernel.boot().await?;
+    if !startup.all_started() {
+        for p in startup.plugins.iter().filter(|p| !p.success) {
+            if let Some(e) = &p.error {
+                eprintln!("objectos: plugin {} did not start: {}", p.id, e.message);
+            }
+        }
+        kernel.shutdown().await;
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    match control.local_addr() {
+        Some(addr) => println!("ObjectOS listening on http://{addr}"),
+        None => println!("ObjectOS started (no HTTP listener)"),
+    }
+    kernel.run_until_signal().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate(cli: &Cli, args: &MigrateArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
+    let flags: config::Layer = args.common.layer();
+    let config = match load_config(cli, cwd, flags) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    logging::init(&config);
+    let report = audit_dirs(&config.metadata_dirs)?;
+    for d in &report.diagnostics {
+        eprintln!("{d}");
+    }
+    if report.error_count() > 0 {
+        eprintln!(
+            "objectos: metadata has {} error(s); nothing migrated",
+            report.error_count()
+        );
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    let engine = DataEngine::open(DataConfig {
+        auto_migrate: false,
+        ..data_config(&config)
+    })
+    .await?;
+    let plan = engine.plan_migration().await?;
+    if args.dry_run {
+        println!("-- migration plan for {}", redact_url(&config.database_url));
+        println!("{plan}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("Migrating {}", redact_url(&config.database_url));
+    let report = engine.migrate(&|step| println!("  {step}")).await?;
+    println!(
+        "Done: {} step(s) applied, {} manual step(s) skipped, {} object(s) recorded",
+        report.applied, report.skipped_manual, report.objects_recorded
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(args: &ValidateArgs) -> ExitCode {
+    let report = match audit_dirs(std::slice::from_ref(&args.dir)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("objectos: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    if args.json {
+        let json = serde_json::json!({
+            "diagnostics": report.diagnostics,
+            "filesChecked": report.files_checked,
+            "objects": report.objects,
+            "errors": report.error_count(),
+            "warnings": report.warning_count(),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).unwrap_or_default()
+        );
+        return if report.error_count() > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    for d in &report.diagnostics {
+        println!("{d}");
+    }
+    println!(
+        "validate: {} file(s), {} object(s): {} error(s), {} warning(s)",
+        report.files_checked,
+        report.objects,
+        report.error_count(),
+        report.warning_count()
+    );
+    if report.error_count() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

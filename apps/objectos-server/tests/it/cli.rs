@@ -1,0 +1,212 @@
+//! Configuration precedence, config-file errors, `validate` and `migrate --dry-run`.
+
+use crate::support::{objectos, run, write_metadata};
+
+#[test]
+fn precedence_file_then_env_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("objectos.yml"),
+        "listen: 127.0.0.1:4000\ndatabaseUrl: postgres://app:s3cret@db.internal/app\nmode: test\nhttp:\n  bodyLimit: 2MiB\n  cors:\n    origins: [http://a.example]\nlog:\n  level: debug\n  format: json\n",
+    )
+    .unwrap();
+
+    // File only.
+    let (code, out, err) = run(objectos(dir.path()).args(["serve", "--print-config"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("listen: 127.0.0.1:4000"), "{out}");
+    assert!(
+        out.contains("databaseUrl: postgres://app:***@db.internal/app"),
+        "password must be redacted: {out}"
+    );
+    assert!(!out.contains("s3cret"), "{out}");
+    assert!(out.contains("mode: test"), "{out}");
+    assert!(out.contains("http.bodyLimit: 2097152"), "{out}");
+    assert!(
+        out.contains("http.cors.origins: [http://a.example]"),
+        "{out}"
+    );
+    assert!(out.contains("log.format: json"), "{out}");
+
+    // Env beats the file.
+    let (code, out, err) = run(objectos(dir.path())
+        .args(["serve", "--print-config"])
+        .env("OBJECTOS_LISTEN", "127.0.0.1:5000")
+        .env("OBJECTOS_MODE", "production"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("listen: 127.0.0.1:5000"), "{out}");
+    assert!(out.contains("mode: production"), "{out}");
+
+    // Flags beat env.
+    let (code, out, err) = run(objectos(dir.path())
+        .args([
+            "serve",
+            "--print-config",
+            "--listen",
+            "127.0.0.1:6000",
+            "--database-url",
+            "sqlite::memory:",
+            "./meta",
+        ])
+        .env("OBJECTOS_LISTEN", "127.0.0.1:5000"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("listen: 127.0.0.1:6000"), "{out}");
+    assert!(out.contains("databaseUrl: sqlite::memory:"), "{out}");
+    assert!(out.contains("metadataDirs: [./meta]"), "{out}");
+
+    // --config points at another file.
+    let other = dir.path().join("other.yml");
+    std::fs::write(&other, "listen: 0.0.0.0:7000\n").unwrap();
+    let (code, out, _) = run(objectos(dir.path())
+        .args(["serve", "--print-config", "--config"])
+        .arg(&other));
+    assert_eq!(code, 0);
+    assert!(out.contains("listen: 0.0.0.0:7000"), "{out}");
+    assert!(
+        out.contains("databaseUrl: sqlite://./objectos.db?mode=rwc"),
+        "defaults apply: {out}"
+    );
+}
+
+#[test]
+fn config_file_problems_are_reported_with_their_path() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("objectos.yml"),
+        "listen: 127.0.0.1:4000\nlistn: typo\nhttp:\n  bodyLimt: 1\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(objectos(dir.path()).args(["serve", "--print-config"]));
+    assert_eq!(code, 0, "unknown keys are warnings: {err}");
+    assert!(
+        err.contains("objectos.yml:2: listn: warning: unknown key"),
+        "{err}"
+    );
+    assert!(
+        err.contains("objectos.yml:4: http.bodyLimt: warning: unknown key"),
+        "{err}"
+    );
+
+    std::fs::write(
+        dir.path().join("objectos.yml"),
+        "listen: nowhere\nhttp:\n  bodyLimit: lots\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(objectos(dir.path()).args(["serve", "--print-config"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("objectos.yml:1: listen: `nowhere` is not an address"),
+        "{err}"
+    );
+    assert!(
+        err.contains("objectos.yml:3: http.bodyLimit: `lots` is not a size"),
+        "{err}"
+    );
+
+    std::fs::remove_file(dir.path().join("objectos.yml")).unwrap();
+    let (code, _, err) = run(objectos(dir.path())
+        .args(["serve", "--print-config"])
+        .env("OBJECTOS_HTTP_BODY_LIMIT", "huge"));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("OBJECTOS_HTTP_BODY_LIMIT: `huge` is not a size"),
+        "{err}"
+    );
+
+    let (code, _, err) = run(objectos(dir.path()).args(["serve", "--listen", "localhost"]));
+    assert_eq!(code, 2, "clap usage errors exit with 2: {err}");
+    assert!(err.contains("is not an address"), "{err}");
+}
+
+#[test]
+fn validate_reports_every_problem_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = write_metadata(dir.path());
+    let (code, out, err) = run(objectos(dir.path()).arg("validate").arg(&meta));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("0 error(s)"), "{out}");
+
+    std::fs::write(
+        meta.join("broken.object.yml"),
+        "name: Broken Name\nfields:\n  amount:\n    type: moneyish\n  status:\n    type: select\n    options: 5\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(objectos(dir.path()).arg("validate").arg(&meta));
+    assert_eq!(code, 1, "{out}{err}");
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("broken.object.yml:"))
+        .collect();
+    assert!(lines.len() >= 2, "every problem is listed: {out}");
+    assert!(
+        lines.iter().any(|l| l.contains(":4: fields.amount.type: ")),
+        "{out}"
+    );
+    assert!(
+        out.lines().last().unwrap().starts_with("validate: "),
+        "{out}"
+    );
+
+    let (code, _, err) = run(objectos(dir.path()).args(["validate", "no/such/dir"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("no/such/dir"), "{err}");
+}
+
+#[test]
+fn serve_refuses_broken_metadata_with_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = write_metadata(dir.path());
+    std::fs::write(
+        meta.join("broken.object.yml"),
+        "name: broken\nfields:\n  x:\n    type: nonsense\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(objectos(dir.path()).arg("serve").arg(&meta).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        "sqlite::memory:",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("broken.object.yml:4: fields.x.type: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn migrate_dry_run_prints_the_plan_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = write_metadata(dir.path());
+    let db = dir.path().join("plan.db");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let (code, out, err) = run(objectos(dir.path()).arg("migrate").arg(&meta).args([
+        "--dry-run",
+        "--database-url",
+        &url,
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.to_ascii_uppercase().contains("CREATE TABLE"), "{out}");
+    assert!(out.contains("contact"), "{out}");
+
+    let (code, out, err) = run(objectos(dir.path())
+        .arg("migrate")
+        .arg(&meta)
+        .args(["--database-url", &url]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Done"), "{out}");
+
+    // Once applied, the plan has nothing to create.
+    let (code, out, _) = run(objectos(dir.path()).arg("migrate").arg(&meta).args([
+        "--dry-run",
+        "--database-url",
+        &url,
+    ]));
+    assert_eq!(code, 0);
+    assert!(
+        !out.to_ascii_uppercase()
+            .contains("CREATE TABLE \"CONTACT\"")
+            && !out.to_ascii_uppercase().contains("CREATE TABLE CONTACT"),
+        "{out}"
+    );
+}

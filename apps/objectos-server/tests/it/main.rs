@@ -1,0 +1,9 @@
+//! End-to-end tests of the `objectos` binary: configuration precedence, `validate`, `migrate
+//! --dry-run`, and a real `serve` on 127.0.0.1:0 driven with plain HTTP.
+
+#[cfg(test)]
+mod cli;
+#[cfg(test)]
+mod serve;
+#[cfg(test)]
+mod support;

@@ -1,0 +1,108 @@
+//! Thin wrappers around the validation module (`crate::validate`): one call site each, so the
+//! engine's write path reads as a list of steps and the validation API can move independently.
+
+use objectos_spec::object::ObjectSchema;
+use serde_json::Value as Json;
+
+use crate::Record;
+use crate::error::{DataError, FieldError, Result};
+use crate::meta::ObjectPlan;
+use crate::validate::WriteKind;
+
+fn failed(object: &str, fields: Vec<FieldError>) -> DataError {
+    let message = fields
+        .first()
+        .map(|f| f.message.clone())
+        .unwrap_or_else(|| "The record is invalid".to_owned());
+    DataError::Validation {
+        object: object.to_owned(),
+        message,
+        fields,
+    }
+}
+
+/// Normalises and type-checks client input (the record on insert, the patch on update).
+pub(crate) fn coerce(plan: &ObjectPlan, input: &mut Record) -> Result<()> {
+    plan.rules.coerce(input).map_err(|e| failed(&plan.name, e))
+}
+
+/// Fills defaults for fields the input does not mention (insert only).
+pub(crate) fn apply_defaults(plan: &ObjectPlan, input: &mut Record) {
+    plan.rules.apply_defaults(input);
+}
+
+/// Field checks and validation rules on the write; warnings are dropped, errors refuse it.
+pub(crate) fn validate(
+    plan: &ObjectPlan,
+    kind: WriteKind,
+    new: &Record,
+    old: Option<&Record>,
+) -> Result<()> {
+    plan.rules
+        .validate(kind, new, old, chrono::Utc::now())
+        .map(|_warnings| ())
+        .map_err(|e| failed(&plan.name, e))
+}
+
+/// Formula fields, computed on read.
+pub(crate) fn compute_formulas(plan: &ObjectPlan, record: &mut Record) {
+    plan.rules.compute_formulas(record, chrono::Utc::now());
+}
+
+/// Formats an autonumber (`ACC-{0000}`); without a format the bare number.
+pub(crate) fn format_autonumber(format: Option<&str>, n: i64) -> String {
+    match format {
+        Some(f) => crate::validate::format_autonumber(f, n),
+        None => n.to_string(),
+    }
+}
+
+/// One uniqueness condition to check with SQL before writing.
+pub(crate) struct Unique {
+    pub(crate) fields: Vec<String>,
+    pub(crate) values: Vec<Json>,
+    pub(crate) message: String,
+}
+
+/// The uniqueness conditions for `record` (merged on update): unique fields and unique rules
+/// from the validation module, plus unique indexes declared in `indexes:`.
+pub(crate) fn unique_checks(
+    plan: &ObjectPlan,
+    schema: &ObjectSchema,
+    record: &Record,
+) -> Vec<Unique> {
+    let mut out: Vec<Unique> = plan
+        .rules
+        .unique_checks(record)
+        .into_iter()
+        .map(|u| Unique {
+            fields: u.fields,
+            values: u.values,
+            message: u.message,
+        })
+        .collect();
+    for ix in schema
+        .indexes
+        .iter()
+        .filter(|ix| ix.unique && !ix.fields.is_empty())
+    {
+        if out.iter().any(|u| u.fields == ix.fields) {
+            continue;
+        }
+        let values: Vec<Json> = ix
+            .fields
+            .iter()
+            .map(|f| record.get(f).cloned().unwrap_or(Json::Null))
+            .collect();
+        if values.iter().any(Json::is_null) {
+            continue;
+        }
+        let label = ix.fields.join(", ");
+        out.push(Unique {
+            fields: ix.fields.clone(),
+            values,
+            message: format!("The combination of {label} must be unique"),
+        });
+    }
+    out
+}

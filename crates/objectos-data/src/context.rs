@@ -1,0 +1,75 @@
+//! Who is asking: the principal, tenant, locale and request id every engine operation carries.
+
+/// The identity an operation runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// No credentials. Served only while no auth plugin is installed (discovery says so).
+    Anonymous,
+    /// A signed-in user.
+    User {
+        id: String,
+        /// Role names, for permission checks.
+        roles: Vec<String>,
+        /// Permission set names assigned directly or through a profile.
+        permission_sets: Vec<String>,
+        is_admin: bool,
+    },
+    /// Internal work (migrations, jobs, workflows running as system). Audited as such; `reason` says why.
+    System { reason: String },
+}
+
+impl Principal {
+    pub fn system(reason: impl Into<String>) -> Self {
+        Self::System {
+            reason: reason.into(),
+        }
+    }
+
+    /// The user id stamped into `created_by` / `updated_by` / `owner_id`.
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Self::User { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// Context of one engine operation.
+#[derive(Debug, Clone)]
+pub struct OpContext {
+    pub principal: Principal,
+    /// Tenant (organization) id; stamped into `organization_id` and ANDed into every query when set.
+    pub tenant: Option<String>,
+    pub locale: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl OpContext {
+    pub fn anonymous() -> Self {
+        Self {
+            principal: Principal::Anonymous,
+            tenant: None,
+            locale: None,
+            request_id: None,
+        }
+    }
+
+    pub fn system(reason: impl Into<String>) -> Self {
+        Self {
+            principal: Principal::system(reason),
+            tenant: None,
+            locale: None,
+            request_id: None,
+        }
+    }
+
+    pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+}

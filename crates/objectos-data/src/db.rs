@@ -1,0 +1,254 @@
+//! The dialect layer: connecting (pool, SQLite pragmas), identifier quoting and a tiny SQL buffer that binds every value.
+//!
+//! SQL text is assembled only from identifiers that come from validated metadata (always quoted
+//! here) and fixed keywords; every value goes through [`Sql::param`] and is bound, never formatted.
+
+use std::time::Duration;
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value,
+};
+
+use crate::error::{DataError, Result};
+
+/// The two supported SQL dialects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// The dialect a connection URL selects.
+    pub fn from_url(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            Err(DataError::Config(format!(
+                "database url `{}` is not supported; expected sqlite://<file>, sqlite::memory: or postgres://...",
+                redact(url)
+            )))
+        }
+    }
+
+    pub(crate) fn backend(self) -> DbBackend {
+        match self {
+            Self::Sqlite => DbBackend::Sqlite,
+            Self::Postgres => DbBackend::Postgres,
+        }
+    }
+
+    /// Quotes an identifier (doubling embedded quotes, although metadata names never contain any).
+    pub(crate) fn quote(self, ident: &str) -> String {
+        let mut out = String::with_capacity(ident.len() + 2);
+        out.push('"');
+        for c in ident.chars() {
+            if c == '"' {
+                out.push('"');
+            }
+            out.push(c);
+        }
+        out.push('"');
+        out
+    }
+}
+
+/// Hides the password of a connection URL for messages and logs.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Opens the pool. SQLite gets WAL, `synchronous=NORMAL`, a busy timeout and foreign keys off
+/// (the engine enforces `deleteBehavior` itself); an in-memory SQLite database is a single
+/// connection, because every pooled connection would otherwise see its own empty database.
+pub(crate) async fn connect(
+    url: &str,
+    max_connections: u32,
+) -> Result<(DatabaseConnection, Dialect)> {
+    let dialect = Dialect::from_url(url)?;
+    let mut opts = ConnectOptions::new(url.to_owned());
+    let memory =
+        dialect == Dialect::Sqlite && (url.contains(":memory:") || url.contains("mode=memory"));
+    let max = if memory { 1 } else { max_connections.max(1) };
+    opts.max_connections(max)
+        .min_connections(if memory { 1 } else { 0 })
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30))
+        .sqlx_logging(false);
+    if memory {
+        // The only copy of an in-memory database lives in its connection: never let it expire.
+        opts.idle_timeout(None::<Duration>)
+            .max_lifetime(None::<Duration>);
+    }
+    if dialect == Dialect::Sqlite {
+        opts.map_sqlx_sqlite_opts(move |o| {
+            let o = o
+                .busy_timeout(Duration::from_secs(10))
+                .pragma("synchronous", "NORMAL")
+                .pragma("foreign_keys", "OFF")
+                .create_if_missing(true);
+            if memory {
+                o
+            } else {
+                o.pragma("journal_mode", "WAL")
+            }
+        });
+    }
+    let db = Database::connect(opts).await.map_err(|e| {
+        DataError::Config(format!("cannot connect to database `{}`: {e}", redact(url)))
+    })?;
+    Ok((db, dialect))
+}
+
+/// A statement under construction: SQL text plus the values bound to its placeholders.
+#[derive(Debug, Clone)]
+pub(crate) struct Sql {
+    pub(crate) dialect: Dialect,
+    pub(crate) text: String,
+    pub(crate) values: Vec<Value>,
+}
+
+impl Sql {
+    pub(crate) fn new(dialect: Dialect) -> Self {
+        Self {
+            dialect,
+            text: String::with_capacity(128),
+            values: Vec::new(),
+        }
+    }
+
+    /// Appends fixed SQL text (keywords, punctuation); never user input.
+    pub(crate) fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+
+    /// Appends a quoted identifier.
+    pub(crate) fn ident(&mut self, name: &str) -> &mut Self {
+        let q = self.dialect.quote(name);
+        self.text.push_str(&q);
+        self
+    }
+
+    /// Appends `"table"."column"`.
+    pub(crate) fn qualified(&mut self, table: &str, column: &str) -> &mut Self {
+        self.ident(table).push(".").ident(column)
+    }
+
+    /// Appends a placeholder and binds `v` to it.
+    pub(crate) fn param(&mut self, v: Value) -> &mut Self {
+        self.values.push(v);
+        match self.dialect {
+            Dialect::Sqlite => self.text.push('?'),
+            Dialect::Postgres => {
+                self.text.push('$');
+                self.text.push_str(&self.values.len().to_string());
+            }
+        }
+        self
+    }
+
+    /// Appends another statement's text and values (placeholders renumbered on PostgreSQL).
+    pub(crate) fn append(&mut self, other: Sql) -> &mut Self {
+        match self.dialect {
+            Dialect::Sqlite => {
+                self.text.push_str(&other.text);
+                self.values.extend(other.values);
+            }
+            Dialect::Postgres => {
+                let offset = self.values.len();
+                let bytes = other.text.as_bytes();
+                let mut i = 0;
+                let mut out = String::with_capacity(other.text.len() + 8);
+                let mut in_str = false;
+                while i < bytes.len() {
+                    let c = bytes[i];
+                    if c == b'\'' {
+                        in_str = !in_str;
+                    }
+                    if c == b'$' && !in_str {
+                        let start = i + 1;
+                        let mut end = start;
+                        while end < bytes.len() && bytes[end].is_ascii_digit() {
+                            end += 1;
+                        }
+                        if end > start {
+                            let n: usize = other.text[start..end].parse().unwrap_or(0);
+                            out.push('$');
+                            out.push_str(&(n + offset).to_string());
+                            i = end;
+                            continue;
+                        }
+                    }
+                    // Copy whole UTF-8 characters, not bytes.
+                    let ch_len = utf8_len(c);
+                    out.push_str(&other.text[i..i + ch_len]);
+                    i += ch_len;
+                }
+                self.text.push_str(&out);
+                self.values.extend(other.values);
+            }
+        }
+        self
+    }
+
+    pub(crate) fn statement(self) -> Statement {
+        Statement::from_sql_and_values(self.dialect.backend(), self.text, self.values)
+    }
+}
+
+fn utf8_len(first: u8) -> usize {
+    match first {
+        b if b < 0x80 => 1,
+        b if b >= 0xF0 => 4,
+        b if b >= 0xE0 => 3,
+        _ => 2,
+    }
+}
+
+/// Runs a statement without results.
+pub(crate) async fn exec<C: ConnectionTrait>(conn: &C, sql: Sql) -> Result<u64> {
+    let r = conn
+        .execute_raw(sql.statement())
+        .await
+        .map_err(map_db_err)?;
+    Ok(r.rows_affected())
+}
+
+/// Runs a query and returns all rows.
+pub(crate) async fn query<C: ConnectionTrait>(
+    conn: &C,
+    sql: Sql,
+) -> Result<Vec<sea_orm::QueryResult>> {
+    conn.query_all_raw(sql.statement())
+        .await
+        .map_err(map_db_err)
+}
+
+/// Maps a database error, keeping unique violations recognisable for the caller.
+pub(crate) fn map_db_err(err: sea_orm::DbErr) -> DataError {
+    if let Some(sea_orm::SqlErr::UniqueConstraintViolation(detail)) = err.sql_err() {
+        return DataError::Duplicate {
+            object: String::new(),
+            message: format!("A record with the same unique value already exists ({detail})"),
+            fields: Vec::new(),
+        };
+    }
+    DataError::Database(err.to_string())
+}

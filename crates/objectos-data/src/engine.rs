@@ -1,0 +1,2517 @@
+//! The data engine: open, metadata, migrations, and every record operation (find, get, create,
+//! update, delete, batch), each in a transaction with interceptors and outbox rows.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+use indexmap::IndexMap;
+use objectos_spec::object::{ObjectSchema, Storage, SummaryFunction};
+use objectos_spec::query::{Condition, Filter, FilterValue, Operator, QueryAst, SearchQuery};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+
+use crate::Record;
+use crate::checks;
+use crate::context::OpContext;
+use crate::db::{self, Dialect, Sql};
+use crate::error::{DataError, FieldError, Result};
+use crate::hooks::{HookContext, Interceptor, Operation};
+use crate::meta::{self, MetadataSnapshot, ObjectPlan};
+use crate::outbox::{self, DispatcherHandle, EventSink};
+use crate::schema::{self, MigrationPlan, MigrationReport, MigrationStep};
+use crate::sqlgen::{self, DEFAULT_LIMIT, FilterCompiler, MAX_LIMIT, SortKey, invalid};
+use crate::util::{format_ts, new_id, now};
+use crate::validate::WriteKind;
+use crate::value::{from_row, parse_datetime, read_number, to_db};
+
+/// Engine configuration (from objectos.yml / env / flags, assembled by the server).
+#[derive(Debug, Clone)]
+pub struct DataConfig {
+    /// `sqlite://./objectos.db?mode=rwc`, `sqlite::memory:` or `postgres://...`.
+    pub database_url: String,
+    /// Folders searched recursively for `*.object.yml|yaml|json`.
+    pub metadata_dirs: Vec<PathBuf>,
+    /// Also load the embedded system objects of `presets/base/objects`.
+    pub include_base: bool,
+    pub max_connections: u32,
+    /// Run the additive schema sync at open.
+    pub auto_migrate: bool,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://./objectos.db?mode=rwc".to_owned(),
+            metadata_dirs: Vec::new(),
+            include_base: true,
+            max_connections: 8,
+            auto_migrate: true,
+        }
+    }
+}
+
+/// A page of records.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FindResult {
+    pub records: Vec<Record>,
+    /// The true number of matching records (or of aggregated rows).
+    pub total: Option<u64>,
+    /// Set when the query asked for cursor paging and more records follow.
+    pub next_cursor: Option<String>,
+    pub has_more: bool,
+}
+
+/// What a batch does with each item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BatchOperation {
+    Create,
+    Update,
+    Upsert,
+    Delete,
+}
+
+/// One item of a batch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BatchItem {
+    pub id: Option<String>,
+    pub data: Record,
+    pub external_id: Option<String>,
+}
+
+/// Options of a batch; `atomic` defaults to true.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BatchOptions {
+    pub atomic: bool,
+    pub return_records: bool,
+    pub continue_on_error: bool,
+    pub validate_only: bool,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        Self {
+            atomic: true,
+            return_records: true,
+            continue_on_error: false,
+            validate_only: false,
+        }
+    }
+}
+
+/// A batch request (spec `BatchUpdateRequest` shape).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchRequest {
+    pub operation: BatchOperation,
+    #[serde(default)]
+    pub records: Vec<BatchItem>,
+    #[serde(default)]
+    pub ids: Vec<String>,
+    #[serde(default)]
+    pub options: BatchOptions,
+}
+
+/// The outcome of one batch item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchItemResult {
+    pub id: Option<String>,
+    pub success: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<BatchItemError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Record>,
+}
+
+/// Why a batch item failed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchItemError {
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldError>,
+}
+
+impl From<&DataError> for BatchItemError {
+    fn from(e: &DataError) -> Self {
+        Self {
+            code: e.code().to_owned(),
+            message: e.public_message(),
+            fields: e.field_errors().to_vec(),
+        }
+    }
+}
+
+/// The outcome of a batch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchResult {
+    pub success: bool,
+    pub total: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub results: Vec<BatchItemResult>,
+}
+
+struct Inner {
+    db: DatabaseConnection,
+    dialect: Dialect,
+    dirs: Vec<PathBuf>,
+    include_base: bool,
+    extra: Vec<ObjectSchema>,
+    snapshot: ArcSwap<MetadataSnapshot>,
+    interceptors: ArcSwap<Vec<Arc<dyn Interceptor>>>,
+    /// SQLite allows one writer: writes queue here instead of failing with SQLITE_BUSY.
+    write_lock: tokio::sync::Mutex<()>,
+    outbox_notify: Arc<tokio::sync::Notify>,
+    statements: AtomicU64,
+}
+
+/// The engine handle; cheap to clone.
+#[derive(Clone)]
+pub struct DataEngine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for DataEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataEngine")
+            .field("dialect", &self.inner.dialect)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection to run statements on: the pool, or an operation's transaction.
+#[derive(Clone, Copy)]
+enum Conn<'a> {
+    Pool(&'a DatabaseConnection),
+    Tx(&'a DatabaseTransaction),
+}
+
+impl Conn<'_> {
+    fn tx(&self) -> Option<&DatabaseTransaction> {
+        match self {
+            Self::Tx(t) => Some(t),
+            Self::Pool(_) => None,
+        }
+    }
+}
+
+fn tenant_filter(cx: &OpContext) -> Filter {
+    match &cx.tenant {
+        Some(t) => Filter::eq("organization_id", t.clone()),
+        None => Filter::True,
+    }
+}
+
+fn id_filter(id: &str) -> Filter {
+    Filter::Condition(Condition {
+        field: "id".into(),
+        op: Operator::Eq,
+        value: FilterValue::Value(Json::String(id.to_owned())),
+    })
+}
+
+/// The version of a record used for ETag / If-Match: `updated_at` in epoch milliseconds.
+fn version_from(record: &Record) -> Option<String> {
+    let ts = record.get("updated_at")?.as_str()?;
+    parse_datetime(ts).map(|t| t.timestamp_millis().to_string())
+}
+
+fn normalize_if_match(v: &str) -> String {
+    let v = v.trim().trim_start_matches("W/").trim_matches('"');
+    if v.parse::<i64>().is_ok() {
+        return v.to_owned();
+    }
+    parse_datetime(v)
+        .map(|t| t.timestamp_millis().to_string())
+        .unwrap_or_else(|| v.to_owned())
+}
+
+impl DataEngine {
+    /// Connects, loads and validates metadata (all errors at once), creates internal tables and
+    /// runs the additive schema sync when `auto_migrate` is set.
+    pub async fn open(config: DataConfig) -> Result<DataEngine> {
+        let (schemas, warnings) = meta::load_schemas(&config.metadata_dirs, config.include_base)?;
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        let engine = Self::connect(
+            &config.database_url,
+            config.max_connections,
+            config.metadata_dirs.clone(),
+            config.include_base,
+            Vec::new(),
+            schemas,
+            warnings,
+        )
+        .await?;
+        if config.auto_migrate {
+            engine.migrate(&|_| {}).await?;
+        }
+        Ok(engine)
+    }
+
+    /// Opens an engine on `url` with objects given in code, and migrates; for tests and embedding.
+    pub async fn open_with_objects(url: &str, objects: Vec<ObjectSchema>) -> Result<DataEngine> {
+        let schemas = objects
+            .iter()
+            .map(|o| (format!("<memory:{}>", o.name), o.clone()))
+            .collect();
+        let engine = Self::connect(url, 8, Vec::new(), false, objects, schemas, Vec::new()).await?;
+        engine.migrate(&|_| {}).await?;
+        Ok(engine)
+    }
+
+    async fn connect(
+        url: &str,
+        max_connections: u32,
+        dirs: Vec<PathBuf>,
+        include_base: bool,
+        extra: Vec<ObjectSchema>,
+        schemas: Vec<(String, ObjectSchema)>,
+        warnings: Vec<objectos_spec::Diagnostic>,
+    ) -> Result<DataEngine> {
+        let dialect = Dialect::from_url(url)?;
+        let snapshot = meta::build_snapshot(dialect, schemas, warnings)?;
+        let (db, dialect) = db::connect(url, max_connections).await?;
+        schema::ensure_internal(&db, dialect).await?;
+        Ok(DataEngine {
+            inner: Arc::new(Inner {
+                db,
+                dialect,
+                dirs,
+                include_base,
+                extra,
+                snapshot: ArcSwap::from_pointee(snapshot),
+                interceptors: ArcSwap::from_pointee(Vec::new()),
+                write_lock: tokio::sync::Mutex::new(()),
+                outbox_notify: Arc::new(tokio::sync::Notify::new()),
+                statements: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The current metadata snapshot.
+    pub fn metadata(&self) -> Arc<MetadataSnapshot> {
+        self.inner.snapshot.load_full()
+    }
+
+    /// The SQL dialect in use.
+    pub fn dialect(&self) -> Dialect {
+        self.inner.dialect
+    }
+
+    /// The underlying connection pool (for plugins that keep their own tables).
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.inner.db
+    }
+
+    /// How many statements record operations have run so far (lets tests prove batching).
+    pub fn statement_count(&self) -> u64 {
+        self.inner.statements.load(Ordering::Relaxed)
+    }
+
+    /// Re-reads the metadata folders, validates everything and swaps the snapshot in atomically.
+    /// On error the old snapshot stays.
+    pub async fn reload(&self) -> Result<()> {
+        let (mut schemas, warnings) =
+            meta::load_schemas(&self.inner.dirs, self.inner.include_base)?;
+        schemas.extend(
+            self.inner
+                .extra
+                .iter()
+                .map(|o| (format!("<memory:{}>", o.name), o.clone())),
+        );
+        let snap = meta::build_snapshot(self.inner.dialect, schemas, warnings)?;
+        self.inner.snapshot.store(Arc::new(snap));
+        Ok(())
+    }
+
+    /// The additive migration plan for the current metadata.
+    pub async fn plan_migration(&self) -> Result<MigrationPlan> {
+        schema::plan(&self.inner.db, self.inner.dialect, &self.metadata()).await
+    }
+
+    /// Plans and applies the additive migration, calling `progress` before each step.
+    pub async fn migrate(
+        &self,
+        progress: &(dyn Fn(&MigrationStep) + Send + Sync),
+    ) -> Result<MigrationReport> {
+        let _guard = self.inner.write_lock.lock().await;
+        let snap = self.metadata();
+        let plan = schema::plan(&self.inner.db, self.inner.dialect, &snap).await?;
+        schema::apply(&self.inner.db, self.inner.dialect, &snap, &plan, progress).await
+    }
+
+    /// Adds an interceptor; interceptors run sorted by `order()` (then by registration).
+    pub fn add_interceptor(&self, i: Arc<dyn Interceptor>) {
+        self.inner.interceptors.rcu(|cur| {
+            let mut v: Vec<Arc<dyn Interceptor>> = cur.as_ref().clone();
+            v.push(i.clone());
+            v.sort_by_key(|x| x.order());
+            v
+        });
+    }
+
+    /// The ETag / If-Match value of a record (its `updated_at` in epoch milliseconds).
+    pub fn version_of(record: &Record) -> Option<String> {
+        version_from(record)
+    }
+
+    fn hooks(&self, object: &str, op: Operation) -> Vec<Arc<dyn Interceptor>> {
+        let all = self.inner.interceptors.load();
+        if all.is_empty() {
+            return Vec::new();
+        }
+        all.iter()
+            .filter(|i| i.applies_to(object, op))
+            .cloned()
+            .collect()
+    }
+
+    fn has_interceptors(&self) -> bool {
+        !self.inner.interceptors.load().is_empty()
+    }
+
+    async fn q(&self, conn: Conn<'_>, sql: Sql) -> Result<Vec<sea_orm::QueryResult>> {
+        self.inner.statements.fetch_add(1, Ordering::Relaxed);
+        match conn {
+            Conn::Pool(c) => db::query(c, sql).await,
+            Conn::Tx(t) => db::query(t, sql).await,
+        }
+    }
+
+    async fn x(&self, conn: Conn<'_>, sql: Sql) -> Result<u64> {
+        self.inner.statements.fetch_add(1, Ordering::Relaxed);
+        match conn {
+            Conn::Pool(c) => db::exec(c, sql).await,
+            Conn::Tx(t) => db::exec(t, sql).await,
+        }
+    }
+
+    async fn begin_write(
+        &self,
+    ) -> Result<(Option<tokio::sync::MutexGuard<'_, ()>>, DatabaseTransaction)> {
+        let guard = if self.inner.dialect == Dialect::Sqlite {
+            Some(self.inner.write_lock.lock().await)
+        } else {
+            None
+        };
+        let tx = self.inner.db.begin().await.map_err(db::map_db_err)?;
+        Ok((guard, tx))
+    }
+
+    async fn finish<T>(&self, tx: DatabaseTransaction, r: Result<T>, write: bool) -> Result<T> {
+        match r {
+            Ok(v) => {
+                tx.commit().await.map_err(db::map_db_err)?;
+                if write {
+                    self.inner.outbox_notify.notify_one();
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_hooks(
+        &self,
+        hooks: &[Arc<dyn Interceptor>],
+        before: bool,
+        cx: &OpContext,
+        schema: &ObjectSchema,
+        op: Operation,
+        tx: Option<&DatabaseTransaction>,
+        mut query: Option<&mut QueryAst>,
+        mut input: Option<&mut Record>,
+        previous: Option<&Record>,
+        mut result: Option<&mut Record>,
+        mut records: Option<&mut Vec<Record>>,
+    ) -> Result<()> {
+        let Some(tx) = tx else { return Ok(()) };
+        for h in hooks {
+            let mut hc = HookContext {
+                cx,
+                object: schema,
+                operation: op,
+                query: query.as_deref_mut(),
+                input: input.as_deref_mut(),
+                previous,
+                result: result.as_deref_mut(),
+                records: records.as_deref_mut(),
+                tx,
+            };
+            if before {
+                h.before(&mut hc).await?
+            } else {
+                h.after(&mut hc).await?
+            }
+        }
+        Ok(())
+    }
+
+    // ----------------------------------------------------------------- reads
+
+    /// Finds records (or aggregated rows when the query has aggregations or groupBy).
+    pub async fn find(&self, cx: &OpContext, object: &str, query: QueryAst) -> Result<FindResult> {
+        let snap = self.metadata();
+        let plan = snap.plan(object)?.clone();
+        let op = if query.aggregations.is_empty() && query.group_by.is_empty() {
+            Operation::Find
+        } else {
+            Operation::Aggregate
+        };
+        if !self.has_interceptors() {
+            return self
+                .find_in(Conn::Pool(&self.inner.db), cx, &snap, &plan, query, op)
+                .await;
+        }
+        let tx = self.inner.db.begin().await.map_err(db::map_db_err)?;
+        let r = self
+            .find_in(Conn::Tx(&tx), cx, &snap, &plan, query, op)
+            .await;
+        self.finish(tx, r, false).await
+    }
+
+    /// The number of records matching `filter`.
+    pub async fn count(&self, cx: &OpContext, object: &str, filter: Filter) -> Result<u64> {
+        let snap = self.metadata();
+        let plan = snap.plan(object)?.clone();
+        let mut query = QueryAst {
+            filter,
+            ..QueryAst::default()
+        };
+        let hooks = self.hooks(object, Operation::Count);
+        if hooks.is_empty() {
+            return self
+                .count_in(Conn::Pool(&self.inner.db), cx, &snap, &plan, &query.filter)
+                .await;
+        }
+        let tx = self.inner.db.begin().await.map_err(db::map_db_err)?;
+        let r = async {
+            self.run_hooks(
+                &hooks,
+                true,
+                cx,
+                &plan.schema,
+                Operation::Count,
+                Some(&tx),
+                Some(&mut query),
+                None,
+                None,
+                None,
+                None,
+            )
+            .await?;
+            self.count_in(Conn::Tx(&tx), cx, &snap, &plan, &query.filter)
+                .await
+        }
+        .await;
+        self.finish(tx, r, false).await
+    }
+
+    /// One record by id, with `select` and `expand` from `query` (RecordNotFound otherwise).
+    pub async fn get(
+        &self,
+        cx: &OpContext,
+        object: &str,
+        id: &str,
+        query: QueryAst,
+    ) -> Result<Record> {
+        let snap = self.metadata();
+        let plan = snap.plan(object)?.clone();
+        let mut query = QueryAst {
+            filter: id_filter(id),
+            fields: query.fields,
+            expand: query.expand,
+            ..QueryAst::default()
+        };
+        let hooks = self.hooks(object, Operation::Get);
+        if !self.has_interceptors() {
+            return self
+                .get_in(Conn::Pool(&self.inner.db), cx, &snap, &plan, id, &query)
+                .await;
+        }
+        let tx = self.inner.db.begin().await.map_err(db::map_db_err)?;
+        let r = async {
+            self.run_hooks(
+                &hooks,
+                true,
+                cx,
+                &plan.schema,
+                Operation::Get,
+                Some(&tx),
+                Some(&mut query),
+                None,
+                None,
+                None,
+                None,
+            )
+            .await?;
+            let mut rec = self
+                .get_in(Conn::Tx(&tx), cx, &snap, &plan, id, &query)
+                .await?;
+            self.run_hooks(
+                &hooks,
+                false,
+                cx,
+                &plan.schema,
+                Operation::Get,
+                Some(&tx),
+                None,
+                None,
+                None,
+                Some(&mut rec),
+                None,
+            )
+            .await?;
+            Ok(rec)
+        }
+        .await;
+        self.finish(tx, r, false).await
+    }
+
+    async fn get_in(
+        &self,
+        conn: Conn<'_>,
+        cx: &OpContext,
+        snap: &MetadataSnapshot,
+        plan: &ObjectPlan,
+        id: &str,
+        query: &QueryAst,
+    ) -> Result<Record> {
+        check_select(plan, query)?;
+        let mut records = self
+            .select(
+                conn,
+                cx,
+                snap,
+                plan,
+                &query.filter,
+                &[],
+                Some(1),
+                None,
+                None,
+                "filter",
+            )
+            .await?;
+        let Some(_) = records.first() else {
+            return Err(DataError::RecordNotFound {
+                object: plan.name.clone(),
+                id: id.to_owned(),
+            });
+        };
+        self.decorate(conn, cx, snap, plan, &mut records, query, 1)
+            .await?;
+        Ok(records.swap_remove(0))
+    }
+
+    async fn count_in(
+        &self,
+        conn: Conn<'_>,
+        cx: &OpContext,
+        snap: &MetadataSnapshot,
+        plan: &ObjectPlan,
+        filter: &Filter,
+    ) -> Result<u64> {
+        let mut sql = Sql::new(self.inner.dialect);
+        sql.push("SELECT COUNT(*) FROM ")
+            .ident(&plan.table)
+            .push(" WHERE ");
+        let fc = FilterCompiler {
+            snap,
+            dialect: self.inner.dialect,
+            param: "filter",
+        };
+        fc.compile(
+            plan,
+            &plan.table,
+            &tenant_filter(cx).and(filter.clone()),
+            &mut sql,
+            0,
+        )?;
+        let rows = self.q(conn, sql).await?;
+        Ok(rows
+            .first()
+            .and_then(|r| read_number(r, 0).as_u64())
+            .unwrap_or(0))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn select(
+        &self,
+        conn: Conn<'_>,
+        cx: &OpContext,
+        snap: &MetadataSnapshot,
+        plan: &ObjectPlan,
+        filter: &Filter,
+        keys: &[SortKey],
+        limit: Option<u64>,
+        offset: Option<u64>,
+        keyset: Option<&[Json]>,
+        param: &str,
+    ) -> Result<Vec<Record>> {
+        let dialect = self.inner.dialect;
+        let mut sql = Sql::new(dialect);
+        sql.push(&plan.select_all).push(" WHERE ");
+        let fc = FilterCompiler {
+            snap,
+            dialect,
+            param,
+        };
+        let full = tenant_filter(cx).and(filter.clone());
+        fc.compile(plan, &plan.table, &full, &mut sql, 0)?;
+        if let Some(values) = keyset {
+            sql.push(" AND ");
+            sqlgen::keyset_condition(plan, &mut sql, &plan.table, keys, values)?;
+        }
+        if !keys.is_empty() {
+            sqlgen::order_by(&mut sql, &plan.table, keys);
+        }
+        if let Some(l) = limit {
+            sql.push(" LIMIT ")
+                .param(Value::BigInt(Some(l.min(i64::MAX as u64) as i64)));
+        }
+        if let Some(o) = offset.filter(|o| *o > 0) {
+            if limit.is_none() {
+                sql.push(" LIMIT -1");
+            }
+            sql.push(" OFFSET ")
+                .param(Value::BigInt(Some(o.min(i64::MAX as u64) as i64)));
+        }
+        let rows = self.q(conn, sql).await?;
+        Ok(rows
+            .iter()
+            .map(|r| row_to_record(plan, r, dialect))
+            .collect())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn find_in(
+        &self,
+        conn: Conn<'_>,
+        cx: &OpContext,
+        snap: &MetadataSnapshot,
+        plan: &ObjectPlan,
+        mut query: QueryAst,
+        op: Operation,
+    ) -> Result<FindResult> {
+        let hooks = self.hooks(&plan.name, op);
+        self.run_hooks(
+            &hooks,
+            true,
+            cx,
+            &plan.schema,
+            op,
+            conn.tx(),
+            Some(&mut query),
+            None,
+            None,
+            None,
+            None,
+        )
+        .await?;
+        if op == Operation::Aggregate {
+            let mut result = self.aggregate_in(conn, cx, snap, plan, &query).await?;
+            self.run_hooks(
+                &hooks,
+                false,
+                cx,
+                &plan.schema,
+                op,
+                conn.tx(),
+                None,
+                None,
+                None,
+                None,
+                Some(&mut result.records),
+            )
+            .await?;
+            return Ok(result);
+        }
+        check_select(plan, &query)?;
+        let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+        if limit > MAX_LIMIT {
+            return Err(invalid(
+                &plan.name,
+                "limit",
+                "invalid_paging",
+                format!("limit: {limit} is larger than the maximum page size {MAX_LIMIT}"),
+            ));
+        }
+        let mut filter = query.filter.clone();
+        if let Some(s) = &query.search {
+            filter = filter.and(search_filter(plan, s)?);
+        }
+        let keys = sqlgen::sort_keys(plan, &query.order_by)?;
+        let keyset = match &query.cursor {
+            Some(objectos_spec::query::Cursor::Token(t)) if t.is_empty() => None,
+            Some(c) => Some(sqlgen::decode_cursor(plan, &keys, c)?),
+            None => None,
+        };
+        let offset = if query.cursor.is_some() {
+            None
+        } else {
+            query.offset
+        };
+        let mut records = self
+            .select(
+                conn,
+                cx,
+                snap,
+                plan,
+                &filter,
+                &keys,
+                Some(limit + 1),
+                offset,
+                keyset.as_deref(),
+                "filter",
+            )
+            .await?;
+        let has_more = records.len() as u64 > limit;
+        records.truncate(limit as usize);
+        let total =
+            if keyset.is_none() && !has_more && (offset.unwrap_or(0) == 0 || !records.is_empty()) {
+                offset.unwrap_or(0) + records.len() as u64
+            } else {
+                self.count_in(conn, cx, snap, plan, &filter).await?
+            };
+        let next_cursor = match (&query.cursor, has_more, records.last()) {
+            (Some(_), true, Some(last)) => Some(sqlgen::encode_cursor(&keys, last)),
+            _ => None,
+        };
+        self.decorate(conn, cx, snap, plan, &mut records, &query, 1)
+            .await?;
+        self.run_hooks(
+            &hooks,
+            false,
+            cx,
+            &plan.schema,
+            op,
+            conn.tx(),
+            None,
+            None,
+            None,
+            None,
+            Some(&mut records),
+        )
+        .await?;
+        Ok(FindResult {
+            records,
+            total: Some(total),
+            next_cursor,
+            has_more,
+        })
+    }
+
+    /// Summaries, formulas, expand and projection, for a page of records of `plan`.
+    #[allow(clippy::too_many_arguments)]
+    fn decorate<'a>(
+        &'a self,
+        conn: Conn<'a>,
+        cx: &'a OpContext,
+        snap: &'a MetadataSnapshot,
+        plan: &'a ObjectPlan,
+        records: &'a mut [Record],
+        query: &'a QueryAst,
+        depth: usize,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>> {
+        Box::pin(async move {
+            if records.is_empty() {
+                return Ok(());
+            }
+            let wanted = |f: &str| {
+                query.fields.is_empty()
+                    || query
+                        .fields
+                        .iter()
+                        .any(|s| sqlgen::canonical(s.name()) == f)
+            };
+            self.load_summaries(conn, plan, records, &wanted).await?;
+            for r in records.iter_mut() {
+                checks::compute_formulas(plan, r);
+            }
+            self.expand(conn, cx, snap, plan, records, &query.expand, depth)
+                .await?;
+            if !query.fields.is_empty() {
+                for r in records.iter_mut() {
+                    let mut out = Record::new();
+                    for s in &query.fields {
+                        let name = sqlgen::canonical(s.name());
+                        out.insert(s.name().to_owned(), r.remove(name).unwrap_or(Json::Null));
+                    }
+                    *r = out;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn load_summaries(
+        &self,
+        conn: Conn<'_>,
+        plan: &ObjectPlan,
+        records: &mut [Record],
+        wanted: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<()> {
+        let dialect = self.inner.dialect;
+        for s in plan.summaries.iter().filter(|s| wanted(&s.field)) {
+            let ids: Vec<String> = records
+                .iter()
+                .filter_map(|r| r.get("id").and_then(Json::as_str).map(str::to_owned))
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let mut sql = Sql::new(dialect);
+            sql.push("SELECT ").ident(&s.fk_column).push(", ");
+            let func = match s.function {
+                SummaryFunction::Count => "COUNT(",
+                SummaryFunction::Sum => "SUM(",
+                SummaryFunction::Min => "MIN(",
+                SummaryFunction::Max => "MAX(",
+                SummaryFunction::Avg => "AVG(",
+            };
+            let cast = dialect == Dialect::Postgres && s.function != SummaryFunction::Count;
+            if cast {
+                sql.push("CAST(");
+            }
+            sql.push(func);
+            match &s.child_column {
+                Some(c) => sql.ident(c),
+                None => sql.push("*"),
+            };
+            sql.push(")");
+            if cast {
+                sql.push(" AS DOUBLE PRECISION)");
+            }
+            sql.push(" FROM ")
+                .ident(&s.child_table)
+                .push(" WHERE ")
+                .ident(&s.fk_column)
+                .push(" IN (");
+            for (i, id) in ids.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.param(Value::from(id.clone()));
+            }
+            sql.push(") GROUP BY ").ident(&s.fk_column);
+            let rows = self.q(conn, sql).await?;
+            let mut by_id: HashMap<String, Json> = HashMap::with_capacity(rows.len());
+            for r in &rows {
+                if let Ok(Some(k)) = r.try_get_by_index::<Option<String>>(0) {
+                    by_id.insert(k, read_number(r, 1));
+                }
+            }
+            let empty = match s.function {
+                SummaryFunction::Count | SummaryFunction::Sum => json!(0),
+                _ => Json::Null,
+            };
+            for r in records.iter_mut() {
+                let v = r
+                    .get("id")
+                    .and_then(Json::as_str)
+                    .and_then(|id| by_id.get(id).cloned())
+                    .unwrap_or_else(|| empty.clone());
+                r.insert(s.field.clone(), v);
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn expand(
+        &self,
+        conn: Conn<'_>,
+        cx: &OpContext,
+        snap: &MetadataSnapshot,
+        plan: &ObjectPlan,
+        records: &mut [Record],
+        expand: &IndexMap<String, QueryAst>,
+        depth: usize,
+    ) -> Result<()> {
+        if expand.is_empty() {
+            return Ok(());
+        }
+        if depth > objectos_spec::query::MAX_EXPAND_DEPTH {
+            return Err(invalid(
+                &plan.name,
+                "expand",
+                "invalid_expand",
+                format!(
+                    "expand: nesting is deeper than {} levels",
+                    objectos_spec::query::MAX_EXPAND_DEPTH
+                ),
+            ));
+        }
+        for (field_name, sub) in expand {
+            let name = sqlgen::canonical(field_name);
+            let field = plan.field(name).ok_or_else(|| {
+                invalid(
+                    &plan.name,
+                    "expand",
+                    "unknown_field",
+                    format!(
+                        "expand: field '{name}' does not exist on object '{}'",
+                        plan.name
+                    ),
+                )
+            })?;
+            let target = field.reference_target(&plan.name).ok_or_else(|| {
+                invalid(
+                    &plan.name,
+                    "expand",
+                    "invalid_expand",
+                    format!(
+                        "expand: field '{name}' of object '{}' is not a lookup",
+                        plan.name
+                    ),
+                )
+            })?;
+            let Ok(tplan) = snap.plan(target) else {
+                // A reference to an object that is not installed (e.g. `user` without the auth preset): leave ids.
+                continue;
+            };
+            let mut ids: Vec<String> = Vec::new();
+            let mut seen = HashSet::new();
+            for r in records.iter() {
+                match r.get(name) {
+                    Some(Json::String(s)) if seen.insert(s.clone()) => ids.push(s.clone()),
+                    Some(Json::Array(a)) => {
+                        for s in a.iter().filter_map(Json::as_str) {
+                            if seen.insert(s.to_owned()) {
+                                ids.push(s.to_owned());
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if ids.is_empty() {
+                continue;
+            }
+            let mut subq = sub.clone();
+            let hooks = self.hooks(&tplan.name, Operation::Find);
+            self.run_hooks(
+                &hooks,
+                true,
+                cx,
+                &tplan.schema,
+                Operation::Find,
+                conn.tx(),
+                Some(&mut subq),
+                None,
+                None,
+                None,
+                None,
+            )
+            .await?;
+            check_select(tplan, &subq).map_err(|e| match e {
+                DataError::InvalidQuery {
+                    object,
+                    code,
+                    message,
+                    ..
+                } => DataError::InvalidQuery {
+                    object,
+                    param: "expand".into(),
+                    code,
+                    message: format!("expand.{name}: {message}"),
+                },
+                other => other,
+            })?;
+            let in_ids = Filter::Condition(Condition {
+                field: "id".into(),
+                op: Operator::In,
+                value: FilterValue::Value(Json::Array(ids.into_iter().map(Json::String).collect())),
+            });
+            let mut related = self
+                .select(
+                    conn,
+                    cx,
+                    snap,
+                    tplan,
+                    &in_ids.and(subq.filter.clone()),
+                    &[],
+                    None,
+                    None,
+                    None,
+                    "expand",
+                )
+                .await?;
+            self.decorate(
+                conn,
+                cx,
+                snap,
+                tplan,
+                &mut related,
+                &QueryAst {
+                    fields: Vec::new(),
+                    expand: subq.expand.clone(),
+                    ..QueryAst::default()
+                },
+                depth + 1,
+            )
+            .await?;
+            let by_id: HashMap<String, Record> = related
+                .into_iter()
+                .filter_map(|r| {
+                    let id = r.get("id")?.as_str()?.to_owned();
+                    let projected = if subq.fields.is_empty() {
+                        r
+                    } else {
+                        let mut out = Record::new();
+                        let mut r = r;
+                        for s in &subq.fields {
+                            out.insert(
+                                s.name().to_owned(),
+                                r.remove(sqlgen::canonical(s.name())).unwrap_or(Json::Null),
+                            );
+                        }
+                        out
+                    };
+                    Some((id, projected))
+                })
+                .collect();
+            for r in records.iter_mut() {
+                let Some(v) = r.get_mut(name) else { continue };
+                match v {
+                    Json::String(s) => {
+                        if let Some(x) = by_id.get(s.as_str()) {
+                            *v = Json::Object(x.clone());
+                        }
+                    }
+                    Json::Array(a) => {
+                        for item in a.iter_mut() {
+                            if let Some(x) = item.as_str().and_then(|s| by_id.get(s)) {
+                                *item = Json::Object(x.clone());
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn aggregate_in(
+        &self,
+        conn: Conn<'_>,
+        cx: &OpContext,
+        snap: &MetadataSnapshot,
+        plan: &ObjectPlan,
+        query: &QueryAst,
+    ) -> Result<FindResult> {
+        let dialect = self.inner.dialect;
+        let fc = FilterCompiler {
+            snap,
+            dialect,
+            param: "filter",
+        };
+        let afc = FilterCompiler {
+            snap,
+            dialect,
+            param: "aggregations",
+        };
+        let t = plan.table.as_str();
+        let mut group_cols = Vec::new();
+        for g in &query.group_by {
+            group_cols.push(sqlgen::column(plan, g, "groupBy")?.clone());
+        }
+        let mut sql = Sql::new(dialect);
+        sql.push("SELECT ");
+        let mut outs = Vec::new();
+        let mut aliases: HashMap<String, usize> = HashMap::new();
+        for (i, a) in query.aggregations.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            let out = sqlgen::aggregate_expr(&afc, plan, t, a, &mut sql)?;
+            sql.push(" AS ").ident(&format!("a{i}"));
+            aliases.insert(a.alias.clone(), i);
+            outs.push(out);
+        }
+        for (i, g) in group_cols.iter().enumerate() {
+            if i > 0 || !outs.is_empty() {
+                sql.push(", ");
+            }
+            sql.push(&meta::column_expr(dialect, t, g));
+        }
+        if outs.is_empty() && group_cols.is_empty() {
+            sql.push("COUNT(*)");
+        }
+        sql.push(" FROM ").ident(t).push(" WHERE ");
+        fc.compile(
+            plan,
+            t,
+            &tenant_filter(cx).and(query.filter.clone()),
+            &mut sql,
+            0,
+        )?;
+        if !group_cols.is_empty() {
+            sql.push(" GROUP BY ");
+            for (i, g) in group_cols.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.qualified(t, &g.name);
+            }
+        }
+        if !query.having.is_true() {
+            sql.push(" HAVING ");
+            self.having(plan, t, &query.having, query, &group_cols, &mut sql)?;
+        }
+        if !query.order_by.is_empty() {
+            sql.push(" ORDER BY ");
+            for (i, s) in query.order_by.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                if let Some(ai) = aliases.get(&s.field) {
+                    sql.ident(&format!("a{ai}"));
+                } else if let Some(g) = group_cols
+                    .iter()
+                    .find(|g| g.name == sqlgen::canonical(&s.field))
+                {
+                    sql.qualified(t, &g.name);
+                } else {
+                    return Err(invalid(
+                        &plan.name,
+                        "sort",
+                        "unknown_field",
+                        format!(
+                            "sort: '{}' is neither a groupBy field nor an aggregation alias",
+                            s.field
+                        ),
+                    ));
+                }
+                sql.push(if s.order == objectos_spec::query::SortOrder::Desc {
+                    " DESC"
+                } else {
+                    " ASC"
+                });
+            }
+        }
+        let limit = query.limit.unwrap_or(MAX_LIMIT).min(MAX_LIMIT);
+        sql.push(" LIMIT ")
+            .param(Value::BigInt(Some(limit as i64 + 1)));
+        if let Some(o) = query.offset.filter(|o| *o > 0) {
+            sql.push(" OFFSET ").param(Value::BigInt(Some(o as i64)));
+        }
+        let rows = self.q(conn, sql).await?;
+        let mut records = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut rec = Record::new();
+            for (i, o) in outs.iter().enumerate() {
+                let v = match (o.function, &o.column) {
+                    (
+                        objectos_spec::query::AggregateFunction::Min
+                        | objectos_spec::query::AggregateFunction::Max,
+                        Some(c),
+                    ) => {
+                        let mut c = c.clone();
+                        c.numeric = None;
+                        if c.storage == Storage::Decimal || c.storage == Storage::Integer {
+                            read_number(r, i)
+                        } else {
+                            from_row(r, i, &c, dialect)
+                        }
+                    }
+                    (objectos_spec::query::AggregateFunction::ArrayAgg, _) => {
+                        let s = r.try_get_by_index::<Option<String>>(i).ok().flatten();
+                        s.and_then(|s| serde_json::from_str(&s).ok())
+                            .unwrap_or(Json::Null)
+                    }
+                    (objectos_spec::query::AggregateFunction::StringAgg, _) => r
+                        .try_get_by_index::<Option<String>>(i)
+                        .ok()
+                        .flatten()
+                        .map(Json::String)
+                        .unwrap_or(Json::Null),
+                    _ => read_number(r, i),
+                };
+                rec.insert(o.alias.clone(), v);
+            }
+            for (j, g) in group_cols.iter().enumerate() {
+                rec.insert(g.name.clone(), from_row(r, outs.len() + j, g, dialect));
+            }
+            records.push(rec);
+        }
+        let has_more = records.len() as u64 > limit;
+        records.truncate(limit as usize);
+        let total = records.len() as u64;
+        Ok(FindResult {
+            records,
+            total: Some(total),
+            next_cursor: None,
+            has_more,
+        })
+    }
+
+    fn having(
+        &self,
+        plan: &ObjectPlan,
+        t: &str,
+        f: &Filter,
+        query: &QueryAst,
+        groups: &[crate::meta::Column],
+        sql: &mut Sql,
+    ) -> Result<()> {
+        match f {
+            Filter::True => {
+                sql.push("1=1");
+            }
+            Filter::And(items) | Filter::Or(items) => {
+                sql.push("(");
+                for (i, it) in items.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(if matches!(f, Filter::And(_)) {
+                            " AND "
+                        } else {
+                            " OR "
+                        });
+                    }
+                    self.having(plan, t, it, query, groups, sql)?;
+                }
+                sql.push(")");
+            }
+            Filter::Not(inner) => {
+                sql.push("NOT (");
+                self.having(plan, t, inner, query, groups, sql)?;
+                sql.push(")");
+            }
+            Filter::Condition(c) => {
+                let fc = FilterCompiler {
+                    snap: &self.metadata(),
+                    dialect: sql.dialect,
+                    param: "having",
+                };
+                if let Some(a) = query.aggregations.iter().find(|a| a.alias == c.field) {
+                    let mut expr = Sql::new(sql.dialect);
+                    sqlgen::aggregate_expr(&fc, plan, t, a, &mut expr)?;
+                    let op = match c.op {
+                        Operator::Eq => " = ",
+                        Operator::Ne => " <> ",
+                        Operator::Gt => " > ",
+                        Operator::Gte => " >= ",
+                        Operator::Lt => " < ",
+                        Operator::Lte => " <= ",
+                        other => {
+                            return Err(invalid(
+                                &plan.name,
+                                "having",
+                                "invalid_operator",
+                                format!(
+                                    "having: operator {} is not supported on aggregates",
+                                    other.as_str()
+                                ),
+                            ));
+                        }
+                    };
+                    let v = c.value.as_value().and_then(Json::as_f64).ok_or_else(|| {
+                        invalid(
+                            &plan.name,
+                            "having",
+                            "invalid_value",
+                            format!("having: '{}' must be compared with a number", c.field),
+                        )
+                    })?;
+                    sql.append(expr);
+                    sql.push(op).param(Value::Double(Some(v)));
+                } else if groups.iter().any(|g| g.name == sqlgen::canonical(&c.field)) {
+                    fc.compile(plan, t, f, sql, 0)?;
+                } else {
+                    return Err(invalid(
+                        &plan.name,
+                        "having",
+                        "unknown_field",
+                        format!(
+                            "having: '{}' is neither a groupBy field nor an aggregation alias",
+                            c.field
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ----------------------------------------------------------------- writes
+
+    /// Creates one record; returns it as stored (with computed fields).
+    pub async fn create(&self, cx: &OpContext, object: &str, data: Record) -> Result<Record> {
+        let snap = self.metadata();
+        let plan = snap.plan(object)?.clone();
+        let (_g, tx) = self.begin_write().await?;
+        let r = self.create_in(&tx, cx, &snap, &plan, data).await;
+        self.finish(tx, r, true).await
+    }
+
+    /// Creates several records atomically: all or none.
+    pub async fn create_many(
+        &self,
+        cx: &OpContext,
+        object: &str,
+        data: Vec<Record>,
+    ) -> Result<Vec<Record>> {
+        let snap = self.metadata();
+        let plan = snap.plan(object)?.clone();
+        let (_g, tx) = self.begin_write().await?;
+        let r = async {
+            let mut out = Vec::with_capacity(data.len());
+            for d in data {
+                out.push(self.create_in(&tx, cx, &snap, &plan, d).await?);
+            }
+            Ok(out)
+        }
+        .await;
+        self.finish(tx, r, true).await
+    }
+
+    /// Updates one record; `if_match` (an ETag from [`DataEngine::version_of`]) guards against lost updates.
+    pub async fn update(
+        &self,
+        cx: &OpContext,
+        object: &str,
+        id: &str,
+        patch: Record,
+        if_match: Option<&str>,
+    ) -> Result<Record> {
+        let snap = self.metadata();
+        let plan = snap.plan(object)?.clone();
+        let (_g, tx) = self.begin_write().await?;
+        let r = self
+            .update_in(&tx, cx, &snap, &plan, id, patch, if_match)
+            .await;
+        self.finish(tx, r, true).await
+    }
+
+    /// Deletes one record, applying `deleteBehavior` to records that reference it.
+    pub async fn delete(&self, cx: &OpContext, object: &str, id: &str) -> Result<()> {
+        let snap = self.metadata();
+        let plan = snap.plan(object)?.clone();
+        let (_g, tx) = self.begin_write().await?;
+        let r = self
+            .delete_in(&tx, cx, &snap, &plan, id, 0)
+            .await
+            .map(|_| ());
+        self.finish(tx, r, true).await
+    }
+
+    /// Runs a batch: atomic (one transaction, all or nothing) unless `continueOnError`, which
+    /// gives each item its own transaction and per-item results.
+    pub async fn batch(
+        &self,
+        cx: &OpContext,
+        object: &str,
+        req: BatchRequest,
+    ) -> Result<BatchResult> {
+        let snap = self.metadata();
+        let plan = snap.plan(object)?.clone();
+        let mut items: Vec<BatchItem> = req.records;
+        if req.operation == BatchOperation::Delete {
+            items.extend(req.ids.into_iter().map(|id| BatchItem {
+                id: Some(id),
+                ..BatchItem::default()
+            }));
+        }
+        let total = items.len();
+        let opts = req.options;
+        let mut results = Vec::with_capacity(total);
+        if opts.atomic && !opts.continue_on_error {
+            let (_g, tx) = self.begin_write().await?;
+            let mut failed = false;
+            for item in items {
+                if failed {
+                    results.push(BatchItemResult {
+                        id: item.id,
+                        success: false,
+                        errors: vec![BatchItemError {
+                            code: "NOT_APPLIED".into(),
+                            message: "Not applied: an earlier item of this atomic batch failed"
+                                .into(),
+                            fields: Vec::new(),
+                        }],
+                        data: None,
+                    });
+                    continue;
+                }
+                let id = item.id.clone();
+                match self
+                    .batch_item(&tx, cx, &snap, &plan, req.operation, item)
+                    .await
+                {
+                    Ok(rec) => results.push(ok_item(id, rec, opts.return_records)),
+                    Err(e) => {
+                        failed = true;
+                        results.push(BatchItemResult {
+                            id,
+                            success: false,
+                            errors: vec![(&e).into()],
+                            data: None,
+                        });
+                    }
+                }
+            }
+            if failed || opts.validate_only {
+                let _ = tx.rollback().await;
+                if failed {
+                    for r in &mut results {
+                        if r.success {
+                            r.success = false;
+                            r.data = None;
+                            r.errors.push(BatchItemError {
+                                code: "ROLLED_BACK".into(),
+                                message: "Rolled back: another item of this atomic batch failed"
+                                    .into(),
+                                fields: Vec::new(),
+                            });
+                        }
+                    }
+                }
+            } else {
+                tx.commit().await.map_err(db::map_db_err)?;
+                self.inner.outbox_notify.notify_one();
+            }
+        } else {
+            for item in items {
+                let id = item.id.clone();
+                let (g, tx) = self.begin_write().await?;
+                let r = self
+                    .batch_item(&tx, cx, &snap, &plan, req.operation, item)
+                    .await;
+                let r = if opts.validate_only {
+                    let _ = tx.rollback().await;
+                    r
+                } else {
+                    self.finish(tx, r, true).await
+                };
+                drop(g);
+                let stop = r.is_err() && !opts.continue_on_error;
+                results.push(match r {
+                    Ok(rec) => ok_item(id, rec, opts.return_records),
+                    Err(e) => BatchItemResult {
+                        id,
+                        success: false,
+                        errors: vec![(&e).into()],
+                        data: None,
+                    },
+                });
+                if stop {
+                    break;
+                }
+            }
+        }
+        let succeeded = results.iter().filter(|r| r.success).count();
+        let failed = total - succeeded;
+        Ok(BatchResult {
+            success: failed == 0,
+            total,
+            succeeded,
+            failed,
+            results,
+        })
+    }
+
+    /// Updates several records (`records[].id` + `data`), as a batch.
+    pub async fn update_many(
+        &self,
+        cx: &OpContext,
+        object: &str,
+        mut req: BatchRequest,
+    ) -> Result<BatchResult> {
+        req.operation = BatchOperation::Update;
+        self.batch(cx, object, req).await
+    }
+
+    /// Deletes several records (`ids`, or `records[].id`), as a batch.
+    pub async fn delete_many(
+        &self,
+        cx: &OpContext,
+        object: &str,
+        mut req: BatchRequest,
+    ) -> Result<BatchResult> {
+        req.operation = BatchOperation::Delete;
+        self.batch(cx, object, req).await
+    }
+
+    async fn batch_item(
+        &self,
+        tx: &DatabaseTransaction,
+        cx: &OpContext,
+        snap: &MetadataSnapshot,
+        plan: &ObjectPlan,
+        op: BatchOperation,
+        item: BatchItem,
+    ) -> Result<Record> {
+        let need_id = |id: Option<String>| {
+            id.ok_or_else(|| DataError::InvalidBody {
+                object: plan.name.clone(),
+                message: "Each batch item needs an 'id' for this operation".into(),
+            })
+        };
+        match op {
+            BatchOperation::Create => self.create_in(tx, cx, snap, plan, item.data).await,
+            BatchOperation::Update => {
+                self.update_in(tx, cx, snap, plan, &need_id(item.id)?, item.data, None)
+                    .await
+            }
+            BatchOperation::Delete => {
+                self.delete_in(tx, cx, snap, plan, &need_id(item.id)?, 0)
+                    .await
+            }
+            BatchOperation::Upsert => {
+                let existing = match (&item.id, &item.external_id) {
+                    (Some(id), _) => Some(id.clone()),
+                    (None, Some(ext)) => {
+                        let field = plan.schema.fields.values().find(|f| f.external_id).ok_or_else(|| DataError::InvalidBody {
+                            object: plan.name.clone(),
+                            message: format!("Object '{}' has no externalId field, so externalId cannot be used", plan.name),
+                        })?;
+                        let found = self
+                            .select(
+                                Conn::Tx(tx),
+                                cx,
+                                snap,
+                                plan,
+                                &Filter::eq(field.name.clone(), ext.clone()),
+                                &[],
+                                Some(1),
+                                None,
+                                None,
+                                "filter",
+                            )
+                            .await?;
+                        found
+                            .first()
+                            .and_then(|r| r.get("id"))
+                            .and_then(Json::as_str)
+                            .map(str::to_owned)
+                    }
+                    _ => None,
+                };
+                let exists = match &existing {
+                    Some(id) => !self
+                        .select(
+                            Conn::Tx(tx),
+                            cx,
+                            snap,
+                            plan,
+                            &id_filter(id),
+                            &[],
+                            Some(1),
+                            None,
+                            None,
+                            "filter",
+                        )
+                        .await?
+                        .is_empty(),
+                    None => false,
+                };
+                match existing {
+                    Some(id) if exists => {
+                        self.update_in(tx, cx, snap, plan, &id, item.data, None)
+                            .await
+                    }
+                    _ => {
+                        let mut data = item.data;
+                        if let (Some(ext), Some(f)) = (
+                            &item.external_id,
+                            plan.schema.fields.values().find(|f| f.external_id),
+                        ) {
+                            data.entry(f.name.clone())
+                                .or_insert(Json::String(ext.clone()));
+                        }
+                        self.create_in(tx, cx, snap, plan, data).await
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes what clients may not write: system fields and computed fields are dropped silently
+    /// (clients echo records back); unknown fields are refused.
+    fn sanitize(&self, plan: &ObjectPlan, data: Record) -> Result<Record> {
+        let mut out = Record::new();
+        let mut unknown = Vec::new();
+        for (k, v) in data {
+            if k == "_id" || meta::SYSTEM_FIELD_ORDER.contains(&k.as_str()) {
+                continue;
+            }
+            match plan.field(&k) {
+                Some(f)
+                    if f.storage().is_none()
+                        || f.kind == objectos_spec::object::FieldType::Autonumber => {}
+                Some(_) => {
+                    out.insert(k, v);
+                }
+                None => unknown.push(FieldError::new(
+                    &k,
+                    "unknown_field",
+                    format!("Field '{k}' does not exist on object '{}'", plan.name),
+                )),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(DataError::Validation {
+                object: plan.name.clone(),
+                message: unknown[0].message.clone(),
+                fields: unknown,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Converts and checks the values to write; type problems become field errors.
+    fn to_values(&self, plan: &ObjectPlan, input: &Record) -> Result<Vec<(String, Value)>> {
+        let mut out = Vec::with_capacity(input.len());
+        let mut errors = Vec::new();
+        for (k, v) in input {
+            let Some(c) = plan.column(k) else { continue };
+            match to_db(c.storage, self.inner.dialect, v) {
+                Ok(val) => out.push((k.clone(), val)),
+                Err(reason) => {
+                    let label = plan
+                        .field(k)
+                        .map(|f| f.display_label().to_owned())
+                        .unwrap_or_else(|| k.clone());
+                    errors.push(
+                        FieldError::new(k, "invalid_type", format!("{label}: {reason}"))
+                            .with_label(label),
+                    );
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(DataError::Validation {
+                object: plan.name.clone(),
+                message: errors[0].message.clone(),
+                fields: errors,
+            })
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn check_unique(
+        &self,
+        tx: &DatabaseTransaction,
+        cx: &OpContext,
+        snap: &MetadataSnapshot,
+        plan: &ObjectPlan,
+        record: &Record,
+        touched: &Record,
+        self_id: Option<&str>,
+    ) -> Result<()> {
+        for u in checks::unique_checks(plan, &plan.schema, record) {
+            if !u.fields.iter().any(|f| touched.contains_key(f)) {
+                continue;
+            }
+            let mut filter = Filter::all(
+                u.fields
+                    .iter()
+                    .zip(&u.values)
+                    .map(|(f, v)| Filter::eq(f.clone(), v.clone())),
+            );
+            if let Some(id) = self_id {
+                filter = filter.and(Filter::Condition(Condition {
+                    field: "id".into(),
+                    op: Operator::Ne,
+                    value: FilterValue::Value(Json::String(id.to_owned())),
+                }));
+            }
+            let found = self
+                .select(
+                    Conn::Tx(tx),
+                    &OpContext {
+                        tenant: None,
+                        ..cx.clone()
+                    },
+                    snap,
+                    plan,
+                    &filter,
+                    &[],
+                    Some(1),
+                    None,
+                    None,
+                    "filter",
+                )
+                .await?;
+            if !found.is_empty() {
+                let fields = u
+                    .fields
+                    .iter()
+                    .map(|f| {
+                        let label = plan
+                            .field(f)
+                            .map(|x| x.display_label().to_owned())
+                            .unwrap_or_else(|| f.clone());
+                        FieldError::new(f, "duplicate_value", u.message.clone()).with_label(label)
+                    })
+                    .collect::<Vec<_>>();
+                return Err(DataError::Duplicate {
+                    object: plan.name.clone(),
+                    message: fields[0].message.clone(),
+                    fields,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn next_autonumber(
+        &self,
+        tx: &DatabaseTransaction,
+        object: &str,
+        field: &str,
+    ) -> Result<i64> {
+        let mut sql = Sql::new(self.inner.dialect);
+        sql.push("INSERT INTO \"_objectos_autonumber\" (\"object\", \"field\", \"value\") VALUES (")
+            .param(Value::from(object.to_owned()))
+            .push(", ")
+            .param(Value::from(field.to_owned()))
+            .push(", 1) ON CONFLICT (\"object\", \"field\") DO UPDATE SET \"value\" = \"_objectos_autonumber\".\"value\" + 1 RETURNING \"value\"");
+        let rows = self.q(Conn::Tx(tx), sql).await?;
+        rows.first()
+            .and_then(|r| r.try_get_by_index::<i64>(0).ok())
+            .ok_or_else(|| {
+                DataError::Internal(format!(
+                    "autonumber counter for {object}.{field} returned nothing"
+                ))
+            })
+    }
+
+    fn map_dup(&self, plan: &ObjectPlan, e: DataError) -> DataError {
+        match e {
+            DataError::Duplicate {
+                message, fields, ..
+            } => DataError::Duplicate {
+                object: plan.name.clone(),
+                message,
+                fields,
+            },
+            other => other,
+        }
+    }
+
+    async fn create_in(
+        &self,
+        tx: &DatabaseTransaction,
+        cx: &OpContext,
+        snap: &MetadataSnapshot,
+        plan: &ObjectPlan,
+        data: Record,
+    ) -> Result<Record> {
+        let mut input = self.sanitize(plan, data)?;
+        let hooks = self.hooks(&plan.name, Operation::Create);
+        self.run_hooks(
+            &hooks,
+            true,
+            cx,
+            &plan.schema,
+            Operation::Create,
+            Some(tx),
+            None,
+            Some(&mut input),
+            None,
+            None,
+            None,
+        )
+        .await?;
+        checks::coerce(plan, &mut input)?;
+        checks::apply_defaults(plan, &mut input);
+        checks::validate(plan, WriteKind::Insert, &input, None)?;
+        let mut values = self.to_values(plan, &input)?;
+        self.check_unique(tx, cx, snap, plan, &input, &input, None)
+            .await?;
+        for (field, format) in &plan.autonumbers {
+            let n = self.next_autonumber(tx, &plan.name, field).await?;
+            values.push((
+                field.clone(),
+                Value::from(checks::format_autonumber(format.as_deref(), n)),
+            ));
+        }
+        let id = new_id();
+        let ts = now();
+        let user = cx.principal.user_id().map(str::to_owned);
+        let dialect = self.inner.dialect;
+        let ts_val = to_db(Storage::DateTime, dialect, &Json::String(format_ts(ts)))
+            .map_err(DataError::Internal)?;
+        let mut sys: Vec<(String, Value)> = vec![
+            ("id".into(), Value::from(id.clone())),
+            ("created_at".into(), ts_val.clone()),
+            ("updated_at".into(), ts_val),
+            ("organization_id".into(), Value::String(cx.tenant.clone())),
+            ("created_by".into(), Value::String(user.clone())),
+            ("updated_by".into(), Value::String(user.clone())),
+            ("owner_id".into(), Value::String(user)),
+        ];
+        sys.retain(|(k, _)| plan.column(k).is_some());
+        sys.extend(values);
+        let mut sql = Sql::new(dialect);
+        sql.push("INSERT INTO ").ident(&plan.table).push(" (");
+        for (i, (k, _)) in sys.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.ident(k);
+        }
+        sql.push(") VALUES (");
+        for (i, (_, v)) in sys.into_iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.param(v);
+        }
+        sql.push(")");
+        self.x(Conn::Tx(tx), sql)
+            .await
+            .map_err(|e| self.map_dup(plan, e))?;
+        let mut rec = self.read_back(tx, cx, snap, plan, &id, true).await?;
+        self.run_hooks(
+            &hooks,
+            false,
+            cx,
+            &plan.schema,
+            Operation::Create,
+            Some(tx),
+            None,
+            Some(&mut input),
+            None,
+            Some(&mut rec),
+            None,
+        )
+        .await?;
+        outbox::write(
+            tx,
+            dialect,
+            cx,
+            objectos_spec::event::names::RECORD_CREATED,
+            &plan.name,
+            &id,
+            json!({ "record": rec }),
+        )
+        .await?;
+        Ok(rec)
+    }
+
+    /// Reads a just-written record inside the transaction. A `fresh` record (just inserted) has no
+    /// children yet, so its roll-ups are known without querying.
+    #[allow(clippy::too_many_arguments)]
+    async fn read_back(
+        &self,
+        tx: &DatabaseTransaction,
+        cx: &OpContext,
+        snap: &MetadataSnapshot,
+        plan: &ObjectPlan,
+        id: &str,
+        fresh: bool,
+    ) -> Result<Record> {
+        let mut recs = self
+            .select(
+                Conn::Tx(tx),
+                &OpContext {
+                    tenant: None,
+                    ..cx.clone()
+                },
+                snap,
+                plan,
+                &id_filter(id),
+                &[],
+                Some(1),
+                None,
+                None,
+                "filter",
+            )
+            .await?;
+        if recs.is_empty() {
+            return Err(DataError::RecordNotFound {
+                object: plan.name.clone(),
+                id: id.to_owned(),
+            });
+        }
+        if fresh {
+            let rec = &mut recs[0];
+            for s in &plan.summaries {
+                let empty = match s.function {
+                    SummaryFunction::Count | SummaryFunction::Sum => json!(0),
+                    _ => Json::Null,
+                };
+                rec.insert(s.field.clone(), empty);
+            }
+            checks::compute_formulas(plan, rec);
+        } else {
+            self.decorate(
+                Conn::Tx(tx),
+                cx,
+                snap,
+                plan,
+                &mut recs,
+                &QueryAst::default(),
+                1,
+            )
+            .await?;
+        }
+        Ok(recs.swap_remove(0))
+    }
+
+    /// Loads the record an update/delete works on (locked on PostgreSQL), honouring the tenant.
+    async fn load_previous(
+        &self,
+        tx: &DatabaseTransaction,
+        cx: &OpContext,
+        snap: &MetadataSnapshot,
+        plan: &ObjectPlan,
+        id: &str,
+    ) -> Result<Record> {
+        let dialect = self.inner.dialect;
+        let mut sql = Sql::new(dialect);
+        sql.push(&plan.select_all).push(" WHERE ");
+        let fc = FilterCompiler {
+            snap,
+            dialect,
+            param: "filter",
+        };
+        fc.compile(
+            plan,
+            &plan.table,
+            &tenant_filter(cx).and(id_filter(id)),
+            &mut sql,
+            0,
+        )?;
+        if dialect == Dialect::Postgres {
+            sql.push(" FOR UPDATE");
+        }
+        let rows = self.q(Conn::Tx(tx), sql).await?;
+        let row = rows.first().ok_or_else(|| DataError::RecordNotFound {
+            object: plan.name.clone(),
+            id: id.to_owned(),
+        })?;
+        let mut rec = row_to_record(plan, row, dialect);
+        self.decorate(
+            Conn::Tx(tx),
+            cx,
+            snap,
+            plan,
+            std::slice::from_mut(&mut rec),
+            &QueryAst::default(),
+            1,
+        )
+        .await?;
+        Ok(rec)
+    }
+
+    /// After before-hooks narrowed `query`, checks the record still matches it.
+    async fn still_visible(
+        &self,
+        tx: &DatabaseTransaction,
+        cx: &OpContext,
+        snap: &MetadataSnapshot,
+        plan: &ObjectPlan,
+        id: &str,
+        query: &QueryAst,
+    ) -> Result<()> {
+        if query.filter == id_filter(id) {
+            return Ok(());
+        }
+        let found = self
+            .select(
+                Conn::Tx(tx),
+                cx,
+                snap,
+                plan,
+                &id_filter(id).and(query.filter.clone()),
+                &[],
+                Some(1),
+                None,
+                None,
+                "filter",
+            )
+            .await?;
+        if found.is_empty() {
+            return Err(DataError::RecordNotFound {
+                object: plan.name.clone(),
+                id: id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn update_in(
+        &self,
+        tx: &DatabaseTransaction,
+        cx: &OpContext,
+        snap: &MetadataSnapshot,
+        plan: &ObjectPlan,
+        id: &str,
+        patch: Record,
+        if_match: Option<&str>,
+    ) -> Result<Record> {
+        let previous = self.load_previous(tx, cx, snap, plan, id).await?;
+        let current = version_from(&previous).unwrap_or_default();
+        if let Some(expected) = if_match {
+            let expected = normalize_if_match(expected);
+            if expected != "*" && expected != current {
+                return Err(DataError::ConcurrentModification {
+                    object: plan.name.clone(),
+                    id: id.to_owned(),
+                    expected,
+                    found: current,
+                });
+            }
+        }
+        let mut input = self.sanitize(plan, patch)?;
+        let hooks = self.hooks(&plan.name, Operation::Update);
+        let mut query = QueryAst {
+            filter: id_filter(id),
+            ..QueryAst::default()
+        };
+        self.run_hooks(
+            &hooks,
+            true,
+            cx,
+            &plan.schema,
+            Operation::Update,
+            Some(tx),
+            Some(&mut query),
+            Some(&mut input),
+            Some(&previous),
+            None,
+            None,
+        )
+        .await?;
+        checks::coerce(plan, &mut input)?;
+        self.still_visible(tx, cx, snap, plan, id, &query).await?;
+        let mut merged = previous.clone();
+        for (k, v) in &input {
+            merged.insert(k.clone(), v.clone());
+        }
+        checks::validate(plan, WriteKind::Update, &input, Some(&previous))?;
+        let values = self.to_values(plan, &input)?;
+        self.check_unique(tx, cx, snap, plan, &merged, &input, Some(id))
+            .await?;
+        let dialect = self.inner.dialect;
+        // The version is updated_at in milliseconds: make sure it moves even within one millisecond.
+        let prev_ts = previous
+            .get("updated_at")
+            .and_then(Json::as_str)
+            .and_then(parse_datetime);
+        let mut ts = now();
+        if let Some(p) = prev_ts
+            && ts <= p
+        {
+            ts = p + chrono::TimeDelta::milliseconds(1);
+        }
+        let ts_val = to_db(Storage::DateTime, dialect, &Json::String(format_ts(ts)))
+            .map_err(DataError::Internal)?;
+        let mut sql = Sql::new(dialect);
+        sql.push("UPDATE ")
+            .ident(&plan.table)
+            .push(" SET ")
+            .ident("updated_at")
+            .push(" = ")
+            .param(ts_val);
+        sql.push(", ")
+            .ident("updated_by")
+            .push(" = ")
+            .param(Value::String(cx.principal.user_id().map(str::to_owned)));
+        for (k, v) in values {
+            sql.push(", ").ident(&k).push(" = ").param(v);
+        }
+        sql.push(" WHERE ")
+            .ident("id")
+            .push(" = ")
+            .param(Value::from(id.to_owned()));
+        self.x(Conn::Tx(tx), sql)
+            .await
+            .map_err(|e| self.map_dup(plan, e))?;
+        let mut rec = self.read_back(tx, cx, snap, plan, id, false).await?;
+        self.run_hooks(
+            &hooks,
+            false,
+            cx,
+            &plan.schema,
+            Operation::Update,
+            Some(tx),
+            None,
+            Some(&mut input),
+            Some(&previous),
+            Some(&mut rec),
+            None,
+        )
+        .await?;
+        let mut changes = Record::new();
+        for (k, v) in &rec {
+            if k != "updated_at" && k != "updated_by" && previous.get(k) != Some(v) {
+                changes.insert(k.clone(), v.clone());
+            }
+        }
+        outbox::write(
+            tx,
+            dialect,
+            cx,
+            objectos_spec::event::names::RECORD_UPDATED,
+            &plan.name,
+            id,
+            json!({ "record": rec, "previous": previous, "changes": changes }),
+        )
+        .await?;
+        Ok(rec)
+    }
+
+    fn delete_in<'a>(
+        &'a self,
+        tx: &'a DatabaseTransaction,
+        cx: &'a OpContext,
+        snap: &'a MetadataSnapshot,
+        plan: &'a ObjectPlan,
+        id: &'a str,
+        depth: usize,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Record>> + Send + 'a>> {
+        Box::pin(async move {
+            if depth > 16 {
+                return Err(DataError::DeleteRestricted {
+                    object: plan.name.clone(),
+                    message: format!(
+                        "Cascade from {} {id} is deeper than 16 levels; delete the children first",
+                        plan.name
+                    ),
+                });
+            }
+            let previous = self.load_previous(tx, cx, snap, plan, id).await?;
+            let hooks = self.hooks(&plan.name, Operation::Delete);
+            let mut query = QueryAst {
+                filter: id_filter(id),
+                ..QueryAst::default()
+            };
+            self.run_hooks(
+                &hooks,
+                true,
+                cx,
+                &plan.schema,
+                Operation::Delete,
+                Some(tx),
+                Some(&mut query),
+                None,
+                Some(&previous),
+                None,
+                None,
+            )
+            .await?;
+            self.still_visible(tx, cx, snap, plan, id, &query).await?;
+            let dialect = self.inner.dialect;
+            // Refuse first, so nothing is half done when a restrict applies.
+            for child in plan.children.iter().filter(|c| {
+                c.behavior == objectos_spec::object::DeleteBehavior::Restrict && !c.multiple
+            }) {
+                let mut sql = Sql::new(dialect);
+                sql.push("SELECT COUNT(*) FROM ")
+                    .ident(&child.table)
+                    .push(" WHERE ")
+                    .ident(&child.column)
+                    .push(" = ")
+                    .param(Value::from(id.to_owned()));
+                let rows = self.q(Conn::Tx(tx), sql).await?;
+                let n = rows
+                    .first()
+                    .and_then(|r| read_number(r, 0).as_u64())
+                    .unwrap_or(0);
+                if n > 0 {
+                    return Err(DataError::DeleteRestricted {
+                        object: plan.name.clone(),
+                        message: format!(
+                            "Cannot delete {} {id}: {n} {} record(s) reference it through '{}' (deleteBehavior: restrict)",
+                            plan.name, child.object, child.column
+                        ),
+                    });
+                }
+            }
+            for child in plan.children.iter().filter(|c| !c.multiple) {
+                match child.behavior {
+                    objectos_spec::object::DeleteBehavior::Restrict => {}
+                    objectos_spec::object::DeleteBehavior::Cascade => {
+                        let mut sql = Sql::new(dialect);
+                        sql.push("SELECT ")
+                            .ident("id")
+                            .push(" FROM ")
+                            .ident(&child.table)
+                            .push(" WHERE ")
+                            .ident(&child.column)
+                            .push(" = ")
+                            .param(Value::from(id.to_owned()));
+                        let rows = self.q(Conn::Tx(tx), sql).await?;
+                        let ids: Vec<String> = rows
+                            .iter()
+                            .filter_map(|r| r.try_get_by_index::<String>(0).ok())
+                            .filter(|c| c != id)
+                            .collect();
+                        let cplan = snap.plan(&child.object)?;
+                        let sys = OpContext {
+                            tenant: None,
+                            ..cx.clone()
+                        };
+                        for cid in ids {
+                            self.delete_in(tx, &sys, snap, cplan, &cid, depth + 1)
+                                .await?;
+                        }
+                    }
+                    objectos_spec::object::DeleteBehavior::SetNull => {
+                        let ts = to_db(Storage::DateTime, dialect, &Json::String(format_ts(now())))
+                            .map_err(DataError::Internal)?;
+                        let mut sql = Sql::new(dialect);
+                        sql.push("UPDATE ")
+                            .ident(&child.table)
+                            .push(" SET ")
+                            .ident(&child.column)
+                            .push(" = NULL, ")
+                            .ident("updated_at")
+                            .push(" = ")
+                            .param(ts);
+                        sql.push(" WHERE ")
+                            .ident(&child.column)
+                            .push(" = ")
+                            .param(Value::from(id.to_owned()));
+                        self.x(Conn::Tx(tx), sql).await?;
+                    }
+                }
+            }
+            let mut sql = Sql::new(dialect);
+            sql.push("DELETE FROM ")
+                .ident(&plan.table)
+                .push(" WHERE ")
+                .ident("id")
+                .push(" = ")
+                .param(Value::from(id.to_owned()));
+            self.x(Conn::Tx(tx), sql).await?;
+            self.run_hooks(
+                &hooks,
+                false,
+                cx,
+                &plan.schema,
+                Operation::Delete,
+                Some(tx),
+                None,
+                None,
+                Some(&previous),
+                None,
+                None,
+            )
+            .await?;
+            outbox::write(
+                tx,
+                dialect,
+                cx,
+                objectos_spec::event::names::RECORD_DELETED,
+                &plan.name,
+                id,
+                json!({ "previous": previous }),
+            )
+            .await?;
+            Ok(previous)
+        })
+    }
+
+    // ----------------------------------------------------------------- outbox
+
+    /// Publishes every pending outbox row to `sink` once, oldest first, marking delivered rows.
+    /// Returns how many were delivered; stops at the first failure (the rest stay pending).
+    pub async fn dispatch_pending(&self, sink: &dyn EventSink) -> Result<usize> {
+        let dialect = self.inner.dialect;
+        let mut delivered = 0;
+        loop {
+            let batch = outbox::pending(&self.inner.db, dialect, 256).await?;
+            if batch.is_empty() {
+                return Ok(delivered);
+            }
+            let mut done = Vec::with_capacity(batch.len());
+            let mut failed = false;
+            for p in batch {
+                match sink.publish(p.event).await {
+                    Ok(()) => done.push(p.id),
+                    Err(e) => {
+                        tracing::warn!(outbox_id = p.id, error = %e, "Outbox event could not be published; it stays pending and is retried.");
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            {
+                let _g = if dialect == Dialect::Sqlite {
+                    Some(self.inner.write_lock.lock().await)
+                } else {
+                    None
+                };
+                outbox::mark_dispatched(&self.inner.db, dialect, &done).await?;
+            }
+            delivered += done.len();
+            if failed {
+                return Ok(delivered);
+            }
+        }
+    }
+
+    /// Spawns the dispatcher: it delivers leftovers at once, then after every commit (and on a
+    /// short poll), until stopped.
+    pub fn start_dispatcher(&self, sink: Arc<dyn EventSink>) -> DispatcherHandle {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let engine = self.clone();
+        let stop2 = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut last_prune = std::time::Instant::now();
+            loop {
+                if last_prune.elapsed() > std::time::Duration::from_secs(60) {
+                    last_prune = std::time::Instant::now();
+                    let _g = if engine.inner.dialect == Dialect::Sqlite {
+                        Some(engine.inner.write_lock.lock().await)
+                    } else {
+                        None
+                    };
+                    if let Err(e) = outbox::prune(&engine.inner.db, engine.inner.dialect).await {
+                        tracing::warn!(error = %e, "Pruning delivered outbox rows failed.");
+                    }
+                }
+                if let Err(e) = engine.dispatch_pending(sink.as_ref()).await {
+                    tracing::warn!(error = %e, "Outbox dispatch pass failed; retrying.");
+                }
+                tokio::select! {
+                    _ = stop2.notified() => break,
+                    _ = engine.inner.outbox_notify.notified() => {}
+                    _ = tokio::time::sleep(outbox::POLL_INTERVAL) => {}
+                }
+            }
+        });
+        DispatcherHandle { stop, task }
+    }
+}
+
+fn ok_item(id: Option<String>, rec: Record, return_records: bool) -> BatchItemResult {
+    let id = rec
+        .get("id")
+        .and_then(Json::as_str)
+        .map(str::to_owned)
+        .or(id);
+    BatchItemResult {
+        id,
+        success: true,
+        errors: Vec::new(),
+        data: return_records.then_some(rec),
+    }
+}
+
+fn row_to_record(plan: &ObjectPlan, row: &sea_orm::QueryResult, dialect: Dialect) -> Record {
+    let mut rec = Record::new();
+    for name in &plan.output {
+        match plan.col_index.get(name) {
+            Some(i) => {
+                rec.insert(name.clone(), from_row(row, *i, &plan.columns[*i], dialect));
+            }
+            None => {
+                rec.insert(name.clone(), Json::Null);
+            }
+        }
+    }
+    rec
+}
+
+/// Checks `fields` (select) and `expand` keys name real fields.
+fn check_select(plan: &ObjectPlan, query: &QueryAst) -> Result<()> {
+    for s in &query.fields {
+        let name = sqlgen::canonical(s.name());
+        if plan.field(name).is_none() {
+            return Err(invalid(
+                &plan.name,
+                "select",
+                "unknown_field",
+                format!(
+                    "select: field '{name}' does not exist on object '{}'",
+                    plan.name
+                ),
+            ));
+        }
+    }
+    for k in query.expand.keys() {
+        let name = sqlgen::canonical(k);
+        match plan.field(name) {
+            None => {
+                return Err(invalid(
+                    &plan.name,
+                    "expand",
+                    "unknown_field",
+                    format!(
+                        "expand: field '{name}' does not exist on object '{}'",
+                        plan.name
+                    ),
+                ));
+            }
+            Some(f) if f.reference_target(&plan.name).is_none() => {
+                return Err(invalid(
+                    &plan.name,
+                    "expand",
+                    "invalid_expand",
+                    format!(
+                        "expand: field '{name}' of object '{}' is not a lookup",
+                        plan.name
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// A search becomes `contains` on the searched fields, ORed.
+fn search_filter(plan: &ObjectPlan, s: &SearchQuery) -> Result<Filter> {
+    if s.query.trim().is_empty() {
+        return Ok(Filter::True);
+    }
+    let mut fields: Vec<String> = s.fields.clone();
+    if fields.is_empty() {
+        fields = plan
+            .schema
+            .fields
+            .values()
+            .filter(|f| f.searchable && plan.column(&f.name).is_some())
+            .map(|f| f.name.clone())
+            .collect();
+    }
+    if fields.is_empty()
+        && let Some(d) = plan.schema.display_name_field()
+    {
+        fields.push(d.to_owned());
+    }
+    for f in &fields {
+        sqlgen::column(plan, f, "search")?;
+    }
+    let conds: Vec<Filter> = fields
+        .into_iter()
+        .map(|f| {
+            Filter::Condition(Condition {
+                field: f,
+                op: Operator::Contains,
+                value: FilterValue::Value(Json::String(s.query.clone())),
+            })
+        })
+        .collect();
+    Ok(match conds.len() {
+        0 => Filter::True,
+        1 => conds.into_iter().next().unwrap_or_default(),
+        _ => Filter::Or(conds),
+    })
+}

@@ -1,0 +1,245 @@
+//! The data engine's one error enum, with the stable wire codes and HTTP statuses the REST layer maps it to.
+
+use serde::Serialize;
+
+/// One problem with one field of a record, as sent in the `fields` array of a 400 response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// API name of the field (`name`, `account.email` for nested checks).
+    pub field: String,
+    /// Stable machine code: `required`, `invalid_type`, `invalid_option`, `too_long`, `too_short`,
+    /// `too_small`, `too_large`, `invalid_format`, `duplicate_value`, `readonly`, `unknown_field`,
+    /// `invalid_reference`, `rule_failed`, `invalid_transition`.
+    pub code: String,
+    /// Human message naming the field by its label, e.g. `Name is required`.
+    pub message: String,
+    /// The field's label, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Extra detail (violated constraint, allowed options); boxed so `Result<_, FieldError>` stays small.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Box<FieldErrorDetail>>,
+}
+
+/// The optional parts of a [`FieldError`], flattened into it on the wire.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FieldErrorDetail {
+    /// The violated constraint, e.g. `{"allowed": "new, active, closed"}` or `{"max": 200}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<serde_json::Value>,
+    /// For choice fields: the allowed option values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub options: Option<Vec<String>>,
+}
+
+impl FieldError {
+    pub fn new(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            code: code.into(),
+            message: message.into(),
+            label: None,
+            detail: None,
+        }
+    }
+
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Attaches the violated constraint (`{"max": 200}`).
+    pub fn with_constraint(mut self, constraint: serde_json::Value) -> Self {
+        self.detail.get_or_insert_with(Box::default).constraint = Some(constraint);
+        self
+    }
+
+    /// Attaches the allowed option values of a choice field.
+    pub fn with_options(mut self, options: Vec<String>) -> Self {
+        self.detail.get_or_insert_with(Box::default).options = Some(options);
+        self
+    }
+}
+
+/// Everything that can go wrong in the data engine.
+///
+/// User mistakes map to 4xx with a stable code; only `Database` and `Internal` are 5xx, and their
+/// messages never carry SQL or connection details to the client (see [`DataError::public_message`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    #[error("Object '{object}' is not registered")]
+    ObjectNotFound { object: String },
+    #[error("Record {id} not found in {object}")]
+    RecordNotFound { object: String, id: String },
+    /// The record failed field validation or a validation rule; `message` is the first problem.
+    #[error("{message}")]
+    Validation {
+        object: String,
+        message: String,
+        fields: Vec<FieldError>,
+    },
+    /// A filter, sort, select, expand, paging or aggregation problem; `param` names the query parameter.
+    #[error("{message}")]
+    InvalidQuery {
+        object: String,
+        param: String,
+        code: String,
+        message: String,
+    },
+    /// Malformed request body (not an object, wrong shape).
+    #[error("{message}")]
+    InvalidBody { object: String, message: String },
+    /// A unique field or unique rule would be violated.
+    #[error("{message}")]
+    Duplicate {
+        object: String,
+        message: String,
+        fields: Vec<FieldError>,
+    },
+    /// `If-Match` did not match the record's current version.
+    #[error(
+        "Record {id} in {object} was modified by someone else (expected version {expected}, found {found})"
+    )]
+    ConcurrentModification {
+        object: String,
+        id: String,
+        expected: String,
+        found: String,
+    },
+    /// Delete refused because `deleteBehavior: restrict` children exist.
+    #[error("{message}")]
+    DeleteRestricted { object: String, message: String },
+    /// The operation is disabled for this object (`enable.apiMethods`).
+    #[error("Operation '{operation}' is not enabled for object '{object}'")]
+    OperationNotAllowed { object: String, operation: String },
+    /// An interceptor (permissions, workflow...) refused the operation.
+    #[error("{message}")]
+    Forbidden { object: String, message: String },
+    #[error("{message}")]
+    Unauthenticated { message: String },
+    /// Metadata could not be loaded; every diagnostic is listed.
+    #[error("metadata has {} error(s):\n{}", diagnostics.len(), diagnostics.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
+    Metadata {
+        diagnostics: Vec<objectos_spec::Diagnostic>,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl DataError {
+    /// Stable wire code (the reference server's upper-case spelling).
+    pub fn code(&self) -> &str {
+        match self {
+            Self::ObjectNotFound { .. } => "OBJECT_NOT_FOUND",
+            Self::RecordNotFound { .. } => "RECORD_NOT_FOUND",
+            Self::Validation { .. } => "VALIDATION_FAILED",
+            Self::InvalidQuery { .. } => "INVALID_QUERY",
+            Self::InvalidBody { .. } => "INVALID_BODY",
+            Self::Duplicate { .. } => "DUPLICATE_VALUE",
+            Self::ConcurrentModification { .. } => "CONCURRENT_MODIFICATION",
+            Self::DeleteRestricted { .. } => "DELETE_RESTRICTED",
+            Self::OperationNotAllowed { .. } => "OPERATION_NOT_ALLOWED",
+            Self::Forbidden { .. } => "PERMISSION_DENIED",
+            Self::Unauthenticated { .. } => "UNAUTHENTICATED",
+            Self::Metadata { .. } => "INVALID_METADATA",
+            Self::Config(_) => "INVALID_CONFIGURATION",
+            Self::Database(_) | Self::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    /// Spec error category (`validation`, `not_found`, ...).
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::ObjectNotFound { .. } | Self::RecordNotFound { .. } => "not_found",
+            Self::Validation { .. }
+            | Self::InvalidQuery { .. }
+            | Self::InvalidBody { .. }
+            | Self::Metadata { .. }
+            | Self::Config(_) => "validation",
+            Self::Duplicate { .. }
+            | Self::ConcurrentModification { .. }
+            | Self::DeleteRestricted { .. } => "conflict",
+            Self::OperationNotAllowed { .. } | Self::Forbidden { .. } => "authorization",
+            Self::Unauthenticated { .. } => "authentication",
+            Self::Database(_) | Self::Internal(_) => "server",
+        }
+    }
+
+    /// HTTP status for the category.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::ObjectNotFound { .. } | Self::RecordNotFound { .. } => 404,
+            Self::Validation { .. }
+            | Self::InvalidQuery { .. }
+            | Self::InvalidBody { .. }
+            | Self::Metadata { .. }
+            | Self::Config(_) => 400,
+            Self::Duplicate { .. } | Self::DeleteRestricted { .. } => 409,
+            Self::ConcurrentModification { .. } => 412,
+            Self::OperationNotAllowed { .. } | Self::Forbidden { .. } => 403,
+            Self::Unauthenticated { .. } => 401,
+            Self::Database(_) | Self::Internal(_) => 500,
+        }
+    }
+
+    /// The object the error is about, if any.
+    pub fn object(&self) -> Option<&str> {
+        match self {
+            Self::ObjectNotFound { object }
+            | Self::RecordNotFound { object, .. }
+            | Self::Validation { object, .. }
+            | Self::InvalidQuery { object, .. }
+            | Self::InvalidBody { object, .. }
+            | Self::Duplicate { object, .. }
+            | Self::ConcurrentModification { object, .. }
+            | Self::DeleteRestricted { object, .. }
+            | Self::OperationNotAllowed { object, .. }
+            | Self::Forbidden { object, .. } => Some(object),
+            _ => None,
+        }
+    }
+
+    /// Field-level problems, if any.
+    pub fn field_errors(&self) -> &[FieldError] {
+        match self {
+            Self::Validation { fields, .. } | Self::Duplicate { fields, .. } => fields,
+            _ => &[],
+        }
+    }
+
+    /// True when retrying the same request may succeed.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Database(_) | Self::ConcurrentModification { .. }
+        )
+    }
+
+    /// The message safe to send to a client: server-side errors are replaced by a generic text
+    /// (the detail goes to the log with the request id).
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Database(_) | Self::Internal(_) => {
+                "An internal error occurred; the server log has the details".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for DataError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        Self::Database(err.to_string())
+    }
+}
+
+pub type Result<T, E = DataError> = std::result::Result<T, E>;

@@ -1,0 +1,101 @@
+//! The interceptor pipeline: ordered before/after hooks per operation, run inside the operation's
+//! transaction, able to rewrite the query (RLS), the input (FLS, defaults) and see the result.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use objectos_spec::object::ObjectSchema;
+use objectos_spec::query::QueryAst;
+use sea_orm::DatabaseTransaction;
+
+use crate::Record;
+use crate::context::OpContext;
+use crate::error::Result;
+
+/// The operation a hook runs around.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Find,
+    Get,
+    Count,
+    Aggregate,
+    Create,
+    Update,
+    Delete,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Find => "find",
+            Self::Get => "get",
+            Self::Count => "count",
+            Self::Aggregate => "aggregate",
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Delete => "delete",
+        }
+    }
+
+    /// True for operations that change records.
+    pub fn is_write(self) -> bool {
+        matches!(self, Self::Create | Self::Update | Self::Delete)
+    }
+}
+
+/// What a hook sees and may change.
+///
+/// - `query`: for find/get/count/aggregate/update/delete, the query that selects the records;
+///   before-hooks may AND filters into `query.filter` (row-level security). For get, update and
+///   delete it starts as `id = <id>`; a record the narrowed filter excludes is reported as not found.
+/// - `input`: for create/update, the record or patch being written (system fields already removed).
+/// - `previous`: for update/delete, the record as it was.
+/// - `result`: for get/create/update (after-hooks), the record returned to the caller.
+/// - `records`: for find (after-hooks), the page of records returned.
+/// - `tx`: the operation's transaction; rows written through it commit or roll back with the change.
+pub struct HookContext<'a> {
+    pub cx: &'a OpContext,
+    pub object: &'a ObjectSchema,
+    pub operation: Operation,
+    pub query: Option<&'a mut QueryAst>,
+    pub input: Option<&'a mut Record>,
+    pub previous: Option<&'a Record>,
+    pub result: Option<&'a mut Record>,
+    pub records: Option<&'a mut Vec<Record>>,
+    pub tx: &'a DatabaseTransaction,
+}
+
+impl fmt::Debug for HookContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HookContext")
+            .field("object", &self.object.name)
+            .field("operation", &self.operation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A plugin's hook into every engine operation. Errors abort the operation and roll it back.
+#[async_trait]
+pub trait Interceptor: Send + Sync + 'static {
+    /// A name for logs and errors.
+    fn name(&self) -> &str;
+    /// Lower runs first (before-hooks ascending; after-hooks in the same order).
+    fn order(&self) -> i32 {
+        0
+    }
+    /// Whether the hook wants this object and operation.
+    fn applies_to(&self, object: &str, op: Operation) -> bool {
+        let _ = (object, op);
+        true
+    }
+    /// Runs before the operation touches the database.
+    async fn before(&self, hook: &mut HookContext<'_>) -> Result<()> {
+        let _ = hook;
+        Ok(())
+    }
+    /// Runs after the operation, still inside its transaction.
+    async fn after(&self, hook: &mut HookContext<'_>) -> Result<()> {
+        let _ = hook;
+        Ok(())
+    }
+}

@@ -1,0 +1,164 @@
+//! The transactional outbox: `record.*` rows written in the same transaction as the change, and a
+//! dispatcher that publishes them after commit (at least once) and marks them dispatched.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use objectos_spec::{Event, EventMetadata, EventPriority};
+use sea_orm::{ConnectionTrait, Value};
+use serde_json::{Value as Json, json};
+
+use crate::context::OpContext;
+use crate::db::{self, Dialect, Sql};
+use crate::error::{DataError, Result};
+use crate::util::{format_ts, new_id, now};
+
+/// Where dispatched outbox events go (the kernel EventBus in production, a collector in tests).
+#[async_trait]
+pub trait EventSink: Send + Sync + 'static {
+    /// Publishes one event; an error leaves the row pending so it is retried.
+    async fn publish(&self, event: Event) -> std::result::Result<(), String>;
+}
+
+/// Writes one outbox row inside `tx`.
+pub(crate) async fn write<C: ConnectionTrait>(
+    tx: &C,
+    dialect: Dialect,
+    cx: &OpContext,
+    event_name: &str,
+    object: &str,
+    record_id: &str,
+    mut payload: Json,
+) -> Result<()> {
+    if let Json::Object(m) = &mut payload {
+        m.insert("object".into(), json!(object));
+        m.insert("recordId".into(), json!(record_id));
+        m.insert("userId".into(), json!(cx.principal.user_id()));
+        m.insert("tenantId".into(), json!(cx.tenant));
+    }
+    let mut sql = Sql::new(dialect);
+    sql.push("INSERT INTO \"_objectos_outbox\" (\"event_id\", \"event_name\", \"object\", \"record_id\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\") VALUES (")
+        .param(Value::from(new_id()))
+        .push(", ")
+        .param(Value::from(event_name.to_owned()))
+        .push(", ")
+        .param(Value::from(object.to_owned()))
+        .push(", ")
+        .param(Value::from(record_id.to_owned()))
+        .push(", ")
+        .param(Value::from(payload.to_string()))
+        .push(", ")
+        .param(Value::String(cx.principal.user_id().map(str::to_owned)))
+        .push(", ")
+        .param(Value::String(cx.tenant.clone()))
+        .push(", ")
+        .param(Value::from(format_ts(now())))
+        .push(")");
+    db::exec(tx, sql).await?;
+    Ok(())
+}
+
+/// A pending outbox row.
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    pub(crate) id: i64,
+    pub(crate) event: Event,
+}
+
+pub(crate) async fn pending<C: ConnectionTrait>(
+    conn: &C,
+    dialect: Dialect,
+    limit: u64,
+) -> Result<Vec<Pending>> {
+    let mut sql = Sql::new(dialect);
+    sql.push("SELECT \"id\", \"event_id\", \"event_name\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\" FROM \"_objectos_outbox\" WHERE \"dispatched_at\" IS NULL ORDER BY \"id\" LIMIT ")
+        .param(Value::BigInt(Some(limit as i64)));
+    let rows = db::query(conn, sql).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let get = |i: usize| r.try_get_by_index::<Option<String>>(i).ok().flatten();
+        let id: i64 = r
+            .try_get_by_index(0)
+            .map_err(|e| DataError::Database(e.to_string()))?;
+        let payload = get(3)
+            .and_then(|p| serde_json::from_str(&p).ok())
+            .unwrap_or(Json::Null);
+        let timestamp = get(6)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_else(chrono::Utc::now);
+        out.push(Pending {
+            id,
+            event: Event {
+                id: get(1).unwrap_or_default(),
+                name: get(2).unwrap_or_default(),
+                payload,
+                metadata: EventMetadata {
+                    source: crate::plugin::PLUGIN_ID.to_owned(),
+                    timestamp,
+                    user_id: get(4),
+                    tenant_id: get(5),
+                    correlation_id: None,
+                    priority: EventPriority::Normal,
+                },
+            },
+        });
+    }
+    Ok(out)
+}
+
+pub(crate) async fn mark_dispatched<C: ConnectionTrait>(
+    conn: &C,
+    dialect: Dialect,
+    ids: &[i64],
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut sql = Sql::new(dialect);
+    sql.push("UPDATE \"_objectos_outbox\" SET \"dispatched_at\" = ")
+        .param(Value::from(format_ts(now())))
+        .push(" WHERE \"id\" IN (");
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.param(Value::BigInt(Some(*id)));
+    }
+    sql.push(")");
+    db::exec(conn, sql).await?;
+    Ok(())
+}
+
+/// Handle of a running dispatcher task; dropping it does not stop the task, [`DispatcherHandle::stop`] does.
+#[derive(Debug)]
+pub struct DispatcherHandle {
+    pub(crate) stop: Arc<tokio::sync::Notify>,
+    pub(crate) task: tokio::task::JoinHandle<()>,
+}
+
+impl DispatcherHandle {
+    /// Stops the dispatcher after its current pass.
+    pub async fn stop(self) {
+        self.stop.notify_one();
+        let _ = self.task.await;
+    }
+}
+
+/// How long the dispatcher sleeps when nothing wakes it (it also polls, so rows written by other
+/// nodes or left over after a crash are picked up).
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How long delivered rows are kept (for inspection) before the dispatcher deletes them.
+pub(crate) const KEEP_DISPATCHED: Duration = Duration::from_secs(3600);
+
+/// Deletes rows delivered before `KEEP_DISPATCHED` ago.
+pub(crate) async fn prune<C: ConnectionTrait>(conn: &C, dialect: Dialect) -> Result<u64> {
+    let keep = chrono::TimeDelta::from_std(KEEP_DISPATCHED).unwrap_or(chrono::TimeDelta::hours(1));
+    let cutoff = format_ts(now() - keep);
+    let mut sql = Sql::new(dialect);
+    sql.push("DELETE FROM \"_objectos_outbox\" WHERE \"dispatched_at\" IS NOT NULL AND \"dispatched_at\" < ")
+        .param(Value::from(cutoff));
+    db::exec(conn, sql).await
+}

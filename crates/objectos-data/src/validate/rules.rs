@@ -1,0 +1,518 @@
+//! Validation rules compiled once per object: expressions parsed, regexes built, ready to run per write.
+
+use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
+use objectos_spec::object::{ObjectSchema, RuleEvent, RuleKind, RuleSeverity, ValidationRule};
+use serde_json::Value;
+
+use super::coerce::{is_email, is_phone, is_url, parse_date, parse_datetime, parse_time};
+use super::{Record, check_paths, is_engine_managed};
+use crate::error::FieldError;
+use crate::expr::{EvalContext, Expr};
+
+/// Named formats accepted by `format` rules.
+pub(crate) const NAMED_FORMATS: &[&str] = &[
+    "email",
+    "url",
+    "phone",
+    "json",
+    "uuid",
+    "date",
+    "datetime",
+    "time",
+    "ipv4",
+    "ipv6",
+    "alphanumeric",
+    "numeric",
+];
+
+/// How a `format` rule checks its field.
+#[derive(Debug, Clone)]
+pub(crate) enum FormatCheck {
+    Regex(regex::Regex),
+    Named(String),
+}
+
+/// The runnable part of a rule.
+#[derive(Debug, Clone)]
+pub(crate) enum Check {
+    /// `script` and `cross_field`: fails when the condition is TRUE.
+    Condition(Expr),
+    Format {
+        field: String,
+        check: FormatCheck,
+    },
+    StateMachine {
+        field: String,
+        transitions: IndexMap<String, Vec<String>>,
+    },
+    JsonSchema {
+        field: String,
+        schema: Value,
+    },
+    Conditional {
+        when: Expr,
+        then: Box<CompiledRule>,
+        otherwise: Option<Box<CompiledRule>>,
+    },
+    /// Unique rules run in SQL (see `unique_checks`).
+    Unique,
+    /// `async` and `custom`: not run here; reported as a warning.
+    Skipped,
+    /// The rule could not be compiled (lenient mode only); it fails closed.
+    Broken(String),
+}
+
+/// A validation rule ready to run.
+#[derive(Debug, Clone)]
+pub(crate) struct CompiledRule {
+    pub(crate) name: String,
+    pub(crate) type_name: &'static str,
+    pub(crate) message: String,
+    pub(crate) active: bool,
+    pub(crate) events: Vec<RuleEvent>,
+    pub(crate) severity: RuleSeverity,
+    pub(crate) check: Check,
+}
+
+/// Compiles one rule; `parent` names the enclosing conditional rule for nested ones.
+pub(crate) fn compile_rule(
+    schema: &ObjectSchema,
+    rule: &ValidationRule,
+    parent: Option<&str>,
+    errors: &mut Vec<String>,
+) -> CompiledRule {
+    let name = if rule.name.is_empty() {
+        parent.unwrap_or("unnamed").to_owned()
+    } else {
+        rule.name.clone()
+    };
+    let mut problems = Vec::new();
+    let parse = |what: &str, src: &str, problems: &mut Vec<String>| match Expr::parse(src) {
+        Ok(e) => {
+            for p in check_paths(schema, &e) {
+                problems.push(format!("{what} {p}"));
+            }
+            Some(e)
+        }
+        Err(e) => {
+            problems.push(format!("{what} `{src}` does not parse: {e}"));
+            None
+        }
+    };
+    let known_field = |field: &str, problems: &mut Vec<String>| {
+        if !schema.has_field(field) && !is_engine_managed(schema, field) {
+            problems.push(format!("refers to unknown field `{field}`"));
+        }
+    };
+    let check = match &rule.rule {
+        RuleKind::Script { condition } | RuleKind::CrossField { condition, .. } => {
+            parse("condition", condition, &mut problems).map(Check::Condition)
+        }
+        RuleKind::Format {
+            field,
+            regex,
+            format,
+        } => {
+            known_field(field, &mut problems);
+            match (regex, format) {
+                (Some(re), _) => match regex::RegexBuilder::new(re).size_limit(1 << 20).build() {
+                    Ok(r) => Some(Check::Format {
+                        field: field.clone(),
+                        check: FormatCheck::Regex(r),
+                    }),
+                    Err(e) => {
+                        let detail = e
+                            .to_string()
+                            .split_whitespace()
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        problems.push(format!("regex `{re}` is invalid: {detail}"));
+                        None
+                    }
+                },
+                (None, Some(f)) if NAMED_FORMATS.contains(&f.as_str()) => Some(Check::Format {
+                    field: field.clone(),
+                    check: FormatCheck::Named(f.clone()),
+                }),
+                (None, Some(f)) => {
+                    problems.push(format!(
+                        "format `{f}` is unknown; expected one of {}",
+                        NAMED_FORMATS.join(", ")
+                    ));
+                    None
+                }
+                (None, None) => {
+                    problems.push("needs `regex` or `format`".to_owned());
+                    None
+                }
+            }
+        }
+        RuleKind::StateMachine { field, transitions } => {
+            known_field(field, &mut problems);
+            Some(Check::StateMachine {
+                field: field.clone(),
+                transitions: transitions.clone(),
+            })
+        }
+        RuleKind::JsonSchema { field, schema: s } => {
+            known_field(field, &mut problems);
+            Some(Check::JsonSchema {
+                field: field.clone(),
+                schema: s.clone(),
+            })
+        }
+        RuleKind::Conditional {
+            when,
+            then,
+            otherwise,
+        } => {
+            let when = parse("`when`", when, &mut problems);
+            let then = compile_rule(schema, then, Some(&name), errors);
+            let otherwise = otherwise
+                .as_ref()
+                .map(|o| Box::new(compile_rule(schema, o, Some(&name), errors)));
+            when.map(|when| Check::Conditional {
+                when,
+                then: Box::new(then),
+                otherwise,
+            })
+        }
+        RuleKind::Unique { fields, .. } => {
+            for f in fields {
+                known_field(f, &mut problems);
+            }
+            Some(Check::Unique)
+        }
+        RuleKind::Async { .. } | RuleKind::Custom { .. } => Some(Check::Skipped),
+    };
+    let check = if problems.is_empty() {
+        check.unwrap_or(Check::Skipped)
+    } else {
+        let text = format!(
+            "validation rule `{name}` ({}): {}",
+            rule.rule.type_name(),
+            problems.join("; ")
+        );
+        errors.push(text.clone());
+        Check::Broken(text)
+    };
+    CompiledRule {
+        name,
+        type_name: rule.rule.type_name(),
+        message: rule.message.clone(),
+        active: rule.active,
+        events: rule.events.clone(),
+        severity: rule.severity,
+        check,
+    }
+}
+
+/// The outcome of running one rule.
+pub(crate) enum Outcome {
+    Pass,
+    Fail(FieldError, RuleSeverity),
+}
+
+impl CompiledRule {
+    fn failure(&self, field: Option<&str>, code: &str, default_message: String) -> Outcome {
+        let message = if self.message.is_empty() {
+            default_message
+        } else {
+            self.message.clone()
+        };
+        Outcome::Fail(
+            FieldError::new(field.unwrap_or(&self.name), code, message),
+            self.severity,
+        )
+    }
+
+    /// Runs the rule against the merged record (`record`), with the stored record for updates.
+    pub(crate) fn run(
+        &self,
+        event: RuleEvent,
+        record: &Record,
+        patch: &Record,
+        old: Option<&Record>,
+        now: DateTime<Utc>,
+    ) -> Outcome {
+        if !self.active || !self.events.contains(&event) {
+            return Outcome::Pass;
+        }
+        let cx = EvalContext::new(record, now);
+        match &self.check {
+            Check::Condition(expr) => match expr.eval_bool(&cx) {
+                Ok(false) => Outcome::Pass,
+                Ok(true) => self.failure(
+                    None,
+                    "rule_failed",
+                    format!("Validation rule `{}` failed", self.name),
+                ),
+                Err(e) => self.failure(
+                    None,
+                    "rule_failed",
+                    format!(
+                        "Validation rule `{}` could not be evaluated: {e}",
+                        self.name
+                    ),
+                ),
+            },
+            Check::Format { field, check } => {
+                let value = record.get(field).unwrap_or(&Value::Null);
+                let text = match value {
+                    Value::Null => return Outcome::Pass,
+                    Value::String(s) if s.is_empty() => return Outcome::Pass,
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let ok = match check {
+                    FormatCheck::Regex(re) => re.is_match(&text),
+                    FormatCheck::Named(name) => named_format_ok(name, &text),
+                };
+                if ok {
+                    Outcome::Pass
+                } else {
+                    let what = match check {
+                        FormatCheck::Regex(re) => format!("match `{}`", re.as_str()),
+                        FormatCheck::Named(n) => format!("be a valid {n}"),
+                    };
+                    self.failure(Some(field), "rule_failed", format!("`{field}` must {what}"))
+                }
+            }
+            Check::StateMachine { field, transitions } => {
+                let (Some(old), Some(new)) = (old, patch.get(field)) else {
+                    return Outcome::Pass;
+                };
+                let Some(from) = old.get(field).and_then(Value::as_str) else {
+                    return Outcome::Pass;
+                };
+                let Some(to) = new.as_str() else {
+                    return Outcome::Pass;
+                };
+                if from == to
+                    || transitions
+                        .get(from)
+                        .is_some_and(|t| t.iter().any(|s| s == to))
+                {
+                    return Outcome::Pass;
+                }
+                let allowed = transitions
+                    .get(from)
+                    .map(|t| t.join(", "))
+                    .unwrap_or_default();
+                let tail = if allowed.is_empty() {
+                    format!("`{from}` is a final state")
+                } else {
+                    format!("allowed next values: {allowed}")
+                };
+                self.failure(
+                    Some(field),
+                    "invalid_transition",
+                    format!("`{field}` cannot change from `{from}` to `{to}`; {tail}"),
+                )
+            }
+            Check::JsonSchema { field, schema } => {
+                let value = record.get(field).unwrap_or(&Value::Null);
+                if value.is_null() {
+                    return Outcome::Pass;
+                }
+                match check_json_schema(schema, value, field, 0) {
+                    Ok(()) => Outcome::Pass,
+                    Err(detail) => self.failure(Some(field), "rule_failed", detail),
+                }
+            }
+            Check::Conditional {
+                when,
+                then,
+                otherwise,
+            } => {
+                let branch = match when.eval_bool(&cx) {
+                    Ok(true) => Some(then),
+                    Ok(false) => otherwise.as_ref(),
+                    Err(e) => {
+                        return self.failure(
+                            None,
+                            "rule_failed",
+                            format!(
+                                "Validation rule `{}` could not be evaluated: {e}",
+                                self.name
+                            ),
+                        );
+                    }
+                };
+                match branch {
+                    Some(rule) => rule.run(event, record, patch, old, now),
+                    None => Outcome::Pass,
+                }
+            }
+            Check::Unique => Outcome::Pass,
+            Check::Skipped => Outcome::Fail(
+                FieldError::new(
+                    self.name.clone(),
+                    "rule_skipped",
+                    format!(
+                        "Validation rule `{}` ({}) is not run by this server",
+                        self.name, self.type_name
+                    ),
+                ),
+                RuleSeverity::Warning,
+            ),
+            Check::Broken(text) => Outcome::Fail(
+                FieldError::new(
+                    self.name.clone(),
+                    "rule_failed",
+                    format!("Cannot run {text}"),
+                ),
+                RuleSeverity::Error,
+            ),
+        }
+    }
+}
+
+fn named_format_ok(name: &str, s: &str) -> bool {
+    match name {
+        "email" => is_email(s),
+        "url" => is_url(s),
+        "phone" => is_phone(s),
+        "json" => serde_json::from_str::<Value>(s).is_ok(),
+        "uuid" => is_uuid(s),
+        "date" => s.len() == 10 && parse_date(s).is_some(),
+        "datetime" => parse_datetime(s).is_some(),
+        "time" => parse_time(s).is_some(),
+        "ipv4" => s.parse::<std::net::Ipv4Addr>().is_ok(),
+        "ipv6" => s.parse::<std::net::Ipv6Addr>().is_ok(),
+        "alphanumeric" => s.chars().all(char::is_alphanumeric),
+        "numeric" => s.trim().parse::<f64>().is_ok_and(f64::is_finite),
+        _ => false,
+    }
+}
+
+fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Schemas deeper than this are not followed further (they come from metadata, but stay bounded).
+const MAX_SCHEMA_DEPTH: usize = 32;
+
+/// A basic JSON Schema check: `type`, `enum`, `const`, `required`, `properties`,
+/// `additionalProperties: false`, `items`, `minimum`/`maximum`, `minLength`/`maxLength`,
+/// `minItems`/`maxItems`. Returns the first problem with its path.
+pub(crate) fn check_json_schema(
+    schema: &Value,
+    value: &Value,
+    path: &str,
+    depth: usize,
+) -> Result<(), String> {
+    let Value::Object(s) = schema else {
+        return Ok(());
+    };
+    if depth > MAX_SCHEMA_DEPTH {
+        return Ok(());
+    }
+    if let Some(t) = s.get("type") {
+        let types: Vec<&str> = match t {
+            Value::String(one) => vec![one.as_str()],
+            Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        if !types.is_empty() && !types.iter().any(|t| json_type_matches(t, value)) {
+            return Err(format!("`{path}` must be of type {}", types.join(" or ")));
+        }
+    }
+    if let Some(Value::Array(options)) = s.get("enum")
+        && !options.contains(value)
+    {
+        let list = options
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(format!("`{path}` must be one of: {list}"));
+    }
+    if let Some(c) = s.get("const")
+        && c != value
+    {
+        return Err(format!("`{path}` must be {c}"));
+    }
+    if let Some(x) = value.as_f64() {
+        if let Some(min) = s.get("minimum").and_then(Value::as_f64)
+            && x < min
+        {
+            return Err(format!("`{path}` must be at least {min}"));
+        }
+        if let Some(max) = s.get("maximum").and_then(Value::as_f64)
+            && x > max
+        {
+            return Err(format!("`{path}` must be at most {max}"));
+        }
+    }
+    if let Value::String(text) = value {
+        let len = text.chars().count() as u64;
+        if let Some(min) = s.get("minLength").and_then(Value::as_u64)
+            && len < min
+        {
+            return Err(format!("`{path}` must be at least {min} characters long"));
+        }
+        if let Some(max) = s.get("maxLength").and_then(Value::as_u64)
+            && len > max
+        {
+            return Err(format!("`{path}` must be at most {max} characters long"));
+        }
+    }
+    if let Value::Object(map) = value {
+        if let Some(Value::Array(required)) = s.get("required") {
+            for key in required.iter().filter_map(Value::as_str) {
+                if !map.contains_key(key) {
+                    return Err(format!("`{path}.{key}` is required"));
+                }
+            }
+        }
+        let props = s.get("properties").and_then(Value::as_object);
+        for (key, v) in map {
+            match props.and_then(|p| p.get(key)) {
+                Some(sub) => check_json_schema(sub, v, &format!("{path}.{key}"), depth + 1)?,
+                None if s.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                    return Err(format!("`{path}.{key}` is not allowed"));
+                }
+                None => {}
+            }
+        }
+    }
+    if let Value::Array(items) = value {
+        let n = items.len() as u64;
+        if let Some(min) = s.get("minItems").and_then(Value::as_u64)
+            && n < min
+        {
+            return Err(format!("`{path}` must have at least {min} items"));
+        }
+        if let Some(max) = s.get("maxItems").and_then(Value::as_u64)
+            && n > max
+        {
+            return Err(format!("`{path}` must have at most {max} items"));
+        }
+        if let Some(item_schema) = s.get("items") {
+            for (i, item) in items.iter().enumerate() {
+                check_json_schema(item_schema, item, &format!("{path}[{i}]"), depth + 1)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn json_type_matches(t: &str, v: &Value) -> bool {
+    match t {
+        "string" => v.is_string(),
+        "number" => v.is_number(),
+        "integer" => v.as_f64().is_some_and(|x| x.fract() == 0.0),
+        "boolean" => v.is_boolean(),
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "null" => v.is_null(),
+        _ => true,
+    }
+}

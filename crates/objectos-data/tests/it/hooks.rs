@@ -1,0 +1,256 @@
+//! Interceptors (order, RLS filter injection, rollback on error) and the transactional outbox.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use objectos_data::{DataError, EventSink, HookContext, Interceptor, Operation, Result};
+use objectos_spec::Event;
+use objectos_spec::query::{Filter, QueryAst};
+use serde_json::json;
+
+use crate::{CRM, for_each_backend, rec, user_cx};
+
+struct Recorder {
+    name: &'static str,
+    order: i32,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+#[async_trait]
+impl Interceptor for Recorder {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn order(&self) -> i32 {
+        self.order
+    }
+    async fn before(&self, hook: &mut HookContext<'_>) -> Result<()> {
+        self.log.lock().unwrap().push(format!(
+            "before {} {} {}",
+            self.name,
+            hook.operation.as_str(),
+            hook.object.name
+        ));
+        if let Some(input) = hook.input.as_deref_mut()
+            && self.name == "upper"
+            && let Some(n) = input
+                .get("name")
+                .and_then(|v| v.as_str())
+                .map(str::to_uppercase)
+        {
+            input.insert("name".into(), json!(n));
+        }
+        Ok(())
+    }
+    async fn after(&self, hook: &mut HookContext<'_>) -> Result<()> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("after {} {}", self.name, hook.operation.as_str()));
+        if let Some(r) = hook.result.as_deref()
+            && r.get("name").and_then(|v| v.as_str()) == Some("BOOM")
+        {
+            return Err(DataError::Forbidden {
+                object: hook.object.name.clone(),
+                message: "boom refused".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Row-level security: only active contacts are visible.
+struct OnlyActive;
+
+#[async_trait]
+impl Interceptor for OnlyActive {
+    fn name(&self) -> &str {
+        "rls"
+    }
+    fn applies_to(&self, object: &str, _op: Operation) -> bool {
+        object == "contact"
+    }
+    async fn before(&self, hook: &mut HookContext<'_>) -> Result<()> {
+        if let Some(q) = hook.query.as_deref_mut() {
+            q.filter = std::mem::take(&mut q.filter).and(Filter::eq("status", "active"));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn interceptors_run_in_order_and_errors_roll_back() {
+    for_each_backend(CRM, |e| async move {
+        let log = Arc::new(Mutex::new(vec![]));
+        e.add_interceptor(Arc::new(Recorder {
+            name: "second",
+            order: 10,
+            log: log.clone(),
+        }));
+        e.add_interceptor(Arc::new(Recorder {
+            name: "upper",
+            order: -5,
+            log: log.clone(),
+        }));
+        let cx = user_cx();
+        let a = e
+            .create(&cx, "account", rec(json!({"name": "quiet"})))
+            .await
+            .unwrap();
+        assert_eq!(a["name"], "QUIET");
+        assert_eq!(
+            log.lock().unwrap().clone(),
+            [
+                "before upper create account",
+                "before second create account",
+                "after upper create",
+                "after second create"
+            ]
+        );
+        let err = e
+            .create(&cx, "account", rec(json!({"name": "boom"})))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "PERMISSION_DENIED");
+        let all = e.find(&cx, "account", QueryAst::default()).await.unwrap();
+        assert_eq!(all.total, Some(1), "the failed create was rolled back");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rls_filter_applies_to_find_get_update_delete() {
+    for_each_backend(CRM, |e| async move {
+        let cx = user_cx();
+        let active = e
+            .create(
+                &cx,
+                "contact",
+                rec(json!({"name": "A", "status": "active"})),
+            )
+            .await
+            .unwrap();
+        let hidden = e
+            .create(&cx, "contact", rec(json!({"name": "H", "status": "new"})))
+            .await
+            .unwrap();
+        e.add_interceptor(Arc::new(OnlyActive));
+        let r = e.find(&cx, "contact", QueryAst::default()).await.unwrap();
+        assert_eq!(r.total, Some(1));
+        assert_eq!(r.records[0]["id"], active["id"]);
+        let hid = hidden["id"].as_str().unwrap();
+        assert_eq!(
+            e.get(&cx, "contact", hid, QueryAst::default())
+                .await
+                .unwrap_err()
+                .code(),
+            "RECORD_NOT_FOUND"
+        );
+        assert_eq!(
+            e.update(&cx, "contact", hid, rec(json!({"name": "x"})), None)
+                .await
+                .unwrap_err()
+                .code(),
+            "RECORD_NOT_FOUND"
+        );
+        assert_eq!(
+            e.delete(&cx, "contact", hid).await.unwrap_err().code(),
+            "RECORD_NOT_FOUND"
+        );
+        e.update(
+            &cx,
+            "contact",
+            active["id"].as_str().unwrap(),
+            rec(json!({"name": "A2"})),
+            None,
+        )
+        .await
+        .unwrap();
+    })
+    .await;
+}
+
+#[derive(Default)]
+struct Collect(Mutex<Vec<Event>>);
+
+#[async_trait]
+impl EventSink for Collect {
+    async fn publish(&self, event: Event) -> std::result::Result<(), String> {
+        self.0.lock().unwrap().push(event);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn outbox_rows_are_written_in_tx_and_dispatched_after_commit() {
+    for_each_backend(CRM, |e| async move {
+        let cx = user_cx();
+        let a = e
+            .create(&cx, "account", rec(json!({"name": "Evt"})))
+            .await
+            .unwrap();
+        let id = a["id"].as_str().unwrap().to_owned();
+        e.update(&cx, "account", &id, rec(json!({"name": "Evt2"})), None)
+            .await
+            .unwrap();
+        // A failed write leaves no outbox row.
+        assert!(
+            e.create(&cx, "account", rec(json!({"nope": 1})))
+                .await
+                .is_err()
+        );
+        let batch = objectos_data::BatchRequest {
+            operation: objectos_data::BatchOperation::Create,
+            records: vec![
+                objectos_data::BatchItem {
+                    data: rec(json!({"name": "ok"})),
+                    ..Default::default()
+                },
+                objectos_data::BatchItem {
+                    data: rec(json!({"bad": 1})),
+                    ..Default::default()
+                },
+            ],
+            ids: vec![],
+            options: Default::default(),
+        };
+        assert!(!e.batch(&cx, "account", batch).await.unwrap().success);
+        e.delete(&cx, "account", &id).await.unwrap();
+
+        let sink = Collect::default();
+        assert_eq!(e.dispatch_pending(&sink).await.unwrap(), 3);
+        let events = sink.0.lock().unwrap().clone();
+        let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["record.created", "record.updated", "record.deleted"]
+        );
+        assert_eq!(events[0].payload["object"], "account");
+        assert_eq!(events[0].payload["recordId"], id.as_str());
+        assert_eq!(events[0].payload["record"]["name"], "Evt");
+        assert_eq!(events[0].payload["userId"], "u1");
+        assert_eq!(events[0].payload["tenantId"], "org1");
+        assert_eq!(events[1].payload["previous"]["name"], "Evt");
+        assert_eq!(events[1].payload["changes"]["name"], "Evt2");
+        assert_eq!(events[2].payload["previous"]["name"], "Evt2");
+        assert_eq!(events[0].metadata.user_id.as_deref(), Some("u1"));
+        // Delivered rows are not delivered again.
+        assert_eq!(e.dispatch_pending(&sink).await.unwrap(), 0);
+
+        // The background dispatcher delivers after commit.
+        let sink = Arc::new(Collect::default());
+        let handle = e.start_dispatcher(sink.clone());
+        e.create(&cx, "account", rec(json!({"name": "Live"})))
+            .await
+            .unwrap();
+        for _ in 0..100 {
+            if !sink.0.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        handle.stop().await;
+        assert_eq!(sink.0.lock().unwrap().len(), 1);
+    })
+    .await;
+}

@@ -1,0 +1,80 @@
+//! The kernel plugin: service registration, start-up, and outbox events reaching the EventBus.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use objectos_data::{DataConfig, DataHandle, DataPlugin, MANIFEST, MetadataHandle};
+use objectos_kernel::{Event, Kernel, SubscribeOptions};
+use objectos_spec::query::QueryAst;
+use serde_json::json;
+
+use crate::{CRM, rec, user_cx};
+
+#[tokio::test]
+async fn plugin_provides_data_and_publishes_record_events() {
+    assert_eq!(MANIFEST.id, "com.objectos.data");
+    assert!(MANIFEST.provides.contains(&"data") && MANIFEST.provides.contains(&"metadata"));
+    let meta = tempfile::tempdir().unwrap();
+    for (name, text) in CRM {
+        std::fs::write(meta.path().join(name), text).unwrap();
+    }
+    let db = tempfile::tempdir().unwrap();
+    let plugin = DataPlugin::new(DataConfig {
+        database_url: format!("sqlite://{}?mode=rwc", db.path().join("k.db").display()),
+        metadata_dirs: vec![meta.path().to_path_buf()],
+        include_base: false,
+        max_connections: 2,
+        auto_migrate: true,
+    });
+    let kernel = Kernel::builder().plugin(plugin).build().unwrap();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = seen.clone();
+    kernel
+        .bus()
+        .subscribe(
+            "test",
+            "record.*",
+            move |e: Arc<Event>| {
+                let sink = sink.clone();
+                async move {
+                    sink.lock().unwrap().push(format!(
+                        "{} {}",
+                        e.name,
+                        e.payload["object"].as_str().unwrap_or("")
+                    ));
+                    Ok(())
+                }
+            },
+            SubscribeOptions::default(),
+        )
+        .unwrap();
+    kernel.boot().await.unwrap();
+    let handle = kernel.registry().get_named::<DataHandle>("data").unwrap();
+    let engine = handle.engine().expect("engine is set at start").clone();
+    let metadata = kernel
+        .registry()
+        .get_named::<MetadataHandle>("metadata")
+        .unwrap();
+    assert!(metadata.snapshot().unwrap().object("account").is_some());
+    let a = engine
+        .create(&user_cx(), "account", rec(json!({"name": "K"})))
+        .await
+        .unwrap();
+    engine
+        .get(
+            &user_cx(),
+            "account",
+            a["id"].as_str().unwrap(),
+            QueryAst::default(),
+        )
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        if !seen.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen.lock().unwrap().clone(), ["record.created account"]);
+    kernel.shutdown().await;
+}

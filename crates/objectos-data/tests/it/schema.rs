@@ -1,0 +1,207 @@
+//! Schema sync: every field type gets a column, the plan is additive and idempotent, metadata errors are reported together.
+
+use objectos_data::{DataConfig, DataEngine, DataError};
+
+use crate::{CRM, for_each_backend, open};
+
+#[tokio::test]
+async fn sync_creates_everything_and_second_plan_is_empty() {
+    for_each_backend(CRM, |engine| async move {
+        let plan = engine.plan_migration().await.unwrap();
+        assert!(plan.is_empty(), "second plan must be empty, got:\n{plan}");
+        assert_eq!(plan.to_string(), "");
+        let snap = engine.metadata();
+        let account = snap.object("account").unwrap();
+        let names: Vec<&str> = account.fields.keys().map(String::as_str).take(7).collect();
+        assert_eq!(
+            names,
+            [
+                "id",
+                "created_at",
+                "updated_at",
+                "organization_id",
+                "created_by",
+                "updated_by",
+                "owner_id"
+            ]
+        );
+        assert!(snap.etag("account").is_some());
+        assert!(snap.object("nope").is_none());
+    })
+    .await;
+}
+
+async fn evolve(url: &str) {
+    let v1: &[(&str, &str)] = &[(
+        "a.object.yml",
+        "name: thing\nfields:\n  title: { type: text }\n  n: { type: number }\n",
+    )];
+    let (engine, meta_dir) = open(url, v1).await;
+    std::fs::write(
+        meta_dir.path().join("a.object.yml"),
+        "name: thing\nfields:\n  title: { type: text }\n  n: { type: boolean }\n  extra: { type: text, unique: true }\n",
+    )
+    .unwrap();
+    engine.reload().await.unwrap();
+    let plan = engine.plan_migration().await.unwrap();
+    let text = plan.to_string();
+    assert!(
+        text.contains("ALTER TABLE \"thing\" ADD COLUMN \"extra\" TEXT;"),
+        "{text}"
+    );
+    assert!(text.contains("CREATE UNIQUE INDEX"), "{text}");
+    assert!(text.contains("-- manual step (skipped): thing.n"), "{text}");
+    assert_eq!(text.lines().count(), plan.steps.len());
+    assert_eq!(plan.changed_objects, ["thing"]);
+    let steps = std::sync::Mutex::new(0);
+    let report = engine
+        .migrate(&|_| *steps.lock().unwrap() += 1)
+        .await
+        .unwrap();
+    assert_eq!(*steps.lock().unwrap(), 3);
+    assert_eq!(report.applied, 2);
+    assert_eq!(report.skipped_manual, 1);
+    let again = engine.plan_migration().await.unwrap();
+    assert!(again.is_empty(), "{again}");
+    assert!(again.changed_objects.is_empty());
+    engine.connection().clone().close().await.ok();
+}
+
+#[tokio::test]
+async fn added_field_plans_one_add_column_and_changed_type_is_manual() {
+    let dir = tempfile::tempdir().unwrap();
+    evolve(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("m.db").display()
+    ))
+    .await;
+    if let Some(base) = std::env::var("OBJECTOS_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        let (url, schema) = crate::pg_schema(&base).await;
+        evolve(&url).await;
+        crate::pg_drop(&base, &schema).await;
+    } else {
+        eprintln!("PostgreSQL skipped: set OBJECTOS_TEST_POSTGRES_URL");
+    }
+}
+
+#[tokio::test]
+async fn metadata_errors_are_all_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.object.yml"),
+        "name: a\nfields:\n  x: { type: nosuchtype }\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(
+        dir.path().join("sub/b.object.yml"),
+        "name: b\nfields:\n  y: { type: lookup, reference: missing }\n",
+    )
+    .unwrap();
+    let err = DataEngine::open(DataConfig {
+        database_url: "sqlite::memory:".into(),
+        metadata_dirs: vec![dir.path().to_path_buf()],
+        include_base: false,
+        max_connections: 1,
+        auto_migrate: true,
+    })
+    .await
+    .unwrap_err();
+    match &err {
+        DataError::Metadata { diagnostics } => {
+            let text = err.to_string();
+            assert!(!diagnostics.is_empty(), "{text}");
+            assert!(text.contains("nosuchtype"), "{text}");
+            assert!(text.contains("a.object.yml"), "{text}");
+        }
+        other => panic!("expected Metadata, got {other:?}"),
+    }
+    assert_eq!(err.code(), "INVALID_METADATA");
+}
+
+#[tokio::test]
+async fn cross_object_reference_errors_name_file_and_path() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("b.object.yml"),
+        "name: b\nfields:\n  y: { type: lookup, reference: missing }\n",
+    )
+    .unwrap();
+    let err = DataEngine::open(DataConfig {
+        database_url: "sqlite::memory:".into(),
+        metadata_dirs: vec![dir.path().to_path_buf()],
+        include_base: false,
+        max_connections: 1,
+        auto_migrate: true,
+    })
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("b.object.yml")
+            && text.contains("fields.y.reference")
+            && text.contains("missing"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn embedded_base_objects_load_and_system_lookups_expand() {
+    let meta = tempfile::tempdir().unwrap();
+    for (name, text) in crate::CRM {
+        std::fs::write(meta.path().join(name), text).unwrap();
+    }
+    let engine = DataEngine::open(DataConfig {
+        database_url: "sqlite::memory:".into(),
+        metadata_dirs: vec![meta.path().to_path_buf()],
+        include_base: true,
+        max_connections: 1,
+        auto_migrate: true,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let snap = engine.metadata();
+    assert!(snap.object("user").is_some(), "the base preset is embedded");
+    let owner = snap
+        .object("account")
+        .unwrap()
+        .fields
+        .get("owner_id")
+        .unwrap()
+        .clone();
+    assert_eq!(owner.reference.as_deref(), Some("user"));
+    let admin = objectos_data::OpContext::system("test").with_tenant("org1");
+    let user = engine
+        .create(
+            &admin,
+            "user",
+            crate::rec(serde_json::json!({"name": "Ann", "email": "ann@example.com"})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e} {:?}", e.field_errors()));
+    let cx = objectos_data::OpContext {
+        principal: objectos_data::Principal::User {
+            id: user["id"].as_str().unwrap().into(),
+            roles: vec![],
+            permission_sets: vec![],
+            is_admin: false,
+        },
+        ..admin
+    };
+    engine
+        .create(
+            &cx,
+            "account",
+            crate::rec(serde_json::json!({"name": "Owned"})),
+        )
+        .await
+        .unwrap();
+    let q =
+        objectos_spec::query::QueryAst::from_json(&serde_json::json!({"expand": {"owner_id": {}}}))
+            .unwrap();
+    let r = engine.find(&cx, "account", q).await.unwrap();
+    assert_eq!(r.records[0]["owner_id"]["name"], "Ann");
+}

@@ -1,0 +1,102 @@
+//! Reading JSON request bodies with errors that say where the JSON broke and what was expected.
+
+use salvo::http::ParseError;
+use salvo::prelude::Request;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::error::HttpError;
+
+/// Reads the raw body, mapping an over-limit body to 413.
+async fn read_bytes(req: &mut Request, object: Option<&str>) -> Result<Vec<u8>, HttpError> {
+    let limit = req.secure_max_size();
+    match req.payload().await {
+        Ok(bytes) => Ok(bytes.to_vec()),
+        Err(ParseError::PayloadTooLarge) => Err(HttpError::PayloadTooLarge {
+            limit: limit as u64,
+        }),
+        Err(e) => Err(HttpError::invalid_body(
+            object,
+            format!("Cannot read the request body: {e}"),
+        )),
+    }
+}
+
+/// Parses the body as any JSON value; an empty body is an error naming what was expected.
+pub async fn json_value(
+    req: &mut Request,
+    object: Option<&str>,
+    expected: &str,
+) -> Result<Value, HttpError> {
+    let bytes = read_bytes(req, object).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(HttpError::invalid_body(
+            object,
+            format!("The request body is empty; expected {expected}"),
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        HttpError::invalid_body(
+            object,
+            format!(
+                "Malformed JSON in the request body at line {}, column {}: {e}; expected {expected}",
+                e.line(),
+                e.column()
+            ),
+        )
+    })
+}
+
+/// Parses the body as a JSON object (a record, a patch, a query).
+pub async fn json_object(
+    req: &mut Request,
+    object: Option<&str>,
+    expected: &str,
+) -> Result<Map<String, Value>, HttpError> {
+    match json_value(req, object, expected).await? {
+        Value::Object(map) => Ok(map),
+        other => Err(HttpError::invalid_body(
+            object,
+            format!(
+                "The request body must be a JSON object ({expected}), received {}",
+                kind(&other)
+            ),
+        )),
+    }
+}
+
+/// Parses the body into a typed request, with the serde path of the first mismatch.
+pub async fn json_typed<T: DeserializeOwned>(
+    req: &mut Request,
+    object: Option<&str>,
+    expected: &str,
+) -> Result<T, HttpError> {
+    let value = json_value(req, object, expected).await?;
+    if !value.is_object() {
+        return Err(HttpError::invalid_body(
+            object,
+            format!(
+                "The request body must be a JSON object ({expected}), received {}",
+                kind(&value)
+            ),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        HttpError::invalid_body(
+            object,
+            format!("Invalid request body: {e}; expected {expected}"),
+        )
+    })
+}
+
+/// JSON type name of a value, for messages.
+pub fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

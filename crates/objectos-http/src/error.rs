@@ -1,0 +1,202 @@
+//! The HTTP crate's one error enum and its JSON rendering (`{error, code, message, object?, fields?}`).
+//!
+//! Every error that reaches a client goes through [`HttpError`]'s `Scribe` impl, so the wire shape is
+//! decided in exactly one place. Engine errors are wrapped explicitly (no `#[from]`) so internal
+//! details never leak: server-side failures are logged and replaced by a generic message.
+
+use objectos_data::{DataError, FieldError};
+use salvo::http::StatusCode;
+use salvo::prelude::{Json, Response, Scribe};
+use serde::Serialize;
+
+/// Everything the HTTP layer can answer with an error status, plus start-up failures of the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// An error from the data engine; its code and status come from [`DataError`].
+    #[error("{0}")]
+    Data(DataError),
+    /// The request body is not what the route expects (malformed JSON, not an object, wrong shape).
+    #[error("{message}")]
+    InvalidBody {
+        object: Option<String>,
+        message: String,
+    },
+    /// A query-string problem detected before the engine runs; `param` names the parameter.
+    #[error("{message}")]
+    InvalidQuery {
+        object: Option<String>,
+        param: String,
+        message: String,
+    },
+    /// The body is larger than the configured limit.
+    #[error("Request body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge { limit: u64 },
+    /// The body is not JSON.
+    #[error("Content-Type '{content_type}' is not supported; send application/json")]
+    UnsupportedMediaType { content_type: String },
+    /// A route, metadata type or metadata item that does not exist.
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    /// No route for this path with this method.
+    #[error("Method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    /// The route exists but the operation is not supported by this server.
+    #[error("{message}")]
+    NotImplemented { message: String },
+    /// The server is not ready or a required service is missing.
+    #[error("{message}")]
+    Unavailable { message: String },
+    /// Any other error status without a more specific meaning (from the catcher).
+    #[error("{message}")]
+    Status { status: StatusCode, message: String },
+    /// A bug or an unexpected failure; the detail is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    /// The HTTP configuration is invalid.
+    #[error("invalid HTTP configuration: {0}")]
+    Config(String),
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = HttpError> = std::result::Result<T, E>;
+
+impl HttpError {
+    /// Wraps an engine error.
+    pub fn data(err: DataError) -> Self {
+        Self::Data(err)
+    }
+
+    /// A 400 `INVALID_BODY` naming the object.
+    pub fn invalid_body(object: Option<&str>, message: impl Into<String>) -> Self {
+        Self::InvalidBody {
+            object: object.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+
+    /// Stable wire code.
+    pub fn code(&self) -> &str {
+        match self {
+            Self::Data(e) => e.code(),
+            Self::InvalidBody { .. } => "INVALID_BODY",
+            Self::InvalidQuery { .. } => "INVALID_QUERY",
+            Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            Self::UnsupportedMediaType { .. } => "UNSUPPORTED_MEDIA_TYPE",
+            Self::NotFound { code, .. } => code,
+            Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
+            Self::NotImplemented { .. } => "NOT_IMPLEMENTED",
+            Self::Unavailable { .. } => "SERVICE_UNAVAILABLE",
+            Self::Status { status, .. } => match status.as_u16() {
+                400 => "BAD_REQUEST",
+                401 => "UNAUTHENTICATED",
+                403 => "PERMISSION_DENIED",
+                406 => "NOT_ACCEPTABLE",
+                408 => "REQUEST_TIMEOUT",
+                409 => "CONFLICT",
+                429 => "RATE_LIMIT_EXCEEDED",
+                _ => "HTTP_ERROR",
+            },
+            Self::Internal(_) | Self::Bind { .. } | Self::Config(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    /// HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Data(e) => {
+                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+            Self::InvalidBody { .. } | Self::InvalidQuery { .. } => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Status { status, .. } => *status,
+            Self::Internal(_) | Self::Bind { .. } | Self::Config(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// The message safe to show a client.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Data(e) => e.public_message(),
+            Self::Internal(_) | Self::Bind { .. } | Self::Config(_) => {
+                "An internal error occurred; the server log has the details".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    fn object(&self) -> Option<&str> {
+        match self {
+            Self::Data(e) => e.object(),
+            Self::InvalidBody { object, .. } | Self::InvalidQuery { object, .. } => {
+                object.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            Self::InvalidQuery { param, .. } => Some(param),
+            Self::Data(DataError::InvalidQuery { param, .. }) if !param.is_empty() => Some(param),
+            _ => None,
+        }
+    }
+
+    /// The JSON body sent for this error.
+    pub fn body(&self) -> ErrorBody<'_> {
+        let message = self.public_message();
+        let fields = match self {
+            Self::Data(e) => e.field_errors(),
+            _ => &[],
+        };
+        ErrorBody {
+            error: message.clone(),
+            code: self.code(),
+            message,
+            object: self.object(),
+            param: self.param(),
+            fields: (!fields.is_empty()).then_some(fields),
+        }
+    }
+}
+
+/// Wire form of an error (reference transcript exchanges 20, 21, 24-26).
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: String,
+    pub code: &'a str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<&'a str>,
+    /// The query parameter at fault (`filter`, `sort`, `select`, `expand`, `top`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fields: Option<&'a [FieldError]>,
+}
+
+impl Scribe for HttpError {
+    fn render(self, res: &mut Response) {
+        let status = self.status();
+        if status.is_server_error() {
+            // The detail stays in the log; the client gets the generic message.
+            tracing::error!(error = %self, code = self.code(), "Request failed with a server error.");
+        }
+        res.status_code(status);
+        res.render(Json(self.body()));
+    }
+}

@@ -1,0 +1,333 @@
+//! `GET /api/v1/openapi.json`: an OpenAPI 3.1 document generated from the loaded metadata, and the
+//! Swagger UI page at `/api/v1/docs` (assets embedded in salvo-oapi, nothing downloaded).
+//!
+//! The document is rebuilt per request from the current metadata snapshot, so a metadata reload is
+//! reflected at once; it is small (a few schemas and ten paths per object).
+
+use salvo::prelude::*;
+use salvo_oapi::swagger_ui::SwaggerUi;
+use serde_json::{Map, Value, json};
+
+use crate::error::HttpError;
+use crate::routes::API_BASE;
+use crate::schema_view::{FieldView, ObjectView};
+use crate::state::ApiState;
+
+/// `openapi.json` and `docs/`, relative to the API base.
+pub fn router() -> Router {
+    Router::new()
+        .push(Router::with_path("openapi.json").get(openapi_json))
+        .push(
+            SwaggerUi::new(format!("{API_BASE}/openapi.json"))
+                .title("ObjectOS API")
+                .into_router("docs"),
+        )
+}
+
+/// JSON Schema of one field's values (`nullable` adds `null` to the type, OpenAPI 3.1 style).
+fn field_schema(field: &FieldView, for_output: bool) -> Value {
+    let mut schema = match field.kind() {
+        "text" | "textarea" | "password" | "markdown" | "html" | "richtext" | "code" | "color"
+        | "phone" | "autonumber" | "signature" | "qrcode" | "secret" => {
+            json!({ "type": "string" })
+        }
+        "email" => json!({ "type": "string", "format": "email" }),
+        "url" => json!({ "type": "string", "format": "uri" }),
+        "number" | "currency" | "percent" | "rating" | "slider" | "progress" | "summary" => {
+            json!({ "type": "number" })
+        }
+        "integer" => json!({ "type": "integer" }),
+        "boolean" | "toggle" | "checkbox" => json!({ "type": "boolean" }),
+        "date" => json!({ "type": "string", "format": "date" }),
+        "datetime" => json!({ "type": "string", "format": "date-time" }),
+        "time" => json!({ "type": "string", "format": "time" }),
+        "select" | "radio" => {
+            let values = field.option_values();
+            if values.is_empty() {
+                json!({ "type": "string" })
+            } else {
+                json!({ "enum": values })
+            }
+        }
+        "multiselect" | "checkboxes" | "tags" => {
+            let values = field.option_values();
+            let items = if values.is_empty() {
+                json!({ "type": "string" })
+            } else {
+                json!({ "enum": values })
+            };
+            json!({ "type": "array", "items": items })
+        }
+        "lookup" | "master_detail" | "tree" | "user" => {
+            let reference = field.reference().unwrap_or("record");
+            let id =
+                json!({ "type": "string", "description": format!("Id of a {reference} record") });
+            if for_output {
+                // An expanded lookup comes back as the referenced record.
+                json!({ "oneOf": [id, { "type": "object", "description": format!("The {reference} record (when expanded)") }] })
+            } else {
+                id
+            }
+        }
+        "json" | "object" | "location" | "address" | "composite" | "record" => {
+            json!({ "type": "object" })
+        }
+        "array" => json!({ "type": "array" }),
+        "repeater" => json!({ "type": "array", "items": { "type": "object" } }),
+        "vector" => json!({ "type": "array", "items": { "type": "number" } }),
+        _ => json!({}),
+    };
+    if field.multiple()
+        && !matches!(
+            field.kind(),
+            "multiselect" | "checkboxes" | "tags" | "array"
+        )
+    {
+        schema = json!({ "type": "array", "items": schema });
+    }
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert("title".into(), Value::String(field.label()));
+        if let Some(desc) = field.def.get("description").and_then(Value::as_str) {
+            obj.insert("description".into(), Value::String(desc.to_owned()));
+        }
+        if field.readonly() || field.system() {
+            obj.insert("readOnly".into(), Value::Bool(true));
+        }
+        if !field.required()
+            && let Some(Value::String(t)) = obj.get("type").cloned()
+        {
+            obj.insert("type".into(), json!([t, "null"]));
+        }
+    }
+    schema
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn json_content(schema: Value) -> Value {
+    json!({ "application/json": { "schema": schema } })
+}
+
+fn error_responses(codes: &[(&str, &str)]) -> Map<String, Value> {
+    codes
+        .iter()
+        .map(|(status, description)| {
+            (
+                (*status).to_owned(),
+                json!({ "description": description, "content": json_content(schema_ref("Error")) }),
+            )
+        })
+        .collect()
+}
+
+fn op(
+    summary: String,
+    tag: &str,
+    params: Vec<Value>,
+    body: Option<Value>,
+    ok: (&str, Value),
+    errors: &[(&str, &str)],
+) -> Value {
+    let mut responses = Map::new();
+    responses.insert(
+        ok.0.to_owned(),
+        json!({ "description": "Success", "content": json_content(ok.1) }),
+    );
+    responses.extend(error_responses(errors));
+    let mut o =
+        json!({ "summary": summary, "tags": [tag], "parameters": params, "responses": responses });
+    if let (Some(body), Some(obj)) = (body, o.as_object_mut()) {
+        obj.insert(
+            "requestBody".into(),
+            json!({ "required": true, "content": json_content(body) }),
+        );
+    }
+    o
+}
+
+fn param_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/parameters/{name}") })
+}
+
+/// Builds the document for every object in `objects`.
+pub fn document(version: &str, objects: &[ObjectView]) -> Value {
+    let mut schemas = Map::new();
+    schemas.insert(
+        "FieldError".into(),
+        json!({ "type": "object", "required": ["field", "code", "message"], "properties": {
+            "field": { "type": "string" }, "code": { "type": "string" }, "message": { "type": "string" }, "label": { "type": "string" } } }),
+    );
+    schemas.insert(
+        "Error".into(),
+        json!({ "type": "object", "required": ["error", "code", "message"], "properties": {
+            "error": { "type": "string", "description": "Human-readable message (same as message)" },
+            "code": { "type": "string", "description": "Stable machine code such as RECORD_NOT_FOUND or VALIDATION_FAILED" },
+            "message": { "type": "string" },
+            "object": { "type": "string" },
+            "param": { "type": "string", "description": "The query parameter at fault" },
+            "fields": { "type": "array", "items": schema_ref("FieldError") } } }),
+    );
+    schemas.insert(
+        "BatchResult".into(),
+        json!({ "type": "object", "properties": {
+            "success": { "type": "boolean" }, "total": { "type": "integer" }, "succeeded": { "type": "integer" }, "failed": { "type": "integer" },
+            "results": { "type": "array", "items": { "type": "object", "properties": {
+                "id": { "type": ["string", "null"] }, "success": { "type": "boolean" }, "errors": { "type": "array" }, "data": { "type": ["object", "null"] } } } } } }),
+    );
+    schemas.insert(
+        "QueryAst".into(),
+        json!({ "type": "object", "description": "ObjectStack QueryAST", "properties": {
+            "where": { "description": "Filter: object form {field: value | {$op: value}} or array form [field, op, value]" },
+            "fields": { "type": "array", "items": { "type": "string" } },
+            "orderBy": { "type": "array", "items": { "type": "object", "properties": { "field": { "type": "string" }, "order": { "enum": ["asc", "desc"] } } } },
+            "limit": { "type": "integer" }, "offset": { "type": "integer" }, "cursor": { "type": "string" },
+            "expand": {}, "aggregations": { "type": "array" }, "groupBy": { "type": "array" } } }),
+    );
+
+    let mut paths = Map::new();
+    let mut tags = Vec::new();
+    for view in objects {
+        let name = &view.name;
+        let label = view.label();
+        tags.push(json!({ "name": name, "description": label }));
+        let fields = view.fields();
+        let mut record_props = Map::new();
+        let mut input_props = Map::new();
+        let mut required = Vec::new();
+        for f in &fields {
+            record_props.insert(f.name.clone(), field_schema(f, true));
+            let computed = matches!(f.kind(), "formula" | "summary" | "autonumber");
+            if !f.system() && !f.readonly() && !computed {
+                input_props.insert(f.name.clone(), field_schema(f, false));
+                if f.required() {
+                    required.push(Value::String(f.name.clone()));
+                }
+            }
+        }
+        let record = name.clone();
+        let create = format!("{name}.create");
+        let update = format!("{name}.update");
+        let list = format!("{name}.list");
+        let single = format!("{name}.single");
+        schemas.insert(
+            record.clone(),
+            json!({ "type": "object", "title": label, "properties": record_props }),
+        );
+        schemas.insert(create.clone(), json!({ "type": "object", "required": required, "properties": input_props.clone(), "additionalProperties": false }));
+        schemas.insert(
+            update.clone(),
+            json!({ "type": "object", "properties": input_props, "additionalProperties": false }),
+        );
+        schemas.insert(list.clone(), json!({ "type": "object", "required": ["object", "records", "hasMore"], "properties": {
+            "object": { "const": name }, "records": { "type": "array", "items": schema_ref(&record) },
+            "total": { "type": "integer" }, "hasMore": { "type": "boolean" }, "nextCursor": { "type": "string" } } }));
+        schemas.insert(single.clone(), json!({ "type": "object", "required": ["object", "id", "record"], "properties": {
+            "object": { "const": name }, "id": { "type": "string" }, "record": schema_ref(&record) } }));
+
+        let base = format!("{API_BASE}/data/{name}");
+        let list_params = [
+            "top", "skip", "sort", "select", "expand", "filter", "cursor",
+        ]
+        .map(param_ref)
+        .to_vec();
+        let read_errors: &[(&str, &str)] = &[
+            ("400", "Invalid query parameter"),
+            ("404", "Unknown object"),
+            ("500", "Server error"),
+        ];
+        let write_errors: &[(&str, &str)] = &[
+            ("400", "Invalid body or validation failed"),
+            ("404", "Unknown object or record"),
+            ("409", "Duplicate value"),
+            ("413", "Body too large"),
+            ("415", "Body is not JSON"),
+            ("500", "Server error"),
+        ];
+        paths.insert(base.clone(), json!({
+            "get": op(format!("List {label} records"), name, list_params, None, ("200", schema_ref(&list)), read_errors),
+            "post": op(format!("Create a {label} record"), name, vec![], Some(schema_ref(&create)), ("201", schema_ref(&single)), write_errors),
+        }));
+        paths.insert(format!("{base}/query"), json!({
+            "post": op(format!("Query {label} records with a QueryAST"), name, vec![], Some(schema_ref("QueryAst")), ("200", schema_ref(&list)), read_errors),
+        }));
+        let id_params = vec![param_ref("id")];
+        let mut get_params = id_params.clone();
+        get_params.extend([param_ref("select"), param_ref("expand")]);
+        let mut update_params = id_params.clone();
+        update_params.push(param_ref("ifMatch"));
+        let mut update_errors = write_errors.to_vec();
+        update_errors.push(("412", "If-Match did not match the record's version"));
+        let update_op = op(
+            format!("Update a {label} record"),
+            name,
+            update_params,
+            Some(schema_ref(&update)),
+            ("200", schema_ref(&single)),
+            &update_errors,
+        );
+        paths.insert(format!("{base}/{{id}}"), json!({
+            "get": op(format!("Get a {label} record"), name, get_params, None, ("200", schema_ref(&single)), read_errors),
+            "patch": update_op.clone(),
+            "put": update_op,
+            "delete": op(format!("Delete a {label} record"), name, id_params, None, ("200", json!({ "type": "object", "properties": {
+                "object": { "const": name }, "id": { "type": "string" }, "success": { "type": "boolean" }, "deleted": { "type": "boolean" } } })), &[("404", "Unknown object or record"), ("409", "Delete restricted by related records"), ("500", "Server error")]),
+        }));
+        paths.insert(format!("{base}/createMany"), json!({
+            "post": op(format!("Create several {label} records atomically"), name, vec![], Some(json!({ "type": "array", "items": schema_ref(&create) })),
+                ("201", json!({ "type": "object", "properties": { "object": { "const": name }, "count": { "type": "integer" }, "records": { "type": "array", "items": schema_ref(&record) } } })), write_errors),
+        }));
+        for (suffix, what) in [
+            ("batch", "Run a batch of operations on"),
+            ("updateMany", "Update several"),
+            ("deleteMany", "Delete several"),
+        ] {
+            paths.insert(format!("{base}/{suffix}"), json!({
+                "post": op(format!("{what} {label} records"), name, vec![], Some(json!({ "type": "object" })), ("200", schema_ref("BatchResult")), write_errors),
+            }));
+        }
+    }
+    paths.insert(format!("{API_BASE}/discovery"), json!({ "get": { "summary": "Discovery document", "tags": ["system"], "responses": { "200": { "description": "Routes, services and capabilities of this server" } } } }));
+    paths.insert(format!("{API_BASE}/meta/{{type}}/{{name}}"), json!({ "get": { "summary": "One metadata item", "tags": ["system"], "parameters": [
+        { "name": "type", "in": "path", "required": true, "schema": { "type": "string" } },
+        { "name": "name", "in": "path", "required": true, "schema": { "type": "string" } } ],
+        "responses": { "200": { "description": "{type, name, item}" }, "304": { "description": "Not modified (If-None-Match)" }, "404": { "description": "Unknown type or name", "content": json_content(schema_ref("Error")) } } } }));
+    paths.insert("/health".into(), json!({ "get": { "summary": "Aggregated kernel health", "tags": ["system"], "responses": { "200": { "description": "Healthy or degraded" }, "503": { "description": "Unhealthy" } } } }));
+    tags.push(json!({ "name": "system", "description": "Discovery, metadata and health" }));
+
+    let q = |name: &str, description: &str, schema: Value| json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema });
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "ObjectOS API", "version": version, "description": "Generated from the loaded object metadata." },
+        "tags": tags,
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "parameters": {
+                "id": { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
+                "top": q("top", "Page size", json!({ "type": "integer", "minimum": 0 })),
+                "skip": q("skip", "Rows to skip", json!({ "type": "integer", "minimum": 0 })),
+                "sort": q("sort", "Comma-separated fields; prefix with - for descending", json!({ "type": "string" })),
+                "select": q("select", "Comma-separated fields to return", json!({ "type": "string" })),
+                "expand": q("expand", "Comma-separated lookup fields to expand", json!({ "type": "string" })),
+                "filter": q("filter", "Filter as JSON (array or object form)", json!({ "type": "string" })),
+                "cursor": q("cursor", "Cursor from a previous page's nextCursor", json!({ "type": "string" })),
+                "ifMatch": { "name": "If-Match", "in": "header", "required": false, "description": "ETag of the version being updated", "schema": { "type": "string" } },
+            },
+        },
+    })
+}
+
+/// `GET /api/v1/openapi.json`.
+#[handler]
+pub async fn openapi_json(depot: &mut Depot, res: &mut Response) -> Result<(), HttpError> {
+    let state = ApiState::from_depot(depot)?;
+    let snapshot = state.engine().metadata();
+    let views: Vec<ObjectView> = snapshot
+        .objects()
+        .map(|s| ObjectView::new(&s.name, &**s))
+        .collect();
+    res.render(Json(document(state.version(), &views)));
+    Ok(())
+}

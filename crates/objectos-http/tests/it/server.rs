@@ -1,0 +1,208 @@
+//! The plugin inside a real kernel, on a real listener: boot, serve, readiness, graceful stop.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+
+use objectos_data::{DataConfig, DataPlugin};
+use objectos_http::{HoopContribution, HttpConfig, HttpPlugin, RouteContribution};
+use objectos_kernel::{InitContext, Kernel, Plugin, PluginError, async_trait};
+use objectos_spec::PluginManifest;
+use objectos_spec::manifest::services;
+use salvo::prelude::*;
+use serde_json::Value;
+
+use crate::support::write_metadata;
+
+/// A plugin that serves the `i18n` service over HTTP through contributions.
+struct LocalesPlugin;
+
+const LOCALES_MANIFEST: PluginManifest = PluginManifest {
+    provides: &[services::I18N],
+    permissions: &["routes.mount"],
+    ..PluginManifest::new("com.example.locales", "Locales", "0.1.0")
+};
+
+#[handler]
+async fn locales() -> Json<Value> {
+    Json(serde_json::json!({ "locales": ["en"] }))
+}
+
+#[handler]
+async fn stamp(res: &mut Response) {
+    res.headers_mut().insert(
+        "x-stamped-by",
+        salvo::http::HeaderValue::from_static("locales"),
+    );
+}
+
+#[async_trait]
+impl Plugin for LocalesPlugin {
+    fn manifest(&self) -> &PluginManifest {
+        &LOCALES_MANIFEST
+    }
+
+    fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
+        cx.register::<String>(services::I18N, Arc::new("en".to_owned()))?;
+        cx.contribute(RouteContribution::new("i18n", || {
+            Router::with_path("locales").get(locales)
+        }))?;
+        cx.contribute(HoopContribution::new(10, stamp))?;
+        Ok(())
+    }
+}
+
+/// Sends a chunked (undeclared length) body of `size` bytes; returns the status line's code.
+fn chunked_post(addr: SocketAddr, path: &str, size: usize) -> u16 {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let chunk = vec![b' '; 64 * 1024];
+    let mut sent = 0;
+    // The server may answer 413 and close before everything is written; that is the point.
+    while sent < size {
+        let frame = [
+            format!("{:x}\r\n", chunk.len()).into_bytes(),
+            chunk.clone(),
+            b"\r\n".to_vec(),
+        ]
+        .concat();
+        if stream.write_all(&frame).is_err() {
+            break;
+        }
+        sent += chunk.len();
+    }
+    let _ = stream.write_all(b"0\r\n\r\n");
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    text.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The raw response text of a GET.
+fn raw_get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    raw
+}
+
+/// A blocking HTTP/1.1 exchange; returns (status, body).
+fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let status = raw.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_boots_serves_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = write_metadata(dir.path());
+    let data = DataPlugin::new(DataConfig {
+        database_url: format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display()),
+        metadata_dirs: vec![meta],
+        include_base: false,
+        max_connections: 2,
+        auto_migrate: true,
+    });
+    let http_plugin = HttpPlugin::new(HttpConfig {
+        listen: "127.0.0.1:0".into(),
+        ..HttpConfig::default()
+    });
+    let control = http_plugin.control();
+    let kernel = Arc::new(
+        Kernel::builder()
+            .plugin(data)
+            .plugin(http_plugin)
+            .plugin(LocalesPlugin)
+            .build()
+            .unwrap(),
+    );
+    control.attach(&kernel);
+    let report = kernel.boot().await.unwrap();
+    assert!(report.all_started(), "{report:?}");
+    assert!(control.is_ready());
+    let addr = control.local_addr().expect("bound address");
+
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        let (s, _) = http(addr, "GET", "/ready", None);
+        assert_eq!(s, 200);
+        let (s, body) = http(addr, "GET", "/health", None);
+        assert_eq!(s, 200, "{body}");
+        let health: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(health["plugins"].as_array().unwrap().len(), 3, "{body}");
+        let (s, body) = http(addr, "GET", "/api/v1/discovery", None);
+        assert_eq!(s, 200);
+        let d: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(d["services"]["data"]["provider"], "com.objectos.data");
+        assert_eq!(d["services"]["metadata"]["status"], "available");
+        // A contributed route makes its service reachable, and discovery says where.
+        assert_eq!(d["routes"]["i18n"], "/api/v1/i18n");
+        assert_eq!(d["services"]["i18n"]["route"], "/api/v1/i18n");
+        assert_eq!(d["services"]["i18n"]["provider"], "com.example.locales");
+        let (s, body) = http(addr, "GET", "/api/v1/i18n/locales", None);
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(body, "{\"locales\":[\"en\"]}");
+        // The contributed hoop runs for core routes too.
+        let raw = raw_get(addr, "/api/v1/discovery");
+        assert!(
+            raw.to_ascii_lowercase().contains("x-stamped-by: locales"),
+            "{raw}"
+        );
+        let (s, body) = http(
+            addr,
+            "POST",
+            "/api/v1/data/account",
+            Some("{\"name\":\"Acme\"}"),
+        );
+        assert_eq!(s, 201, "{body}");
+        let created: Value = serde_json::from_str(&body).unwrap();
+        // A body with no declared length is cut off at the limit (1 MiB by default).
+        assert_eq!(
+            chunked_post(addr, "/api/v1/data/account", 2 * 1024 * 1024),
+            413
+        );
+        http(
+            addr,
+            "GET",
+            &format!("/api/v1/data/account/{}", created["id"].as_str().unwrap()),
+            None,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+
+    kernel.shutdown().await;
+    assert!(!control.is_ready());
+    // The listener is closed after a graceful stop.
+    let refused = tokio::task::spawn_blocking(move || TcpStream::connect(addr).is_err())
+        .await
+        .unwrap();
+    assert!(
+        refused,
+        "the server still accepts connections after shutdown"
+    );
+}
