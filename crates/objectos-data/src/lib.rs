@@ -26,7 +26,9 @@ pub use error::{DataError, FieldError, FieldErrorDetail, Result};
 pub use hooks::{HookContext, Interceptor, Operation};
 pub use meta::MetadataSnapshot;
 pub use outbox::{DispatcherHandle, EventSink};
-pub use plugin::{DataHandle, DataPlugin, MANIFEST, MetadataHandle, PLUGIN_ID};
+pub use plugin::{
+    DataHandle, DataPlugin, InterceptorContribution, MANIFEST, MetadataHandle, PLUGIN_ID,
+};
 pub use schema::{MigrationPlan, MigrationReport, MigrationStep};
 pub use sqlgen::{DEFAULT_LIMIT, MAX_LIMIT};
 

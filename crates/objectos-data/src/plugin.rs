@@ -33,6 +33,20 @@ pub const MANIFEST: PluginManifest = PluginManifest {
     ..PluginManifest::new(PLUGIN_ID, "Data Engine", env!("CARGO_PKG_VERSION"))
 };
 
+/// An interceptor another plugin hands to the engine: contribute it at `init`
+/// (`cx.contribute(InterceptorContribution(Arc::new(MyHook)))`) and the data plugin installs every
+/// contribution before the engine becomes reachable, so no request is ever served without it.
+#[derive(Clone)]
+pub struct InterceptorContribution(pub Arc<dyn crate::hooks::Interceptor>);
+
+impl std::fmt::Debug for InterceptorContribution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("InterceptorContribution")
+            .field(&self.0.name())
+            .finish()
+    }
+}
+
 /// The `data` service: the engine, available once the plugin has started.
 #[derive(Debug, Default)]
 pub struct DataHandle {
@@ -122,6 +136,10 @@ impl Plugin for DataPlugin {
         let engine = DataEngine::open(self.config.clone())
             .await
             .map_err(|e| PluginError::config(PLUGIN_ID, e))?;
+        for c in cx.contributions::<InterceptorContribution>()? {
+            tracing::info!(plugin = %c.plugin, interceptor = c.value.0.name(), "Installing data interceptor.");
+            engine.add_interceptor(c.value.0.clone());
+        }
         let dispatcher = engine.start_dispatcher(Arc::new(KernelSink(cx.handle())));
         *self.dispatcher.lock().await = Some(dispatcher);
         let _ = self.handle.cell.set(engine);

@@ -78,3 +78,80 @@ async fn plugin_provides_data_and_publishes_record_events() {
     assert_eq!(seen.lock().unwrap().clone(), ["record.created account"]);
     kernel.shutdown().await;
 }
+
+/// A plugin that contributes an interceptor refusing deletes, as a security plugin would.
+struct NoDeletes;
+
+#[objectos_kernel::async_trait]
+impl objectos_data::Interceptor for NoDeletes {
+    fn name(&self) -> &str {
+        "no-deletes"
+    }
+    fn applies_to(&self, _object: &str, op: objectos_data::Operation) -> bool {
+        op == objectos_data::Operation::Delete
+    }
+    async fn before(&self, hook: &mut objectos_data::HookContext<'_>) -> objectos_data::Result<()> {
+        Err(objectos_data::DataError::Forbidden {
+            object: hook.object.name.clone(),
+            message: "deletes are switched off".into(),
+        })
+    }
+}
+
+struct GuardPlugin;
+
+const GUARD: objectos_spec::PluginManifest = objectos_spec::PluginManifest {
+    dependencies: &[objectos_spec::PluginDependency {
+        id: "com.objectos.data",
+        version: "*",
+        optional: false,
+    }],
+    ..objectos_spec::PluginManifest::new("com.example.guard", "Guard", "0.1.0")
+};
+
+#[objectos_kernel::async_trait]
+impl objectos_kernel::Plugin for GuardPlugin {
+    fn manifest(&self) -> &objectos_spec::PluginManifest {
+        &GUARD
+    }
+    fn init(
+        &self,
+        cx: &mut objectos_kernel::InitContext<'_>,
+    ) -> Result<(), objectos_kernel::PluginError> {
+        cx.contribute(objectos_data::InterceptorContribution(Arc::new(NoDeletes)))
+    }
+}
+
+#[tokio::test]
+async fn contributed_interceptors_are_installed_before_the_engine_is_reachable() {
+    let meta = tempfile::tempdir().unwrap();
+    for (name, text) in CRM {
+        std::fs::write(meta.path().join(name), text).unwrap();
+    }
+    let db = tempfile::tempdir().unwrap();
+    let plugin = DataPlugin::new(DataConfig {
+        database_url: format!("sqlite://{}?mode=rwc", db.path().join("g.db").display()),
+        metadata_dirs: vec![meta.path().to_path_buf()],
+        include_base: false,
+        max_connections: 2,
+        auto_migrate: true,
+    });
+    let kernel = Kernel::builder()
+        .plugin(plugin)
+        .plugin(GuardPlugin)
+        .build()
+        .unwrap();
+    kernel.boot().await.unwrap();
+    let handle = kernel.registry().get_named::<DataHandle>("data").unwrap();
+    let engine = handle.engine().expect("engine is set at start").clone();
+    let a = engine
+        .create(&user_cx(), "account", rec(json!({"name": "G"})))
+        .await
+        .unwrap();
+    let err = engine
+        .delete(&user_cx(), "account", a["id"].as_str().unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "PERMISSION_DENIED");
+    kernel.shutdown().await;
+}
