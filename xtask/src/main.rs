@@ -1,9 +1,10 @@
-//! Project automation (`cargo xtask <task>`): spec-audit, deps, tidy, bench.
+//! Project automation (`cargo xtask <task>`): spec-audit, deps, tidy, json-schema, bench.
 //!
 //! Each task is one module; `main` only dispatches. Every check also runs as a `#[test]`, so a plain `cargo test` enforces it.
 
 mod bench;
 mod deps;
+mod json_schema;
 mod spec_audit;
 mod tidy;
 
@@ -36,6 +37,11 @@ enum Task {
     Deps,
     /// Source hygiene: `//!` headers, no dbg!/todo!/unimplemented! outside tests.
     Tidy,
+    /// Write the spec types' JSON Schemas to docs/schemas/ (`--check`: fail when they are out of date).
+    JsonSchema {
+        #[arg(long)]
+        check: bool,
+    },
     /// Load benchmarks: `bench http` serves presets/crm from the release build and updates docs/benchmarks.md.
     Bench(bench::BenchArgs),
 }
@@ -46,6 +52,7 @@ fn main() -> ExitCode {
         Task::SpecAudit { paths, json, only } => spec_audit::run(&paths, json, only),
         Task::Deps => deps::run(),
         Task::Tidy => tidy::run(),
+        Task::JsonSchema { check } => json_schema::run(check),
         Task::Bench(args) => bench::run(&args),
     };
     match result {
