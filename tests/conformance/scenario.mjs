@@ -6,9 +6,9 @@
 // Output: one line per step (PASS/FAIL), the failing request/response for each failure, and a final
 // line `N passed, M failed`. The exit status is 1 when any step failed.
 //
-// Auth is not installed on the server yet, so the transcript's steps 2 (anonymous read -> 401),
-// 3a-3d (bootstrap status, sign-up, get-session) and 12 (sign-out) are skipped here; the security
-// issue adds them back together with the auth plugin.
+// The server runs with the auth plugin (the `standard` profile): the scenario signs up the first
+// user (the owner) and signs in exactly as the official client does before the data steps, and
+// signs out at the end (transcript steps 2, 3a-3d and 12).
 
 import { ObjectStackClient } from '@objectstack/client';
 import { isDeepStrictEqual, inspect } from 'node:util';
@@ -153,8 +153,42 @@ await step('1. discovery (client.connect)', async () => {
   check(d.services?.data?.enabled === true, 'discovery.services.data.enabled must be true', d.services?.data);
 });
 
-// Steps 2 (anonymous read -> 401) and 3a-3d (bootstrap status, sign-up, get-session): skipped until the
-// auth plugin exists (security issue).
+const owner = { email: 'bench@example.com', password: 'Bench-Passw0rd!', name: 'Bench User' };
+
+await step('2. anonymous data read (expect 401 UNAUTHENTICATED)', async () => {
+  await expectError(
+    client.data.find('contact', { top: 1 }),
+    { httpStatus: 401, code: 'UNAUTHENTICATED', message: 'Authentication is required to access this endpoint.' },
+    'anonymous find',
+  );
+});
+
+await step('3a. auth bootstrap status (no owner yet)', async () => {
+  const r = await client.auth.bootstrapStatus();
+  eq(r.hasOwner, false, 'bootstrapStatus.hasOwner');
+});
+
+await step('3b. register (better-auth sign-up/email)', async () => {
+  const r = await client.auth.register(owner);
+  check(typeof r.data?.token === 'string' && r.data.token.length >= 32, 'register: data.token must be a session token', r.data);
+  eq(r.data?.user?.email, owner.email, 'register: user.email');
+  eq(r.data?.user?.name, owner.name, 'register: user.name');
+  check(!JSON.stringify(r).includes(owner.password), 'register: the password must never come back', r);
+  eq((await client.auth.bootstrapStatus()).hasOwner, true, 'bootstrapStatus.hasOwner after sign-up');
+});
+
+await step('3c. sign in (better-auth sign-in/email)', async () => {
+  const r = await client.auth.login({ email: owner.email, password: owner.password });
+  check(typeof r.data?.token === 'string' && r.data.token.length >= 32, 'login: data.token must be a session token', r.data);
+  eq(r.data?.user?.email, owner.email, 'login: user.email');
+});
+
+await step('3d. who am I (get-session)', async () => {
+  const r = await client.auth.me();
+  eq(r.user?.email, owner.email, 'get-session: user.email');
+  eq(r.session?.userId, r.user?.id, 'get-session: session.userId');
+  check(typeof r.session?.activeOrganizationId === 'string', 'get-session: the owner has an active organization', r.session);
+});
 
 await step('4a. metadata: object contact', async () => {
   const r = await client.meta.getItem('object', 'contact');
@@ -356,7 +390,6 @@ await step('11c. unknown object (expect 404 OBJECT_NOT_FOUND)', async () => {
   );
 });
 
-// Step 12 (sign-out): skipped until auth exists.
 
 // --- beyond the transcript: the CRM preset's own behaviour -------------------------------------
 
@@ -424,6 +457,11 @@ await step('crm.7 delete account cascades to its opportunities and clears contac
   await expectError(client.data.get('opportunity', ids.opportunity), { httpStatus: 404, code: 'RECORD_NOT_FOUND' }, 'get cascaded opportunity');
   const c = await client.data.get('contact', ids.contact1);
   eq(c.record?.account, null, 'contact #1 account after its account was deleted (set_null)');
+});
+
+await step('12. logout', async () => {
+  await client.auth.logout();
+  await expectError(client.data.find('contact', { top: 1 }), { httpStatus: 401, code: 'UNAUTHENTICATED' }, 'find after logout');
 });
 
 // --- summary ------------------------------------------------------------------------------------

@@ -26,6 +26,12 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Check the metadata in DIR against the spec (same output as `cargo xtask spec-audit`).
     Validate(ValidateArgs),
+    /// Audit log tools: verify the hash chains, export events.
+    #[cfg(feature = "plugin-audit")]
+    Audit(AuditArgs),
+    /// User accounts: `user create --email E --password-stdin [--admin]`.
+    #[cfg(feature = "plugin-auth")]
+    User(UserArgs),
 }
 
 /// Settings shared by the commands that open the database.
@@ -103,4 +109,92 @@ impl ServeArgs {
             ..self.common.layer()
         }
     }
+}
+
+#[cfg(feature = "plugin-audit")]
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[cfg(feature = "plugin-audit")]
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuditCommand {
+    /// Walk every tenant's hash chain and report the first broken link (exit code 1 when broken).
+    Verify {
+        /// Only this tenant's chain ("" for events without a tenant).
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+    },
+    /// Write audit events (newest first) as JSON or CSV.
+    Export(AuditExportArgs),
+}
+
+#[cfg(feature = "plugin-audit")]
+#[derive(Debug, Clone, Args)]
+pub struct AuditExportArgs {
+    /// Output format.
+    #[arg(long, default_value = "json", value_parser = ["json", "csv"])]
+    pub format: String,
+    /// Write to this file instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Only this event type (`auth.*` selects a family).
+    #[arg(long)]
+    pub event_type: Option<String>,
+    /// Only this actor id.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only this object.
+    #[arg(long)]
+    pub object: Option<String>,
+    /// Only this record id.
+    #[arg(long)]
+    pub record_id: Option<String>,
+    /// From this time (RFC 3339 or YYYY-MM-DD, inclusive).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Up to this time (exclusive).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Only this tenant.
+    #[arg(long)]
+    pub tenant: Option<String>,
+}
+
+#[cfg(feature = "plugin-auth")]
+#[derive(Debug, Clone, Args)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    pub command: UserCommand,
+}
+
+#[cfg(feature = "plugin-auth")]
+#[derive(Debug, Clone, Subcommand)]
+pub enum UserCommand {
+    /// Create an account (the first one becomes the owner of the default organization).
+    Create(UserCreateArgs),
+}
+
+#[cfg(feature = "plugin-auth")]
+#[derive(Debug, Clone, Args)]
+pub struct UserCreateArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Sign-in email.
+    #[arg(long)]
+    pub email: String,
+    /// Display name (default: the part of the email before `@`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Make the user an administrator.
+    #[arg(long)]
+    pub admin: bool,
+    /// Read the password from the first line of stdin (required: never pass it as an argument).
+    #[arg(long)]
+    pub password_stdin: bool,
 }

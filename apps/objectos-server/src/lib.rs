@@ -27,7 +27,15 @@ pub const EXIT_INVALID: u8 = 2;
 /// Every plugin manifest compiled into this binary, in start order.
 pub fn compiled_manifests() -> Vec<&'static PluginManifest> {
     // NOTE: data first (it provides `data` and `metadata`), then http (it requires both).
-    vec![&objectos_data::MANIFEST, &objectos_http::MANIFEST]
+    #[allow(unused_mut)]
+    let mut out = vec![&objectos_data::MANIFEST, &objectos_http::MANIFEST];
+    #[cfg(feature = "plugin-permissions")]
+    out.push(&objectos_permissions::MANIFEST);
+    #[cfg(feature = "plugin-audit")]
+    out.push(&objectos_audit::MANIFEST);
+    #[cfg(feature = "plugin-auth")]
+    out.push(&objectos_auth::MANIFEST);
+    out
 }
 
 /// Runs a parsed command line; the `Err` text is printed by `main`.
@@ -37,6 +45,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve(&cli, args, &cwd).await,
         Command::Migrate(args) => migrate(&cli, args, &cwd).await,
         Command::Validate(args) => Ok(validate(args)),
+        #[cfg(feature = "plugin-audit")]
+        Command::Audit(args) => audit(&cli, args, &cwd).await,
+        #[cfg(feature = "plugin-auth")]
+        Command::User(args) => user(&cli, args, &cwd).await,
     }
 }
 
@@ -160,8 +172,26 @@ async fn serve(cli: &Cli, args: &ServeArgs, cwd: &Path) -> anyhow::Result<ExitCo
         .version(env!("CARGO_PKG_VERSION"))
         .cwd(cwd.display().to_string())
         .plugin(DataPlugin::new(data_config(&config)))
-        .plugin(http)
-        .build()?;
+        .plugin(http);
+    #[cfg(feature = "plugin-permissions")]
+    let kernel = kernel.plugin(objectos_permissions::PermissionsPlugin::new(
+        config.metadata_dirs.clone(),
+        objectos_permissions::AuthzConfig {
+            // Without a plugin providing `auth` every request is anonymous; denying them all
+            // would make the server unusable, so anonymous callers are only checked when
+            // sessions exist.
+            anonymous_unrestricted: !compiled_manifests().iter().any(|m| {
+                m.provides
+                    .contains(&objectos_spec::manifest::services::AUTH)
+            }),
+            ..objectos_permissions::AuthzConfig::default()
+        },
+    ));
+    #[cfg(feature = "plugin-audit")]
+    let kernel = kernel.plugin(objectos_audit::AuditPlugin::default());
+    #[cfg(feature = "plugin-auth")]
+    let kernel = kernel.plugin(objectos_auth::AuthPlugin::default());
+    let kernel = kernel.build()?;
     let kernel = Arc::new(kernel);
     control.attach(&kernel);
     let startup = kernel.boot().await?;
@@ -260,5 +290,133 @@ fn validate(args: &ValidateArgs) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `objectos audit verify|export`: works on the database directly, without starting the server.
+#[cfg(feature = "plugin-audit")]
+async fn audit(cli: &Cli, args: &cli::AuditArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
+    let config = match load_config(cli, cwd, args.common.layer()) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let store = objectos_audit::AuditStore::connect(&config.database_url).await?;
+    match &args.command {
+        cli::AuditCommand::Verify { tenant } => {
+            let report = store.verify(tenant.as_deref()).await?;
+            for b in &report.broken {
+                let tenant = if b.tenant.is_empty() {
+                    "(none)"
+                } else {
+                    &b.tenant
+                };
+                println!(
+                    "BROKEN tenant {tenant} at seq {} (event {}): {}",
+                    b.seq,
+                    b.event_id.as_deref().unwrap_or("-"),
+                    b.reason
+                );
+            }
+            println!(
+                "audit verify: {} chain(s), {} event(s): {}",
+                report.tenants,
+                report.events,
+                if report.ok() { "ok" } else { "BROKEN" }
+            );
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        cli::AuditCommand::Export(e) => {
+            let parse = |param: &str, v: &Option<String>| {
+                v.as_deref()
+                    .map(|raw| objectos_audit::routes::parse_time(param, raw))
+                    .transpose()
+            };
+            let filter = objectos_audit::EventFilter {
+                event_type: e.event_type.clone(),
+                actor: e.actor.clone(),
+                object: e.object.clone(),
+                record_id: e.record_id.clone(),
+                from: parse("from", &e.from)?,
+                to: parse("to", &e.to)?,
+                tenant: e.tenant.clone(),
+                ..objectos_audit::EventFilter::default()
+            };
+            let events = store.export(&filter).await?;
+            let text = match e.format.as_str() {
+                "csv" => objectos_audit::store::to_csv(&events),
+                _ => serde_json::to_string_pretty(&events)? + "\n",
+            };
+            match &e.out {
+                Some(path) => {
+                    std::fs::write(path, text).map_err(|err| {
+                        anyhow::anyhow!("{}: cannot write: {err}", path.display())
+                    })?;
+                    eprintln!(
+                        "audit export: {} event(s) written to {}",
+                        events.len(),
+                        path.display()
+                    );
+                }
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `objectos user create`: creates an account directly in the database (for scripts); the
+/// password is read from the first line of stdin so it never appears in the process list.
+#[cfg(feature = "plugin-auth")]
+async fn user(cli: &Cli, args: &cli::UserArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
+    let cli::UserCommand::Create(create) = &args.command;
+    let config = match load_config(cli, cwd, create.common.layer()) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    if !create.password_stdin {
+        anyhow::bail!("user create: pass --password-stdin and write the password to stdin");
+    }
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let engine = DataEngine::open(data_config(&config)).await?;
+    let service = objectos_auth::AuthService::open(
+        engine,
+        objectos_auth::AuthConfig::default(),
+        Arc::new(objectos_kernel::SystemClock),
+        Arc::new(objectos_auth::LoggingMailer::new()),
+        None,
+    )
+    .await?;
+    match service
+        .create_account(
+            &create.email,
+            password,
+            create.name.as_deref(),
+            create.admin,
+            false,
+        )
+        .await
+    {
+        Ok((id, _org)) => {
+            println!(
+                "Created user {id} ({}){}",
+                create.email.trim().to_lowercase(),
+                if create.admin {
+                    " as administrator"
+                } else {
+                    ""
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("objectos: user create: {}", e.public_message());
+            Ok(ExitCode::from(1))
+        }
     }
 }

@@ -210,3 +210,43 @@ fn migrate_dry_run_prints_the_plan_and_changes_nothing() {
         "{out}"
     );
 }
+
+/// `objectos user create` reads the password from stdin and never echoes it.
+#[cfg(feature = "plugin-auth")]
+#[test]
+fn user_create_reads_the_password_from_stdin() {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let create = |email: &str, password: &str, admin: bool| {
+        let mut cmd = objectos(dir.path());
+        cmd.args(["user", "create", "--email", email, "--password-stdin"]);
+        if admin {
+            cmd.arg("--admin");
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = create("Ops@Example.com", "Owner-Passw0rd!", true);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("(ops@example.com) as administrator"), "{out}");
+    assert!(!out.contains("Owner-Passw0rd!") && !err.contains("Owner-Passw0rd!"));
+    let (code, _, err) = create("ops@example.com", "Owner-Passw0rd!", false);
+    assert_eq!(code, 1);
+    assert!(err.contains("already exists"), "{err}");
+    let (code, _, err) = create("weak@example.com", "weak", false);
+    assert_eq!(code, 1);
+    assert!(err.contains("at least 8 characters"), "{err}");
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{http, objectos, write_metadata};
+use crate::support::{http, http_as, objectos, write_metadata};
 
 /// Kills the server even when an assertion fails.
 struct Child(std::process::Child);
@@ -54,17 +54,44 @@ fn serve_answers_over_http() {
     // The default SQLite file is created in the working directory.
     assert!(dir.path().join("objectos.db").exists());
 
-    let (status, body) = http(
+    // With the auth plugin compiled in, data access needs a session: sign up the owner first.
+    #[cfg(feature = "plugin-auth")]
+    let token = {
+        let (status, body) = http(addr, "GET", "/api/v1/data/contact", None).unwrap();
+        assert_eq!(status, 401, "{body}");
+        let (status, body) = http(
+            addr,
+            "POST",
+            "/api/v1/auth/sign-up/email",
+            Some("{\"email\":\"owner@example.com\",\"password\":\"Owner-Passw0rd!\",\"name\":\"Owner\"}"),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        Some(v["token"].as_str().unwrap().to_owned())
+    };
+    #[cfg(not(feature = "plugin-auth"))]
+    let token: Option<String> = None;
+    let token = token.as_deref();
+    let (status, body) = http_as(
         addr,
         "POST",
         "/api/v1/data/contact",
         Some("{\"name\":\"Alice\",\"status\":\"active\"}"),
+        token,
     )
     .unwrap();
     assert_eq!(status, 201, "{body}");
     let created: Value = serde_json::from_str(&body).unwrap();
     let id = created["id"].as_str().unwrap();
-    let (status, body) = http(addr, "GET", &format!("/api/v1/data/contact/{id}"), None).unwrap();
+    let (status, body) = http_as(
+        addr,
+        "GET",
+        &format!("/api/v1/data/contact/{id}"),
+        None,
+        token,
+    )
+    .unwrap();
     assert_eq!(status, 200, "{body}");
     let got: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(got["record"]["name"], "Alice");

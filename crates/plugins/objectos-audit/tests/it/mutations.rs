@@ -1,0 +1,229 @@
+//! Mutations: events with diffs in the same transaction, rollback, system actor, field history,
+//! redaction.
+
+use objectos_audit::{EventFilter, REDACTED};
+use objectos_data::OpContext;
+use objectos_spec::query::QueryAst;
+use serde_json::{Value, json};
+
+use crate::support::{Harness, all_events, rec, user_cx};
+
+async fn mutations_scenario(h: &Harness) {
+    let e = &h.engine;
+    let alice = user_cx("alice");
+    let created = e
+        .create(
+            &alice,
+            "contact",
+            rec(json!({"name": "Ann", "email": "ann@x.io", "pin": "1234", "api_token": "tok-1", "score": 3})),
+        )
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    e.update(
+        &alice,
+        "contact",
+        &id,
+        rec(json!({"email": "ann@y.io", "score": 4, "pin": "9999"})),
+        None,
+    )
+    .await
+    .unwrap();
+    // The system principal's writes are audited as such, with the reason.
+    let sys = OpContext::system("nightly import");
+    e.update(&sys, "contact", &id, rec(json!({"name": "Anne"})), None)
+        .await
+        .unwrap();
+    e.delete(&alice, "contact", &id).await.unwrap();
+
+    let events = all_events(h).await;
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        ["data.create", "data.update", "data.update", "data.delete"]
+    );
+    let c = &events[0];
+    assert_eq!(c.actor.kind, "user");
+    assert_eq!(c.actor.id.as_deref(), Some("alice"));
+    assert_eq!(c.object.as_deref(), Some("contact"));
+    assert_eq!(c.record_id.as_deref(), Some(id.as_str()));
+    assert_eq!(c.request_id.as_deref(), Some("req-alice"));
+    assert_eq!(c.seq, 1);
+    let fields: Vec<&str> = c.changes.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["name", "email", "pin", "api_token", "score"],
+        "{:?}",
+        c.changes
+    );
+    // Secrets: a password-typed field and a field named like a token are masked, still listed.
+    let pin = c.changes.iter().find(|c| c.field == "pin").unwrap();
+    assert_eq!(pin.new_value, json!(REDACTED));
+    let tok = c.changes.iter().find(|c| c.field == "api_token").unwrap();
+    assert_eq!(tok.new_value, json!(REDACTED));
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(
+        !all.contains("1234") && !all.contains("9999") && !all.contains("tok-1"),
+        "{all}"
+    );
+
+    let u = &events[1];
+    let diff: Vec<(String, Value, Value)> = u
+        .changes
+        .iter()
+        .map(|c| (c.field.clone(), c.old_value.clone(), c.new_value.clone()))
+        .collect();
+    assert_eq!(
+        diff,
+        vec![
+            ("email".into(), json!("ann@x.io"), json!("ann@y.io")),
+            ("pin".into(), json!(REDACTED), json!(REDACTED)),
+            ("score".into(), json!(3), json!(4)),
+        ]
+    );
+    let s = &events[2];
+    assert_eq!(s.actor.kind, "system");
+    assert_eq!(s.actor.reason.as_deref(), Some("nightly import"));
+    assert_eq!(s.actor.id, None);
+    let d = &events[3];
+    assert_eq!(d.operation.as_deref(), Some("delete"));
+    assert_eq!(d.record_id.as_deref(), Some(id.as_str()));
+    assert!(
+        d.changes
+            .iter()
+            .any(|c| c.field == "name" && c.old_value == json!("Anne") && c.new_value.is_null())
+    );
+
+    // Field history (contact has enable.trackHistory): one row per changed field of each update.
+    let hist = h
+        .get_json(
+            &format!("/api/v1/audit/history/contact/{id}"),
+            crate::support::ADMIN,
+        )
+        .await;
+    let rows = hist["history"].as_array().unwrap();
+    let mut got: Vec<(String, Value, Value, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["field"].as_str().unwrap().to_owned(),
+                r["oldValue"].clone(),
+                r["newValue"].clone(),
+                r["actorType"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        vec![
+            (
+                "email".into(),
+                json!("ann@x.io"),
+                json!("ann@y.io"),
+                "user".into()
+            ),
+            ("name".into(), json!("Ann"), json!("Anne"), "system".into()),
+            (
+                "pin".into(),
+                json!(REDACTED),
+                json!(REDACTED),
+                "user".into()
+            ),
+            ("score".into(), json!(3), json!(4), "user".into()),
+        ]
+    );
+    assert_eq!(rows[0]["eventId"].as_str().unwrap(), events[2].id);
+
+    // task has no trackHistory: events, but no history rows.
+    let t = e
+        .create(&alice, "task", rec(json!({"title": "a"})))
+        .await
+        .unwrap();
+    let tid = t["id"].as_str().unwrap();
+    e.update(&alice, "task", tid, rec(json!({"title": "b"})), None)
+        .await
+        .unwrap();
+    let hist = h
+        .get_json(
+            &format!("/api/v1/audit/history/task/{tid}"),
+            crate::support::ADMIN,
+        )
+        .await;
+    assert_eq!(hist["history"], json!([]));
+
+    // A hook failing after the audit hook rolls back the change and its audit row.
+    let before = all_events(h).await.len();
+    let err = e
+        .create(&alice, "contact", rec(json!({"name": "FAIL"})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "PERMISSION_DENIED");
+    assert_eq!(all_events(h).await.len(), before);
+    let found = e
+        .find(&alice, "contact", QueryAst::default())
+        .await
+        .unwrap();
+    assert!(found.records.iter().all(|r| r["name"] != json!("FAIL")));
+    // The chain is still intact afterwards and the next write continues it.
+    e.create(&alice, "contact", rec(json!({"name": "ok"})))
+        .await
+        .unwrap();
+    let report = h.store.verify(None).await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.events as usize, before + 1);
+
+    // Tenants get separate chains.
+    let t1 = user_cx("bob").with_tenant("t1");
+    e.create(&t1, "task", rec(json!({"title": "x"})))
+        .await
+        .unwrap();
+    let page = h
+        .store
+        .events(&EventFilter {
+            tenant: Some("t1".into()),
+            limit: 10,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 1);
+    assert_eq!(page.events[0].seq, 1);
+    assert_eq!(page.events[0].tenant_id.as_deref(), Some("t1"));
+    assert!(h.store.verify(None).await.unwrap().ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutations_sqlite() {
+    let h = Harness::sqlite().await;
+    mutations_scenario(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutations_postgres() {
+    if let Some(h) = Harness::postgres().await {
+        mutations_scenario(&h).await;
+        h.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_writes_carry_ip_user_agent_and_request_id() {
+    let h = Harness::sqlite().await;
+    let (s, body) = h
+        .http(
+            "POST",
+            "/api/v1/data/task",
+            &[("x-test-user", "carol"), ("x-request-id", "rid-42")],
+            Some(json!({"title": "via http"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let ev = all_events(&h).await.pop().unwrap();
+    assert_eq!(ev.actor.id.as_deref(), Some("carol"));
+    assert_eq!(ev.actor.ip_address.as_deref(), Some("127.0.0.1"));
+    assert_eq!(ev.actor.user_agent.as_deref(), Some("audit-test/1.0"));
+    assert_eq!(ev.request_id.as_deref(), Some("rid-42"));
+    h.stop().await;
+}

@@ -1,0 +1,187 @@
+//! The auth crate's one error enum and its JSON rendering (`{error, code, message}`), with stable
+//! codes and statuses; secrets never appear in a message.
+
+use objectos_data::DataError;
+use salvo::http::StatusCode;
+use salvo::http::header::{HeaderValue, RETRY_AFTER};
+use salvo::prelude::{Json, Response, Scribe};
+use serde_json::json;
+
+/// Everything the auth plugin can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No valid session or API key.
+    #[error("Authentication is required to access this endpoint.")]
+    Unauthenticated,
+    /// Unknown email or wrong password (deliberately not saying which).
+    #[error("Invalid email or password.")]
+    InvalidCredentials,
+    /// Too many failed sign-ins.
+    #[error(
+        "The account is locked after too many failed sign-ins; try again in {retry_after_secs} seconds."
+    )]
+    AccountLocked { retry_after_secs: u64 },
+    /// The token bucket of this IP or email is empty.
+    #[error("Too many requests; retry in {retry_after_secs} seconds.")]
+    RateLimited { retry_after_secs: u64 },
+    /// The body is not the JSON the route expects.
+    #[error("{0}")]
+    InvalidBody(String),
+    /// The new password breaks the password policy; every broken rule is listed.
+    #[error("{}", .0.join(" "))]
+    WeakPassword(Vec<String>),
+    /// The email is taken.
+    #[error("A user with this email already exists.")]
+    UserExists,
+    /// Public sign-up is closed once the owner exists (unless `allowSignUp`).
+    #[error("Sign-up is closed; ask an administrator to create your account.")]
+    SignUpDisabled,
+    /// The user record is not active (an administrator locked or deactivated it).
+    #[error("This account is {0}; ask an administrator to reactivate it.")]
+    AccountDisabled(String),
+    /// The account has two-factor authentication; the sign-in needs `code`.
+    #[error(
+        "Two-factor authentication is enabled for this account; send the authenticator or recovery code as `code`."
+    )]
+    TwoFactorRequired,
+    /// The TOTP or recovery code is wrong or already used.
+    #[error("The two-factor code is invalid or was already used.")]
+    InvalidTwoFactorCode,
+    /// The reset token is unknown, used or expired.
+    #[error("The password reset token is invalid or has expired.")]
+    InvalidResetToken,
+    /// A request that is well-formed but not applicable (two-factor not enrolled...).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A named thing does not exist (or is not the caller's).
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The service has not started yet.
+    #[error("The authentication service is not ready yet.")]
+    NotReady,
+    /// A database failure; the detail is logged, never sent.
+    #[error("auth storage error: {0}")]
+    Database(String),
+    /// An error from the data engine (user and organization records).
+    #[error("{0}")]
+    Data(DataError),
+    /// A bug or an unexpected failure (random source, hashing); logged, never sent.
+    #[error("internal auth error: {0}")]
+    Internal(String),
+    /// The plugin configuration is invalid.
+    #[error("invalid auth configuration: {0}")]
+    Config(String),
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = AuthError> = std::result::Result<T, E>;
+
+impl From<sea_orm::DbErr> for AuthError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Database(e.to_string())
+    }
+}
+
+impl AuthError {
+    /// Stable wire code.
+    pub fn code(&self) -> &str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::AccountLocked { .. } => "ACCOUNT_LOCKED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::InvalidBody(_) => "INVALID_BODY",
+            Self::WeakPassword(_) => "WEAK_PASSWORD",
+            Self::UserExists => "USER_ALREADY_EXISTS",
+            Self::SignUpDisabled => "SIGN_UP_DISABLED",
+            Self::AccountDisabled(_) => "ACCOUNT_DISABLED",
+            Self::TwoFactorRequired => "TWO_FACTOR_REQUIRED",
+            Self::InvalidTwoFactorCode => "INVALID_TWO_FACTOR_CODE",
+            Self::InvalidResetToken => "INVALID_TOKEN",
+            Self::BadRequest(_) => "BAD_REQUEST",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::Forbidden(_) => "PERMISSION_DENIED",
+            Self::NotReady => "SERVICE_UNAVAILABLE",
+            Self::Data(e) => e.code(),
+            Self::Database(_) | Self::Internal(_) | Self::Config(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    /// HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated
+            | Self::InvalidCredentials
+            | Self::TwoFactorRequired
+            | Self::InvalidTwoFactorCode => StatusCode::UNAUTHORIZED,
+            Self::AccountLocked { .. } => StatusCode::LOCKED,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::InvalidBody(_)
+            | Self::WeakPassword(_)
+            | Self::InvalidResetToken
+            | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::UserExists => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::SignUpDisabled | Self::Forbidden(_) | Self::AccountDisabled(_) => {
+                StatusCode::FORBIDDEN
+            }
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Data(e) => {
+                StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+            Self::Database(_) | Self::Internal(_) | Self::Config(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    /// The message safe to show a client.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Data(e) => e.public_message(),
+            Self::Database(_) | Self::Internal(_) | Self::Config(_) => {
+                "An internal error occurred; the server log has the details".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// The JSON body; `UNAUTHENTICATED` is exactly the transcript's body (exchange 2).
+    pub fn body(&self) -> serde_json::Value {
+        let message = self.public_message();
+        let error = match self {
+            Self::Unauthenticated => "UNAUTHENTICATED".to_owned(),
+            _ => message.clone(),
+        };
+        json!({ "error": error, "code": self.code(), "message": message })
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_secs } | Self::AccountLocked { retry_after_secs } => {
+                Some((*retry_after_secs).max(1))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Scribe for AuthError {
+    fn render(self, res: &mut Response) {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, code = self.code(), "Auth request failed with a server error.");
+        }
+        if let Some(secs) = self.retry_after()
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            res.headers_mut().insert(RETRY_AFTER, v);
+        }
+        res.status_code(status);
+        res.render(Json(self.body()));
+    }
+}

@@ -1,0 +1,25 @@
+//! ObjectOS authentication plugin: email/password accounts (argon2id), opaque session tokens
+//! stored as SHA-256 digests (bearer, `better-auth.session_token` cookie, `set-auth-token`),
+//! idle and absolute session timeouts, account lockout, rate limits, password change and reset
+//! through a mail contract, TOTP two-factor with one-time recovery codes, scoped API keys, and
+//! organizations with the active one on the session.
+//!
+//! OIDC / OAuth2 social providers are not part of this increment.
+
+pub mod config;
+mod crypto;
+pub mod error;
+pub mod hook;
+pub mod http;
+pub mod mailer;
+pub mod plugin;
+mod ratelimit;
+pub mod service;
+mod store;
+
+pub use config::{Argon2Config, AuthConfig, LockoutConfig, RateLimitConfig};
+pub use error::{AuthError, Result};
+pub use http::{AuthCaller, SESSION_COOKIE, SET_AUTH_TOKEN, SessionHoop};
+pub use mailer::{LoggingMailer, Mail, Mailer};
+pub use plugin::{AuthHandle, AuthPlugin, MANIFEST, PLUGIN_ID};
+pub use service::{API_KEY_PREFIX, AuthService, RequestMeta, Resolved, SignedIn, events};

@@ -1,0 +1,165 @@
+//! The kernel plugin: id `com.objectos.auth`, provides the `auth` service, contributes the
+//! `/api/v1/auth` routes and the session hoop, and publishes the `auth.*` / `security.*` events.
+
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use objectos_data::{DataHandle, InterceptorContribution};
+use objectos_http::{HoopContribution, RouteContribution};
+use objectos_kernel::{InitContext, Plugin, PluginError, StartContext};
+use objectos_spec::manifest::{capabilities, services};
+use objectos_spec::{HealthReport, HealthStatus, PluginManifest};
+
+use crate::config::AuthConfig;
+use crate::hook::UserStatusHook;
+use crate::http::{self, ServiceCell, SessionHoop};
+use crate::mailer::{LoggingMailer, Mailer};
+use crate::service::{AuthService, events};
+
+/// The plugin id (also the key of its kernel configuration).
+pub const PLUGIN_ID: &str = "com.objectos.auth";
+
+/// Order of the session hoop among contributed hoops (low: it must run before authorization).
+pub const SESSION_HOOP_ORDER: i32 = 100;
+
+/// The static manifest.
+pub const MANIFEST: PluginManifest = PluginManifest {
+    description: "Authentication: email/password sign-up and sign-in, sessions (bearer, cookie), lockout, rate limits, password reset, TOTP two-factor, API keys, organizations",
+    provides: &[services::AUTH],
+    requires: &[services::DATA],
+    permissions: &[
+        capabilities::DATA_READ,
+        capabilities::DATA_WRITE,
+        capabilities::EVENTS_PUBLISH,
+        capabilities::ROUTES_MOUNT,
+    ],
+    emits: events::ALL,
+    ..PluginManifest::new(PLUGIN_ID, "ObjectOS Auth", env!("CARGO_PKG_VERSION"))
+};
+
+/// The `auth` service as other plugins see it: the [`AuthService`] once the plugin has started.
+#[derive(Debug, Default)]
+pub struct AuthHandle {
+    cell: ServiceCell,
+}
+
+impl AuthHandle {
+    pub fn service(&self) -> Option<&AuthService> {
+        self.cell.get()
+    }
+}
+
+/// The auth plugin; its public fields are its settings. A non-null kernel configuration under
+/// `com.objectos.auth` replaces `config`.
+pub struct AuthPlugin {
+    pub config: AuthConfig,
+    pub mailer: Arc<dyn Mailer>,
+    effective: OnceLock<AuthConfig>,
+    cell: ServiceCell,
+}
+
+impl std::fmt::Debug for AuthPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthPlugin")
+            .field("config", &self.config)
+            .field("mailer", &self.mailer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for AuthPlugin {
+    fn default() -> Self {
+        Self::new(AuthConfig::default())
+    }
+}
+
+impl AuthPlugin {
+    pub fn new(config: AuthConfig) -> Self {
+        Self {
+            config,
+            mailer: Arc::new(LoggingMailer::new()),
+            effective: OnceLock::new(),
+            cell: Arc::default(),
+        }
+    }
+
+    /// Sends mail (reset links) through `mailer`.
+    pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.mailer = mailer;
+        self
+    }
+
+    /// The service cell (filled at start), for hosts that wire without looking up the registry.
+    pub fn handle(&self) -> AuthHandle {
+        AuthHandle {
+            cell: self.cell.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl Plugin for AuthPlugin {
+    fn manifest(&self) -> &PluginManifest {
+        &MANIFEST
+    }
+
+    fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
+        let config = match cx.config() {
+            serde_json::Value::Null => self.config.clone(),
+            serde_json::Value::Object(m) if m.is_empty() => self.config.clone(),
+            _ => cx.config_as::<AuthConfig>()?,
+        };
+        config
+            .validate()
+            .map_err(|e| PluginError::config(PLUGIN_ID, e))?;
+        let _ = self.effective.set(config);
+        cx.register::<AuthHandle>(services::AUTH, Arc::new(self.handle()))?;
+        let cell = self.cell.clone();
+        cx.contribute(RouteContribution::new("auth", move || {
+            http::router(cell.clone())
+        }))?;
+        cx.contribute(InterceptorContribution(Arc::new(UserStatusHook {
+            cell: self.cell.clone(),
+        })))?;
+        cx.contribute(HoopContribution::new(
+            SESSION_HOOP_ORDER,
+            SessionHoop::new(self.cell.clone()),
+        ))?;
+        Ok(())
+    }
+
+    async fn start(&self, cx: &StartContext) -> Result<(), PluginError> {
+        let data = cx.get_named::<DataHandle>(services::DATA)?;
+        let engine = data.engine().cloned().ok_or_else(|| PluginError::Startup {
+            plugin: PLUGIN_ID.to_owned(),
+            message: "the data engine is not open; the data plugin must start first".into(),
+        })?;
+        let config = self
+            .effective
+            .get()
+            .cloned()
+            .unwrap_or_else(|| self.config.clone());
+        let service = AuthService::open(
+            engine,
+            config,
+            cx.clock().clone(),
+            self.mailer.clone(),
+            Some(cx.handle()),
+        )
+        .await
+        .map_err(|e| PluginError::Startup {
+            plugin: PLUGIN_ID.to_owned(),
+            message: e.to_string(),
+        })?;
+        let _ = self.cell.set(service);
+        Ok(())
+    }
+
+    async fn health(&self) -> HealthReport {
+        if self.cell.get().is_some() {
+            HealthReport::healthy()
+        } else {
+            HealthReport::with_status(HealthStatus::Unhealthy, "the auth service has not started")
+        }
+    }
+}

@@ -1,0 +1,1448 @@
+//! The auth service: accounts, sessions, lockout, rate limits, password change and reset, TOTP,
+//! recovery codes, API keys and organizations. HTTP handlers and the CLI call it; it publishes the
+//! `auth.*` / `security.*` events (payloads never carry a secret).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use objectos_data::{DataEngine, OpContext, Record};
+use objectos_kernel::{Clock, PluginHandle};
+use objectos_spec::query::{Filter, QueryAst};
+use serde_json::{Value as Json, json};
+
+use crate::config::AuthConfig;
+use crate::crypto::{self, PasswordHasher};
+use crate::error::{AuthError, Result};
+use crate::mailer::{Mail, Mailer};
+use crate::ratelimit::RateLimiter;
+use crate::store::{Db, get_i, get_oi, get_os, get_s, i, oi, os, s};
+
+/// Event names this plugin publishes (declared in the manifest's `emits`).
+pub mod events {
+    pub const LOGIN: &str = "auth.login";
+    pub const LOGIN_FAILED: &str = "auth.login_failed";
+    pub const LOGOUT: &str = "auth.logout";
+    pub const PASSWORD_CHANGED: &str = "auth.password_changed";
+    pub const PASSWORD_RESET: &str = "auth.password_reset";
+    pub const MFA_ENABLED: &str = "auth.mfa_enabled";
+    pub const MFA_DISABLED: &str = "auth.mfa_disabled";
+    pub const ACCOUNT_LOCKED: &str = "auth.account_locked";
+    pub const API_KEY_CREATED: &str = "security.api_key_created";
+    pub const API_KEY_REVOKED: &str = "security.api_key_revoked";
+    pub const API_KEY_USED: &str = "security.api_key_used";
+    pub const ALL: &[&str] = &[
+        LOGIN,
+        LOGIN_FAILED,
+        LOGOUT,
+        PASSWORD_CHANGED,
+        PASSWORD_RESET,
+        MFA_ENABLED,
+        MFA_DISABLED,
+        ACCOUNT_LOCKED,
+        API_KEY_CREATED,
+        API_KEY_REVOKED,
+        API_KEY_USED,
+    ];
+}
+
+/// Prefix of API keys, so the hoop can tell them from session tokens.
+pub const API_KEY_PREFIX: &str = "osk_";
+
+/// Number of one-time recovery codes issued at TOTP enrolment.
+const RECOVERY_CODES: usize = 10;
+
+/// Where a request came from (for events and session rows).
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// What a valid token resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub user_id: String,
+    pub email: String,
+    pub is_admin: bool,
+    /// Active organization (the tenant of every data operation).
+    pub tenant: Option<String>,
+    /// Set for session tokens.
+    pub session_id: Option<String>,
+    /// Set for API keys.
+    pub api_key_id: Option<String>,
+    /// API key scopes (`read`, `write`, `admin`); empty for sessions.
+    pub scopes: Vec<String>,
+}
+
+/// A new session and the only copy of its token.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub token: String,
+    pub user: Json,
+    pub session: Json,
+}
+
+/// An account's credential row.
+#[derive(Debug, Clone)]
+struct Credential {
+    user_id: String,
+    email: String,
+    password_hash: String,
+    is_admin: bool,
+    failed_count: i64,
+    locked_until: Option<i64>,
+}
+
+struct Inner {
+    engine: DataEngine,
+    db: Db,
+    config: AuthConfig,
+    clock: Arc<dyn Clock>,
+    hasher: PasswordHasher,
+    mailer: Arc<dyn Mailer>,
+    events: Option<PluginHandle>,
+    limiter: RateLimiter,
+    /// A hash verified against when the email is unknown, so both paths cost one argon2 run.
+    dummy_hash: String,
+    /// Serialises account creation so two concurrent first sign-ups cannot both become owner.
+    create_lock: tokio::sync::Mutex<()>,
+}
+
+/// The auth service (cheap to clone).
+#[derive(Clone)]
+pub struct AuthService {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AuthService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthService").finish_non_exhaustive()
+    }
+}
+
+fn normalize_email(email: &str) -> Result<String> {
+    let e = email.trim().to_lowercase();
+    let valid = e.len() <= 255
+        && e.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+        && !e.contains(char::is_whitespace);
+    if valid {
+        Ok(e)
+    } else {
+        Err(AuthError::InvalidBody(
+            "`email` must be an email address such as ada@example.com".into(),
+        ))
+    }
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn iso(millis: i64) -> Json {
+    DateTime::<Utc>::from_timestamp_millis(millis)
+        .map(|t| Json::String(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
+        .unwrap_or(Json::Null)
+}
+
+fn minutes(n: u32) -> i64 {
+    i64::from(n) * 60_000
+}
+
+impl AuthService {
+    /// Builds the service on an open engine and creates the private tables.
+    pub async fn open(
+        engine: DataEngine,
+        config: AuthConfig,
+        clock: Arc<dyn Clock>,
+        mailer: Arc<dyn Mailer>,
+        events: Option<PluginHandle>,
+    ) -> Result<Self> {
+        config.validate()?;
+        if engine.metadata().object("user").is_none()
+            || engine.metadata().object("organization").is_none()
+        {
+            return Err(AuthError::Config(
+                "the `user` and `organization` objects of the base preset are not loaded; enable include_base".into(),
+            ));
+        }
+        let hasher = PasswordHasher::new(&config.argon2)?;
+        let dummy_hash = hasher.hash(&crypto::random_token()?)?;
+        let db = Db::new(engine.clone());
+        db.create_tables().await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                db,
+                config,
+                clock,
+                hasher,
+                mailer,
+                events,
+                limiter: RateLimiter::new(),
+                dummy_hash,
+                create_lock: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &AuthConfig {
+        &self.inner.config
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// The clock's time in epoch milliseconds.
+    pub(crate) fn now_millis(&self) -> i64 {
+        ms(self.now())
+    }
+
+    fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    // ----- events -----
+
+    async fn publish(
+        &self,
+        name: &str,
+        user_id: Option<&str>,
+        email: Option<&str>,
+        tenant: Option<&str>,
+        meta: &RequestMeta,
+        extra: Json,
+    ) {
+        let Some(handle) = &self.inner.events else {
+            return;
+        };
+        let mut payload = json!({
+            "userId": user_id,
+            "email": email,
+            "tenantId": tenant,
+            "ip": meta.ip,
+            "userAgent": meta.user_agent,
+            "requestId": meta.request_id,
+        });
+        if let (Some(p), Json::Object(extra)) = (payload.as_object_mut(), extra) {
+            p.extend(extra);
+        }
+        let mut event = handle.event(name, payload);
+        event.metadata.user_id = user_id.map(str::to_owned);
+        event.metadata.tenant_id = tenant.map(str::to_owned);
+        event.metadata.correlation_id = meta.request_id.clone();
+        if let Err(e) = handle.publish(event).await {
+            tracing::warn!(event = name, error = %e, "Could not publish an auth event.");
+        }
+    }
+
+    // ----- rate limits -----
+
+    /// One token from the IP's and the email's bucket (when rate limiting is on).
+    pub fn check_rate(&self, meta: &RequestMeta, email: Option<&str>) -> Result<()> {
+        let rl = &self.inner.config.rate_limit;
+        if !rl.enabled {
+            return Ok(());
+        }
+        let now = self.now();
+        let ip = meta.ip.as_deref().unwrap_or("unknown");
+        self.inner
+            .limiter
+            .take(&format!("ip:{ip}"), rl.per_ip_per_minute, now)
+            .map_err(|secs| AuthError::RateLimited {
+                retry_after_secs: secs,
+            })?;
+        if let Some(email) = email {
+            let email = email.trim().to_lowercase();
+            self.inner
+                .limiter
+                .take(&format!("email:{email}"), rl.per_email_per_minute, now)
+                .map_err(|secs| AuthError::RateLimited {
+                    retry_after_secs: secs,
+                })?;
+        }
+        Ok(())
+    }
+
+    // ----- accounts -----
+
+    /// True once an owner (the first account) exists.
+    pub async fn has_owner(&self) -> Result<bool> {
+        Ok(self
+            .db()
+            .one(
+                r#"SELECT "user_id" FROM "_objectos_auth_member" WHERE "role" = 'owner' LIMIT 1"#,
+                vec![],
+            )
+            .await?
+            .is_some())
+    }
+
+    async fn credential_by(&self, column: &str, value: &str) -> Result<Option<Credential>> {
+        let sql = format!(
+            r#"SELECT "user_id", "email", "password_hash", "is_admin", "failed_count", "locked_until" FROM "_objectos_auth_credential" WHERE "{column}" = ?"#
+        );
+        let Some(row) = self.db().one(&sql, vec![s(value)]).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Credential {
+            user_id: get_s(&row, 0)?,
+            email: get_s(&row, 1)?,
+            password_hash: get_s(&row, 2)?,
+            is_admin: get_i(&row, 3)? != 0,
+            failed_count: get_i(&row, 4)?,
+            locked_until: get_oi(&row, 5),
+        }))
+    }
+
+    fn check_policy(&self, password: &str) -> Result<()> {
+        if password.len() > 1024 {
+            return Err(AuthError::WeakPassword(vec![
+                "Password must be at most 1024 bytes long.".into(),
+            ]));
+        }
+        self.inner
+            .config
+            .password_policy
+            .check(password)
+            .map_err(AuthError::WeakPassword)
+    }
+
+    /// The organization new members join: the owner's.
+    async fn default_org(&self) -> Result<Option<String>> {
+        Ok(self
+            .db()
+            .one(
+                r#"SELECT "org_id" FROM "_objectos_auth_member" WHERE "role" = 'owner' ORDER BY "created_at" LIMIT 1"#,
+                vec![],
+            )
+            .await?
+            .and_then(|r| get_os(&r, 0)))
+    }
+
+    /// Creates an account. The very first account creates the default organization and becomes
+    /// its owner and an administrator; later ones join it as members (administrators when `admin`).
+    /// `public` is true for self-service sign-up, which is closed after the owner unless configured.
+    pub async fn create_account(
+        &self,
+        email: &str,
+        password: &str,
+        name: Option<&str>,
+        admin: bool,
+        public: bool,
+    ) -> Result<(String, Option<String>)> {
+        let email = normalize_email(email)?;
+        self.check_policy(password)?;
+        let name = name
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .unwrap_or_else(|| email.split('@').next().unwrap_or("user").to_owned());
+        let _guard = self.inner.create_lock.lock().await;
+        let first = !self.has_owner().await?;
+        if public && !first && !self.inner.config.allow_sign_up {
+            return Err(AuthError::SignUpDisabled);
+        }
+        if self.credential_by("email", &email).await?.is_some() {
+            return Err(AuthError::UserExists);
+        }
+        let hash = self.inner.hasher.hash(password)?;
+        let engine = &self.inner.engine;
+        let org = if first {
+            let mut rec = Record::new();
+            rec.insert("name".into(), json!(format!("{name}'s organization")));
+            let slug = format!(
+                "org-{}",
+                &crypto::sha256_hex(&crypto::random_token()?)[..12]
+            );
+            rec.insert("slug".into(), json!(slug));
+            let created = engine
+                .create(
+                    &OpContext::system("auth: first sign-up"),
+                    "organization",
+                    rec,
+                )
+                .await
+                .map_err(AuthError::Data)?;
+            created.get("id").and_then(Json::as_str).map(str::to_owned)
+        } else {
+            self.default_org().await?
+        };
+        let mut cx = OpContext::system("auth: create account");
+        cx.tenant = org.clone();
+        let mut rec = Record::new();
+        rec.insert("name".into(), json!(name));
+        rec.insert("email".into(), json!(email));
+        let user = engine
+            .create(&cx, "user", rec)
+            .await
+            .map_err(|e| match e.code() {
+                "DUPLICATE_VALUE" => AuthError::UserExists,
+                _ => AuthError::Data(e),
+            })?;
+        let user_id = user
+            .get("id")
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| AuthError::Internal("created user has no id".into()))?;
+        let now = ms(self.now());
+        self.db()
+            .exec(
+                r#"INSERT INTO "_objectos_auth_credential" ("user_id", "email", "password_hash", "is_admin", "failed_count", "updated_at") VALUES (?, ?, ?, ?, 0, ?)"#,
+                vec![s(&user_id), s(&email), s(hash), i(i64::from(first || admin)), i(now)],
+            )
+            .await?;
+        if let Some(org) = &org {
+            let role = if first {
+                "owner"
+            } else if admin {
+                "admin"
+            } else {
+                "member"
+            };
+            self.db()
+                .exec(
+                    r#"INSERT INTO "_objectos_auth_member" ("org_id", "user_id", "role", "created_at") VALUES (?, ?, ?, ?)"#,
+                    vec![s(org), s(&user_id), s(role), i(now)],
+                )
+                .await?;
+        }
+        tracing::info!(user_id = %user_id, owner = first, "Account created.");
+        Ok((user_id, org))
+    }
+
+    /// The `status` of the user record (`active`, `invited`, `locked`, `deactivated`).
+    async fn user_status(&self, user_id: &str) -> Result<String> {
+        let user = self
+            .inner
+            .engine
+            .get(
+                &OpContext::system("auth: read user"),
+                "user",
+                user_id,
+                QueryAst::default(),
+            )
+            .await
+            .map_err(AuthError::Data)?;
+        Ok(user
+            .get("status")
+            .and_then(Json::as_str)
+            .unwrap_or("active")
+            .to_owned())
+    }
+
+    /// The user as the official server returns it (`{id, name, email, emailVerified, image, ...}`).
+    pub async fn user_view(&self, user_id: &str) -> Result<Json> {
+        let user = self
+            .inner
+            .engine
+            .get(
+                &OpContext::system("auth: read user"),
+                "user",
+                user_id,
+                QueryAst::default(),
+            )
+            .await
+            .map_err(AuthError::Data)?;
+        let cred = self.credential_by("user_id", user_id).await?;
+        let is_admin = cred.as_ref().is_some_and(|c| c.is_admin);
+        let two_factor = self.totp_enabled(user_id).await?;
+        Ok(json!({
+            "id": user_id,
+            "name": user.get("name").cloned().unwrap_or(Json::Null),
+            "email": user.get("email").cloned().unwrap_or(Json::Null),
+            "emailVerified": user.get("email_verified").and_then(Json::as_bool).unwrap_or(false),
+            "image": user.get("avatar").cloned().unwrap_or(Json::Null),
+            "createdAt": user.get("created_at").cloned().unwrap_or(Json::Null),
+            "updatedAt": user.get("updated_at").cloned().unwrap_or(Json::Null),
+            "role": if is_admin { "admin" } else { "user" },
+            "banned": false,
+            "banReason": null,
+            "banExpires": null,
+            "twoFactorEnabled": two_factor,
+            "isPlatformAdmin": is_admin,
+            "tenantId": user.get("organization_id").cloned().unwrap_or(Json::Null),
+        }))
+    }
+
+    // ----- sessions -----
+
+    async fn create_session(
+        &self,
+        user_id: &str,
+        org: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<(String, Json)> {
+        let token = crypto::random_token()?;
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let now = ms(self.now());
+        let expires = now + minutes(self.inner.config.session_policy.absolute_timeout);
+        self.db()
+            .exec(
+                r#"INSERT INTO "_objectos_auth_session" ("id", "token_hash", "user_id", "active_org", "created_at", "last_seen_at", "expires_at", "ip", "user_agent") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
+                vec![
+                    s(&id),
+                    s(crypto::sha256_hex(&token)),
+                    s(user_id),
+                    os(org),
+                    i(now),
+                    i(now),
+                    i(expires),
+                    os(meta.ip.clone()),
+                    os(meta.user_agent.clone()),
+                ],
+            )
+            .await?;
+        let session = json!({
+            "id": id,
+            "userId": user_id,
+            "expiresAt": iso(expires),
+            "createdAt": iso(now),
+            "updatedAt": iso(now),
+            "ipAddress": meta.ip.clone().unwrap_or_default(),
+            "userAgent": meta.user_agent.clone().unwrap_or_default(),
+            "activeOrganizationId": org,
+        });
+        Ok((token, session))
+    }
+
+    async fn org_of(&self, user_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .db()
+            .one(
+                r#"SELECT "org_id" FROM "_objectos_auth_member" WHERE "user_id" = ? ORDER BY "created_at" LIMIT 1"#,
+                vec![s(user_id)],
+            )
+            .await?
+            .and_then(|r| get_os(&r, 0)))
+    }
+
+    /// Self-service sign-up (`POST /sign-up/email`): creates the account and signs it in.
+    pub async fn sign_up(
+        &self,
+        email: &str,
+        password: &str,
+        name: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<SignedIn> {
+        let (user_id, org) = self
+            .create_account(email, password, name, false, true)
+            .await?;
+        let (token, session) = self.create_session(&user_id, org.as_deref(), meta).await?;
+        let user = self.user_view(&user_id).await?;
+        let email = user.get("email").and_then(Json::as_str).map(str::to_owned);
+        self.publish(
+            events::LOGIN,
+            Some(&user_id),
+            email.as_deref(),
+            org.as_deref(),
+            meta,
+            json!({"reason": "sign_up"}),
+        )
+        .await;
+        Ok(SignedIn {
+            token,
+            user,
+            session,
+        })
+    }
+
+    async fn record_failure(
+        &self,
+        cred: &Credential,
+        meta: &RequestMeta,
+        reason: &str,
+    ) -> Result<AuthError> {
+        let now = ms(self.now());
+        let lock = &self.inner.config.lockout;
+        let failed = cred.failed_count + 1;
+        let org = self.org_of(&cred.user_id).await?;
+        self.publish(
+            events::LOGIN_FAILED,
+            Some(&cred.user_id),
+            Some(&cred.email),
+            org.as_deref(),
+            meta,
+            json!({"reason": reason}),
+        )
+        .await;
+        if failed >= i64::from(lock.max_failed_attempts) {
+            let until = now + minutes(lock.lock_minutes);
+            self.db()
+                .exec(
+                    r#"UPDATE "_objectos_auth_credential" SET "failed_count" = 0, "locked_until" = ? WHERE "user_id" = ?"#,
+                    vec![i(until), s(&cred.user_id)],
+                )
+                .await?;
+            tracing::warn!(user_id = %cred.user_id, "Account locked after repeated failed sign-ins.");
+            self.publish(
+                events::ACCOUNT_LOCKED,
+                Some(&cred.user_id),
+                Some(&cred.email),
+                org.as_deref(),
+                meta,
+                json!({"reason": "too_many_failed_sign_ins"}),
+            )
+            .await;
+            return Ok(AuthError::AccountLocked {
+                retry_after_secs: u64::from(lock.lock_minutes) * 60,
+            });
+        }
+        self.db()
+            .exec(
+                r#"UPDATE "_objectos_auth_credential" SET "failed_count" = ? WHERE "user_id" = ?"#,
+                vec![i(failed), s(&cred.user_id)],
+            )
+            .await?;
+        Ok(match reason {
+            "invalid_two_factor_code" => AuthError::InvalidTwoFactorCode,
+            _ => AuthError::InvalidCredentials,
+        })
+    }
+
+    /// `POST /sign-in/email`: checks lockout, the password and (when enrolled) the second factor.
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        code: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<SignedIn> {
+        let email = normalize_email(email).map_err(|_| AuthError::InvalidCredentials)?;
+        let Some(cred) = self.credential_by("email", &email).await? else {
+            // Same cost as a real check, so response time does not reveal which emails exist.
+            let _ = self.inner.hasher.verify(password, &self.inner.dummy_hash);
+            self.publish(
+                events::LOGIN_FAILED,
+                None,
+                Some(&email),
+                None,
+                meta,
+                json!({"reason": "unknown_user"}),
+            )
+            .await;
+            return Err(AuthError::InvalidCredentials);
+        };
+        let now = ms(self.now());
+        if let Some(until) = cred.locked_until.filter(|u| *u > now) {
+            let org = self.org_of(&cred.user_id).await?;
+            self.publish(
+                events::LOGIN_FAILED,
+                Some(&cred.user_id),
+                Some(&email),
+                org.as_deref(),
+                meta,
+                json!({"reason": "account_locked"}),
+            )
+            .await;
+            return Err(AuthError::AccountLocked {
+                retry_after_secs: u64::try_from((until - now + 999) / 1000).unwrap_or(1),
+            });
+        }
+        if !self.inner.hasher.verify(password, &cred.password_hash) {
+            return Err(self.record_failure(&cred, meta, "invalid_password").await?);
+        }
+        let status = self.user_status(&cred.user_id).await?;
+        if status != "active" {
+            self.publish(
+                events::LOGIN_FAILED,
+                Some(&cred.user_id),
+                Some(&email),
+                None,
+                meta,
+                json!({"reason": format!("user_{status}")}),
+            )
+            .await;
+            return Err(AuthError::AccountDisabled(status));
+        }
+        if self.totp_enabled(&cred.user_id).await? {
+            let Some(code) = code.map(str::trim).filter(|c| !c.is_empty()) else {
+                return Err(AuthError::TwoFactorRequired);
+            };
+            if !self.check_second_factor(&cred.user_id, code).await? {
+                return Err(self
+                    .record_failure(&cred, meta, "invalid_two_factor_code")
+                    .await?);
+            }
+        }
+        self.db()
+            .exec(
+                r#"UPDATE "_objectos_auth_credential" SET "failed_count" = 0, "locked_until" = NULL WHERE "user_id" = ?"#,
+                vec![s(&cred.user_id)],
+            )
+            .await?;
+        let org = self.org_of(&cred.user_id).await?;
+        let (token, session) = self
+            .create_session(&cred.user_id, org.as_deref(), meta)
+            .await?;
+        let user = self.user_view(&cred.user_id).await?;
+        self.publish(
+            events::LOGIN,
+            Some(&cred.user_id),
+            Some(&email),
+            org.as_deref(),
+            meta,
+            json!({}),
+        )
+        .await;
+        Ok(SignedIn {
+            token,
+            user,
+            session,
+        })
+    }
+
+    /// Resolves a bearer token, cookie value or API key; `None` when unknown, expired or revoked.
+    pub async fn resolve(&self, token: &str, meta: &RequestMeta) -> Result<Option<Resolved>> {
+        if token.is_empty() || token.len() > 512 {
+            return Ok(None);
+        }
+        if token.starts_with(API_KEY_PREFIX) {
+            return self.resolve_api_key(token, meta).await;
+        }
+        let hash = crypto::sha256_hex(token);
+        let Some(row) = self
+            .db()
+            .one(
+                r#"SELECT "id", "token_hash", "user_id", "active_org", "created_at", "last_seen_at", "expires_at", "revoked_at" FROM "_objectos_auth_session" WHERE "token_hash" = ?"#,
+                vec![s(&hash)],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        if !crypto::ct_eq(&get_s(&row, 1)?, &hash) || get_oi(&row, 7).is_some() {
+            return Ok(None);
+        }
+        let now = ms(self.now());
+        let policy = &self.inner.config.session_policy;
+        let created = get_i(&row, 4)?;
+        let last_seen = get_i(&row, 5)?;
+        let expires = get_i(&row, 6)?;
+        if now >= expires
+            || now - created >= minutes(policy.absolute_timeout)
+            || now - last_seen >= minutes(policy.idle_timeout)
+        {
+            return Ok(None);
+        }
+        let id = get_s(&row, 0)?;
+        let user_id = get_s(&row, 2)?;
+        // Activity is recorded at most once a second, which is all the idle timeout needs.
+        if now - last_seen >= 1000 {
+            self.db()
+                .exec(
+                    r#"UPDATE "_objectos_auth_session" SET "last_seen_at" = ? WHERE "id" = ?"#,
+                    vec![i(now), s(&id)],
+                )
+                .await?;
+        }
+        let Some(cred) = self.credential_by("user_id", &user_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Resolved {
+            user_id,
+            email: cred.email,
+            is_admin: cred.is_admin,
+            tenant: get_os(&row, 3),
+            session_id: Some(id),
+            api_key_id: None,
+            scopes: Vec::new(),
+        }))
+    }
+
+    /// `GET /get-session`: the user and the session (`token` echoed from the request).
+    pub async fn session_view(&self, who: &Resolved, token: &str) -> Result<Json> {
+        let user = self.user_view(&who.user_id).await?;
+        let session = match &who.session_id {
+            Some(id) => {
+                let row = self
+                    .db()
+                    .one(
+                        r#"SELECT "created_at", "last_seen_at", "expires_at", "ip", "user_agent", "active_org" FROM "_objectos_auth_session" WHERE "id" = ?"#,
+                        vec![s(id)],
+                    )
+                    .await?
+                    .ok_or(AuthError::Unauthenticated)?;
+                json!({
+                    "id": id,
+                    "token": token,
+                    "userId": who.user_id,
+                    "expiresAt": iso(get_i(&row, 2)?),
+                    "createdAt": iso(get_i(&row, 0)?),
+                    "updatedAt": iso(get_i(&row, 1)?),
+                    "ipAddress": get_os(&row, 3).unwrap_or_default(),
+                    "userAgent": get_os(&row, 4).unwrap_or_default(),
+                    "activeOrganizationId": get_os(&row, 5),
+                    "activeTeamId": null,
+                    "impersonatedBy": null,
+                })
+            }
+            None => json!({
+                "id": who.api_key_id,
+                "userId": who.user_id,
+                "activeOrganizationId": who.tenant,
+                "apiKey": true,
+                "scopes": who.scopes,
+            }),
+        };
+        Ok(json!({ "user": user, "session": session }))
+    }
+
+    /// `POST /sign-out`: revokes the session.
+    pub async fn sign_out(&self, who: &Resolved, meta: &RequestMeta) -> Result<()> {
+        if let Some(id) = &who.session_id {
+            self.db()
+                .exec(
+                    r#"UPDATE "_objectos_auth_session" SET "revoked_at" = ? WHERE "id" = ? AND "revoked_at" IS NULL"#,
+                    vec![i(ms(self.now())), s(id)],
+                )
+                .await?;
+        }
+        self.publish(
+            events::LOGOUT,
+            Some(&who.user_id),
+            Some(&who.email),
+            who.tenant.as_deref(),
+            meta,
+            json!({}),
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn revoke_sessions(&self, user_id: &str, except: Option<&str>) -> Result<u64> {
+        self.db()
+            .exec(
+                r#"UPDATE "_objectos_auth_session" SET "revoked_at" = ? WHERE "user_id" = ? AND "revoked_at" IS NULL AND "id" <> ?"#,
+                vec![i(ms(self.now())), s(user_id), s(except.unwrap_or(""))],
+            )
+            .await
+    }
+
+    /// Refuses a password equal to the current one or to one of the last `historyCount - 1`
+    /// previous ones, then keeps the current hash in the history.
+    async fn check_and_rotate_history(&self, user_id: &str, password: &str) -> Result<()> {
+        let keep = i64::from(self.inner.config.password_policy.history_count);
+        if keep == 0 {
+            return Ok(());
+        }
+        let mut hashes = Vec::new();
+        if let Some(c) = self.credential_by("user_id", user_id).await? {
+            hashes.push(c.password_hash);
+        }
+        let rows = self
+            .db()
+            .all(
+                r#"SELECT "password_hash" FROM "_objectos_auth_password_history" WHERE "user_id" = ? ORDER BY "created_at" DESC LIMIT ?"#,
+                vec![s(user_id), i((keep - 1).max(0))],
+            )
+            .await?;
+        for r in &rows {
+            hashes.push(get_s(r, 0)?);
+        }
+        if hashes.iter().any(|h| self.inner.hasher.verify(password, h)) {
+            return Err(AuthError::WeakPassword(vec![format!(
+                "Password must differ from the last {keep} passwords."
+            )]));
+        }
+        if let Some(current) = hashes.first() {
+            self.db()
+                .exec(
+                    r#"INSERT INTO "_objectos_auth_password_history" ("user_id", "password_hash", "created_at") VALUES (?, ?, ?)"#,
+                    vec![s(user_id), s(current), i(ms(self.now()))],
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn set_password(&self, user_id: &str, password: &str) -> Result<()> {
+        self.check_and_rotate_history(user_id, password).await?;
+        let hash = self.inner.hasher.hash(password)?;
+        self.db()
+            .exec(
+                r#"UPDATE "_objectos_auth_credential" SET "password_hash" = ?, "failed_count" = 0, "locked_until" = NULL, "updated_at" = ? WHERE "user_id" = ?"#,
+                vec![s(hash), i(ms(self.now())), s(user_id)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /change-password`: needs the current password; every other session is revoked.
+    pub async fn change_password(
+        &self,
+        who: &Resolved,
+        current: &str,
+        new: &str,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        let cred = self
+            .credential_by("user_id", &who.user_id)
+            .await?
+            .ok_or(AuthError::Unauthenticated)?;
+        if !self.inner.hasher.verify(current, &cred.password_hash) {
+            return Err(AuthError::InvalidCredentials);
+        }
+        self.check_policy(new)?;
+        self.set_password(&who.user_id, new).await?;
+        let revoked = self
+            .revoke_sessions(&who.user_id, who.session_id.as_deref())
+            .await?;
+        self.publish(
+            events::PASSWORD_CHANGED,
+            Some(&who.user_id),
+            Some(&who.email),
+            who.tenant.as_deref(),
+            meta,
+            json!({"revokedSessions": revoked}),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// `POST /forget-password`: mails a reset link when the email is known; silent otherwise.
+    pub async fn forget_password(&self, email: &str, meta: &RequestMeta) -> Result<()> {
+        let Ok(email) = normalize_email(email) else {
+            return Ok(());
+        };
+        let Some(cred) = self.credential_by("email", &email).await? else {
+            tracing::info!("Password reset requested for an unknown email; nothing sent.");
+            return Ok(());
+        };
+        let token = crypto::random_token()?;
+        let expires = ms(self.now()) + minutes(self.inner.config.reset_token_minutes);
+        self.db()
+            .exec(
+                r#"INSERT INTO "_objectos_auth_reset" ("token_hash", "user_id", "expires_at") VALUES (?, ?, ?)"#,
+                vec![s(crypto::sha256_hex(&token)), s(&cred.user_id), i(expires)],
+            )
+            .await?;
+        let base = &self.inner.config.reset_url;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let link = format!("{base}{sep}token={token}");
+        self.inner.mailer.send(Mail {
+            to: email,
+            subject: "Reset your password".into(),
+            body: format!(
+                "Someone asked to reset your password. Open this link within {} minutes to choose a new one: {link}\nIf it was not you, ignore this mail.",
+                self.inner.config.reset_token_minutes
+            ),
+            link: Some(link),
+        })?;
+        let _ = meta;
+        Ok(())
+    }
+
+    /// `POST /reset-password`: consumes the token once, sets the password, revokes every session.
+    pub async fn reset_password(&self, token: &str, new: &str, meta: &RequestMeta) -> Result<()> {
+        self.check_policy(new)?;
+        let hash = crypto::sha256_hex(token);
+        let now = ms(self.now());
+        let Some(row) = self
+            .db()
+            .one(
+                r#"SELECT "user_id", "expires_at", "used_at" FROM "_objectos_auth_reset" WHERE "token_hash" = ?"#,
+                vec![s(&hash)],
+            )
+            .await?
+        else {
+            return Err(AuthError::InvalidResetToken);
+        };
+        if get_oi(&row, 2).is_some() || get_i(&row, 1)? <= now {
+            return Err(AuthError::InvalidResetToken);
+        }
+        // The conditional update makes the token single-use even under concurrent resets.
+        let claimed = self
+            .db()
+            .exec(
+                r#"UPDATE "_objectos_auth_reset" SET "used_at" = ? WHERE "token_hash" = ? AND "used_at" IS NULL"#,
+                vec![i(now), s(&hash)],
+            )
+            .await?;
+        if claimed != 1 {
+            return Err(AuthError::InvalidResetToken);
+        }
+        let user_id = get_s(&row, 0)?;
+        self.set_password(&user_id, new).await?;
+        self.revoke_sessions(&user_id, None).await?;
+        let cred = self.credential_by("user_id", &user_id).await?;
+        let org = self.org_of(&user_id).await?;
+        self.publish(
+            events::PASSWORD_RESET,
+            Some(&user_id),
+            cred.as_ref().map(|c| c.email.as_str()),
+            org.as_deref(),
+            meta,
+            json!({}),
+        )
+        .await;
+        Ok(())
+    }
+
+    // ----- two-factor -----
+
+    async fn totp_row(&self, user_id: &str) -> Result<Option<(String, bool, Option<i64>)>> {
+        Ok(match self
+            .db()
+            .one(
+                r#"SELECT "secret", "enabled", "last_step" FROM "_objectos_auth_totp" WHERE "user_id" = ?"#,
+                vec![s(user_id)],
+            )
+            .await?
+        {
+            Some(r) => Some((get_s(&r, 0)?, get_i(&r, 1)? != 0, get_oi(&r, 2))),
+            None => None,
+        })
+    }
+
+    async fn totp_enabled(&self, user_id: &str) -> Result<bool> {
+        Ok(self.totp_row(user_id).await?.is_some_and(|(_, on, _)| on))
+    }
+
+    fn totp(secret_b32: &str) -> Result<totp_rs::Totp> {
+        let secret = totp_rs::Secret::try_from_base32(secret_b32)
+            .map_err(|e| AuthError::Internal(format!("stored TOTP secret is unreadable: {e:?}")))?;
+        totp_rs::Builder::new()
+            .with_secret(secret)
+            .build()
+            .map_err(|e| AuthError::Internal(format!("TOTP setup failed: {e:?}")))
+    }
+
+    /// Checks a TOTP code (each time step accepted once) and advances the replay guard.
+    async fn check_totp(&self, user_id: &str, code: &str) -> Result<bool> {
+        let Some((secret, _, last_step)) = self.totp_row(user_id).await? else {
+            return Ok(false);
+        };
+        let totp = Self::totp(&secret)?;
+        let now = u64::try_from(self.now().timestamp()).unwrap_or(0);
+        let Some(step) = totp.check(code, now) else {
+            return Ok(false);
+        };
+        let step = i64::try_from(step).unwrap_or(i64::MAX);
+        if last_step.is_some_and(|l| step <= l) {
+            return Ok(false);
+        }
+        let n = self
+            .db()
+            .exec(
+                r#"UPDATE "_objectos_auth_totp" SET "last_step" = ? WHERE "user_id" = ? AND ("last_step" IS NULL OR "last_step" < ?)"#,
+                vec![i(step), s(user_id), i(step)],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// A TOTP code, or else a recovery code (consumed).
+    async fn check_second_factor(&self, user_id: &str, code: &str) -> Result<bool> {
+        if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+            return self.check_totp(user_id, code).await;
+        }
+        let normalized: String = code
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_lowercase();
+        let n = self
+            .db()
+            .exec(
+                r#"UPDATE "_objectos_auth_recovery" SET "used_at" = ? WHERE "user_id" = ? AND "code_hash" = ? AND "used_at" IS NULL"#,
+                vec![i(ms(self.now())), s(user_id), s(crypto::sha256_hex(&normalized))],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// `POST /two-factor/enable`: after the password, issues a new secret and recovery codes.
+    /// The secret is shown only here; it is active after the first `verify-totp`.
+    pub async fn totp_enable(&self, who: &Resolved, password: &str) -> Result<Json> {
+        self.verify_password_of(who, password).await?;
+        let secret = totp_rs::Secret::from(crypto::random_bytes::<20>()?.to_vec());
+        let secret_b32 = secret.to_base32();
+        let now = ms(self.now());
+        self.db()
+            .exec(
+                r#"DELETE FROM "_objectos_auth_totp" WHERE "user_id" = ?"#,
+                vec![s(&who.user_id)],
+            )
+            .await?;
+        self.db()
+            .exec(
+                r#"INSERT INTO "_objectos_auth_totp" ("user_id", "secret", "enabled", "created_at") VALUES (?, ?, 0, ?)"#,
+                vec![s(&who.user_id), s(&secret_b32), i(now)],
+            )
+            .await?;
+        let codes = self.new_recovery_codes(&who.user_id).await?;
+        let issuer = &self.inner.config.totp_issuer;
+        let uri = format!(
+            "otpauth://totp/{}:{}?secret={secret_b32}&issuer={}&algorithm=SHA1&digits=6&period=30",
+            pct(issuer),
+            pct(&who.email),
+            pct(issuer)
+        );
+        Ok(json!({ "totpURI": uri, "secret": secret_b32, "backupCodes": codes }))
+    }
+
+    async fn new_recovery_codes(&self, user_id: &str) -> Result<Vec<String>> {
+        self.db()
+            .exec(
+                r#"DELETE FROM "_objectos_auth_recovery" WHERE "user_id" = ?"#,
+                vec![s(user_id)],
+            )
+            .await?;
+        let mut codes = Vec::with_capacity(RECOVERY_CODES);
+        for _ in 0..RECOVERY_CODES {
+            let raw = hex::encode(crypto::random_bytes::<5>()?);
+            self.db()
+                .exec(
+                    r#"INSERT INTO "_objectos_auth_recovery" ("user_id", "code_hash") VALUES (?, ?)"#,
+                    vec![s(user_id), s(crypto::sha256_hex(&raw))],
+                )
+                .await?;
+            codes.push(format!("{}-{}", &raw[..5], &raw[5..]));
+        }
+        Ok(codes)
+    }
+
+    /// `POST /two-factor/verify-totp`: checks a code; the first success turns two-factor on.
+    pub async fn totp_verify(&self, who: &Resolved, code: &str, meta: &RequestMeta) -> Result<()> {
+        let Some((_, enabled, _)) = self.totp_row(&who.user_id).await? else {
+            return Err(AuthError::BadRequest(
+                "Two-factor authentication is not set up; call /two-factor/enable first.".into(),
+            ));
+        };
+        if !self.check_totp(&who.user_id, code.trim()).await? {
+            return Err(AuthError::InvalidTwoFactorCode);
+        }
+        if !enabled {
+            self.db()
+                .exec(
+                    r#"UPDATE "_objectos_auth_totp" SET "enabled" = 1 WHERE "user_id" = ?"#,
+                    vec![s(&who.user_id)],
+                )
+                .await?;
+            self.publish(
+                events::MFA_ENABLED,
+                Some(&who.user_id),
+                Some(&who.email),
+                who.tenant.as_deref(),
+                meta,
+                json!({"method": "totp"}),
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    /// `POST /two-factor/disable`: after the password, removes the secret and recovery codes.
+    pub async fn totp_disable(
+        &self,
+        who: &Resolved,
+        password: &str,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        self.verify_password_of(who, password).await?;
+        self.db()
+            .exec(
+                r#"DELETE FROM "_objectos_auth_totp" WHERE "user_id" = ?"#,
+                vec![s(&who.user_id)],
+            )
+            .await?;
+        self.db()
+            .exec(
+                r#"DELETE FROM "_objectos_auth_recovery" WHERE "user_id" = ?"#,
+                vec![s(&who.user_id)],
+            )
+            .await?;
+        self.publish(
+            events::MFA_DISABLED,
+            Some(&who.user_id),
+            Some(&who.email),
+            who.tenant.as_deref(),
+            meta,
+            json!({"method": "totp"}),
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn verify_password_of(&self, who: &Resolved, password: &str) -> Result<()> {
+        let cred = self
+            .credential_by("user_id", &who.user_id)
+            .await?
+            .ok_or(AuthError::Unauthenticated)?;
+        if self.inner.hasher.verify(password, &cred.password_hash) {
+            Ok(())
+        } else {
+            Err(AuthError::InvalidCredentials)
+        }
+    }
+
+    // ----- API keys -----
+
+    /// Creates an API key; the key is returned only here and stored as its SHA-256.
+    pub async fn create_api_key(
+        &self,
+        who: &Resolved,
+        name: &str,
+        scopes: Vec<String>,
+        expires_in_days: Option<u32>,
+        meta: &RequestMeta,
+    ) -> Result<Json> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(AuthError::InvalidBody(
+                "`name` must be 1 to 200 characters".into(),
+            ));
+        }
+        let scopes = if scopes.is_empty() {
+            vec!["read".to_owned(), "write".to_owned()]
+        } else {
+            scopes
+        };
+        if let Some(bad) = scopes
+            .iter()
+            .find(|s| !matches!(s.as_str(), "read" | "write" | "admin"))
+        {
+            return Err(AuthError::InvalidBody(format!(
+                "unknown scope `{bad}` in `scopes`; expected read, write or admin"
+            )));
+        }
+        if scopes.iter().any(|s| s == "admin") && !who.is_admin {
+            return Err(AuthError::Forbidden(
+                "Only administrators may create admin-scoped keys.".into(),
+            ));
+        }
+        if who.api_key_id.is_some() {
+            return Err(AuthError::Forbidden(
+                "API keys cannot create API keys; sign in.".into(),
+            ));
+        }
+        let key = format!("{API_KEY_PREFIX}{}", crypto::random_token()?);
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let prefix: String = key.chars().take(API_KEY_PREFIX.len() + 6).collect();
+        let now = ms(self.now());
+        let expires = expires_in_days.map(|d| now + i64::from(d) * 86_400_000);
+        let scopes_json =
+            serde_json::to_string(&scopes).map_err(|e| AuthError::Internal(e.to_string()))?;
+        self.db()
+            .exec(
+                r#"INSERT INTO "_objectos_auth_api_key" ("id", "user_id", "name", "prefix", "key_hash", "scopes", "org_id", "created_at", "expires_at") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
+                vec![s(&id), s(&who.user_id), s(name), s(&prefix), s(crypto::sha256_hex(&key)), s(scopes_json), os(who.tenant.clone()), i(now), oi(expires)],
+            )
+            .await?;
+        self.publish(
+            events::API_KEY_CREATED,
+            Some(&who.user_id),
+            Some(&who.email),
+            who.tenant.as_deref(),
+            meta,
+            json!({"apiKeyId": id, "scopes": scopes}),
+        )
+        .await;
+        Ok(json!({
+            "id": id, "name": name, "key": key, "start": prefix, "scopes": scopes,
+            "createdAt": iso(now), "expiresAt": expires.map(iso),
+        }))
+    }
+
+    /// The caller's keys (never the key itself).
+    pub async fn list_api_keys(&self, who: &Resolved) -> Result<Json> {
+        let rows = self
+            .db()
+            .all(
+                r#"SELECT "id", "name", "prefix", "scopes", "created_at", "last_used_at", "expires_at", "revoked_at" FROM "_objectos_auth_api_key" WHERE "user_id" = ? ORDER BY "created_at", "id""#,
+                vec![s(&who.user_id)],
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(json!({
+                "id": get_s(&r, 0)?,
+                "name": get_s(&r, 1)?,
+                "start": get_s(&r, 2)?,
+                "scopes": serde_json::from_str::<Json>(&get_s(&r, 3)?).unwrap_or(Json::Null),
+                "createdAt": iso(get_i(&r, 4)?),
+                "lastUsedAt": get_oi(&r, 5).map(iso),
+                "expiresAt": get_oi(&r, 6).map(iso),
+                "revoked": get_oi(&r, 7).is_some(),
+            }));
+        }
+        Ok(Json::Array(out))
+    }
+
+    /// Revokes one of the caller's keys (administrators may revoke anyone's).
+    pub async fn revoke_api_key(&self, who: &Resolved, id: &str, meta: &RequestMeta) -> Result<()> {
+        let n = if who.is_admin {
+            self.db()
+                .exec(
+                    r#"UPDATE "_objectos_auth_api_key" SET "revoked_at" = ? WHERE "id" = ? AND "revoked_at" IS NULL"#,
+                    vec![i(ms(self.now())), s(id)],
+                )
+                .await?
+        } else {
+            self.db()
+                .exec(
+                    r#"UPDATE "_objectos_auth_api_key" SET "revoked_at" = ? WHERE "id" = ? AND "user_id" = ? AND "revoked_at" IS NULL"#,
+                    vec![i(ms(self.now())), s(id), s(&who.user_id)],
+                )
+                .await?
+        };
+        if n == 0 {
+            return Err(AuthError::NotFound(format!(
+                "API key {id} not found (or already revoked)"
+            )));
+        }
+        self.publish(
+            events::API_KEY_REVOKED,
+            Some(&who.user_id),
+            Some(&who.email),
+            who.tenant.as_deref(),
+            meta,
+            json!({"apiKeyId": id}),
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn resolve_api_key(&self, key: &str, meta: &RequestMeta) -> Result<Option<Resolved>> {
+        let hash = crypto::sha256_hex(key);
+        let Some(row) = self
+            .db()
+            .one(
+                r#"SELECT "id", "key_hash", "user_id", "scopes", "org_id", "expires_at", "revoked_at" FROM "_objectos_auth_api_key" WHERE "key_hash" = ?"#,
+                vec![s(&hash)],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let now = ms(self.now());
+        if !crypto::ct_eq(&get_s(&row, 1)?, &hash)
+            || get_oi(&row, 6).is_some()
+            || get_oi(&row, 5).is_some_and(|e| e <= now)
+        {
+            return Ok(None);
+        }
+        let id = get_s(&row, 0)?;
+        let user_id = get_s(&row, 2)?;
+        let scopes: Vec<String> = serde_json::from_str(&get_s(&row, 3)?).unwrap_or_default();
+        let Some(cred) = self.credential_by("user_id", &user_id).await? else {
+            return Ok(None);
+        };
+        self.db()
+            .exec(
+                r#"UPDATE "_objectos_auth_api_key" SET "last_used_at" = ? WHERE "id" = ?"#,
+                vec![i(now), s(&id)],
+            )
+            .await?;
+        let tenant = get_os(&row, 4);
+        self.publish(
+            events::API_KEY_USED,
+            Some(&user_id),
+            Some(&cred.email),
+            tenant.as_deref(),
+            meta,
+            json!({"apiKeyId": id}),
+        )
+        .await;
+        Ok(Some(Resolved {
+            is_admin: cred.is_admin && scopes.iter().any(|s| s == "admin"),
+            user_id,
+            email: cred.email,
+            tenant,
+            session_id: None,
+            api_key_id: Some(id),
+            scopes,
+        }))
+    }
+
+    // ----- organizations -----
+
+    /// The caller's organizations with their role.
+    pub async fn organizations(&self, who: &Resolved) -> Result<Json> {
+        let rows = self
+            .db()
+            .all(
+                r#"SELECT "org_id", "role" FROM "_objectos_auth_member" WHERE "user_id" = ? ORDER BY "created_at""#,
+                vec![s(&who.user_id)],
+            )
+            .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let org_id = get_s(&r, 0)?;
+            let org = self
+                .inner
+                .engine
+                .find(
+                    &OpContext::system("auth: list organizations"),
+                    "organization",
+                    QueryAst {
+                        filter: Filter::eq("id", json!(org_id)),
+                        ..QueryAst::default()
+                    },
+                )
+                .await
+                .map_err(AuthError::Data)?;
+            let rec = org.records.into_iter().next().unwrap_or_default();
+            out.push(json!({
+                "id": org_id,
+                "name": rec.get("name").cloned().unwrap_or(Json::Null),
+                "slug": rec.get("slug").cloned().unwrap_or(Json::Null),
+                "role": get_s(&r, 1)?,
+            }));
+        }
+        Ok(Json::Array(out))
+    }
+
+    /// Makes one of the caller's organizations the session's active one.
+    pub async fn set_active_organization(&self, who: &Resolved, org_id: &str) -> Result<()> {
+        let session = who.session_id.as_deref().ok_or_else(|| {
+            AuthError::BadRequest("API keys are bound to one organization.".into())
+        })?;
+        let member = self
+            .db()
+            .one(
+                r#"SELECT "role" FROM "_objectos_auth_member" WHERE "org_id" = ? AND "user_id" = ?"#,
+                vec![s(org_id), s(&who.user_id)],
+            )
+            .await?;
+        if member.is_none() {
+            return Err(AuthError::Forbidden(format!(
+                "You are not a member of organization {org_id}."
+            )));
+        }
+        self.db()
+            .exec(
+                r#"UPDATE "_objectos_auth_session" SET "active_org" = ? WHERE "id" = ?"#,
+                vec![s(org_id), s(session)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Session timeouts in seconds (`Max-Age` of the cookie).
+    pub fn session_max_age_secs(&self) -> i64 {
+        i64::from(self.inner.config.session_policy.absolute_timeout) * 60
+    }
+
+    /// A short pause-free hint for tests: the idle timeout as a duration.
+    pub fn idle_timeout(&self) -> TimeDelta {
+        TimeDelta::minutes(i64::from(self.inner.config.session_policy.idle_timeout))
+    }
+}
+
+/// Percent-encodes a label for the otpauth URI.
+fn pct(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,137 @@
+//! The plugin's private tables (created with `IF NOT EXISTS` DDL that runs on SQLite and
+//! PostgreSQL) and a small helper that binds every value and adapts placeholders per dialect.
+//!
+//! Times are epoch milliseconds in BIGINT columns and flags are 0/1 BIGINTs, so the same SQL
+//! compares them on both databases. Tokens, codes and keys are stored only as SHA-256 hex digests.
+
+use objectos_data::{DataEngine, Dialect};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
+
+use crate::error::Result;
+
+/// The DDL run at start; every statement is idempotent.
+const DDL: &[&str] = &[
+    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_credential" ("user_id" VARCHAR(64) PRIMARY KEY, "email" VARCHAR(255) NOT NULL UNIQUE, "password_hash" TEXT NOT NULL, "is_admin" BIGINT NOT NULL DEFAULT 0, "failed_count" BIGINT NOT NULL DEFAULT 0, "locked_until" BIGINT, "updated_at" BIGINT NOT NULL)"#,
+    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_session" ("id" VARCHAR(64) PRIMARY KEY, "token_hash" VARCHAR(64) NOT NULL UNIQUE, "user_id" VARCHAR(64) NOT NULL, "active_org" VARCHAR(64), "created_at" BIGINT NOT NULL, "last_seen_at" BIGINT NOT NULL, "expires_at" BIGINT NOT NULL, "ip" TEXT, "user_agent" TEXT, "revoked_at" BIGINT)"#,
+    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_session_user" ON "_objectos_auth_session" ("user_id")"#,
+    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_member" ("org_id" VARCHAR(64) NOT NULL, "user_id" VARCHAR(64) NOT NULL, "role" VARCHAR(32) NOT NULL, "created_at" BIGINT NOT NULL, PRIMARY KEY ("org_id", "user_id"))"#,
+    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_api_key" ("id" VARCHAR(64) PRIMARY KEY, "user_id" VARCHAR(64) NOT NULL, "name" TEXT NOT NULL, "prefix" VARCHAR(16) NOT NULL, "key_hash" VARCHAR(64) NOT NULL UNIQUE, "scopes" TEXT NOT NULL, "org_id" VARCHAR(64), "created_at" BIGINT NOT NULL, "last_used_at" BIGINT, "expires_at" BIGINT, "revoked_at" BIGINT)"#,
+    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_totp" ("user_id" VARCHAR(64) PRIMARY KEY, "secret" TEXT NOT NULL, "enabled" BIGINT NOT NULL DEFAULT 0, "last_step" BIGINT, "created_at" BIGINT NOT NULL)"#,
+    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_recovery" ("user_id" VARCHAR(64) NOT NULL, "code_hash" VARCHAR(64) NOT NULL, "used_at" BIGINT, PRIMARY KEY ("user_id", "code_hash"))"#,
+    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_password_history" ("user_id" VARCHAR(64) NOT NULL, "password_hash" TEXT NOT NULL, "created_at" BIGINT NOT NULL)"#,
+    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_password_history_user" ON "_objectos_auth_password_history" ("user_id")"#,
+    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_reset" ("token_hash" VARCHAR(64) PRIMARY KEY, "user_id" VARCHAR(64) NOT NULL, "expires_at" BIGINT NOT NULL, "used_at" BIGINT)"#,
+];
+
+/// The engine's connection with dialect-aware statements.
+#[derive(Clone)]
+pub(crate) struct Db {
+    engine: DataEngine,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("dialect", &self.engine.dialect())
+            .finish()
+    }
+}
+
+impl Db {
+    pub(crate) fn new(engine: DataEngine) -> Self {
+        Self { engine }
+    }
+
+    /// Creates the private tables.
+    pub(crate) async fn create_tables(&self) -> Result<()> {
+        for sql in DDL {
+            self.exec(sql, vec![]).await?;
+        }
+        Ok(())
+    }
+
+    fn statement(&self, sql: &str, values: Vec<Value>) -> Statement {
+        match self.engine.dialect() {
+            Dialect::Sqlite => Statement::from_sql_and_values(DbBackend::Sqlite, sql, values),
+            Dialect::Postgres => {
+                // `?` placeholders become `$1, $2, ...`; the SQL here has no `?` in literals.
+                let mut out = String::with_capacity(sql.len() + 8);
+                let mut n = 0;
+                for ch in sql.chars() {
+                    if ch == '?' {
+                        n += 1;
+                        out.push('$');
+                        out.push_str(&n.to_string());
+                    } else {
+                        out.push(ch);
+                    }
+                }
+                Statement::from_sql_and_values(DbBackend::Postgres, out, values)
+            }
+        }
+    }
+
+    /// Runs a statement; returns the rows affected.
+    pub(crate) async fn exec(&self, sql: &str, values: Vec<Value>) -> Result<u64> {
+        let r = self
+            .engine
+            .connection()
+            .execute_raw(self.statement(sql, values))
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// The first row, if any.
+    pub(crate) async fn one(&self, sql: &str, values: Vec<Value>) -> Result<Option<QueryResult>> {
+        Ok(self
+            .engine
+            .connection()
+            .query_one_raw(self.statement(sql, values))
+            .await?)
+    }
+
+    /// Every row.
+    pub(crate) async fn all(&self, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>> {
+        Ok(self
+            .engine
+            .connection()
+            .query_all_raw(self.statement(sql, values))
+            .await?)
+    }
+}
+
+/// Bind helpers.
+pub(crate) fn s(v: impl Into<String>) -> Value {
+    Value::String(Some(v.into()))
+}
+
+pub(crate) fn os(v: Option<impl Into<String>>) -> Value {
+    Value::String(v.map(Into::into))
+}
+
+pub(crate) fn i(v: i64) -> Value {
+    Value::BigInt(Some(v))
+}
+
+pub(crate) fn oi(v: Option<i64>) -> Value {
+    Value::BigInt(v)
+}
+
+/// Column readers that turn a missing or mistyped column into a storage error naming it.
+pub(crate) fn get_s(row: &QueryResult, idx: usize) -> Result<String> {
+    row.try_get_by_index::<String>(idx)
+        .map_err(|e| crate::error::AuthError::Database(format!("column {idx}: {e}")))
+}
+
+pub(crate) fn get_os(row: &QueryResult, idx: usize) -> Option<String> {
+    row.try_get_by_index::<Option<String>>(idx).ok().flatten()
+}
+
+pub(crate) fn get_i(row: &QueryResult, idx: usize) -> Result<i64> {
+    row.try_get_by_index::<i64>(idx)
+        .map_err(|e| crate::error::AuthError::Database(format!("column {idx}: {e}")))
+}
+
+pub(crate) fn get_oi(row: &QueryResult, idx: usize) -> Option<i64> {
+    row.try_get_by_index::<Option<i64>>(idx).ok().flatten()
+}

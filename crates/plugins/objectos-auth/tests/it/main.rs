@@ -1,0 +1,8 @@
+//! Integration tests of the auth plugin: a real kernel (data + auth + http) on SQLite (and on
+//! PostgreSQL when `OBJECTOS_TEST_POSTGRES_URL` is set), driven over HTTP with salvo's TestClient
+//! through the service the HTTP plugin would mount, with a manual clock.
+
+#[cfg(test)]
+mod flows;
+#[cfg(test)]
+mod support;

@@ -1,0 +1,701 @@
+//! The authorization service: effective permissions per principal (cached), the row filters of
+//! sharing and RLS, field-level security, and the assignment store with its events.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
+
+use objectos_data::{DataEngine, DataError, Dialect, MetadataSnapshot, OpContext, Principal};
+use objectos_kernel::PluginHandle;
+use objectos_spec::object::FieldType;
+use objectos_spec::query::{Filter, FilterValue, Operator};
+use objectos_spec::security::{
+    AccessLevel, FieldPermission, ObjectPermission, Recipient, RecipientType, RlsOperation,
+    SharingModel, SharingRule,
+};
+use parking_lot::{Mutex, RwLock};
+use sea_orm::{ConnectionTrait, Statement};
+use serde_json::{Value, json};
+
+use crate::error::PermissionsError;
+use crate::model::SecurityModel;
+use crate::rls::{UserValues, match_nothing};
+
+/// Settings of the authorization service.
+#[derive(Debug, Clone)]
+pub struct AuthzConfig {
+    /// Org-wide default for objects that declare no `sharingModel`.
+    pub default_sharing: SharingModel,
+    /// The permission set anonymous callers get, when it exists.
+    pub guest_set: String,
+    /// Lets anonymous callers through unchecked. Only for deployments without an auth plugin,
+    /// where every request is anonymous (the server sets it when no plugin provides `auth`).
+    pub anonymous_unrestricted: bool,
+}
+
+impl Default for AuthzConfig {
+    fn default() -> Self {
+        Self {
+            default_sharing: SharingModel::PublicReadWrite,
+            guest_set: "guest".to_owned(),
+            anonymous_unrestricted: false,
+        }
+    }
+}
+
+/// What a user may do, computed once per (user, roles, sets) and cached.
+#[derive(Debug, Clone, Default)]
+pub struct Effective {
+    pub user_id: Option<String>,
+    pub roles: BTreeSet<String>,
+    pub permission_sets: BTreeSet<String>,
+    pub objects: HashMap<String, ObjectPermission>,
+    /// `object.field` -> access; fields not named are readable and editable.
+    pub fields: HashMap<String, FieldPermission>,
+    pub system_permissions: Vec<String>,
+}
+
+impl Effective {
+    /// The object permission (all false when nothing grants the object).
+    pub fn object(&self, object: &str) -> ObjectPermission {
+        self.objects.get(object).copied().unwrap_or_default()
+    }
+
+    /// The access to one field.
+    pub fn field(&self, object: &str, field: &str) -> FieldPermission {
+        self.fields
+            .get(&format!("{object}.{field}"))
+            .copied()
+            .unwrap_or(FieldPermission {
+                readable: true,
+                editable: true,
+            })
+    }
+
+    fn values(&self, cx: &OpContext) -> UserValues {
+        UserValues {
+            id: self.user_id.clone(),
+            tenant: cx.tenant.clone(),
+            roles: self.roles.iter().cloned().collect(),
+            permission_sets: self.permission_sets.iter().cloned().collect(),
+        }
+    }
+}
+
+/// Who is asking, as far as enforcement is concerned.
+#[derive(Debug, Clone)]
+pub enum Subject {
+    /// System principals and admins: no checks.
+    Bypass,
+    User(Arc<Effective>),
+}
+
+/// Which kind of assignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AssignmentKind {
+    PermissionSet,
+    Role,
+}
+
+impl AssignmentKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::PermissionSet => "permission_set",
+            Self::Role => "role",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Assigned {
+    sets: BTreeSet<String>,
+    roles: BTreeSet<String>,
+}
+
+const TABLE: &str = "_objectos_permission_assignment";
+
+/// The shared authorization state; cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Authz {
+    pub config: AuthzConfig,
+    model: RwLock<Arc<SecurityModel>>,
+    engine: OnceLock<DataEngine>,
+    assignments: RwLock<HashMap<String, Assigned>>,
+    cache: Mutex<HashMap<String, Arc<Effective>>>,
+    events: OnceLock<PluginHandle>,
+    published: Mutex<Vec<(String, Value)>>,
+}
+
+fn data_err(e: PermissionsError) -> DataError {
+    match e {
+        PermissionsError::Data(d) => d,
+        other => DataError::Internal(other.to_string()),
+    }
+}
+
+impl Authz {
+    pub fn new(config: AuthzConfig) -> Self {
+        Self {
+            config,
+            model: RwLock::new(Arc::new(SecurityModel::default())),
+            engine: OnceLock::new(),
+            assignments: RwLock::new(HashMap::new()),
+            cache: Mutex::new(HashMap::new()),
+            events: OnceLock::new(),
+            published: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Attaches the engine, creates the assignment table and loads the stored assignments.
+    pub async fn attach(&self, engine: DataEngine) -> Result<(), PermissionsError> {
+        let conn = engine.connection();
+        conn.execute_unprepared(&format!(
+            "CREATE TABLE IF NOT EXISTS \"{TABLE}\" (\"user_id\" VARCHAR(255) NOT NULL, \
+             \"kind\" VARCHAR(32) NOT NULL, \"name\" VARCHAR(255) NOT NULL, \
+             \"created_at\" VARCHAR(40) NOT NULL, PRIMARY KEY (\"user_id\", \"kind\", \"name\"))"
+        ))
+        .await
+        .map_err(|e| PermissionsError::Store(e.to_string()))?;
+        let rows = conn
+            .query_all_raw(Statement::from_string(
+                conn.get_database_backend(),
+                format!("SELECT \"user_id\", \"kind\", \"name\" FROM \"{TABLE}\""),
+            ))
+            .await
+            .map_err(|e| PermissionsError::Store(e.to_string()))?;
+        let mut map: HashMap<String, Assigned> = HashMap::new();
+        for r in rows {
+            let get = |i: usize| r.try_get_by_index::<String>(i).unwrap_or_default();
+            let entry = map.entry(get(0)).or_default();
+            if get(1) == "role" {
+                entry.roles.insert(get(2));
+            } else {
+                entry.sets.insert(get(2));
+            }
+        }
+        *self.assignments.write() = map;
+        let _ = self.engine.set(engine);
+        self.invalidate();
+        Ok(())
+    }
+
+    /// Where `authz.*` events go.
+    pub fn set_event_handle(&self, handle: PluginHandle) {
+        let _ = self.events.set(handle);
+    }
+
+    /// Events published so far (name, payload), also kept when no kernel is attached.
+    pub fn published_events(&self) -> Vec<(String, Value)> {
+        self.published.lock().clone()
+    }
+
+    /// Replaces the security model and drops every cached decision.
+    pub fn set_model(&self, model: SecurityModel) {
+        *self.model.write() = Arc::new(model);
+        self.invalidate();
+    }
+
+    /// Re-reads the security files under `dirs`, compiles them against the engine's current
+    /// metadata and swaps the model (dropping every cached decision). On any error the old
+    /// model stays in force.
+    pub fn reload(&self, dirs: &[std::path::PathBuf]) -> Result<(), PermissionsError> {
+        let snap = self.snapshot().ok_or_else(|| {
+            PermissionsError::Store("the data engine is not started yet".to_owned())
+        })?;
+        let sources = crate::model::SecuritySources::load(dirs)?;
+        let model = SecurityModel::compile(sources, &snap)?;
+        self.set_model(model);
+        Ok(())
+    }
+
+    pub fn model(&self) -> Arc<SecurityModel> {
+        self.model.read().clone()
+    }
+
+    /// Drops every cached decision.
+    pub fn invalidate(&self) {
+        self.cache.lock().clear();
+    }
+
+    /// How many decisions are cached (tests prove invalidation).
+    pub fn cached_entries(&self) -> usize {
+        self.cache.lock().len()
+    }
+
+    pub fn engine(&self) -> Option<&DataEngine> {
+        self.engine.get()
+    }
+
+    fn snapshot(&self) -> Option<Arc<MetadataSnapshot>> {
+        self.engine.get().map(DataEngine::metadata)
+    }
+
+    // ------------------------------------------------------------- subjects
+
+    /// The subject of an operation context.
+    pub fn subject(&self, cx: &OpContext) -> Subject {
+        match &cx.principal {
+            Principal::System { .. } => Subject::Bypass,
+            Principal::User { is_admin: true, .. } => Subject::Bypass,
+            Principal::User {
+                id,
+                roles,
+                permission_sets,
+                ..
+            } => Subject::User(self.effective(Some(id), roles, permission_sets)),
+            Principal::Anonymous if self.config.anonymous_unrestricted => Subject::Bypass,
+            Principal::Anonymous => Subject::User(self.effective(
+                None,
+                &[],
+                std::slice::from_ref(&self.config.guest_set),
+            )),
+        }
+    }
+
+    /// The effective permissions of a user (cached until metadata or assignments change).
+    pub fn effective(&self, id: Option<&str>, roles: &[String], sets: &[String]) -> Arc<Effective> {
+        let key = format!("{:?}|{roles:?}|{sets:?}", id);
+        if let Some(hit) = self.cache.lock().get(&key) {
+            return hit.clone();
+        }
+        let model = self.model();
+        let assigned = id
+            .and_then(|u| self.assignments.read().get(u).cloned())
+            .unwrap_or_default();
+        let roles: BTreeSet<String> = roles.iter().cloned().chain(assigned.roles).collect();
+        let mut names: BTreeSet<String> = sets.iter().cloned().chain(assigned.sets).collect();
+        // A permission set named like one of the user's roles is that role's grant.
+        names.extend(
+            roles
+                .iter()
+                .filter(|r| model.sets.contains_key(*r))
+                .cloned(),
+        );
+        let mut eff = Effective {
+            user_id: id.map(str::to_owned),
+            roles,
+            ..Effective::default()
+        };
+        let mut field_sets: HashMap<String, FieldPermission> = HashMap::new();
+        for name in &names {
+            let Some(set) = model.sets.get(name) else {
+                continue;
+            };
+            for (object, perm) in &set.objects {
+                eff.objects.entry(object.clone()).or_default().union(perm);
+            }
+            for (key, perm) in &set.fields {
+                field_sets
+                    .entry(key.clone())
+                    .and_modify(|p| {
+                        p.readable |= perm.readable;
+                        p.editable |= perm.editable;
+                    })
+                    .or_insert(*perm);
+            }
+            for sp in &set.system_permissions {
+                if !eff.system_permissions.contains(sp) {
+                    eff.system_permissions.push(sp.clone());
+                }
+            }
+        }
+        eff.fields = field_sets;
+        eff.permission_sets = names;
+        let eff = Arc::new(eff);
+        self.cache.lock().insert(key, eff.clone());
+        eff
+    }
+
+    // ------------------------------------------------------------- filters
+
+    /// Records of `object` the user may see.
+    pub fn read_filter(&self, eff: &Effective, cx: &OpContext, object: &str) -> Filter {
+        let user = eff.values(cx);
+        let sharing = self.sharing_filter(eff, &user, object, AccessLevel::Read, 0);
+        sharing.and(self.rls(eff, &user, object, &[RlsOperation::Select], false))
+    }
+
+    /// Records of `object` the user may update (`Edit`) or delete (`Full`).
+    pub fn write_filter(
+        &self,
+        eff: &Effective,
+        cx: &OpContext,
+        object: &str,
+        need: AccessLevel,
+    ) -> Filter {
+        let user = eff.values(cx);
+        let op = if need == AccessLevel::Full {
+            RlsOperation::Delete
+        } else {
+            RlsOperation::Update
+        };
+        let sharing = self.sharing_filter(eff, &user, object, need, 0);
+        sharing.and(self.rls(eff, &user, object, &[op], false))
+    }
+
+    /// What a written record must satisfy (RLS `check` of insert or update policies).
+    pub fn check_filter(
+        &self,
+        eff: &Effective,
+        cx: &OpContext,
+        object: &str,
+        op: RlsOperation,
+    ) -> Filter {
+        self.rls(eff, &eff.values(cx), object, &[op], true)
+    }
+
+    fn rls(
+        &self,
+        eff: &Effective,
+        user: &UserValues,
+        object: &str,
+        ops: &[RlsOperation],
+        check: bool,
+    ) -> Filter {
+        let model = self.model();
+        let mut out: Option<Filter> = None;
+        for p in &model.policies {
+            let op_ok = p.operation == RlsOperation::All || ops.contains(&p.operation);
+            let role_ok = p.roles.is_empty()
+                || p.roles
+                    .iter()
+                    .any(|r| eff.roles.contains(r) || eff.permission_sets.contains(r));
+            if p.object != object || !op_ok || !role_ok || !eff.permission_sets.contains(&p.set) {
+                continue;
+            }
+            let pred = if check {
+                p.check.as_ref().or(if p.operation == RlsOperation::Update {
+                    p.using.as_ref()
+                } else {
+                    None
+                })
+            } else {
+                p.using.as_ref()
+            };
+            let Some(pred) = pred else { continue };
+            let f = pred.bind(user);
+            out = Some(match out {
+                None => f,
+                Some(prev) => prev.or(f),
+            });
+        }
+        out.unwrap_or(Filter::True)
+    }
+
+    fn users_in_roles(&self, roles: &HashSet<String>) -> Vec<Value> {
+        let mut ids: Vec<Value> = self
+            .assignments
+            .read()
+            .iter()
+            .filter(|(_, a)| a.roles.iter().any(|r| roles.contains(r)))
+            .map(|(u, _)| Value::String(u.clone()))
+            .collect();
+        ids.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+        ids
+    }
+
+    fn recipient_users(&self, model: &SecurityModel, r: &Recipient) -> Vec<Value> {
+        match r.kind {
+            RecipientType::User => vec![Value::String(r.value.clone())],
+            RecipientType::Role => self.users_in_roles(&HashSet::from([r.value.clone()])),
+            RecipientType::RoleAndSubordinates => {
+                let mut roles = model.subordinates(&r.value);
+                roles.insert(r.value.clone());
+                self.users_in_roles(&roles)
+            }
+            RecipientType::Group | RecipientType::Guest => Vec::new(),
+        }
+    }
+
+    fn targets_user(&self, model: &SecurityModel, r: &Recipient, eff: &Effective) -> bool {
+        match r.kind {
+            RecipientType::User => eff.user_id.as_deref() == Some(r.value.as_str()),
+            RecipientType::Role => eff.roles.contains(&r.value),
+            RecipientType::RoleAndSubordinates => eff
+                .roles
+                .iter()
+                .any(|mine| model.ancestors(mine).contains(&r.value)),
+            RecipientType::Group => false,
+            RecipientType::Guest => eff.user_id.is_none(),
+        }
+    }
+
+    fn sharing_filter(
+        &self,
+        eff: &Effective,
+        user: &UserValues,
+        object: &str,
+        need: AccessLevel,
+        depth: usize,
+    ) -> Filter {
+        let perm = eff.object(object);
+        if perm.modify_all_records || (need == AccessLevel::Read && perm.view_all_records) {
+            return Filter::True;
+        }
+        let Some(snap) = self.snapshot() else {
+            return match_nothing();
+        };
+        let owd = SecurityModel::sharing_model(&snap, object, self.config.default_sharing);
+        match owd {
+            SharingModel::PublicReadWrite if need != AccessLevel::Full => return Filter::True,
+            SharingModel::PublicRead if need == AccessLevel::Read => return Filter::True,
+            SharingModel::ControlledByParent => {
+                let parent = snap.object(object).and_then(|o| {
+                    o.fields.iter().find_map(|(name, f)| {
+                        (f.kind == FieldType::MasterDetail)
+                            .then(|| f.reference.clone().map(|r| (name.clone(), r)))
+                            .flatten()
+                    })
+                });
+                let Some((field, target)) = parent else {
+                    return match_nothing();
+                };
+                if depth >= 2 {
+                    return match_nothing();
+                }
+                let mut f = self.sharing_filter(eff, user, &target, need, depth + 1);
+                if f.is_true() {
+                    return f;
+                }
+                f.for_each_field_mut(&mut |name: &mut String| *name = format!("{field}.{name}"));
+                return f;
+            }
+            _ => {}
+        }
+        let model = self.model();
+        let mut ors: Vec<Filter> = Vec::new();
+        let Some(me) = &eff.user_id else {
+            return match_nothing();
+        };
+        ors.push(Filter::eq("owner_id", me.clone()));
+        // The role hierarchy: managers reach records owned by users in roles below theirs.
+        let mut below = HashSet::new();
+        for role in &eff.roles {
+            below.extend(model.subordinates(role));
+        }
+        let below_users = self.users_in_roles(&below);
+        if !below_users.is_empty() {
+            ors.push(in_filter("owner_id", below_users));
+        }
+        let rank = |l: AccessLevel| match l {
+            AccessLevel::Read => 0,
+            AccessLevel::Edit => 1,
+            AccessLevel::Full => 2,
+        };
+        for compiled in &model.rules {
+            let common = compiled.rule.common();
+            if common.object != object
+                || rank(common.access_level) < rank(need)
+                || !self.targets_user(&model, &common.shared_with, eff)
+            {
+                continue;
+            }
+            match (&compiled.rule, &compiled.condition) {
+                (SharingRule::Criteria { .. }, Some(cond)) => ors.push(cond.bind(user)),
+                (SharingRule::Owner { owned_by, .. }, _) => {
+                    let users = self.recipient_users(&model, owned_by);
+                    if !users.is_empty() {
+                        ors.push(in_filter("owner_id", users));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out: Option<Filter> = None;
+        for f in ors {
+            out = Some(match out {
+                None => f,
+                Some(prev) => prev.or(f),
+            });
+        }
+        out.unwrap_or_else(match_nothing)
+    }
+
+    // ------------------------------------------------------------- assignments
+
+    /// Assigns a permission set or role to a user (idempotent) and publishes the event.
+    pub async fn assign(
+        &self,
+        user_id: &str,
+        kind: AssignmentKind,
+        name: &str,
+        by: Option<&str>,
+    ) -> Result<bool, PermissionsError> {
+        self.check_assignment(user_id, kind, name)?;
+        let engine = self.engine.get().ok_or_else(|| {
+            PermissionsError::Store("the data engine is not started yet".to_owned())
+        })?;
+        let conn = engine.connection();
+        let backend = conn.get_database_backend();
+        let sql = format!(
+            "INSERT INTO \"{TABLE}\" (\"user_id\", \"kind\", \"name\", \"created_at\") VALUES ({}) \
+             ON CONFLICT DO NOTHING",
+            placeholders(engine.dialect(), 4)
+        );
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let res = conn
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [
+                    user_id.into(),
+                    kind.as_str().into(),
+                    name.into(),
+                    now.into(),
+                ],
+            ))
+            .await
+            .map_err(|e| PermissionsError::Store(e.to_string()))?;
+        let changed = res.rows_affected() > 0;
+        {
+            let mut map = self.assignments.write();
+            let entry = map.entry(user_id.to_owned()).or_default();
+            match kind {
+                AssignmentKind::PermissionSet => entry.sets.insert(name.to_owned()),
+                AssignmentKind::Role => entry.roles.insert(name.to_owned()),
+            };
+        }
+        self.invalidate();
+        if changed {
+            let event = match kind {
+                AssignmentKind::PermissionSet => "authz.permission_granted",
+                AssignmentKind::Role => "authz.role_assigned",
+            };
+            self.publish(event, user_id, kind, name, by).await;
+        }
+        Ok(changed)
+    }
+
+    /// Removes an assignment; `Ok(false)` when there was none.
+    pub async fn unassign(
+        &self,
+        user_id: &str,
+        kind: AssignmentKind,
+        name: &str,
+        by: Option<&str>,
+    ) -> Result<bool, PermissionsError> {
+        let engine = self.engine.get().ok_or_else(|| {
+            PermissionsError::Store("the data engine is not started yet".to_owned())
+        })?;
+        let conn = engine.connection();
+        let sql = format!(
+            "DELETE FROM \"{TABLE}\" WHERE \"user_id\" = {} AND \"kind\" = {} AND \"name\" = {}",
+            placeholder(engine.dialect(), 1),
+            placeholder(engine.dialect(), 2),
+            placeholder(engine.dialect(), 3)
+        );
+        let res = conn
+            .execute_raw(Statement::from_sql_and_values(
+                conn.get_database_backend(),
+                sql,
+                [user_id.into(), kind.as_str().into(), name.into()],
+            ))
+            .await
+            .map_err(|e| PermissionsError::Store(e.to_string()))?;
+        if let Some(entry) = self.assignments.write().get_mut(user_id) {
+            match kind {
+                AssignmentKind::PermissionSet => entry.sets.remove(name),
+                AssignmentKind::Role => entry.roles.remove(name),
+            };
+        }
+        self.invalidate();
+        let changed = res.rows_affected() > 0;
+        if changed {
+            let event = match kind {
+                AssignmentKind::PermissionSet => "authz.permission_revoked",
+                AssignmentKind::Role => "authz.role_removed",
+            };
+            self.publish(event, user_id, kind, name, by).await;
+        }
+        Ok(changed)
+    }
+
+    /// The permission sets and roles stored for a user.
+    pub fn assignments_of(&self, user_id: &str) -> (Vec<String>, Vec<String>) {
+        let a = self
+            .assignments
+            .read()
+            .get(user_id)
+            .cloned()
+            .unwrap_or_default();
+        (a.sets.into_iter().collect(), a.roles.into_iter().collect())
+    }
+
+    fn check_assignment(
+        &self,
+        user_id: &str,
+        kind: AssignmentKind,
+        name: &str,
+    ) -> Result<(), PermissionsError> {
+        if user_id.trim().is_empty() || user_id.len() > 255 {
+            return Err(PermissionsError::InvalidAssignment(
+                "userId is empty or longer than 255 characters".to_owned(),
+            ));
+        }
+        let model = self.model();
+        let known = match kind {
+            AssignmentKind::PermissionSet => model.sets.contains_key(name),
+            AssignmentKind::Role => model.roles.contains_key(name),
+        };
+        if !known {
+            let what = match kind {
+                AssignmentKind::PermissionSet => "permission set",
+                AssignmentKind::Role => "role",
+            };
+            return Err(PermissionsError::InvalidAssignment(format!(
+                "{what} {} is not defined in the metadata",
+                Value::String(name.to_owned())
+            )));
+        }
+        Ok(())
+    }
+
+    async fn publish(
+        &self,
+        event: &str,
+        user_id: &str,
+        kind: AssignmentKind,
+        name: &str,
+        by: Option<&str>,
+    ) {
+        let key = match kind {
+            AssignmentKind::PermissionSet => "permissionSet",
+            AssignmentKind::Role => "role",
+        };
+        let payload = json!({"userId": user_id, key: name, "by": by});
+        self.published
+            .lock()
+            .push((event.to_owned(), payload.clone()));
+        if let Some(h) = self.events.get() {
+            let ev = h.event(event, payload);
+            if let Err(e) = h.publish(ev).await {
+                tracing::warn!(event, error = %e, "Could not publish an authorization event.");
+            }
+        }
+    }
+
+    pub(crate) fn to_data_error(e: PermissionsError) -> DataError {
+        data_err(e)
+    }
+}
+
+fn in_filter(field: &str, values: Vec<Value>) -> Filter {
+    Filter::condition(
+        field,
+        Operator::In,
+        FilterValue::Value(Value::Array(values)),
+    )
+}
+
+fn placeholder(dialect: Dialect, i: usize) -> String {
+    match dialect {
+        Dialect::Postgres => format!("${i}"),
+        _ => "?".to_owned(),
+    }
+}
+
+fn placeholders(dialect: Dialect, n: usize) -> String {
+    (1..=n)
+        .map(|i| placeholder(dialect, i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

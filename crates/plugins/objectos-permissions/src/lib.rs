@@ -1,0 +1,17 @@
+//! ObjectOS permissions plugin: profiles, permission sets, roles, sharing and row/field-level
+//! security, enforced as data-engine interceptors; see README.md for the semantics.
+
+mod authz;
+mod error;
+mod interceptor;
+mod model;
+mod plugin;
+pub mod rls;
+mod routes;
+
+pub use authz::{AssignmentKind, Authz, AuthzConfig, Effective, Subject};
+pub use error::PermissionsError;
+pub use interceptor::{ORDER, PermissionInterceptor};
+pub use model::{CompiledPolicy, CompiledRule, SecurityModel, SecuritySources};
+pub use plugin::{EVENTS, MANIFEST, PLUGIN_ID, PermissionsPlugin};
+pub use routes::{objectos_router, objectstack_router};

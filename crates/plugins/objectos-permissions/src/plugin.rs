@@ -1,0 +1,124 @@
+//! The kernel plugin: id `com.objectos.permissions`, provides `permissions`; contributes the
+//! interceptor and the routes at init, loads the security metadata and the assignments at start.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use objectos_data::{DataHandle, InterceptorContribution};
+use objectos_http::RouteContribution;
+use objectos_kernel::{InitContext, Plugin, PluginError, StartContext};
+use objectos_spec::manifest::{PluginDependency, capabilities, services};
+use objectos_spec::{HealthReport, PluginManifest};
+
+use crate::authz::{Authz, AuthzConfig};
+use crate::interceptor::PermissionInterceptor;
+use crate::model::{SecurityModel, SecuritySources};
+use crate::routes;
+
+/// The plugin id.
+pub const PLUGIN_ID: &str = "com.objectos.permissions";
+
+/// The events this plugin publishes.
+pub const EVENTS: &[&str] = &[
+    "authz.permission_granted",
+    "authz.permission_revoked",
+    "authz.role_assigned",
+    "authz.role_removed",
+];
+
+/// The static manifest.
+pub const MANIFEST: PluginManifest = PluginManifest {
+    description: "Permissions: profiles, permission sets, roles, sharing rules, row-level and field-level security enforced as data-engine interceptors",
+    provides: &[services::PERMISSIONS],
+    requires: &[services::DATA, services::METADATA],
+    dependencies: &[PluginDependency {
+        id: objectos_data::PLUGIN_ID,
+        version: "*",
+        optional: false,
+    }],
+    permissions: &[
+        capabilities::DATA_READ,
+        capabilities::DATA_WRITE,
+        capabilities::METADATA_READ,
+        capabilities::EVENTS_PUBLISH,
+        capabilities::ROUTES_MOUNT,
+        capabilities::FS_READ,
+    ],
+    emits: EVENTS,
+    ..PluginManifest::new(PLUGIN_ID, "Permissions", env!("CARGO_PKG_VERSION"))
+};
+
+/// The permissions plugin; its public fields are its settings.
+#[derive(Debug)]
+pub struct PermissionsPlugin {
+    /// Folders searched (recursively) for `*.permission.yml`, `*.role.yml`, `*.sharing.yml`;
+    /// normally the data engine's metadata folders.
+    pub metadata_dirs: Vec<PathBuf>,
+    authz: Arc<Authz>,
+}
+
+impl PermissionsPlugin {
+    pub fn new(metadata_dirs: Vec<PathBuf>, config: AuthzConfig) -> Self {
+        Self {
+            metadata_dirs,
+            authz: Arc::new(Authz::new(config)),
+        }
+    }
+
+    /// Re-reads the security metadata (after the files changed); the old model stays on error.
+    pub fn reload(&self) -> Result<(), crate::error::PermissionsError> {
+        self.authz.reload(&self.metadata_dirs)
+    }
+
+    /// The shared authorization service (also registered as service `permissions`).
+    pub fn authz(&self) -> Arc<Authz> {
+        self.authz.clone()
+    }
+}
+
+#[async_trait]
+impl Plugin for PermissionsPlugin {
+    fn manifest(&self) -> &PluginManifest {
+        &MANIFEST
+    }
+
+    fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
+        cx.register::<Authz>(services::PERMISSIONS, self.authz.clone())?;
+        cx.contribute(InterceptorContribution(Arc::new(
+            PermissionInterceptor::new(self.authz.clone()),
+        )))?;
+        let a = self.authz.clone();
+        cx.contribute(RouteContribution::new("permissions", move || {
+            routes::objectos_router(a.clone())
+        }))?;
+        let a = self.authz.clone();
+        cx.contribute(RouteContribution::new("auth", move || {
+            routes::objectstack_router(a.clone())
+        }))?;
+        Ok(())
+    }
+
+    async fn start(&self, cx: &StartContext) -> Result<(), PluginError> {
+        let handle = cx.get_named::<DataHandle>(services::DATA)?;
+        let engine = handle
+            .engine()
+            .cloned()
+            .ok_or_else(|| PluginError::config(PLUGIN_ID, "the data engine has not started"))?;
+        let sources = SecuritySources::load(&self.metadata_dirs)
+            .map_err(|e| PluginError::config(PLUGIN_ID, e))?;
+        let model = SecurityModel::compile(sources, &engine.metadata())
+            .map_err(|e| PluginError::config(PLUGIN_ID, e))?;
+        self.authz.set_model(model);
+        self.authz
+            .attach(engine)
+            .await
+            .map_err(|e| PluginError::config(PLUGIN_ID, e))?;
+        self.authz.set_event_handle(cx.handle());
+        Ok(())
+    }
+
+    async fn health(&self) -> HealthReport {
+        HealthReport::healthy()
+    }
+}

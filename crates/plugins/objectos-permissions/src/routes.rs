@@ -1,0 +1,293 @@
+//! HTTP routes: the ObjectStack permission routes under `/api/v1/auth` and the ObjectOS ones
+//! under `/api/v1/permissions`, including the admin-only assignment routes.
+
+use std::sync::Arc;
+
+use objectos_data::{DataError, OpContext, Principal};
+use objectos_http::{HttpError, RequestContext};
+use objectos_spec::query::Filter;
+use objectos_spec::security::AccessLevel;
+use salvo::prelude::*;
+use serde_json::{Map, Value, json};
+
+use crate::authz::{AssignmentKind, Authz, Subject};
+use crate::error::PermissionsError;
+
+fn op_context(depot: &Depot) -> OpContext {
+    depot
+        .get_typed::<RequestContext>()
+        .map(RequestContext::op_context)
+        .unwrap_or_else(|_| OpContext::anonymous())
+}
+
+fn bad(message: impl Into<String>) -> HttpError {
+    HttpError::invalid_body(None, message)
+}
+
+fn perm_err(e: PermissionsError) -> HttpError {
+    match e {
+        PermissionsError::InvalidAssignment(m) => bad(m),
+        other => HttpError::data(Authz::to_data_error(other)),
+    }
+}
+
+async fn body(req: &mut Request) -> Result<Map<String, Value>, HttpError> {
+    let bytes = req
+        .payload()
+        .await
+        .map_err(|e| bad(format!("cannot read the request body: {e}")))?;
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(bad("request body must be a JSON object")),
+        Err(e) => Err(bad(format!("request body is not valid JSON: {e}"))),
+    }
+}
+
+/// The permission routes; `authz` is shared with the interceptor.
+#[derive(Debug, Clone)]
+struct Routes {
+    authz: Arc<Authz>,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Check,
+    Object,
+    Effective,
+    Sets,
+    Assign,
+    Unassign,
+}
+
+/// Routes for `/api/v1/permissions` (ObjectOS paths).
+pub fn objectos_router(authz: Arc<Authz>) -> Router {
+    let h = |kind| Routes {
+        authz: authz.clone(),
+        kind,
+    };
+    Router::new()
+        .push(Router::with_path("check").post(h(Kind::Check)))
+        .push(Router::with_path("effective").get(h(Kind::Effective)))
+        .push(Router::with_path("sets").get(h(Kind::Sets)))
+        .push(Router::with_path("object/{object}").get(h(Kind::Object)))
+        .push(
+            Router::with_path("assignments")
+                .post(h(Kind::Assign))
+                .delete(h(Kind::Unassign)),
+        )
+}
+
+/// Routes for `/api/v1/auth` (ObjectStack paths: `check`, `permissions/effective`, `permissions/{o}`).
+pub fn objectstack_router(authz: Arc<Authz>) -> Router {
+    let h = |kind| Routes {
+        authz: authz.clone(),
+        kind,
+    };
+    Router::new()
+        .push(Router::with_path("check").post(h(Kind::Check)))
+        .push(Router::with_path("permissions/effective").get(h(Kind::Effective)))
+        .push(Router::with_path("permissions/{object}").get(h(Kind::Object)))
+}
+
+#[async_trait]
+impl Handler for Routes {
+    async fn handle(
+        &self,
+        req: &mut Request,
+        depot: &mut Depot,
+        res: &mut Response,
+        _ctrl: &mut FlowCtrl,
+    ) {
+        match self.run(req, depot).await {
+            Ok(v) => res.render(Json(v)),
+            Err(e) => res.render(e),
+        }
+    }
+}
+
+impl Routes {
+    async fn run(&self, req: &mut Request, depot: &mut Depot) -> Result<Value, HttpError> {
+        let cx = op_context(depot);
+        match self.kind {
+            Kind::Check => self.check(&cx, body(req).await?).await,
+            Kind::Object => {
+                let object = req.param::<String>("object").unwrap_or_default();
+                self.object(&cx, &object)
+            }
+            Kind::Effective => Ok(self.effective(&cx)),
+            Kind::Sets => {
+                let model = self.authz.model();
+                let mut sets: Vec<_> = model.sets.values().collect();
+                sets.sort_by(|a, b| a.name.cmp(&b.name));
+                Ok(json!({"sets": sets}))
+            }
+            Kind::Assign | Kind::Unassign => {
+                let admin = matches!(
+                    cx.principal,
+                    Principal::System { .. } | Principal::User { is_admin: true, .. }
+                );
+                if !admin {
+                    return Err(HttpError::data(DataError::Forbidden {
+                        object: String::new(),
+                        message: "Only administrators may change permission assignments".to_owned(),
+                    }));
+                }
+                let b = body(req).await?;
+                let user = b
+                    .get("userId")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad("userId is required (a string)"))?;
+                let (kind, name) = match (
+                    b.get("permissionSet").and_then(Value::as_str),
+                    b.get("role").and_then(Value::as_str),
+                ) {
+                    (Some(s), None) => (AssignmentKind::PermissionSet, s),
+                    (None, Some(r)) => (AssignmentKind::Role, r),
+                    _ => return Err(bad("give exactly one of permissionSet or role (a string)")),
+                };
+                let by = cx.principal.user_id();
+                let changed = if matches!(self.kind, Kind::Assign) {
+                    self.authz.assign(user, kind, name, by).await
+                } else {
+                    self.authz.unassign(user, kind, name, by).await
+                }
+                .map_err(perm_err)?;
+                let (sets, roles) = self.authz.assignments_of(user);
+                Ok(json!({"success": true, "changed": changed, "userId": user,
+                          "permissionSets": sets, "roles": roles}))
+            }
+        }
+    }
+
+    async fn check(&self, cx: &OpContext, b: Map<String, Value>) -> Result<Value, HttpError> {
+        let object = b
+            .get("object")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("object is required (a string)"))?;
+        let action = b
+            .get("action")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("action is required: create, read, edit or delete"))?;
+        let engine = self
+            .authz
+            .engine()
+            .ok_or_else(|| HttpError::data(DataError::Internal("engine not started".into())))?;
+        if engine.metadata().object(object).is_none() {
+            return Err(HttpError::data(DataError::ObjectNotFound {
+                object: object.to_owned(),
+            }));
+        }
+        let answer = |allowed: bool, reason: &str| json!({"allowed": allowed, "reason": reason});
+        let eff = match self.authz.subject(cx) {
+            Subject::Bypass => return Ok(answer(true, "administrator or system")),
+            Subject::User(eff) => eff,
+        };
+        let p = eff.object(object);
+        let granted = match action {
+            "read" => p.allow_read,
+            "create" => p.allow_create,
+            "edit" | "update" => p.allow_edit,
+            "delete" => p.allow_delete,
+            "transfer" => p.allow_transfer,
+            "restore" => p.allow_restore,
+            "purge" => p.allow_purge,
+            other => {
+                return Err(bad(format!(
+                    "action {other:?} is unknown; expected create, read, edit, delete, transfer, restore or purge"
+                )));
+            }
+        };
+        if !granted {
+            return Ok(answer(
+                false,
+                "no permission set grants this action on the object",
+            ));
+        }
+        if let Some(field) = b.get("field").and_then(Value::as_str) {
+            let fp = eff.field(object, field);
+            let ok = if action == "read" {
+                fp.readable
+            } else {
+                fp.editable
+            };
+            if !ok {
+                return Ok(answer(false, "field-level security denies this field"));
+            }
+        }
+        if let Some(id) = b.get("recordId").and_then(Value::as_str) {
+            let filter = match action {
+                "read" => self.authz.read_filter(&eff, cx, object),
+                "delete" => self.authz.write_filter(&eff, cx, object, AccessLevel::Full),
+                _ => self.authz.write_filter(&eff, cx, object, AccessLevel::Edit),
+            };
+            // Counted as system within the caller's tenant, with the caller's row filter.
+            let mut sys = OpContext::system("permissions.check");
+            sys.tenant = cx.tenant.clone();
+            let n = engine
+                .count(&sys, object, Filter::eq("id", id.to_owned()).and(filter))
+                .await
+                .map_err(HttpError::data)?;
+            if n == 0 {
+                return Ok(answer(false, "record not found or not accessible"));
+            }
+        }
+        Ok(answer(true, "granted"))
+    }
+
+    fn object(&self, cx: &OpContext, object: &str) -> Result<Value, HttpError> {
+        let engine = self
+            .authz
+            .engine()
+            .ok_or_else(|| HttpError::data(DataError::Internal("engine not started".into())))?;
+        let snap = engine.metadata();
+        let Some(schema) = snap.object(object) else {
+            return Err(HttpError::data(DataError::ObjectNotFound {
+                object: object.to_owned(),
+            }));
+        };
+        let (perm, fields) = match self.authz.subject(cx) {
+            Subject::Bypass => (
+                json!({"allowCreate": true, "allowRead": true, "allowEdit": true, "allowDelete": true,
+                       "allowTransfer": true, "allowRestore": true, "allowPurge": true,
+                       "viewAllRecords": true, "modifyAllRecords": true}),
+                schema
+                    .fields
+                    .keys()
+                    .map(|f| (f.clone(), json!({"readable": true, "editable": true})))
+                    .collect::<Map<_, _>>(),
+            ),
+            Subject::User(eff) => (
+                serde_json::to_value(eff.object(object)).unwrap_or(Value::Null),
+                schema
+                    .fields
+                    .keys()
+                    .map(|f| {
+                        let fp = eff.field(object, f);
+                        (
+                            f.clone(),
+                            json!({"readable": fp.readable, "editable": fp.editable}),
+                        )
+                    })
+                    .collect(),
+            ),
+        };
+        Ok(json!({"object": object, "permissions": perm, "fieldPermissions": fields}))
+    }
+
+    fn effective(&self, cx: &OpContext) -> Value {
+        match self.authz.subject(cx) {
+            Subject::Bypass => json!({"objects": {}, "systemPermissions": ["*"], "admin": true}),
+            Subject::User(eff) => {
+                let mut objects: Vec<_> = eff.objects.iter().collect();
+                objects.sort_by(|a, b| a.0.cmp(b.0));
+                let objects: Map<String, Value> = objects
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(Value::Null)))
+                    .collect();
+                json!({"objects": objects, "systemPermissions": eff.system_permissions,
+                       "permissionSets": eff.permission_sets, "roles": eff.roles})
+            }
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! The permission routes and the data routes over HTTP (salvo's TestClient), with a test hoop
+//! that sets the principal from an `x-test-user` header (`admin`, or `id:set1,set2`).
+
+use objectos_data::Principal;
+use objectos_http::{ApiState, HoopContribution, RequestContext, RouteContribution, build_service};
+use objectos_permissions::{objectos_router, objectstack_router};
+use salvo::prelude::*;
+use salvo::test::{ResponseExt, TestClient};
+use serde_json::{Value, json};
+
+use crate::{Env, each_backend, id_of, rec, user};
+
+const BASE: &str = "http://127.0.0.1:5800";
+
+#[handler]
+async fn test_user(req: &mut Request, depot: &mut Depot) {
+    let Some(spec) = req.header::<String>("x-test-user") else {
+        return;
+    };
+    let principal = if spec == "admin" {
+        Principal::User {
+            id: "root".into(),
+            roles: vec![],
+            permission_sets: vec![],
+            is_admin: true,
+        }
+    } else {
+        let (id, sets) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
+        Principal::User {
+            id: id.into(),
+            roles: vec![],
+            permission_sets: sets
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            is_admin: false,
+        }
+    };
+    if let Ok(ctx) = depot.get_typed::<RequestContext>() {
+        let mut ctx = ctx.clone();
+        ctx.principal = principal;
+        ctx.tenant = Some("org_a".into());
+        depot.insert_typed(ctx);
+    }
+}
+
+#[handler]
+async fn fake_me(res: &mut Response) {
+    res.render(Json(json!({"me": true})));
+}
+
+fn service(env: &Env) -> Service {
+    let state = ApiState::builder(env.engine.clone()).build();
+    let a = env.authz.clone();
+    let b = env.authz.clone();
+    // A stand-in for the auth plugin's own routes at the same mount, mounted first.
+    let routes = vec![
+        RouteContribution::new("auth", || Router::with_path("me").get(fake_me)),
+        RouteContribution::new("permissions", move || objectos_router(a.clone())),
+        RouteContribution::new("auth", move || objectstack_router(b.clone())),
+    ];
+    build_service(state, &routes, &[HoopContribution::new(0, test_user)])
+}
+
+async fn call(
+    svc: &Service,
+    method: &str,
+    path: &str,
+    who: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let url = format!("{BASE}{path}");
+    let mut req = match method {
+        "GET" => TestClient::get(url),
+        "POST" => TestClient::post(url),
+        "DELETE" => TestClient::delete(url),
+        _ => TestClient::patch(url),
+    };
+    req = req.add_header("x-test-user", who, true);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let mut res = req.send(svc).await;
+    let status = res.status_code.map(|s| s.as_u16()).unwrap_or(200);
+    let text = res.take_string().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn permission_routes() {
+    each_backend(|env| async move {
+        let svc = service(&env);
+        let rep = "u1:sales_rep";
+        // Both plugins' routes under /api/v1/auth are reachable.
+        let (s, b) = call(&svc, "GET", "/api/v1/auth/me", rep, None).await;
+        assert_eq!((s, b), (200, json!({"me": true})));
+        let (s, b) = call(
+            &svc,
+            "POST",
+            "/api/v1/auth/check",
+            rep,
+            Some(json!({"object": "account", "action": "read"})),
+        )
+        .await;
+        assert_eq!((s, b["allowed"].clone()), (200, json!(true)), "{b}");
+        let (_, b) = call(
+            &svc,
+            "POST",
+            "/api/v1/permissions/check",
+            rep,
+            Some(json!({"object": "account", "action": "delete"})),
+        )
+        .await;
+        assert_eq!(b["allowed"], json!(false));
+        let (_, b) = call(
+            &svc,
+            "POST",
+            "/api/v1/permissions/check",
+            rep,
+            Some(json!({"object": "account", "action": "edit", "field": "amount"})),
+        )
+        .await;
+        assert_eq!(b["allowed"], json!(false));
+        let (s, _) = call(
+            &svc,
+            "POST",
+            "/api/v1/permissions/check",
+            rep,
+            Some(json!({"object": "account", "action": "fly"})),
+        )
+        .await;
+        assert_eq!(s, 400);
+        // recordId: a record the caller cannot see is "not allowed", like a missing one.
+        let other = env
+            .engine
+            .create(
+                &user("u2", &["sales_rep"]),
+                "account",
+                rec(json!({"name": "B"})),
+            )
+            .await
+            .unwrap();
+        for id in [id_of(&other), "missing".to_owned()] {
+            let (_, b) = call(
+                &svc,
+                "POST",
+                "/api/v1/auth/check",
+                rep,
+                Some(json!({"object": "account", "action": "read", "recordId": id})),
+            )
+            .await;
+            assert_eq!(b["allowed"], json!(false), "{b}");
+        }
+        let (_, b) = call(
+            &svc,
+            "POST",
+            "/api/v1/auth/check",
+            "u2:sales_rep",
+            Some(json!({"object": "account", "action": "read", "recordId": id_of(&other)})),
+        )
+        .await;
+        assert_eq!(b["allowed"], json!(true));
+
+        let (s, b) = call(&svc, "GET", "/api/v1/auth/permissions/account", rep, None).await;
+        assert_eq!(s, 200);
+        assert_eq!(b["object"], json!("account"));
+        assert_eq!(b["permissions"]["allowRead"], json!(true));
+        assert_eq!(b["permissions"]["allowDelete"], json!(false));
+        assert_eq!(
+            b["fieldPermissions"]["secret"],
+            json!({"readable": false, "editable": false})
+        );
+        assert_eq!(
+            b["fieldPermissions"]["amount"],
+            json!({"readable": true, "editable": false})
+        );
+        let (s, b) = call(&svc, "GET", "/api/v1/permissions/object/account", rep, None).await;
+        assert_eq!((s, b["object"].clone()), (200, json!("account")));
+        let (s, b) = call(&svc, "GET", "/api/v1/auth/permissions/nope", rep, None).await;
+        assert_eq!(s, 404, "{b}");
+
+        let (s, b) = call(&svc, "GET", "/api/v1/auth/permissions/effective", rep, None).await;
+        assert_eq!(s, 200);
+        assert_eq!(b["objects"]["opportunity"]["allowCreate"], json!(true));
+        assert!(b["systemPermissions"].is_array());
+        let (_, b) = call(&svc, "GET", "/api/v1/permissions/effective", rep, None).await;
+        assert!(b["objects"]["account"].is_object());
+        let (s, b) = call(&svc, "GET", "/api/v1/permissions/sets", rep, None).await;
+        assert_eq!(s, 200);
+        assert!(
+            b["sets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["name"] == "sales_rep")
+        );
+        env
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn assignment_routes_are_admin_only_and_take_effect() {
+    each_backend(|env| async move {
+        let svc = service(&env);
+        let body = json!({"userId": "u7", "permissionSet": "sales_rep"});
+        let (s, b) = call(
+            &svc,
+            "POST",
+            "/api/v1/permissions/assignments",
+            "u1:sales_rep",
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(s, 403, "{b}");
+        assert_eq!(b["code"], json!("PERMISSION_DENIED"));
+        let (s, b) = call(&svc, "GET", "/api/v1/data/account", "u7", None).await;
+        assert_eq!(
+            (s, b["code"].clone()),
+            (403, json!("PERMISSION_DENIED")),
+            "{b}"
+        );
+        let (s, b) = call(
+            &svc,
+            "POST",
+            "/api/v1/permissions/assignments",
+            "admin",
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["permissionSets"], json!(["sales_rep"]));
+        let (s, _) = call(&svc, "GET", "/api/v1/data/account", "u7", None).await;
+        assert_eq!(s, 200);
+        let (s, _) = call(
+            &svc,
+            "POST",
+            "/api/v1/permissions/assignments",
+            "admin",
+            Some(json!({"userId": "u7", "role": "rep"})),
+        )
+        .await;
+        assert_eq!(s, 200);
+        let (s, b) = call(
+            &svc,
+            "POST",
+            "/api/v1/permissions/assignments",
+            "admin",
+            Some(json!({"userId": "u7", "role": "nope"})),
+        )
+        .await;
+        assert_eq!(s, 400, "{b}");
+        let (s, _) = call(
+            &svc,
+            "POST",
+            "/api/v1/permissions/assignments",
+            "admin",
+            Some(json!({"userId": "u7"})),
+        )
+        .await;
+        assert_eq!(s, 400);
+        let (s, _) = call(
+            &svc,
+            "DELETE",
+            "/api/v1/permissions/assignments",
+            "admin",
+            Some(body),
+        )
+        .await;
+        assert_eq!(s, 200);
+        let (s, _) = call(&svc, "GET", "/api/v1/data/account", "u7", None).await;
+        assert_eq!(s, 403);
+        env
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn data_routes_map_refusals() {
+    each_backend(|env| async move {
+        let svc = service(&env);
+        let rep = "u1:sales_rep";
+        let (s, b) = call(
+            &svc,
+            "POST",
+            "/api/v1/data/account",
+            rep,
+            Some(json!({"name": "A", "secret": "x"})),
+        )
+        .await;
+        assert_eq!(s, 403, "{b}");
+        assert!(b["message"].as_str().unwrap().contains("secret"), "{b}");
+        let (s, b) = call(
+            &svc,
+            "POST",
+            "/api/v1/data/account",
+            rep,
+            Some(json!({"name": "A"})),
+        )
+        .await;
+        assert_eq!(s, 201, "{b}");
+        let id = b["id"].as_str().unwrap().to_owned();
+        assert!(b["record"].get("secret").is_none(), "{b}");
+        let (s, _) = call(
+            &svc,
+            "GET",
+            &format!("/api/v1/data/account/{id}"),
+            "u2:sales_rep",
+            None,
+        )
+        .await;
+        assert_eq!(s, 404);
+        let (s, b) = call(&svc, "GET", "/api/v1/data/account?sort=secret", rep, None).await;
+        assert_eq!(
+            (s, b["code"].clone()),
+            (403, json!("PERMISSION_DENIED")),
+            "{b}"
+        );
+        let (s, b) = call(
+            &svc,
+            "GET",
+            "/api/v1/data/account?filter=%5B%22name%22%2C%22%3D%22%2C%22x%27%20OR%201%3D1%22%5D",
+            "u2:sales_rep",
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["records"], json!([]));
+        let (s, _) = call(
+            &svc,
+            "DELETE",
+            &format!("/api/v1/data/account/{id}"),
+            rep,
+            None,
+        )
+        .await;
+        assert_eq!(s, 403);
+        env
+    })
+    .await;
+}

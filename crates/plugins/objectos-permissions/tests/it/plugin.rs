@@ -1,0 +1,218 @@
+//! The plugin in a real kernel (data + permissions): metadata loading at start, the interceptor
+//! contribution, `authz.*` events on the bus, refusal to start on bad security metadata, and the
+//! CRM preset's example permission set.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use objectos_data::{DataConfig, DataEngine, DataHandle, DataPlugin, OpContext};
+use objectos_kernel::{Kernel, SubscribeOptions};
+use objectos_permissions::{
+    AssignmentKind, AuthzConfig, MANIFEST, PermissionsPlugin, SecurityModel, SecuritySources,
+};
+use objectos_spec::Event;
+use objectos_spec::query::QueryAst;
+use serde_json::json;
+
+use crate::{OBJECTS, SECURITY, rec, user, write};
+
+fn data_plugin(meta: &std::path::Path, db: &std::path::Path) -> DataPlugin {
+    DataPlugin::new(DataConfig {
+        database_url: format!("sqlite://{}?mode=rwc", db.join("k.db").display()),
+        metadata_dirs: vec![meta.to_path_buf()],
+        include_base: false,
+        max_connections: 2,
+        auto_migrate: true,
+    })
+}
+
+#[tokio::test]
+async fn boots_in_a_kernel_and_publishes_events() {
+    assert_eq!(MANIFEST.id, "com.objectos.permissions");
+    assert!(MANIFEST.provides.contains(&"permissions"));
+    let meta = tempfile::tempdir().unwrap();
+    write(meta.path(), OBJECTS);
+    write(meta.path(), SECURITY);
+    let db = tempfile::tempdir().unwrap();
+    let perms = PermissionsPlugin::new(vec![meta.path().to_path_buf()], AuthzConfig::default());
+    let authz = perms.authz();
+    let kernel = Kernel::builder()
+        .plugin(data_plugin(meta.path(), db.path()))
+        .plugin(perms)
+        .build()
+        .unwrap();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = seen.clone();
+    kernel
+        .bus()
+        .subscribe(
+            "test",
+            "authz.*",
+            move |e: Arc<Event>| {
+                let sink = sink.clone();
+                async move {
+                    sink.lock().unwrap().push(e.name.clone());
+                    Ok(())
+                }
+            },
+            SubscribeOptions::default(),
+        )
+        .unwrap();
+    let startup = kernel.boot().await.unwrap();
+    assert!(startup.all_started());
+    let engine = kernel
+        .registry()
+        .get_named::<DataHandle>("data")
+        .unwrap()
+        .engine()
+        .unwrap()
+        .clone();
+    // The interceptor is installed: a user without grants is refused.
+    let err = engine
+        .find(&user("u1", &[]), "account", QueryAst::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "PERMISSION_DENIED");
+    engine
+        .create(
+            &user("u1", &["sales_rep"]),
+            "account",
+            rec(json!({"name": "K"})),
+        )
+        .await
+        .unwrap();
+    authz
+        .assign("u1", AssignmentKind::Role, "rep", Some("root"))
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        if !seen.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen.lock().unwrap().clone(), ["authz.role_assigned"]);
+    kernel.shutdown().await;
+}
+
+#[tokio::test]
+async fn refuses_to_start_on_bad_security_metadata() {
+    let meta = tempfile::tempdir().unwrap();
+    write(meta.path(), OBJECTS);
+    write(
+        meta.path(),
+        &[(
+            "bad.permission.yml",
+            "name: bad\nrowLevelSecurity:\n  - { name: p, object: account, operation: select, using: \"nope = 1\" }\n",
+        )],
+    );
+    let db = tempfile::tempdir().unwrap();
+    let kernel = Kernel::builder()
+        .plugin(data_plugin(meta.path(), db.path()))
+        .plugin(PermissionsPlugin::new(
+            vec![meta.path().to_path_buf()],
+            AuthzConfig::default(),
+        ))
+        .build()
+        .unwrap();
+    let startup = kernel.boot().await.unwrap();
+    assert!(!startup.all_started());
+    let failed = startup
+        .plugins
+        .iter()
+        .find(|p| p.id == "com.objectos.permissions")
+        .unwrap();
+    let message = &failed.error.as_ref().unwrap().message;
+    assert!(
+        message.contains("field nope does not exist on account"),
+        "{message}"
+    );
+    kernel.shutdown().await;
+}
+
+#[tokio::test]
+async fn crm_preset_permissions_compile_and_apply() {
+    let crm = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../presets/crm");
+    let db = tempfile::tempdir().unwrap();
+    let engine = DataEngine::open(DataConfig {
+        database_url: format!("sqlite://{}?mode=rwc", db.path().join("crm.db").display()),
+        metadata_dirs: vec![crm.clone()],
+        include_base: true,
+        max_connections: 2,
+        auto_migrate: true,
+    })
+    .await
+    .unwrap();
+    let sources = SecuritySources::load(&[crm]).unwrap();
+    assert!(
+        sources
+            .permission_sets
+            .iter()
+            .any(|s| s.name == "sales_rep")
+    );
+    let model = SecurityModel::compile(sources, &engine.metadata()).unwrap();
+    let authz = Arc::new(objectos_permissions::Authz::new(AuthzConfig::default()));
+    authz.set_model(model);
+    authz.attach(engine.clone()).await.unwrap();
+    engine.add_interceptor(Arc::new(objectos_permissions::PermissionInterceptor::new(
+        authz.clone(),
+    )));
+    let rep = user("rep1", &["sales_rep"]);
+    let eff = authz.effective(Some("rep1"), &[], &["sales_rep".to_owned()]);
+    assert!(!eff.object("opportunity").allow_delete);
+    assert!(eff.field("account", "annual_revenue").readable);
+    assert!(!eff.field("account", "annual_revenue").editable);
+    let acc = engine
+        .create(&rep, "account", rec(json!({"name": "Acme"})))
+        .await
+        .unwrap();
+    let opp = engine
+        .create(
+            &rep,
+            "opportunity",
+            rec(json!({"name": "Deal", "account": acc["id"]})),
+        )
+        .await
+        .unwrap();
+    let other = user("rep2", &["sales_rep"]);
+    let all = objectos_spec::query::Filter::True;
+    assert_eq!(
+        engine
+            .count(&rep, "opportunity", all.clone())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(engine.count(&other, "opportunity", all).await.unwrap(), 0);
+    let id = opp["id"].as_str().unwrap();
+    let err = engine.delete(&rep, "opportunity", id).await.unwrap_err();
+    assert_eq!(err.code(), "PERMISSION_DENIED");
+    let err = engine
+        .update(
+            &rep,
+            "account",
+            acc["id"].as_str().unwrap(),
+            rec(json!({"annual_revenue": 5})),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "PERMISSION_DENIED");
+    let err = engine
+        .update(
+            &other,
+            "opportunity",
+            id,
+            rec(json!({"name": "mine now"})),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "RECORD_NOT_FOUND");
+    let sys = OpContext::system("check").with_tenant("org_a");
+    let still = engine
+        .get(&sys, "opportunity", id, QueryAst::default())
+        .await
+        .unwrap();
+    assert_eq!(still["name"], json!("Deal"));
+}
