@@ -388,6 +388,28 @@ async fn bulk_request(
     })
 }
 
+/// Runs one bulk route: parse the body for `kind`, call the matching engine operation, render the batch result.
+async fn run_bulk(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    kind: Bulk,
+) -> Result<(), HttpError> {
+    let state = ApiState::from_depot(depot)?.clone();
+    let object = path_param(req, "object")?;
+    let request = bulk_request(req, &object, kind).await?;
+    let cx = op_context(depot);
+    let engine = state.engine();
+    let result = match kind {
+        Bulk::Batch => engine.batch(&cx, &object, request).await,
+        Bulk::UpdateMany => engine.update_many(&cx, &object, request).await,
+        Bulk::DeleteMany => engine.delete_many(&cx, &object, request).await,
+    }
+    .map_err(HttpError::data)?;
+    res.render(Json(result));
+    Ok(())
+}
+
 /// `POST /data/{object}/batch`.
 #[handler]
 pub async fn batch_records(
@@ -395,17 +417,7 @@ pub async fn batch_records(
     depot: &mut Depot,
     res: &mut Response,
 ) -> Result<(), HttpError> {
-    let state = ApiState::from_depot(depot)?.clone();
-    let object = path_param(req, "object")?;
-    let request = bulk_request(req, &object, Bulk::Batch).await?;
-    let cx = op_context(depot);
-    let result = state
-        .engine()
-        .batch(&cx, &object, request)
-        .await
-        .map_err(HttpError::data)?;
-    res.render(Json(result));
-    Ok(())
+    run_bulk(req, depot, res, Bulk::Batch).await
 }
 
 /// `POST /data/{object}/updateMany`.
@@ -415,17 +427,7 @@ pub async fn update_many(
     depot: &mut Depot,
     res: &mut Response,
 ) -> Result<(), HttpError> {
-    let state = ApiState::from_depot(depot)?.clone();
-    let object = path_param(req, "object")?;
-    let request = bulk_request(req, &object, Bulk::UpdateMany).await?;
-    let cx = op_context(depot);
-    let result = state
-        .engine()
-        .update_many(&cx, &object, request)
-        .await
-        .map_err(HttpError::data)?;
-    res.render(Json(result));
-    Ok(())
+    run_bulk(req, depot, res, Bulk::UpdateMany).await
 }
 
 /// `POST /data/{object}/deleteMany`.
@@ -435,15 +437,5 @@ pub async fn delete_many(
     depot: &mut Depot,
     res: &mut Response,
 ) -> Result<(), HttpError> {
-    let state = ApiState::from_depot(depot)?.clone();
-    let object = path_param(req, "object")?;
-    let request = bulk_request(req, &object, Bulk::DeleteMany).await?;
-    let cx = op_context(depot);
-    let result = state
-        .engine()
-        .delete_many(&cx, &object, request)
-        .await
-        .map_err(HttpError::data)?;
-    res.render(Json(result));
-    Ok(())
+    run_bulk(req, depot, res, Bulk::DeleteMany).await
 }
