@@ -164,6 +164,26 @@ impl Sql {
         self
     }
 
+    /// Appends a `LIMIT` row count.
+    ///
+    /// On SQLite the count is written as an integer literal instead of being bound: since 3.47
+    /// SQLite marks a statement whose `LIMIT` is a bound parameter for re-preparation every time
+    /// that parameter is rebound (the planner looks at the value), so a bound limit defeats the
+    /// prepared-statement cache and costs a full parse and plan per query. The value is a
+    /// `u64` formatted by Rust, never text from a request, so nothing can be injected.
+    /// PostgreSQL keeps the bound parameter, which its statement cache handles well.
+    pub(crate) fn limit(&mut self, n: u64) -> &mut Self {
+        let n = n.min(i64::MAX as u64);
+        self.text.push_str(" LIMIT ");
+        match self.dialect {
+            Dialect::Sqlite => {
+                self.text.push_str(&n.to_string());
+                self
+            }
+            Dialect::Postgres => self.param(Value::BigInt(Some(n as i64))),
+        }
+    }
+
     /// Appends another statement's text and values (placeholders renumbered on PostgreSQL).
     pub(crate) fn append(&mut self, other: Sql) -> &mut Self {
         match self.dialect {

@@ -681,8 +681,7 @@ impl DataEngine {
             sqlgen::order_by(&mut sql, &plan.table, keys);
         }
         if let Some(l) = limit {
-            sql.push(" LIMIT ")
-                .param(Value::BigInt(Some(l.min(i64::MAX as u64) as i64)));
+            sql.limit(l);
         }
         if let Some(o) = offset.filter(|o| *o > 0) {
             if limit.is_none() {
@@ -1207,8 +1206,7 @@ impl DataEngine {
             }
         }
         let limit = query.limit.unwrap_or(MAX_LIMIT).min(MAX_LIMIT);
-        sql.push(" LIMIT ")
-            .param(Value::BigInt(Some(limit as i64 + 1)));
+        sql.limit(limit + 1);
         if let Some(o) = query.offset.filter(|o| *o > 0) {
             sql.push(" OFFSET ").param(Value::BigInt(Some(o as i64)));
         }

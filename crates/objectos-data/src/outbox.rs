@@ -72,8 +72,8 @@ pub(crate) async fn pending<C: ConnectionTrait>(
     limit: u64,
 ) -> Result<Vec<Pending>> {
     let mut sql = Sql::new(dialect);
-    sql.push("SELECT \"id\", \"event_id\", \"event_name\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\" FROM \"_objectos_outbox\" WHERE \"dispatched_at\" IS NULL ORDER BY \"id\" LIMIT ")
-        .param(Value::BigInt(Some(limit as i64)));
+    sql.push("SELECT \"id\", \"event_id\", \"event_name\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\" FROM \"_objectos_outbox\" WHERE \"dispatched_at\" IS NULL ORDER BY \"id\"")
+        .limit(limit);
     let rows = db::query(conn, sql).await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
