@@ -81,6 +81,8 @@ pub struct Layer {
     pub cors_origins: Option<Vec<String>>,
     pub log_level: Option<String>,
     pub log_format: Option<LogFormat>,
+    /// Plugin sections (`auth:`, `audit:`) as JSON, handed to the plugin as its kernel configuration.
+    pub plugins: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 impl Layer {
@@ -97,7 +99,8 @@ impl Layer {
             body_limit,
             cors_origins,
             log_level,
-            log_format
+            log_format,
+            plugins
         );
         self
     }
@@ -116,6 +119,8 @@ pub struct ServerConfig {
     /// A tracing `EnvFilter` directive such as `info` or `objectos_http=debug,info`.
     pub log_level: String,
     pub log_format: LogFormat,
+    /// Plugin sections from `objectos.yml` by section name (`auth`, `audit`); each plugin validates its own.
+    pub plugins: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Default for ServerConfig {
@@ -129,6 +134,7 @@ impl Default for ServerConfig {
             cors_origins: Vec::new(),
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
+            plugins: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -168,6 +174,7 @@ pub fn resolve(file: Layer, env: Layer, flags: Layer) -> ServerConfig {
         cors_origins: merged.cors_origins.unwrap_or(d.cors_origins),
         log_level: merged.log_level.unwrap_or(d.log_level),
         log_format: merged.log_format.unwrap_or(d.log_format),
+        plugins: merged.plugins.unwrap_or(d.plugins),
     }
 }
 
@@ -432,10 +439,27 @@ pub fn parse_file(file: &str, text: &str, base: &Path) -> Result<FileLayer, Conf
                 }
                 _ => cx.unknown(value, path, "level, format"),
             }),
+            "auth" | "audit" => {
+                if value.entries().is_some() {
+                    layer
+                        .plugins
+                        .get_or_insert_with(Default::default)
+                        .insert(path.to_owned(), value.to_json());
+                } else {
+                    cx.error(
+                        value,
+                        path,
+                        format!(
+                            "expected a mapping of {path} settings (see the plugin's README), found {}",
+                            value.kind_name()
+                        ),
+                    );
+                }
+            }
             _ => cx.unknown(
                 value,
                 path,
-                "listen, databaseUrl, metadataDirs, mode, http, log",
+                "listen, databaseUrl, metadataDirs, mode, http, log, auth, audit",
             ),
         }
     }
@@ -564,6 +588,27 @@ mod tests {
         assert!(parse_size("ten").is_err());
         assert!(parse_size("1TB").is_err());
         assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn plugin_sections_pass_through_as_json() {
+        let text = "auth:\n  lockout:\n    maxFailedAttempts: 3\n  cookieSecure: true\naudit:\n  retentionDays: 30\n";
+        let f = parse_file("objectos.yml", text, Path::new("/srv")).unwrap();
+        let plugins = f.layer.plugins.clone().unwrap();
+        assert_eq!(
+            plugins["auth"],
+            serde_json::json!({"lockout": {"maxFailedAttempts": 3}, "cookieSecure": true})
+        );
+        assert_eq!(plugins["audit"], serde_json::json!({"retentionDays": 30}));
+        let resolved = resolve(f.layer, Layer::default(), Layer::default());
+        assert_eq!(resolved.plugins.len(), 2);
+
+        let err = parse_file("objectos.yml", "auth: 5\n", Path::new("/")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("objectos.yml:1: auth: expected a mapping of auth settings"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -191,6 +191,17 @@ async fn serve(cli: &Cli, args: &ServeArgs, cwd: &Path) -> anyhow::Result<ExitCo
     let kernel = kernel.plugin(objectos_audit::AuditPlugin::default());
     #[cfg(feature = "plugin-auth")]
     let kernel = kernel.plugin(objectos_auth::AuthPlugin::default());
+    // Plugin sections of objectos.yml become each plugin's kernel configuration; the plugin
+    // validates it at init and refuses to start on a bad value.
+    let mut kernel = kernel;
+    for (section, value) in &config.plugins {
+        let id = match section.as_str() {
+            "auth" => "com.objectos.auth",
+            "audit" => "com.objectos.audit",
+            _ => continue,
+        };
+        kernel = kernel.config(id, value.clone());
+    }
     let kernel = kernel.build()?;
     let kernel = Arc::new(kernel);
     control.attach(&kernel);
