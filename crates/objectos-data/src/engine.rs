@@ -434,13 +434,16 @@ impl DataEngine {
         schema: &ObjectSchema,
         op: Operation,
         tx: Option<&DatabaseTransaction>,
-        mut query: Option<&mut QueryAst>,
-        mut input: Option<&mut Record>,
-        previous: Option<&Record>,
-        mut result: Option<&mut Record>,
-        mut records: Option<&mut Vec<Record>>,
+        data: HookData<'_>,
     ) -> Result<()> {
         let Some(tx) = tx else { return Ok(()) };
+        let HookData {
+            mut query,
+            mut input,
+            previous,
+            mut result,
+            mut records,
+        } = data;
         for h in hooks {
             let mut hc = HookContext {
                 cx,
@@ -508,11 +511,10 @@ impl DataEngine {
                 &plan.schema,
                 Operation::Count,
                 Some(&tx),
-                Some(&mut query),
-                None,
-                None,
-                None,
-                None,
+                HookData {
+                    query: Some(&mut query),
+                    ..HookData::default()
+                },
             )
             .await?;
             self.count_in(Conn::Tx(&tx), cx, &snap, &plan, &query.filter)
@@ -553,11 +555,10 @@ impl DataEngine {
                 &plan.schema,
                 Operation::Get,
                 Some(&tx),
-                Some(&mut query),
-                None,
-                None,
-                None,
-                None,
+                HookData {
+                    query: Some(&mut query),
+                    ..HookData::default()
+                },
             )
             .await?;
             let mut rec = self
@@ -570,11 +571,10 @@ impl DataEngine {
                 &plan.schema,
                 Operation::Get,
                 Some(&tx),
-                None,
-                None,
-                None,
-                Some(&mut rec),
-                None,
+                HookData {
+                    result: Some(&mut rec),
+                    ..HookData::default()
+                },
             )
             .await?;
             Ok(rec)
@@ -715,11 +715,10 @@ impl DataEngine {
             &plan.schema,
             op,
             conn.tx(),
-            Some(&mut query),
-            None,
-            None,
-            None,
-            None,
+            HookData {
+                query: Some(&mut query),
+                ..HookData::default()
+            },
         )
         .await?;
         if op == Operation::Aggregate {
@@ -731,11 +730,10 @@ impl DataEngine {
                 &plan.schema,
                 op,
                 conn.tx(),
-                None,
-                None,
-                None,
-                None,
-                Some(&mut result.records),
+                HookData {
+                    records: Some(&mut result.records),
+                    ..HookData::default()
+                },
             )
             .await?;
             return Ok(result);
@@ -800,11 +798,10 @@ impl DataEngine {
             &plan.schema,
             op,
             conn.tx(),
-            None,
-            None,
-            None,
-            None,
-            Some(&mut records),
+            HookData {
+                records: Some(&mut records),
+                ..HookData::default()
+            },
         )
         .await?;
         Ok(FindResult {
@@ -1011,11 +1008,10 @@ impl DataEngine {
                 &tplan.schema,
                 Operation::Find,
                 conn.tx(),
-                Some(&mut subq),
-                None,
-                None,
-                None,
-                None,
+                HookData {
+                    query: Some(&mut subq),
+                    ..HookData::default()
+                },
             )
             .await?;
             check_select(tplan, &subq).map_err(|e| match e {
@@ -1824,11 +1820,10 @@ impl DataEngine {
             &plan.schema,
             Operation::Create,
             Some(tx),
-            None,
-            Some(&mut input),
-            None,
-            None,
-            None,
+            HookData {
+                input: Some(&mut input),
+                ..HookData::default()
+            },
         )
         .await?;
         checks::coerce(plan, &mut input)?;
@@ -1888,11 +1883,11 @@ impl DataEngine {
             &plan.schema,
             Operation::Create,
             Some(tx),
-            None,
-            Some(&mut input),
-            None,
-            Some(&mut rec),
-            None,
+            HookData {
+                input: Some(&mut input),
+                result: Some(&mut rec),
+                ..HookData::default()
+            },
         )
         .await?;
         outbox::write(
@@ -2087,11 +2082,12 @@ impl DataEngine {
             &plan.schema,
             Operation::Update,
             Some(tx),
-            Some(&mut query),
-            Some(&mut input),
-            Some(&previous),
-            None,
-            None,
+            HookData {
+                query: Some(&mut query),
+                input: Some(&mut input),
+                previous: Some(&previous),
+                ..HookData::default()
+            },
         )
         .await?;
         checks::coerce(plan, &mut input)?;
@@ -2147,11 +2143,12 @@ impl DataEngine {
             &plan.schema,
             Operation::Update,
             Some(tx),
-            None,
-            Some(&mut input),
-            Some(&previous),
-            Some(&mut rec),
-            None,
+            HookData {
+                input: Some(&mut input),
+                previous: Some(&previous),
+                result: Some(&mut rec),
+                ..HookData::default()
+            },
         )
         .await?;
         let mut changes = Record::new();
@@ -2205,11 +2202,11 @@ impl DataEngine {
                 &plan.schema,
                 Operation::Delete,
                 Some(tx),
-                Some(&mut query),
-                None,
-                Some(&previous),
-                None,
-                None,
+                HookData {
+                    query: Some(&mut query),
+                    previous: Some(&previous),
+                    ..HookData::default()
+                },
             )
             .await?;
             self.still_visible(tx, cx, snap, plan, id, &query).await?;
@@ -2304,11 +2301,10 @@ impl DataEngine {
                 &plan.schema,
                 Operation::Delete,
                 Some(tx),
-                None,
-                None,
-                Some(&previous),
-                None,
-                None,
+                HookData {
+                    previous: Some(&previous),
+                    ..HookData::default()
+                },
             )
             .await?;
             outbox::write(
@@ -2512,4 +2508,15 @@ fn search_filter(plan: &ObjectPlan, s: &SearchQuery) -> Result<Filter> {
         1 => conds.into_iter().next().unwrap_or_default(),
         _ => Filter::Or(conds),
     })
+}
+
+/// What one hook call exposes besides its context; each part is present only for the operations
+/// that have it (a query for reads, input for writes, the previous record for update and delete...).
+#[derive(Default)]
+struct HookData<'a> {
+    query: Option<&'a mut QueryAst>,
+    input: Option<&'a mut Record>,
+    previous: Option<&'a Record>,
+    result: Option<&'a mut Record>,
+    records: Option<&'a mut Vec<Record>>,
 }
