@@ -12,7 +12,7 @@ use objectos_http::{HoopContribution, RouteContribution};
 use objectos_kernel::{InitContext, Plugin, PluginError, StartContext, StopContext};
 use objectos_spec::manifest::{ConfigProperty, PluginDependency, services};
 use objectos_spec::{Event, PluginManifest};
-use sea_orm::{Database, DatabaseConnection};
+use sea_orm::{AccessMode, Database, DatabaseConnection, IsolationLevel, TransactionTrait};
 
 use crate::config::AuditConfig;
 use crate::error::{AuditError, Result};
@@ -255,8 +255,30 @@ impl AuditStore {
     }
 
     /// Verifies every chain, or one tenant's (`""` = events without a tenant).
+    ///
+    /// The heads and the rows are read from one snapshot (a read-only REPEATABLE READ transaction
+    /// on PostgreSQL, a read transaction on SQLite's WAL), so appends committing while the walk
+    /// runs are not mistaken for rows missing behind the head.
     pub async fn verify(&self, tenant: Option<&str>) -> Result<VerifyReport> {
-        store::verify(&self.conn, self.dialect, tenant).await
+        let (isolation, access) = match self.dialect {
+            Dialect::Postgres => (
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            ),
+            // SQLite has one isolation level; sea-orm warns when asked for another.
+            Dialect::Sqlite => (None, None),
+        };
+        let tx = self
+            .conn
+            .begin_with_config(isolation, access)
+            .await
+            .map_err(|e| AuditError::db("begin verify snapshot", e))?;
+        let report = store::verify(&tx, self.dialect, tenant).await?;
+        // Read-only: rolling back releases the snapshot without writing anything.
+        tx.rollback()
+            .await
+            .map_err(|e| AuditError::db("end verify snapshot", e))?;
+        Ok(report)
     }
 
     /// Every event matching `filter`, newest first.
