@@ -63,6 +63,7 @@ fn role_of(pkg: &Package, root: &Path) -> Role {
         "crates/objectos-testkit" => Role::Testkit,
         "apps/objectos-server" => Role::Server,
         "xtask" | "tests" => Role::Tooling,
+        r if r.starts_with("tests/") => Role::Tooling,
         r if r.starts_with("crates/plugins/") => Role::Plugin,
         _ => Role::Unknown,
     }

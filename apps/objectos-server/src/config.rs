@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use objectos_spec::RuntimeMode;
 use objectos_spec::diag::{Diagnostic, Severity};
+use objectos_spec::security::SharingModel;
 use objectos_spec::yaml::{self, Format, Located, Node};
 
 /// Name of the configuration file looked up in the working directory.
@@ -83,6 +84,64 @@ pub struct Layer {
     pub log_format: Option<LogFormat>,
     /// Plugin sections (`auth:`, `audit:`) as JSON, handed to the plugin as its kernel configuration.
     pub plugins: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    /// The `permissions:` section, checked here because the server builds the plugin's settings.
+    pub permissions: Option<PermissionsSettings>,
+}
+
+/// The `permissions:` section of `objectos.yml`: the operator's settings of the permissions
+/// plugin (`None` = the plugin's default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PermissionsSettings {
+    /// `defaultSharing`: the org-wide default of objects that declare no `sharingModel`.
+    pub default_sharing: Option<SharingModel>,
+    /// `guestSet`: the permission set anonymous callers get.
+    pub guest_set: Option<String>,
+}
+
+/// The `defaultSharing` values an operator may choose, in the spelling `*.object.yml` uses.
+pub fn parse_default_sharing(text: &str) -> Result<SharingModel, String> {
+    match text.trim() {
+        "private" => Ok(SharingModel::Private),
+        "public_read" | "read" => Ok(SharingModel::PublicRead),
+        "public_read_write" | "read_write" => Ok(SharingModel::PublicReadWrite),
+        // It follows an object's master_detail parent, which most objects do not have; as a default
+        // it would hide every record of them, so it is only accepted on the object itself.
+        "controlled_by_parent" => Err(
+            "`controlled_by_parent` only makes sense on an object with a master_detail field; set it as that object's sharingModel and choose private, public_read or public_read_write here"
+                .to_owned(),
+        ),
+        other => Err(format!(
+            "unknown sharing model `{other}`; expected private, public_read or public_read_write"
+        )),
+    }
+}
+
+/// The snake_case name of a sharing model, as written in `objectos.yml`.
+pub fn sharing_name(model: SharingModel) -> &'static str {
+    match model {
+        SharingModel::Private => "private",
+        SharingModel::PublicRead => "public_read",
+        SharingModel::PublicReadWrite => "public_read_write",
+        SharingModel::ControlledByParent => "controlled_by_parent",
+    }
+}
+
+/// A permission set name: what `*.permission.yml` accepts (`^[a-z_][a-z0-9_]*$`).
+fn check_set_name(text: &str) -> Result<String, String> {
+    let mut chars = text.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    if first_ok
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && text.len() <= 255
+    {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "`{text}` is not a permission set name; expected lowercase letters, digits and underscores, starting with a letter or underscore"
+        ))
+    }
 }
 
 impl Layer {
@@ -100,7 +159,8 @@ impl Layer {
             cors_origins,
             log_level,
             log_format,
-            plugins
+            plugins,
+            permissions
         );
         self
     }
@@ -121,6 +181,8 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// Plugin sections from `objectos.yml` by section name (`auth`, `audit`); each plugin validates its own.
     pub plugins: std::collections::BTreeMap<String, serde_json::Value>,
+    /// The `permissions:` section (already validated).
+    pub permissions: PermissionsSettings,
 }
 
 impl Default for ServerConfig {
@@ -135,6 +197,7 @@ impl Default for ServerConfig {
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
             plugins: std::collections::BTreeMap::new(),
+            permissions: PermissionsSettings::default(),
         }
     }
 }
@@ -148,7 +211,7 @@ impl ServerConfig {
             .map(|d| d.display().to_string())
             .collect();
         format!(
-            "listen: {}\ndatabaseUrl: {}\nmetadataDirs: [{}]\nmode: {}\nhttp.bodyLimit: {}\nhttp.cors.origins: [{}]\nlog.level: {}\nlog.format: {}\n",
+            "listen: {}\ndatabaseUrl: {}\nmetadataDirs: [{}]\nmode: {}\nhttp.bodyLimit: {}\nhttp.cors.origins: [{}]\nlog.level: {}\nlog.format: {}\npermissions.defaultSharing: {}\npermissions.guestSet: {}\n",
             self.listen,
             redact_url(&self.database_url),
             dirs.join(", "),
@@ -157,6 +220,13 @@ impl ServerConfig {
             self.cors_origins.join(", "),
             self.log_level,
             self.log_format,
+            self.permissions
+                .default_sharing
+                .map_or("(plugin default)", sharing_name),
+            self.permissions
+                .guest_set
+                .as_deref()
+                .unwrap_or("(plugin default)"),
         )
     }
 }
@@ -175,6 +245,7 @@ pub fn resolve(file: Layer, env: Layer, flags: Layer) -> ServerConfig {
         log_level: merged.log_level.unwrap_or(d.log_level),
         log_format: merged.log_format.unwrap_or(d.log_format),
         plugins: merged.plugins.unwrap_or(d.plugins),
+        permissions: merged.permissions.unwrap_or(d.permissions),
     }
 }
 
@@ -456,10 +527,33 @@ pub fn parse_file(file: &str, text: &str, base: &Path) -> Result<FileLayer, Conf
                     );
                 }
             }
+            "permissions" => {
+                let mut settings = PermissionsSettings::default();
+                cx.section(value, path, &mut |cx, key, value, path| match key {
+                    "defaultSharing" => {
+                        settings.default_sharing = cx
+                            .string(value, path)
+                            .and_then(|s| cx.check(value, path, parse_default_sharing(&s)))
+                    }
+                    "guestSet" => {
+                        settings.guest_set = cx
+                            .string(value, path)
+                            .and_then(|s| cx.check(value, path, check_set_name(&s)))
+                    }
+                    // Elsewhere an unknown key is a warning; here a mistyped security setting
+                    // would silently leave the more open default in force, so it is an error.
+                    _ => cx.error(
+                        value,
+                        path,
+                        "unknown key; known keys here: defaultSharing, guestSet".to_owned(),
+                    ),
+                });
+                layer.permissions = Some(settings);
+            }
             _ => cx.unknown(
                 value,
                 path,
-                "listen, databaseUrl, metadataDirs, mode, http, log, auth, audit",
+                "listen, databaseUrl, metadataDirs, mode, http, log, auth, audit, permissions",
             ),
         }
     }
@@ -609,6 +703,78 @@ mod tests {
                 .contains("objectos.yml:1: auth: expected a mapping of auth settings"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn permissions_section_is_checked_with_locations() {
+        let text = "permissions:\n  defaultSharing: private\n  guestSet: visitor\n";
+        let f = parse_file("objectos.yml", text, Path::new("/srv")).unwrap();
+        let expected = PermissionsSettings {
+            default_sharing: Some(SharingModel::Private),
+            guest_set: Some("visitor".to_owned()),
+        };
+        assert_eq!(f.layer.permissions, Some(expected.clone()));
+        assert!(f.warnings.is_empty(), "{:?}", f.warnings);
+        let resolved = resolve(f.layer, Layer::default(), Layer::default());
+        assert_eq!(resolved.permissions, expected);
+        assert!(
+            resolved
+                .summary()
+                .contains("permissions.defaultSharing: private\npermissions.guestSet: visitor\n"),
+            "{}",
+            resolved.summary()
+        );
+        // The object-level spellings are accepted too.
+        let f = parse_file(
+            "objectos.yml",
+            "permissions:\n  defaultSharing: read\n",
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(
+            f.layer.permissions.unwrap().default_sharing,
+            Some(SharingModel::PublicRead)
+        );
+        // Nothing set: the plugin's defaults.
+        let resolved = resolve(Layer::default(), Layer::default(), Layer::default());
+        assert_eq!(resolved.permissions, PermissionsSettings::default());
+        assert!(
+            resolved
+                .summary()
+                .contains("permissions.defaultSharing: (plugin default)"),
+            "{}",
+            resolved.summary()
+        );
+
+        // Every problem at once, each with its line and path; an unknown key is an error here.
+        let text = "mode: test\npermissions:\n  defaultSharing: secret\n  guestSet: Guest-Set\n  defaultSharng: private\n";
+        let err = parse_file("objectos.yml", text, Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "objectos.yml:3: permissions.defaultSharing: unknown sharing model `secret`; expected private, public_read or public_read_write",
+            "objectos.yml:4: permissions.guestSet: `Guest-Set` is not a permission set name",
+            "objectos.yml:5: permissions.defaultSharng: unknown key; known keys here: defaultSharing, guestSet",
+        ] {
+            assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+        }
+        let err = parse_file(
+            "objectos.yml",
+            "permissions:\n  defaultSharing: controlled_by_parent\n",
+            Path::new("/"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("objectos.yml:2: permissions.defaultSharing: `controlled_by_parent` only makes sense on an object with a master_detail field"),
+            "{err}"
+        );
+        for text in ["permissions: private\n", "permissions:\n  guestSet: [a]\n"] {
+            let err = parse_file("objectos.yml", text, Path::new("/"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("expected a"), "{text:?}: {err}");
+        }
     }
 
     #[test]

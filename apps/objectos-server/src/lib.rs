@@ -38,6 +38,37 @@ pub fn compiled_manifests() -> Vec<&'static PluginManifest> {
     out
 }
 
+/// The whole `objectos` process: installs the TLS crypto provider, parses the command line, builds
+/// the runtime and runs the command. Every binary that is "the objectos server" calls this, so the
+/// security suite's copy cannot drift from the shipped one.
+pub fn main_entry() -> ExitCode {
+    // Exactly one rustls provider (ring) is compiled in; crates that use the process default need it installed first.
+    if rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_err()
+    {
+        eprintln!("objectos: a TLS crypto provider was already installed; continuing with it");
+    }
+    let cli = <Cli as clap::Parser>::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("objectos: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("objectos: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs a parsed command line; the `Err` text is printed by `main`.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir()?;
@@ -130,6 +161,24 @@ fn data_config(config: &ServerConfig) -> DataConfig {
     }
 }
 
+/// The permissions plugin's settings from the `permissions:` section of `objectos.yml`.
+#[cfg(feature = "plugin-permissions")]
+pub fn authz_config(settings: &config::PermissionsSettings) -> objectos_permissions::AuthzConfig {
+    let defaults = objectos_permissions::AuthzConfig::default();
+    let auth_compiled = compiled_manifests().iter().any(|m| {
+        m.provides
+            .contains(&objectos_spec::manifest::services::AUTH)
+    });
+    objectos_permissions::AuthzConfig {
+        default_sharing: settings.default_sharing.unwrap_or(defaults.default_sharing),
+        // Without a plugin providing `auth` every request is anonymous; denying them all would
+        // make the server unusable, so anonymous callers are let through unchecked there, unless
+        // the operator names the set they should get instead.
+        anonymous_unrestricted: !auth_compiled && settings.guest_set.is_none(),
+        guest_set: settings.guest_set.clone().unwrap_or(defaults.guest_set),
+    }
+}
+
 async fn serve(cli: &Cli, args: &ServeArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
     let config = match load_config(cli, cwd, args.layer()) {
         Ok(c) => c,
@@ -176,17 +225,14 @@ async fn serve(cli: &Cli, args: &ServeArgs, cwd: &Path) -> anyhow::Result<ExitCo
     #[cfg(feature = "plugin-permissions")]
     let kernel = kernel.plugin(objectos_permissions::PermissionsPlugin::new(
         config.metadata_dirs.clone(),
-        objectos_permissions::AuthzConfig {
-            // Without a plugin providing `auth` every request is anonymous; denying them all
-            // would make the server unusable, so anonymous callers are only checked when
-            // sessions exist.
-            anonymous_unrestricted: !compiled_manifests().iter().any(|m| {
-                m.provides
-                    .contains(&objectos_spec::manifest::services::AUTH)
-            }),
-            ..objectos_permissions::AuthzConfig::default()
-        },
+        authz_config(&config.permissions),
     ));
+    #[cfg(not(feature = "plugin-permissions"))]
+    if config.permissions != config::PermissionsSettings::default() {
+        tracing::warn!(
+            "objectos.yml has a permissions section, but this build has no permissions plugin; it is ignored."
+        );
+    }
     #[cfg(feature = "plugin-audit")]
     let kernel = kernel.plugin(objectos_audit::AuditPlugin::default());
     #[cfg(feature = "plugin-auth")]
@@ -429,5 +475,31 @@ async fn user(cli: &Cli, args: &cli::UserArgs, cwd: &Path) -> anyhow::Result<Exi
             eprintln!("objectos: user create: {}", e.public_message());
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+#[cfg(all(test, feature = "plugin-permissions"))]
+mod tests {
+    use objectos_spec::security::SharingModel;
+
+    use super::*;
+
+    #[test]
+    fn permissions_section_reaches_the_plugin_settings() {
+        let defaults = authz_config(&config::PermissionsSettings::default());
+        assert_eq!(defaults.default_sharing, SharingModel::PublicReadWrite);
+        assert_eq!(defaults.guest_set, "guest");
+        // With the auth plugin compiled in, anonymous callers are always checked.
+        let auth = cfg!(feature = "plugin-auth");
+        assert_eq!(defaults.anonymous_unrestricted, !auth);
+
+        let set = authz_config(&config::PermissionsSettings {
+            default_sharing: Some(SharingModel::Private),
+            guest_set: Some("visitor".to_owned()),
+        });
+        assert_eq!(set.default_sharing, SharingModel::Private);
+        assert_eq!(set.guest_set, "visitor");
+        // Naming a guest set turns unchecked anonymous access off in builds without auth too.
+        assert!(!set.anonymous_unrestricted);
     }
 }

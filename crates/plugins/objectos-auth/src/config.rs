@@ -85,6 +85,8 @@ pub struct AuthConfig {
     pub reset_url: String,
     /// Issuer shown by authenticator apps.
     pub totp_issuer: String,
+    /// Single sign-on through OpenID Connect and OAuth2 providers (none by default).
+    pub sso: SsoConfig,
 }
 
 impl Default for AuthConfig {
@@ -100,6 +102,7 @@ impl Default for AuthConfig {
             reset_token_minutes: 30,
             reset_url: "/reset-password".to_owned(),
             totp_issuer: "ObjectOS".to_owned(),
+            sso: SsoConfig::default(),
         }
     }
 }
@@ -134,10 +137,325 @@ impl AuthConfig {
         if let Err(e) = crate::crypto::PasswordHasher::new(&self.argon2) {
             problems.push(format!("argon2: {e}"));
         }
+        self.sso.check(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
             Err(AuthError::Config(problems.join("; ")))
+        }
+    }
+}
+
+/// How a single sign-on provider is spoken to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenID Connect: endpoints and signing keys come from the issuer's discovery document, and
+    /// the ID token is verified (signature, issuer, audience, nonce, expiry).
+    Oidc,
+    /// Plain OAuth2 (social providers such as GitHub): explicit endpoints, and the user comes from
+    /// the user-info endpoint called with the access token.
+    Oauth2,
+}
+
+/// A client secret. `Debug` and `Serialize` never show it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it (the token request).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+/// Where an OAuth2 provider's user-info answer keeps the user's fields (top-level keys).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct ClaimMapping {
+    /// The stable user id (a string or a number, as GitHub's `id`).
+    pub subject: String,
+    pub email: String,
+    /// The boolean saying the provider verified the email; `null` when the provider has none.
+    pub email_verified: Option<String>,
+    pub name: String,
+}
+
+impl Default for ClaimMapping {
+    fn default() -> Self {
+        Self {
+            subject: "sub".to_owned(),
+            email: "email".to_owned(),
+            email_verified: Some("email_verified".to_owned()),
+            name: "name".to_owned(),
+        }
+    }
+}
+
+/// One single sign-on provider (`sso.providers[]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct SsoProvider {
+    /// The id in routes (`/callback/{id}`) and in `POST /sign-in/social {provider}`: lowercase
+    /// letters, digits, `-` and `_`.
+    pub id: String,
+    /// The label a sign-in page shows (defaults to the id).
+    pub name: Option<String>,
+    pub kind: Option<ProviderKind>,
+    /// `oidc`: the issuer URL, exactly as the provider's discovery document states it.
+    pub issuer: Option<String>,
+    /// `oauth2`: the authorization endpoint.
+    pub authorization_url: Option<String>,
+    /// `oauth2`: the token endpoint.
+    pub token_url: Option<String>,
+    /// `oauth2`: the user-info endpoint (called with the access token).
+    pub user_info_url: Option<String>,
+    pub client_id: String,
+    /// The client secret in the file; prefer `clientSecretEnv`.
+    pub client_secret: Option<Secret>,
+    /// The name of an environment variable holding the client secret.
+    pub client_secret_env: Option<String>,
+    /// Scopes to request. Default: `openid email profile` for `oidc` (`openid` is always sent),
+    /// none for `oauth2`.
+    pub scopes: Option<Vec<String>>,
+    /// The redirect URI registered at the provider; default `{sso.baseUrl}/api/v1/auth/callback/{id}`.
+    pub redirect_uri: Option<String>,
+    /// Whether a sign-in with an unknown identity and email creates a user (off by default).
+    pub allow_sign_up: bool,
+    /// Whether a sign-in with an unknown identity whose verified email belongs to an existing
+    /// user links the identity to that user (off by default).
+    pub link_by_email: bool,
+    /// Treats the provider's email as verified even without an `email_verified` claim (only for
+    /// providers that hand out verified addresses only).
+    pub trust_email: bool,
+    /// `oauth2`: where the user-info answer keeps the fields (default: the OIDC claim names).
+    pub claims: Option<ClaimMapping>,
+}
+
+impl SsoProvider {
+    /// The label for sign-in pages.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+
+    /// The scopes to request.
+    pub fn effective_scopes(&self) -> Vec<String> {
+        match (&self.scopes, self.kind) {
+            (Some(s), _) => s.clone(),
+            (None, Some(ProviderKind::Oidc)) => {
+                vec!["openid".into(), "email".into(), "profile".into()]
+            }
+            (None, _) => Vec::new(),
+        }
+    }
+
+    /// The client secret from the file or the environment (`None` for a public client).
+    pub fn resolve_secret(&self) -> Result<Option<Secret>, String> {
+        match (&self.client_secret, &self.client_secret_env) {
+            (Some(_), Some(_)) => {
+                Err("clientSecret and clientSecretEnv: give one, not both".into())
+            }
+            (Some(s), None) => Ok(Some(s.clone())),
+            (None, Some(var)) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(Some(Secret::new(v.trim()))),
+                _ => Err(format!(
+                    "clientSecretEnv: the environment variable `{var}` is not set or empty"
+                )),
+            },
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The redirect URI registered at the provider.
+    pub fn effective_redirect_uri(&self, base_url: Option<&str>) -> Option<String> {
+        self.redirect_uri.clone().or_else(|| {
+            base_url.map(|b| {
+                format!(
+                    "{}{}/callback/{}",
+                    b.trim_end_matches('/'),
+                    crate::http::AUTH_BASE,
+                    self.id
+                )
+            })
+        })
+    }
+}
+
+/// Single sign-on (`sso` in the auth configuration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct SsoConfig {
+    /// The public URL of this server as browsers reach it (`https://crm.example.com`); the
+    /// default redirect URIs hang off it, and `callbackURL`s on its origin are allowed.
+    pub base_url: Option<String>,
+    /// Further origins `callbackURL` may point at (a front end served elsewhere).
+    pub trusted_origins: Vec<String>,
+    /// How long a started sign-in may take before its state expires.
+    pub state_minutes: u32,
+    pub providers: Vec<SsoProvider>,
+}
+
+impl Default for SsoConfig {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            trusted_origins: Vec::new(),
+            state_minutes: 10,
+            providers: Vec::new(),
+        }
+    }
+}
+
+/// An absolute `http(s)` URL without credentials or fragment.
+pub(crate) fn http_url(raw: &str) -> Result<openidconnect::url::Url, String> {
+    let url =
+        openidconnect::url::Url::parse(raw).map_err(|e| format!("`{raw}` is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("`{raw}` must be an http or https URL with a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+        return Err(format!("`{raw}` must not carry credentials or a fragment"));
+    }
+    Ok(url)
+}
+
+impl SsoConfig {
+    /// Adds every problem to `problems`, each prefixed with its key (`sso.providers[0].issuer`).
+    pub(crate) fn check(&self, problems: &mut Vec<String>) {
+        let mut bad = |key: String, msg: String| problems.push(format!("sso.{key}: {msg}"));
+        if let Some(base) = &self.base_url
+            && let Err(e) = http_url(base)
+        {
+            bad("baseUrl".into(), e);
+        }
+        if self.base_url.is_none() && self.providers.iter().any(|p| p.redirect_uri.is_none()) {
+            bad(
+                "baseUrl".into(),
+                "required when a provider has no redirectUri: the public URL of this server, such as https://crm.example.com".into(),
+            );
+        }
+        for (i, origin) in self.trusted_origins.iter().enumerate() {
+            match http_url(origin) {
+                Ok(u) if u.path() == "/" && u.query().is_none() => {}
+                Ok(_) => bad(
+                    format!("trustedOrigins[{i}]"),
+                    format!("`{origin}` must be an origin (scheme, host and port, no path)"),
+                ),
+                Err(e) => bad(format!("trustedOrigins[{i}]"), e),
+            }
+        }
+        if self.state_minutes == 0 {
+            bad("stateMinutes".into(), "must be at least 1".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            let at = |key: &str| format!("providers[{i}].{key}");
+            let id_ok = !p.id.is_empty()
+                && p.id.len() <= 64
+                && p.id.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !id_ok {
+                bad(
+                    at("id"),
+                    format!(
+                        "`{}` must be 1 to 64 lowercase letters, digits, `-` or `_`",
+                        p.id
+                    ),
+                );
+            } else if !seen.insert(p.id.as_str()) {
+                bad(at("id"), format!("`{}` is used by another provider", p.id));
+            }
+            if p.client_id.trim().is_empty() {
+                bad(at("clientId"), "required".into());
+            }
+            if let Err(e) = p.resolve_secret() {
+                bad(format!("providers[{i}]"), e);
+            }
+            if let Some(r) = &p.redirect_uri
+                && let Err(e) = http_url(r)
+            {
+                bad(at("redirectUri"), e);
+            }
+            if let Some(scopes) = &p.scopes
+                && let Some(s) = scopes.iter().find(|s| {
+                    s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control())
+                })
+            {
+                bad(
+                    at("scopes"),
+                    format!("`{s}` is not a scope (one word per entry)"),
+                );
+            }
+            let endpoints = [
+                ("authorizationUrl", &p.authorization_url),
+                ("tokenUrl", &p.token_url),
+                ("userInfoUrl", &p.user_info_url),
+            ];
+            match p.kind {
+                None => bad(at("kind"), "required: `oidc` or `oauth2`".into()),
+                Some(ProviderKind::Oidc) => {
+                    match &p.issuer {
+                        None => bad(at("issuer"), "required for kind `oidc`".into()),
+                        Some(iss) => {
+                            if let Err(e) = http_url(iss) {
+                                bad(at("issuer"), e);
+                            }
+                        }
+                    }
+                    for (key, value) in endpoints {
+                        if value.is_some() {
+                            bad(
+                                at(key),
+                                "not used with kind `oidc` (the endpoints come from the issuer's discovery document)".into(),
+                            );
+                        }
+                    }
+                    if p.claims.is_some() {
+                        bad(
+                            at("claims"),
+                            "only for kind `oauth2` (OIDC uses the standard claims)".into(),
+                        );
+                    }
+                }
+                Some(ProviderKind::Oauth2) => {
+                    if p.issuer.is_some() {
+                        bad(at("issuer"), "only for kind `oidc`".into());
+                    }
+                    for (key, value) in endpoints {
+                        match value {
+                            None => bad(at(key), "required for kind `oauth2`".into()),
+                            Some(u) => {
+                                if let Err(e) = http_url(u) {
+                                    bad(at(key), e);
+                                }
+                            }
+                        }
+                    }
+                    if let Some(c) = &p.claims
+                        && (c.subject.is_empty() || c.email.is_empty())
+                    {
+                        bad(at("claims"), "subject and email must name a field".into());
+                    }
+                }
+            }
         }
     }
 }

@@ -75,6 +75,53 @@ pub enum AuthError {
     /// The plugin configuration is invalid.
     #[error("invalid auth configuration: {0}")]
     Config(String),
+    /// Single sign-on: no provider with this id is configured.
+    #[error("No sign-in provider `{0}` is configured; GET /api/v1/auth/providers lists them.")]
+    UnknownProvider(String),
+    /// Single sign-on: a `callbackURL` (or another redirect target) is not allowed.
+    #[error("{0}")]
+    InvalidRedirect(String),
+    /// Single sign-on: the `state` is unknown, expired, for another provider, or was altered.
+    #[error("The sign-in state is unknown or expired; start the sign-in again.")]
+    InvalidState,
+    /// Single sign-on: the `state` was already used (a replayed callback).
+    #[error("This sign-in was already completed or abandoned; start the sign-in again.")]
+    StateUsed,
+    /// Single sign-on: the browser finishing the sign-in is not the one that started it.
+    #[error(
+        "The sign-in was started in another browser (the state cookie is missing or different); start the sign-in again."
+    )]
+    StateMismatch,
+    /// Single sign-on: the provider sent the user back with an `error` (refused, cancelled...).
+    #[error("The identity provider did not sign you in: {0}")]
+    ProviderError(String),
+    /// Single sign-on: the provider could not be reached or answered something unreadable.
+    #[error("The identity provider is unavailable: {0}")]
+    ProviderUnavailable(String),
+    /// Single sign-on: the provider refused to exchange the authorization code.
+    #[error("The identity provider did not accept the authorization code: {0}")]
+    TokenExchange(String),
+    /// Single sign-on: the ID token failed verification (signature, issuer, audience, nonce, expiry).
+    #[error("The identity provider's ID token is invalid: {0}")]
+    InvalidIdToken(String),
+    /// Single sign-on: the provider's user info could not be read or lacks the user id.
+    #[error("The identity provider's user information is unusable: {0}")]
+    UserInfo(String),
+    /// Single sign-on: the provider gave no usable email, which a new link or account needs.
+    #[error(
+        "The identity provider did not share a usable email address, which ObjectOS needs to find or create the account."
+    )]
+    EmailRequired,
+    /// Single sign-on: the provider did not verify the email, so it cannot create or link accounts.
+    #[error(
+        "The identity provider has not verified your email address, so it cannot be used to create or link an account."
+    )]
+    EmailNotVerified,
+    /// Single sign-on: an account with this email exists but the provider may not link to it.
+    #[error(
+        "An account with this email already exists and this provider is not linked to it; sign in with your password."
+    )]
+    AccountNotLinked,
 }
 
 /// Result alias of this crate.
@@ -108,6 +155,19 @@ impl AuthError {
             Self::NotReady => "SERVICE_UNAVAILABLE",
             Self::Data(e) => e.code(),
             Self::Database(_) | Self::Internal(_) | Self::Config(_) => "INTERNAL_ERROR",
+            Self::UnknownProvider(_) => "SSO_UNKNOWN_PROVIDER",
+            Self::InvalidRedirect(_) => "SSO_INVALID_REDIRECT",
+            Self::InvalidState => "SSO_INVALID_STATE",
+            Self::StateUsed => "SSO_STATE_USED",
+            Self::StateMismatch => "SSO_STATE_MISMATCH",
+            Self::ProviderError(_) => "SSO_PROVIDER_ERROR",
+            Self::ProviderUnavailable(_) => "SSO_PROVIDER_UNAVAILABLE",
+            Self::TokenExchange(_) => "SSO_TOKEN_EXCHANGE_FAILED",
+            Self::InvalidIdToken(_) => "SSO_INVALID_ID_TOKEN",
+            Self::UserInfo(_) => "SSO_USERINFO_FAILED",
+            Self::EmailRequired => "SSO_EMAIL_REQUIRED",
+            Self::EmailNotVerified => "SSO_EMAIL_NOT_VERIFIED",
+            Self::AccountNotLinked => "SSO_ACCOUNT_NOT_LINKED",
         }
     }
 
@@ -123,12 +183,24 @@ impl AuthError {
             Self::InvalidBody(_)
             | Self::WeakPassword(_)
             | Self::InvalidResetToken
-            | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            | Self::BadRequest(_)
+            | Self::InvalidRedirect(_)
+            | Self::InvalidState
+            | Self::StateUsed
+            | Self::StateMismatch
+            | Self::ProviderError(_)
+            | Self::TokenExchange(_)
+            | Self::InvalidIdToken(_)
+            | Self::UserInfo(_)
+            | Self::EmailRequired => StatusCode::BAD_REQUEST,
+            Self::EmailNotVerified => StatusCode::FORBIDDEN,
+            Self::AccountNotLinked => StatusCode::CONFLICT,
+            Self::ProviderUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::UserExists => StatusCode::UNPROCESSABLE_ENTITY,
             Self::SignUpDisabled | Self::Forbidden(_) | Self::AccountDisabled(_) => {
                 StatusCode::FORBIDDEN
             }
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::UnknownProvider(_) => StatusCode::NOT_FOUND,
             Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::Data(e) => {
                 StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

@@ -19,6 +19,8 @@ pub const SESSION_COOKIE: &str = "better-auth.session_token";
 pub const SET_AUTH_TOKEN: &str = "set-auth-token";
 /// Where the routes are mounted.
 pub const AUTH_BASE: &str = "/api/v1/auth";
+/// The cookie binding a started single sign-on to the browser that started it.
+pub const SSO_STATE_COOKIE: &str = "objectos.sso_state";
 
 /// The service cell shared by the plugin, its routes and its hoop (filled at `start`).
 pub type ServiceCell = Arc<OnceLock<AuthService>>;
@@ -43,7 +45,13 @@ const PUBLIC_AUTH_ROUTES: &[&str] = &[
     "request-password-reset",
     "reset-password",
     "sign-out",
+    "providers",
+    "sign-in/social",
+    "sign-in/oauth2",
 ];
+
+/// Public auth routes with a trailing parameter (`callback/{provider}`).
+const PUBLIC_AUTH_PREFIXES: &[&str] = &["callback/", "oauth2/callback/"];
 
 /// Auth routes that answer anonymous callers (`get-session` is `null` then, as in better-auth),
 /// while a presented but invalid credential is still refused.
@@ -69,6 +77,15 @@ fn auth_route_in(path: &str, list: &[&str]) -> bool {
 
 fn is_public_auth(path: &str) -> bool {
     auth_route_in(path, PUBLIC_AUTH_ROUTES)
+        || path
+            .strip_prefix(AUTH_BASE)
+            .and_then(|r| r.strip_prefix('/'))
+            .is_some_and(|r| {
+                PUBLIC_AUTH_PREFIXES.iter().any(|p| {
+                    r.strip_prefix(p)
+                        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+                })
+            })
 }
 
 fn is_protected(path: &str) -> bool {
@@ -232,6 +249,11 @@ pub fn router(cell: ServiceCell) -> Router {
         .push(Router::with_path("api-key/delete").post(api_key_delete))
         .push(Router::with_path("organization/list").get(org_list))
         .push(Router::with_path("organization/set-active").post(org_set_active))
+        .push(Router::with_path("providers").get(sso_providers))
+        .push(Router::with_path("sign-in/social").post(sign_in_social))
+        .push(Router::with_path("sign-in/oauth2").post(sign_in_social))
+        .push(Router::with_path("callback/{provider}").get(sso_callback))
+        .push(Router::with_path("oauth2/callback/{provider}").get(sso_callback))
 }
 
 fn service(depot: &Depot) -> Result<AuthService, AuthError> {
@@ -577,6 +599,114 @@ async fn org_set_active(
     Ok(())
 }
 
+#[handler]
+async fn sso_providers(depot: &mut Depot, res: &mut Response) -> Result<(), AuthError> {
+    let svc = service(depot)?;
+    res.render(Json(svc.sso_providers()));
+    Ok(())
+}
+
+/// `POST /sign-in/social` (`{provider, callbackURL?, errorCallbackURL?, newUserCallbackURL?}`)
+/// and better-auth's generic-OAuth spelling `POST /sign-in/oauth2` (`{providerId, ...}`).
+#[handler]
+async fn sign_in_social(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), AuthError> {
+    let svc = service(depot)?;
+    let meta = request_meta(req, depot);
+    svc.check_rate(&meta, None)?;
+    let binding = req.cookie(SSO_STATE_COOKIE).map(|c| c.value().to_owned());
+    let b = body(req).await?;
+    let provider = match opt_text(&b, "provider") {
+        Some(p) => p,
+        None => text(&b, "providerId").map_err(|_| {
+            AuthError::InvalidBody("`provider` is required and must be a string".into())
+        })?,
+    };
+    let start = crate::sso::SocialSignIn {
+        provider: provider.to_owned(),
+        callback_url: opt_text(&b, "callbackURL").map(str::to_owned),
+        error_callback_url: opt_text(&b, "errorCallbackURL").map(str::to_owned),
+        new_user_callback_url: opt_text(&b, "newUserCallbackURL").map(str::to_owned),
+    };
+    let out = svc.sso_start(&start, binding.as_deref()).await?;
+    let secure = if svc.config().cookie_secure {
+        "; Secure"
+    } else {
+        ""
+    };
+    // Lax: the provider sends the browser back with a top-level GET, which carries Lax cookies.
+    let cookie = format!(
+        "{SSO_STATE_COOKIE}={}; Max-Age={}; Path={AUTH_BASE}; HttpOnly; SameSite=Lax{secure}",
+        out.binding, out.binding_max_age
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().append(SET_COOKIE, v);
+    }
+    no_store(res);
+    res.render(Json(json!({ "url": out.url, "redirect": true })));
+    Ok(())
+}
+
+fn redirect(res: &mut Response, to: &str) -> Result<(), AuthError> {
+    let r = Redirect::with_status_code(StatusCode::FOUND, to)
+        .map_err(|_| AuthError::Internal("the redirect target is not a valid header".into()))?;
+    res.render(r);
+    Ok(())
+}
+
+/// `GET /callback/{provider}`: the provider sends the browser here with `code` and `state`
+/// (or `error`); on success the session cookie is set and the browser goes to `callbackURL`.
+#[handler]
+async fn sso_callback(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), AuthError> {
+    let svc = service(depot)?;
+    let meta = request_meta(req, depot);
+    svc.check_rate(&meta, None)?;
+    let provider = req.param::<String>("provider").unwrap_or_default();
+    let q = |key: &str| req.query::<String>(key);
+    let params = crate::sso::CallbackParams {
+        state: q("state"),
+        code: q("code"),
+        error: q("error"),
+        error_description: q("error_description"),
+        iss: q("iss"),
+    };
+    let binding = req.cookie(SSO_STATE_COOKIE).map(|c| c.value().to_owned());
+    no_store(res);
+    match svc
+        .sso_callback(&provider, params, binding.as_deref(), &meta)
+        .await
+    {
+        Ok(done) => {
+            if let Ok(v) = HeaderValue::from_str(&done.signed.token) {
+                res.headers_mut().insert(SET_AUTH_TOKEN, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&session_cookie(
+                &svc,
+                &done.signed.token,
+                svc.session_max_age_secs(),
+            )) {
+                res.headers_mut().append(SET_COOKIE, v);
+            }
+            redirect(res, &done.redirect)
+        }
+        Err(crate::sso::SsoFailure {
+            error,
+            redirect: Some(to),
+        }) => {
+            let sep = if to.contains('?') { '&' } else { '?' };
+            redirect(res, &format!("{to}{sep}error={}", error.code()))
+        }
+        Err(failure) => Err(failure.error),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -600,5 +730,11 @@ mod tests {
         assert!(!is_protected("/api/v1/auth/bootstrap-status"));
         assert!(!is_protected("/api/v1/auth/get-session"));
         assert!(is_protected("/api/v1/auth/change-password"));
+        assert!(!is_protected("/api/v1/auth/sign-in/social"));
+        assert!(!is_protected("/api/v1/auth/providers"));
+        assert!(!is_protected("/api/v1/auth/callback/corp"));
+        assert!(!is_protected("/api/v1/auth/oauth2/callback/github"));
+        assert!(is_protected("/api/v1/auth/callback/"));
+        assert!(is_protected("/api/v1/auth/callback/a/b"));
     }
 }

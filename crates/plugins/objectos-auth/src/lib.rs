@@ -1,10 +1,9 @@
 //! ObjectOS authentication plugin: email/password accounts (argon2id), opaque session tokens
 //! stored as SHA-256 digests (bearer, `better-auth.session_token` cookie, `set-auth-token`),
 //! idle and absolute session timeouts, account lockout, rate limits, password change and reset
-//! through a mail contract, TOTP two-factor with one-time recovery codes, scoped API keys, and
-//! organizations with the active one on the session.
-//!
-//! OIDC / OAuth2 social providers are not part of this increment.
+//! through a mail contract, TOTP two-factor with one-time recovery codes, scoped API keys,
+//! organizations with the active one on the session, and single sign-on through OpenID Connect
+//! and OAuth2 providers (authorization code + PKCE; see [`sso`]).
 
 pub mod config;
 mod crypto;
@@ -15,11 +14,16 @@ pub mod mailer;
 pub mod plugin;
 mod ratelimit;
 pub mod service;
+pub mod sso;
 mod store;
 
-pub use config::{Argon2Config, AuthConfig, LockoutConfig, RateLimitConfig};
+pub use config::{
+    Argon2Config, AuthConfig, ClaimMapping, LockoutConfig, ProviderKind, RateLimitConfig, Secret,
+    SsoConfig, SsoProvider,
+};
 pub use error::{AuthError, Result};
-pub use http::{AuthCaller, SESSION_COOKIE, SET_AUTH_TOKEN, SessionHoop};
+pub use http::{AuthCaller, SESSION_COOKIE, SET_AUTH_TOKEN, SSO_STATE_COOKIE, SessionHoop};
 pub use mailer::{LoggingMailer, Mail, Mailer};
 pub use plugin::{AuthHandle, AuthPlugin, MANIFEST, PLUGIN_ID};
 pub use service::{API_KEY_PREFIX, AuthService, RequestMeta, Resolved, SignedIn, events};
+pub use sso::{CallbackParams, SocialRedirect, SocialSignIn, SsoFailure, SsoSignedIn};

@@ -15,6 +15,7 @@ use crate::crypto::{self, PasswordHasher};
 use crate::error::{AuthError, Result};
 use crate::mailer::{Mail, Mailer};
 use crate::ratelimit::RateLimiter;
+use crate::sso::Sso;
 use crate::store::{Db, get_i, get_oi, get_os, get_s, i, oi, os, s};
 
 /// Event names this plugin publishes (declared in the manifest's `emits`).
@@ -30,6 +31,8 @@ pub mod events {
     pub const API_KEY_CREATED: &str = "security.api_key_created";
     pub const API_KEY_REVOKED: &str = "security.api_key_revoked";
     pub const API_KEY_USED: &str = "security.api_key_used";
+    /// An external (SSO) identity was linked to an existing account by its verified email.
+    pub const IDENTITY_LINKED: &str = "auth.identity_linked";
     pub const ALL: &[&str] = &[
         LOGIN,
         LOGIN_FAILED,
@@ -42,11 +45,15 @@ pub mod events {
         API_KEY_CREATED,
         API_KEY_REVOKED,
         API_KEY_USED,
+        IDENTITY_LINKED,
     ];
 }
 
 /// Prefix of API keys, so the hoop can tell them from session tokens.
 pub const API_KEY_PREFIX: &str = "osk_";
+
+/// The stored "hash" of an account without a password (single sign-on only).
+const NO_PASSWORD: &str = "!no-password";
 
 /// Number of one-time recovery codes issued at TOTP enrolment.
 const RECOVERY_CODES: usize = 10;
@@ -85,9 +92,9 @@ pub struct SignedIn {
 
 /// An account's credential row.
 #[derive(Debug, Clone)]
-struct Credential {
-    user_id: String,
-    email: String,
+pub(crate) struct Credential {
+    pub(crate) user_id: String,
+    pub(crate) email: String,
     password_hash: String,
     is_admin: bool,
     failed_count: i64,
@@ -107,6 +114,8 @@ struct Inner {
     dummy_hash: String,
     /// Serialises account creation so two concurrent first sign-ups cannot both become owner.
     create_lock: tokio::sync::Mutex<()>,
+    /// The configured single sign-on providers.
+    sso: Sso,
 }
 
 /// The auth service (cheap to clone).
@@ -121,7 +130,7 @@ impl std::fmt::Debug for AuthService {
     }
 }
 
-fn normalize_email(email: &str) -> Result<String> {
+pub(crate) fn normalize_email(email: &str) -> Result<String> {
     let e = email.trim().to_lowercase();
     let valid = e.len() <= 255
         && e.split_once('@')
@@ -136,7 +145,7 @@ fn normalize_email(email: &str) -> Result<String> {
     }
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
@@ -146,7 +155,7 @@ fn iso(millis: i64) -> Json {
         .unwrap_or(Json::Null)
 }
 
-fn minutes(n: u32) -> i64 {
+pub(crate) fn minutes(n: u32) -> i64 {
     i64::from(n) * 60_000
 }
 
@@ -169,6 +178,7 @@ impl AuthService {
         }
         let hasher = PasswordHasher::new(&config.argon2)?;
         let dummy_hash = hasher.hash(&crypto::random_token()?)?;
+        let sso = Sso::new(&config.sso)?;
         let db = Db::new(engine.clone());
         db.create_tables().await?;
         Ok(Self {
@@ -183,6 +193,7 @@ impl AuthService {
                 limiter: RateLimiter::new(),
                 dummy_hash,
                 create_lock: tokio::sync::Mutex::new(()),
+                sso,
             }),
         })
     }
@@ -192,7 +203,7 @@ impl AuthService {
         &self.inner.config
     }
 
-    fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         self.inner.clock.now()
     }
 
@@ -201,13 +212,17 @@ impl AuthService {
         ms(self.now())
     }
 
-    fn db(&self) -> &Db {
+    pub(crate) fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    pub(crate) fn sso(&self) -> &Sso {
+        &self.inner.sso
     }
 
     // ----- events -----
 
-    async fn publish(
+    pub(crate) async fn publish(
         &self,
         name: &str,
         user_id: Option<&str>,
@@ -281,7 +296,11 @@ impl AuthService {
             .is_some())
     }
 
-    async fn credential_by(&self, column: &str, value: &str) -> Result<Option<Credential>> {
+    pub(crate) async fn credential_by(
+        &self,
+        column: &str,
+        value: &str,
+    ) -> Result<Option<Credential>> {
         let sql = format!(
             r#"SELECT "user_id", "email", "password_hash", "is_admin", "failed_count", "locked_until" FROM "_objectos_auth_credential" WHERE "{column}" = ?"#
         );
@@ -334,8 +353,23 @@ impl AuthService {
         admin: bool,
         public: bool,
     ) -> Result<(String, Option<String>)> {
-        let email = normalize_email(email)?;
         self.check_policy(password)?;
+        self.create_account_with(email, Some(password), name, admin, public, false)
+            .await
+    }
+
+    /// Creates an account; `password` is `None` for accounts that sign in through a single
+    /// sign-on provider (they can set one later with the password reset flow).
+    pub(crate) async fn create_account_with(
+        &self,
+        email: &str,
+        password: Option<&str>,
+        name: Option<&str>,
+        admin: bool,
+        public: bool,
+        email_verified: bool,
+    ) -> Result<(String, Option<String>)> {
+        let email = normalize_email(email)?;
         let name = name
             .map(str::trim)
             .filter(|n| !n.is_empty())
@@ -349,7 +383,11 @@ impl AuthService {
         if self.credential_by("email", &email).await?.is_some() {
             return Err(AuthError::UserExists);
         }
-        let hash = self.inner.hasher.hash(password)?;
+        let hash = match password {
+            Some(p) => self.inner.hasher.hash(p)?,
+            // Not a PHC string, so no password ever verifies against it.
+            None => NO_PASSWORD.to_owned(),
+        };
         let engine = &self.inner.engine;
         let org = if first {
             let mut rec = Record::new();
@@ -376,6 +414,9 @@ impl AuthService {
         let mut rec = Record::new();
         rec.insert("name".into(), json!(name));
         rec.insert("email".into(), json!(email));
+        if email_verified {
+            rec.insert("email_verified".into(), json!(true));
+        }
         let user = engine
             .create(&cx, "user", rec)
             .await
@@ -415,7 +456,7 @@ impl AuthService {
     }
 
     /// The `status` of the user record (`active`, `invited`, `locked`, `deactivated`).
-    async fn user_status(&self, user_id: &str) -> Result<String> {
+    pub(crate) async fn user_status(&self, user_id: &str) -> Result<String> {
         let user = self
             .inner
             .engine
@@ -470,7 +511,7 @@ impl AuthService {
 
     // ----- sessions -----
 
-    async fn create_session(
+    pub(crate) async fn create_session(
         &self,
         user_id: &str,
         org: Option<&str>,
@@ -509,7 +550,7 @@ impl AuthService {
         Ok((token, session))
     }
 
-    async fn org_of(&self, user_id: &str) -> Result<Option<String>> {
+    pub(crate) async fn org_of(&self, user_id: &str) -> Result<Option<String>> {
         Ok(self
             .db()
             .one(

@@ -21,6 +21,10 @@ const DDL: &[&str] = &[
     r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_password_history" ("user_id" VARCHAR(64) NOT NULL, "password_hash" TEXT NOT NULL, "created_at" BIGINT NOT NULL)"#,
     r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_password_history_user" ON "_objectos_auth_password_history" ("user_id")"#,
     r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_reset" ("token_hash" VARCHAR(64) PRIMARY KEY, "user_id" VARCHAR(64) NOT NULL, "expires_at" BIGINT NOT NULL, "used_at" BIGINT)"#,
+    // Single sign-on: external identities (one per provider and subject) and started flows.
+    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_identity" ("provider" VARCHAR(64) NOT NULL, "subject" VARCHAR(255) NOT NULL, "user_id" VARCHAR(64) NOT NULL, "email" VARCHAR(255), "created_at" BIGINT NOT NULL, "last_login_at" BIGINT, PRIMARY KEY ("provider", "subject"))"#,
+    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_identity_user" ON "_objectos_auth_identity" ("user_id")"#,
+    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_sso_state" ("state_hash" VARCHAR(64) PRIMARY KEY, "provider" VARCHAR(64) NOT NULL, "binding_hash" VARCHAR(64) NOT NULL, "pkce_verifier" TEXT NOT NULL, "nonce" TEXT NOT NULL, "callback_url" TEXT NOT NULL, "error_callback_url" TEXT, "new_user_callback_url" TEXT, "created_at" BIGINT NOT NULL, "expires_at" BIGINT NOT NULL, "used_at" BIGINT)"#,
 ];
 
 /// The engine's connection with dialect-aware statements.

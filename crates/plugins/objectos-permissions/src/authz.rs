@@ -512,13 +512,14 @@ impl Authz {
 
     // ------------------------------------------------------------- assignments
 
-    /// Assigns a permission set or role to a user (idempotent) and publishes the event.
+    /// Assigns a permission set or role to a user (idempotent) and publishes the event; `by` is
+    /// the context of whoever asked (actor, organization and request id of the event).
     pub async fn assign(
         &self,
         user_id: &str,
         kind: AssignmentKind,
         name: &str,
-        by: Option<&str>,
+        by: &OpContext,
     ) -> Result<bool, PermissionsError> {
         self.check_assignment(user_id, kind, name)?;
         let engine = self.engine.get().ok_or_else(|| {
@@ -565,13 +566,13 @@ impl Authz {
         Ok(changed)
     }
 
-    /// Removes an assignment; `Ok(false)` when there was none.
+    /// Removes an assignment; `Ok(false)` when there was none. `by` as for [`Authz::assign`].
     pub async fn unassign(
         &self,
         user_id: &str,
         kind: AssignmentKind,
         name: &str,
-        by: Option<&str>,
+        by: &OpContext,
     ) -> Result<bool, PermissionsError> {
         let engine = self.engine.get().ok_or_else(|| {
             PermissionsError::Store("the data engine is not started yet".to_owned())
@@ -655,18 +656,39 @@ impl Authz {
         user_id: &str,
         kind: AssignmentKind,
         name: &str,
-        by: Option<&str>,
+        by: &OpContext,
     ) {
         let key = match kind {
             AssignmentKind::PermissionSet => "permissionSet",
             AssignmentKind::Role => "role",
         };
-        let payload = json!({"userId": user_id, key: name, "by": by});
+        let actor = by.principal.user_id();
+        // `userId` is the user the assignment is about, as documented; the audit trail takes
+        // its actor from `actorId`/`actorType` and files the event under `tenantId`, so an
+        // organization's administrators find their permission changes in their own trail.
+        let actor_type = match &by.principal {
+            Principal::System { .. } => "system",
+            Principal::User { .. } => "user",
+            Principal::Anonymous => "anonymous",
+        };
+        let payload = json!({
+            "userId": user_id,
+            key: name,
+            "by": actor,
+            "actorId": actor,
+            "actorType": actor_type,
+            "targetId": user_id,
+            "tenantId": by.tenant,
+            "requestId": by.request_id,
+        });
         self.published
             .lock()
             .push((event.to_owned(), payload.clone()));
         if let Some(h) = self.events.get() {
-            let ev = h.event(event, payload);
+            let mut ev = h.event(event, payload);
+            ev.metadata.user_id = actor.map(str::to_owned);
+            ev.metadata.tenant_id = by.tenant.clone();
+            ev.metadata.correlation_id = by.request_id.clone();
             if let Err(e) = h.publish(ev).await {
                 tracing::warn!(event, error = %e, "Could not publish an authorization event.");
             }

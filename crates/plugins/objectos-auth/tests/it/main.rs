@@ -5,4 +5,6 @@
 #[cfg(test)]
 mod flows;
 #[cfg(test)]
+mod sso;
+#[cfg(test)]
 mod support;

@@ -340,3 +340,69 @@ async fn data_routes_map_refusals() {
     })
     .await;
 }
+
+/// A user record per organization, for the assignment route's tenant check.
+const USERS: &[(&str, &str)] = &[(
+    "user.object.yml",
+    "name: user\nfields:\n  name: { type: text, required: true }\n",
+)];
+
+#[tokio::test]
+async fn assignments_only_reach_users_of_the_callers_organization() {
+    let files: Vec<(&str, &str)> = crate::SECURITY.iter().chain(USERS).copied().collect();
+    crate::each_backend_with(&files, |env| async move {
+        let svc = service(&env);
+        let mut ids = Vec::new();
+        for tenant in ["org_a", "org_b"] {
+            let mut cx = objectos_data::OpContext::system("test");
+            cx.tenant = Some(tenant.into());
+            let u = env
+                .engine
+                .create(&cx, "user", rec(json!({"name": tenant})))
+                .await
+                .unwrap();
+            ids.push(id_of(&u));
+        }
+        let (mine, theirs) = (&ids[0], &ids[1]);
+        // The test hoop's admin acts within org_a.
+        let (s, b) = call(
+            &svc,
+            "POST",
+            "/api/v1/permissions/assignments",
+            "admin",
+            Some(json!({"userId": mine, "permissionSet": "sales_rep"})),
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+        // A user of another organization is answered like an id that does not exist.
+        let mut answers = Vec::new();
+        for (method, id) in [
+            ("POST", theirs.as_str()),
+            ("POST", "no-such-user"),
+            ("DELETE", theirs.as_str()),
+        ] {
+            let (s, b) = call(
+                &svc,
+                method,
+                "/api/v1/permissions/assignments",
+                "admin",
+                Some(json!({"userId": id, "role": "rep"})),
+            )
+            .await;
+            assert_eq!(
+                (s, b["code"].clone()),
+                (404, json!("RECORD_NOT_FOUND")),
+                "{b}"
+            );
+            answers.push(b["message"].as_str().unwrap().replace(id, "<id>"));
+        }
+        assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+        assert_eq!(
+            env.authz.assignments_of(theirs),
+            (Vec::<String>::new(), Vec::<String>::new())
+        );
+        assert_eq!(env.authz.assignments_of(mine).0, ["sales_rep"]);
+        env
+    })
+    .await;
+}

@@ -157,6 +157,10 @@ pub(crate) fn user(id: &str, sets: &[&str]) -> OpContext {
     }
 }
 
+fn sys() -> OpContext {
+    OpContext::system("test")
+}
+
 fn admin(tenant: &str) -> OpContext {
     OpContext {
         principal: Principal::User {
@@ -245,9 +249,18 @@ where
     F: Fn(Env) -> Fut,
     Fut: std::future::Future<Output = Env>,
 {
+    each_backend_with(SECURITY, f).await;
+}
+
+/// [`each_backend`] with other security (or extra object) files than [`SECURITY`].
+pub(crate) async fn each_backend_with<F, Fut>(files: &[(&str, &str)], f: F)
+where
+    F: Fn(Env) -> Fut,
+    Fut: std::future::Future<Output = Env>,
+{
     let tmp = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", tmp.path().join("t.db").display());
-    f(open(url, None, SECURITY).await).await.close().await;
+    f(open(url, None, files).await).await.close().await;
     match pg_url() {
         Some(base) => {
             let name = format!(
@@ -264,7 +277,7 @@ where
                 .unwrap();
             let sep = if base.contains('?') { '&' } else { '?' };
             let url = format!("{base}{sep}options[search_path]={name}");
-            f(open(url, Some((base, name)), SECURITY).await)
+            f(open(url, Some((base, name)), files).await)
                 .await
                 .close()
                 .await;
@@ -557,13 +570,13 @@ async fn sharing_rules_and_role_hierarchy_grant_access() {
     each_backend(|env| async move {
         let e = &env.engine;
         let a = &env.authz;
-        a.assign("u1", AssignmentKind::Role, "rep", None)
+        a.assign("u1", AssignmentKind::Role, "rep", &sys())
             .await
             .unwrap();
-        a.assign("u2", AssignmentKind::Role, "rep", None)
+        a.assign("u2", AssignmentKind::Role, "rep", &sys())
             .await
             .unwrap();
-        a.assign("boss", AssignmentKind::Role, "vp_sales", None)
+        a.assign("boss", AssignmentKind::Role, "vp_sales", &sys())
             .await
             .unwrap();
         let u1 = user("u1", &["sales_rep"]);
@@ -632,7 +645,7 @@ async fn field_level_security_strips_and_refuses() {
         let a = e.create(&sys, "account", acc).await.unwrap();
         let id = id_of(&a);
         env.authz
-            .assign("u1", AssignmentKind::Role, "rep", None)
+            .assign("u1", AssignmentKind::Role, "rep", &sys)
             .await
             .unwrap();
         let got = e
@@ -944,7 +957,7 @@ async fn assignments_invalidate_the_cache_and_publish_events() {
                 "u7",
                 AssignmentKind::PermissionSet,
                 "sales_rep",
-                Some("root")
+                &admin("org_a").with_request_id("req-1")
             )
             .await
             .unwrap()
@@ -953,20 +966,20 @@ async fn assignments_invalidate_the_cache_and_publish_events() {
         e.find(&u, "account", QueryAst::default()).await.unwrap();
         // Idempotent.
         assert!(
-            !a.assign("u7", AssignmentKind::PermissionSet, "sales_rep", None)
+            !a.assign("u7", AssignmentKind::PermissionSet, "sales_rep", &sys())
                 .await
                 .unwrap()
         );
-        a.assign("u7", AssignmentKind::Role, "rep", None)
+        a.assign("u7", AssignmentKind::Role, "rep", &sys())
             .await
             .unwrap();
         assert!(
-            a.unassign("u7", AssignmentKind::PermissionSet, "sales_rep", None)
+            a.unassign("u7", AssignmentKind::PermissionSet, "sales_rep", &sys())
                 .await
                 .unwrap()
         );
         assert_forbidden(e.find(&u, "account", QueryAst::default()).await, "read");
-        a.unassign("u7", AssignmentKind::Role, "rep", None)
+        a.unassign("u7", AssignmentKind::Role, "rep", &sys())
             .await
             .unwrap();
         // A permission set named like a role is that role's grant.
@@ -980,9 +993,18 @@ async fn assignments_invalidate_the_cache_and_publish_events() {
                 "authz.role_removed"
             ]
         );
+        // `userId` is the user concerned; the actor, organization and request are there for the
+        // audit trail, which files the event under `tenantId` and attributes it to `actorId`.
         assert_eq!(
             a.published_events()[0].1,
-            json!({"userId": "u7", "permissionSet": "sales_rep", "by": "root"})
+            json!({"userId": "u7", "permissionSet": "sales_rep", "by": "root",
+                   "actorId": "root", "actorType": "user", "targetId": "u7",
+                   "tenantId": "org_a", "requestId": "req-1"})
+        );
+        assert_eq!(
+            a.published_events()[1].1,
+            json!({"userId": "u7", "role": "rep", "by": null, "actorId": null,
+                   "actorType": "system", "targetId": "u7", "tenantId": null, "requestId": null})
         );
         // Reloading the security metadata swaps the model and drops cached decisions.
         e.find(&user("u9", &["manager"]), "ticket", QueryAst::default())
@@ -1009,12 +1031,12 @@ async fn assignments_invalidate_the_cache_and_publish_events() {
             .unwrap();
         // Unknown names are refused.
         assert!(matches!(
-            a.assign("u7", AssignmentKind::PermissionSet, "nope", None)
+            a.assign("u7", AssignmentKind::PermissionSet, "nope", &sys())
                 .await,
             Err(PermissionsError::InvalidAssignment(_))
         ));
         assert!(matches!(
-            a.assign("u7", AssignmentKind::Role, "nope", None).await,
+            a.assign("u7", AssignmentKind::Role, "nope", &sys()).await,
             Err(PermissionsError::InvalidAssignment(_))
         ));
         // Assignments survive a restart (they are stored).
@@ -1030,7 +1052,7 @@ async fn assignments_invalidate_the_cache_and_publish_events() {
             )
             .unwrap(),
         );
-        a.assign("u8", AssignmentKind::PermissionSet, "manager", None)
+        a.assign("u8", AssignmentKind::PermissionSet, "manager", &sys())
             .await
             .unwrap();
         again.attach(e.clone()).await.unwrap();

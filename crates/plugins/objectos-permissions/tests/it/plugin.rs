@@ -51,7 +51,11 @@ async fn boots_in_a_kernel_and_publishes_events() {
             move |e: Arc<Event>| {
                 let sink = sink.clone();
                 async move {
-                    sink.lock().unwrap().push(e.name.clone());
+                    // The bus metadata carries the organization and the actor too.
+                    sink.lock().unwrap().push(format!(
+                        "{} tenant={:?} user={:?}",
+                        e.name, e.metadata.tenant_id, e.metadata.user_id
+                    ));
                     Ok(())
                 }
             },
@@ -82,7 +86,13 @@ async fn boots_in_a_kernel_and_publishes_events() {
         .await
         .unwrap();
     authz
-        .assign("u1", AssignmentKind::Role, "rep", Some("root"))
+        .assign(
+            "u1",
+            AssignmentKind::Role,
+            "rep",
+            // `user` acts within organization org_a.
+            &user("root", &[]),
+        )
         .await
         .unwrap();
     for _ in 0..200 {
@@ -91,7 +101,10 @@ async fn boots_in_a_kernel_and_publishes_events() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(seen.lock().unwrap().clone(), ["authz.role_assigned"]);
+    assert_eq!(
+        seen.lock().unwrap().clone(),
+        ["authz.role_assigned tenant=Some(\"org_a\") user=Some(\"root\")"]
+    );
     kernel.shutdown().await;
 }
 
