@@ -247,6 +247,10 @@ pub struct SsoProvider {
     pub trust_email: bool,
     /// `oauth2`: where the user-info answer keeps the fields (default: the OIDC claim names).
     pub claims: Option<ClaimMapping>,
+    /// When set, sign-up and linking (by email or `link-social`) need a verified email whose
+    /// domain is one of these (exact match, case-insensitive: `example.com` does not admit
+    /// `sub.example.com`). Unset: every domain.
+    pub allowed_email_domains: Option<Vec<String>>,
 }
 
 impl SsoProvider {
@@ -320,6 +324,26 @@ impl Default for SsoConfig {
             state_minutes: 10,
             providers: Vec::new(),
         }
+    }
+}
+
+/// A provider endpoint (issuer, authorization, token, user-info, JWKS): an [`http_url`] that is
+/// `https`, or plain `http` only on a loopback host (127.0.0.1, ::1, localhost), where nothing
+/// on the network can read or change the traffic.
+pub(crate) fn provider_url(raw: &str) -> Result<openidconnect::url::Url, String> {
+    let url = http_url(raw)?;
+    let loopback = match url.host() {
+        Some(openidconnect::url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(openidconnect::url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(openidconnect::url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    if url.scheme() == "https" || loopback {
+        Ok(url)
+    } else {
+        Err(format!(
+            "`{raw}` must use https (plain http only on 127.0.0.1, ::1 or localhost)"
+        ))
     }
 }
 
@@ -404,6 +428,28 @@ impl SsoConfig {
                     format!("`{s}` is not a scope (one word per entry)"),
                 );
             }
+            if let Some(domains) = &p.allowed_email_domains {
+                if domains.is_empty() {
+                    bad(
+                        at("allowedEmailDomains"),
+                        "empty: list at least one domain, or remove the key to admit every domain"
+                            .into(),
+                    );
+                }
+                if let Some(d) = domains.iter().find(|d| {
+                    d.is_empty()
+                        || d.len() > 253
+                        || d.starts_with('.')
+                        || !d.contains('.')
+                        || d.chars()
+                            .any(|c| c == '@' || c.is_whitespace() || c.is_control())
+                }) {
+                    bad(
+                        at("allowedEmailDomains"),
+                        format!("`{d}` is not a domain such as example.com"),
+                    );
+                }
+            }
             let endpoints = [
                 ("authorizationUrl", &p.authorization_url),
                 ("tokenUrl", &p.token_url),
@@ -415,7 +461,7 @@ impl SsoConfig {
                     match &p.issuer {
                         None => bad(at("issuer"), "required for kind `oidc`".into()),
                         Some(iss) => {
-                            if let Err(e) = http_url(iss) {
+                            if let Err(e) = provider_url(iss) {
                                 bad(at("issuer"), e);
                             }
                         }
@@ -443,7 +489,7 @@ impl SsoConfig {
                         match value {
                             None => bad(at(key), "required for kind `oauth2`".into()),
                             Some(u) => {
-                                if let Err(e) = http_url(u) {
+                                if let Err(e) = provider_url(u) {
                                     bad(at(key), e);
                                 }
                             }

@@ -17,9 +17,10 @@ pub enum AuthError {
     /// Unknown email or wrong password (deliberately not saying which).
     #[error("Invalid email or password.")]
     InvalidCredentials,
-    /// Too many failed sign-ins.
+    /// Too many failed sign-ins for this email address (counted whether or not an account has
+    /// it, so the answer does not reveal that either).
     #[error(
-        "The account is locked after too many failed sign-ins; try again in {retry_after_secs} seconds."
+        "Too many failed sign-ins for this email address; try again in {retry_after_secs} seconds."
     )]
     AccountLocked { retry_after_secs: u64 },
     /// The token bucket of this IP or email is empty.
@@ -60,6 +61,17 @@ pub enum AuthError {
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The organization does not exist or the caller is not a member: one answer for both, so
+    /// other organizations cannot be discovered.
+    #[error("Organization `{0}` not found among your organizations.")]
+    OrganizationNotFound(String),
+    /// The user is unknown or out of the caller's reach (not in an organization the caller
+    /// administers): one answer for both.
+    #[error("User `{0}` not found among the members of your organizations.")]
+    UserNotFound(String),
+    /// The organization slug is taken (slugs are unique across the deployment).
+    #[error("The organization slug `{0}` is already taken; choose another.")]
+    SlugTaken(String),
     /// The service has not started yet.
     #[error("The authentication service is not ready yet.")]
     NotReady,
@@ -117,11 +129,35 @@ pub enum AuthError {
         "The identity provider has not verified your email address, so it cannot be used to create or link an account."
     )]
     EmailNotVerified,
-    /// Single sign-on: an account with this email exists but the provider may not link to it.
+    /// Single sign-on: no account is linked to this identity and none may be created or linked
+    /// automatically. One answer whether or not an account with the email exists, so the
+    /// callback does not reveal accounts.
     #[error(
-        "An account with this email already exists and this provider is not linked to it; sign in with your password."
+        "No account is linked to this sign-in, and this provider may not create or link one automatically. If you already have an account, sign in to it and link the provider from there (POST /api/v1/auth/link-social); otherwise ask an administrator."
     )]
     AccountNotLinked,
+    /// Single sign-on: the email's domain is not in the provider's `allowedEmailDomains`.
+    #[error("The identity provider's email address is not in a domain this provider may sign in.")]
+    EmailDomainNotAllowed,
+    /// Single sign-on: the identity was linked while the provider pointed at another issuer or
+    /// other endpoints, so its subject may name someone else.
+    #[error(
+        "This sign-in was linked while the provider was configured with another issuer or other endpoints; an administrator must check the provider's configuration."
+    )]
+    IssuerMismatch,
+    /// Single sign-on: no owner exists yet, and a provider may not create the first account.
+    #[error(
+        "This server has no owner account yet; create it with the email sign-up or `objectos user create --admin` before signing in with a provider."
+    )]
+    OwnerRequired,
+    /// Single sign-on (`link-social`): the identity is linked to another account.
+    #[error("This provider identity is already linked to another account.")]
+    IdentityInUse,
+    /// Single sign-on (`link-social`): the account has another identity at this provider.
+    #[error(
+        "Your account is already linked to another identity at this provider; one identity per provider."
+    )]
+    ProviderAlreadyLinked,
 }
 
 /// Result alias of this crate.
@@ -152,6 +188,9 @@ impl AuthError {
             Self::BadRequest(_) => "BAD_REQUEST",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Forbidden(_) => "PERMISSION_DENIED",
+            Self::OrganizationNotFound(_) => "ORGANIZATION_NOT_FOUND",
+            Self::UserNotFound(_) => "USER_NOT_FOUND",
+            Self::SlugTaken(_) => "ORGANIZATION_SLUG_TAKEN",
             Self::NotReady => "SERVICE_UNAVAILABLE",
             Self::Data(e) => e.code(),
             Self::Database(_) | Self::Internal(_) | Self::Config(_) => "INTERNAL_ERROR",
@@ -168,6 +207,11 @@ impl AuthError {
             Self::EmailRequired => "SSO_EMAIL_REQUIRED",
             Self::EmailNotVerified => "SSO_EMAIL_NOT_VERIFIED",
             Self::AccountNotLinked => "SSO_ACCOUNT_NOT_LINKED",
+            Self::EmailDomainNotAllowed => "SSO_EMAIL_DOMAIN_NOT_ALLOWED",
+            Self::IssuerMismatch => "SSO_ISSUER_MISMATCH",
+            Self::OwnerRequired => "SSO_OWNER_REQUIRED",
+            Self::IdentityInUse => "SSO_IDENTITY_IN_USE",
+            Self::ProviderAlreadyLinked => "SSO_PROVIDER_ALREADY_LINKED",
         }
     }
 
@@ -178,8 +222,8 @@ impl AuthError {
             | Self::InvalidCredentials
             | Self::TwoFactorRequired
             | Self::InvalidTwoFactorCode => StatusCode::UNAUTHORIZED,
-            Self::AccountLocked { .. } => StatusCode::LOCKED,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            // 429 like the rate limit: the client should wait `Retry-After`.
+            Self::AccountLocked { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::InvalidBody(_)
             | Self::WeakPassword(_)
             | Self::InvalidResetToken
@@ -188,19 +232,27 @@ impl AuthError {
             | Self::InvalidState
             | Self::StateUsed
             | Self::StateMismatch
+            | Self::SlugTaken(_)
             | Self::ProviderError(_)
             | Self::TokenExchange(_)
             | Self::InvalidIdToken(_)
             | Self::UserInfo(_)
             | Self::EmailRequired => StatusCode::BAD_REQUEST,
-            Self::EmailNotVerified => StatusCode::FORBIDDEN,
-            Self::AccountNotLinked => StatusCode::CONFLICT,
+            Self::EmailNotVerified
+            | Self::AccountNotLinked
+            | Self::EmailDomainNotAllowed
+            | Self::IssuerMismatch
+            | Self::OwnerRequired => StatusCode::FORBIDDEN,
+            Self::IdentityInUse | Self::ProviderAlreadyLinked => StatusCode::CONFLICT,
             Self::ProviderUnavailable(_) => StatusCode::BAD_GATEWAY,
             Self::UserExists => StatusCode::UNPROCESSABLE_ENTITY,
             Self::SignUpDisabled | Self::Forbidden(_) | Self::AccountDisabled(_) => {
                 StatusCode::FORBIDDEN
             }
-            Self::NotFound(_) | Self::UnknownProvider(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_)
+            | Self::UnknownProvider(_)
+            | Self::OrganizationNotFound(_)
+            | Self::UserNotFound(_) => StatusCode::NOT_FOUND,
             Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::Data(e) => {
                 StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

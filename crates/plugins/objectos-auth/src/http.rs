@@ -21,6 +21,10 @@ pub const SET_AUTH_TOKEN: &str = "set-auth-token";
 pub const AUTH_BASE: &str = "/api/v1/auth";
 /// The cookie binding a started single sign-on to the browser that started it.
 pub const SSO_STATE_COOKIE: &str = "objectos.sso_state";
+/// Its name with `cookieSecure`: the `__Host-` prefix makes browsers accept it only with
+/// `Secure`, `Path=/` and no `Domain`, so a sibling subdomain or a plain-http page cannot plant
+/// its own binding (cookie tossing, which would finish the attacker's flow in the victim's browser).
+pub const SSO_STATE_COOKIE_SECURE: &str = "__Host-objectos.sso_state";
 
 /// The service cell shared by the plugin, its routes and its hoop (filled at `start`).
 pub type ServiceCell = Arc<OnceLock<AuthService>>;
@@ -247,13 +251,22 @@ pub fn router(cell: ServiceCell) -> Router {
         .push(Router::with_path("api-key/create").post(api_key_create))
         .push(Router::with_path("api-key/list").get(api_key_list))
         .push(Router::with_path("api-key/delete").post(api_key_delete))
+        .push(Router::with_path("organization/create").post(org_create))
         .push(Router::with_path("organization/list").get(org_list))
         .push(Router::with_path("organization/set-active").post(org_set_active))
+        .push(Router::with_path("organization/add-member").post(org_add_member))
+        .push(Router::with_path("organization/remove-member").post(org_remove_member))
+        .push(Router::with_path("organization/list-members").get(org_list_members))
+        .push(Router::with_path("admin/create-user").post(admin_create_user))
+        .push(Router::with_path("admin/list-users").get(admin_list_users))
+        .push(Router::with_path("admin/ban-user").post(admin_ban_user))
+        .push(Router::with_path("admin/unban-user").post(admin_unban_user))
         .push(Router::with_path("providers").get(sso_providers))
         .push(Router::with_path("sign-in/social").post(sign_in_social))
         .push(Router::with_path("sign-in/oauth2").post(sign_in_social))
         .push(Router::with_path("callback/{provider}").get(sso_callback))
         .push(Router::with_path("oauth2/callback/{provider}").get(sso_callback))
+        .push(Router::with_path("link-social").post(link_social))
 }
 
 fn service(depot: &Depot) -> Result<AuthService, AuthError> {
@@ -592,11 +605,227 @@ async fn org_set_active(
 ) -> Result<(), AuthError> {
     let svc = service(depot)?;
     let c = caller(depot)?;
+    let meta = request_meta(req, depot);
     let b = body(req).await?;
-    svc.set_active_organization(&c.who, text(&b, "organizationId")?)
+    let out = svc
+        .set_active_organization(
+            &c.who,
+            opt_text(&b, "organizationId"),
+            opt_text(&b, "organizationSlug"),
+            &meta,
+        )
         .await?;
-    res.render(Json(json!({ "success": true })));
+    res.render(Json(out));
     Ok(())
+}
+
+/// `POST /organization/create` `{name, slug?, logo?, keepCurrentActiveOrganization?}`.
+#[handler]
+async fn org_create(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), AuthError> {
+    let svc = service(depot)?;
+    let c = caller(depot)?;
+    let meta = request_meta(req, depot);
+    let b = body(req).await?;
+    let keep = b
+        .get("keepCurrentActiveOrganization")
+        .and_then(Json::as_bool)
+        .unwrap_or(false);
+    let out = svc
+        .create_organization(
+            &c.who,
+            text(&b, "name")?,
+            opt_text(&b, "slug"),
+            opt_text(&b, "logo"),
+            keep,
+            &meta,
+        )
+        .await?;
+    res.render(Json(out));
+    Ok(())
+}
+
+/// The user a member route names: `userId`, `email`, or better-auth's `memberIdOrEmail`.
+fn member_target<'a>(b: &'a Json, keys: &[&str]) -> Result<&'a str, AuthError> {
+    keys.iter()
+        .find_map(|k| opt_text(b, k).filter(|v| !v.trim().is_empty()))
+        .ok_or_else(|| {
+            AuthError::InvalidBody(format!(
+                "give the user as {} (a string)",
+                keys.iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ))
+        })
+}
+
+/// `POST /organization/add-member` `{userId | email, role?, organizationId?}`.
+#[handler]
+async fn org_add_member(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), AuthError> {
+    let svc = service(depot)?;
+    let c = caller(depot)?;
+    let meta = request_meta(req, depot);
+    let b = body(req).await?;
+    let target = member_target(&b, &["userId", "email"])?;
+    let out = svc
+        .add_member(
+            &c.who,
+            target,
+            opt_text(&b, "role"),
+            opt_text(&b, "organizationId"),
+            &meta,
+        )
+        .await?;
+    res.render(Json(out));
+    Ok(())
+}
+
+/// `POST /organization/remove-member` `{memberIdOrEmail | userId | email, organizationId?}`.
+#[handler]
+async fn org_remove_member(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), AuthError> {
+    let svc = service(depot)?;
+    let c = caller(depot)?;
+    let meta = request_meta(req, depot);
+    let b = body(req).await?;
+    let target = member_target(&b, &["memberIdOrEmail", "userId", "email"])?;
+    let out = svc
+        .remove_member(&c.who, target, opt_text(&b, "organizationId"), &meta)
+        .await?;
+    res.render(Json(out));
+    Ok(())
+}
+
+/// `limit` and `offset` of a list route (defaults 100 and 0).
+fn paging(req: &Request) -> Result<(u64, u64), AuthError> {
+    let num = |key: &str, default: u64| -> Result<u64, AuthError> {
+        match req.query::<String>(key) {
+            None => Ok(default),
+            Some(v) => v.trim().parse::<u64>().map_err(|_| {
+                AuthError::BadRequest(format!(
+                    "query parameter `{key}` must be a non-negative integer, not `{v}`"
+                ))
+            }),
+        }
+    };
+    Ok((num("limit", 100)?, num("offset", 0)?))
+}
+
+/// `GET /organization/list-members?organizationId=&limit=&offset=`.
+#[handler]
+async fn org_list_members(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), AuthError> {
+    let svc = service(depot)?;
+    let c = caller(depot)?;
+    let (limit, offset) = paging(req)?;
+    let org = req.query::<String>("organizationId");
+    let out = svc
+        .list_members(&c.who, org.as_deref(), limit, offset)
+        .await?;
+    res.render(Json(out));
+    Ok(())
+}
+
+/// `POST /admin/create-user` `{email, password, name?, role?: user | admin}`.
+#[handler]
+async fn admin_create_user(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), AuthError> {
+    let svc = service(depot)?;
+    let c = caller(depot)?;
+    let meta = request_meta(req, depot);
+    let b = body(req).await?;
+    let out = svc
+        .admin_create_user(
+            &c.who,
+            text(&b, "email")?,
+            text(&b, "password")?,
+            opt_text(&b, "name"),
+            opt_text(&b, "role"),
+            &meta,
+        )
+        .await?;
+    no_store(res);
+    res.render(Json(out));
+    Ok(())
+}
+
+/// `GET /admin/list-users?limit=&offset=&searchValue=`.
+#[handler]
+async fn admin_list_users(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), AuthError> {
+    let svc = service(depot)?;
+    let c = caller(depot)?;
+    let (limit, offset) = paging(req)?;
+    let search = req.query::<String>("searchValue");
+    let out = svc
+        .admin_list_users(&c.who, limit, offset, search.as_deref())
+        .await?;
+    no_store(res);
+    res.render(Json(out));
+    Ok(())
+}
+
+async fn set_banned(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+    banned: bool,
+) -> Result<(), AuthError> {
+    let svc = service(depot)?;
+    let c = caller(depot)?;
+    let meta = request_meta(req, depot);
+    let b = body(req).await?;
+    let out = svc
+        .admin_set_banned(
+            &c.who,
+            text(&b, "userId")?,
+            banned,
+            opt_text(&b, "banReason"),
+            &meta,
+        )
+        .await?;
+    res.render(Json(out));
+    Ok(())
+}
+
+/// `POST /admin/ban-user` `{userId, banReason?}`.
+#[handler]
+async fn admin_ban_user(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), AuthError> {
+    set_banned(req, depot, res, true).await
+}
+
+/// `POST /admin/unban-user` `{userId}`.
+#[handler]
+async fn admin_unban_user(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), AuthError> {
+    set_banned(req, depot, res, false).await
 }
 
 #[handler]
@@ -617,37 +846,82 @@ async fn sign_in_social(
     let svc = service(depot)?;
     let meta = request_meta(req, depot);
     svc.check_rate(&meta, None)?;
-    let binding = req.cookie(SSO_STATE_COOKIE).map(|c| c.value().to_owned());
+    let binding = sso_binding(req, &svc);
     let b = body(req).await?;
-    let provider = match opt_text(&b, "provider") {
+    let start = social_body(&b)?;
+    let out = svc.sso_start(&start, binding.as_deref()).await?;
+    render_social_redirect(res, &svc, &out);
+    Ok(())
+}
+
+/// `POST /link-social` (`{provider, callbackURL?, errorCallbackURL?}`, better-auth's
+/// `linkSocial`): a signed-in user links a provider identity to the account; the callback then
+/// redirects to `callbackURL` without a new session.
+#[handler]
+async fn link_social(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), AuthError> {
+    let svc = service(depot)?;
+    let c = caller(depot)?;
+    let meta = request_meta(req, depot);
+    svc.check_rate(&meta, None)?;
+    let binding = sso_binding(req, &svc);
+    let b = body(req).await?;
+    let start = social_body(&b)?;
+    let out = svc
+        .sso_link_start(&c.who, &start, binding.as_deref())
+        .await?;
+    render_social_redirect(res, &svc, &out);
+    Ok(())
+}
+
+fn social_body(b: &Json) -> Result<crate::sso::SocialSignIn, AuthError> {
+    let provider = match opt_text(b, "provider") {
         Some(p) => p,
-        None => text(&b, "providerId").map_err(|_| {
+        None => text(b, "providerId").map_err(|_| {
             AuthError::InvalidBody("`provider` is required and must be a string".into())
         })?,
     };
-    let start = crate::sso::SocialSignIn {
+    Ok(crate::sso::SocialSignIn {
         provider: provider.to_owned(),
-        callback_url: opt_text(&b, "callbackURL").map(str::to_owned),
-        error_callback_url: opt_text(&b, "errorCallbackURL").map(str::to_owned),
-        new_user_callback_url: opt_text(&b, "newUserCallbackURL").map(str::to_owned),
-    };
-    let out = svc.sso_start(&start, binding.as_deref()).await?;
-    let secure = if svc.config().cookie_secure {
-        "; Secure"
+        callback_url: opt_text(b, "callbackURL").map(str::to_owned),
+        error_callback_url: opt_text(b, "errorCallbackURL").map(str::to_owned),
+        new_user_callback_url: opt_text(b, "newUserCallbackURL").map(str::to_owned),
+    })
+}
+
+/// The binding cookie's `Set-Cookie` value (`max_age` 0 clears it). Lax: the provider sends the
+/// browser back with a top-level GET, which carries Lax cookies.
+fn sso_cookie(svc: &AuthService, value: &str, max_age: i64) -> String {
+    if svc.config().cookie_secure {
+        format!(
+            "{SSO_STATE_COOKIE_SECURE}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax; Secure"
+        )
     } else {
-        ""
+        format!(
+            "{SSO_STATE_COOKIE}={value}; Max-Age={max_age}; Path={AUTH_BASE}; HttpOnly; SameSite=Lax"
+        )
+    }
+}
+
+/// The browser's binding cookie; with `cookieSecure` only the `__Host-` one counts.
+fn sso_binding(req: &Request, svc: &AuthService) -> Option<String> {
+    let name = if svc.config().cookie_secure {
+        SSO_STATE_COOKIE_SECURE
+    } else {
+        SSO_STATE_COOKIE
     };
-    // Lax: the provider sends the browser back with a top-level GET, which carries Lax cookies.
-    let cookie = format!(
-        "{SSO_STATE_COOKIE}={}; Max-Age={}; Path={AUTH_BASE}; HttpOnly; SameSite=Lax{secure}",
-        out.binding, out.binding_max_age
-    );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
+    req.cookie(name).map(|c| c.value().to_owned())
+}
+
+fn render_social_redirect(res: &mut Response, svc: &AuthService, out: &crate::sso::SocialRedirect) {
+    if let Ok(v) = HeaderValue::from_str(&sso_cookie(svc, &out.binding, out.binding_max_age)) {
         res.headers_mut().append(SET_COOKIE, v);
     }
     no_store(res);
     res.render(Json(json!({ "url": out.url, "redirect": true })));
-    Ok(())
 }
 
 fn redirect(res: &mut Response, to: &str) -> Result<(), AuthError> {
@@ -677,28 +951,52 @@ async fn sso_callback(
         error_description: q("error_description"),
         iss: q("iss"),
     };
-    let binding = req.cookie(SSO_STATE_COOKIE).map(|c| c.value().to_owned());
+    let binding = sso_binding(req, &svc);
+    // The session the browser already has (a `link-social` flow must finish in it).
+    let session_user = depot
+        .get_typed::<AuthCaller>()
+        .ok()
+        .filter(|c| c.who.session_id.is_some())
+        .map(|c| c.who.user_id.clone());
     no_store(res);
-    match svc
-        .sso_callback(&provider, params, binding.as_deref(), &meta)
-        .await
-    {
+    let outcome = svc
+        .sso_callback(
+            &provider,
+            params,
+            binding.as_deref(),
+            session_user.as_deref(),
+            &meta,
+        )
+        .await;
+    // Once the state is used the binding has nothing left to bind; a callback whose state was
+    // refused leaves it, as it may belong to another flow still under way in this browser.
+    let consumed = match &outcome {
+        Ok(_) => true,
+        Err(f) => f.consumed,
+    };
+    if consumed && let Ok(v) = HeaderValue::from_str(&sso_cookie(&svc, "", 0)) {
+        res.headers_mut().append(SET_COOKIE, v);
+    }
+    match outcome {
         Ok(done) => {
-            if let Ok(v) = HeaderValue::from_str(&done.signed.token) {
-                res.headers_mut().insert(SET_AUTH_TOKEN, v);
-            }
-            if let Ok(v) = HeaderValue::from_str(&session_cookie(
-                &svc,
-                &done.signed.token,
-                svc.session_max_age_secs(),
-            )) {
-                res.headers_mut().append(SET_COOKIE, v);
+            if let Some(signed) = &done.signed {
+                if let Ok(v) = HeaderValue::from_str(&signed.token) {
+                    res.headers_mut().insert(SET_AUTH_TOKEN, v);
+                }
+                if let Ok(v) = HeaderValue::from_str(&session_cookie(
+                    &svc,
+                    &signed.token,
+                    svc.session_max_age_secs(),
+                )) {
+                    res.headers_mut().append(SET_COOKIE, v);
+                }
             }
             redirect(res, &done.redirect)
         }
         Err(crate::sso::SsoFailure {
             error,
             redirect: Some(to),
+            ..
         }) => {
             let sep = if to.contains('?') { '&' } else { '?' };
             redirect(res, &format!("{to}{sep}error={}", error.code()))
@@ -736,5 +1034,6 @@ mod tests {
         assert!(!is_protected("/api/v1/auth/oauth2/callback/github"));
         assert!(is_protected("/api/v1/auth/callback/"));
         assert!(is_protected("/api/v1/auth/callback/a/b"));
+        assert!(is_protected("/api/v1/auth/link-social"));
     }
 }

@@ -2,15 +2,19 @@
 //! stored as SHA-256 digests (bearer, `better-auth.session_token` cookie, `set-auth-token`),
 //! idle and absolute session timeouts, account lockout, rate limits, password change and reset
 //! through a mail contract, TOTP two-factor with one-time recovery codes, scoped API keys,
-//! organizations with the active one on the session, and single sign-on through OpenID Connect
+//! organizations with the active one on the session (create, members, switch), user
+//! administration in the active organization, and single sign-on through OpenID Connect
 //! and OAuth2 providers (authorization code + PKCE; see [`sso`]).
 
+mod admin;
 pub mod config;
 mod crypto;
 pub mod error;
 pub mod hook;
 pub mod http;
+mod lockout;
 pub mod mailer;
+mod orgs;
 pub mod plugin;
 mod ratelimit;
 pub mod service;
@@ -22,7 +26,10 @@ pub use config::{
     SsoConfig, SsoProvider,
 };
 pub use error::{AuthError, Result};
-pub use http::{AuthCaller, SESSION_COOKIE, SET_AUTH_TOKEN, SSO_STATE_COOKIE, SessionHoop};
+pub use http::{
+    AuthCaller, SESSION_COOKIE, SET_AUTH_TOKEN, SSO_STATE_COOKIE, SSO_STATE_COOKIE_SECURE,
+    SessionHoop,
+};
 pub use mailer::{LoggingMailer, Mail, Mailer};
 pub use plugin::{AuthHandle, AuthPlugin, MANIFEST, PLUGIN_ID};
 pub use service::{API_KEY_PREFIX, AuthService, RequestMeta, Resolved, SignedIn, events};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use objectos_data::{DataEngine, OpContext, Record};
 use objectos_kernel::{Clock, PluginHandle};
-use objectos_spec::query::{Filter, QueryAst};
+use objectos_spec::query::QueryAst;
 use serde_json::{Value as Json, json};
 
 use crate::config::AuthConfig;
@@ -33,6 +33,17 @@ pub mod events {
     pub const API_KEY_USED: &str = "security.api_key_used";
     /// An external (SSO) identity was linked to an existing account by its verified email.
     pub const IDENTITY_LINKED: &str = "auth.identity_linked";
+    /// An administrator created an account (`POST /admin/create-user`).
+    pub const USER_CREATED: &str = "auth.user_created";
+    /// An administrator banned (locked) or unbanned an account.
+    pub const USER_BANNED: &str = "auth.user_banned";
+    pub const USER_UNBANNED: &str = "auth.user_unbanned";
+    /// Organizations: created, a member added or removed, the session's active one changed.
+    /// (In the `auth` namespace, which the audit plugin records.)
+    pub const ORGANIZATION_CREATED: &str = "auth.organization_created";
+    pub const MEMBER_ADDED: &str = "auth.member_added";
+    pub const MEMBER_REMOVED: &str = "auth.member_removed";
+    pub const ORGANIZATION_SWITCHED: &str = "auth.organization_switched";
     pub const ALL: &[&str] = &[
         LOGIN,
         LOGIN_FAILED,
@@ -46,6 +57,13 @@ pub mod events {
         API_KEY_REVOKED,
         API_KEY_USED,
         IDENTITY_LINKED,
+        USER_CREATED,
+        USER_BANNED,
+        USER_UNBANNED,
+        ORGANIZATION_CREATED,
+        MEMBER_ADDED,
+        MEMBER_REMOVED,
+        ORGANIZATION_SWITCHED,
     ];
 }
 
@@ -54,6 +72,12 @@ pub const API_KEY_PREFIX: &str = "osk_";
 
 /// The stored "hash" of an account without a password (single sign-on only).
 const NO_PASSWORD: &str = "!no-password";
+
+/// Roles in an organization that administer it (and make the member an administrator of the
+/// data while it is the active organization).
+pub(crate) fn manages(role: &str) -> bool {
+    matches!(role, "owner" | "admin")
+}
 
 /// Number of one-time recovery codes issued at TOTP enrolment.
 const RECOVERY_CODES: usize = 10;
@@ -71,9 +95,14 @@ pub struct RequestMeta {
 pub struct Resolved {
     pub user_id: String,
     pub email: String,
+    /// Administrator of the active organization (its owner or an admin); for an API key only
+    /// with the `admin` scope.
     pub is_admin: bool,
-    /// Active organization (the tenant of every data operation).
+    /// Active organization (the tenant of every data operation); always one the user is a
+    /// member of.
     pub tenant: Option<String>,
+    /// The user's role in the active organization (`owner`, `admin` or `member`).
+    pub org_role: Option<String>,
     /// Set for session tokens.
     pub session_id: Option<String>,
     /// Set for API keys.
@@ -95,10 +124,26 @@ pub struct SignedIn {
 pub(crate) struct Credential {
     pub(crate) user_id: String,
     pub(crate) email: String,
-    password_hash: String,
-    is_admin: bool,
-    failed_count: i64,
-    locked_until: Option<i64>,
+    pub(crate) password_hash: String,
+    /// Created as an administrator (the first account, `--admin`, or `role: admin`); shown as
+    /// `isPlatformAdmin`. What a session may do comes from the role in its organization.
+    pub(crate) is_admin: bool,
+}
+
+/// A new account (see [`AuthService::create_account_with`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NewAccount<'a> {
+    pub(crate) email: &'a str,
+    /// `None` for accounts that sign in through a single sign-on provider only.
+    pub(crate) password: Option<&'a str>,
+    pub(crate) name: Option<&'a str>,
+    /// Joins as `admin` rather than `member`.
+    pub(crate) admin: bool,
+    /// Self-service sign-up, closed after the owner unless `allowSignUp`.
+    pub(crate) public: bool,
+    pub(crate) email_verified: bool,
+    /// The organization to join; the owner's when `None`.
+    pub(crate) org: Option<&'a str>,
 }
 
 struct Inner {
@@ -112,6 +157,8 @@ struct Inner {
     limiter: RateLimiter,
     /// A hash verified against when the email is unknown, so both paths cost one argon2 run.
     dummy_hash: String,
+    /// Failed sign-ins counted (stale attempt rows are pruned every so many).
+    failures: std::sync::atomic::AtomicU64,
     /// Serialises account creation so two concurrent first sign-ups cannot both become owner.
     create_lock: tokio::sync::Mutex<()>,
     /// The configured single sign-on providers.
@@ -159,6 +206,41 @@ pub(crate) fn minutes(n: u32) -> i64 {
     i64::from(n) * 60_000
 }
 
+/// The wire form of a user record: `role` is the role in the organization the view is for
+/// (`admin` for its owner and admins), `banned` says an administrator locked or deactivated it.
+pub(crate) fn user_json(
+    user_id: &str,
+    user: &Record,
+    org_role: Option<&str>,
+    platform_admin: bool,
+    two_factor: bool,
+) -> Json {
+    let field = |k: &str| user.get(k).cloned().unwrap_or(Json::Null);
+    let status = user
+        .get("status")
+        .and_then(Json::as_str)
+        .unwrap_or("active");
+    let admin = org_role.map_or(platform_admin, manages);
+    json!({
+        "id": user_id,
+        "name": field("name"),
+        "email": field("email"),
+        "emailVerified": user.get("email_verified").and_then(Json::as_bool).unwrap_or(false),
+        "image": field("avatar"),
+        "createdAt": field("created_at"),
+        "updatedAt": field("updated_at"),
+        "role": if admin { "admin" } else { "user" },
+        "organizationRole": org_role,
+        "status": status,
+        "banned": matches!(status, "locked" | "deactivated"),
+        "banReason": null,
+        "banExpires": null,
+        "twoFactorEnabled": two_factor,
+        "isPlatformAdmin": platform_admin,
+        "tenantId": field("organization_id"),
+    })
+}
+
 impl AuthService {
     /// Builds the service on an open engine and creates the private tables.
     pub async fn open(
@@ -192,6 +274,7 @@ impl AuthService {
                 events,
                 limiter: RateLimiter::new(),
                 dummy_hash,
+                failures: std::sync::atomic::AtomicU64::new(0),
                 create_lock: tokio::sync::Mutex::new(()),
                 sso,
             }),
@@ -214,6 +297,14 @@ impl AuthService {
 
     pub(crate) fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    pub(crate) fn engine(&self) -> &DataEngine {
+        &self.inner.engine
+    }
+
+    pub(crate) fn inner_failures(&self) -> &std::sync::atomic::AtomicU64 {
+        &self.inner.failures
     }
 
     pub(crate) fn sso(&self) -> &Sso {
@@ -302,7 +393,7 @@ impl AuthService {
         value: &str,
     ) -> Result<Option<Credential>> {
         let sql = format!(
-            r#"SELECT "user_id", "email", "password_hash", "is_admin", "failed_count", "locked_until" FROM "_objectos_auth_credential" WHERE "{column}" = ?"#
+            r#"SELECT "user_id", "email", "password_hash", "is_admin" FROM "_objectos_auth_credential" WHERE "{column}" = ?"#
         );
         let Some(row) = self.db().one(&sql, vec![s(value)]).await? else {
             return Ok(None);
@@ -312,12 +403,10 @@ impl AuthService {
             email: get_s(&row, 1)?,
             password_hash: get_s(&row, 2)?,
             is_admin: get_i(&row, 3)? != 0,
-            failed_count: get_i(&row, 4)?,
-            locked_until: get_oi(&row, 5),
         }))
     }
 
-    fn check_policy(&self, password: &str) -> Result<()> {
+    pub(crate) fn check_policy(&self, password: &str) -> Result<()> {
         if password.len() > 1024 {
             return Err(AuthError::WeakPassword(vec![
                 "Password must be at most 1024 bytes long.".into(),
@@ -330,12 +419,13 @@ impl AuthService {
             .map_err(AuthError::WeakPassword)
     }
 
-    /// The organization new members join: the owner's.
+    /// The organization new members join: the first one (its ids grow with time, which
+    /// breaks ties between organizations created in the same millisecond).
     async fn default_org(&self) -> Result<Option<String>> {
         Ok(self
             .db()
             .one(
-                r#"SELECT "org_id" FROM "_objectos_auth_member" WHERE "role" = 'owner' ORDER BY "created_at" LIMIT 1"#,
+                r#"SELECT "org_id" FROM "_objectos_auth_member" WHERE "role" = 'owner' ORDER BY "created_at", "org_id" LIMIT 1"#,
                 vec![],
             )
             .await?
@@ -354,21 +444,32 @@ impl AuthService {
         public: bool,
     ) -> Result<(String, Option<String>)> {
         self.check_policy(password)?;
-        self.create_account_with(email, Some(password), name, admin, public, false)
-            .await
+        self.create_account_with(NewAccount {
+            email,
+            password: Some(password),
+            name,
+            admin,
+            public,
+            ..NewAccount::default()
+        })
+        .await
     }
 
-    /// Creates an account; `password` is `None` for accounts that sign in through a single
-    /// sign-on provider (they can set one later with the password reset flow).
+    /// Creates an account. Accounts without a password sign in through a single sign-on
+    /// provider (they can set one later with the password reset flow).
     pub(crate) async fn create_account_with(
         &self,
-        email: &str,
-        password: Option<&str>,
-        name: Option<&str>,
-        admin: bool,
-        public: bool,
-        email_verified: bool,
+        new: NewAccount<'_>,
     ) -> Result<(String, Option<String>)> {
+        let NewAccount {
+            email,
+            password,
+            name,
+            admin,
+            public,
+            email_verified,
+            org: join,
+        } = new;
         let email = normalize_email(email)?;
         let name = name
             .map(str::trim)
@@ -406,6 +507,8 @@ impl AuthService {
                 .await
                 .map_err(AuthError::Data)?;
             created.get("id").and_then(Json::as_str).map(str::to_owned)
+        } else if let Some(org) = join {
+            Some(org.to_owned())
         } else {
             self.default_org().await?
         };
@@ -475,8 +578,9 @@ impl AuthService {
             .to_owned())
     }
 
-    /// The user as the official server returns it (`{id, name, email, emailVerified, image, ...}`).
-    pub async fn user_view(&self, user_id: &str) -> Result<Json> {
+    /// The user as the official server returns it (`{id, name, email, emailVerified, image, ...}`);
+    /// `role` is `admin` when the user administers `org` (the active organization).
+    pub async fn user_view(&self, user_id: &str, org: Option<&str>) -> Result<Json> {
         let user = self
             .inner
             .engine
@@ -489,24 +593,18 @@ impl AuthService {
             .await
             .map_err(AuthError::Data)?;
         let cred = self.credential_by("user_id", user_id).await?;
-        let is_admin = cred.as_ref().is_some_and(|c| c.is_admin);
+        let role = match org {
+            Some(org) => self.member_role(org, user_id).await?,
+            None => None,
+        };
         let two_factor = self.totp_enabled(user_id).await?;
-        Ok(json!({
-            "id": user_id,
-            "name": user.get("name").cloned().unwrap_or(Json::Null),
-            "email": user.get("email").cloned().unwrap_or(Json::Null),
-            "emailVerified": user.get("email_verified").and_then(Json::as_bool).unwrap_or(false),
-            "image": user.get("avatar").cloned().unwrap_or(Json::Null),
-            "createdAt": user.get("created_at").cloned().unwrap_or(Json::Null),
-            "updatedAt": user.get("updated_at").cloned().unwrap_or(Json::Null),
-            "role": if is_admin { "admin" } else { "user" },
-            "banned": false,
-            "banReason": null,
-            "banExpires": null,
-            "twoFactorEnabled": two_factor,
-            "isPlatformAdmin": is_admin,
-            "tenantId": user.get("organization_id").cloned().unwrap_or(Json::Null),
-        }))
+        Ok(user_json(
+            user_id,
+            &user,
+            role.as_deref(),
+            cred.is_some_and(|c| c.is_admin),
+            two_factor,
+        ))
     }
 
     // ----- sessions -----
@@ -554,7 +652,7 @@ impl AuthService {
         Ok(self
             .db()
             .one(
-                r#"SELECT "org_id" FROM "_objectos_auth_member" WHERE "user_id" = ? ORDER BY "created_at" LIMIT 1"#,
+                r#"SELECT "org_id" FROM "_objectos_auth_member" WHERE "user_id" = ? ORDER BY "created_at", "org_id" LIMIT 1"#,
                 vec![s(user_id)],
             )
             .await?
@@ -573,7 +671,7 @@ impl AuthService {
             .create_account(email, password, name, false, true)
             .await?;
         let (token, session) = self.create_session(&user_id, org.as_deref(), meta).await?;
-        let user = self.user_view(&user_id).await?;
+        let user = self.user_view(&user_id, org.as_deref()).await?;
         let email = user.get("email").and_then(Json::as_str).map(str::to_owned);
         self.publish(
             events::LOGIN,
@@ -591,53 +689,43 @@ impl AuthService {
         })
     }
 
+    /// Counts a failed sign-in for the email (known or not), publishes `auth.login_failed`, and
+    /// locks the email once the failures reach `lockout.maxFailedAttempts`.
     async fn record_failure(
         &self,
-        cred: &Credential,
+        email_key: &str,
+        email: &str,
+        cred: Option<&Credential>,
         meta: &RequestMeta,
         reason: &str,
     ) -> Result<AuthError> {
-        let now = ms(self.now());
-        let lock = &self.inner.config.lockout;
-        let failed = cred.failed_count + 1;
-        let org = self.org_of(&cred.user_id).await?;
+        let org = match cred {
+            Some(c) => self.org_of(&c.user_id).await?,
+            None => None,
+        };
+        let user_id = cred.map(|c| c.user_id.as_str());
         self.publish(
             events::LOGIN_FAILED,
-            Some(&cred.user_id),
-            Some(&cred.email),
+            user_id,
+            Some(email),
             org.as_deref(),
             meta,
             json!({"reason": reason}),
         )
         .await;
-        if failed >= i64::from(lock.max_failed_attempts) {
-            let until = now + minutes(lock.lock_minutes);
-            self.db()
-                .exec(
-                    r#"UPDATE "_objectos_auth_credential" SET "failed_count" = 0, "locked_until" = ? WHERE "user_id" = ?"#,
-                    vec![i(until), s(&cred.user_id)],
-                )
-                .await?;
-            tracing::warn!(user_id = %cred.user_id, "Account locked after repeated failed sign-ins.");
+        if let Some(retry_after_secs) = self.count_failure(email_key).await? {
+            tracing::warn!(user_id = ?user_id, "Sign-ins locked for an email after repeated failures.");
             self.publish(
                 events::ACCOUNT_LOCKED,
-                Some(&cred.user_id),
-                Some(&cred.email),
+                user_id,
+                Some(email),
                 org.as_deref(),
                 meta,
                 json!({"reason": "too_many_failed_sign_ins"}),
             )
             .await;
-            return Ok(AuthError::AccountLocked {
-                retry_after_secs: u64::from(lock.lock_minutes) * 60,
-            });
+            return Ok(AuthError::AccountLocked { retry_after_secs });
         }
-        self.db()
-            .exec(
-                r#"UPDATE "_objectos_auth_credential" SET "failed_count" = ? WHERE "user_id" = ?"#,
-                vec![i(failed), s(&cred.user_id)],
-            )
-            .await?;
         Ok(match reason {
             "invalid_two_factor_code" => AuthError::InvalidTwoFactorCode,
             _ => AuthError::InvalidCredentials,
@@ -645,6 +733,10 @@ impl AuthService {
     }
 
     /// `POST /sign-in/email`: checks lockout, the password and (when enrolled) the second factor.
+    ///
+    /// An unknown email goes through the same steps as a wrong password: one argon2 run, one
+    /// failure counted for that email, the same lockout, so neither the answers nor their timing
+    /// say whether an account exists.
     pub async fn sign_in(
         &self,
         email: &str,
@@ -653,28 +745,17 @@ impl AuthService {
         meta: &RequestMeta,
     ) -> Result<SignedIn> {
         let email = normalize_email(email).map_err(|_| AuthError::InvalidCredentials)?;
-        let Some(cred) = self.credential_by("email", &email).await? else {
-            // Same cost as a real check, so response time does not reveal which emails exist.
-            let _ = self.inner.hasher.verify(password, &self.inner.dummy_hash);
-            self.publish(
-                events::LOGIN_FAILED,
-                None,
-                Some(&email),
-                None,
-                meta,
-                json!({"reason": "unknown_user"}),
-            )
-            .await;
-            return Err(AuthError::InvalidCredentials);
-        };
+        let email_key = crypto::sha256_hex(&email);
+        let cred = self.credential_by("email", &email).await?;
+        let attempts = self.attempt_row(&email_key).await?;
         let now = ms(self.now());
-        if let Some(until) = cred.locked_until.filter(|u| *u > now) {
-            let org = self.org_of(&cred.user_id).await?;
+        if let Some(until) = attempts.and_then(|a| a.locked_until).filter(|u| *u > now) {
+            let user_id = cred.as_ref().map(|c| c.user_id.as_str());
             self.publish(
                 events::LOGIN_FAILED,
-                Some(&cred.user_id),
+                user_id,
                 Some(&email),
-                org.as_deref(),
+                None,
                 meta,
                 json!({"reason": "account_locked"}),
             )
@@ -683,9 +764,30 @@ impl AuthService {
                 retry_after_secs: u64::try_from((until - now + 999) / 1000).unwrap_or(1),
             });
         }
-        if !self.inner.hasher.verify(password, &cred.password_hash) {
-            return Err(self.record_failure(&cred, meta, "invalid_password").await?);
-        }
+        // Accounts without a password (single sign-on only) and unknown emails are checked
+        // against the dummy hash, so every path costs exactly one argon2 run.
+        let real = cred
+            .as_ref()
+            .map(|c| c.password_hash.as_str())
+            .filter(|h| h.starts_with("$argon2"));
+        let verified = self
+            .inner
+            .hasher
+            .verify(password, real.unwrap_or(&self.inner.dummy_hash))
+            && real.is_some();
+        let cred = match cred {
+            Some(c) if verified => c,
+            other => {
+                let reason = if other.is_some() {
+                    "invalid_password"
+                } else {
+                    "unknown_user"
+                };
+                return Err(self
+                    .record_failure(&email_key, &email, other.as_ref(), meta, reason)
+                    .await?);
+            }
+        };
         let status = self.user_status(&cred.user_id).await?;
         if status != "active" {
             self.publish(
@@ -705,26 +807,31 @@ impl AuthService {
             };
             if !self.check_second_factor(&cred.user_id, code).await? {
                 return Err(self
-                    .record_failure(&cred, meta, "invalid_two_factor_code")
+                    .record_failure(
+                        &email_key,
+                        &email,
+                        Some(&cred),
+                        meta,
+                        "invalid_two_factor_code",
+                    )
                     .await?);
             }
         }
-        self.db()
-            .exec(
-                r#"UPDATE "_objectos_auth_credential" SET "failed_count" = 0, "locked_until" = NULL WHERE "user_id" = ?"#,
-                vec![s(&cred.user_id)],
-            )
-            .await?;
-        let org = self.org_of(&cred.user_id).await?;
-        let (token, session) = self
-            .create_session(&cred.user_id, org.as_deref(), meta)
-            .await?;
-        let user = self.user_view(&cred.user_id).await?;
+        if attempts.is_some() {
+            self.clear_failures(&email_key).await?;
+        }
+        let Some(org) = self.org_of(&cred.user_id).await? else {
+            // Every session acts within an organization; a user removed from all of them has
+            // no data to work on.
+            return Err(AuthError::AccountDisabled("without an organization".into()));
+        };
+        let (token, session) = self.create_session(&cred.user_id, Some(&org), meta).await?;
+        let user = self.user_view(&cred.user_id, Some(&org)).await?;
         self.publish(
             events::LOGIN,
             Some(&cred.user_id),
             Some(&email),
-            org.as_deref(),
+            Some(&org),
             meta,
             json!({}),
         )
@@ -745,10 +852,11 @@ impl AuthService {
             return self.resolve_api_key(token, meta).await;
         }
         let hash = crypto::sha256_hex(token);
+        // One query: the session, the user's email, and the role in the active organization.
         let Some(row) = self
             .db()
             .one(
-                r#"SELECT "id", "token_hash", "user_id", "active_org", "created_at", "last_seen_at", "expires_at", "revoked_at" FROM "_objectos_auth_session" WHERE "token_hash" = ?"#,
+                r#"SELECT s."id", s."token_hash", s."user_id", s."active_org", s."created_at", s."last_seen_at", s."expires_at", s."revoked_at", c."email", m."role" FROM "_objectos_auth_session" s JOIN "_objectos_auth_credential" c ON c."user_id" = s."user_id" LEFT JOIN "_objectos_auth_member" m ON m."org_id" = s."active_org" AND m."user_id" = s."user_id" WHERE s."token_hash" = ?"#,
                 vec![s(&hash)],
             )
             .await?
@@ -771,6 +879,24 @@ impl AuthService {
         }
         let id = get_s(&row, 0)?;
         let user_id = get_s(&row, 2)?;
+        let (tenant, role) = match (get_os(&row, 3), get_os(&row, 9)) {
+            (Some(org), Some(role)) => (org, role),
+            // No longer a member of the active organization (removed since): the session moves
+            // to another of the user's organizations, and without one it no longer works (a
+            // session without a tenant would see every organization's rows).
+            _ => {
+                let Some((org, role)) = self.first_membership(&user_id).await? else {
+                    return Ok(None);
+                };
+                self.db()
+                    .exec(
+                        r#"UPDATE "_objectos_auth_session" SET "active_org" = ? WHERE "id" = ?"#,
+                        vec![s(&org), s(&id)],
+                    )
+                    .await?;
+                (org, role)
+            }
+        };
         // Activity is recorded at most once a second, which is all the idle timeout needs.
         if now - last_seen >= 1000 {
             self.db()
@@ -780,23 +906,36 @@ impl AuthService {
                 )
                 .await?;
         }
-        let Some(cred) = self.credential_by("user_id", &user_id).await? else {
-            return Ok(None);
-        };
         Ok(Some(Resolved {
             user_id,
-            email: cred.email,
-            is_admin: cred.is_admin,
-            tenant: get_os(&row, 3),
+            email: get_s(&row, 8)?,
+            is_admin: manages(&role),
+            tenant: Some(tenant),
+            org_role: Some(role),
             session_id: Some(id),
             api_key_id: None,
             scopes: Vec::new(),
         }))
     }
 
+    /// The user's oldest membership: `(organization, role)`.
+    pub(crate) async fn first_membership(&self, user_id: &str) -> Result<Option<(String, String)>> {
+        let Some(row) = self
+            .db()
+            .one(
+                r#"SELECT "org_id", "role" FROM "_objectos_auth_member" WHERE "user_id" = ? ORDER BY "created_at", "org_id" LIMIT 1"#,
+                vec![s(user_id)],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((get_s(&row, 0)?, get_s(&row, 1)?)))
+    }
+
     /// `GET /get-session`: the user and the session (`token` echoed from the request).
     pub async fn session_view(&self, who: &Resolved, token: &str) -> Result<Json> {
-        let user = self.user_view(&who.user_id).await?;
+        let user = self.user_view(&who.user_id, who.tenant.as_deref()).await?;
         let session = match &who.session_id {
             Some(id) => {
                 let row = self
@@ -817,6 +956,7 @@ impl AuthService {
                     "ipAddress": get_os(&row, 3).unwrap_or_default(),
                     "userAgent": get_os(&row, 4).unwrap_or_default(),
                     "activeOrganizationId": get_os(&row, 5),
+                    "activeOrganizationRole": who.org_role,
                     "activeTeamId": null,
                     "impersonatedBy": null,
                 })
@@ -825,6 +965,7 @@ impl AuthService {
                 "id": who.api_key_id,
                 "userId": who.user_id,
                 "activeOrganizationId": who.tenant,
+                "activeOrganizationRole": who.org_role,
                 "apiKey": true,
                 "scopes": who.scopes,
             }),
@@ -909,6 +1050,10 @@ impl AuthService {
                 vec![s(hash), i(ms(self.now())), s(user_id)],
             )
             .await?;
+        // A new password (proved by the current one or the reset mail) lifts a sign-in lockout.
+        if let Some(c) = self.credential_by("user_id", user_id).await? {
+            self.clear_failures(&crypto::sha256_hex(&c.email)).await?;
+        }
         Ok(())
     }
 
@@ -1314,13 +1459,14 @@ impl AuthService {
         Ok(Json::Array(out))
     }
 
-    /// Revokes one of the caller's keys (administrators may revoke anyone's).
+    /// Revokes one of the caller's keys (administrators may revoke any key of their active
+    /// organization; another organization's key is answered like an unknown one).
     pub async fn revoke_api_key(&self, who: &Resolved, id: &str, meta: &RequestMeta) -> Result<()> {
-        let n = if who.is_admin {
+        let n = if let (true, Some(org)) = (who.is_admin, who.tenant.as_deref()) {
             self.db()
                 .exec(
-                    r#"UPDATE "_objectos_auth_api_key" SET "revoked_at" = ? WHERE "id" = ? AND "revoked_at" IS NULL"#,
-                    vec![i(ms(self.now())), s(id)],
+                    r#"UPDATE "_objectos_auth_api_key" SET "revoked_at" = ? WHERE "id" = ? AND ("org_id" = ? OR "user_id" = ?) AND "revoked_at" IS NULL"#,
+                    vec![i(ms(self.now())), s(id), s(org), s(&who.user_id)],
                 )
                 .await?
         } else {
@@ -1350,10 +1496,11 @@ impl AuthService {
 
     async fn resolve_api_key(&self, key: &str, meta: &RequestMeta) -> Result<Option<Resolved>> {
         let hash = crypto::sha256_hex(key);
+        // One query: the key, the owner's email, and the owner's role in the key's organization.
         let Some(row) = self
             .db()
             .one(
-                r#"SELECT "id", "key_hash", "user_id", "scopes", "org_id", "expires_at", "revoked_at" FROM "_objectos_auth_api_key" WHERE "key_hash" = ?"#,
+                r#"SELECT k."id", k."key_hash", k."user_id", k."scopes", k."org_id", k."expires_at", k."revoked_at", c."email", m."role" FROM "_objectos_auth_api_key" k JOIN "_objectos_auth_credential" c ON c."user_id" = k."user_id" LEFT JOIN "_objectos_auth_member" m ON m."org_id" = k."org_id" AND m."user_id" = k."user_id" WHERE k."key_hash" = ?"#,
                 vec![s(&hash)],
             )
             .await?
@@ -1367,101 +1514,41 @@ impl AuthService {
         {
             return Ok(None);
         }
-        let id = get_s(&row, 0)?;
-        let user_id = get_s(&row, 2)?;
-        let scopes: Vec<String> = serde_json::from_str(&get_s(&row, 3)?).unwrap_or_default();
-        let Some(cred) = self.credential_by("user_id", &user_id).await? else {
+        // A key acts in the organization it was created in, and stops working once its owner
+        // is no longer a member there.
+        let (Some(tenant), Some(role)) = (get_os(&row, 4), get_os(&row, 8)) else {
             return Ok(None);
         };
+        let id = get_s(&row, 0)?;
+        let user_id = get_s(&row, 2)?;
+        let email = get_s(&row, 7)?;
+        let scopes: Vec<String> = serde_json::from_str(&get_s(&row, 3)?).unwrap_or_default();
         self.db()
             .exec(
                 r#"UPDATE "_objectos_auth_api_key" SET "last_used_at" = ? WHERE "id" = ?"#,
                 vec![i(now), s(&id)],
             )
             .await?;
-        let tenant = get_os(&row, 4);
         self.publish(
             events::API_KEY_USED,
             Some(&user_id),
-            Some(&cred.email),
-            tenant.as_deref(),
+            Some(&email),
+            Some(&tenant),
             meta,
             json!({"apiKeyId": id}),
         )
         .await;
         Ok(Some(Resolved {
-            is_admin: cred.is_admin && scopes.iter().any(|s| s == "admin"),
+            // Without the `admin` scope an administrator's key carries no administrator rights.
+            is_admin: manages(&role) && scopes.iter().any(|s| s == "admin"),
             user_id,
-            email: cred.email,
-            tenant,
+            email,
+            tenant: Some(tenant),
+            org_role: Some(role),
             session_id: None,
             api_key_id: Some(id),
             scopes,
         }))
-    }
-
-    // ----- organizations -----
-
-    /// The caller's organizations with their role.
-    pub async fn organizations(&self, who: &Resolved) -> Result<Json> {
-        let rows = self
-            .db()
-            .all(
-                r#"SELECT "org_id", "role" FROM "_objectos_auth_member" WHERE "user_id" = ? ORDER BY "created_at""#,
-                vec![s(&who.user_id)],
-            )
-            .await?;
-        let mut out = Vec::new();
-        for r in rows {
-            let org_id = get_s(&r, 0)?;
-            let org = self
-                .inner
-                .engine
-                .find(
-                    &OpContext::system("auth: list organizations"),
-                    "organization",
-                    QueryAst {
-                        filter: Filter::eq("id", json!(org_id)),
-                        ..QueryAst::default()
-                    },
-                )
-                .await
-                .map_err(AuthError::Data)?;
-            let rec = org.records.into_iter().next().unwrap_or_default();
-            out.push(json!({
-                "id": org_id,
-                "name": rec.get("name").cloned().unwrap_or(Json::Null),
-                "slug": rec.get("slug").cloned().unwrap_or(Json::Null),
-                "role": get_s(&r, 1)?,
-            }));
-        }
-        Ok(Json::Array(out))
-    }
-
-    /// Makes one of the caller's organizations the session's active one.
-    pub async fn set_active_organization(&self, who: &Resolved, org_id: &str) -> Result<()> {
-        let session = who.session_id.as_deref().ok_or_else(|| {
-            AuthError::BadRequest("API keys are bound to one organization.".into())
-        })?;
-        let member = self
-            .db()
-            .one(
-                r#"SELECT "role" FROM "_objectos_auth_member" WHERE "org_id" = ? AND "user_id" = ?"#,
-                vec![s(org_id), s(&who.user_id)],
-            )
-            .await?;
-        if member.is_none() {
-            return Err(AuthError::Forbidden(format!(
-                "You are not a member of organization {org_id}."
-            )));
-        }
-        self.db()
-            .exec(
-                r#"UPDATE "_objectos_auth_session" SET "active_org" = ? WHERE "id" = ?"#,
-                vec![s(org_id), s(session)],
-            )
-            .await?;
-        Ok(())
     }
 
     /// Session timeouts in seconds (`Max-Age` of the cookie).

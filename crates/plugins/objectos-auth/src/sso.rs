@@ -15,6 +15,7 @@
 //! shortened to printable text before they reach a client.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use oauth2::basic::BasicClient;
@@ -30,11 +31,15 @@ use openidconnect::{
 };
 use serde_json::{Value as Json, json};
 
-use crate::config::{ClaimMapping, ProviderKind, Secret, SsoConfig, SsoProvider, http_url};
+use crate::config::{
+    ClaimMapping, ProviderKind, Secret, SsoConfig, SsoProvider, http_url, provider_url,
+};
 use crate::crypto;
 use crate::error::{AuthError, Result};
-use crate::service::{AuthService, RequestMeta, SignedIn, events, minutes, normalize_email};
-use crate::store::{get_oi, get_os, get_s, i, os, s};
+use crate::service::{
+    AuthService, NewAccount, RequestMeta, Resolved, SignedIn, events, minutes, normalize_email,
+};
+use crate::store::{get_i, get_oi, get_os, get_s, i, os, s};
 
 /// How long discovered provider metadata (endpoints and signing keys) is reused.
 const METADATA_TTL: Duration = Duration::from_secs(3600);
@@ -44,6 +49,16 @@ const METADATA_MIN_REFRESH: Duration = Duration::from_secs(30);
 const MAX_USERINFO_BYTES: usize = 1 << 20;
 /// Upper bound of a `callbackURL`.
 const MAX_REDIRECT_LEN: usize = 2048;
+/// Upper bound of one discovery (the document and the signing keys).
+const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a failed discovery no new attempt is made for this long, doubled per further failure
+/// up to [`BACKOFF_MAX`]; requests meanwhile fail at once instead of waiting on a dead provider.
+const BACKOFF_FIRST: Duration = Duration::from_secs(2);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Expired flow states are swept at most this often (milliseconds).
+const SWEEP_EVERY_MS: i64 = 60_000;
+/// What a client is told when a provider cannot be reached; the cause is only logged.
+const UNREACHABLE: &str = "it could not be reached; try again later";
 
 type OidcClient = CoreClient<
     EndpointSet,
@@ -56,10 +71,31 @@ type OidcClient = CoreClient<
 type OAuthClient =
     BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
+/// Discovered metadata of an OIDC provider and the state of failed discoveries.
+#[derive(Default)]
+struct OidcCache {
+    client: Option<(Instant, Arc<OidcClient>)>,
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+impl OidcCache {
+    fn stale(&self) -> Option<Arc<OidcClient>> {
+        self.client.as_ref().map(|(_, c)| c.clone())
+    }
+
+    fn backing_off(&self) -> bool {
+        self.retry_at.is_some_and(|at| Instant::now() < at)
+    }
+}
+
 enum Engine {
     Oidc {
         issuer: IssuerUrl,
-        cache: tokio::sync::Mutex<Option<(Instant, Arc<OidcClient>)>>,
+        /// Held only for reads and writes, never across a network call.
+        cache: parking_lot::Mutex<OidcCache>,
+        /// One discovery at a time per provider.
+        flight: tokio::sync::Mutex<()>,
     },
     OAuth2 {
         client: Box<OAuthClient>,
@@ -75,6 +111,12 @@ struct Provider {
     redirect: RedirectUrl,
     scopes: Vec<String>,
     engine: Engine,
+    /// Whose subjects these are: the issuer (oidc) or a digest of the token and user-info
+    /// endpoints (oauth2). Stored with each identity and compared at sign-in, so a provider id
+    /// pointed at another server cannot sign in to the accounts linked through the old one.
+    issuer_key: String,
+    /// `allowedEmailDomains`, lowercased; empty when every domain is allowed.
+    domains: Option<Vec<String>>,
 }
 
 /// The configured providers and the outgoing HTTP client (built once at start, no network).
@@ -85,6 +127,8 @@ pub(crate) struct Sso {
     base_origin: Option<String>,
     trusted_origins: Vec<String>,
     state_minutes: u32,
+    /// When expired flow states were last swept (clock milliseconds).
+    last_sweep: AtomicI64,
 }
 
 impl std::fmt::Debug for Sso {
@@ -212,9 +256,11 @@ impl Sso {
                         .issuer
                         .clone()
                         .ok_or_else(|| bad("issuer", "required for kind `oidc`".into()))?;
+                    provider_url(&issuer).map_err(|e| bad("issuer", e))?;
                     Engine::Oidc {
                         issuer: IssuerUrl::new(issuer).map_err(|e| bad("issuer", e.to_string()))?,
-                        cache: tokio::sync::Mutex::new(None),
+                        cache: parking_lot::Mutex::new(OidcCache::default()),
+                        flight: tokio::sync::Mutex::new(()),
                     }
                 }
                 Some(ProviderKind::Oauth2) => {
@@ -222,11 +268,16 @@ impl Sso {
                         v.clone()
                             .ok_or_else(|| bad(key, "required for kind `oauth2`".into()))
                     };
-                    let auth = AuthUrl::new(url("authorizationUrl", &p.authorization_url)?)
+                    let checked = |key: &str, v: &Option<String>| {
+                        let raw = url(key, v)?;
+                        provider_url(&raw).map_err(|e| bad(key, e))?;
+                        Ok::<_, AuthError>(raw)
+                    };
+                    let auth = AuthUrl::new(checked("authorizationUrl", &p.authorization_url)?)
                         .map_err(|e| bad("authorizationUrl", e.to_string()))?;
-                    let token = TokenUrl::new(url("tokenUrl", &p.token_url)?)
+                    let token = TokenUrl::new(checked("tokenUrl", &p.token_url)?)
                         .map_err(|e| bad("tokenUrl", e.to_string()))?;
-                    let user_info = http_url(&url("userInfoUrl", &p.user_info_url)?)
+                    let user_info = provider_url(&checked("userInfoUrl", &p.user_info_url)?)
                         .map_err(|e| bad("userInfoUrl", e))?;
                     let mut client = BasicClient::new(ClientId::new(p.client_id.clone()))
                         .set_auth_uri(auth)
@@ -244,12 +295,32 @@ impl Sso {
                 }
                 None => return Err(bad("kind", "required: `oidc` or `oauth2`".into())),
             };
+            let issuer_key = match &engine {
+                Engine::Oidc { issuer, .. } => issuer.as_str().to_owned(),
+                Engine::OAuth2 {
+                    client, user_info, ..
+                } => format!(
+                    "oauth2:{}",
+                    crypto::sha256_hex(&format!(
+                        "{}\n{}",
+                        client.token_uri().as_str(),
+                        user_info.as_str()
+                    ))
+                ),
+            };
+            let domains = p.allowed_email_domains.as_ref().map(|d| {
+                d.iter()
+                    .map(|d| d.trim().to_ascii_lowercase())
+                    .collect::<Vec<_>>()
+            });
             providers.push(Provider {
                 scopes: p.effective_scopes(),
                 cfg: p.clone(),
                 secret,
                 redirect,
                 engine,
+                issuer_key,
+                domains,
             });
         }
         Ok(Self {
@@ -258,6 +329,7 @@ impl Sso {
             base_origin,
             trusted_origins,
             state_minutes: cfg.state_minutes.max(1),
+            last_sweep: AtomicI64::new(i64::MIN),
         })
     }
 
@@ -325,38 +397,128 @@ impl Sso {
 
     /// The OIDC client from the issuer's discovery document (cached for [`METADATA_TTL`];
     /// `refresh` fetches it again, as after a signature failure when the keys may have rotated).
+    ///
+    /// The cache lock is never held across the network: a request with fresh metadata never
+    /// waits, one with stale metadata uses it while another request refreshes, and only a cold
+    /// cache waits for the one discovery in flight. After a failure, requests fail at once for a
+    /// growing backoff (or keep using stale metadata) instead of queueing on a dead provider.
     async fn oidc_client(&self, p: &Provider, refresh: bool) -> Result<Arc<OidcClient>> {
-        let Engine::Oidc { issuer, cache } = &p.engine else {
+        let Engine::Oidc {
+            issuer,
+            cache,
+            flight,
+        } = &p.engine
+        else {
             return Err(AuthError::Internal("not an OIDC provider".into()));
         };
-        let mut guard = cache.lock().await;
-        if let Some((at, client)) = guard.as_ref() {
-            let age = at.elapsed();
-            if age < METADATA_TTL && (!refresh || age < METADATA_MIN_REFRESH) {
-                return Ok(client.clone());
+        let usable = |c: &OidcCache| {
+            c.client.as_ref().and_then(|(at, client)| {
+                let age = at.elapsed();
+                (age < METADATA_TTL && (!refresh || age < METADATA_MIN_REFRESH))
+                    .then(|| client.clone())
+            })
+        };
+        let unreachable = || AuthError::ProviderUnavailable(UNREACHABLE.into());
+        let seen = {
+            let c = cache.lock();
+            if let Some(client) = usable(&c) {
+                return Ok(client);
+            }
+            if c.backing_off() {
+                return c.stale().ok_or_else(unreachable);
+            }
+            c.client.as_ref().map(|(at, _)| *at)
+        };
+        let _flight = match flight.try_lock() {
+            Ok(g) => g,
+            Err(_) => {
+                // Another request is discovering: use what is cached rather than queue, unless
+                // nothing is (or the caller needs new keys).
+                if !refresh && let Some(client) = cache.lock().stale() {
+                    return Ok(client);
+                }
+                flight.lock().await
+            }
+        };
+        {
+            let c = cache.lock();
+            // The discovery this request waited for has settled it.
+            if c.client.as_ref().map(|(at, _)| *at) != seen
+                && let Some(client) = c.stale()
+            {
+                return Ok(client);
+            }
+            if c.backing_off() {
+                return c.stale().ok_or_else(unreachable);
             }
         }
+        let found = tokio::time::timeout(DISCOVERY_TIMEOUT, self.discover(p, issuer))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {DISCOVERY_TIMEOUT:?}")));
+        let mut c = cache.lock();
+        match found {
+            Ok(client) => {
+                let client = Arc::new(client);
+                *c = OidcCache {
+                    client: Some((Instant::now(), client.clone())),
+                    failures: 0,
+                    retry_at: None,
+                };
+                Ok(client)
+            }
+            Err(cause) => {
+                c.failures = c.failures.saturating_add(1);
+                let backoff = BACKOFF_FIRST
+                    .saturating_mul(1 << c.failures.saturating_sub(1).min(6))
+                    .min(BACKOFF_MAX);
+                c.retry_at = Some(Instant::now() + backoff);
+                tracing::warn!(
+                    provider = %p.cfg.id,
+                    issuer = %issuer.as_str(),
+                    error = %cause,
+                    failures = c.failures,
+                    retry_in_secs = backoff.as_secs(),
+                    "OIDC discovery failed."
+                );
+                c.stale().ok_or_else(unreachable)
+            }
+        }
+    }
+
+    /// Reads the discovery document and the signing keys, and checks that every endpoint is
+    /// https (or loopback). The error is for the log only.
+    async fn discover(
+        &self,
+        p: &Provider,
+        issuer: &IssuerUrl,
+    ) -> std::result::Result<OidcClient, String> {
         let metadata = CoreProviderMetadata::discover_async(issuer.clone(), &self.http)
             .await
-            .map_err(|e| {
-                tracing::warn!(provider = %p.cfg.id, error = %chain(&e), "OIDC discovery failed.");
-                AuthError::ProviderUnavailable(format!(
-                    "the discovery document of `{}` could not be read: {}",
-                    issuer.as_str(),
-                    chain(&e)
-                ))
-            })?;
-        let client = CoreClient::from_provider_metadata(
+            .map_err(|e| chain(&e))?;
+        let mut endpoints = vec![
+            (
+                "authorization_endpoint",
+                metadata.authorization_endpoint().url(),
+            ),
+            ("jwks_uri", metadata.jwks_uri().url()),
+        ];
+        if let Some(u) = metadata.token_endpoint() {
+            endpoints.push(("token_endpoint", u.url()));
+        }
+        if let Some(u) = metadata.userinfo_endpoint() {
+            endpoints.push(("userinfo_endpoint", u.url()));
+        }
+        for (key, url) in endpoints {
+            provider_url(url.as_str()).map_err(|e| format!("the discovered {key}: {e}"))?;
+        }
+        Ok(CoreClient::from_provider_metadata(
             metadata,
             ClientId::new(p.cfg.client_id.clone()),
             p.secret
                 .as_ref()
                 .map(|s| ClientSecret::new(s.expose().to_owned())),
         )
-        .set_redirect_uri(p.redirect.clone());
-        let client = Arc::new(client);
-        *guard = Some((Instant::now(), client.clone()));
-        Ok(client)
+        .set_redirect_uri(p.redirect.clone()))
     }
 
     /// The provider's authorization URL with a fresh state, nonce and PKCE challenge.
@@ -434,7 +596,8 @@ impl Sso {
         let token = client
             .exchange_code(AuthorizationCode::new(code))
             .map_err(|e| {
-                AuthError::ProviderUnavailable(format!("the provider has no token endpoint: {e}"))
+                tracing::warn!(provider = %p.cfg.id, error = %e, "The OIDC provider has no token endpoint.");
+                AuthError::ProviderUnavailable("it has no token endpoint".into())
             })?
             .set_pkce_verifier(PkceCodeVerifier::new(verifier))
             .request_async(&self.http)
@@ -487,12 +650,16 @@ impl Sso {
         };
         // With the code flow many providers put the profile claims only in the user-info answer.
         if who.email.is_none() && client.user_info_url().is_some() {
+            let failed = |e: &(dyn std::error::Error + 'static)| {
+                tracing::warn!(provider = %p.cfg.id, error = %chain(e), "The OIDC user-info request failed.");
+                AuthError::UserInfo("the user-info request failed".into())
+            };
             let info: CoreUserInfoClaims = client
                 .user_info(token.access_token().clone(), Some(claims.subject().clone()))
-                .map_err(|e| AuthError::UserInfo(chain(&e)))?
+                .map_err(|e| failed(&e))?
                 .request_async(&self.http)
                 .await
-                .map_err(|e| AuthError::UserInfo(chain(&e)))?;
+                .map_err(|e| failed(&e))?;
             who.email = info.email().map(|e| e.as_str().to_owned());
             who.email_verified = info.email_verified().unwrap_or(false);
             if who.name.is_none() {
@@ -519,7 +686,10 @@ impl Sso {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| AuthError::UserInfo(format!("the request failed: {}", chain(&e))))?;
+            .map_err(|e| {
+                tracing::warn!(error = %chain(&e), "The SSO user-info endpoint could not be reached.");
+                AuthError::ProviderUnavailable(UNREACHABLE.into())
+            })?;
         if !res.status().is_success() {
             return Err(AuthError::UserInfo(format!(
                 "the user-info endpoint answered HTTP {}",
@@ -533,7 +703,8 @@ impl Sso {
             return Err(AuthError::UserInfo("the answer is too large".into()));
         }
         let body = res.bytes().await.map_err(|e| {
-            AuthError::UserInfo(format!("the answer could not be read: {}", chain(&e)))
+            tracing::warn!(error = %chain(&e), "The SSO user-info answer could not be read.");
+            AuthError::UserInfo("the answer could not be read".into())
         })?;
         if body.len() > MAX_USERINFO_BYTES {
             return Err(AuthError::UserInfo("the answer is too large".into()));
@@ -582,7 +753,7 @@ pub struct SocialSignIn {
 }
 
 /// The answer to `POST /sign-in/social`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SocialRedirect {
     /// The provider's authorization URL.
     pub url: String,
@@ -593,7 +764,7 @@ pub struct SocialRedirect {
 }
 
 /// The query of `GET /callback/{provider}`.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct CallbackParams {
     pub state: Option<String>,
     pub code: Option<String>,
@@ -604,12 +775,59 @@ pub struct CallbackParams {
 }
 
 /// A finished single sign-on.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SsoSignedIn {
-    pub signed: SignedIn,
+    /// The new session; `None` after a `link-social` flow, where the browser keeps its session.
+    pub signed: Option<SignedIn>,
     /// Where to send the browser.
     pub redirect: String,
     pub new_user: bool,
+}
+
+/// Whether an optional secret is there, for `Debug` output that must not show it.
+fn presence(v: Option<&str>) -> &'static str {
+    if v.is_some() { "[redacted]" } else { "None" }
+}
+
+// The Debug impls below leave out codes, states, bindings and tokens: a `{:?}` in a log line
+// must not hand out what redeems a sign-in or a session.
+impl std::fmt::Debug for SocialRedirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL's query carries the state and nonce; the endpoint alone is shown.
+        let endpoint = self.url.split('?').next().unwrap_or_default();
+        f.debug_struct("SocialRedirect")
+            .field("url", &endpoint)
+            .field("binding", &"[redacted]")
+            .field("binding_max_age", &self.binding_max_age)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for CallbackParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackParams")
+            .field("state", &presence(self.state.as_deref()))
+            .field("code", &presence(self.code.as_deref()))
+            .field("error", &self.error)
+            .field("error_description", &self.error_description)
+            .field("iss", &self.iss)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SsoSignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let user = self.signed.as_ref().and_then(|s| s.user.get("id").cloned());
+        f.debug_struct("SsoSignedIn")
+            .field("user_id", &user)
+            .field(
+                "token",
+                &presence(self.signed.as_ref().map(|s| s.token.as_str())),
+            )
+            .field("redirect", &self.redirect)
+            .field("new_user", &self.new_user)
+            .finish()
+    }
 }
 
 /// A failed callback; `redirect` is the flow's `errorCallbackURL` when the state was valid.
@@ -617,6 +835,8 @@ pub struct SsoSignedIn {
 pub struct SsoFailure {
     pub error: AuthError,
     pub redirect: Option<String>,
+    /// Whether the flow's state was used up (the binding cookie has nothing left to bind).
+    pub consumed: bool,
 }
 
 /// A claimed state row.
@@ -626,6 +846,16 @@ struct FlowState {
     callback_url: String,
     error_callback_url: Option<String>,
     new_user_callback_url: Option<String>,
+    /// Set for `link-social` flows: the account the identity is linked to.
+    link_user_id: Option<String>,
+}
+
+/// What the callback does with an identity no account is linked to.
+enum Plan {
+    /// Link it to this existing account (`linkByEmail`).
+    Link(String),
+    /// Create an account (`allowSignUp`).
+    Create,
 }
 
 fn valid_binding(v: &str) -> bool {
@@ -648,6 +878,33 @@ impl AuthService {
         req: &SocialSignIn,
         binding: Option<&str>,
     ) -> Result<SocialRedirect> {
+        self.start_flow(req, binding, None).await
+    }
+
+    /// `POST /link-social`: like [`Self::sso_start`], but the callback links the identity to the
+    /// signed-in caller (who must finish it in the same browser and session) instead of
+    /// signing in. The way to link a provider to an account that `linkByEmail` never links to
+    /// (administrators, accounts with a password or two-factor authentication).
+    pub async fn sso_link_start(
+        &self,
+        who: &Resolved,
+        req: &SocialSignIn,
+        binding: Option<&str>,
+    ) -> Result<SocialRedirect> {
+        if who.session_id.is_none() {
+            return Err(AuthError::Forbidden(
+                "Linking a provider needs a signed-in session, not an API key.".into(),
+            ));
+        }
+        self.start_flow(req, binding, Some(&who.user_id)).await
+    }
+
+    async fn start_flow(
+        &self,
+        req: &SocialSignIn,
+        binding: Option<&str>,
+        link_user: Option<&str>,
+    ) -> Result<SocialRedirect> {
         let sso = self.sso();
         let p = sso.provider(&req.provider)?;
         let callback =
@@ -669,16 +926,25 @@ impl AuthService {
         };
         let now = self.now_millis();
         let ttl = minutes(sso.state_minutes);
-        // Rows stay an hour past their expiry so a late replay is still told apart.
+        // Rows stay an hour past their expiry so a late replay is still told apart; the sweep
+        // runs at most once a minute (per process), not on every start.
+        let last = sso.last_sweep.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= SWEEP_EVERY_MS
+            && sso
+                .last_sweep
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.db()
+                .exec(
+                    r#"DELETE FROM "_objectos_auth_sso_state" WHERE "expires_at" < ?"#,
+                    vec![i(now - 3_600_000)],
+                )
+                .await?;
+        }
         self.db()
             .exec(
-                r#"DELETE FROM "_objectos_auth_sso_state" WHERE "expires_at" < ?"#,
-                vec![i(now - 3_600_000)],
-            )
-            .await?;
-        self.db()
-            .exec(
-                r#"INSERT INTO "_objectos_auth_sso_state" ("state_hash", "provider", "binding_hash", "pkce_verifier", "nonce", "callback_url", "error_callback_url", "new_user_callback_url", "created_at", "expires_at") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
+                r#"INSERT INTO "_objectos_auth_sso_state" ("state_hash", "provider", "binding_hash", "pkce_verifier", "nonce", "callback_url", "error_callback_url", "new_user_callback_url", "created_at", "expires_at", "link_user_id") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
                 vec![
                     s(crypto::sha256_hex(&started.state)),
                     s(&p.cfg.id),
@@ -690,6 +956,7 @@ impl AuthService {
                     os(new_user_callback),
                     i(now),
                     i(now + ttl),
+                    os(link_user),
                 ],
             )
             .await?;
@@ -701,29 +968,32 @@ impl AuthService {
     }
 
     /// `GET /callback/{provider}`: checks the state and its browser binding, redeems the code,
-    /// maps the identity to a user and opens a session.
+    /// maps the identity to a user and opens a session. `session_user` is the user of the
+    /// session the request carries, which a `link-social` flow must match.
     pub async fn sso_callback(
         &self,
         provider: &str,
         params: CallbackParams,
         binding: Option<&str>,
+        session_user: Option<&str>,
         meta: &RequestMeta,
     ) -> std::result::Result<SsoSignedIn, SsoFailure> {
         let fail = |error| SsoFailure {
             error,
             redirect: None,
+            consumed: false,
         };
         let p = self.sso().provider(provider).map_err(fail)?;
         let flow = self
             .claim_state(&p.cfg.id, params.state.as_deref(), binding)
             .await
             .map_err(fail)?;
-        match self.finish(p, &flow, params, meta).await {
+        match self.finish(p, &flow, params, session_user, meta).await {
             Ok(done) => Ok(done),
             Err(error) => {
                 self.publish(
                     events::LOGIN_FAILED,
-                    None,
+                    flow.link_user_id.as_deref(),
                     None,
                     None,
                     meta,
@@ -733,6 +1003,7 @@ impl AuthService {
                 Err(SsoFailure {
                     error,
                     redirect: flow.error_callback_url,
+                    consumed: true,
                 })
             }
         }
@@ -752,7 +1023,7 @@ impl AuthService {
         let row = self
             .db()
             .one(
-                r#"SELECT "state_hash", "provider", "binding_hash", "pkce_verifier", "nonce", "callback_url", "error_callback_url", "new_user_callback_url", "expires_at", "used_at" FROM "_objectos_auth_sso_state" WHERE "state_hash" = ?"#,
+                r#"SELECT "state_hash", "provider", "binding_hash", "pkce_verifier", "nonce", "callback_url", "error_callback_url", "new_user_callback_url", "expires_at", "used_at", "link_user_id" FROM "_objectos_auth_sso_state" WHERE "state_hash" = ?"#,
                 vec![s(&hash)],
             )
             .await?
@@ -790,6 +1061,7 @@ impl AuthService {
             callback_url: get_s(&row, 5)?,
             error_callback_url: get_os(&row, 6),
             new_user_callback_url: get_os(&row, 7),
+            link_user_id: get_os(&row, 10),
         })
     }
 
@@ -798,8 +1070,16 @@ impl AuthService {
         p: &Provider,
         flow: &FlowState,
         params: CallbackParams,
+        session_user: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<SsoSignedIn> {
+        // A link flow finishes only in the session that started it, so a planted binding
+        // cookie cannot attach the victim's identity to the attacker's account.
+        if let Some(target) = &flow.link_user_id
+            && session_user != Some(target.as_str())
+        {
+            return Err(AuthError::StateMismatch);
+        }
         if let Some(err) = params.error.as_deref() {
             let detail = params
                 .error_description
@@ -830,20 +1110,20 @@ impl AuthService {
                 "the user id (subject) is empty or longer than 255 characters".into(),
             ));
         }
-        let (user_id, new_user) = self.sso_user(p, &who, meta).await?;
-        let status = self.user_status(&user_id).await?;
-        if status != "active" {
-            return Err(AuthError::AccountDisabled(status));
+        if let Some(target) = &flow.link_user_id {
+            self.sso_link(p, &who, target, meta).await?;
+            self.touch_identity(p, &who).await?;
+            return Ok(SsoSignedIn {
+                signed: None,
+                redirect: flow.callback_url.clone(),
+                new_user: false,
+            });
         }
-        self.db()
-            .exec(
-                r#"UPDATE "_objectos_auth_identity" SET "last_login_at" = ?, "email" = ? WHERE "provider" = ? AND "subject" = ?"#,
-                vec![i(self.now_millis()), os(who.email.clone()), s(&p.cfg.id), s(&who.subject)],
-            )
-            .await?;
+        let (user_id, new_user) = self.sso_user(p, &who, meta).await?;
+        self.touch_identity(p, &who).await?;
         let org = self.org_of(&user_id).await?;
         let (token, session) = self.create_session(&user_id, org.as_deref(), meta).await?;
-        let user = self.user_view(&user_id).await?;
+        let user = self.user_view(&user_id, org.as_deref()).await?;
         let email = user.get("email").and_then(Json::as_str).map(str::to_owned);
         self.publish(
             events::LOGIN,
@@ -859,93 +1139,298 @@ impl AuthService {
             _ => flow.callback_url.clone(),
         };
         Ok(SsoSignedIn {
-            signed: SignedIn {
+            signed: Some(SignedIn {
                 token,
                 user,
                 session,
-            },
+            }),
             redirect,
             new_user,
         })
     }
 
-    /// The user of an external identity: the linked one, else the one with the same verified
-    /// email (`linkByEmail`), else a new one (`allowSignUp`). Returns whether it was created.
-    async fn sso_user(
-        &self,
-        p: &Provider,
-        who: &ExternalIdentity,
-        meta: &RequestMeta,
-    ) -> Result<(String, bool)> {
-        let linked = self
-            .db()
-            .one(
-                r#"SELECT "user_id" FROM "_objectos_auth_identity" WHERE "provider" = ? AND "subject" = ?"#,
-                vec![s(&p.cfg.id), s(&who.subject)],
+    /// Records the sign-in on the identity: the time, the provider's current email (normalised
+    /// as at insert; an unusable one keeps the stored one) and the issuer key (fills it in on
+    /// rows linked before it was kept; [`Self::linked_user`] has checked any stored one).
+    async fn touch_identity(&self, p: &Provider, who: &ExternalIdentity) -> Result<()> {
+        let email = who.email.as_deref().and_then(|e| normalize_email(e).ok());
+        self.db()
+            .exec(
+                r#"UPDATE "_objectos_auth_identity" SET "last_login_at" = ?, "email" = COALESCE(?, "email"), "issuer" = ? WHERE "provider" = ? AND "subject" = ?"#,
+                vec![
+                    i(self.now_millis()),
+                    os(email),
+                    s(&p.issuer_key),
+                    s(&p.cfg.id),
+                    s(&who.subject),
+                ],
             )
             .await?;
-        if let Some(row) = linked {
-            let user_id = get_s(&row, 0)?;
-            if self.credential_by("user_id", &user_id).await?.is_some() {
-                return Ok((user_id, false));
-            }
-            // The account is gone; the identity may be linked or signed up afresh below.
+        Ok(())
+    }
+
+    /// The account an identity is linked to. An identity stored with another issuer key is
+    /// refused; one whose account is gone is removed (and `None` returned).
+    async fn linked_user(&self, p: &Provider, who: &ExternalIdentity) -> Result<Option<String>> {
+        let Some(row) = self
+            .db()
+            .one(
+                r#"SELECT "user_id", "issuer" FROM "_objectos_auth_identity" WHERE "provider" = ? AND "subject" = ?"#,
+                vec![s(&p.cfg.id), s(&who.subject)],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let user_id = get_s(&row, 0)?;
+        if self.credential_by("user_id", &user_id).await?.is_none() {
             self.db()
                 .exec(
                     r#"DELETE FROM "_objectos_auth_identity" WHERE "provider" = ? AND "subject" = ?"#,
                     vec![s(&p.cfg.id), s(&who.subject)],
                 )
                 .await?;
+            return Ok(None);
         }
+        if let Some(stored) = get_os(&row, 1)
+            && !crypto::ct_eq(&stored, &p.issuer_key)
+        {
+            tracing::warn!(provider = %p.cfg.id, user_id = %user_id, "An SSO identity was refused: it was linked under another issuer or other endpoints.");
+            return Err(AuthError::IssuerMismatch);
+        }
+        Ok(Some(user_id))
+    }
+
+    /// The provider's email, normalised, verified and in `allowedEmailDomains`: what creating
+    /// or linking an account needs. None of these checks depends on whether an account exists.
+    fn usable_email(&self, p: &Provider, who: &ExternalIdentity) -> Result<String> {
         let email = who
             .email
             .as_deref()
             .and_then(|e| normalize_email(e).ok())
             .ok_or(AuthError::EmailRequired)?;
-        let verified = who.email_verified || p.cfg.trust_email;
-        let (user_id, created) = match self.credential_by("email", &email).await? {
+        if !(who.email_verified || p.cfg.trust_email) {
+            return Err(AuthError::EmailNotVerified);
+        }
+        if let Some(domains) = &p.domains {
+            let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+            if !domains.iter().any(|d| d == domain) {
+                return Err(AuthError::EmailDomainNotAllowed);
+            }
+        }
+        Ok(email)
+    }
+
+    /// Whether the account has an identity at this provider with another subject.
+    async fn has_other_identity(&self, p: &Provider, user_id: &str, subject: &str) -> Result<bool> {
+        Ok(self
+            .db()
+            .one(
+                r#"SELECT "subject" FROM "_objectos_auth_identity" WHERE "provider" = ? AND "user_id" = ? AND "subject" <> ?"#,
+                vec![s(&p.cfg.id), s(user_id), s(subject)],
+            )
+            .await?
+            .is_some())
+    }
+
+    /// Whether `linkByEmail` may attach an identity to this account: an active plain member
+    /// without a password, two-factor authentication or an identity at this provider. A
+    /// verified email at one provider is weaker than any of those, so such accounts are linked
+    /// only by their signed-in owner (`link-social`).
+    async fn auto_linkable(&self, p: &Provider, user_id: &str, subject: &str) -> Result<bool> {
+        let Some(cred) = self
+            .db()
+            .one(
+                r#"SELECT "password_hash", "is_admin" FROM "_objectos_auth_credential" WHERE "user_id" = ?"#,
+                vec![s(user_id)],
+            )
+            .await?
+        else {
+            return Ok(false);
+        };
+        // Accounts without a password carry a marker starting with `!`; anything else (a PHC
+        // string) may verify a password.
+        let has_password = !get_s(&cred, 0)?.starts_with('!');
+        if has_password || get_i(&cred, 1)? != 0 {
+            return Ok(false);
+        }
+        let privileged = self
+            .db()
+            .one(
+                r#"SELECT "role" FROM "_objectos_auth_member" WHERE "user_id" = ? AND "role" IN ('owner', 'admin')"#,
+                vec![s(user_id)],
+            )
+            .await?
+            .is_some();
+        let totp = self
+            .db()
+            .one(
+                r#"SELECT "enabled" FROM "_objectos_auth_totp" WHERE "user_id" = ? AND "enabled" <> 0"#,
+                vec![s(user_id)],
+            )
+            .await?
+            .is_some();
+        if privileged || totp || self.has_other_identity(p, user_id, subject).await? {
+            return Ok(false);
+        }
+        Ok(self.user_status(user_id).await? == "active")
+    }
+
+    /// Stores the link; `false` when a concurrent callback stored one for this identity first.
+    async fn insert_identity(
+        &self,
+        p: &Provider,
+        who: &ExternalIdentity,
+        user_id: &str,
+        email: Option<&str>,
+    ) -> Result<bool> {
+        let n = self
+            .db()
+            .exec(
+                r#"INSERT INTO "_objectos_auth_identity" ("provider", "subject", "user_id", "email", "issuer", "created_at") VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT ("provider", "subject") DO NOTHING"#,
+                vec![
+                    s(&p.cfg.id),
+                    s(&who.subject),
+                    s(user_id),
+                    os(email),
+                    s(&p.issuer_key),
+                    i(self.now_millis()),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn identity_linked(
+        &self,
+        p: &Provider,
+        user_id: &str,
+        email: Option<&str>,
+        via: &str,
+        meta: &RequestMeta,
+    ) {
+        let org = self.org_of(user_id).await.ok().flatten();
+        self.publish(
+            events::IDENTITY_LINKED,
+            Some(user_id),
+            email,
+            org.as_deref(),
+            meta,
+            json!({"provider": p.cfg.id, "via": via}),
+        )
+        .await;
+        tracing::info!(user_id = %user_id, provider = %p.cfg.id, via, "External identity linked.");
+    }
+
+    /// The user of an external identity: the linked one, else the one with the same verified
+    /// email (`linkByEmail`, plain accounts only), else a new one (`allowSignUp`). Every check
+    /// runs before anything is written; the refusals that depend on whether an account with
+    /// the email exists are one error. Returns whether the user was created.
+    async fn sso_user(
+        &self,
+        p: &Provider,
+        who: &ExternalIdentity,
+        meta: &RequestMeta,
+    ) -> Result<(String, bool)> {
+        if let Some(user_id) = self.linked_user(p, who).await? {
+            let status = self.user_status(&user_id).await?;
+            if status != "active" {
+                return Err(AuthError::AccountDisabled(status));
+            }
+            return Ok((user_id, false));
+        }
+        let email = self.usable_email(p, who)?;
+        let plan = match self.credential_by("email", &email).await? {
             Some(cred) => {
-                if !p.cfg.link_by_email {
+                if !p.cfg.link_by_email
+                    || !self.auto_linkable(p, &cred.user_id, &who.subject).await?
+                {
                     return Err(AuthError::AccountNotLinked);
                 }
-                if !verified {
-                    return Err(AuthError::EmailNotVerified);
-                }
-                (cred.user_id, false)
+                Plan::Link(cred.user_id)
             }
             None => {
                 if !p.cfg.allow_sign_up {
-                    return Err(AuthError::SignUpDisabled);
+                    return Err(AuthError::AccountNotLinked);
                 }
-                if !verified {
-                    return Err(AuthError::EmailNotVerified);
+                // The first account becomes the owner and administrator; that must not be
+                // whoever reaches a provider first.
+                if !self.has_owner().await? {
+                    return Err(AuthError::OwnerRequired);
                 }
+                Plan::Create
+            }
+        };
+        let (user_id, created) = match plan {
+            Plan::Link(user_id) => (user_id, false),
+            Plan::Create => {
                 let (user_id, _) = self
-                    .create_account_with(&email, None, who.name.as_deref(), false, false, true)
+                    .create_account_with(NewAccount {
+                        email: &email,
+                        name: who.name.as_deref(),
+                        email_verified: true,
+                        ..NewAccount::default()
+                    })
                     .await?;
                 (user_id, true)
             }
         };
-        self.db()
-            .exec(
-                r#"INSERT INTO "_objectos_auth_identity" ("provider", "subject", "user_id", "email", "created_at") VALUES (?, ?, ?, ?, ?)"#,
-                vec![s(&p.cfg.id), s(&who.subject), s(&user_id), s(&email), i(self.now_millis())],
-            )
-            .await?;
-        if !created {
-            let org = self.org_of(&user_id).await?;
-            self.publish(
-                events::IDENTITY_LINKED,
-                Some(&user_id),
-                Some(&email),
-                org.as_deref(),
-                meta,
-                json!({"provider": p.cfg.id}),
-            )
-            .await;
+        if !self.insert_identity(p, who, &user_id, Some(&email)).await? {
+            // A concurrent callback linked this identity first; it stands if it agrees.
+            return match self.linked_user(p, who).await? {
+                Some(other) if other == user_id => Ok((user_id, created)),
+                _ => Err(AuthError::AccountNotLinked),
+            };
         }
-        tracing::info!(user_id = %user_id, provider = %p.cfg.id, created, "External identity linked.");
+        if created {
+            tracing::info!(user_id = %user_id, provider = %p.cfg.id, "Account created through single sign-on.");
+        } else {
+            self.identity_linked(p, &user_id, Some(&email), "email", meta)
+                .await;
+        }
         Ok((user_id, created))
+    }
+
+    /// Links an identity to a signed-in account (`link-social`), checking first that the
+    /// identity is free, the account has no other identity at this provider, the email's domain
+    /// is allowed (when the provider restricts it) and the account is active.
+    async fn sso_link(
+        &self,
+        p: &Provider,
+        who: &ExternalIdentity,
+        user_id: &str,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        if let Some(owner) = self.linked_user(p, who).await? {
+            return if owner == user_id {
+                Ok(())
+            } else {
+                Err(AuthError::IdentityInUse)
+            };
+        }
+        let email = match &p.domains {
+            Some(_) => Some(self.usable_email(p, who)?),
+            None => who.email.as_deref().and_then(|e| normalize_email(e).ok()),
+        };
+        if self.has_other_identity(p, user_id, &who.subject).await? {
+            return Err(AuthError::ProviderAlreadyLinked);
+        }
+        let status = self.user_status(user_id).await?;
+        if status != "active" {
+            return Err(AuthError::AccountDisabled(status));
+        }
+        if !self
+            .insert_identity(p, who, user_id, email.as_deref())
+            .await?
+        {
+            return match self.linked_user(p, who).await? {
+                Some(other) if other == user_id => Ok(()),
+                _ => Err(AuthError::IdentityInUse),
+            };
+        }
+        self.identity_linked(p, user_id, email.as_deref(), "link-social", meta)
+            .await;
+        Ok(())
     }
 }
 
@@ -1003,6 +1488,34 @@ mod tests {
             s.check_redirect("callbackURL", "https://crm.example.com/")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn debug_output_hides_codes_states_bindings_and_tokens() {
+        let params = CallbackParams {
+            state: Some("state-secret-value".into()),
+            code: Some("code-secret-value".into()),
+            error: Some("access_denied".into()),
+            ..CallbackParams::default()
+        };
+        let redirect = SocialRedirect {
+            url: "https://idp.example.com/auth?state=state-secret-value&nonce=n".into(),
+            binding: "binding-secret-value".into(),
+            binding_max_age: 600,
+        };
+        let signed = SsoSignedIn {
+            signed: Some(SignedIn {
+                token: "token-secret-value".into(),
+                user: json!({"id": "u1"}),
+                session: json!({}),
+            }),
+            redirect: "/".into(),
+            new_user: false,
+        };
+        let text = format!("{params:?} {redirect:?} {signed:?}");
+        assert!(!text.contains("secret-value"), "{text}");
+        assert!(text.contains("access_denied") && text.contains("https://idp.example.com/auth"));
+        assert!(text.contains("u1"), "{text}");
     }
 
     #[test]

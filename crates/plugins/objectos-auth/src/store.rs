@@ -15,16 +15,33 @@ const DDL: &[&str] = &[
     r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_session" ("id" VARCHAR(64) PRIMARY KEY, "token_hash" VARCHAR(64) NOT NULL UNIQUE, "user_id" VARCHAR(64) NOT NULL, "active_org" VARCHAR(64), "created_at" BIGINT NOT NULL, "last_seen_at" BIGINT NOT NULL, "expires_at" BIGINT NOT NULL, "ip" TEXT, "user_agent" TEXT, "revoked_at" BIGINT)"#,
     r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_session_user" ON "_objectos_auth_session" ("user_id")"#,
     r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_member" ("org_id" VARCHAR(64) NOT NULL, "user_id" VARCHAR(64) NOT NULL, "role" VARCHAR(32) NOT NULL, "created_at" BIGINT NOT NULL, PRIMARY KEY ("org_id", "user_id"))"#,
+    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_member_user" ON "_objectos_auth_member" ("user_id")"#,
     r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_api_key" ("id" VARCHAR(64) PRIMARY KEY, "user_id" VARCHAR(64) NOT NULL, "name" TEXT NOT NULL, "prefix" VARCHAR(16) NOT NULL, "key_hash" VARCHAR(64) NOT NULL UNIQUE, "scopes" TEXT NOT NULL, "org_id" VARCHAR(64), "created_at" BIGINT NOT NULL, "last_used_at" BIGINT, "expires_at" BIGINT, "revoked_at" BIGINT)"#,
     r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_totp" ("user_id" VARCHAR(64) PRIMARY KEY, "secret" TEXT NOT NULL, "enabled" BIGINT NOT NULL DEFAULT 0, "last_step" BIGINT, "created_at" BIGINT NOT NULL)"#,
     r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_recovery" ("user_id" VARCHAR(64) NOT NULL, "code_hash" VARCHAR(64) NOT NULL, "used_at" BIGINT, PRIMARY KEY ("user_id", "code_hash"))"#,
     r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_password_history" ("user_id" VARCHAR(64) NOT NULL, "password_hash" TEXT NOT NULL, "created_at" BIGINT NOT NULL)"#,
     r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_password_history_user" ON "_objectos_auth_password_history" ("user_id")"#,
+    // Failed sign-ins per normalised email (its SHA-256), whether or not an account has that
+    // email, so lockout behaves the same for every address and reveals nothing.
+    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_attempt" ("email_hash" VARCHAR(64) PRIMARY KEY, "failed_count" BIGINT NOT NULL DEFAULT 0, "locked_until" BIGINT, "updated_at" BIGINT NOT NULL)"#,
+    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_attempt_updated" ON "_objectos_auth_attempt" ("updated_at")"#,
     r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_reset" ("token_hash" VARCHAR(64) PRIMARY KEY, "user_id" VARCHAR(64) NOT NULL, "expires_at" BIGINT NOT NULL, "used_at" BIGINT)"#,
     // Single sign-on: external identities (one per provider and subject) and started flows.
     r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_identity" ("provider" VARCHAR(64) NOT NULL, "subject" VARCHAR(255) NOT NULL, "user_id" VARCHAR(64) NOT NULL, "email" VARCHAR(255), "created_at" BIGINT NOT NULL, "last_login_at" BIGINT, PRIMARY KEY ("provider", "subject"))"#,
     r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_identity_user" ON "_objectos_auth_identity" ("user_id")"#,
     r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_sso_state" ("state_hash" VARCHAR(64) PRIMARY KEY, "provider" VARCHAR(64) NOT NULL, "binding_hash" VARCHAR(64) NOT NULL, "pkce_verifier" TEXT NOT NULL, "nonce" TEXT NOT NULL, "callback_url" TEXT NOT NULL, "error_callback_url" TEXT, "new_user_callback_url" TEXT, "created_at" BIGINT NOT NULL, "expires_at" BIGINT NOT NULL, "used_at" BIGINT)"#,
+    // The periodic sweep deletes by expiry.
+    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_sso_state_expires" ON "_objectos_auth_sso_state" ("expires_at")"#,
+];
+
+/// Columns added to a table after its first release: `(table, column, type)`, all nullable, added
+/// at start when missing so existing databases gain them without a separate migration step.
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    // The issuer (oidc) or endpoint digest (oauth2) the identity's subject belongs to; NULL on
+    // rows linked before it existed, filled in at their next sign-in.
+    ("_objectos_auth_identity", "issuer", "TEXT"),
+    // The account a `link-social` flow links to (NULL for a sign-in).
+    ("_objectos_auth_sso_state", "link_user_id", "VARCHAR(64)"),
 ];
 
 /// The engine's connection with dialect-aware statements.
@@ -50,6 +67,33 @@ impl Db {
     pub(crate) async fn create_tables(&self) -> Result<()> {
         for sql in DDL {
             self.exec(sql, vec![]).await?;
+        }
+        for (table, column, ty) in ADDED_COLUMNS {
+            self.add_column(table, column, ty).await?;
+        }
+        Ok(())
+    }
+
+    /// Adds a nullable column unless the table has it already.
+    async fn add_column(&self, table: &str, column: &str, ty: &str) -> Result<()> {
+        match self.engine.dialect() {
+            Dialect::Postgres => {
+                let sql =
+                    format!(r#"ALTER TABLE "{table}" ADD COLUMN IF NOT EXISTS "{column}" {ty}"#);
+                self.exec(&sql, vec![]).await?;
+            }
+            Dialect::Sqlite => {
+                let alter = format!(r#"ALTER TABLE "{table}" ADD COLUMN "{column}" {ty}"#);
+                let probe =
+                    format!(r#"SELECT 1 FROM pragma_table_info('{table}') WHERE "name" = ?"#);
+                if self.one(&probe, vec![s(column)]).await?.is_none()
+                    && let Err(e) = self.exec(&alter, vec![]).await
+                    // Another process sharing the file may have added it since the probe.
+                    && self.one(&probe, vec![s(column)]).await?.is_none()
+                {
+                    return Err(e);
+                }
+            }
         }
         Ok(())
     }

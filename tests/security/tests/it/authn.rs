@@ -26,6 +26,8 @@ pub(crate) async fn anonymous(b: &Backend) {
         "/api/v1/audit/export",
         "/api/v1/auth/api-key/list",
         "/api/v1/auth/organization/list",
+        "/api/v1/auth/organization/list-members",
+        "/api/v1/auth/admin/list-users",
     ] {
         let r = api.get(path, None).await;
         refused(&r, 401, "UNAUTHENTICATED");
@@ -52,6 +54,36 @@ pub(crate) async fn anonymous(b: &Backend) {
             json!({"object": "account", "action": "read"}),
         ),
         ("POST", "/api/v1/auth/api-key/create", json!({"name": "k"})),
+        (
+            "POST",
+            "/api/v1/auth/admin/create-user",
+            json!({"email": "anon@example.com", "password": "Anon-Passw0rd-q37"}),
+        ),
+        (
+            "POST",
+            "/api/v1/auth/admin/ban-user",
+            json!({"userId": w.rep.id}),
+        ),
+        (
+            "POST",
+            "/api/v1/auth/organization/create",
+            json!({"name": "Anon Inc"}),
+        ),
+        (
+            "POST",
+            "/api/v1/auth/organization/add-member",
+            json!({"organizationId": w.org_a, "userId": w.nobody.id}),
+        ),
+        (
+            "POST",
+            "/api/v1/auth/organization/remove-member",
+            json!({"organizationId": w.org_a, "memberIdOrEmail": w.rep.id}),
+        ),
+        (
+            "POST",
+            "/api/v1/auth/organization/set-active",
+            json!({"organizationId": w.org_a}),
+        ),
     ] {
         let r = api.call(method, path, None, Some(body)).await;
         refused(&r, 401, "UNAUTHENTICATED");
@@ -94,41 +126,65 @@ pub(crate) async fn lockout_and_rate_limit(b: &Backend) {
         )
         .await
     };
-    let mut messages = Vec::new();
-    for _ in 0..2 {
-        let r = sign_in(victim.email.clone(), wrong).await;
-        messages.push(refused(&r, 401, "INVALID_CREDENTIALS"));
-        crate::support::no_leak(&r, &[wrong, &victim.password]);
-    }
-    // An unknown email is answered exactly like a wrong password.
-    let r = sign_in("ghost@example.com".into(), wrong).await;
-    messages.push(refused(&r, 401, "INVALID_CREDENTIALS"));
-    assert!(
-        messages.windows(2).all(|m| m[0] == m[1]),
-        "[{label}] {messages:?}"
-    );
-    // The third failure in a row locks the account; then even the right password is refused.
-    let r = sign_in(victim.email.clone(), wrong).await;
-    refused(&r, 423, "ACCOUNT_LOCKED");
-    assert!(r.headers.contains_key("retry-after"), "[{label}] {r:?}");
+    // An account and an unknown email go through the same steps with the same answers: two
+    // refusals, then the third failure in a row locks the address (429 with Retry-After, a
+    // message that names no account), and then even the right password is refused. Nothing
+    // tells the attacker which address has an account.
     let right: &'static str = "Victim-Passw0rd-d04";
-    let r = sign_in(victim.email.clone(), right).await;
-    refused(&r, 423, "ACCOUNT_LOCKED");
-    crate::support::no_leak(&r, &[right]);
+    let mut transcripts = Vec::new();
+    for email in [victim.email.clone(), "ghost@example.com".to_owned()] {
+        let mut answers = Vec::new();
+        for _ in 0..2 {
+            let r = sign_in(email.clone(), wrong).await;
+            answers.push(refused(&r, 401, "INVALID_CREDENTIALS"));
+            crate::support::no_leak(&r, &[wrong, right]);
+        }
+        for password in [wrong, right] {
+            let r = sign_in(email.clone(), password).await;
+            let message = refused(&r, 429, "ACCOUNT_LOCKED");
+            let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((890..=900).contains(&retry), "[{label}] {r:?}");
+            assert!(!message.contains("account"), "[{label}] {message}");
+            crate::support::no_leak(&r, &[wrong, right]);
+            // The seconds left may tick between the two addresses.
+            answers.push(message.replace(|c: char| c.is_ascii_digit(), ""));
+        }
+        transcripts.push(answers);
+    }
+    assert_eq!(transcripts[0], transcripts[1], "[{label}]");
 
-    // Sign-in attempts for one email are rate limited (5 a minute here), known or not.
-    let mut statuses = Vec::new();
+    // Sign-in attempts for one email are rate limited (5 a minute here), known or not: an
+    // unknown address meets the lockout first and then the limit...
+    let mut answers = Vec::new();
     for _ in 0..6 {
         let r = sign_in("probe@example.com".into(), wrong).await;
-        statuses.push(r.status);
+        let code = r.body["code"].as_str().unwrap_or_default().to_owned();
+        refused(&r, r.status, &code);
         if r.status == 429 {
-            refused(&r, 429, "RATE_LIMITED");
             assert!(r.headers.contains_key("retry-after"), "[{label}] {r:?}");
-        } else {
-            refused(&r, 401, "INVALID_CREDENTIALS");
         }
+        answers.push((r.status, code));
     }
-    assert_eq!(statuses, [401, 401, 401, 401, 401, 429], "[{label}]");
+    let expect = |s: u16, c: &str| (s, c.to_owned());
+    assert_eq!(
+        answers,
+        [
+            expect(401, "INVALID_CREDENTIALS"),
+            expect(401, "INVALID_CREDENTIALS"),
+            expect(429, "ACCOUNT_LOCKED"),
+            expect(429, "ACCOUNT_LOCKED"),
+            expect(429, "ACCOUNT_LOCKED"),
+            expect(429, "RATE_LIMITED"),
+        ],
+        "[{label}]"
+    );
+    // ... and an account signing in correctly meets the limit on its sixth sign-in.
+    let steady = w.srv.sign_up("steady", "Steady-Passw0rd-e26").await;
+    for _ in 0..4 {
+        w.srv.sign_in(&steady).await;
+    }
+    let r = sign_in(steady.email.clone(), "Steady-Passw0rd-e26").await;
+    refused(&r, 429, "RATE_LIMITED");
     w.srv.stop();
 }
 

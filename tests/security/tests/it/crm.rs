@@ -7,11 +7,10 @@ use serde_json::{Value, json};
 use crate::support::{Backend, Server, crm_preset, no_leak, refused, same_as_missing};
 use crate::world::id;
 
-/// The operator's `objectos.yml`: sign-up open so the second user can register (no route lets
-/// an administrator create an account yet), argon2 cheapened for debug builds.
+/// The operator's `objectos.yml`: the defaults (public sign-up closed after the first account;
+/// the owner creates the others), argon2 cheapened for debug builds.
 const CRM_CONFIG: &str = "\
 auth:
-  allowSignUp: true
   argon2: { memoryKib: 8192, iterations: 1, parallelism: 1 }
 ";
 
@@ -24,7 +23,32 @@ pub(crate) async fn run(b: &Backend) {
     let owner = srv.sign_up("founder", "Founder-Passw0rd-n04").await;
     let r = api.get("/api/v1/auth/bootstrap-status", None).await;
     assert_eq!(r.body["hasOwner"], true, "[{label}] {}", r.text);
-    let rep = srv.sign_up("seller", "Seller-Passw0rd-o15").await;
+    // Nobody else can sign up; the owner creates the second user.
+    let r = api
+        .post(
+            "/api/v1/auth/sign-up/email",
+            None,
+            json!({"email": "seller@example.com", "password": "Seller-Passw0rd-o15", "name": "seller"}),
+        )
+        .await;
+    refused(&r, 403, "SIGN_UP_DISABLED");
+    let rep = srv
+        .create_user(&owner, "seller", "Seller-Passw0rd-o15")
+        .await;
+    // The new user is no administrator: it cannot create users or see the user list.
+    let r = api
+        .post(
+            "/api/v1/auth/admin/create-user",
+            rep.t(),
+            json!({"email": "third@example.com", "password": "Third-Passw0rd-p26"}),
+        )
+        .await;
+    refused(&r, 403, "PERMISSION_DENIED");
+    refused(
+        &api.get("/api/v1/auth/admin/list-users", rep.t()).await,
+        403,
+        "PERMISSION_DENIED",
+    );
     let r = api
         .post(
             "/api/v1/permissions/assignments",
@@ -181,7 +205,9 @@ pub(crate) async fn permissions_section(b: &Backend) {
         let api = srv.api;
         let label = srv.label;
         let owner = srv.sign_up("founder", "Founder-Passw0rd-n04").await;
-        let rep = srv.sign_up("seller", "Seller-Passw0rd-o15").await;
+        let rep = srv
+            .create_user(&owner, "seller", "Seller-Passw0rd-o15")
+            .await;
         let r = api
             .post(
                 "/api/v1/permissions/assignments",

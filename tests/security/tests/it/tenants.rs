@@ -1,16 +1,18 @@
-//! Tenant isolation: an administrator of organization B and the owner of organization A cannot
-//! read or write each other's records, by id or otherwise, through any route.
+//! Tenant isolation: the owner of organization B and the owner of organization A cannot read
+//! or write each other's records, by id or otherwise, through any route, and the organization
+//! routes do not even reveal that the other organization exists.
 //!
-//! No HTTP route creates a second organization yet (sign-ups join the owner's), so organization
-//! B's record is created over HTTP and the user is moved into it with SQL; everything after
-//! that is HTTP.
+//! Organization B is made as a new operator would: a user signs up (joining A), creates B
+//! (`organization/create`, which makes B the session's active organization), and A's owner
+//! removes that user from A (`organization/remove-member`), which moves the user's profile to B.
 
 use serde_json::{Value, json};
 
-use crate::support::{Backend, enc, no_leak, same_as_missing};
+use crate::support::{Backend, enc, no_leak, refused, same_as_missing};
 use crate::world::{HIDDEN_NAME, create, world};
 
 const B_NAME: &str = "Beta Confidential 0c4e";
+const FAKE_ORG: &str = "0190aaaaaaaa7bbbbccccddddeeeeffff";
 
 pub(crate) async fn run(b: &Backend) {
     let w = world(b).await;
@@ -18,37 +20,29 @@ pub(crate) async fn run(b: &Backend) {
     let api = srv.api;
     let label = srv.label;
 
+    let beta = srv.sign_up("beta", "Beta-Passw0rd-h48").await;
     let r = api
         .post(
-            "/api/v1/data/organization",
-            w.owner.t(),
+            "/api/v1/auth/organization/create",
+            beta.t(),
             json!({"name": "Beta Inc", "slug": "beta-inc"}),
         )
         .await;
-    assert_eq!(r.status, 201, "[{label}] {}", r.text);
+    assert_eq!(r.status, 200, "[{label}] {}", r.text);
     let org_b = r.body["id"].as_str().unwrap().to_owned();
-    let mut beta = srv.sign_up("beta", "Beta-Passw0rd-h48").await;
-    srv.sql(
-        r#"UPDATE "_objectos_auth_member" SET "org_id" = ?, "role" = 'admin' WHERE "user_id" = ?"#,
-        vec![org_b.clone().into(), beta.id.clone().into()],
-    )
-    .await;
-    srv.sql(
-        r#"UPDATE "user" SET "organization_id" = ? WHERE "id" = ?"#,
-        vec![org_b.clone().into(), beta.id.clone().into()],
-    )
-    .await;
-    srv.sql(
-        r#"UPDATE "_objectos_auth_credential" SET "is_admin" = 1 WHERE "user_id" = ?"#,
-        vec![beta.id.clone().into()],
-    )
-    .await;
-    srv.sql(
-        r#"UPDATE "_objectos_auth_session" SET "revoked_at" = 1 WHERE "user_id" = ?"#,
-        vec![beta.id.clone().into()],
-    )
-    .await;
-    beta.token = srv.sign_in(&beta).await;
+    assert_eq!(
+        r.body["members"][0]["role"], "owner",
+        "[{label}] {}",
+        r.text
+    );
+    let r = api
+        .post(
+            "/api/v1/auth/organization/remove-member",
+            w.owner.t(),
+            json!({"memberIdOrEmail": beta.email}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "[{label}] {}", r.text);
     let s = api.get("/api/v1/auth/get-session", beta.t()).await;
     assert_eq!(
         s.body["session"]["activeOrganizationId"],
@@ -56,6 +50,96 @@ pub(crate) async fn run(b: &Backend) {
         "[{label}] {}",
         s.text
     );
+    assert_eq!(s.body["user"]["role"], "admin", "[{label}] {}", s.text);
+    assert_eq!(
+        s.body["user"]["tenantId"],
+        json!(org_b),
+        "[{label}] {}",
+        s.text
+    );
+
+    // The organization routes: each side lists only its own organization, and the other one
+    // is answered exactly like a made-up id on every route that names one.
+    for (me, mine, theirs) in [(&w.owner, &w.org_a, &org_b), (&beta, &org_b, &w.org_a)] {
+        let r = api.get("/api/v1/auth/organization/list", me.t()).await;
+        assert_eq!(r.status, 200, "[{label}] {}", r.text);
+        let ids: Vec<&str> = r
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [mine.as_str()], "[{label}] {}", r.text);
+        let mut messages = Vec::new();
+        for id in [theirs.as_str(), FAKE_ORG] {
+            let mut answers = Vec::new();
+            for (method, path, body) in [
+                (
+                    "POST",
+                    "/api/v1/auth/organization/set-active".to_owned(),
+                    Some(json!({"organizationId": id})),
+                ),
+                (
+                    "GET",
+                    format!("/api/v1/auth/organization/list-members?organizationId={id}"),
+                    None,
+                ),
+                (
+                    "POST",
+                    "/api/v1/auth/organization/add-member".to_owned(),
+                    Some(json!({"organizationId": id, "userId": me.id})),
+                ),
+                (
+                    "POST",
+                    "/api/v1/auth/organization/remove-member".to_owned(),
+                    Some(json!({"organizationId": id, "memberIdOrEmail": me.id})),
+                ),
+            ] {
+                let r = api.call(method, &path, me.t(), body).await;
+                let message = refused(&r, 404, "ORGANIZATION_NOT_FOUND");
+                no_leak(&r, &["Beta Inc", "beta-inc", B_NAME]);
+                answers.push(message.replace(id, "<id>"));
+            }
+            messages.push(answers);
+        }
+        assert_eq!(messages[0], messages[1], "[{label}]");
+        // Neither can pull the other's people in: they are answered like unknown addresses.
+        let mut answers = Vec::new();
+        let other = if me.id == beta.id {
+            &w.owner.email
+        } else {
+            &beta.email
+        };
+        for email in [other.as_str(), "ghost@example.com"] {
+            let r = api
+                .post(
+                    "/api/v1/auth/organization/add-member",
+                    me.t(),
+                    json!({"email": email}),
+                )
+                .await;
+            answers.push(refused(&r, 404, "USER_NOT_FOUND").replace(email, "<email>"));
+        }
+        assert_eq!(answers[0], answers[1], "[{label}]");
+        // And the admin routes see only their own organization's users.
+        let r = api.get("/api/v1/auth/admin/list-users", me.t()).await;
+        assert_eq!(r.status, 200, "[{label}] {}", r.text);
+        no_leak(&r, &[other.as_str()]);
+        let their_id = if me.id == beta.id {
+            &w.rep.id
+        } else {
+            &beta.id
+        };
+        let r = api
+            .post(
+                "/api/v1/auth/admin/ban-user",
+                me.t(),
+                json!({"userId": their_id}),
+            )
+            .await;
+        refused(&r, 404, "USER_NOT_FOUND");
+    }
 
     // Organization B's administrator creates records of its own.
     let b_account = create(
@@ -74,7 +158,7 @@ pub(crate) async fn run(b: &Backend) {
     )
     .await;
 
-    // Both sides are administrators (no permission checks), so only the tenant separates them.
+    // Both sides are owners (no permission checks), so only the tenant separates them.
     for (me, mine, theirs, their_names) in [
         (
             &w.owner,

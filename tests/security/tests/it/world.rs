@@ -1,6 +1,7 @@
 //! The scenario's starting point, built over HTTP as a new operator would: the first sign-up
-//! (owner, administrator), a sales rep with the restricted `rep` set and `sales` role assigned
-//! through the permissions API, a user with nothing assigned, and records owned by each.
+//! (owner, administrator), a sales rep the owner creates (`admin/create-user`) with the
+//! restricted `rep` set and `sales` role assigned through the permissions API, a user with
+//! nothing assigned, and records owned by each.
 
 use serde_json::{Value, json};
 
@@ -74,8 +75,10 @@ pub(crate) async fn world_with(backend: &Backend, config: &str) -> World {
         .as_str()
         .unwrap_or_else(|| panic!("no organization in {}", session.text))
         .to_owned();
-    let rep = srv.sign_up("rep", "Rep-Passw0rd-b82").await;
-    let nobody = srv.sign_up("nobody", "Nobody-Passw0rd-c93").await;
+    let rep = srv.create_user(&owner, "rep", "Rep-Passw0rd-b82").await;
+    let nobody = srv
+        .create_user(&owner, "nobody", "Nobody-Passw0rd-c93")
+        .await;
     assign(&srv, &owner, &rep, "permissionSet", "rep").await;
     assign(&srv, &owner, &rep, "role", "sales").await;
 

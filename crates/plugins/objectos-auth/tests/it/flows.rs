@@ -6,7 +6,7 @@ use objectos_auth::{AuthConfig, LockoutConfig, RateLimitConfig};
 use salvo::test::TestClient;
 use serde_json::{Value, json};
 
-use crate::support::{BASE, H, PASSWORD, database_url, test_config};
+use crate::support::{BASE, H, PASSWORD, database_url, databases, test_config};
 
 const UNAUTH: &str = r#"{"error":"UNAUTHENTICATED","code":"UNAUTHENTICATED","message":"Authentication is required to access this endpoint."}"#;
 
@@ -136,23 +136,49 @@ async fn sign_in_lockout_and_unlock() {
     let good = h.sign_in("bench@example.com", PASSWORD).await;
     assert_eq!(good.ok()["user"]["email"], "bench@example.com");
     assert!(good.header("set-auth-token").is_some());
+    // A real account and an unknown email go through the same steps and get the same answers:
+    // two refusals, then the third failure locks either one for 15 minutes.
+    let mut answers = Vec::new();
+    for email in ["bench@example.com", "Nobody@Example.com"] {
+        for _ in 0..2 {
+            let r = h.sign_in(email, "Wrong-Passw0rd").await;
+            r.error(401, "INVALID_CREDENTIALS");
+            answers.push(r.text.clone());
+        }
+        let locked = h.sign_in(email, "Wrong-Passw0rd").await;
+        locked.error(429, "ACCOUNT_LOCKED");
+        assert_eq!(locked.header("retry-after"), Some("900"));
+        answers.push(locked.text.clone());
+        // Locked: even the right password is refused until the lock expires.
+        let again = h.sign_in(email, PASSWORD).await;
+        again.error(429, "ACCOUNT_LOCKED");
+        assert_eq!(again.header("retry-after"), Some("900"));
+        answers.push(again.text.clone());
+    }
+    assert_eq!(answers[..4], answers[4..], "the answers differ");
+    assert!(!answers[2].contains("account"), "{}", answers[2]);
+    h.advance_minutes(16);
+    h.sign_in("bench@example.com", PASSWORD).await.ok();
     h.sign_in("nobody@example.com", PASSWORD)
         .await
         .error(401, "INVALID_CREDENTIALS");
+    // A success forgets earlier failures: two more are not yet a lock.
+    for _ in 0..2 {
+        h.sign_in("bench@example.com", "Wrong-Passw0rd")
+            .await
+            .error(401, "INVALID_CREDENTIALS");
+    }
+    h.sign_in("bench@example.com", PASSWORD).await.ok();
+    // Failures more than a day apart do not add up.
+    for _ in 0..2 {
+        h.sign_in("bench@example.com", "Wrong-Passw0rd")
+            .await
+            .error(401, "INVALID_CREDENTIALS");
+    }
+    h.advance_minutes(24 * 60 + 1);
     h.sign_in("bench@example.com", "Wrong-Passw0rd")
         .await
         .error(401, "INVALID_CREDENTIALS");
-    h.sign_in("bench@example.com", "Wrong-Passw0rd")
-        .await
-        .error(401, "INVALID_CREDENTIALS");
-    let locked = h.sign_in("bench@example.com", "Wrong-Passw0rd").await;
-    locked.error(423, "ACCOUNT_LOCKED");
-    assert_eq!(locked.header("retry-after"), Some("900"));
-    // Locked: even the right password is refused until the lock expires.
-    h.sign_in("bench@example.com", PASSWORD)
-        .await
-        .error(423, "ACCOUNT_LOCKED");
-    h.advance_minutes(16);
     h.sign_in("bench@example.com", PASSWORD).await.ok();
     let ev = h.event("auth.account_locked").await;
     assert_eq!(ev.payload["email"], "bench@example.com");
@@ -765,18 +791,15 @@ async fn create_account_for_scripts_and_invalid_config() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_core_flow() {
-    let Ok(url) = std::env::var("OBJECTOS_TEST_POSTGRES_URL") else {
-        eprintln!("OBJECTOS_TEST_POSTGRES_URL is not set; skipping the PostgreSQL run");
+    // A fresh schema per run keeps the test independent of earlier runs.
+    let Some(db) = databases("auth_it")
+        .await
+        .into_iter()
+        .find(|d| d.label == "postgres")
+    else {
         return;
     };
-    // A fresh schema per run keeps the test independent of earlier runs.
-    let schema = format!("auth_it_{}", uuid_like());
-    let h_url = format!(
-        "{url}{}options[search_path]={schema}",
-        if url.contains('?') { "&" } else { "?" }
-    );
-    create_schema(&url, &schema).await;
-    let h = H::with(test_config(), h_url).await;
+    let h = H::with(test_config(), db.url.clone()).await;
     let token = h.owner().await;
     h.get("/api/v1/auth/get-session", Some(&token)).await.ok();
     h.get("/api/v1/data/user", None)
@@ -785,6 +808,15 @@ async fn postgres_core_flow() {
     h.sign_in("bench@example.com", "Wrong-Passw0rd")
         .await
         .error(401, "INVALID_CREDENTIALS");
+    // Failed sign-ins are counted (an upsert) for unknown emails as for accounts.
+    for _ in 0..4 {
+        h.sign_in("ghost@example.com", "Wrong-Passw0rd")
+            .await
+            .error(401, "INVALID_CREDENTIALS");
+    }
+    h.sign_in("ghost@example.com", "Wrong-Passw0rd")
+        .await
+        .error(429, "ACCOUNT_LOCKED");
     let t2 = h.sign_in("bench@example.com", PASSWORD).await.ok()["token"]
         .as_str()
         .unwrap()
@@ -835,22 +867,5 @@ async fn postgres_core_flow() {
     .await
     .ok();
     h.stop().await;
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
-
-async fn create_schema(url: &str, schema: &str) {
-    use sea_orm::{ConnectionTrait, Database};
-    let db = Database::connect(url).await.unwrap();
-    db.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-        .await
-        .unwrap();
+    db.cleanup().await;
 }

@@ -5,6 +5,8 @@
 #[cfg(test)]
 mod flows;
 #[cfg(test)]
+mod orgs;
+#[cfg(test)]
 mod sso;
 #[cfg(test)]
 mod support;

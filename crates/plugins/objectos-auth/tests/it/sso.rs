@@ -19,7 +19,7 @@ use openidconnect::url::Url;
 use salvo::test::TestClient;
 use serde_json::{Value, json};
 
-use crate::support::{BASE, H, PASSWORD, Reply, database_url, test_config};
+use crate::support::{BASE, H, PASSWORD, Reply, database_url, databases, test_config};
 
 const CLIENT_ID: &str = "objectos-test";
 const CLIENT_SECRET: &str = "objectos-test-secret-0123456789";
@@ -293,6 +293,29 @@ fn with_param(url: &str, key: &str, value: &str) -> String {
     u.to_string()
 }
 
+/// Runs a scenario against a fresh provider on every test database: SQLite, and PostgreSQL
+/// (a schema of its own) when `OBJECTOS_TEST_POSTGRES_URL` is set. Skipped without node or the
+/// provider's packages (see [`OidcProvider::start`]).
+async fn on_every_database<F, Fut>(provider_ids: &[&str], scenario: F)
+where
+    F: Fn(OidcProvider, String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let Some(first) = OidcProvider::start(provider_ids) else {
+        return;
+    };
+    let mut idp = Some(first);
+    for db in databases("auth_sso").await {
+        eprintln!("single sign-on on {}", db.label);
+        let provider = match idp.take() {
+            Some(p) => p,
+            None => OidcProvider::start(provider_ids).expect("the provider started before"),
+        };
+        scenario(provider, db.url.clone()).await;
+        db.cleanup().await;
+    }
+}
+
 #[track_caller]
 fn assert_redirect(r: &Reply, to: &str) {
     assert_eq!(r.status.as_u16(), 302, "body: {}", r.text);
@@ -301,12 +324,13 @@ fn assert_redirect(r: &Reply, to: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oidc_sign_in_against_a_real_provider() {
-    let Some(idp) = OidcProvider::start(&["corp"]) else {
-        return;
-    };
+    on_every_database(&["corp"], oidc_sign_in_against_a_real_provider_on).await;
+}
+
+async fn oidc_sign_in_against_a_real_provider_on(idp: OidcProvider, url: String) {
     let mut corp = idp.oidc("corp");
     corp.allow_sign_up = true;
-    let h = H::with(sso_config(vec![corp]), database_url()).await;
+    let h = H::with(sso_config(vec![corp]), url).await;
     let owner = h.owner().await;
 
     let list = h.get("/api/v1/auth/providers", None).await;
@@ -368,6 +392,9 @@ async fn oidc_sign_in_against_a_real_provider() {
     );
     let done = browser.callback(&h, &callback_url).await;
     assert_redirect(&done, "/welcome");
+    // The used state's binding cookie is cleared along with the new session cookie.
+    assert_eq!(callback_cookies(&done), (true, true));
+    assert!(browser.app.get("objectos.sso_state").is_none());
     let token = done.header("set-auth-token").unwrap().to_owned();
     assert_eq!(
         browser.app.get("better-auth.session_token"),
@@ -571,39 +598,99 @@ async fn oidc_sign_in_against_a_real_provider() {
     h.stop().await;
 }
 
+/// The session cookie a callback set, and whether it cleared the binding cookie.
+fn callback_cookies(r: &Reply) -> (bool, bool) {
+    let all: Vec<&str> = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let session = all
+        .iter()
+        .any(|c| c.starts_with("better-auth.session_token=") && !c.contains("Max-Age=0"));
+    let cleared = all
+        .iter()
+        .any(|c| c.contains("objectos.sso_state=;") && c.contains("Max-Age=0"));
+    (session, cleared)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oauth2_provider_and_linking_by_verified_email() {
-    let Some(idp) = OidcProvider::start(&["social", "corp"]) else {
-        return;
-    };
+async fn oauth2_provider_and_the_linking_policy() {
+    on_every_database(
+        &["social", "corp"],
+        oauth2_provider_and_the_linking_policy_on,
+    )
+    .await;
+}
+
+async fn oauth2_provider_and_the_linking_policy_on(idp: OidcProvider, url: String) {
     // `social`: plain OAuth2 with user info, may link by email but not create users.
     let mut social = idp.oauth2("social");
     social.link_by_email = true;
     // `corp`: OIDC, may create users but not link to existing ones.
     let mut corp = idp.oidc("corp");
     corp.allow_sign_up = true;
-    let h = H::with(sso_config(vec![social, corp]), database_url()).await;
+    let h = H::with(sso_config(vec![social, corp]), url).await;
 
-    // No account with the provider's email yet, and `social` may not sign up: refused.
+    // No owner yet: a provider may not create the first account (it would become the owner).
     let mut browser = Browser::new();
-    browser
-        .sign_in(&h, json!({"provider": "social"}))
-        .await
-        .error(403, "SIGN_UP_DISABLED");
-
-    // An email account (the owner) with the same address the provider verified.
-    let r = h.sign_up("ada@example.com", PASSWORD).await;
-    let owner_id = r.ok()["user"]["id"].as_str().unwrap().to_owned();
-
-    // `corp` may not link to it.
     browser
         .sign_in(&h, json!({"provider": "corp"}))
         .await
-        .error(409, "SSO_ACCOUNT_NOT_LINKED");
+        .error(403, "SSO_OWNER_REQUIRED");
+    assert!(
+        !h.get("/api/v1/auth/bootstrap-status", None).await.ok()["hasOwner"]
+            .as_bool()
+            .unwrap()
+    );
 
-    // `social` links the identity to the owner, through the OAuth2 code flow and user info.
-    let start = browser
-        .start(&h, json!({"providerId": "social", "callbackURL": "/home"}))
+    // No account with the provider's email, and `social` may not sign up: refused with the
+    // same answer as for an existing account it may not link to (below).
+    let unknown = browser.sign_in(&h, json!({"provider": "social"})).await;
+    let unknown = unknown.error(403, "SSO_ACCOUNT_NOT_LINKED").clone();
+
+    // The owner signs up by email with the address the provider verifies.
+    let r = h.sign_up("ada@example.com", PASSWORD).await;
+    let owner_id = r.ok()["user"]["id"].as_str().unwrap().to_owned();
+
+    // `linkByEmail` never links to an administrator, an account with a password or TOTP: the
+    // answer is the very one an unknown email gets, so it reveals nothing.
+    let refused = browser.sign_in(&h, json!({"provider": "social"})).await;
+    assert_eq!(refused.error(403, "SSO_ACCOUNT_NOT_LINKED"), &unknown);
+    let refused = browser.sign_in(&h, json!({"provider": "corp"})).await;
+    assert_eq!(refused.error(403, "SSO_ACCOUNT_NOT_LINKED"), &unknown);
+    assert!(!h.event_names().iter().any(|n| n == "auth.identity_linked"));
+
+    // The owner links `social` while signed in (`link-social`), through the OAuth2 code flow and
+    // user info; the callback keeps the session and issues none.
+    let mut owner = Browser::new();
+    owner
+        .app(
+            &h,
+            TestClient::post(format!("{BASE}/api/v1/auth/sign-in/email"))
+                .json(&json!({"email": "ada@example.com", "password": PASSWORD})),
+        )
+        .await
+        .ok();
+    let owner_session = owner
+        .app
+        .get("better-auth.session_token")
+        .unwrap()
+        .to_owned();
+    h.post(
+        "/api/v1/auth/link-social",
+        None,
+        &json!({"provider": "social"}),
+    )
+    .await
+    .error(401, "UNAUTHENTICATED");
+    let start = owner
+        .app(
+            &h,
+            TestClient::post(format!("{BASE}/api/v1/auth/link-social"))
+                .json(&json!({"provider": "social", "callbackURL": "/settings"})),
+        )
         .await;
     let auth_url = start.ok()["url"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -611,22 +698,62 @@ async fn oauth2_provider_and_linking_by_verified_email() {
         Some("S256")
     );
     assert!(query_param(&auth_url, "nonce").is_none());
-    let cb = browser.through_provider(&auth_url).await;
-    let done = browser.callback(&h, &cb).await;
-    assert_redirect(&done, "/home");
-    let token = done.header("set-auth-token").unwrap().to_owned();
-    let s = h.get("/api/v1/auth/get-session", Some(&token)).await;
-    assert_eq!(s.ok()["user"]["id"], owner_id.as_str());
-    assert_eq!(s.body["user"]["role"], "admin");
+    let cb = owner.through_provider(&auth_url).await;
+    // Finished in the same browser but without the session that started it: refused.
+    let mut no_session = owner.clone();
+    no_session.app.0.remove("better-auth.session_token");
+    no_session
+        .callback(&h, &cb)
+        .await
+        .error(400, "SSO_STATE_MISMATCH");
+    let start = owner
+        .app(
+            &h,
+            TestClient::post(format!("{BASE}/api/v1/auth/link-social"))
+                .json(&json!({"provider": "social", "callbackURL": "/settings"})),
+        )
+        .await;
+    let cb = owner
+        .through_provider(start.ok()["url"].as_str().unwrap())
+        .await;
+    let done = owner.callback(&h, &cb).await;
+    assert_redirect(&done, "/settings");
+    assert!(done.header("set-auth-token").is_none());
+    assert_eq!(callback_cookies(&done), (false, true));
+    assert_eq!(
+        owner.app.get("better-auth.session_token"),
+        Some(owner_session.as_str())
+    );
     let linked = h.event("auth.identity_linked").await;
     assert_eq!(linked.payload["provider"], "social");
+    assert_eq!(linked.payload["via"], "link-social");
     assert_eq!(linked.payload["userId"], owner_id.as_str());
 
-    // Once linked, the identity signs in directly, and the password still works too.
-    let again = browser.sign_in(&h, json!({"provider": "social"})).await;
+    // Once linked, the identity signs in directly (a fresh browser), and the password still works.
+    let mut fresh = Browser::new();
+    let again = fresh.sign_in(&h, json!({"provider": "social"})).await;
+    assert_eq!(callback_cookies(&again), (true, true));
     let token2 = again.header("set-auth-token").unwrap().to_owned();
     let s = h.get("/api/v1/auth/get-session", Some(&token2)).await;
     assert_eq!(s.ok()["user"]["id"], owner_id.as_str());
+    assert_eq!(s.body["user"]["role"], "admin");
+    h.sign_in("ada@example.com", PASSWORD).await.ok();
+
+    // One identity per provider and account: another subject (bob) at `social` is refused.
+    let start = owner
+        .app(
+            &h,
+            TestClient::post(format!("{BASE}/api/v1/auth/link-social"))
+                .json(&json!({"provider": "social"})),
+        )
+        .await;
+    owner.idp = Jar::default();
+    let url = with_param(start.ok()["url"].as_str().unwrap(), "login_hint", "bob");
+    let cb = owner.through_provider(&url).await;
+    owner
+        .callback(&h, &cb)
+        .await
+        .error(409, "SSO_PROVIDER_ALREADY_LINKED");
     assert_eq!(
         h.events
             .lock()
@@ -635,26 +762,216 @@ async fn oauth2_provider_and_linking_by_verified_email() {
             .count(),
         1
     );
-    h.sign_in("ada@example.com", PASSWORD).await.ok();
 
     // The callback also answers at better-auth's generic-OAuth path.
-    let start = browser.start(&h, json!({"provider": "social"})).await;
-    let cb = browser
+    let start = fresh.start(&h, json!({"provider": "social"})).await;
+    let cb = fresh
         .through_provider(start.ok()["url"].as_str().unwrap())
         .await;
     let alt = cb.replace("/api/v1/auth/callback/", "/api/v1/auth/oauth2/callback/");
-    assert_redirect(&browser.callback(&h, &alt).await, "/");
+    assert_redirect(&fresh.callback(&h, &alt).await, "/");
 
     // A state started for one provider cannot finish at another.
-    let start = browser.start(&h, json!({"provider": "social"})).await;
-    let cb = browser
+    let start = fresh.start(&h, json!({"provider": "social"})).await;
+    let cb = fresh
         .through_provider(start.ok()["url"].as_str().unwrap())
         .await;
     let wrong = cb.replace("/callback/social", "/callback/corp");
-    browser
+    fresh
         .callback(&h, &wrong)
         .await
         .error(400, "SSO_INVALID_STATE");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_links_only_plain_accounts_in_allowed_domains() {
+    on_every_database(
+        &["corp", "social", "partner"],
+        email_links_only_plain_accounts_in_allowed_domains_on,
+    )
+    .await;
+}
+
+async fn email_links_only_plain_accounts_in_allowed_domains_on(idp: OidcProvider, url: String) {
+    let mut corp = idp.oidc("corp");
+    corp.allow_sign_up = true;
+    corp.allowed_email_domains = Some(vec!["Example.com".into()]);
+    let mut social = idp.oauth2("social");
+    social.link_by_email = true;
+    social.allowed_email_domains = Some(vec!["example.com".into()]);
+    let mut partner = idp.oauth2("partner");
+    partner.link_by_email = true;
+    partner.allow_sign_up = true;
+    partner.allowed_email_domains = Some(vec!["partner.example.org".into()]);
+    let h = H::with(sso_config(vec![corp, social, partner]), url).await;
+    h.owner().await;
+
+    // `corp` creates ada (no password, a plain member): her domain is allowed.
+    let mut browser = Browser::new();
+    let r = browser.sign_in(&h, json!({"provider": "corp"})).await;
+    let token = r.header("set-auth-token").unwrap().to_owned();
+    let ada = h.get("/api/v1/auth/get-session", Some(&token)).await.ok()["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // `partner` admits another domain only: neither a link nor a sign-up.
+    browser
+        .sign_in(&h, json!({"provider": "partner"}))
+        .await
+        .error(403, "SSO_EMAIL_DOMAIN_NOT_ALLOWED");
+
+    // `social` links by the verified email to ada's plain account.
+    let r = browser.sign_in(&h, json!({"provider": "social"})).await;
+    let token = r.header("set-auth-token").unwrap().to_owned();
+    let s = h.get("/api/v1/auth/get-session", Some(&token)).await;
+    assert_eq!(s.ok()["user"]["id"], ada.as_str());
+    let linked = h.event("auth.identity_linked").await;
+    assert_eq!(linked.payload["via"], "email");
+    assert_eq!(linked.payload["userId"], ada.as_str());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_callbacks_and_forged_answers() {
+    on_every_database(&["corp"], racing_callbacks_and_forged_answers_on).await;
+}
+
+async fn racing_callbacks_and_forged_answers_on(idp: OidcProvider, url: String) {
+    let mut corp = idp.oidc("corp");
+    corp.allow_sign_up = true;
+    let mut config = sso_config(vec![corp]);
+    config.cookie_secure = true;
+    let h = H::with(config, url).await;
+    h.owner().await;
+
+    // With cookieSecure the binding cookie is `__Host-` (Secure, Path=/), and only that name counts.
+    let mut browser = Browser::new();
+    let start = browser.start(&h, json!({"provider": "corp"})).await;
+    let cookie = start.header("set-cookie").unwrap().to_owned();
+    assert!(cookie.starts_with("__Host-objectos.sso_state="), "{cookie}");
+    for part in ["Path=/;", "Secure", "HttpOnly", "SameSite=Lax"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    let binding = browser
+        .app
+        .get("__Host-objectos.sso_state")
+        .unwrap()
+        .to_owned();
+    let cb = browser
+        .through_provider(start.ok()["url"].as_str().unwrap())
+        .await;
+    // A planted cookie without the prefix (what a sibling subdomain could set) binds nothing.
+    let tossed = h
+        .send(TestClient::get(&cb).add_header(
+            "cookie",
+            format!("objectos.sso_state={binding}"),
+            true,
+        ))
+        .await;
+    tossed.error(400, "SSO_STATE_MISMATCH");
+
+    // Four callbacks race on one state: exactly one session.
+    let logins = || {
+        h.events
+            .lock()
+            .iter()
+            .filter(|e| e.name == "auth.login" && e.payload["reason"] == "sso")
+            .count()
+    };
+    let before = logins();
+    let header = browser.app.header();
+    let send = || h.send(TestClient::get(&cb).add_header("cookie", header.clone(), true));
+    let (a, b, c, d) = tokio::join!(send(), send(), send(), send());
+    let replies = [a, b, c, d];
+    let won: Vec<&Reply> = replies
+        .iter()
+        .filter(|r| r.status.as_u16() == 302)
+        .collect();
+    assert_eq!(
+        won.len(),
+        1,
+        "{:?}",
+        replies.iter().map(|r| &r.text).collect::<Vec<_>>()
+    );
+    assert!(won[0].header("set-auth-token").is_some());
+    let cleared = won[0]
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|c| {
+            c.starts_with("__Host-objectos.sso_state=;")
+                && c.contains("Max-Age=0")
+                && c.contains("Path=/;")
+        });
+    assert!(cleared);
+    for r in replies.iter().filter(|r| r.status.as_u16() != 302) {
+        r.error(400, "SSO_STATE_USED");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(logins(), before + 1);
+
+    // A nonce other than the flow's (the provider signs what it was sent) fails ID token
+    // verification.
+    let mut browser = Browser::new();
+    let start = browser.start(&h, json!({"provider": "corp"})).await;
+    let url = with_param(
+        start.ok()["url"].as_str().unwrap(),
+        "nonce",
+        "forged-nonce-0123456789",
+    );
+    let cb = browser.through_provider(&url).await;
+    let r = browser.callback(&h, &cb).await;
+    let body = r.error(400, "SSO_INVALID_ID_TOKEN");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("nonce"),
+        "{body}"
+    );
+
+    // An RFC 9207 `iss` naming another issuer (a mix-up) is refused before the code is redeemed.
+    let start = browser.start(&h, json!({"provider": "corp"})).await;
+    let cb = browser
+        .through_provider(start.ok()["url"].as_str().unwrap())
+        .await;
+    browser
+        .callback(&h, &with_param(&cb, "iss", "https://evil.example.com"))
+        .await
+        .error(400, "SSO_PROVIDER_ERROR");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_provider_answers_a_generic_502() {
+    // Nothing listens on port 9 of loopback (discard), so discovery fails at once.
+    let p = SsoProvider {
+        id: "down".into(),
+        kind: Some(ProviderKind::Oidc),
+        issuer: Some("http://127.0.0.1:9".into()),
+        client_id: CLIENT_ID.into(),
+        ..SsoProvider::default()
+    };
+    let h = H::with(sso_config(vec![p]), database_url()).await;
+    for _ in 0..2 {
+        let r = h
+            .post(
+                "/api/v1/auth/sign-in/social",
+                None,
+                &json!({"provider": "down"}),
+            )
+            .await;
+        let body = r.error(502, "SSO_PROVIDER_UNAVAILABLE");
+        let msg = body["message"].as_str().unwrap();
+        assert!(
+            !msg.contains("127.0.0.1") && !msg.to_lowercase().contains("connect"),
+            "{msg}"
+        );
+    }
     h.stop().await;
 }
 
@@ -696,6 +1013,32 @@ fn sso_configuration_errors_name_the_key() {
         "{e}"
     );
     assert!(e.contains("sso.stateMinutes: must be at least 1"), "{e}");
+    // Provider endpoints need https, except on loopback; allowedEmailDomains holds domains.
+    let e = bad(json!({
+        "baseUrl": "https://crm.example.com",
+        "providers": [
+            {"id": "a", "kind": "oidc", "issuer": "http://idp.example.com", "clientId": "x",
+             "allowedEmailDomains": ["ok.example.com", "@bad", "nodot"]},
+            {"id": "b", "kind": "oauth2", "clientId": "x",
+             "authorizationUrl": "http://localhost:8080/auth", "tokenUrl": "http://[::1]:8080/token",
+             "userInfoUrl": "http://10.0.0.1/me", "allowedEmailDomains": []},
+            {"id": "c", "kind": "oidc", "issuer": "http://127.0.0.1:8080", "clientId": "x"}
+        ]
+    }));
+    for part in [
+        "sso.providers[0].issuer: `http://idp.example.com` must use https",
+        "sso.providers[0].allowedEmailDomains: `@bad` is not a domain",
+        "sso.providers[1].userInfoUrl: `http://10.0.0.1/me` must use https",
+        "sso.providers[1].allowedEmailDomains: empty",
+    ] {
+        assert!(e.contains(part), "missing {part:?} in {e}");
+    }
+    for ok in ["authorizationUrl", "tokenUrl", "providers[2]"] {
+        assert!(
+            !e.contains(&format!("sso.providers[1].{ok}")) && !e.contains("sso.providers[2]"),
+            "{ok}: {e}"
+        );
+    }
     // The secret never shows in Debug output of the configuration.
     let cfg: AuthConfig =
         serde_json::from_value(json!({"sso": {"baseUrl": "https://crm.example.com",

@@ -305,3 +305,59 @@ impl H {
         self.clock.now().timestamp()
     }
 }
+
+/// A database a scenario runs on: SQLite in memory always, and PostgreSQL (a fresh schema of
+/// its own, dropped by [`TestDb::cleanup`]) when `OBJECTOS_TEST_POSTGRES_URL` is set.
+pub(crate) struct TestDb {
+    pub(crate) label: &'static str,
+    pub(crate) url: String,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// Drops the PostgreSQL schema (a failed test leaves it behind for inspection).
+    pub(crate) async fn cleanup(self) {
+        use sea_orm::{ConnectionTrait, Database};
+        if let Some((base, schema)) = self.pg {
+            let db = Database::connect(&base).await.unwrap();
+            db.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                .await
+                .unwrap();
+            db.close().await.ok();
+        }
+    }
+}
+
+/// SQLite, then PostgreSQL when configured (else a printed skip note).
+pub(crate) async fn databases(prefix: &str) -> Vec<TestDb> {
+    use sea_orm::{ConnectionTrait, Database};
+    let mut out = vec![TestDb {
+        label: "sqlite",
+        url: database_url(),
+        pg: None,
+    }];
+    match std::env::var("OBJECTOS_TEST_POSTGRES_URL") {
+        Ok(base) if !base.trim().is_empty() => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let schema = format!("{prefix}_{nanos:x}_{}", std::process::id());
+            let db = Database::connect(&base).await.unwrap();
+            db.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
+                .await
+                .unwrap();
+            db.close().await.ok();
+            let sep = if base.contains('?') { '&' } else { '?' };
+            out.push(TestDb {
+                label: "postgres",
+                url: format!("{base}{sep}options[search_path]={schema}"),
+                pg: Some((base, schema)),
+            });
+        }
+        _ => eprintln!(
+            "OBJECTOS_TEST_POSTGRES_URL is not set; {prefix}: the PostgreSQL run is skipped"
+        ),
+    }
+    out
+}
