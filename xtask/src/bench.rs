@@ -1,6 +1,11 @@
 //! `cargo xtask bench http`: builds the release `objectos`, serves presets/crm on a temp SQLite file, seeds
 //! 10,000 contacts, drives it with keep-alive HTTP/1.1 connections and writes the figures into docs/benchmarks.md.
 //!
+//! Two profiles: `minimal` (kernel + data + http, anonymous requests: the data path alone) and `secured`
+//! (the standard build: every request carries a signed-in user's session token, the benched object has
+//! a row-level-security policy and a field hidden by field-level security, audit records every write in
+//! the write's transaction; plus a sign-in measurement).
+//!
 //! The load generator is deliberately small: N connections, each a task sending requests back to back for a
 //! fixed duration, every latency kept in a Vec and sorted once for the percentiles. It runs on one thread so
 //! that it takes at most one of the machine's cores away from the server.
@@ -27,11 +32,59 @@ pub(crate) enum Suite {
     Http,
 }
 
+/// Which build and set-up the HTTP suite measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Profile {
+    /// `--features minimal` (kernel + data + http), anonymous requests.
+    Minimal,
+    /// The standard features (auth, permissions, audit): a signed-in non-admin user, RLS and FLS on
+    /// `contact`, audit on; also measures sign-in.
+    Secured,
+}
+
+impl Profile {
+    fn name(self) -> &'static str {
+        match self {
+            Profile::Minimal => "minimal",
+            Profile::Secured => "secured",
+        }
+    }
+
+    /// The cargo arguments selecting the profile's features.
+    fn cargo_features(self) -> &'static [&'static str] {
+        match self {
+            Profile::Minimal => &["--no-default-features", "--features", "minimal"],
+            Profile::Secured => &[],
+        }
+    }
+
+    fn markers(self) -> (&'static str, &'static str) {
+        match self {
+            Profile::Minimal => (START_MARKER, END_MARKER),
+            Profile::Secured => (SECURED_START_MARKER, SECURED_END_MARKER),
+        }
+    }
+
+    fn ops(self) -> &'static [Op] {
+        match self {
+            Profile::Minimal => &[Op::Get, Op::List, Op::Create, Op::Update],
+            Profile::Secured => &[Op::Get, Op::List, Op::Create, Op::Update, Op::SignIn],
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct BenchArgs {
     /// The benchmark suite to run.
     #[arg(value_enum)]
     suite: Suite,
+    /// `minimal`: the unsecured data path; `secured`: auth, RLS, FLS and audit on, plus sign-in.
+    #[arg(long, value_enum, default_value_t = Profile::Minimal)]
+    profile: Profile,
+    /// Cargo target folder of the release build (default: $OBJECTOS_RELEASE_TARGET_DIR, else
+    /// $CARGO_TARGET_DIR, else ./target); keeps the 17-minute release build out of the debug folder.
+    #[arg(long, value_name = "PATH")]
+    target_dir: Option<PathBuf>,
     /// Seconds each scenario is measured for (after a short warm-up).
     #[arg(long, default_value_t = 10)]
     duration: u64,
@@ -62,6 +115,8 @@ const NODE_IDLE_RSS_MIB: f64 = 376.0;
 
 const START_MARKER: &str = "<!-- http-bench:start -->";
 const END_MARKER: &str = "<!-- http-bench:end -->";
+const SECURED_START_MARKER: &str = "<!-- http-bench-secured:start -->";
+const SECURED_END_MARKER: &str = "<!-- http-bench-secured:end -->";
 const CONNECTION_COUNTS: [usize; 2] = [1, 32];
 const SEED_CHUNK: usize = 500;
 const LIST_PATH: &str =
@@ -82,19 +137,30 @@ fn http(args: &BenchArgs) -> anyhow::Result<bool> {
     let binary = match &args.binary {
         Some(path) => path.clone(),
         None => {
+            let release = target_dir(&root, args).join("release");
+            // Each profile keeps its own copy: both builds write `release/objectos`.
+            let copy = release.join(format!("objectos-bench-{}", args.profile.name()));
             if !args.skip_build {
-                build_release(&root)?;
+                build_release(&root, args)?;
+                std::fs::copy(release.join("objectos"), &copy).with_context(|| {
+                    format!("cannot copy the release binary to {}", copy.display())
+                })?;
             }
-            target_dir(&root).join("release").join("objectos")
+            copy
         }
     };
     if !binary.is_file() {
         bail!(
-            "objectos binary not found at {}; build it with `cargo build --release -p objectos-server` or pass --binary PATH",
+            "objectos binary not found at {}; run without --skip-build once, or pass --binary PATH",
             binary.display()
         );
     }
     let release = is_release_binary(&binary);
+    if cfg!(debug_assertions) {
+        println!(
+            "bench: this load generator is a debug build and will cap the figures; prefer `CARGO_TARGET_DIR=<release dir> cargo run --release -p xtask -- bench http ...`"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -111,15 +177,17 @@ fn http(args: &BenchArgs) -> anyhow::Result<bool> {
         );
     } else {
         let path = root.join("docs").join("benchmarks.md");
-        write_section(&path, &markdown)?;
+        write_section(&path, &markdown, args.profile.markers())?;
         println!("bench: updated {}", crate::display_path(&path));
     }
     Ok(report.scenarios.iter().all(|s| s.errors == 0 && s.ok > 0))
 }
 
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
+fn target_dir(root: &Path, args: &BenchArgs) -> PathBuf {
+    args.target_dir
+        .clone()
+        .or_else(|| std::env::var_os("OBJECTOS_RELEASE_TARGET_DIR").map(PathBuf::from))
+        .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from))
         .unwrap_or_else(|| root.join("target"))
 }
 
@@ -127,28 +195,26 @@ fn is_release_binary(binary: &Path) -> bool {
     binary.components().any(|c| c.as_os_str() == "release")
 }
 
-fn build_release(root: &Path) -> anyhow::Result<()> {
-    // The unsecured figures measure the data path alone (kernel + data + http: the `minimal`
-    // profile); with auth compiled in, the load generator's anonymous requests would be refused.
+fn build_release(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
+    // The minimal figures measure the data path alone (kernel + data + http); the secured ones the
+    // standard build, where every request goes through the session hoop, permissions and audit.
+    let mut cargo_args = vec!["build", "--release", "-p", "objectos-server"];
+    cargo_args.extend_from_slice(args.profile.cargo_features());
+    let target = target_dir(root, args);
     println!(
-        "bench: cargo build --release -p objectos-server --no-default-features --features minimal (about 15+ minutes cold on 2 cores)"
+        "bench: CARGO_TARGET_DIR={} cargo {} (about 15+ minutes cold on 2 cores)",
+        target.display(),
+        cargo_args.join(" ")
     );
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "objectos-server",
-            "--no-default-features",
-            "--features",
-            "minimal",
-        ])
+        .args(&cargo_args)
+        .env("CARGO_TARGET_DIR", &target)
         .current_dir(root)
         .status()
         .context("cannot run cargo")?;
     if !status.success() {
-        bail!("`cargo build --release -p objectos-server --features minimal` failed ({status})");
+        bail!("`cargo {}` failed ({status})", cargo_args.join(" "));
     }
     Ok(())
 }
@@ -157,6 +223,8 @@ fn build_release(root: &Path) -> anyhow::Result<()> {
 
 #[derive(Debug)]
 struct Report {
+    load_before: Option<String>,
+    load_after: Option<String>,
     cold_start: Duration,
     idle_rss_kib: Option<u64>,
     loaded_rss_kib: Option<u64>,
@@ -171,19 +239,28 @@ enum Op {
     List,
     Create,
     Update,
+    SignIn,
 }
 
 impl Op {
-    const ALL: [Op; 4] = [Op::Get, Op::List, Op::Create, Op::Update];
-
     fn label(self) -> &'static str {
         match self {
             Op::Get => "GET by id",
             Op::List => "list 50, filter + sort",
             Op::Create => "create",
             Op::Update => "update (PATCH)",
+            Op::SignIn => "sign-in (argon2id)",
         }
     }
+}
+
+/// The signed-in bench user of the secured profile.
+#[derive(Debug, Clone)]
+struct Session {
+    /// `Bearer <token>`, sent on every request.
+    authorization: String,
+    email: String,
+    password: String,
 }
 
 #[derive(Debug)]
@@ -286,8 +363,9 @@ async fn measure(root: &Path, binary: &Path, args: &BenchArgs) -> anyhow::Result
     );
     std::fs::create_dir_all(&tmp.0)
         .with_context(|| format!("cannot create {}", tmp.0.display()))?;
+    let load_before = load_average();
 
-    let (mut server, cold_start) = start_server(root, binary, &tmp.0).await?;
+    let (mut server, cold_start) = start_server(root, binary, &tmp.0, args.profile).await?;
     println!(
         "bench: server pid {} ready on {} after {:.0} ms",
         server.pid(),
@@ -298,8 +376,18 @@ async fn measure(root: &Path, binary: &Path, args: &BenchArgs) -> anyhow::Result
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss_kib = rss_kib(server.pid());
 
+    let session = match args.profile {
+        Profile::Minimal => None,
+        Profile::Secured => match sign_up_bench_user(server.addr).await {
+            Ok(s) => Some(s),
+            Err(e) => bail!(
+                "setting up the signed-in bench user failed: {e:#}\nserver log (last lines):\n{}",
+                server.log_tail()
+            ),
+        },
+    };
     let seed_started = Instant::now();
-    let ids = match seed(server.addr, args.records).await {
+    let ids = match seed(server.addr, args.records, session.as_ref()).await {
         Ok(ids) => ids,
         Err(e) => bail!(
             "seeding failed: {e:#}\nserver log (last lines):\n{}",
@@ -317,12 +405,30 @@ async fn measure(root: &Path, binary: &Path, args: &BenchArgs) -> anyhow::Result
     let duration = Duration::from_secs(args.duration);
     let warmup = Duration::from_millis((args.duration * 100).clamp(200, 1000));
     let mut scenarios = Vec::new();
-    for op in Op::ALL {
+    for &op in args.profile.ops() {
         for &connections in &CONNECTION_COUNTS {
             // The warm-up fills caches and connection pools; its numbers are discarded.
-            run_scenario(server.addr, op, connections, warmup, &ids, 0).await?;
+            run_scenario(
+                server.addr,
+                op,
+                connections,
+                warmup,
+                &ids,
+                0,
+                session.as_ref(),
+            )
+            .await?;
             let before = cpu_ticks(server.pid());
-            let mut result = run_scenario(server.addr, op, connections, duration, &ids, 1).await?;
+            let mut result = run_scenario(
+                server.addr,
+                op,
+                connections,
+                duration,
+                &ids,
+                1,
+                session.as_ref(),
+            )
+            .await?;
             let after = cpu_ticks(server.pid());
             result.cpu = match (before, after) {
                 (Some(b), Some(a)) if a >= b => {
@@ -349,6 +455,8 @@ async fn measure(root: &Path, binary: &Path, args: &BenchArgs) -> anyhow::Result
     let loaded_rss_kib = rss_kib(server.pid());
     server.stop();
     Ok(Report {
+        load_before,
+        load_after: load_average(),
         cold_start,
         idle_rss_kib,
         loaded_rss_kib,
@@ -358,10 +466,161 @@ async fn measure(root: &Path, binary: &Path, args: &BenchArgs) -> anyhow::Result
     })
 }
 
+/// The secured profile's metadata: presets/crm plus a permission set for the bench user with a
+/// row-level-security policy on `contact` (own records only) and a field hidden by field-level
+/// security; and an `objectos.yml` that opens sign-up and lifts the sign-in rate limit (the bench
+/// signs in far more often than the per-minute limits allow).
+fn secured_setup(root: &Path, tmp: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let meta = tmp.join("crm");
+    copy_dir(&root.join("presets").join("crm"), &meta)?;
+    let perms = meta.join("permissions");
+    std::fs::create_dir_all(&perms)?;
+    std::fs::write(perms.join("bench_rep.permission.yml"), BENCH_PERMISSION_SET)
+        .context("cannot write the bench permission set")?;
+    let config = tmp.join("objectos.yml");
+    std::fs::write(&config, BENCH_CONFIG).context("cannot write the bench objectos.yml")?;
+    Ok((meta, config))
+}
+
+const BENCH_PERMISSION_SET: &str = "\
+# Written by `cargo xtask bench http --profile secured`.
+name: bench_rep
+label: Bench representative
+objects:
+  contact: { allowRead: true, allowCreate: true, allowEdit: true }
+  account: { allowRead: true }
+fields:
+  contact.account: { readable: false, editable: false }
+rowLevelSecurity:
+  - name: own_contacts
+    object: contact
+    operation: all
+    using: \"owner_id = current_user.id\"
+    check: \"owner_id = current_user.id\"
+";
+
+const BENCH_CONFIG: &str = "\
+# Written by `cargo xtask bench http --profile secured`.
+auth:
+  allowSignUp: true
+  rateLimit:
+    enabled: false
+";
+
+const BENCH_PASSWORD: &str = "Bench-pass-2026!";
+
+/// How this load generator was compiled. A debug build (plain `cargo xtask`) spends several
+/// times more CPU per request than the server's fast paths and caps the figures; run the bench
+/// from a release build of xtask for numbers worth recording.
+const LOADGEN_BUILD: &str = if cfg!(debug_assertions) {
+    "DEBUG build: figures are lower bounds"
+} else {
+    "release build"
+};
+
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("cannot list {}", from.display()))?
+    {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Signs up the owner (the first account, an administrator) and the bench user, gives the bench
+/// user the `bench_rep` permission set, and signs the bench user in.
+async fn sign_up_bench_user(addr: SocketAddr) -> anyhow::Result<Session> {
+    let mut conn = Conn::open(addr, None).await?;
+    let owner = post_json(
+        &mut conn,
+        "/api/v1/auth/sign-up/email",
+        &serde_json::json!({"email": "owner@bench.example", "password": BENCH_PASSWORD, "name": "Owner"}),
+    )
+    .await?;
+    let owner_token = owner
+        .get("token")
+        .and_then(|t| t.as_str())
+        .context("sign-up answered without a token")?
+        .to_owned();
+    let email = "rep@bench.example".to_owned();
+    let rep = post_json(
+        &mut conn,
+        "/api/v1/auth/sign-up/email",
+        &serde_json::json!({"email": email, "password": BENCH_PASSWORD, "name": "Rep"}),
+    )
+    .await?;
+    let rep_id = rep
+        .pointer("/user/id")
+        .and_then(|t| t.as_str())
+        .context("sign-up answered without user.id")?
+        .to_owned();
+    let mut admin = Conn::open(addr, Some(format!("Bearer {owner_token}"))).await?;
+    post_json(
+        &mut admin,
+        "/api/v1/permissions/assignments",
+        &serde_json::json!({"userId": rep_id, "permissionSet": "bench_rep"}),
+    )
+    .await?;
+    let signed_in = post_json(
+        &mut conn,
+        "/api/v1/auth/sign-in/email",
+        &serde_json::json!({"email": email, "password": BENCH_PASSWORD}),
+    )
+    .await?;
+    let token = signed_in
+        .get("token")
+        .and_then(|t| t.as_str())
+        .context("sign-in answered without a token")?;
+    Ok(Session {
+        authorization: format!("Bearer {token}"),
+        email,
+        password: BENCH_PASSWORD.to_owned(),
+    })
+}
+
+/// POSTs `body` and returns the JSON answer (unwrapping a `{success, data}` envelope); non-2xx is an error.
+async fn post_json(
+    conn: &mut Conn,
+    path: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let (status, bytes) = conn
+        .send(Method::POST, path, Some(serde_json::to_vec(body)?))
+        .await?;
+    if !status.is_success() {
+        bail!(
+            "POST {path} answered {status}: {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(500)])
+        );
+    }
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("POST {path} answered a body that is not JSON"))?;
+    Ok(match value.get("data") {
+        Some(data) if value.get("success").is_some() => data.clone(),
+        _ => value,
+    })
+}
+
+/// `/proc/loadavg`'s 1, 5 and 15 minute averages, for the report.
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let parts: Vec<&str> = text.split_whitespace().take(3).collect();
+    (parts.len() == 3).then(|| parts.join(" "))
+}
+
 async fn start_server(
     root: &Path,
     binary: &Path,
     tmp: &Path,
+    profile: Profile,
 ) -> anyhow::Result<(Server, Duration)> {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -375,16 +634,28 @@ async fn start_server(
         .try_clone()
         .context("cannot duplicate the server log handle")?;
     let db = format!("sqlite://{}?mode=rwc", tmp.join("bench.db").display());
+    let mut args: Vec<String> = Vec::new();
+    match profile {
+        Profile::Minimal => args.extend(["serve".to_owned(), "presets/crm".to_owned()]),
+        Profile::Secured => {
+            let (meta, config) = secured_setup(root, tmp)?;
+            args.extend([
+                "--config".to_owned(),
+                config.display().to_string(),
+                "serve".to_owned(),
+                meta.display().to_string(),
+            ]);
+        }
+    }
+    args.extend([
+        "--listen".to_owned(),
+        addr.to_string(),
+        "--database-url".to_owned(),
+        db,
+    ]);
     let started = Instant::now();
     let child = Command::new(binary)
-        .args([
-            "serve",
-            "presets/crm",
-            "--listen",
-            &addr.to_string(),
-            "--database-url",
-            &db,
-        ])
+        .args(&args)
         .current_dir(root)
         .stdin(Stdio::null())
         .stdout(log_file)
@@ -419,14 +690,18 @@ async fn start_server(
 }
 
 async fn probe_ready(addr: SocketAddr) -> anyhow::Result<StatusCode> {
-    let mut conn = Conn::open(addr).await?;
+    let mut conn = Conn::open(addr, None).await?;
     let (status, _) = conn.send(Method::GET, "/ready", None).await?;
     Ok(status)
 }
 
 /// Creates `count` contacts through `POST /createMany` and returns their ids.
-async fn seed(addr: SocketAddr, count: usize) -> anyhow::Result<Vec<String>> {
-    let mut conn = Conn::open(addr).await?;
+async fn seed(
+    addr: SocketAddr,
+    count: usize,
+    session: Option<&Session>,
+) -> anyhow::Result<Vec<String>> {
+    let mut conn = Conn::open(addr, session.map(|s| s.authorization.clone())).await?;
     let mut rng = Rng::new(0x5eed);
     let mut ids = Vec::with_capacity(count);
     let mut n = 0;
@@ -490,14 +765,30 @@ async fn run_scenario(
     duration: Duration,
     ids: &[String],
     seed: u64,
+    session: Option<&Session>,
 ) -> anyhow::Result<ScenarioResult> {
     let ids: std::sync::Arc<[String]> = ids.into();
+    let authorization = session.map(|s| s.authorization.clone());
+    let sign_in_body = session.map(|s| {
+        std::sync::Arc::new(
+            serde_json::to_vec(&serde_json::json!({"email": s.email, "password": s.password}))
+                .unwrap_or_default(),
+        )
+    });
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::with_capacity(connections);
     for c in 0..connections {
         let ids = ids.clone();
-        let mut conn = Conn::open(addr).await?;
+        let authorization = authorization.clone();
+        let sign_in_body = sign_in_body.clone();
+        // Sign-in is a public route: it is sent without the session token.
+        let conn_auth = if op == Op::SignIn {
+            None
+        } else {
+            authorization.clone()
+        };
+        let mut conn = Conn::open(addr, conn_auth.clone()).await?;
         let mut rng = Rng::new(seed.wrapping_mul(1_000_003).wrapping_add(c as u64 + 1));
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
@@ -505,7 +796,8 @@ async fn run_scenario(
             let mut first_error = None;
             let mut created = 0usize;
             while Instant::now() < deadline {
-                let (method, path, body) = request_for(op, &ids, &mut rng, c, &mut created);
+                let (method, path, body) =
+                    request_for(op, &ids, &mut rng, c, &mut created, sign_in_body.as_deref());
                 let t = Instant::now();
                 match conn.send(method.clone(), &path, body).await {
                     Ok((status, _)) if status.is_success() => {
@@ -524,7 +816,7 @@ async fn run_scenario(
                         errors += 1;
                         first_error.get_or_insert_with(|| format!("{method} {path} -> {e:#}"));
                         // The connection is likely gone; open a fresh one so the run continues.
-                        match Conn::open(addr).await {
+                        match Conn::open(addr, conn_auth.clone()).await {
                             Ok(fresh) => conn = fresh,
                             Err(_) => break,
                         }
@@ -565,6 +857,7 @@ fn request_for(
     rng: &mut Rng,
     conn: usize,
     created: &mut usize,
+    sign_in_body: Option<&Vec<u8>>,
 ) -> (Method, String, Option<Vec<u8>>) {
     let pick = |rng: &mut Rng| ids[rng.below(ids.len() as u64) as usize].clone();
     match op {
@@ -596,6 +889,11 @@ fn request_for(
                 serde_json::to_vec(&body).ok(),
             )
         }
+        Op::SignIn => (
+            Method::POST,
+            "/api/v1/auth/sign-in/email".to_owned(),
+            sign_in_body.cloned(),
+        ),
     }
 }
 
@@ -604,10 +902,12 @@ fn request_for(
 struct Conn {
     sender: SendRequest<Full<Bytes>>,
     host: String,
+    /// `Authorization` header sent with every request (the secured profile's session).
+    authorization: Option<String>,
 }
 
 impl Conn {
-    async fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
+    async fn open(addr: SocketAddr, authorization: Option<String>) -> anyhow::Result<Conn> {
         let stream = tokio::net::TcpStream::connect(addr)
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;
@@ -622,6 +922,7 @@ impl Conn {
         Ok(Conn {
             sender,
             host: addr.to_string(),
+            authorization,
         })
     }
 
@@ -639,6 +940,9 @@ impl Conn {
             .header(header::ACCEPT, "application/json");
         if body.is_some() {
             req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(a) = &self.authorization {
+            req = req.header(header::AUTHORIZATION, a);
         }
         let req = req.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
         let res = self.sender.send_request(req).await?;
@@ -770,7 +1074,11 @@ fn render(report: &Report, args: &BenchArgs, release: bool) -> String {
         .unwrap_or_else(|| "unknown".to_owned());
     let dirty = command_output("git", &["status", "--porcelain", "--untracked-files=no"])
         .is_some_and(|s| !s.is_empty());
+    let secured = args.profile == Profile::Secured;
     let mut command = format!("cargo xtask bench http --duration {}", args.duration);
+    if secured {
+        command.push_str(" --profile secured");
+    }
     if args.skip_build {
         command.push_str(" --skip-build");
     }
@@ -789,25 +1097,51 @@ fn render(report: &Report, args: &BenchArgs, release: bool) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "Measured {date}, commit `{commit}`{}, {build}, on {}; load generator on the same machine (one thread).",
+        "Measured {date}, commit `{commit}`{}, {build} ({} features), on {}; load generator on the same machine (one thread, {}).",
         if dirty { " + uncommitted changes" } else { "" },
+        if secured { "standard" } else { "minimal" },
         machine(),
+        LOADGEN_BUILD,
     );
     let _ = writeln!(
         md,
-        "`objectos serve presets/crm` on a temporary SQLite file with {} contacts seeded through `createMany` ({:.1} s); each scenario runs {} s after a short warm-up, keep-alive HTTP/1.1.",
-        report.seeded,
-        report.seed_time.as_secs_f64(),
-        args.duration
+        "Load average (1, 5, 15 min) before the run: {}; after: {}.",
+        report.load_before.as_deref().unwrap_or("n/a"),
+        report.load_after.as_deref().unwrap_or("n/a"),
     );
+    if secured {
+        let _ = writeln!(
+            md,
+            "`objectos serve` on presets/crm plus a `bench_rep` permission set (RLS `owner_id = current_user.id` on `contact` for reads and writes, FLS hiding `contact.account`), audit on; every request carries the session token of a signed-in non-admin user holding `bench_rep`. {} contacts seeded by that user through `createMany` ({:.1} s); each scenario runs {} s after a short warm-up, keep-alive HTTP/1.1. Sign-in posts the user's email and password (argon2id, the default parameters: 19 MiB, 2 iterations).",
+            report.seeded,
+            report.seed_time.as_secs_f64(),
+            args.duration
+        );
+    } else {
+        let _ = writeln!(
+            md,
+            "`objectos serve presets/crm` on a temporary SQLite file with {} contacts seeded through `createMany` ({:.1} s); each scenario runs {} s after a short warm-up, keep-alive HTTP/1.1.",
+            report.seeded,
+            report.seed_time.as_secs_f64(),
+            args.duration
+        );
+    }
     let _ = writeln!(md);
     let _ = writeln!(md, "Command: `{command}`");
     let _ = writeln!(md);
-    let _ = writeln!(
-        md,
-        "| Scenario | Connections | ObjectOS req/s | p50 | p99 | Server CPU / request | Errors | Official Node server (17.4), 32 connections |"
-    );
-    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---|");
+    if secured {
+        let _ = writeln!(
+            md,
+            "| Scenario | Connections | ObjectOS req/s | p50 | p99 | Server CPU / request | Errors |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+    } else {
+        let _ = writeln!(
+            md,
+            "| Scenario | Connections | ObjectOS req/s | p50 | p99 | Server CPU / request | Errors | Official Node server (17.4), 32 connections |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---|");
+    }
     for s in &report.scenarios {
         let reference = if s.connections == 32 {
             NODE_REFERENCE
@@ -824,9 +1158,9 @@ fn render(report: &Report, args: &BenchArgs, release: bool) -> String {
         } else {
             String::new()
         };
-        let _ = writeln!(
+        let _ = write!(
             md,
-            "| {} | {} | {:.1} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.1} | {} | {} | {} | {} |",
             s.op.label(),
             s.connections,
             s.rps(),
@@ -834,27 +1168,51 @@ fn render(report: &Report, args: &BenchArgs, release: bool) -> String {
             fmt_latency(s.percentile(99.0)),
             fmt_cpu(s.cpu_per_request()),
             s.errors,
-            reference
         );
+        if secured {
+            let _ = writeln!(md);
+        } else {
+            let _ = writeln!(md, " {reference} |");
+        }
     }
     let _ = writeln!(md);
-    let _ = writeln!(md, "| Process | ObjectOS | Official Node server (17.4) |");
-    let _ = writeln!(md, "|---|---:|---:|");
-    let _ = writeln!(
-        md,
-        "| Cold start (spawn to first 200 on `/ready`, empty database) | {:.2} s | {NODE_COLD_START_S} s |",
-        report.cold_start.as_secs_f64()
-    );
-    let _ = writeln!(
-        md,
-        "| RSS idle after start | {} | {NODE_IDLE_RSS_MIB} MiB |",
-        fmt_mib(report.idle_rss_kib)
-    );
-    let _ = writeln!(
-        md,
-        "| RSS after the load above | {} | n/a |",
-        fmt_mib(report.loaded_rss_kib)
-    );
+    if secured {
+        let _ = writeln!(md, "| Process | ObjectOS |");
+        let _ = writeln!(md, "|---|---:|");
+        let _ = writeln!(
+            md,
+            "| Cold start (spawn to first 200 on `/ready`, empty database) | {:.3} s |",
+            report.cold_start.as_secs_f64()
+        );
+        let _ = writeln!(
+            md,
+            "| RSS idle after start | {} |",
+            fmt_mib(report.idle_rss_kib)
+        );
+        let _ = writeln!(
+            md,
+            "| RSS after the load above | {} |",
+            fmt_mib(report.loaded_rss_kib)
+        );
+    } else {
+        let _ = writeln!(md, "| Process | ObjectOS | Official Node server (17.4) |");
+        let _ = writeln!(md, "|---|---:|---:|");
+        let _ = writeln!(
+            md,
+            "| Cold start (spawn to first 200 on `/ready`, empty database) | {:.3} s | {NODE_COLD_START_S} s |",
+            report.cold_start.as_secs_f64()
+        );
+        let _ = writeln!(
+            md,
+            "| RSS idle after start | {} | {NODE_IDLE_RSS_MIB} MiB |",
+            fmt_mib(report.idle_rss_kib)
+        );
+        let _ = writeln!(
+            md,
+            "| RSS after the load above | {} | n/a |",
+            fmt_mib(report.loaded_rss_kib)
+        );
+    }
     let failures: Vec<&ScenarioResult> = report
         .scenarios
         .iter()
@@ -876,24 +1234,24 @@ fn render(report: &Report, args: &BenchArgs, release: bool) -> String {
     md
 }
 
-/// Replaces the text between the http-bench markers in `path` with `section`.
-fn write_section(path: &Path, section: &str) -> anyhow::Result<()> {
+/// Replaces the text between the profile's markers in `path` with `section`.
+fn write_section(path: &Path, section: &str, markers: (&str, &str)) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
-    let updated = replace_section(&text, section);
+    let updated = replace_section(&text, section, markers);
     std::fs::write(path, updated).with_context(|| format!("cannot write {}", path.display()))
 }
 
-fn replace_section(text: &str, section: &str) -> String {
-    let block = format!("{START_MARKER}\n{}\n{END_MARKER}", section.trim_end());
-    match (text.find(START_MARKER), text.find(END_MARKER)) {
+fn replace_section(text: &str, section: &str, (start_marker, end_marker): (&str, &str)) -> String {
+    let block = format!("{start_marker}\n{}\n{end_marker}", section.trim_end());
+    match (text.find(start_marker), text.find(end_marker)) {
         (Some(start), Some(end)) if end > start => {
             format!(
                 "{}{block}{}",
                 &text[..start],
-                &text[end + END_MARKER.len()..]
+                &text[end + end_marker.len()..]
             )
         }
-        _ => format!("{}\n\n## HTTP\n\n{block}\n", text.trim_end()),
+        _ => format!("{}\n\n{block}\n", text.trim_end()),
     }
 }
 
@@ -916,7 +1274,7 @@ mod tests {
     #[test]
     fn section_between_markers_is_replaced_and_the_rest_kept() {
         let text = "# Benchmarks\n\n## Kernel\n\nk\n\n## HTTP\n\nnote\n\n<!-- http-bench:start -->\nold\n<!-- http-bench:end -->\ntail\n";
-        let out = replace_section(text, "new table\n");
+        let out = replace_section(text, "new table\n", (START_MARKER, END_MARKER));
         assert_eq!(
             out,
             "# Benchmarks\n\n## Kernel\n\nk\n\n## HTTP\n\nnote\n\n<!-- http-bench:start -->\nnew table\n<!-- http-bench:end -->\ntail\n"
@@ -924,11 +1282,21 @@ mod tests {
     }
 
     #[test]
-    fn missing_markers_append_an_http_section() {
-        let out = replace_section("# Benchmarks\n", "t");
+    fn missing_markers_append_the_section() {
+        let out = replace_section("# Benchmarks\n", "t", (START_MARKER, END_MARKER));
         assert_eq!(
             out,
-            "# Benchmarks\n\n## HTTP\n\n<!-- http-bench:start -->\nt\n<!-- http-bench:end -->\n"
+            "# Benchmarks\n\n<!-- http-bench:start -->\nt\n<!-- http-bench:end -->\n"
+        );
+    }
+
+    #[test]
+    fn the_secured_section_leaves_the_minimal_one_alone() {
+        let text = "<!-- http-bench:start -->\nmin\n<!-- http-bench:end -->\n\n<!-- http-bench-secured:start -->\nold\n<!-- http-bench-secured:end -->\n";
+        let out = replace_section(text, "sec", Profile::Secured.markers());
+        assert_eq!(
+            out,
+            "<!-- http-bench:start -->\nmin\n<!-- http-bench:end -->\n\n<!-- http-bench-secured:start -->\nsec\n<!-- http-bench-secured:end -->\n"
         );
     }
 

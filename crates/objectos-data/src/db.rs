@@ -74,25 +74,107 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
-/// Opens the pool. SQLite gets WAL, `synchronous=NORMAL`, a busy timeout and foreign keys off
-/// (the engine enforces `deleteBehavior` itself); an in-memory SQLite database is a single
-/// connection, because every pooled connection would otherwise see its own empty database.
-pub(crate) async fn connect(
-    url: &str,
-    max_connections: u32,
-) -> Result<(DatabaseConnection, Dialect)> {
+/// The connections of an engine: `read` serves queries outside write transactions, `write` the
+/// engine's write transactions. On a SQLite file `write` is a pool of exactly one connection kept
+/// open for the engine's lifetime: SQLite admits one writer at a time anyway, so a single
+/// connection queues writers in the pool (FIFO) instead of having them collide on the file lock
+/// and sleep in SQLite's busy handler, and that connection keeps the write statements prepared and
+/// the pages they touch cached. Elsewhere (`:memory:`, PostgreSQL) both are the same pool.
+#[derive(Debug, Clone)]
+pub(crate) struct Pools {
+    pub(crate) read: DatabaseConnection,
+    pub(crate) write: DatabaseConnection,
+    /// A SQLite file opened with `wal_autocheckpoint=0`: the engine must run [`checkpoint`].
+    pub(crate) manual_checkpoint: bool,
+}
+
+/// How often the engine checkpoints a SQLite file's WAL (see [`checkpoint`]).
+pub(crate) const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Copies committed WAL frames into the database file (`PRAGMA wal_checkpoint(PASSIVE)`), on a
+/// read connection.
+///
+/// SQLite's automatic checkpoint runs inside the COMMIT that crosses 1000 WAL pages, on the
+/// committing connection, fsync included: every few hundred writes one of them stalled for
+/// milliseconds while holding the write lock (the create and update p99). A passive checkpoint
+/// neither takes the write lock nor waits for readers or writers, so running it from a timer on
+/// another connection keeps that work off the write path.
+pub(crate) async fn checkpoint(
+    conn: &DatabaseConnection,
+) -> std::result::Result<(), sea_orm::DbErr> {
+    conn.query_all_raw(Statement::from_string(
+        DbBackend::Sqlite,
+        "PRAGMA wal_checkpoint(PASSIVE)",
+    ))
+    .await
+    .map(|_| ())
+}
+
+/// Prepared statements kept per connection. The engine builds one statement text per object,
+/// operation and filter shape; 100 (sqlx's default) is too few for a few dozen objects and
+/// evicted statements cost a full parse and plan when they come back.
+const STATEMENT_CACHE: usize = 256;
+
+/// Rows a SQLite connection thread may produce ahead of the reader. sqlx's default (50) is one
+/// less than a page of 50 plus the look-ahead row the engine fetches, which parks the connection
+/// thread mid-query until the async side catches up.
+const ROW_BUFFER: usize = 256;
+
+/// Address space a SQLite file connection may map for reads (`PRAGMA mmap_size`).
+const MMAP_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Opens the pools. SQLite gets WAL, `synchronous=NORMAL`, a busy timeout, in-memory temp
+/// tables and foreign keys off (the engine enforces `deleteBehavior` itself); an in-memory SQLite
+/// database is a single connection, because every pooled connection would otherwise see its own
+/// empty database.
+pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<(Pools, Dialect)> {
     let dialect = Dialect::from_url(url)?;
-    let mut opts = ConnectOptions::new(url.to_owned());
     let memory =
         dialect == Dialect::Sqlite && (url.contains(":memory:") || url.contains("mode=memory"));
     let max = if memory { 1 } else { max_connections.max(1) };
+    let read = open_pool(url, dialect, memory, max, if memory { 1 } else { 0 }).await?;
+    let write = if dialect == Dialect::Sqlite && !memory {
+        open_pool(url, dialect, false, 1, 1).await?
+    } else {
+        read.clone()
+    };
+    Ok((
+        Pools {
+            read,
+            write,
+            manual_checkpoint: dialect == Dialect::Sqlite && !memory,
+        },
+        dialect,
+    ))
+}
+
+async fn open_pool(
+    url: &str,
+    dialect: Dialect,
+    memory: bool,
+    max: u32,
+    min: u32,
+) -> Result<DatabaseConnection> {
+    let mut opts = ConnectOptions::new(url.to_owned());
     opts.max_connections(max)
-        .min_connections(if memory { 1 } else { 0 })
+        .min_connections(min)
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(30))
         .sqlx_logging(false);
-    if memory {
-        // The only copy of an in-memory database lives in its connection: never let it expire.
+    match dialect {
+        // A SQLite connection is a file handle in this process: it cannot go stale, so the ping
+        // sqlx sends before every acquire (a round trip to the connection's thread) buys nothing.
+        Dialect::Sqlite => {
+            opts.test_before_acquire(false);
+        }
+        // A PostgreSQL connection can be cut while idle; ping only those that sat unused.
+        Dialect::Postgres => {
+            opts.test_before_acquire_if_idle_for(Duration::from_secs(60));
+        }
+    }
+    if memory || min > 0 {
+        // The only copy of an in-memory database lives in its connection, and the SQLite writer
+        // keeps its prepared statements and page cache: never let either expire.
         opts.idle_timeout(None::<Duration>)
             .max_lifetime(None::<Duration>);
     }
@@ -100,20 +182,30 @@ pub(crate) async fn connect(
         opts.map_sqlx_sqlite_opts(move |o| {
             let o = o
                 .busy_timeout(Duration::from_secs(10))
+                .statement_cache_capacity(STATEMENT_CACHE)
+                .row_buffer_size(ROW_BUFFER)
                 .pragma("synchronous", "NORMAL")
                 .pragma("foreign_keys", "OFF")
+                .pragma("temp_store", "MEMORY")
                 .create_if_missing(true);
             if memory {
                 o
             } else {
+                // Reads through a memory map copy nothing out of the OS page cache (with
+                // `pread` they did, per page, on every connection whose cache a write had
+                // invalidated); the map only reserves address space, pages count as resident
+                // once touched.
                 o.pragma("journal_mode", "WAL")
+                    .pragma("wal_autocheckpoint", "0")
+                    .pragma("mmap_size", MMAP_BYTES.to_string())
             }
         });
+    } else {
+        opts.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(STATEMENT_CACHE));
     }
-    let db = Database::connect(opts).await.map_err(|e| {
+    Database::connect(opts).await.map_err(|e| {
         DataError::Config(format!("cannot connect to database `{}`: {e}", redact(url)))
-    })?;
-    Ok((db, dialect))
+    })
 }
 
 /// A statement under construction: SQL text plus the values bound to its placeholders.

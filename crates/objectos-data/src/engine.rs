@@ -10,7 +10,10 @@ use arc_swap::ArcSwap;
 use indexmap::IndexMap;
 use objectos_spec::object::{ObjectSchema, Storage, SummaryFunction};
 use objectos_spec::query::{Condition, Filter, FilterValue, Operator, QueryAst, SearchQuery};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait, Value};
+use sea_orm::{
+    DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait, Value,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
@@ -37,6 +40,8 @@ pub struct DataConfig {
     pub metadata_dirs: Vec<PathBuf>,
     /// Also load the embedded system objects of `presets/base/objects`.
     pub include_base: bool,
+    /// Size of the read pool. A SQLite file also gets one dedicated writer connection on top
+    /// (SQLite admits one writer at a time; engine writes queue for it in order).
     pub max_connections: u32,
     /// Run the additive schema sync at open.
     pub auto_migrate: bool,
@@ -161,7 +166,10 @@ pub struct BatchResult {
 }
 
 struct Inner {
+    /// Reads outside write transactions (and the pool handed to plugins).
     db: DatabaseConnection,
+    /// Write transactions: a single connection on a SQLite file (see `db::Pools`), else `db`.
+    write: DatabaseConnection,
     dialect: Dialect,
     dirs: Vec<PathBuf>,
     include_base: bool,
@@ -254,7 +262,7 @@ impl DataEngine {
         )
         .await?;
         if config.auto_migrate {
-            engine.migrate(&|_| {}).await?;
+            engine.migrate_if_changed().await?;
         }
         Ok(engine)
     }
@@ -266,7 +274,7 @@ impl DataEngine {
             .map(|o| (format!("<memory:{}>", o.name), o.clone()))
             .collect();
         let engine = Self::connect(url, 8, Vec::new(), false, objects, schemas, Vec::new()).await?;
-        engine.migrate(&|_| {}).await?;
+        engine.migrate_if_changed().await?;
         Ok(engine)
     }
 
@@ -281,11 +289,13 @@ impl DataEngine {
     ) -> Result<DataEngine> {
         let dialect = Dialect::from_url(url)?;
         let snapshot = meta::build_snapshot(dialect, schemas, warnings)?;
-        let (db, dialect) = db::connect(url, max_connections).await?;
-        schema::ensure_internal(&db, dialect).await?;
-        Ok(DataEngine {
+        let (pools, dialect) = db::connect(url, max_connections).await?;
+        schema::ensure_internal(&pools.write, dialect).await?;
+        let manual_checkpoint = pools.manual_checkpoint;
+        let engine = DataEngine {
             inner: Arc::new(Inner {
-                db,
+                db: pools.read,
+                write: pools.write,
                 dialect,
                 dirs,
                 include_base,
@@ -296,7 +306,11 @@ impl DataEngine {
                 outbox_notify: Arc::new(tokio::sync::Notify::new()),
                 statements: AtomicU64::new(0),
             }),
-        })
+        };
+        if manual_checkpoint {
+            spawn_checkpointer(Arc::downgrade(&engine.inner));
+        }
+        Ok(engine)
     }
 
     /// The current metadata snapshot.
@@ -312,6 +326,17 @@ impl DataEngine {
     /// The underlying connection pool (for plugins that keep their own tables).
     pub fn connection(&self) -> &DatabaseConnection {
         &self.inner.db
+    }
+
+    /// The pool the engine writes through: on a SQLite file its single writer connection (see
+    /// [`DataConfig::max_connections`]), elsewhere the same pool as [`DataEngine::connection`]. Plugins that write
+    /// their own tables outside an engine transaction should use it: a write through
+    /// [`DataEngine::connection`] on SQLite competes with the engine's writer for the file lock
+    /// and sleeps in SQLite's busy handler (1, 2, 5, 10 ms ...) whenever a write transaction
+    /// is open, while this pool queues it behind the writer in order. Keep such writes short and
+    /// never hold this pool's connection across an engine call (on SQLite that would wait for itself).
+    pub fn write_connection(&self) -> &DatabaseConnection {
+        &self.inner.write
     }
 
     /// How many statements record operations have run so far (lets tests prove batching).
@@ -347,8 +372,29 @@ impl DataEngine {
     ) -> Result<MigrationReport> {
         let _guard = self.inner.write_lock.lock().await;
         let snap = self.metadata();
-        let plan = schema::plan(&self.inner.db, self.inner.dialect, &snap).await?;
-        schema::apply(&self.inner.db, self.inner.dialect, &snap, &plan, progress).await
+        let plan = schema::plan(&self.inner.write, self.inner.dialect, &snap).await?;
+        schema::apply(
+            &self.inner.write,
+            self.inner.dialect,
+            &snap,
+            &plan,
+            progress,
+        )
+        .await
+    }
+
+    /// Start-up sync: when the database records exactly the current metadata's hashes under the
+    /// current DDL rules (a restart without metadata changes), there is nothing to add and the
+    /// per-table introspection is skipped; otherwise [`DataEngine::migrate`].
+    async fn migrate_if_changed(&self) -> Result<()> {
+        let current = {
+            let _guard = self.inner.write_lock.lock().await;
+            schema::is_current(&self.inner.write, self.inner.dialect, &self.metadata()).await?
+        };
+        if !current {
+            self.migrate(&|_| {}).await?;
+        }
+        Ok(())
     }
 
     /// Adds an interceptor; interceptors run sorted by `order()` (then by registration).
@@ -400,12 +446,26 @@ impl DataEngine {
     async fn begin_write(
         &self,
     ) -> Result<(Option<tokio::sync::MutexGuard<'_, ()>>, DatabaseTransaction)> {
-        let guard = if self.inner.dialect == Dialect::Sqlite {
-            Some(self.inner.write_lock.lock().await)
+        let (guard, tx) = if self.inner.dialect == Dialect::Sqlite {
+            let guard = self.inner.write_lock.lock().await;
+            // IMMEDIATE takes SQLite's write lock at BEGIN: a deferred transaction that reads
+            // first and writes later fails with SQLITE_BUSY_SNAPSHOT (no busy wait) when another
+            // connection (a plugin writing through `connection()`) committed in between.
+            let options = TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            };
+            let tx = self
+                .inner
+                .write
+                .begin_with_options(options)
+                .await
+                .map_err(db::map_db_err)?;
+            (Some(guard), tx)
         } else {
-            None
+            let tx = self.inner.write.begin().await.map_err(db::map_db_err)?;
+            (None, tx)
         };
-        let tx = self.inner.db.begin().await.map_err(db::map_db_err)?;
         Ok((guard, tx))
     }
 
@@ -663,15 +723,60 @@ impl DataEngine {
         keyset: Option<&[Json]>,
         param: &str,
     ) -> Result<Vec<Record>> {
+        let page = SelectPage {
+            keys,
+            limit,
+            offset,
+            keyset,
+            total: false,
+        };
+        Ok(self
+            .select_page(conn, cx, snap, plan, filter, page, param)
+            .await?
+            .0)
+    }
+
+    /// A page of records; with `page.total`, also the number of records matching `filter`
+    /// (without the keyset), counted by a subquery of the same statement, so a list costs one
+    /// round trip to the database instead of two. `None` when the page came back empty (the
+    /// count rides on the rows).
+    #[allow(clippy::too_many_arguments)]
+    async fn select_page(
+        &self,
+        conn: Conn<'_>,
+        cx: &OpContext,
+        snap: &MetadataSnapshot,
+        plan: &ObjectPlan,
+        filter: &Filter,
+        page: SelectPage<'_>,
+        param: &str,
+    ) -> Result<(Vec<Record>, Option<u64>)> {
+        let SelectPage {
+            keys,
+            limit,
+            offset,
+            keyset,
+            total,
+        } = page;
         let dialect = self.inner.dialect;
         let mut sql = Sql::new(dialect);
-        sql.push(&plan.select_all).push(" WHERE ");
         let fc = FilterCompiler {
             snap,
             dialect,
             param,
         };
         let full = tenant_filter(cx).and(filter.clone());
+        if total {
+            sql.push(&plan.select_cols)
+                .push(", (SELECT COUNT(*) FROM ")
+                .ident(&plan.table)
+                .push(" WHERE ");
+            fc.compile(plan, &plan.table, &full, &mut sql, 0)?;
+            sql.push(") FROM ").ident(&plan.table);
+        } else {
+            sql.push(&plan.select_all);
+        }
+        sql.push(" WHERE ");
         fc.compile(plan, &plan.table, &full, &mut sql, 0)?;
         if let Some(values) = keyset {
             sql.push(" AND ");
@@ -691,10 +796,18 @@ impl DataEngine {
                 .param(Value::BigInt(Some(o.min(i64::MAX as u64) as i64)));
         }
         let rows = self.q(conn, sql).await?;
-        Ok(rows
-            .iter()
-            .map(|r| row_to_record(plan, r, dialect))
-            .collect())
+        let count = if total {
+            rows.first()
+                .and_then(|r| read_number(r, plan.columns.len()).as_u64())
+        } else {
+            None
+        };
+        Ok((
+            rows.iter()
+                .map(|r| row_to_record(plan, r, dialect))
+                .collect(),
+            count,
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -763,28 +876,31 @@ impl DataEngine {
         } else {
             query.offset
         };
-        let mut records = self
-            .select(
+        let (mut records, counted) = self
+            .select_page(
                 conn,
                 cx,
                 snap,
                 plan,
                 &filter,
-                &keys,
-                Some(limit + 1),
-                offset,
-                keyset.as_deref(),
+                SelectPage {
+                    keys: &keys,
+                    limit: Some(limit + 1),
+                    offset,
+                    keyset: keyset.as_deref(),
+                    total: true,
+                },
                 "filter",
             )
             .await?;
         let has_more = records.len() as u64 > limit;
         records.truncate(limit as usize);
-        let total =
-            if keyset.is_none() && !has_more && (offset.unwrap_or(0) == 0 || !records.is_empty()) {
-                offset.unwrap_or(0) + records.len() as u64
-            } else {
-                self.count_in(conn, cx, snap, plan, &filter).await?
-            };
+        let total = match counted {
+            Some(n) => n,
+            None if keyset.is_none() && offset.unwrap_or(0) == 0 => 0,
+            // An empty page past the end (or after a cursor): count on its own.
+            None => self.count_in(conn, cx, snap, plan, &filter).await?,
+        };
         let next_cursor = match (&query.cursor, has_more, records.last()) {
             (Some(_), true, Some(last)) => Some(sqlgen::encode_cursor(&keys, last)),
             _ => None,
@@ -1871,11 +1987,14 @@ impl DataEngine {
             }
             sql.param(v);
         }
-        sql.push(")");
-        self.x(Conn::Tx(tx), sql)
+        sql.push(")").push(&plan.returning);
+        let rows = self
+            .q(Conn::Tx(tx), sql)
             .await
             .map_err(|e| self.map_dup(plan, e))?;
-        let mut rec = self.read_back(tx, cx, snap, plan, &id, true).await?;
+        let mut rec = self
+            .written_record(tx, cx, snap, plan, &id, &rows, true)
+            .await?;
         self.run_hooks(
             &hooks,
             false,
@@ -1903,43 +2022,28 @@ impl DataEngine {
         Ok(rec)
     }
 
-    /// Reads a just-written record inside the transaction. A `fresh` record (just inserted) has no
-    /// children yet, so its roll-ups are known without querying.
+    /// The record an INSERT or UPDATE ... RETURNING handed back, completed like a read: a `fresh`
+    /// record (just inserted) has no children yet, so its roll-ups are known without querying;
+    /// an updated one gets roll-ups and formulas as a get would.
     #[allow(clippy::too_many_arguments)]
-    async fn read_back(
+    async fn written_record(
         &self,
         tx: &DatabaseTransaction,
         cx: &OpContext,
         snap: &MetadataSnapshot,
         plan: &ObjectPlan,
         id: &str,
+        rows: &[sea_orm::QueryResult],
         fresh: bool,
     ) -> Result<Record> {
-        let mut recs = self
-            .select(
-                Conn::Tx(tx),
-                &OpContext {
-                    tenant: None,
-                    ..cx.clone()
-                },
-                snap,
-                plan,
-                &id_filter(id),
-                &[],
-                Some(1),
-                None,
-                None,
-                "filter",
-            )
-            .await?;
-        if recs.is_empty() {
+        let Some(row) = rows.first() else {
             return Err(DataError::RecordNotFound {
                 object: plan.name.clone(),
                 id: id.to_owned(),
             });
-        }
+        };
+        let mut rec = row_to_record(plan, row, self.inner.dialect);
         if fresh {
-            let rec = &mut recs[0];
             for s in &plan.summaries {
                 let empty = match s.function {
                     SummaryFunction::Count | SummaryFunction::Sum => json!(0),
@@ -1947,20 +2051,20 @@ impl DataEngine {
                 };
                 rec.insert(s.field.clone(), empty);
             }
-            checks::compute_formulas(plan, rec);
+            checks::compute_formulas(plan, &mut rec);
         } else {
             self.decorate(
                 Conn::Tx(tx),
                 cx,
                 snap,
                 plan,
-                &mut recs,
+                std::slice::from_mut(&mut rec),
                 &QueryAst::default(),
                 1,
             )
             .await?;
         }
-        Ok(recs.swap_remove(0))
+        Ok(rec)
     }
 
     /// Loads the record an update/delete works on (locked on PostgreSQL), honouring the tenant.
@@ -2131,11 +2235,15 @@ impl DataEngine {
         sql.push(" WHERE ")
             .ident("id")
             .push(" = ")
-            .param(Value::from(id.to_owned()));
-        self.x(Conn::Tx(tx), sql)
+            .param(Value::from(id.to_owned()))
+            .push(&plan.returning);
+        let rows = self
+            .q(Conn::Tx(tx), sql)
             .await
             .map_err(|e| self.map_dup(plan, e))?;
-        let mut rec = self.read_back(tx, cx, snap, plan, id, false).await?;
+        let mut rec = self
+            .written_record(tx, cx, snap, plan, id, &rows, false)
+            .await?;
         self.run_hooks(
             &hooks,
             false,
@@ -2325,43 +2433,67 @@ impl DataEngine {
 
     /// Publishes every pending outbox row to `sink` once, oldest first, marking delivered rows.
     /// Returns how many were delivered; stops at the first failure (the rest stay pending).
+    ///
+    /// Rows go in batches of up to 256: one read, one `publish_many`, one UPDATE marking the
+    /// delivered prefix. A crash between publishing and marking delivers those rows again on the
+    /// next pass (at least once; consumers de-duplicate on the event id).
     pub async fn dispatch_pending(&self, sink: &dyn EventSink) -> Result<usize> {
         let dialect = self.inner.dialect;
         let mut delivered = 0;
         loop {
-            let batch = outbox::pending(&self.inner.db, dialect, 256).await?;
+            let batch = outbox::pending(&self.inner.db, dialect, outbox::BATCH).await?;
             if batch.is_empty() {
                 return Ok(delivered);
             }
-            let mut done = Vec::with_capacity(batch.len());
-            let mut failed = false;
-            for p in batch {
-                match sink.publish(p.event).await {
-                    Ok(()) => done.push(p.id),
-                    Err(e) => {
-                        tracing::warn!(outbox_id = p.id, error = %e, "Outbox event could not be published; it stays pending and is retried.");
-                        failed = true;
-                        break;
-                    }
+            let full = batch.len() as u64 == outbox::BATCH;
+            let (ids, events): (Vec<i64>, Vec<_>) =
+                batch.into_iter().map(|p| (p.id, p.event)).unzip();
+            let (done, failed) = match sink.publish_many(events).await {
+                Ok(()) => (ids.len(), false),
+                Err((n, e)) => {
+                    tracing::warn!(outbox_id = ids.get(n).copied().unwrap_or_default(), error = %e, "Outbox event could not be published; it stays pending and is retried.");
+                    (n.min(ids.len()), true)
                 }
-            }
+            };
             {
                 let _g = if dialect == Dialect::Sqlite {
                     Some(self.inner.write_lock.lock().await)
                 } else {
                     None
                 };
-                outbox::mark_dispatched(&self.inner.db, dialect, &done).await?;
+                outbox::mark_dispatched(&self.inner.write, dialect, &ids[..done]).await?;
             }
-            delivered += done.len();
-            if failed {
+            delivered += done;
+            if failed || !full {
                 return Ok(delivered);
             }
         }
     }
 
-    /// Spawns the dispatcher: it delivers leftovers at once, then after every commit (and on a
-    /// short poll), until stopped.
+    /// Deletes delivered rows older than an hour, a chunk at a time, taking the write lock per chunk.
+    async fn prune_outbox(&self) -> Result<u64> {
+        let dialect = self.inner.dialect;
+        let cutoff = outbox::prune_cutoff();
+        let mut total = 0;
+        loop {
+            let n = {
+                let _g = if dialect == Dialect::Sqlite {
+                    Some(self.inner.write_lock.lock().await)
+                } else {
+                    None
+                };
+                outbox::prune_chunk(&self.inner.write, dialect, &cutoff).await?
+            };
+            total += n;
+            if n < outbox::PRUNE_CHUNK {
+                return Ok(total);
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Spawns the dispatcher: it delivers leftovers at once, then shortly after commits (several
+    /// commits per pass when they come quickly) and on a poll, until stopped.
     pub fn start_dispatcher(&self, sink: Arc<dyn EventSink>) -> DispatcherHandle {
         let stop = Arc::new(tokio::sync::Notify::new());
         let engine = self.clone();
@@ -2371,12 +2503,7 @@ impl DataEngine {
             loop {
                 if last_prune.elapsed() > std::time::Duration::from_secs(60) {
                     last_prune = std::time::Instant::now();
-                    let _g = if engine.inner.dialect == Dialect::Sqlite {
-                        Some(engine.inner.write_lock.lock().await)
-                    } else {
-                        None
-                    };
-                    if let Err(e) = outbox::prune(&engine.inner.db, engine.inner.dialect).await {
+                    if let Err(e) = engine.prune_outbox().await {
                         tracing::warn!(error = %e, "Pruning delivered outbox rows failed.");
                     }
                 }
@@ -2385,13 +2512,43 @@ impl DataEngine {
                 }
                 tokio::select! {
                     _ = stop2.notified() => break,
-                    _ = engine.inner.outbox_notify.notified() => {}
+                    _ = engine.inner.outbox_notify.notified() => {
+                        tokio::select! {
+                            _ = stop2.notified() => break,
+                            _ = tokio::time::sleep(outbox::COALESCE) => {}
+                        }
+                    }
                     _ = tokio::time::sleep(outbox::POLL_INTERVAL) => {}
                 }
             }
         });
         DispatcherHandle { stop, task }
     }
+}
+
+/// Checkpoints the WAL of a SQLite file every [`db::CHECKPOINT_INTERVAL`] for as long as the
+/// engine lives (the connections run with `wal_autocheckpoint=0`; see [`db::checkpoint`]).
+fn spawn_checkpointer(inner: std::sync::Weak<Inner>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(db::CHECKPOINT_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(inner) = inner.upgrade() else {
+                return;
+            };
+            match db::checkpoint(&inner.db).await {
+                Ok(()) => {}
+                // The pool was closed (shutdown, or a test closing it): nothing left to do.
+                Err(sea_orm::DbErr::ConnectionAcquire(
+                    sea_orm::ConnAcquireErr::ConnectionClosed,
+                )) => {
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying."),
+            }
+        }
+    });
 }
 
 fn ok_item(id: Option<String>, rec: Record, return_records: bool) -> BatchItemResult {
@@ -2409,16 +2566,15 @@ fn ok_item(id: Option<String>, rec: Record, return_records: bool) -> BatchItemRe
 }
 
 fn row_to_record(plan: &ObjectPlan, row: &sea_orm::QueryResult, dialect: Dialect) -> Record {
-    let mut rec = Record::new();
-    for name in &plan.output {
-        match plan.col_index.get(name) {
-            Some(i) => {
-                rec.insert(name.clone(), from_row(row, *i, &plan.columns[*i], dialect));
-            }
-            None => {
-                rec.insert(name.clone(), Json::Null);
-            }
-        }
+    // Sized once: a record grows to every output field, and regrowing the map's table and
+    // entries three or four times per row showed up in list profiles.
+    let mut rec = Record::with_capacity(plan.output_cols.len() + plan.summaries.len());
+    for (name, col) in &plan.output_cols {
+        let value = match col {
+            Some(i) => from_row(row, *i, &plan.columns[*i], dialect),
+            None => Json::Null,
+        };
+        rec.insert(name.clone(), value);
     }
     rec
 }
@@ -2508,6 +2664,17 @@ fn search_filter(plan: &ObjectPlan, s: &SearchQuery) -> Result<Filter> {
         1 => conds.into_iter().next().unwrap_or_default(),
         _ => Filter::Or(conds),
     })
+}
+
+/// Paging of one `select_page` call.
+#[derive(Clone, Copy)]
+struct SelectPage<'a> {
+    keys: &'a [SortKey],
+    limit: Option<u64>,
+    offset: Option<u64>,
+    keyset: Option<&'a [Json]>,
+    /// Also count every record matching the filter (without the keyset).
+    total: bool,
 }
 
 /// What one hook call exposes besides its context; each part is present only for the operations

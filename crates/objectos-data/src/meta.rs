@@ -107,8 +107,10 @@ pub(crate) struct ObjectPlan {
     /// Stored columns, system fields first, then declared fields in order.
     pub(crate) columns: Vec<Column>,
     pub(crate) col_index: HashMap<String, usize>,
-    /// Output order of a full record: stored and virtual fields, system fields first.
-    pub(crate) output: Vec<String>,
+    /// Output order of a full record (stored and virtual fields, system fields first), each with
+    /// its index in `columns` (`None` for virtual fields), so turning a row into a record looks
+    /// nothing up by name.
+    pub(crate) output_cols: Vec<(String, Option<usize>)>,
     pub(crate) summaries: Vec<SummaryPlan>,
     pub(crate) autonumbers: Vec<(String, Option<String>)>,
     pub(crate) children: Vec<ChildRef>,
@@ -116,6 +118,11 @@ pub(crate) struct ObjectPlan {
     pub(crate) rules: crate::validate::CompiledRules,
     /// `SELECT <all columns> FROM "table"` for this dialect, prebuilt.
     pub(crate) select_all: String,
+    /// `SELECT <all columns>` without the FROM, for selects that add a column.
+    pub(crate) select_cols: String,
+    /// ` RETURNING <all columns>` (same order and reading as `select_all`), so an INSERT or UPDATE
+    /// hands back the stored row without a second query.
+    pub(crate) returning: String,
 }
 
 impl ObjectPlan {
@@ -388,7 +395,7 @@ fn make_plan(
             }
         }
     }
-    let col_index = columns
+    let col_index: HashMap<String, usize> = columns
         .iter()
         .enumerate()
         .map(|(i, c)| (c.name.clone(), i))
@@ -400,20 +407,43 @@ fn make_plan(
         }
         select_all.push_str(&column_expr(dialect, &table, c));
     }
+    let select_cols = select_all.clone();
     select_all.push_str(" FROM ");
     select_all.push_str(&dialect.quote(&table));
+    // RETURNING names the modified table's columns unqualified (SQLite refuses `"t"."c"` there).
+    let mut returning = String::from(" RETURNING ");
+    for (i, c) in columns.iter().enumerate() {
+        if i > 0 {
+            returning.push_str(", ");
+        }
+        let q = dialect.quote(&c.name);
+        if dialect == Dialect::Postgres && c.numeric.is_some() {
+            returning.push_str(&format!("CAST({q} AS DOUBLE PRECISION)"));
+        } else {
+            returning.push_str(&q);
+        }
+    }
+    let output_cols = output
+        .into_iter()
+        .map(|name| {
+            let col = col_index.get(&name).copied();
+            (name, col)
+        })
+        .collect();
     ObjectPlan {
         name: schema.name.clone(),
         table,
         schema: schema.clone(),
         columns,
         col_index,
-        output,
+        output_cols,
         summaries,
         autonumbers,
         children,
         rules,
         select_all,
+        select_cols,
+        returning,
     }
 }
 

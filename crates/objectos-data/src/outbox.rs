@@ -19,6 +19,16 @@ use crate::util::{format_ts, new_id, now};
 pub trait EventSink: Send + Sync + 'static {
     /// Publishes one event; an error leaves the row pending so it is retried.
     async fn publish(&self, event: Event) -> std::result::Result<(), String>;
+
+    /// Publishes a batch in order. `Err((n, reason))` says the first `n` events were published
+    /// and the rest were not; those stay pending and are retried. The default publishes one by
+    /// one; a sink with a batch API (the kernel bus' `publish_many`) should override it.
+    async fn publish_many(&self, events: Vec<Event>) -> std::result::Result<(), (usize, String)> {
+        for (n, event) in events.into_iter().enumerate() {
+            self.publish(event).await.map_err(|e| (n, e))?;
+        }
+        Ok(())
+    }
 }
 
 /// Writes one outbox row inside `tx`.
@@ -108,23 +118,28 @@ pub(crate) async fn pending<C: ConnectionTrait>(
     Ok(out)
 }
 
+/// Marks delivered rows with one `UPDATE ... WHERE id IN (...)`.
+///
+/// The id list is padded to a power of two by repeating the last id, so at most nine statement
+/// texts exist (1 to 256 placeholders) and each stays in the prepared-statement cache instead
+/// of one text per batch size.
 pub(crate) async fn mark_dispatched<C: ConnectionTrait>(
     conn: &C,
     dialect: Dialect,
     ids: &[i64],
 ) -> Result<()> {
-    if ids.is_empty() {
+    let Some(&last) = ids.last() else {
         return Ok(());
-    }
+    };
     let mut sql = Sql::new(dialect);
     sql.push("UPDATE \"_objectos_outbox\" SET \"dispatched_at\" = ")
         .param(Value::from(format_ts(now())))
         .push(" WHERE \"id\" IN (");
-    for (i, id) in ids.iter().enumerate() {
+    for i in 0..ids.len().next_power_of_two() {
         if i > 0 {
             sql.push(", ");
         }
-        sql.param(Value::BigInt(Some(*id)));
+        sql.param(Value::BigInt(Some(ids.get(i).copied().unwrap_or(last))));
     }
     sql.push(")");
     db::exec(conn, sql).await?;
@@ -150,15 +165,37 @@ impl DispatcherHandle {
 /// nodes or left over after a crash are picked up).
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
+/// How long the dispatcher waits after a commit woke it, so that the commits arriving meanwhile
+/// are delivered and marked in the same pass (one read, one `publish_many`, one UPDATE) instead of
+/// one write transaction per commit competing with the writers for SQLite's single write lock.
+pub(crate) const COALESCE: Duration = Duration::from_millis(10);
+
+/// Rows read, published and marked per dispatcher step.
+pub(crate) const BATCH: u64 = 256;
+
+/// Delivered rows deleted per prune statement; the write lock is released between chunks so a
+/// large backlog never stalls writers for long.
+pub(crate) const PRUNE_CHUNK: u64 = 1000;
+
 /// How long delivered rows are kept (for inspection) before the dispatcher deletes them.
 pub(crate) const KEEP_DISPATCHED: Duration = Duration::from_secs(3600);
 
-/// Deletes rows delivered before `KEEP_DISPATCHED` ago.
-pub(crate) async fn prune<C: ConnectionTrait>(conn: &C, dialect: Dialect) -> Result<u64> {
+/// The `dispatched_at` before which delivered rows are pruned.
+pub(crate) fn prune_cutoff() -> String {
     let keep = chrono::TimeDelta::from_std(KEEP_DISPATCHED).unwrap_or(chrono::TimeDelta::hours(1));
-    let cutoff = format_ts(now() - keep);
+    format_ts(now() - keep)
+}
+
+/// Deletes up to [`PRUNE_CHUNK`] rows delivered before `cutoff`; returns how many.
+pub(crate) async fn prune_chunk<C: ConnectionTrait>(
+    conn: &C,
+    dialect: Dialect,
+    cutoff: &str,
+) -> Result<u64> {
     let mut sql = Sql::new(dialect);
-    sql.push("DELETE FROM \"_objectos_outbox\" WHERE \"dispatched_at\" IS NOT NULL AND \"dispatched_at\" < ")
-        .param(Value::from(cutoff));
+    sql.push("DELETE FROM \"_objectos_outbox\" WHERE \"id\" IN (SELECT \"id\" FROM \"_objectos_outbox\" WHERE \"dispatched_at\" IS NOT NULL AND \"dispatched_at\" < ")
+        .param(Value::from(cutoff.to_owned()));
+    sql.limit(PRUNE_CHUNK);
+    sql.push(")");
     db::exec(conn, sql).await
 }

@@ -113,6 +113,16 @@ impl EventSink for KernelSink {
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
+
+    async fn publish_many(&self, events: Vec<Event>) -> std::result::Result<(), (usize, String)> {
+        let events: Vec<Arc<Event>> = events.into_iter().map(Arc::new).collect();
+        // The bus checks every name before queueing anything, so a failure delivered nothing.
+        self.0
+            .publish_many(&events)
+            .await
+            .map(|_| ())
+            .map_err(|e| (0, e.to_string()))
+    }
 }
 
 #[async_trait]

@@ -176,7 +176,10 @@ fn index_name(table: &str, suffix: &str, unique: bool) -> String {
 /// The internal tables, created at open with IF NOT EXISTS.
 pub(crate) fn internal_ddl(dialect: Dialect) -> Vec<String> {
     let (serial, payload, ts) = match dialect {
-        Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "TEXT", "TEXT"),
+        // No AUTOINCREMENT: it updates `sqlite_sequence` on every insert (one more page per write
+        // transaction). A plain rowid is max + 1, so ids still grow while rows exist, which is
+        // all the dispatcher's id order needs; event identity is `event_id`.
+        Dialect::Sqlite => ("INTEGER PRIMARY KEY", "TEXT", "TEXT"),
         Dialect::Postgres => ("BIGSERIAL PRIMARY KEY", "TEXT", "TEXT"),
     };
     vec![
@@ -189,36 +192,33 @@ pub(crate) fn internal_ddl(dialect: Dialect) -> Vec<String> {
     ]
 }
 
+/// Every table's columns (name to declared type), read in one query rather than one per object.
 async fn existing_columns(
     conn: &DatabaseConnection,
     dialect: Dialect,
-    table: &str,
-) -> Result<Option<HashMap<String, String>>> {
+) -> Result<HashMap<String, HashMap<String, String>>> {
     let mut sql = Sql::new(dialect);
     match dialect {
         Dialect::Sqlite => {
-            sql.push("SELECT name, type FROM pragma_table_info(")
-                .param(Value::from(table.to_owned()))
-                .push(")");
+            sql.push("SELECT m.name, p.name, p.type FROM sqlite_master AS m JOIN pragma_table_info(m.name) AS p WHERE m.type = 'table'");
         }
         Dialect::Postgres => {
-            sql.push("SELECT column_name::text, data_type::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ")
-                .param(Value::from(table.to_owned()));
+            sql.push("SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns WHERE table_schema = current_schema()");
         }
     }
     let rows = db::query(conn, sql).await?;
-    if rows.is_empty() {
-        return Ok(None);
-    }
-    let mut out = HashMap::new();
+    let mut out: HashMap<String, HashMap<String, String>> = HashMap::new();
     for r in rows {
-        let name: String = r
+        let table: String = r
             .try_get_by_index(0)
             .map_err(|e| DataError::Database(e.to_string()))?;
-        let ty: String = r.try_get_by_index(1).unwrap_or_default();
-        out.insert(name, ty);
+        let name: String = r
+            .try_get_by_index(1)
+            .map_err(|e| DataError::Database(e.to_string()))?;
+        let ty: String = r.try_get_by_index(2).unwrap_or_default();
+        out.entry(table).or_default().insert(name, ty);
     }
-    Ok(Some(out))
+    Ok(out)
 }
 
 async fn existing_indexes(conn: &DatabaseConnection, dialect: Dialect) -> Result<HashSet<String>> {
@@ -262,7 +262,8 @@ fn index_steps(
 ) {
     let q = |s: &str| dialect.quote(s);
     let table = &plan.table;
-    let mut wanted: Vec<(String, Vec<String>, bool, IndexType)> = Vec::new();
+    // (name, fields, unique, kind, declared in `indexes:`)
+    let mut wanted: Vec<(String, Vec<String>, bool, IndexType, bool)> = Vec::new();
     for f in plan.schema.fields.values() {
         if plan.column(&f.name).is_none() || f.name == "id" {
             continue;
@@ -273,6 +274,7 @@ fn index_steps(
                 vec![f.name.clone()],
                 true,
                 IndexType::Btree,
+                false,
             ));
         } else if f.index || (f.reference_target(&plan.name).is_some() && !f.multiple) {
             wanted.push((
@@ -280,6 +282,7 @@ fn index_steps(
                 vec![f.name.clone()],
                 false,
                 IndexType::Btree,
+                false,
             ));
         }
     }
@@ -291,10 +294,26 @@ fn index_steps(
             Some(n) => n.clone(),
             None => index_name(table, &ix.fields.join("_"), ix.unique),
         };
-        wanted.push((name, ix.fields.clone(), ix.unique, ix.kind));
+        wanted.push((name, ix.fields.clone(), ix.unique, ix.kind, true));
+    }
+    // Indexes over the same columns are kept once: a declared index that repeats an automatic one
+    // (`indexes: [{fields: [account]}]` next to the lookup `account`) would double the write cost
+    // of every insert and update for nothing. The one kept is, in this order: unique (it also
+    // serves lookups, and the constraint is needed), already in the database (nothing is
+    // created), declared (its name is the operator's), first.
+    let rank =
+        |c: &(String, Vec<String>, bool, IndexType, bool)| (c.2, existing.contains(&c.0), c.4);
+    let mut kept: Vec<(String, Vec<String>, bool, IndexType, bool)> =
+        Vec::with_capacity(wanted.len());
+    for c in wanted {
+        match kept.iter_mut().find(|k| k.1 == c.1) {
+            Some(k) if rank(&c) > rank(k) => *k = c,
+            Some(_) => {}
+            None => kept.push(c),
+        }
     }
     let mut seen = HashSet::new();
-    for (name, fields, unique, kind) in wanted {
+    for (name, fields, unique, kind, _) in kept {
         if existing.contains(&name) || !seen.insert(name.clone()) {
             continue;
         }
@@ -328,6 +347,7 @@ pub(crate) async fn plan(
     let q = |s: &str| dialect.quote(s);
     let indexes = existing_indexes(conn, dialect).await?;
     let hashes = recorded_hashes(conn, dialect).await?;
+    let tables = existing_columns(conn, dialect).await?;
     let mut steps = Vec::new();
     let mut changed = Vec::new();
     for schema in snap.objects() {
@@ -335,7 +355,7 @@ pub(crate) async fn plan(
         if hashes.get(&schema.name).map(String::as_str) != snap.etag(&schema.name) {
             changed.push(schema.name.clone());
         }
-        match existing_columns(conn, dialect, &plan.table).await? {
+        match tables.get(&plan.table) {
             None => {
                 let mut cols = Vec::new();
                 for c in &plan.columns {
@@ -378,7 +398,11 @@ pub(crate) async fn plan(
 }
 
 /// Applies a plan in one transaction (PostgreSQL DDL is transactional; SQLite too), then records
-/// every object's hash.
+/// every object's hash and the engine's DDL version.
+///
+/// The statements go to the database as one batch (one round trip to the connection instead of
+/// one per table and index, which is most of a first start); if the batch fails, the transaction
+/// is rolled back and the steps are replayed one by one so the error names the failing statement.
 pub(crate) async fn apply(
     conn: &DatabaseConnection,
     dialect: Dialect,
@@ -386,46 +410,102 @@ pub(crate) async fn apply(
     plan: &MigrationPlan,
     progress: &(dyn Fn(&MigrationStep) + Send + Sync),
 ) -> Result<MigrationReport> {
-    let tx = conn.begin().await.map_err(db::map_db_err)?;
     let mut report = MigrationReport::default();
+    let mut batch = String::new();
     for step in &plan.steps {
         progress(step);
         match step.sql() {
             Some(sql) => {
-                tx.execute_unprepared(sql).await.map_err(|e| {
-                    DataError::Database(format!("migration step `{sql}` failed: {e}"))
-                })?;
+                batch.push_str(sql);
+                batch.push_str(";\n");
                 report.applied += 1;
             }
             None => report.skipped_manual += 1,
         }
     }
+    let tx = conn.begin().await.map_err(db::map_db_err)?;
+    if !batch.is_empty()
+        && let Err(e) = tx.execute_unprepared(&batch).await
+    {
+        let _ = tx.rollback().await;
+        return Err(replay_for_error(conn, plan)
+            .await
+            .unwrap_or_else(|| DataError::Database(format!("migration failed: {e}"))));
+    }
     let now = crate::util::format_ts(crate::util::now());
-    for schema in snap.objects() {
-        let Some(hash) = snap.etag(&schema.name) else {
-            continue;
-        };
-        let mut sql = Sql::new(dialect);
-        sql.push("INSERT INTO \"_objectos_schema\" (\"object\", \"hash\", \"applied_at\") VALUES (")
-            .param(Value::from(schema.name.clone()))
+    let mut recorded: Vec<(String, String)> = snap
+        .objects()
+        .filter_map(|o| Some((o.name.clone(), snap.etag(&o.name)?.to_owned())))
+        .collect();
+    report.objects_recorded = recorded.len();
+    recorded.push((ENGINE_ROW.to_owned(), DDL_VERSION.to_owned()));
+    let mut sql = Sql::new(dialect);
+    sql.push("INSERT INTO \"_objectos_schema\" (\"object\", \"hash\", \"applied_at\") VALUES ");
+    for (i, (object, hash)) in recorded.into_iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.push("(")
+            .param(Value::from(object))
             .push(", ")
-            .param(Value::from(hash.to_owned()))
+            .param(Value::from(hash))
             .push(", ")
             .param(Value::from(now.clone()))
-            .push(") ON CONFLICT (\"object\") DO UPDATE SET \"hash\" = excluded.\"hash\", \"applied_at\" = excluded.\"applied_at\"");
-        db::exec(&tx, sql).await?;
-        report.objects_recorded += 1;
+            .push(")");
     }
+    sql.push(" ON CONFLICT (\"object\") DO UPDATE SET \"hash\" = excluded.\"hash\", \"applied_at\" = excluded.\"applied_at\"");
+    db::exec(&tx, sql).await?;
     tx.commit().await.map_err(db::map_db_err)?;
     Ok(report)
 }
 
+/// Runs the plan's statements one at a time in a transaction that is always rolled back, and
+/// returns the first failure with its statement.
+async fn replay_for_error(conn: &DatabaseConnection, plan: &MigrationPlan) -> Option<DataError> {
+    let tx = conn.begin().await.ok()?;
+    let mut found = None;
+    for sql in plan.steps.iter().filter_map(MigrationStep::sql) {
+        if let Err(e) = tx.execute_unprepared(sql).await {
+            found = Some(DataError::Database(format!(
+                "migration step `{sql}` failed: {e}"
+            )));
+            break;
+        }
+    }
+    let _ = tx.rollback().await;
+    found
+}
+
+/// The `_objectos_schema` row holding [`DDL_VERSION`] (not an object name: those never start with `_`).
+const ENGINE_ROW: &str = "__objectos_ddl";
+
+/// Version of the rules that turn metadata into tables, columns and indexes. Bump it whenever
+/// those rules change, so databases whose object hashes all match are introspected once more
+/// and get what the new rules add.
+pub(crate) const DDL_VERSION: &str = "2";
+
+/// True when the database records exactly the current metadata's hashes under the current DDL
+/// rules: nothing can be missing, so start-up skips introspection. One query.
+pub(crate) async fn is_current(
+    conn: &DatabaseConnection,
+    dialect: Dialect,
+    snap: &MetadataSnapshot,
+) -> Result<bool> {
+    let hashes = recorded_hashes(conn, dialect).await?;
+    if hashes.get(ENGINE_ROW).map(String::as_str) != Some(DDL_VERSION) {
+        return Ok(false);
+    }
+    Ok(snap
+        .objects()
+        .all(|o| hashes.get(&o.name).map(String::as_str) == snap.etag(&o.name)))
+}
+
 /// Creates the internal tables.
 pub(crate) async fn ensure_internal<C: ConnectionTrait>(conn: &C, dialect: Dialect) -> Result<()> {
-    for sql in internal_ddl(dialect) {
-        conn.execute_unprepared(&sql)
-            .await
-            .map_err(|e| DataError::Database(format!("cannot create internal table: {e}")))?;
-    }
+    // One batch, one round trip; every statement is IF NOT EXISTS.
+    let batch = internal_ddl(dialect).join(";\n");
+    conn.execute_unprepared(&batch)
+        .await
+        .map_err(|e| DataError::Database(format!("cannot create internal table: {e}")))?;
     Ok(())
 }

@@ -1,7 +1,10 @@
-//! Reading JSON request bodies with errors that say where the JSON broke and what was expected.
+//! Reading JSON request bodies with errors that say where the JSON broke and what was expected,
+//! and writing JSON response bodies in one contiguous buffer.
 
-use salvo::http::ParseError;
-use salvo::prelude::Request;
+use salvo::http::header::{CONTENT_TYPE, HeaderValue};
+use salvo::http::{ParseError, ResBody};
+use salvo::prelude::{Request, Response, Scribe};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -98,5 +101,43 @@ pub fn kind(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+/// A JSON response body serialized into one buffer sized up front.
+///
+/// salvo's `Json` writes through a chunking writer (one call per JSON token, 8 KiB chunks, a
+/// final shrink), which showed up at 3 % of a list request; a plain `Vec` with a capacity hint
+/// (`capacity`: the expected body size) takes one allocation for a page of records.
+#[derive(Debug)]
+pub struct JsonBody<T> {
+    pub value: T,
+    pub capacity: usize,
+}
+
+impl<T: Serialize> JsonBody<T> {
+    pub fn new(value: T, capacity: usize) -> Self {
+        Self { value, capacity }
+    }
+}
+
+impl<T: Serialize + Send> Scribe for JsonBody<T> {
+    fn render(self, res: &mut Response) {
+        let mut buf = Vec::with_capacity(self.capacity);
+        match serde_json::to_writer(&mut buf, &self.value) {
+            Ok(()) => {
+                res.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/json; charset=utf-8"),
+                );
+                res.body(ResBody::Once(buf.into()));
+            }
+            Err(e) => {
+                // Records are JSON values already, so this cannot happen short of a bug.
+                res.render(HttpError::Internal(format!(
+                    "cannot serialize the response body: {e}"
+                )));
+            }
+        }
     }
 }

@@ -1,12 +1,15 @@
 //! Cross-cutting hoops (salvo middleware): request context and id, tracing span, panic catching,
-//! body-size limit, JSON content-type check, and the JSON catcher for unmatched routes.
+//! CORS and compression that only run when the request asks for them, body-size limit, JSON
+//! content-type check, and the JSON catcher for unmatched routes.
 
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use futures_util::FutureExt;
 use objectos_data::{OpContext, Principal};
-use salvo::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use salvo::http::header::{
+    ACCEPT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, ORIGIN, VARY,
+};
 use salvo::http::{Method, StatusCode};
 use salvo::prelude::*;
 use tracing::Instrument;
@@ -135,6 +138,69 @@ pub async fn catch_panic(
             .remove(salvo::http::header::CONTENT_ENCODING);
         res.render(HttpError::Internal(format!("handler panicked: {detail}")));
         ctrl.skip_rest();
+    }
+}
+
+/// CORS only for requests that carry an `Origin` header: requests without one (same-origin
+/// pages, servers, scripts) are not CORS requests, so the CORS handler's header work is skipped
+/// for them. They still get the `Vary` the handler would have added, so a shared cache never
+/// answers a cross-origin request with a response built without CORS headers.
+pub struct CorsWhenOrigin(pub salvo::cors::CorsHandler);
+
+impl std::fmt::Debug for CorsWhenOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CorsWhenOrigin")
+    }
+}
+
+/// What salvo's CORS handler puts in `Vary` (its default selectors).
+const CORS_VARY: HeaderValue = HeaderValue::from_static(
+    "origin, access-control-request-method, access-control-request-headers",
+);
+
+#[async_trait]
+impl Handler for CorsWhenOrigin {
+    async fn handle(
+        &self,
+        req: &mut Request,
+        depot: &mut Depot,
+        res: &mut Response,
+        ctrl: &mut FlowCtrl,
+    ) {
+        if req.headers().contains_key(ORIGIN) {
+            self.0.handle(req, depot, res, ctrl).await;
+            return;
+        }
+        ctrl.call_next(req, depot, res).await;
+        res.headers_mut().append(VARY, CORS_VARY);
+    }
+}
+
+/// Compression only for requests that send `Accept-Encoding` (without it the handler could only
+/// negotiate "identity"); the wrapped handler keeps its minimum size, so small bodies such as a
+/// single record go out as they are.
+pub struct CompressWhenAccepted(pub salvo::compression::Compression);
+
+impl std::fmt::Debug for CompressWhenAccepted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CompressWhenAccepted")
+    }
+}
+
+#[async_trait]
+impl Handler for CompressWhenAccepted {
+    async fn handle(
+        &self,
+        req: &mut Request,
+        depot: &mut Depot,
+        res: &mut Response,
+        ctrl: &mut FlowCtrl,
+    ) {
+        if req.headers().contains_key(ACCEPT_ENCODING) {
+            self.0.handle(req, depot, res, ctrl).await;
+        } else {
+            ctrl.call_next(req, depot, res).await;
+        }
     }
 }
 

@@ -101,14 +101,14 @@ pub fn build_service(
         .hoop(hoops::request_context)
         .hoop(salvo::affix_state::inject(state.clone()));
     if let Some(cors) = cors_handler(&config.cors_origins, state.mode()) {
-        service = service.hoop(cors);
+        service = service.hoop(hoops::CorsWhenOrigin(cors));
     }
     if config.compression {
-        service = service.hoop(
+        service = service.hoop(hoops::CompressWhenAccepted(
             Compression::new()
                 .enable_gzip(CompressionLevel::Default)
                 .enable_brotli(CompressionLevel::Default),
-        );
+        ));
     }
     service.catcher(Catcher::new(hoops::json_catcher))
 }

@@ -254,3 +254,63 @@ async fn outbox_rows_are_written_in_tx_and_dispatched_after_commit() {
     })
     .await;
 }
+
+/// Publishes `ok` events, then fails every later one.
+struct FailAfter {
+    ok: usize,
+    seen: Mutex<Vec<Event>>,
+}
+
+#[async_trait]
+impl EventSink for FailAfter {
+    async fn publish(&self, event: Event) -> std::result::Result<(), String> {
+        let mut seen = self.seen.lock().unwrap();
+        if seen.len() >= self.ok {
+            return Err("sink is down".into());
+        }
+        seen.push(event);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn outbox_batches_mark_only_the_published_prefix() {
+    for_each_backend(CRM, |e| async move {
+        let cx = user_cx();
+        for name in ["A", "B", "C"] {
+            e.create(&cx, "contact", rec(json!({"name": name})))
+                .await
+                .unwrap();
+        }
+        // The sink fails on the second event: one row is marked, two stay pending, in order.
+        let failing = FailAfter {
+            ok: 1,
+            seen: Mutex::new(Vec::new()),
+        };
+        assert_eq!(e.dispatch_pending(&failing).await.unwrap(), 1);
+        let sink = Collect::default();
+        assert_eq!(e.dispatch_pending(&sink).await.unwrap(), 2);
+        let names: Vec<String> = sink
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|ev| ev.payload["record"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["B", "C"]);
+
+        // More rows than one batch (256) go out over several batches, each marked exactly:
+        // 300 = 256 + 44 (an id list padded to 64 placeholders).
+        let many: Vec<_> = (0..300)
+            .map(|i| rec(json!({"name": format!("M{i}")})))
+            .collect();
+        e.create_many(&cx, "contact", many).await.unwrap();
+        let sink = Collect::default();
+        assert_eq!(e.dispatch_pending(&sink).await.unwrap(), 300);
+        let events = sink.0.lock().unwrap().clone();
+        assert_eq!(events[0].payload["record"]["name"], "M0");
+        assert_eq!(events[299].payload["record"]["name"], "M299");
+        assert_eq!(e.dispatch_pending(&sink).await.unwrap(), 0);
+    })
+    .await;
+}

@@ -1,6 +1,7 @@
 //! Schema sync: every field type gets a column, the plan is additive and idempotent, metadata errors are reported together.
 
 use objectos_data::{DataConfig, DataEngine, DataError};
+use sea_orm::ConnectionTrait;
 
 use crate::{CRM, for_each_backend, open};
 
@@ -204,4 +205,151 @@ async fn embedded_base_objects_load_and_system_lookups_expand() {
             .unwrap();
     let r = engine.find(&cx, "account", q).await.unwrap();
     assert_eq!(r.records[0]["owner_id"]["name"], "Ann");
+}
+
+const INDEXED: &[(&str, &str)] = &[
+    (
+        "a.object.yml",
+        "name: parent\nfields:\n  title: { type: text }\n",
+    ),
+    (
+        "b.object.yml",
+        "name: child\nfields:\n  parent: { type: lookup, reference: parent }\n  code: { type: text, unique: true }\n  title: { type: text }\nindexes:\n  - { name: child_parent_idx, fields: [parent] }\n  - { fields: [code] }\n  - { fields: [title, code] }\n",
+    ),
+];
+
+async fn open_dir(url: &str, dir: &std::path::Path, auto_migrate: bool) -> DataEngine {
+    DataEngine::open(DataConfig {
+        database_url: url.to_owned(),
+        metadata_dirs: vec![dir.to_path_buf()],
+        include_base: false,
+        max_connections: 2,
+        auto_migrate,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("open failed: {e}"))
+}
+
+async fn indexes_once_and_restart_skips_introspection(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in INDEXED {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let engine = open_dir(url, dir.path(), false).await;
+    let plan = engine.plan_migration().await.unwrap().to_string();
+    // The declared index on the lookup replaces the automatic one; the unique index on `code`
+    // makes the declared plain one redundant; the composite stays.
+    let on = |cols: &str| {
+        plan.lines()
+            .filter(|l| {
+                l.contains("INDEX")
+                    && l.contains("ON \"child\"")
+                    && l.ends_with(&format!("({cols});"))
+            })
+            .count()
+    };
+    assert_eq!(on("\"parent\""), 1, "{plan}");
+    assert!(plan.contains("CREATE INDEX \"child_parent_idx\""), "{plan}");
+    assert!(!plan.contains("\"ix_child_parent\""), "{plan}");
+    assert_eq!(on("\"code\""), 1, "{plan}");
+    assert!(
+        plan.contains("CREATE UNIQUE INDEX \"ux_child_code\""),
+        "{plan}"
+    );
+    assert_eq!(on("\"title\", \"code\""), 1, "{plan}");
+    engine.migrate(&|_| {}).await.unwrap();
+    assert!(engine.plan_migration().await.unwrap().is_empty());
+
+    // A restart with unchanged metadata trusts the recorded hashes and introspects nothing: an
+    // index dropped behind the engine's back stays dropped ...
+    engine
+        .connection()
+        .execute_unprepared("DROP INDEX \"child_parent_idx\"")
+        .await
+        .unwrap();
+    engine.connection().clone().close().await.ok();
+    drop(engine);
+    let engine = open_dir(url, dir.path(), true).await;
+    let pending = engine.plan_migration().await.unwrap().to_string();
+    assert!(
+        pending.contains("CREATE INDEX \"child_parent_idx\""),
+        "{pending}"
+    );
+    // ... while a database recorded under other DDL rules (here: none) is synced again.
+    engine
+        .connection()
+        .execute_unprepared("DELETE FROM \"_objectos_schema\" WHERE \"object\" = '__objectos_ddl'")
+        .await
+        .unwrap();
+    engine.connection().clone().close().await.ok();
+    drop(engine);
+    let engine = open_dir(url, dir.path(), true).await;
+    let plan = engine.plan_migration().await.unwrap();
+    assert!(plan.is_empty(), "{plan}");
+    engine.connection().clone().close().await.ok();
+}
+
+#[tokio::test]
+async fn duplicate_indexes_are_created_once_and_restarts_skip_introspection() {
+    let dir = tempfile::tempdir().unwrap();
+    indexes_once_and_restart_skips_introspection(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("i.db").display()
+    ))
+    .await;
+    if let Some(base) = std::env::var("OBJECTOS_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        let (url, schema) = crate::pg_schema(&base).await;
+        indexes_once_and_restart_skips_introspection(&url).await;
+        crate::pg_drop(&base, &schema).await;
+    } else {
+        eprintln!("PostgreSQL skipped: set OBJECTOS_TEST_POSTGRES_URL");
+    }
+}
+
+async fn failed_step_is_named(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.object.yml"),
+        "name: thing\nfields:\n  title: { type: text, index: true }\n",
+    )
+    .unwrap();
+    let engine = open_dir(url, dir.path(), false).await;
+    // A table squatting on the index's name makes the batch fail at that statement.
+    engine
+        .connection()
+        .execute_unprepared("CREATE TABLE \"ix_thing_title\" (\"x\" TEXT)")
+        .await
+        .unwrap();
+    let err = engine.migrate(&|_| {}).await.unwrap_err().to_string();
+    assert!(
+        err.contains("migration step `CREATE INDEX \"ix_thing_title\" ON \"thing\""),
+        "{err}"
+    );
+    // Nothing of the batch was kept.
+    let plan = engine.plan_migration().await.unwrap().to_string();
+    assert!(plan.contains("CREATE TABLE \"thing\""), "{plan}");
+    engine.connection().clone().close().await.ok();
+}
+
+#[tokio::test]
+async fn a_failed_migration_names_its_statement_and_keeps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    failed_step_is_named(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("f.db").display()
+    ))
+    .await;
+    if let Some(base) = std::env::var("OBJECTOS_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        let (url, schema) = crate::pg_schema(&base).await;
+        failed_step_is_named(&url).await;
+        crate::pg_drop(&base, &schema).await;
+    } else {
+        eprintln!("PostgreSQL skipped: set OBJECTOS_TEST_POSTGRES_URL");
+    }
 }

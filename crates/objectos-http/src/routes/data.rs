@@ -57,6 +57,9 @@ struct RecordBody<'a> {
     record: &'a Record,
 }
 
+/// Expected serialized size of one record, for sizing response buffers (a CRM contact is ~450 bytes).
+const RECORD_BYTES: usize = 512;
+
 /// Message sent when a GET asks for aggregations (transcript exchange 21).
 fn aggregations_refused(received: &str) -> String {
     format!(
@@ -113,11 +116,14 @@ fn if_match(req: &Request) -> Result<Option<String>, HttpError> {
 fn write_record(res: &mut Response, status: StatusCode, object: &str, record: &Record) {
     set_etag(res, record);
     res.status_code(status);
-    res.render(Json(RecordBody {
-        object,
-        id: record_id(record),
-        record,
-    }));
+    res.render(body::JsonBody::new(
+        RecordBody {
+            object,
+            id: record_id(record),
+            record,
+        },
+        RECORD_BYTES,
+    ));
 }
 
 /// `GET /data/{object}`: query-string list (`top skip sort select expand filter(s) <field>=<value>`).
@@ -176,13 +182,17 @@ async fn run_find(
         .find(&cx, &object, query)
         .await
         .map_err(HttpError::data)?;
-    res.render(Json(ListBody {
-        object,
-        records: found.records,
-        total: found.total,
-        has_more: found.has_more,
-        next_cursor: found.next_cursor,
-    }));
+    let capacity = 128 + found.records.len() * RECORD_BYTES;
+    res.render(body::JsonBody::new(
+        ListBody {
+            object,
+            records: found.records,
+            total: found.total,
+            has_more: found.has_more,
+            next_cursor: found.next_cursor,
+        },
+        capacity,
+    ));
     Ok(())
 }
 

@@ -280,3 +280,47 @@ async fn responses_are_compressed_when_accepted() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("content-encoding"), Some("gzip"));
 }
+
+#[tokio::test]
+async fn requests_without_origin_skip_cors_but_keep_vary() {
+    let h = Harness::new().await;
+    let r = h.get("/api/v1/data/contact").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    assert!(
+        r.headers
+            .get_all("vary")
+            .iter()
+            .any(|v| v.to_str().unwrap().contains("origin")),
+        "{:?}",
+        r.headers
+    );
+    let r = h
+        .send(
+            TestClient::get(format!("{BASE}/api/v1/data/contact")).add_header(
+                "origin",
+                "http://localhost:5173",
+                true,
+            ),
+        )
+        .await;
+    assert!(r.header("access-control-allow-origin").is_some());
+}
+
+#[tokio::test]
+async fn responses_are_not_compressed_unless_asked() {
+    let h = Harness::new().await;
+    let r = h.get("/api/v1/openapi.json").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("content-encoding"), None);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    let list = h.get("/api/v1/data/contact").await;
+    assert_eq!(
+        list.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert!(list.body["records"].is_array(), "{}", list.text);
+}
