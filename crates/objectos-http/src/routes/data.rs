@@ -3,7 +3,8 @@
 //! Each handler parses the request into an engine call, runs it with the request's [`OpContext`],
 //! and writes the reference server's body shapes (reference transcript exchanges 8-26).
 
-use objectos_data::{BatchRequest, DataEngine, Record};
+use objectos_data::{BatchRequest, DataEngine, DataError, Record};
+use objectos_spec::object::ApiMethod;
 use objectos_spec::query::{QueryAst, parse_list_params};
 use salvo::http::StatusCode;
 use salvo::http::header::{ETAG, HeaderValue, IF_MATCH};
@@ -126,6 +127,35 @@ fn write_record(res: &mut Response, status: StatusCode, object: &str, record: &R
     ));
 }
 
+/// Refuses an operation the object does not expose (`enable.apiEnabled` / `enable.apiMethods`)
+/// with 403 `OPERATION_NOT_ALLOWED`. Only the API is limited: plugins calling the engine directly
+/// (auth creating users, jobs, flows) are not. An unknown object is left to the engine's 404.
+fn exposed(state: &ApiState, object: &str, methods: &[ApiMethod]) -> Result<(), HttpError> {
+    let meta = state.engine().metadata();
+    let Some(schema) = meta.object(object) else {
+        return Ok(());
+    };
+    match methods.iter().find(|m| !schema.enable.allows(**m)) {
+        None => Ok(()),
+        Some(m) => Err(HttpError::data(DataError::OperationNotAllowed {
+            object: object.to_owned(),
+            operation: format!("{m:?}").to_lowercase(),
+        })),
+    }
+}
+
+/// The API methods a find needs: `list`, plus `search` and `aggregate` when it uses them.
+fn find_methods(query: &QueryAst) -> Vec<ApiMethod> {
+    let mut methods = vec![ApiMethod::List];
+    if query.search.is_some() {
+        methods.push(ApiMethod::Search);
+    }
+    if !query.aggregations.is_empty() || !query.group_by.is_empty() {
+        methods.push(ApiMethod::Aggregate);
+    }
+    methods
+}
+
 /// `GET /data/{object}`: query-string list (`top skip sort select expand filter(s) <field>=<value>`).
 #[handler]
 pub async fn list_records(
@@ -152,6 +182,7 @@ pub async fn list_records(
         });
     }
     let query = parse_list_params(&pairs).map_err(|e| query_error(&object, e))?;
+    exposed(&state, &object, &find_methods(&query))?;
     run_find(&state, depot, res, object, query).await
 }
 
@@ -166,6 +197,7 @@ pub async fn query_records(
     let object = path_param(req, "object")?;
     let value = Value::Object(body::json_object(req, Some(&object), "a QueryAST object").await?);
     let query = QueryAst::from_json(&value).map_err(|e| query_error(&object, e))?;
+    exposed(&state, &object, &find_methods(&query))?;
     run_find(&state, depot, res, object, query).await
 }
 
@@ -205,6 +237,7 @@ pub async fn get_record(
 ) -> Result<(), HttpError> {
     let state = ApiState::from_depot(depot)?.clone();
     let object = path_param(req, "object")?;
+    exposed(&state, &object, &[ApiMethod::Get])?;
     let id = path_param(req, "id")?;
     // Only projection parameters apply to a single record; anything else would turn into a filter.
     let pairs: Vec<(String, String)> = query_pairs(req)
@@ -236,6 +269,7 @@ pub async fn create_record(
 ) -> Result<(), HttpError> {
     let state = ApiState::from_depot(depot)?.clone();
     let object = path_param(req, "object")?;
+    exposed(&state, &object, &[ApiMethod::Create])?;
     let data =
         body::json_object(req, Some(&object), "the record's fields as a JSON object").await?;
     let cx = op_context(depot);
@@ -257,6 +291,7 @@ pub async fn update_record(
 ) -> Result<(), HttpError> {
     let state = ApiState::from_depot(depot)?.clone();
     let object = path_param(req, "object")?;
+    exposed(&state, &object, &[ApiMethod::Update])?;
     let id = path_param(req, "id")?;
     let expected = if_match(req)?;
     let patch =
@@ -280,6 +315,7 @@ pub async fn delete_record(
 ) -> Result<(), HttpError> {
     let state = ApiState::from_depot(depot)?.clone();
     let object = path_param(req, "object")?;
+    exposed(&state, &object, &[ApiMethod::Delete])?;
     let id = path_param(req, "id")?;
     let cx = op_context(depot);
     state
@@ -302,6 +338,7 @@ pub async fn create_many(
 ) -> Result<(), HttpError> {
     let state = ApiState::from_depot(depot)?.clone();
     let object = path_param(req, "object")?;
+    exposed(&state, &object, &[ApiMethod::Create, ApiMethod::Bulk])?;
     let expected = "an array of records (or {\"records\": [...]})";
     let items = match body::json_value(req, Some(&object), expected).await? {
         Value::Array(items) => items,
@@ -407,6 +444,12 @@ async fn run_bulk(
 ) -> Result<(), HttpError> {
     let state = ApiState::from_depot(depot)?.clone();
     let object = path_param(req, "object")?;
+    let methods: &[ApiMethod] = match kind {
+        Bulk::Batch => &[ApiMethod::Bulk],
+        Bulk::UpdateMany => &[ApiMethod::Update, ApiMethod::Bulk],
+        Bulk::DeleteMany => &[ApiMethod::Delete, ApiMethod::Bulk],
+    };
+    exposed(&state, &object, methods)?;
     let request = bulk_request(req, &object, kind).await?;
     let cx = op_context(depot);
     let engine = state.engine();

@@ -139,6 +139,64 @@ async fn unknown_routes_are_json_404_and_405() {
     assert!(r.body["code"].is_string(), "{}", r.text);
 }
 
+/// `enable.apiMethods` limits the API: the `ledger` fixture lists get, list, create and update;
+/// anything else (delete, bulk, search, aggregate) is a 403 naming the operation.
+#[tokio::test]
+async fn operations_missing_from_api_methods_are_403() {
+    let h = Harness::new().await;
+    let created = h
+        .post("/api/v1/data/ledger", &json!({"name": "kept"}))
+        .await;
+    assert_eq!(created.status.as_u16(), 201, "{}", created.text);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let r = h.delete(&format!("/api/v1/data/ledger/{id}")).await;
+    let e = r.error(403, "OPERATION_NOT_ALLOWED");
+    assert!(
+        e["message"].as_str().unwrap().contains("'delete'"),
+        "{}",
+        r.text
+    );
+    h.post("/api/v1/data/ledger/createMany", &json!([{"name": "r1"}]))
+        .await
+        .error(403, "OPERATION_NOT_ALLOWED");
+    h.post(
+        "/api/v1/data/ledger/deleteMany",
+        &json!({"ids": [id.clone()]}),
+    )
+    .await
+    .error(403, "OPERATION_NOT_ALLOWED");
+    h.get("/api/v1/data/ledger?search=kept")
+        .await
+        .error(403, "OPERATION_NOT_ALLOWED");
+    h.post(
+        "/api/v1/data/ledger/query",
+        &json!({"aggregations": [{"function": "count", "alias": "n"}]}),
+    )
+    .await
+    .error(403, "OPERATION_NOT_ALLOWED");
+    // Listed operations still work, and the refused ones changed nothing.
+    let list = h.get("/api/v1/data/ledger").await;
+    assert_eq!(list.status.as_u16(), 200, "{}", list.text);
+    assert_eq!(
+        list.body["records"].as_array().unwrap().len(),
+        1,
+        "{}",
+        list.text
+    );
+    assert!(!list.text.contains("r1"), "{}", list.text);
+    let patched = h
+        .patch(
+            &format!("/api/v1/data/ledger/{id}"),
+            &json!({"name": "renamed"}),
+        )
+        .await;
+    assert_eq!(patched.status.as_u16(), 200, "{}", patched.text);
+    // An unknown object is still the engine's 404, not a 403.
+    h.post("/api/v1/data/nothing", &json!({}))
+        .await
+        .error(404, "OBJECT_NOT_FOUND");
+}
+
 #[handler]
 async fn boom() -> &'static str {
     panic!("deliberate test panic")

@@ -53,12 +53,16 @@ fields:
     reference: account
 ";
 
+/// An object whose API exposes only reads, updates and single creates (`enable.apiMethods`).
+const LEDGER_YML: &str = "name: ledger\nlabel: Ledger\nenable:\n  apiMethods: [get, list, create, update]\nfields:\n  name: { type: text, label: Name }\n";
+
 /// Writes the fixtures into `dir/metadata` and returns that folder.
 pub(crate) fn write_metadata(dir: &Path) -> std::path::PathBuf {
     let meta = dir.join("metadata");
     std::fs::create_dir_all(&meta).unwrap();
     std::fs::write(meta.join("account.object.yml"), ACCOUNT_YML).unwrap();
     std::fs::write(meta.join("contact.object.yml"), CONTACT_YML).unwrap();
+    std::fs::write(meta.join("ledger.object.yml"), LEDGER_YML).unwrap();
     meta
 }
 
