@@ -670,16 +670,29 @@ impl AuthService {
         let (user_id, org) = self
             .create_account(email, password, name, false, true)
             .await?;
-        let (token, session) = self.create_session(&user_id, org.as_deref(), meta).await?;
-        let user = self.user_view(&user_id, org.as_deref()).await?;
+        self.open_session(&user_id, org.as_deref(), meta, json!({"reason": "sign_up"}))
+            .await
+    }
+
+    /// Starts a session for a user who has just proved who they are (sign-up, password, SSO):
+    /// creates it, builds the user view and publishes `auth.login` with `details`.
+    pub(crate) async fn open_session(
+        &self,
+        user_id: &str,
+        org: Option<&str>,
+        meta: &RequestMeta,
+        details: Json,
+    ) -> Result<SignedIn> {
+        let (token, session) = self.create_session(user_id, org, meta).await?;
+        let user = self.user_view(user_id, org).await?;
         let email = user.get("email").and_then(Json::as_str).map(str::to_owned);
         self.publish(
             events::LOGIN,
-            Some(&user_id),
+            Some(user_id),
             email.as_deref(),
-            org.as_deref(),
+            org,
             meta,
-            json!({"reason": "sign_up"}),
+            details,
         )
         .await;
         Ok(SignedIn {
@@ -825,22 +838,8 @@ impl AuthService {
             // no data to work on.
             return Err(AuthError::AccountDisabled("without an organization".into()));
         };
-        let (token, session) = self.create_session(&cred.user_id, Some(&org), meta).await?;
-        let user = self.user_view(&cred.user_id, Some(&org)).await?;
-        self.publish(
-            events::LOGIN,
-            Some(&cred.user_id),
-            Some(&email),
-            Some(&org),
-            meta,
-            json!({}),
-        )
-        .await;
-        Ok(SignedIn {
-            token,
-            user,
-            session,
-        })
+        self.open_session(&cred.user_id, Some(&org), meta, json!({}))
+            .await
     }
 
     /// Resolves a bearer token, cookie value or API key; `None` when unknown, expired or revoked.

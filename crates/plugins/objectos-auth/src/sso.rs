@@ -1122,28 +1122,20 @@ impl AuthService {
         let (user_id, new_user) = self.sso_user(p, &who, meta).await?;
         self.touch_identity(p, &who).await?;
         let org = self.org_of(&user_id).await?;
-        let (token, session) = self.create_session(&user_id, org.as_deref(), meta).await?;
-        let user = self.user_view(&user_id, org.as_deref()).await?;
-        let email = user.get("email").and_then(Json::as_str).map(str::to_owned);
-        self.publish(
-            events::LOGIN,
-            Some(&user_id),
-            email.as_deref(),
-            org.as_deref(),
-            meta,
-            json!({"reason": "sso", "provider": p.cfg.id, "newUser": new_user}),
-        )
-        .await;
+        let signed = self
+            .open_session(
+                &user_id,
+                org.as_deref(),
+                meta,
+                json!({"reason": "sso", "provider": p.cfg.id, "newUser": new_user}),
+            )
+            .await?;
         let redirect = match (&flow.new_user_callback_url, new_user) {
             (Some(u), true) => u.clone(),
             _ => flow.callback_url.clone(),
         };
         Ok(SsoSignedIn {
-            signed: Some(SignedIn {
-                token,
-                user,
-                session,
-            }),
+            signed: Some(signed),
             redirect,
             new_user,
         })
