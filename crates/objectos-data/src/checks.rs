@@ -1,13 +1,13 @@
 //! Thin wrappers around the validation module (`crate::validate`): one call site each, so the
 //! engine's write path reads as a list of steps and the validation API can move independently.
 
-use objectos_spec::object::ObjectSchema;
+use objectos_spec::object::{ObjectSchema, RuleEvent};
 use serde_json::Value as Json;
 
 use crate::Record;
 use crate::error::{DataError, FieldError, Result};
 use crate::meta::ObjectPlan;
-use crate::validate::WriteKind;
+use crate::validate::{UniqueCheck, WriteKind};
 
 fn failed(object: &str, fields: Vec<FieldError>) -> DataError {
     let message = fields
@@ -57,36 +57,23 @@ pub(crate) fn format_autonumber(format: Option<&str>, n: i64) -> String {
     }
 }
 
-/// One uniqueness condition to check with SQL before writing.
-pub(crate) struct Unique {
-    pub(crate) fields: Vec<String>,
-    pub(crate) values: Vec<Json>,
-    pub(crate) message: String,
-}
-
 /// The uniqueness conditions for `record` (merged on update): unique fields and unique rules
 /// from the validation module, plus unique indexes declared in `indexes:`.
 pub(crate) fn unique_checks(
     plan: &ObjectPlan,
     schema: &ObjectSchema,
     record: &Record,
-) -> Vec<Unique> {
-    let mut out: Vec<Unique> = plan
-        .rules
-        .unique_checks(record)
-        .into_iter()
-        .map(|u| Unique {
-            fields: u.fields,
-            values: u.values,
-            message: u.message,
-        })
-        .collect();
+) -> Vec<UniqueCheck> {
+    let mut out: Vec<UniqueCheck> = plan.rules.unique_checks(record);
     for ix in schema
         .indexes
         .iter()
         .filter(|ix| ix.unique && !ix.fields.is_empty())
     {
-        if out.iter().any(|u| u.fields == ix.fields) {
+        if out
+            .iter()
+            .any(|u| u.fields == ix.fields && u.scope_fields.is_empty())
+        {
             continue;
         }
         let values: Vec<Json> = ix
@@ -98,10 +85,17 @@ pub(crate) fn unique_checks(
             continue;
         }
         let label = ix.fields.join(", ");
-        out.push(Unique {
+        out.push(UniqueCheck {
             fields: ix.fields.clone(),
             values,
             message: format!("The combination of {label} must be unique"),
+            rule: None,
+            case_sensitive: true,
+            scope: None,
+            scope_fields: Vec::new(),
+            scope_values: Vec::new(),
+            scope_condition: None,
+            events: vec![RuleEvent::Insert, RuleEvent::Update],
         });
     }
     out

@@ -34,6 +34,15 @@ impl Principal {
     }
 }
 
+/// The record whose delete cascaded to an operation (`deleteBehavior: cascade`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CascadeOrigin {
+    /// Object of the record being deleted that owns this one, e.g. `account`.
+    pub object: String,
+    /// Its id.
+    pub id: String,
+}
+
 /// Context of one engine operation.
 #[derive(Debug, Clone)]
 pub struct OpContext {
@@ -42,6 +51,9 @@ pub struct OpContext {
     pub tenant: Option<String>,
     pub locale: Option<String>,
     pub request_id: Option<String>,
+    /// Set by the engine on the child deletes a cascade runs (same principal, the parent's
+    /// tenant), so interceptors can tell them from the caller's own requests; `None` otherwise.
+    pub cascade_of: Option<CascadeOrigin>,
 }
 
 impl OpContext {
@@ -51,6 +63,7 @@ impl OpContext {
             tenant: None,
             locale: None,
             request_id: None,
+            cascade_of: None,
         }
     }
 
@@ -60,6 +73,7 @@ impl OpContext {
             tenant: None,
             locale: None,
             request_id: None,
+            cascade_of: None,
         }
     }
 
@@ -71,5 +85,10 @@ impl OpContext {
     pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
         self.request_id = Some(id.into());
         self
+    }
+
+    /// True when the engine runs this operation as part of a cascade delete.
+    pub fn is_cascade(&self) -> bool {
+        self.cascade_of.is_some()
     }
 }

@@ -31,6 +31,16 @@ use crate::util::{format_ts, new_id, now};
 use crate::validate::WriteKind;
 use crate::value::{from_row, parse_datetime, read_number, to_db};
 
+mod refs;
+mod select;
+mod transaction;
+mod unique;
+
+pub use transaction::{
+    CROSS_BATCH_MAX_OPERATIONS, CrossBatchFailure, CrossBatchItemResult, CrossBatchOperation,
+    CrossBatchOptions, CrossBatchRequest, CrossBatchResult,
+};
+
 /// Engine configuration (from objectos.yml / env / flags, assembled by the server).
 #[derive(Debug, Clone)]
 pub struct DataConfig {
@@ -216,6 +226,23 @@ fn tenant_filter(cx: &OpContext) -> Filter {
     match &cx.tenant {
         Some(t) => Filter::eq("organization_id", t.clone()),
         None => Filter::True,
+    }
+}
+
+/// Limits a cascade statement on `plan`'s table to the parent's organization (`scope`; `None`
+/// is the records without one). Objects without `organization_id` are not tenant-scoped.
+fn same_tenant(sql: &mut Sql, plan: &ObjectPlan, scope: Option<&str>) {
+    if plan.column("organization_id").is_none() {
+        return;
+    }
+    sql.push(" AND ").ident("organization_id");
+    match scope {
+        Some(t) => {
+            sql.push(" = ").param(Value::from(t.to_owned()));
+        }
+        None => {
+            sql.push(" IS NULL");
+        }
     }
 }
 
@@ -423,10 +450,6 @@ impl DataEngine {
             .collect()
     }
 
-    fn has_interceptors(&self) -> bool {
-        !self.inner.interceptors.load().is_empty()
-    }
-
     async fn q(&self, conn: Conn<'_>, sql: Sql) -> Result<Vec<sea_orm::QueryResult>> {
         self.inner.statements.fetch_add(1, Ordering::Relaxed);
         match conn {
@@ -496,7 +519,9 @@ impl DataEngine {
         tx: Option<&DatabaseTransaction>,
         data: HookData<'_>,
     ) -> Result<()> {
-        let Some(tx) = tx else { return Ok(()) };
+        if hooks.is_empty() {
+            return Ok(());
+        }
         let HookData {
             mut query,
             mut input,
@@ -536,16 +561,9 @@ impl DataEngine {
         } else {
             Operation::Aggregate
         };
-        if !self.has_interceptors() {
-            return self
-                .find_in(Conn::Pool(&self.inner.db), cx, &snap, &plan, query, op)
-                .await;
-        }
-        let tx = self.inner.db.begin().await.map_err(db::map_db_err)?;
-        let r = self
-            .find_in(Conn::Tx(&tx), cx, &snap, &plan, query, op)
-            .await;
-        self.finish(tx, r, false).await
+        // Reads run on the pool, hooks included (see HookContext::tx).
+        self.find_in(Conn::Pool(&self.inner.db), cx, &snap, &plan, query, op)
+            .await
     }
 
     /// The number of records matching `filter`.
@@ -557,31 +575,21 @@ impl DataEngine {
             ..QueryAst::default()
         };
         let hooks = self.hooks(object, Operation::Count);
-        if hooks.is_empty() {
-            return self
-                .count_in(Conn::Pool(&self.inner.db), cx, &snap, &plan, &query.filter)
-                .await;
-        }
-        let tx = self.inner.db.begin().await.map_err(db::map_db_err)?;
-        let r = async {
-            self.run_hooks(
-                &hooks,
-                true,
-                cx,
-                &plan.schema,
-                Operation::Count,
-                Some(&tx),
-                HookData {
-                    query: Some(&mut query),
-                    ..HookData::default()
-                },
-            )
-            .await?;
-            self.count_in(Conn::Tx(&tx), cx, &snap, &plan, &query.filter)
-                .await
-        }
-        .await;
-        self.finish(tx, r, false).await
+        let conn = Conn::Pool(&self.inner.db);
+        self.run_hooks(
+            &hooks,
+            true,
+            cx,
+            &plan.schema,
+            Operation::Count,
+            None,
+            HookData {
+                query: Some(&mut query),
+                ..HookData::default()
+            },
+        )
+        .await?;
+        self.count_in(conn, cx, &snap, &plan, &query.filter).await
     }
 
     /// One record by id, with `select` and `expand` from `query` (RecordNotFound otherwise).
@@ -601,46 +609,35 @@ impl DataEngine {
             ..QueryAst::default()
         };
         let hooks = self.hooks(object, Operation::Get);
-        if !self.has_interceptors() {
-            return self
-                .get_in(Conn::Pool(&self.inner.db), cx, &snap, &plan, id, &query)
-                .await;
-        }
-        let tx = self.inner.db.begin().await.map_err(db::map_db_err)?;
-        let r = async {
-            self.run_hooks(
-                &hooks,
-                true,
-                cx,
-                &plan.schema,
-                Operation::Get,
-                Some(&tx),
-                HookData {
-                    query: Some(&mut query),
-                    ..HookData::default()
-                },
-            )
-            .await?;
-            let mut rec = self
-                .get_in(Conn::Tx(&tx), cx, &snap, &plan, id, &query)
-                .await?;
-            self.run_hooks(
-                &hooks,
-                false,
-                cx,
-                &plan.schema,
-                Operation::Get,
-                Some(&tx),
-                HookData {
-                    result: Some(&mut rec),
-                    ..HookData::default()
-                },
-            )
-            .await?;
-            Ok(rec)
-        }
-        .await;
-        self.finish(tx, r, false).await
+        let conn = Conn::Pool(&self.inner.db);
+        self.run_hooks(
+            &hooks,
+            true,
+            cx,
+            &plan.schema,
+            Operation::Get,
+            None,
+            HookData {
+                query: Some(&mut query),
+                ..HookData::default()
+            },
+        )
+        .await?;
+        let mut rec = self.get_in(conn, cx, &snap, &plan, id, &query).await?;
+        self.run_hooks(
+            &hooks,
+            false,
+            cx,
+            &plan.schema,
+            Operation::Get,
+            None,
+            HookData {
+                result: Some(&mut rec),
+                ..HookData::default()
+            },
+        )
+        .await?;
+        Ok(rec)
     }
 
     async fn get_in(
@@ -652,7 +649,17 @@ impl DataEngine {
         id: &str,
         query: &QueryAst,
     ) -> Result<Record> {
-        check_select(plan, query)?;
+        // Lowering a selection rewrites the query; without one (the usual get) nothing is copied.
+        let lowered;
+        let query = if query.fields.is_empty() {
+            select::check_expand_keys(plan, query)?;
+            query
+        } else {
+            let mut q = query.clone();
+            select::lower_selection(snap, plan, &mut q, 0, "")?;
+            lowered = q;
+            &lowered
+        };
         let mut records = self
             .select(
                 conn,
@@ -851,7 +858,7 @@ impl DataEngine {
             .await?;
             return Ok(result);
         }
-        check_select(plan, &query)?;
+        select::lower_selection(snap, plan, &mut query, 0, "")?;
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
         if limit > MAX_LIMIT {
             return Err(invalid(
@@ -864,6 +871,33 @@ impl DataEngine {
         let mut filter = query.filter.clone();
         if let Some(s) = &query.search {
             filter = filter.and(search_filter(plan, s)?);
+        }
+        if query.distinct && !query.fields.is_empty() {
+            let page = self
+                .distinct_page(conn, cx, snap, plan, &query, &filter, limit)
+                .await?;
+            let mut records = page.records;
+            self.decorate(conn, cx, snap, plan, &mut records, &query, 1)
+                .await?;
+            self.run_hooks(
+                &hooks,
+                false,
+                cx,
+                &plan.schema,
+                op,
+                conn.tx(),
+                HookData {
+                    records: Some(&mut records),
+                    ..HookData::default()
+                },
+            )
+            .await?;
+            return Ok(FindResult {
+                records,
+                total: Some(page.total),
+                next_cursor: None,
+                has_more: page.has_more,
+            });
         }
         let keys = sqlgen::sort_keys(plan, &query.order_by)?;
         let keyset = match &query.cursor {
@@ -959,12 +993,7 @@ impl DataEngine {
                 .await?;
             if !query.fields.is_empty() {
                 for r in records.iter_mut() {
-                    let mut out = Record::new();
-                    for s in &query.fields {
-                        let name = sqlgen::canonical(s.name());
-                        out.insert(s.name().to_owned(), r.remove(name).unwrap_or(Json::Null));
-                    }
-                    *r = out;
+                    *r = select::project(&query.fields, std::mem::take(r));
                 }
             }
             Ok(())
@@ -1130,7 +1159,7 @@ impl DataEngine {
                 },
             )
             .await?;
-            check_select(tplan, &subq).map_err(|e| match e {
+            select::lower_selection(snap, tplan, &mut subq, depth, "").map_err(|e| match e {
                 DataError::InvalidQuery {
                     object,
                     code,
@@ -1163,6 +1192,12 @@ impl DataEngine {
                     "expand",
                 )
                 .await?;
+            // Only the selected fields (roll-ups cost a query each), plus `id` to match on;
+            // the final projection below drops it again when it was not selected.
+            let mut fields = subq.fields.clone();
+            if !fields.is_empty() && !fields.iter().any(|f| sqlgen::canonical(f.name()) == "id") {
+                fields.push(objectos_spec::query::FieldSelection::Field("id".into()));
+            }
             self.decorate(
                 conn,
                 cx,
@@ -1170,7 +1205,7 @@ impl DataEngine {
                 tplan,
                 &mut related,
                 &QueryAst {
-                    fields: Vec::new(),
+                    fields,
                     expand: subq.expand.clone(),
                     ..QueryAst::default()
                 },
@@ -1184,15 +1219,7 @@ impl DataEngine {
                     let projected = if subq.fields.is_empty() {
                         r
                     } else {
-                        let mut out = Record::new();
-                        let mut r = r;
-                        for s in &subq.fields {
-                            out.insert(
-                                s.name().to_owned(),
-                                r.remove(sqlgen::canonical(s.name())).unwrap_or(Json::Null),
-                            );
-                        }
-                        out
+                        select::project(&subq.fields, r)
                     };
                     Some((id, projected))
                 })
@@ -1817,73 +1844,6 @@ impl DataEngine {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn check_unique(
-        &self,
-        tx: &DatabaseTransaction,
-        cx: &OpContext,
-        snap: &MetadataSnapshot,
-        plan: &ObjectPlan,
-        record: &Record,
-        touched: &Record,
-        self_id: Option<&str>,
-    ) -> Result<()> {
-        for u in checks::unique_checks(plan, &plan.schema, record) {
-            if !u.fields.iter().any(|f| touched.contains_key(f)) {
-                continue;
-            }
-            let mut filter = Filter::all(
-                u.fields
-                    .iter()
-                    .zip(&u.values)
-                    .map(|(f, v)| Filter::eq(f.clone(), v.clone())),
-            );
-            if let Some(id) = self_id {
-                filter = filter.and(Filter::Condition(Condition {
-                    field: "id".into(),
-                    op: Operator::Ne,
-                    value: FilterValue::Value(Json::String(id.to_owned())),
-                }));
-            }
-            let found = self
-                .select(
-                    Conn::Tx(tx),
-                    &OpContext {
-                        tenant: None,
-                        ..cx.clone()
-                    },
-                    snap,
-                    plan,
-                    &filter,
-                    &[],
-                    Some(1),
-                    None,
-                    None,
-                    "filter",
-                )
-                .await?;
-            if !found.is_empty() {
-                let fields = u
-                    .fields
-                    .iter()
-                    .map(|f| {
-                        let label = plan
-                            .field(f)
-                            .map(|x| x.display_label().to_owned())
-                            .unwrap_or_else(|| f.clone());
-                        FieldError::new(f, "duplicate_value", u.message.clone()).with_label(label)
-                    })
-                    .collect::<Vec<_>>();
-                return Err(DataError::Duplicate {
-                    object: plan.name.clone(),
-                    message: fields[0].message.clone(),
-                    fields,
-                });
-            }
-        }
-        Ok(())
-    }
-
     async fn next_autonumber(
         &self,
         tx: &DatabaseTransaction,
@@ -1946,7 +1906,7 @@ impl DataEngine {
         checks::apply_defaults(plan, &mut input);
         checks::validate(plan, WriteKind::Insert, &input, None)?;
         let mut values = self.to_values(plan, &input)?;
-        self.check_unique(tx, cx, snap, plan, &input, &input, None)
+        self.check_unique(tx, cx, plan, WriteKind::Insert, &input, &input, None)
             .await?;
         for (field, format) in &plan.autonumbers {
             let n = self.next_autonumber(tx, &plan.name, field).await?;
@@ -2202,7 +2162,7 @@ impl DataEngine {
         }
         checks::validate(plan, WriteKind::Update, &input, Some(&previous))?;
         let values = self.to_values(plan, &input)?;
-        self.check_unique(tx, cx, snap, plan, &merged, &input, Some(id))
+        self.check_unique(tx, cx, plan, WriteKind::Update, &merged, &input, Some(id))
             .await?;
         let dialect = self.inner.dialect;
         // The version is updated_at in milliseconds: make sure it moves even within one millisecond.
@@ -2319,6 +2279,16 @@ impl DataEngine {
             .await?;
             self.still_visible(tx, cx, snap, plan, id, &query).await?;
             let dialect = self.inner.dialect;
+            // deleteBehavior applies within the parent's organization only: the caller's tenant,
+            // or the record's own for work without one. Another organization's records that
+            // hold this id are neither counted, nulled nor deleted: they are not the caller's
+            // to see or change (and counting them would reveal them).
+            let scope: Option<String> = cx.tenant.clone().or_else(|| {
+                previous
+                    .get("organization_id")
+                    .and_then(Json::as_str)
+                    .map(str::to_owned)
+            });
             // Refuse first, so nothing is half done when a restrict applies.
             for child in plan.children.iter().filter(|c| {
                 c.behavior == objectos_spec::object::DeleteBehavior::Restrict && !c.multiple
@@ -2330,6 +2300,7 @@ impl DataEngine {
                     .ident(&child.column)
                     .push(" = ")
                     .param(Value::from(id.to_owned()));
+                same_tenant(&mut sql, snap.plan(&child.object)?, scope.as_deref());
                 let rows = self.q(Conn::Tx(tx), sql).await?;
                 let n = rows
                     .first()
@@ -2345,6 +2316,8 @@ impl DataEngine {
                     });
                 }
             }
+            self.refuse_multi_refs(tx, snap, plan, id, scope.as_deref())
+                .await?;
             for child in plan.children.iter().filter(|c| !c.multiple) {
                 match child.behavior {
                     objectos_spec::object::DeleteBehavior::Restrict => {}
@@ -2358,20 +2331,41 @@ impl DataEngine {
                             .ident(&child.column)
                             .push(" = ")
                             .param(Value::from(id.to_owned()));
+                        let cplan = snap.plan(&child.object)?;
+                        same_tenant(&mut sql, cplan, scope.as_deref());
                         let rows = self.q(Conn::Tx(tx), sql).await?;
                         let ids: Vec<String> = rows
                             .iter()
                             .filter_map(|r| r.try_get_by_index::<String>(0).ok())
                             .filter(|c| c != id)
                             .collect();
-                        let cplan = snap.plan(&child.object)?;
-                        let sys = OpContext {
-                            tenant: None,
+                        // The children are deleted as the caller (their hooks check the
+                        // caller's delete permission), within the parent's tenant, marked as a
+                        // cascade so interceptors can tell them from a request of the caller's.
+                        let child_cx = OpContext {
+                            tenant: scope.clone(),
+                            cascade_of: Some(crate::context::CascadeOrigin {
+                                object: plan.name.clone(),
+                                id: id.to_owned(),
+                            }),
                             ..cx.clone()
                         };
                         for cid in ids {
-                            self.delete_in(tx, &sys, snap, cplan, &cid, depth + 1)
-                                .await?;
+                            self.delete_in(tx, &child_cx, snap, cplan, &cid, depth + 1)
+                                .await
+                                .map_err(|e| match e {
+                                    // The child was just selected, so "not found" means the
+                                    // caller's row filter keeps it from being deleted: refuse the
+                                    // parent's delete, naming the child object but not the id.
+                                    DataError::RecordNotFound { .. } => DataError::Forbidden {
+                                        object: child.object.clone(),
+                                        message: format!(
+                                            "Cannot delete {} {id}: its {} records are deleted with it (deleteBehavior: cascade) and you may not delete all of them",
+                                            plan.name, child.object
+                                        ),
+                                    },
+                                    other => other,
+                                })?;
                         }
                     }
                     objectos_spec::object::DeleteBehavior::SetNull => {
@@ -2390,10 +2384,13 @@ impl DataEngine {
                             .ident(&child.column)
                             .push(" = ")
                             .param(Value::from(id.to_owned()));
+                        same_tenant(&mut sql, snap.plan(&child.object)?, scope.as_deref());
                         self.x(Conn::Tx(tx), sql).await?;
                     }
                 }
             }
+            self.apply_multi_refs(tx, cx, snap, plan, id, scope.as_deref(), depth)
+                .await?;
             let mut sql = Sql::new(dialect);
             sql.push("DELETE FROM ")
                 .ident(&plan.table)
@@ -2427,6 +2424,22 @@ impl DataEngine {
             .await?;
             Ok(previous)
         })
+    }
+
+    /// Counts the records of `object` matching `filter` (within `cx`'s tenant) through `tx`, the
+    /// transaction of a write in progress, without running hooks. For interceptors that check
+    /// facts inside the write they guard: they see its uncommitted rows, and never wait for a
+    /// second connection (an in-memory SQLite database has only one).
+    pub async fn count_within(
+        &self,
+        tx: &DatabaseTransaction,
+        cx: &OpContext,
+        object: &str,
+        filter: &Filter,
+    ) -> Result<u64> {
+        let snap = self.metadata();
+        let plan = snap.plan(object)?;
+        self.count_in(Conn::Tx(tx), cx, &snap, plan, filter).await
     }
 
     // ----------------------------------------------------------------- outbox
@@ -2577,53 +2590,6 @@ fn row_to_record(plan: &ObjectPlan, row: &sea_orm::QueryResult, dialect: Dialect
         rec.insert(name.clone(), value);
     }
     rec
-}
-
-/// Checks `fields` (select) and `expand` keys name real fields.
-fn check_select(plan: &ObjectPlan, query: &QueryAst) -> Result<()> {
-    for s in &query.fields {
-        let name = sqlgen::canonical(s.name());
-        if plan.field(name).is_none() {
-            return Err(invalid(
-                &plan.name,
-                "select",
-                "unknown_field",
-                format!(
-                    "select: field '{name}' does not exist on object '{}'",
-                    plan.name
-                ),
-            ));
-        }
-    }
-    for k in query.expand.keys() {
-        let name = sqlgen::canonical(k);
-        match plan.field(name) {
-            None => {
-                return Err(invalid(
-                    &plan.name,
-                    "expand",
-                    "unknown_field",
-                    format!(
-                        "expand: field '{name}' does not exist on object '{}'",
-                        plan.name
-                    ),
-                ));
-            }
-            Some(f) if f.reference_target(&plan.name).is_none() => {
-                return Err(invalid(
-                    &plan.name,
-                    "expand",
-                    "invalid_expand",
-                    format!(
-                        "expand: field '{name}' of object '{}' is not a lookup",
-                        plan.name
-                    ),
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
 }
 
 /// A search becomes `contains` on the searched fields, ORed.

@@ -52,7 +52,10 @@ impl Operation {
 /// - `previous`: for update/delete, the record as it was.
 /// - `result`: for get/create/update (after-hooks), the record returned to the caller.
 /// - `records`: for find (after-hooks), the page of records returned.
-/// - `tx`: the operation's transaction; rows written through it commit or roll back with the change.
+/// - `tx`: for create/update/delete, the operation's transaction; rows written through it commit
+///   or roll back with the change. Reads (find/get/count/aggregate) run without a transaction
+///   (one statement, or a few read-only ones), so it is `None` there: a BEGIN/COMMIT pair would
+///   double the round trips of every secured read for no consistency a read needs.
 pub struct HookContext<'a> {
     pub cx: &'a OpContext,
     pub object: &'a ObjectSchema,
@@ -62,7 +65,21 @@ pub struct HookContext<'a> {
     pub previous: Option<&'a Record>,
     pub result: Option<&'a mut Record>,
     pub records: Option<&'a mut Vec<Record>>,
-    pub tx: &'a DatabaseTransaction,
+    pub tx: Option<&'a DatabaseTransaction>,
+}
+
+impl<'a> HookContext<'a> {
+    /// The write transaction, for hooks that write rows that must commit with the change.
+    /// An error (not a panic) when called from a read, where there is none.
+    pub fn write_tx(&self) -> Result<&'a DatabaseTransaction> {
+        self.tx.ok_or_else(|| {
+            crate::error::DataError::Internal(format!(
+                "{} ran a write-only hook step during {} (no transaction)",
+                self.object.name,
+                self.operation.as_str()
+            ))
+        })
+    }
 }
 
 impl fmt::Debug for HookContext<'_> {

@@ -16,11 +16,13 @@ mod util;
 pub mod validate;
 mod value;
 
-pub use context::{OpContext, Principal};
+pub use context::{CascadeOrigin, OpContext, Principal};
 pub use db::Dialect;
 pub use engine::{
     BatchItem, BatchItemError, BatchItemResult, BatchOperation, BatchOptions, BatchRequest,
-    BatchResult, DataConfig, DataEngine, FindResult,
+    BatchResult, CROSS_BATCH_MAX_OPERATIONS, CrossBatchFailure, CrossBatchItemResult,
+    CrossBatchOperation, CrossBatchOptions, CrossBatchRequest, CrossBatchResult, DataConfig,
+    DataEngine, FindResult,
 };
 pub use error::{DataError, FieldError, FieldErrorDetail, Result};
 pub use hooks::{HookContext, Interceptor, Operation};

@@ -671,7 +671,8 @@ pub(crate) fn aggregate_expr(
         }
         _ => None,
     };
-    let needs_field = !matches!(a.function, AggregateFunction::Count);
+    // `count` without a field counts rows; made distinct it needs the field whose values to count.
+    let needs_field = !matches!(a.function, AggregateFunction::Count) || a.distinct;
     if needs_field && col.is_none() {
         return Err(invalid(
             &plan.name,

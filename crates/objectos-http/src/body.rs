@@ -68,6 +68,38 @@ pub async fn json_object(
     }
 }
 
+/// Parses an optional JSON object body: an empty body is an empty object.
+pub async fn json_object_or_empty(
+    req: &mut Request,
+    object: Option<&str>,
+    expected: &str,
+) -> Result<Map<String, Value>, HttpError> {
+    let bytes = read_bytes(req, object).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        HttpError::invalid_body(
+            object,
+            format!(
+                "Malformed JSON in the request body at line {}, column {}: {e}; expected {expected}",
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(HttpError::invalid_body(
+            object,
+            format!(
+                "The request body must be a JSON object ({expected}), received {}",
+                kind(&other)
+            ),
+        )),
+    }
+}
+
 /// Parses the body into a typed request, with the serde path of the first mismatch.
 pub async fn json_typed<T: DeserializeOwned>(
     req: &mut Request,

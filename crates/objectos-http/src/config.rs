@@ -1,4 +1,9 @@
-//! Settings of the HTTP server: listen address, body limit, CORS origins, compression.
+//! Settings of the HTTP server: listen address, body limit, CORS origins, compression, and the
+//! trusted proxies whose forwarding headers name the client.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
 
 /// Default request body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: u64 = 1024 * 1024;
@@ -19,6 +24,9 @@ pub struct HttpConfig {
     pub compression: bool,
     /// Seconds to wait for in-flight requests at shutdown before closing connections.
     pub shutdown_grace_secs: u64,
+    /// Peers (addresses or CIDR ranges) whose `X-Forwarded-For` / `Forwarded` headers are
+    /// believed. Empty (the default): the TCP peer is the client and those headers are ignored.
+    pub trusted_proxies: Vec<IpCidr>,
 }
 
 impl Default for HttpConfig {
@@ -31,6 +39,129 @@ impl Default for HttpConfig {
             // Below the kernel's default 10 s destroy timeout, so the forced close happens here
             // rather than the kernel abandoning the destroy.
             shutdown_grace_secs: 8,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// An IP address range (`10.0.0.0/8`, `fd00::/8`) or a single address (`127.0.0.1`, `::1`).
+/// Host bits below the prefix are cleared, so `10.1.2.3/8` is `10.0.0.0/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpCidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl IpCidr {
+    /// Whether `ip` is in the range; an IPv4-mapped IPv6 address (`::ffff:10.0.0.1`, as a
+    /// dual-stack socket reports IPv4 peers) counts as its IPv4 address.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                mask_v4(u32::from(ip), self.prefix) == u32::from(net)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                mask_v6(u128::from(ip), self.prefix) == u128::from(net)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `bits` with everything below the first `prefix` bits cleared (a shift by the full width
+/// would overflow, hence the zero prefix apart).
+fn mask_v4(bits: u32, prefix: u8) -> u32 {
+    if prefix == 0 {
+        0
+    } else {
+        bits & (u32::MAX << (32 - u32::from(prefix)))
+    }
+}
+
+fn mask_v6(bits: u128, prefix: u8) -> u128 {
+    if prefix == 0 {
+        0
+    } else {
+        bits & (u128::MAX << (128 - u32::from(prefix)))
+    }
+}
+
+impl FromStr for IpCidr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let t = text.trim();
+        let (addr, prefix) = match t.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (t, None),
+        };
+        let ip: IpAddr = addr.parse().map_err(|_| {
+            format!(
+                "`{text}` is not an IP address or CIDR range; expected e.g. `10.0.0.1`, `10.0.0.0/8` or `fd00::/8`"
+            )
+        })?;
+        // A v4-mapped address is the IPv4 address it maps, as the peers it is matched against.
+        let ip = ip.to_canonical();
+        let max: u8 = if ip.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| {
+                format!("`{text}` has prefix length `{p}`; expected a number from 0 to {max}")
+            })?,
+        };
+        let network = match ip {
+            IpAddr::V4(v4) => IpAddr::V4(mask_v4(u32::from(v4), prefix).into()),
+            IpAddr::V6(v6) => IpAddr::V6(mask_v6(u128::from(v6), prefix).into()),
+        };
+        Ok(Self { network, prefix })
+    }
+}
+
+impl fmt::Display for IpCidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidr_ranges() {
+        let net: IpCidr = "10.1.2.3/8".parse().unwrap();
+        assert_eq!(net.to_string(), "10.0.0.0/8");
+        assert!(net.contains(ip("10.255.0.1")));
+        assert!(net.contains(ip("::ffff:10.0.0.9")));
+        assert!(!net.contains(ip("11.0.0.1")));
+        assert!(!net.contains(ip("::1")));
+        let host: IpCidr = "127.0.0.1".parse().unwrap();
+        assert_eq!(host.to_string(), "127.0.0.1/32");
+        assert!(host.contains(ip("127.0.0.1")) && !host.contains(ip("127.0.0.2")));
+        let any: IpCidr = "0.0.0.0/0".parse().unwrap();
+        assert!(any.contains(ip("203.0.113.9")));
+        let v6: IpCidr = "fd00::/8".parse().unwrap();
+        assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")));
+        assert!(
+            "::/0"
+                .parse::<IpCidr>()
+                .unwrap()
+                .contains(ip("2001:db8::1"))
+        );
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0/8",
+            "proxy.local",
+            "10.0.0.0/x",
+            "10.0.0.0/",
+        ] {
+            assert!(bad.parse::<IpCidr>().is_err(), "{bad}");
         }
     }
 }

@@ -32,6 +32,18 @@ pub enum HttpError {
     /// The body is larger than the configured limit.
     #[error("Request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: u64 },
+    /// A cross-object batch with more operations than allowed.
+    #[error("A batch may hold at most {limit} operations, this one has {got}")]
+    BatchTooLarge { limit: usize, got: usize },
+    /// Operation `index` of a cross-object batch failed (nothing was written); code, status and
+    /// fields are the operation's own error's.
+    #[error("operations[{index}] ({operation} {object}): {source}")]
+    Operation {
+        index: usize,
+        operation: String,
+        object: String,
+        source: Box<HttpError>,
+    },
     /// The body is not JSON.
     #[error("Content-Type '{content_type}' is not supported; send application/json")]
     UnsupportedMediaType { content_type: String },
@@ -88,6 +100,8 @@ impl HttpError {
             Self::InvalidBody { .. } => "INVALID_BODY",
             Self::InvalidQuery { .. } => "INVALID_QUERY",
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            Self::BatchTooLarge { .. } => "BATCH_TOO_LARGE",
+            Self::Operation { source, .. } => source.code(),
             Self::UnsupportedMediaType { .. } => "UNSUPPORTED_MEDIA_TYPE",
             Self::NotFound { code, .. } => code,
             Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
@@ -114,7 +128,10 @@ impl HttpError {
                 StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
             }
             Self::InvalidBody { .. } | Self::InvalidQuery { .. } => StatusCode::BAD_REQUEST,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge { .. } | Self::BatchTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::Operation { source, .. } => source.status(),
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -131,6 +148,15 @@ impl HttpError {
     pub fn public_message(&self) -> String {
         match self {
             Self::Data(e) => e.public_message(),
+            Self::Operation {
+                index,
+                operation,
+                object,
+                source,
+            } => format!(
+                "operations[{index}] ({operation} {object}): {}",
+                source.public_message()
+            ),
             Self::Internal(_) | Self::Bind { .. } | Self::Config(_) => {
                 "An internal error occurred; the server log has the details".to_owned()
             }
@@ -141,6 +167,7 @@ impl HttpError {
     fn object(&self) -> Option<&str> {
         match self {
             Self::Data(e) => e.object(),
+            Self::Operation { object, .. } => Some(object),
             Self::InvalidBody { object, .. } | Self::InvalidQuery { object, .. } => {
                 object.as_deref()
             }
@@ -150,6 +177,7 @@ impl HttpError {
 
     fn param(&self) -> Option<&str> {
         match self {
+            Self::Operation { source, .. } => source.param(),
             Self::InvalidQuery { param, .. } => Some(param),
             Self::Data(DataError::InvalidQuery { param, .. }) if !param.is_empty() => Some(param),
             _ => None,
@@ -161,7 +189,15 @@ impl HttpError {
         let message = self.public_message();
         let fields = match self {
             Self::Data(e) => e.field_errors(),
+            Self::Operation { source, .. } => match source.as_ref() {
+                Self::Data(e) => e.field_errors(),
+                _ => &[],
+            },
             _ => &[],
+        };
+        let index = match self {
+            Self::Operation { index, .. } => Some(*index),
+            _ => None,
         };
         ErrorBody {
             error: message.clone(),
@@ -170,6 +206,7 @@ impl HttpError {
             object: self.object(),
             param: self.param(),
             fields: (!fields.is_empty()).then_some(fields),
+            index,
         }
     }
 }
@@ -187,6 +224,9 @@ pub struct ErrorBody<'a> {
     pub param: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fields: Option<&'a [FieldError]>,
+    /// The failing operation of a cross-object batch (`POST /api/v1/batch`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
 }
 
 impl Scribe for HttpError {

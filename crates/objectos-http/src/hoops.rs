@@ -1,7 +1,9 @@
-//! Cross-cutting hoops (salvo middleware): request context and id, tracing span, panic catching,
-//! CORS and compression that only run when the request asks for them, body-size limit, JSON
-//! content-type check, and the JSON catcher for unmatched routes.
+//! Cross-cutting hoops (salvo middleware): request context and id, client address (through
+//! trusted proxies), tracing span, panic catching, CORS and compression that only run when the
+//! request asks for them, body-size limit, JSON content-type check, and the JSON catcher for
+//! unmatched routes.
 
+use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
@@ -10,11 +12,13 @@ use objectos_data::{OpContext, Principal};
 use salvo::http::header::{
     ACCEPT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, ORIGIN, VARY,
 };
-use salvo::http::{Method, StatusCode};
+use salvo::http::{HeaderMap, Method, StatusCode};
 use salvo::prelude::*;
 use tracing::Instrument;
 
+use crate::config::IpCidr;
 use crate::error::HttpError;
+use crate::state::ApiState;
 
 /// Header carrying the request id in both directions.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -30,6 +34,9 @@ pub struct RequestContext {
     pub principal: Principal,
     pub tenant: Option<String>,
     pub locale: Option<String>,
+    /// The client's address (see [`client_ip`]): what rate limits, sessions and audit rows use.
+    /// `None` when the connection has no IP peer (a test request, a Unix socket).
+    pub client_ip: Option<IpAddr>,
 }
 
 impl RequestContext {
@@ -40,6 +47,7 @@ impl RequestContext {
             tenant: self.tenant.clone(),
             locale: self.locale.clone(),
             request_id: Some(self.request_id.clone()),
+            cascade_of: None,
         }
     }
 }
@@ -51,6 +59,79 @@ pub fn op_context(depot: &Depot) -> OpContext {
         .get_typed::<RequestContext>()
         .map(RequestContext::op_context)
         .unwrap_or_else(|_| OpContext::anonymous())
+}
+
+/// One hop of a forwarding header: `203.0.113.7`, `203.0.113.7:4711`, `2001:db8::1`,
+/// `[2001:db8::1]:4711`, optionally quoted (`Forwarded`). `None` for anything else
+/// (`unknown`, an obfuscated `_name`, garbage).
+fn parse_hop(text: &str) -> Option<IpAddr> {
+    let t = text.trim().trim_matches('"');
+    let ip = if let Some(rest) = t.strip_prefix('[') {
+        rest.split_once(']')?.0.parse::<IpAddr>().ok()?
+    } else {
+        match t.parse::<IpAddr>() {
+            Ok(ip) => ip,
+            Err(_) => t.parse::<SocketAddr>().ok()?.ip(),
+        }
+    };
+    Some(ip.to_canonical())
+}
+
+/// The hops a request's forwarding headers list, nearest last: `X-Forwarded-For` when the
+/// request has one, else the `for=` of each `Forwarded` element (RFC 7239). Only one header is
+/// read, so a proxy that appends to one cannot be undercut by a client-written other: a proxy
+/// that sets `Forwarded` must drop a client's `X-Forwarded-For`.
+fn forwarded_hops(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    let values = |name: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            // A value that is not text is an unreadable hop.
+            .map(|v| v.to_str().unwrap_or(""))
+            .collect::<Vec<_>>()
+    };
+    let xff = values("x-forwarded-for");
+    if !xff.is_empty() {
+        return xff
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(parse_hop)
+            .collect();
+    }
+    values("forwarded")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|element| {
+            element.split(';').find_map(|pair| {
+                let (key, value) = pair.split_once('=')?;
+                key.trim().eq_ignore_ascii_case("for").then_some(value)
+            })
+        })
+        .map(|value| value.and_then(parse_hop))
+        .collect()
+}
+
+/// The client address of a request from `peer` (the TCP peer). Unless `peer` is in `trusted`,
+/// it is the client and forwarding headers are ignored (anyone can write them). From a trusted
+/// proxy, the forwarding header's hops are walked from the nearest: each trusted hop is passed
+/// over, and the first one that is not trusted is the client (hops further left were written by
+/// that client and prove nothing). An unreadable hop stops the walk at the last trusted address;
+/// all hops trusted gives the farthest.
+pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpCidr]) -> Option<IpAddr> {
+    let peer = peer?.to_canonical();
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let mut client = peer;
+    for hop in forwarded_hops(headers).into_iter().rev() {
+        let Some(ip) = hop else { break };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    Some(client)
 }
 
 /// A client-supplied id is echoed only when it is short and printable, so it cannot forge log lines.
@@ -88,11 +169,17 @@ pub async fn request_context(
         .and_then(|v| v.split([',', ';']).next())
         .map(|v| v.trim().to_owned())
         .filter(|v| !v.is_empty() && v != "*");
+    let trusted = depot
+        .get_typed::<ApiState>()
+        .map(|state| state.config().trusted_proxies.as_slice())
+        .unwrap_or_default();
+    let client_ip = client_ip(req.remote_addr().ip(), req.headers(), trusted);
     depot.insert_typed(RequestContext {
         request_id: request_id.clone(),
         principal: Principal::Anonymous,
         tenant: None,
         locale,
+        client_ip,
     });
     let span = tracing::info_span!(
         "http.request",
@@ -304,4 +391,96 @@ pub async fn json_catcher(req: &Request, res: &mut Response) {
     res.take_body();
     res.status_code(status);
     res.render(Json(body));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn client_ip_believes_only_trusted_peers() {
+        let trusted: Vec<IpCidr> = ["10.0.0.0/8", "::1"]
+            .iter()
+            .map(|t| t.parse().unwrap())
+            .collect();
+        let spoof = headers(&[("x-forwarded-for", "198.51.100.1")]);
+        // No trusted proxies, or an untrusted peer: the peer, whatever the header says.
+        assert_eq!(
+            client_ip(Some(ip("203.0.113.5")), &spoof, &[]),
+            Some(ip("203.0.113.5"))
+        );
+        assert_eq!(
+            client_ip(Some(ip("203.0.113.5")), &spoof, &trusted),
+            Some(ip("203.0.113.5"))
+        );
+        assert_eq!(client_ip(None, &spoof, &trusted), None);
+        // A trusted peer: the rightmost hop that is not a trusted proxy.
+        let chain = headers(&[
+            ("x-forwarded-for", "198.51.100.1, 203.0.113.9"),
+            ("x-forwarded-for", "10.1.1.1"),
+        ]);
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.2")), &chain, &trusted),
+            Some(ip("203.0.113.9"))
+        );
+        assert_eq!(
+            client_ip(Some(ip("::ffff:10.0.0.2")), &chain, &trusted),
+            Some(ip("203.0.113.9"))
+        );
+        // No header, every hop trusted, an unreadable hop.
+        assert_eq!(
+            client_ip(Some(ip("::1")), &HeaderMap::new(), &trusted),
+            Some(ip("::1"))
+        );
+        let inner = headers(&[("x-forwarded-for", "10.9.9.9, 10.1.1.1")]);
+        assert_eq!(
+            client_ip(Some(ip("::1")), &inner, &trusted),
+            Some(ip("10.9.9.9"))
+        );
+        let junk = headers(&[("x-forwarded-for", "198.51.100.1, unknown, 10.1.1.1")]);
+        assert_eq!(
+            client_ip(Some(ip("::1")), &junk, &trusted),
+            Some(ip("10.1.1.1"))
+        );
+        // Ports and brackets.
+        let ported = headers(&[("x-forwarded-for", "[2001:db8::7]:4711")]);
+        assert_eq!(
+            client_ip(Some(ip("::1")), &ported, &trusted),
+            Some(ip("2001:db8::7"))
+        );
+        // `Forwarded` only without `X-Forwarded-For`.
+        let fwd = headers(&[(
+            "forwarded",
+            r#"for=198.51.100.1;proto=https, For="[2001:db8::9]:80";by=10.0.0.1"#,
+        )]);
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &fwd, &trusted),
+            Some(ip("2001:db8::9"))
+        );
+        let both = headers(&[
+            ("forwarded", "for=198.51.100.1"),
+            ("x-forwarded-for", "203.0.113.9"),
+        ]);
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &both, &trusted),
+            Some(ip("203.0.113.9"))
+        );
+        let hidden = headers(&[("forwarded", "for=_hidden, for=10.2.2.2")]);
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.1")), &hidden, &trusted),
+            Some(ip("10.2.2.2"))
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! The core routes of `/api/v1` and the helpers their handlers share.
 
+pub mod batch;
 pub mod data;
 pub mod discovery;
 pub mod meta;

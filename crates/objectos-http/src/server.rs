@@ -98,8 +98,9 @@ pub fn build_service(
     }
     let mut service = Service::new(root)
         .hoop(hoops::catch_panic)
-        .hoop(hoops::request_context)
-        .hoop(salvo::affix_state::inject(state.clone()));
+        // The state goes in first: the request context reads its trusted proxies.
+        .hoop(salvo::affix_state::inject(state.clone()))
+        .hoop(hoops::request_context);
     if let Some(cors) = cors_handler(&config.cors_origins, state.mode()) {
         service = service.hoop(hoops::CorsWhenOrigin(cors));
     }

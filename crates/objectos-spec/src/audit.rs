@@ -4,6 +4,8 @@
 //! file on its located tree and then runs the cross-file checks (dangling references, objects defined
 //! twice). `cargo xtask spec-audit`, `objectos validate` and the server's metadata loader all use it.
 
+mod permission;
+
 use serde::Serialize;
 
 use crate::diag::{Diagnostic, Severity};
@@ -60,6 +62,9 @@ pub enum FileKind {
     Object,
     /// `manifest.yml|yaml|json`, `objectstack.yml|yaml|json`.
     Manifest,
+    /// `*.permission.yml|yaml|json`: a spec `PermissionSet`, or the ObjectOS profile form
+    /// (recognised by `objectName`).
+    Permission,
 }
 
 impl FileKind {
@@ -76,6 +81,8 @@ impl FileKind {
             .or_else(|| name.strip_suffix(".json"))?;
         if stem.len() > ".object".len() && stem.ends_with(".object") {
             Some(Self::Object)
+        } else if stem.len() > ".permission".len() && stem.ends_with(".permission") {
+            Some(Self::Permission)
         } else if stem == "manifest" || stem == "objectstack" {
             Some(Self::Manifest)
         } else {
@@ -138,6 +145,8 @@ pub struct Auditor {
     files_checked: usize,
     objects: Vec<AuditedObject>,
     manifests: Vec<(String, ObjectStackManifest)>,
+    /// Objects and fields named by permission files, checked once every object is known.
+    permission_refs: Vec<(String, permission::NamedRef)>,
 }
 
 impl Auditor {
@@ -170,6 +179,12 @@ impl Auditor {
                     self.manifests.push((path.to_owned(), m));
                 }
             }
+            FileKind::Permission => {
+                let (diagnostics, refs) = permission::check_permission_file(path, text, format);
+                self.diagnostics.extend(diagnostics);
+                self.permission_refs
+                    .extend(refs.into_iter().map(|r| (path.to_owned(), r)));
+            }
         }
     }
 
@@ -182,6 +197,7 @@ impl Auditor {
     pub fn finish(mut self) -> AuditReport {
         self.check_duplicate_objects();
         self.check_references();
+        self.check_permission_refs();
         let mut diagnostics = self.diagnostics;
         diagnostics.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
         let failed = |file: &str| diagnostics.iter().any(|d| d.is_error() && d.file == file);
@@ -242,6 +258,59 @@ impl Auditor {
                 });
             }
         }
+    }
+
+    /// Objects and fields named by permission files must exist (the permissions plugin refuses
+    /// to start otherwise).
+    fn check_permission_refs(&mut self) {
+        let known: Vec<(&str, &ObjectFacts)> = self
+            .objects
+            .iter()
+            .map(|o| &o.facts)
+            .chain(base_facts().iter())
+            .filter_map(|f| f.name.as_ref().map(|(n, _)| (n.as_str(), f)))
+            .collect();
+        let mut found = Vec::new();
+        // An unknown object is reported once per file, where it is first named.
+        let mut unknown: Vec<(&str, &str)> = Vec::new();
+        for (file, r) in &self.permission_refs {
+            let diag = |message: String| Diagnostic {
+                file: file.clone(),
+                line: r.pos.line,
+                column: r.pos.column,
+                path: r.path.clone(),
+                severity: Severity::Error,
+                message,
+            };
+            let Some((_, target)) = known.iter().find(|(n, _)| *n == r.object) else {
+                if unknown.contains(&(file.as_str(), r.object.as_str())) {
+                    continue;
+                }
+                unknown.push((file.as_str(), r.object.as_str()));
+                let hint = suggest(&r.object, known.iter().map(|(n, _)| *n))
+                    .map(|s| format!("did you mean `{s}`? "))
+                    .unwrap_or_default();
+                found.push(diag(format!(
+                    "no object named `{}`: neither the audited files nor the base preset define it; {hint}known objects include {}",
+                    r.object,
+                    list(known.iter().map(|(n, _)| *n).take(8))
+                )));
+                continue;
+            };
+            let Some(field) = &r.field else { continue };
+            // A dotted field path is checked at its first hop.
+            let head = field.split('.').next().unwrap_or(field);
+            if !target.fields.iter().any(|f| f == head) && !crate::object::is_system_field(head) {
+                let hint = suggest(head, target.fields.iter().map(String::as_str))
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                found.push(diag(format!(
+                    "`{head}` is not a field of object `{}`{hint}",
+                    r.object
+                )));
+            }
+        }
+        self.diagnostics.extend(found);
     }
 
     fn check_references(&mut self) {
@@ -685,7 +754,12 @@ mod tests {
         assert_eq!(FileKind::of("x/objectstack.yaml"), Some(FileKind::Manifest));
         assert_eq!(FileKind::of("manifest.json"), Some(FileKind::Manifest));
         assert_eq!(FileKind::of(".object.yml"), None);
-        assert_eq!(FileKind::of("x.permission.yml"), None);
+        assert_eq!(
+            FileKind::of("x/sales_rep.permission.yml"),
+            Some(FileKind::Permission)
+        );
+        assert_eq!(FileKind::of(".permission.yml"), None);
+        assert_eq!(FileKind::of("x.role.yml"), None);
         assert_eq!(FileKind::of("Cargo.toml"), None);
     }
 

@@ -68,8 +68,41 @@ pub struct UniqueCheck {
     pub case_sensitive: bool,
     /// The unique rule's `scope`, passed through unchanged.
     pub scope: Option<String>,
+    /// A `scope` naming fields (`scope: account`): the combination only has to be unique among
+    /// records with the same values of these fields (`null` compares equal to `null` here).
+    pub scope_fields: Vec<String>,
+    /// The record's values of `scope_fields`, in the same order.
+    pub scope_values: Vec<Value>,
+    /// A `scope` condition (`scope: "status = 'active'"`): only records for which it is true are
+    /// compared. The record being written satisfies it, or there would be no check.
+    pub scope_condition: Option<ScopeCondition>,
     /// The writes the check applies to.
     pub events: Vec<RuleEvent>,
+}
+
+/// The condition form of a unique rule's `scope`, compiled once per snapshot.
+#[derive(Debug, Clone)]
+pub struct ScopeCondition(Expr);
+
+impl PartialEq for ScopeCondition {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.source() == other.0.source()
+    }
+}
+
+impl ScopeCondition {
+    /// The condition as written.
+    pub fn source(&self) -> &str {
+        self.0.source()
+    }
+
+    /// Whether `record` (with its formulas computed) is in scope. A condition that cannot be
+    /// evaluated on the record (a type error) leaves it out of scope.
+    pub fn admits(&self, record: &Record, now: DateTime<Utc>) -> bool {
+        self.0
+            .eval_bool(&EvalContext::new(record, now))
+            .unwrap_or(false)
+    }
 }
 
 /// Everything compiled from one object's metadata: formulas in dependency order, conditional
@@ -94,6 +127,8 @@ struct UniqueRule {
     message: String,
     fields: Vec<String>,
     scope: Option<String>,
+    scope_fields: Vec<String>,
+    scope_condition: Option<ScopeCondition>,
     case_sensitive: bool,
     events: Vec<RuleEvent>,
 }
@@ -237,11 +272,22 @@ impl CompiledRules {
                 && rule.active
                 && !matches!(compiled.check, Check::Broken(_))
             {
+                let (scope_fields, scope_condition) =
+                    match scope.as_deref().map(|s| rules::unique_scope(schema, s)) {
+                        Some(Ok(rules::UniqueScope::Fields(f))) => (f, None),
+                        Some(Ok(rules::UniqueScope::Condition(e))) => {
+                            (Vec::new(), Some(ScopeCondition(e)))
+                        }
+                        // Reported by `compile_rule`, which marked the rule broken.
+                        Some(Err(_)) | None => (Vec::new(), None),
+                    };
                 unique_rules.push(UniqueRule {
                     name: rule.name.clone(),
                     message: rule.message.clone(),
                     fields: fields.clone(),
                     scope: scope.clone(),
+                    scope_fields,
+                    scope_condition,
                     case_sensitive: *case_sensitive,
                     events: rule.events.clone(),
                 });
@@ -485,9 +531,19 @@ impl CompiledRules {
 
     /// The uniqueness conditions the engine must check with SQL for `record` (pass the merged
     /// record on update). Values that are null (or empty text for single fields) are skipped,
-    /// as SQL unique indexes do.
+    /// as SQL unique indexes do; so is a rule whose scope condition the record does not meet.
     pub fn unique_checks(&self, record: &Record) -> Vec<UniqueCheck> {
         let mut out = Vec::new();
+        // Scope conditions may read formulas, which the stored or patched record lacks or has stale.
+        let with_formulas = self
+            .unique_rules
+            .iter()
+            .any(|r| r.scope_condition.is_some())
+            .then(|| {
+                let mut r = record.clone();
+                self.compute_formulas(&mut r, Utc::now());
+                r
+            });
         for field in self.schema.fields.values() {
             if !field.unique || is_engine_managed(&self.schema, &field.name) {
                 continue;
@@ -503,6 +559,9 @@ impl CompiledRules {
                 rule: None,
                 case_sensitive: true,
                 scope: None,
+                scope_fields: Vec::new(),
+                scope_values: Vec::new(),
+                scope_condition: None,
                 events: vec![RuleEvent::Insert, RuleEvent::Update],
             });
         }
@@ -513,6 +572,11 @@ impl CompiledRules {
                 .map(|f| record.get(f).cloned().unwrap_or(Value::Null))
                 .collect();
             if values.iter().any(Value::is_null) {
+                continue;
+            }
+            if let (Some(cond), Some(r)) = (&rule.scope_condition, &with_formulas)
+                && !cond.admits(r, Utc::now())
+            {
                 continue;
             }
             let message = if rule.message.is_empty() {
@@ -532,6 +596,13 @@ impl CompiledRules {
                 rule: Some(rule.name.clone()),
                 case_sensitive: rule.case_sensitive,
                 scope: rule.scope.clone(),
+                scope_values: rule
+                    .scope_fields
+                    .iter()
+                    .map(|f| record.get(f).cloned().unwrap_or(Value::Null))
+                    .collect(),
+                scope_fields: rule.scope_fields.clone(),
+                scope_condition: rule.scope_condition.clone(),
                 events: rule.events.clone(),
             });
         }

@@ -178,9 +178,12 @@ pub(crate) fn compile_rule(
                 otherwise,
             })
         }
-        RuleKind::Unique { fields, .. } => {
+        RuleKind::Unique { fields, scope, .. } => {
             for f in fields {
                 known_field(f, &mut problems);
+            }
+            if let Some(Err(p)) = scope.as_deref().map(|s| unique_scope(schema, s)) {
+                problems.push(p);
             }
             Some(Check::Unique)
         }
@@ -366,6 +369,40 @@ impl CompiledRule {
                 RuleSeverity::Error,
             ),
         }
+    }
+}
+
+/// The two readings of a unique rule's `scope`.
+pub(crate) enum UniqueScope {
+    /// Field names (`account`, `account, region`): unique per value of these fields.
+    Fields(Vec<String>),
+    /// A condition (the spec's reading, `active = true`): only records meeting it are compared.
+    Condition(Expr),
+}
+
+/// Reads a `scope`: a comma-separated list of the object's field names is the field form,
+/// anything else must parse as a condition over known fields. A bare boolean field name is the
+/// field form; write `active = true` for the condition.
+pub(crate) fn unique_scope(schema: &ObjectSchema, src: &str) -> Result<UniqueScope, String> {
+    let names: Vec<&str> = src.split(',').map(str::trim).collect();
+    let is_name = |n: &str| {
+        !n.is_empty()
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && (schema.has_field(n) || is_engine_managed(schema, n))
+    };
+    if names.iter().all(|n| is_name(n)) {
+        return Ok(UniqueScope::Fields(
+            names.into_iter().map(str::to_owned).collect(),
+        ));
+    }
+    let expr = Expr::parse(src).map_err(|e| {
+        format!("scope `{src}` is neither a list of field names nor a condition that parses: {e}")
+    })?;
+    let problems = check_paths(schema, &expr);
+    if problems.is_empty() {
+        Ok(UniqueScope::Condition(expr))
+    } else {
+        Err(format!("scope {}", problems.join("; ")))
     }
 }
 

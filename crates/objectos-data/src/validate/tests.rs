@@ -1082,10 +1082,70 @@ fn unique_async_and_custom_rules() {
             rule: Some("uniq".into()),
             case_sensitive: false,
             scope: None,
+            scope_fields: vec![],
+            scope_values: vec![],
+            scope_condition: None,
             events: vec![RuleEvent::Insert, RuleEvent::Update],
         }]
     );
     assert!(unique_checks(&s, &rec(json!({ "email": "a@b.co" }))).is_empty());
+}
+
+#[test]
+fn unique_rule_scopes() {
+    let s = with_rules(json!([
+        { "name": "per_stage", "type": "unique", "fields": ["code"], "scope": "stage" },
+        { "name": "per_both", "type": "unique", "fields": ["email"], "scope": "stage, amount" },
+        { "name": "open_only", "type": "unique", "fields": ["code"], "scope": "stage = 'new' AND net > 0" }
+    ]));
+    let checks = unique_checks(
+        &s,
+        &rec(json!({ "code": "X", "email": "e", "stage": "new", "amount": 5 })),
+    );
+    assert_eq!(checks.len(), 3);
+    assert_eq!(
+        (&checks[0].scope_fields, &checks[0].scope_values),
+        (&vec!["stage".to_owned()], &vec![json!("new")])
+    );
+    assert_eq!(checks[1].scope_fields, ["stage", "amount"]);
+    assert_eq!(checks[1].scope_values, [json!("new"), json!(5)]);
+    // The condition reads a formula (net = amount - discount), computed for the check.
+    let cond = checks[2].scope_condition.as_ref().unwrap();
+    assert_eq!(cond.source(), "stage = 'new' AND net > 0");
+    assert!(cond.admits(&rec(json!({ "stage": "new", "net": 1 })), now()));
+    assert!(!cond.admits(&rec(json!({ "stage": "won", "net": 1 })), now()));
+    // Out of scope: the record meets no condition, so the rule has nothing to check.
+    let checks = unique_checks(
+        &s,
+        &rec(json!({ "code": "X", "stage": "won", "amount": 5 })),
+    );
+    assert_eq!(
+        checks
+            .iter()
+            .map(|c| c.rule.as_deref().unwrap())
+            .collect::<Vec<_>>(),
+        ["per_stage"]
+    );
+    // A null scope value still checks (null matches null).
+    let checks = unique_checks(&s, &rec(json!({ "code": "X" })));
+    assert_eq!(checks[0].scope_values, [Value::Null]);
+
+    let bad = with_rules(json!([
+        { "name": "ghost_scope", "type": "unique", "fields": ["code"], "scope": "ghost = 1" },
+        { "name": "broken_scope", "type": "unique", "fields": ["code"], "scope": "stage = " }
+    ]));
+    let errors = CompiledRules::compile(&bad).unwrap_err();
+    assert_eq!(
+        errors[0],
+        "validation rule `ghost_scope` (unique): scope refers to unknown field `ghost`"
+    );
+    assert!(
+        errors[1].starts_with(
+            "validation rule `broken_scope` (unique): scope `stage = ` is neither a list of field names nor a condition that parses"
+        ),
+        "{}",
+        errors[1]
+    );
 }
 
 #[test]

@@ -314,3 +314,78 @@ async fn outbox_batches_mark_only_the_published_prefix() {
     })
     .await;
 }
+
+/// Records what update and delete hooks are handed as `previous`.
+struct SeesPrevious {
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+#[async_trait]
+impl Interceptor for SeesPrevious {
+    fn name(&self) -> &str {
+        "sees-previous"
+    }
+    fn applies_to(&self, object: &str, op: Operation) -> bool {
+        object == "contact" && matches!(op, Operation::Update | Operation::Delete)
+    }
+    async fn before(&self, hook: &mut HookContext<'_>) -> Result<()> {
+        let previous = hook
+            .previous
+            .expect("before-hooks of update/delete get previous");
+        let input = hook
+            .input
+            .as_deref()
+            .and_then(|i| i.get("name"))
+            .and_then(|v| v.as_str())
+            .unwrap_or("-");
+        assert!(
+            hook.tx.is_some(),
+            "previous is read inside the write transaction"
+        );
+        self.log.lock().unwrap().push(format!(
+            "before {} {} -> {input}",
+            hook.operation.as_str(),
+            previous["name"].as_str().unwrap()
+        ));
+        Ok(())
+    }
+    async fn after(&self, hook: &mut HookContext<'_>) -> Result<()> {
+        let previous = hook
+            .previous
+            .expect("after-hooks of update/delete get previous");
+        self.log.lock().unwrap().push(format!(
+            "after {} {}",
+            hook.operation.as_str(),
+            previous["name"].as_str().unwrap()
+        ));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn update_and_delete_hooks_see_the_previous_record() {
+    for_each_backend(CRM, |e| async move {
+        let log = Arc::new(Mutex::new(vec![]));
+        e.add_interceptor(Arc::new(SeesPrevious { log: log.clone() }));
+        let cx = user_cx();
+        let c = e
+            .create(&cx, "contact", rec(json!({"name": "old"})))
+            .await
+            .unwrap();
+        let id = c["id"].as_str().unwrap();
+        e.update(&cx, "contact", id, rec(json!({"name": "new"})), None)
+            .await
+            .unwrap();
+        e.delete(&cx, "contact", id).await.unwrap();
+        assert_eq!(
+            log.lock().unwrap().clone(),
+            [
+                "before update old -> new",
+                "after update old",
+                "before delete new -> -",
+                "after delete new"
+            ]
+        );
+    })
+    .await;
+}

@@ -7,8 +7,12 @@ mod crud;
 mod hooks;
 mod plugin;
 mod query;
+mod refs;
 mod schema;
+mod select;
 mod types;
+mod unique;
+mod xbatch;
 
 use std::future::Future;
 use std::path::Path;
@@ -105,6 +109,7 @@ pub fn user_cx() -> OpContext {
         tenant: Some("org1".into()),
         locale: None,
         request_id: None,
+        cascade_of: None,
     }
 }
 

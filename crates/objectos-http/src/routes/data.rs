@@ -1,4 +1,5 @@
-//! `/api/v1/data/{object}`: list, query, get, create, update, delete and the bulk operations.
+//! `/api/v1/data/{object}`: list, query, get, create, update, delete, clone and the bulk
+//! operations; `/api/v1/batch` (cross-object batches) is mounted with them (see `batch`).
 //!
 //! Each handler parses the request into an engine call, runs it with the request's [`OpContext`],
 //! and writes the reference server's body shapes (reference transcript exchanges 8-26).
@@ -18,8 +19,14 @@ use crate::hoops::op_context;
 use crate::routes::{path_param, query_pairs};
 use crate::state::ApiState;
 
-/// The data router, relative to the API base.
+/// The data router, relative to the API base: `data/{object}/...` and the cross-object `batch`.
 pub fn router() -> Router {
+    Router::new()
+        .push(object_router())
+        .push(super::batch::router())
+}
+
+fn object_router() -> Router {
     Router::with_path("data/{object}")
         .get(list_records)
         .post(create_record)
@@ -33,7 +40,8 @@ pub fn router() -> Router {
                 .get(get_record)
                 .patch(update_record)
                 .put(update_record)
-                .delete(delete_record),
+                .delete(delete_record)
+                .push(Router::with_path("clone").post(clone_record)),
         )
 }
 
@@ -130,7 +138,11 @@ fn write_record(res: &mut Response, status: StatusCode, object: &str, record: &R
 /// Refuses an operation the object does not expose (`enable.apiEnabled` / `enable.apiMethods`)
 /// with 403 `OPERATION_NOT_ALLOWED`. Only the API is limited: plugins calling the engine directly
 /// (auth creating users, jobs, flows) are not. An unknown object is left to the engine's 404.
-fn exposed(state: &ApiState, object: &str, methods: &[ApiMethod]) -> Result<(), HttpError> {
+pub(crate) fn exposed(
+    state: &ApiState,
+    object: &str,
+    methods: &[ApiMethod],
+) -> Result<(), HttpError> {
     let meta = state.engine().metadata();
     let Some(schema) = meta.object(object) else {
         return Ok(());
@@ -326,6 +338,46 @@ pub async fn delete_record(
     res.render(Json(
         json!({ "object": object, "id": id, "success": true, "deleted": true }),
     ));
+    Ok(())
+}
+
+/// `POST /data/{object}/{id}/clone` -> 201 `{object, id, record}`: a copy of the record without
+/// system fields, computed fields, autonumbers and unique fields; an optional body of fields
+/// overrides the copied values. Needs `get` and `create` in `enable.apiMethods` and `enable.clone`.
+#[handler]
+pub async fn clone_record(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), HttpError> {
+    let state = ApiState::from_depot(depot)?.clone();
+    let object = path_param(req, "object")?;
+    exposed(&state, &object, &[ApiMethod::Get, ApiMethod::Create])?;
+    if state
+        .engine()
+        .metadata()
+        .object(&object)
+        .is_some_and(|s| !s.enable.clone)
+    {
+        return Err(HttpError::data(DataError::OperationNotAllowed {
+            object,
+            operation: "clone".into(),
+        }));
+    }
+    let id = path_param(req, "id")?;
+    let overrides = body::json_object_or_empty(
+        req,
+        Some(&object),
+        "fields to set on the copy as a JSON object (or no body)",
+    )
+    .await?;
+    let cx = op_context(depot);
+    let record = state
+        .engine()
+        .clone_record(&cx, &object, &id, overrides)
+        .await
+        .map_err(HttpError::data)?;
+    write_record(res, StatusCode::CREATED, &object, &record);
     Ok(())
 }
 

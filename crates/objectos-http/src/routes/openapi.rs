@@ -167,6 +167,7 @@ pub fn document(version: &str, objects: &[ObjectView]) -> Value {
             "message": { "type": "string" },
             "object": { "type": "string" },
             "param": { "type": "string", "description": "The query parameter at fault" },
+            "index": { "type": "integer", "description": "The failing operation of a cross-object batch" },
             "fields": { "type": "array", "items": schema_ref("FieldError") } } }),
     );
     schemas.insert(
@@ -180,10 +181,33 @@ pub fn document(version: &str, objects: &[ObjectView]) -> Value {
         "QueryAst".into(),
         json!({ "type": "object", "description": "ObjectStack QueryAST", "properties": {
             "where": { "description": "Filter: object form {field: value | {$op: value}} or array form [field, op, value]" },
-            "fields": { "type": "array", "items": { "type": "string" } },
+            "fields": { "type": "array", "description": "Fields to return; a dotted path (account.name) or {field, fields} selects through a lookup (up to 3 levels) and comes back as a nested object", "items": { "oneOf": [
+                { "type": "string" },
+                { "type": "object", "required": ["field"], "properties": { "field": { "type": "string" }, "fields": { "type": "array" } } } ] } },
+            "distinct": { "type": "boolean", "description": "Distinct rows over the selected fields (needs fields)" },
             "orderBy": { "type": "array", "items": { "type": "object", "properties": { "field": { "type": "string" }, "order": { "enum": ["asc", "desc"] } } } },
             "limit": { "type": "integer" }, "offset": { "type": "integer" }, "cursor": { "type": "string" },
-            "expand": {}, "aggregations": { "type": "array" }, "groupBy": { "type": "array" } } }),
+            "expand": {}, "aggregations": { "type": "array", "description": "{function, field, alias, distinct, filter}; distinct applies to count, sum, avg, min, max, array_agg and string_agg" }, "groupBy": { "type": "array" } } }),
+    );
+    schemas.insert(
+        "CrossBatchRequest".into(),
+        json!({ "type": "object", "required": ["operations"], "properties": {
+            "operations": { "type": "array", "minItems": 1, "maxItems": objectos_data::CROSS_BATCH_MAX_OPERATIONS, "items": { "type": "object", "required": ["object", "operation"], "properties": {
+                "object": { "type": "string" },
+                "operation": { "enum": ["create", "update", "upsert", "delete"] },
+                "id": { "description": "Record id, or {\"$ref\": n} for the record of operation n" },
+                "data": { "type": "object", "description": "Fields; any value may be {\"$ref\": n}, the id of operation n's record" },
+                "externalId": { "type": "string" } } } },
+            "options": { "type": "object", "properties": {
+                "atomic": { "type": "boolean", "default": true }, "returnRecords": { "type": "boolean", "default": true }, "continueOnError": { "type": "boolean", "default": false } } } } }),
+    );
+    schemas.insert(
+        "CrossBatchResult".into(),
+        json!({ "type": "object", "properties": {
+            "success": { "type": "boolean" }, "total": { "type": "integer" }, "succeeded": { "type": "integer" }, "failed": { "type": "integer" },
+            "results": { "type": "array", "items": { "type": "object", "properties": {
+                "index": { "type": "integer" }, "object": { "type": "string" }, "operation": { "type": "string" },
+                "id": { "type": ["string", "null"] }, "success": { "type": "boolean" }, "errors": { "type": "array" }, "data": { "type": ["object", "null"] } } } } } }),
     );
 
     let mut paths = Map::new();
@@ -228,7 +252,7 @@ pub fn document(version: &str, objects: &[ObjectView]) -> Value {
 
         let base = format!("{API_BASE}/data/{name}");
         let list_params = [
-            "top", "skip", "sort", "select", "expand", "filter", "cursor",
+            "top", "skip", "sort", "select", "expand", "filter", "cursor", "distinct",
         ]
         .map(param_ref)
         .to_vec();
@@ -274,6 +298,29 @@ pub fn document(version: &str, objects: &[ObjectView]) -> Value {
             "delete": op(format!("Delete a {label} record"), name, id_params, None, ("200", json!({ "type": "object", "properties": {
                 "object": { "const": name }, "id": { "type": "string" }, "success": { "type": "boolean" }, "deleted": { "type": "boolean" } } })), &[("404", "Unknown object or record"), ("409", "Delete restricted by related records"), ("500", "Server error")]),
         }));
+        let mut clone_op = op(
+            format!(
+                "Copy a {label} record (without system fields, autonumbers and unique fields); the optional body overrides fields"
+            ),
+            name,
+            vec![param_ref("id")],
+            Some(schema_ref(&update)),
+            ("201", schema_ref(&single)),
+            &[
+                ("400", "Invalid body or validation failed"),
+                ("403", "Cloning not allowed"),
+                ("404", "Unknown object or record"),
+                ("409", "Duplicate value"),
+                ("500", "Server error"),
+            ],
+        );
+        if let Some(body) = clone_op
+            .get_mut("requestBody")
+            .and_then(Value::as_object_mut)
+        {
+            body.insert("required".into(), Value::Bool(false));
+        }
+        paths.insert(format!("{base}/{{id}}/clone"), json!({ "post": clone_op }));
         paths.insert(format!("{base}/createMany"), json!({
             "post": op(format!("Create several {label} records atomically"), name, vec![], Some(json!({ "type": "array", "items": schema_ref(&create) })),
                 ("201", json!({ "type": "object", "properties": { "object": { "const": name }, "count": { "type": "integer" }, "records": { "type": "array", "items": schema_ref(&record) } } })), write_errors),
@@ -288,6 +335,12 @@ pub fn document(version: &str, objects: &[ObjectView]) -> Value {
             }));
         }
     }
+    paths.insert(format!("{API_BASE}/batch"), json!({
+        "post": op("Run create, update, upsert and delete operations on several objects, atomically by default; {\"$ref\": n} stands for the id of operation n's record".into(), "batch", vec![],
+            Some(schema_ref("CrossBatchRequest")), ("200", schema_ref("CrossBatchResult")),
+            &[("400", "Invalid body, or the failing operation's error (with index)"), ("403", "An operation is not allowed (with index)"), ("404", "Unknown object or record (with index)"), ("409", "Duplicate value or delete restricted (with index)"), ("413", "More operations than allowed"), ("500", "Server error")]),
+    }));
+    tags.push(json!({ "name": "batch", "description": "Cross-object batches" }));
     paths.insert(format!("{API_BASE}/discovery"), json!({ "get": { "summary": "Discovery document", "tags": ["system"], "responses": { "200": { "description": "Routes, services and capabilities of this server" } } } }));
     paths.insert(format!("{API_BASE}/meta/{{type}}/{{name}}"), json!({ "get": { "summary": "One metadata item", "tags": ["system"], "parameters": [
         { "name": "type", "in": "path", "required": true, "schema": { "type": "string" } },
@@ -309,7 +362,8 @@ pub fn document(version: &str, objects: &[ObjectView]) -> Value {
                 "top": q("top", "Page size", json!({ "type": "integer", "minimum": 0 })),
                 "skip": q("skip", "Rows to skip", json!({ "type": "integer", "minimum": 0 })),
                 "sort": q("sort", "Comma-separated fields; prefix with - for descending", json!({ "type": "string" })),
-                "select": q("select", "Comma-separated fields to return", json!({ "type": "string" })),
+                "select": q("select", "Comma-separated fields to return; account.name selects through a lookup (up to 3 levels) and answers a nested object", json!({ "type": "string" })),
+                "distinct": q("distinct", "true: distinct rows over the selected fields", json!({ "type": "boolean" })),
                 "expand": q("expand", "Comma-separated lookup fields to expand", json!({ "type": "string" })),
                 "filter": q("filter", "Filter as JSON (array or object form)", json!({ "type": "string" })),
                 "cursor": q("cursor", "Cursor from a previous page's nextCursor", json!({ "type": "string" })),

@@ -319,3 +319,61 @@ async fn bulk_routes() {
     .await
     .error(400, "INVALID_BODY");
 }
+
+#[tokio::test]
+async fn select_through_lookups_and_distinct() {
+    let h = Harness::new().await;
+    let (_, ids) = h.seed().await;
+    let r = h
+        .get("/api/v1/data/contact?select=name,account.name&sort=name")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.body["records"],
+        json!([
+            { "name": "Alice Anchor", "account": { "name": "Acme Corp" } },
+            { "name": "Bob Baseline", "account": null },
+            { "name": "Carol Compare", "account": null }
+        ])
+    );
+    let r = h
+        .get(&format!(
+            "/api/v1/data/contact/{}?select=account.name",
+            ids[0]
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.body["record"],
+        json!({ "account": { "name": "Acme Corp" } })
+    );
+    let r = h
+        .post(
+            "/api/v1/data/contact/query",
+            &json!({ "fields": ["name", { "field": "account", "fields": ["name"] }], "where": { "name": "Alice Anchor" } }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.body["records"][0]["account"],
+        json!({ "name": "Acme Corp" })
+    );
+
+    let r = h.get("/api/v1/data/contact?select=name,account.nme").await;
+    let body = r.error(400, "INVALID_QUERY");
+    assert_eq!(body["param"], "select");
+    assert_eq!(
+        body["message"],
+        "select: field 'nme' does not exist on object 'account' (in 'account.nme')"
+    );
+
+    let r = h
+        .get("/api/v1/data/contact?select=status&distinct=true")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.body["records"],
+        json!([{ "status": "active" }, { "status": "new" }])
+    );
+    assert_eq!(r.body["total"], 2);
+}

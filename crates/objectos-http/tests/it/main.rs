@@ -2,6 +2,8 @@
 //! listener through the kernel) against a real engine on SQLite in a temp dir.
 
 #[cfg(test)]
+mod batch;
+#[cfg(test)]
 mod data;
 #[cfg(test)]
 mod errors;

@@ -151,7 +151,9 @@ async fn openapi_document_follows_the_metadata() {
         "/api/v1/data/contact/batch",
         "/api/v1/data/contact/updateMany",
         "/api/v1/data/contact/deleteMany",
+        "/api/v1/data/contact/{id}/clone",
         "/api/v1/data/account",
+        "/api/v1/batch",
     ] {
         assert!(paths.contains_key(p), "missing path {p}");
     }
@@ -176,6 +178,22 @@ async fn openapi_document_follows_the_metadata() {
     );
     assert!(schemas["contact"]["properties"].get("id").is_some());
     assert!(schemas.get("Error").is_some());
+    assert!(schemas.get("CrossBatchRequest").is_some());
+    assert_eq!(
+        doc["paths"]["/api/v1/batch"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            ["$ref"],
+        "#/components/schemas/CrossBatchRequest"
+    );
+    assert!(
+        doc["paths"]["/api/v1/batch"]["post"]["responses"]
+            .get("413")
+            .is_some()
+    );
+    assert_eq!(
+        doc["paths"]["/api/v1/data/contact/{id}/clone"]["post"]["requestBody"]["required"],
+        false
+    );
+    assert!(doc["components"]["parameters"].get("distinct").is_some());
 
     // The docs page is served from embedded assets.
     let r = h.get("/api/v1/docs/").await;

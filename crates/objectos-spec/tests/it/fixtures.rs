@@ -17,6 +17,9 @@ const COVERED: &[&str] = &[
     "invalid/autonumber_bad_format.object.yml",
     "invalid/bad_field_type.object.yml",
     "invalid/bad_name.object.yml",
+    "invalid/bad_permission_set.permission.yml",
+    "invalid/bad_permission_shapes.permission.yml",
+    "invalid/bad_profile.permission.yml",
     "invalid/bad_value_types.object.yml",
     "invalid/computed_without_keys.object.yml",
     "invalid/dangling_reference.object.yml",
@@ -482,4 +485,58 @@ fn whole_invalid_folder() {
         .windows(2)
         .all(|w| (&w[0].file, w[0].line) <= (&w[1].file, w[1].line));
     assert!(sorted, "diagnostics are sorted by file and line");
+}
+
+/// `*.permission.yml`, spec PermissionSet form: the types' own checks, located by line, and the
+/// objects and fields it names checked against the audited objects (here: the base preset).
+#[test]
+fn bad_permission_set() {
+    check(
+        &["invalid/bad_permission_set.permission.yml"],
+        expect![[r#"
+            invalid/bad_permission_set.permission.yml:2: name: name "Directory Admin" is invalid; expected lowercase letters, digits and _, starting with a letter or _
+            invalid/bad_permission_set.permission.yml:5: objects.organization: warning: unknown key `alowRead`; did you mean `allowRead`?
+            invalid/bad_permission_set.permission.yml:5: objects.organization.allowCreate: allowCreate needs allowRead
+            invalid/bad_permission_set.permission.yml:6: objects.usr: no object named `usr`: neither the audited files nor the base preset define it; did you mean `user`? known objects include `user`, `organization` or `role`
+            invalid/bad_permission_set.permission.yml:8: fields.user.email.editable: a field cannot be editable without being readable
+            invalid/bad_permission_set.permission.yml:9: fields.user.phonenumber: `phonenumber` is not a field of object `user`
+            invalid/bad_permission_set.permission.yml:10: fields.status: field permission key "status" is invalid; expected "object.field" such as "account.annual_revenue"
+            invalid/bad_permission_set.permission.yml:16: rowLevelSecurity[1].name: policy name own_users is used twice in this set
+            invalid/bad_permission_set.permission.yml:19: rowLevelSecurity[1].using: using has no effect on insert policies; use check
+        "#]],
+    );
+}
+
+/// Values of the wrong shape are reported first, each at its line.
+#[test]
+fn bad_permission_shapes() {
+    check(
+        &["invalid/bad_permission_shapes.permission.yml"],
+        expect![[r#"
+            invalid/bad_permission_shapes.permission.yml:2: missing required key `name`: the permission set's name, such as `sales_rep`
+            invalid/bad_permission_shapes.permission.yml:4: objects.user.allowRead: expected true or false, found the string `yes please`
+            invalid/bad_permission_shapes.permission.yml:5: objects.role: an object permission must be a mapping, found a list
+            invalid/bad_permission_shapes.permission.yml:6: systemPermissions: expected a list of strings, found the string `manage_users`
+            invalid/bad_permission_shapes.permission.yml:8: tabPermissions.admin: `shown` is not allowed here; expected one of `visible`, `hidden`, `default_on` or `default_off`
+            invalid/bad_permission_shapes.permission.yml:12: rowLevelSecurity[0].operation: `read` is not allowed here; expected one of `select`, `insert`, `update`, `delete` or `all`
+            invalid/bad_permission_shapes.permission.yml:14: rowLevelSecurity[1]: missing required key `name`: the policy's name
+            invalid/bad_permission_shapes.permission.yml:14: rowLevelSecurity[1]: missing required key `object`: the object the policy restricts
+            invalid/bad_permission_shapes.permission.yml:15: rowLevelSecurity[1].using: expected a string, found the number 42; put it in quotes
+        "#]],
+    );
+}
+
+/// The ObjectOS profile form (`objectName`, `profiles`, `fieldPermissions`).
+#[test]
+fn bad_profile() {
+    check(
+        &["invalid/bad_profile.permission.yml"],
+        expect![[r#"
+            invalid/bad_profile.permission.yml:3: objectName: no object named `usre`: neither the audited files nor the base preset define it; did you mean `user`? known objects include `user`, `organization` or `role`
+            invalid/bad_profile.permission.yml:6: profiles.support.allowEdit: allowEdit needs allowRead
+            invalid/bad_profile.permission.yml:8: profiles.Agent: name "Agent" is invalid; expected lowercase letters, digits and _, starting with a letter or _
+            invalid/bad_profile.permission.yml:13: fieldPermissions.email.editableBy[0]: profile manager is not one of this file's profiles
+            invalid/bad_profile.permission.yml:13: fieldPermissions.email.editableBy[0]: profile manager may edit the field but is not in visibleTo
+        "#]],
+    );
 }
