@@ -110,6 +110,13 @@ impl AuditInterceptor {
         ev.operation = Some(op.as_str().to_owned());
         ev.changes = self.redactor.diff(hook.object, before, after);
         ev.request_id = hook.cx.request_id.clone();
+        // A delete the engine ran because its parent was deleted (deleteBehavior: cascade)
+        // says so, so the trail shows why a record the actor never named disappeared.
+        if let Some(origin) = &hook.cx.cascade_of {
+            ev.details = serde_json::json!({
+                "cascadeOf": {"object": origin.object, "recordId": origin.id}
+            });
+        }
         ev
     }
 }
@@ -130,20 +137,20 @@ impl Interceptor for AuditInterceptor {
 
     async fn after(&self, hook: &mut HookContext<'_>) -> objectos_data::Result<()> {
         let ev = self.event_for(hook);
-        let dialect = dialect_of(hook.tx.get_database_backend());
+        let tx = hook.write_tx()?;
+        let dialect = dialect_of(tx.get_database_backend());
         if !self.schema_ready.load(Ordering::Acquire) {
-            store::ensure_schema(hook.tx, dialect)
+            store::ensure_schema(tx, dialect)
                 .await
                 .map_err(|e| DataError::Internal(format!("audit: {e}")))?;
         }
-        let ev = store::append(hook.tx, dialect, ev)
+        let ev = store::append(tx, dialect, ev)
             .await
             .map_err(|e| DataError::Internal(format!("audit: {e}")))?;
-        if hook.operation == Operation::Update
-            && hook.object.enable.track_history
-            && !ev.changes.is_empty()
-        {
-            store::insert_history(hook.tx, dialect, &ev)
+        // Field history covers the whole life of a record: the values it was created with
+        // (old value null), every change, and the values it had when deleted (new value null).
+        if hook.object.enable.track_history && !ev.changes.is_empty() {
+            store::insert_history(tx, dialect, &ev)
                 .await
                 .map_err(|e| DataError::Internal(format!("audit field history: {e}")))?;
         }
@@ -177,7 +184,11 @@ pub fn event_from_bus(redactor: &Redactor, event: &Event) -> AuditEvent {
         user_agent: payload_str(p, "userAgent"),
     };
     let mut ev = AuditEvent::new(event.name.clone(), actor);
-    ev.tenant_id = payload_str(p, "tenantId").or_else(|| event.metadata.tenant_id.clone());
+    // The organization an event belongs to: `tenantId`, or `organizationId` (permission
+    // assignments are made per organization and name it), or the bus metadata's tenant.
+    ev.tenant_id = payload_str(p, "tenantId")
+        .or_else(|| payload_str(p, "organizationId"))
+        .or_else(|| event.metadata.tenant_id.clone());
     ev.request_id = payload_str(p, "requestId").or_else(|| event.metadata.correlation_id.clone());
     ev.description = payload_str(p, "reason");
     ev.object = payload_str(p, "object");

@@ -296,12 +296,18 @@ impl Handler for ClientHoop {
         res: &mut Response,
         ctrl: &mut FlowCtrl,
     ) {
-        let info = ClientInfo {
-            ip: req
+        // The service-level request-context hoop has run already: its client address honours
+        // `http.trustedProxies`; the socket peer is only a fallback for a bare router.
+        let ip = match depot.get_typed::<objectos_http::RequestContext>() {
+            Ok(rc) => rc.client_ip.map(|ip| ip.to_string()),
+            Err(_) => req
                 .remote_addr()
                 .clone()
                 .into_std()
                 .map(|a| a.ip().to_string()),
+        };
+        let info = ClientInfo {
+            ip,
             user_agent: req
                 .headers()
                 .get(USER_AGENT)

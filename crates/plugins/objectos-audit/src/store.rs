@@ -140,7 +140,9 @@ pub async fn append<C: ConnectionTrait>(
     mut ev: AuditEvent,
 ) -> Result<AuditEvent> {
     let tenant = ev.tenant_id.clone().unwrap_or_default();
-    // The upsert is a write, so it takes SQLite's write lock before the head is read.
+    // One statement creates the head on first use, locks it (the no-op DO UPDATE takes the row
+    // lock on PostgreSQL, as FOR UPDATE would; on SQLite the write transaction already holds
+    // the database's write lock) and returns it: a round trip fewer than insert + select.
     let mut q = Q::new(
         dialect,
         &format!(
@@ -152,16 +154,9 @@ pub async fn append<C: ConnectionTrait>(
         .bind(GENESIS_HASH)
         .sql(", 0, ")
         .bind(GENESIS_HASH)
-        .sql(") ON CONFLICT (tenant_id) DO NOTHING");
-    q.exec(conn, "create chain head").await?;
-    let mut q = Q::new(
-        dialect,
-        &format!("SELECT last_seq, last_hash FROM {HEAD_TABLE} WHERE tenant_id = "),
-    );
-    q.bind(tenant.clone());
-    if dialect == Dialect::Postgres {
-        q.sql(" FOR UPDATE");
-    }
+        .sql(&format!(
+            ") ON CONFLICT (tenant_id) DO UPDATE SET last_seq = {HEAD_TABLE}.last_seq RETURNING last_seq, last_hash"
+        ));
     let rows = q.rows(conn, "lock chain head").await?;
     let row = rows.first().ok_or_else(|| {
         AuditError::db(

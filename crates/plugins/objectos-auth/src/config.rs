@@ -64,6 +64,58 @@ impl Default for Argon2Config {
     }
 }
 
+/// Organizations (`organization` in the auth configuration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct OrganizationConfig {
+    /// Whether signed-in users may create organizations (`POST /organization/create`).
+    pub allow_user_to_create: bool,
+    /// How many organizations one user may own (be an `owner` of) before creating more is refused.
+    pub limit_per_user: u32,
+    /// How long an invitation stays open, in hours.
+    pub invitation_expires_hours: u32,
+    /// The page the invitation mail links to; `?invitationId=` is appended.
+    pub invitation_url: String,
+    /// Accepting an invitation needs a verified email address (`emailVerified`), so an account
+    /// registered with someone else's address cannot take their invitations.
+    pub require_email_verification_on_invitation: bool,
+}
+
+impl Default for OrganizationConfig {
+    fn default() -> Self {
+        Self {
+            allow_user_to_create: true,
+            limit_per_user: 10,
+            invitation_expires_hours: 48,
+            invitation_url: "/accept-invitation".to_owned(),
+            require_email_verification_on_invitation: false,
+        }
+    }
+}
+
+/// Email verification (`emailVerification` in the auth configuration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct EmailVerificationConfig {
+    /// Email/password sign-in needs a verified address (`403 EMAIL_NOT_VERIFIED` otherwise), and
+    /// public sign-up mails a verification link instead of opening a session.
+    pub required: bool,
+    /// Lifetime of a verification link, in minutes.
+    pub token_minutes: u32,
+    /// Where the verification link points; `?token=` (and `callbackURL`) are appended.
+    pub url: String,
+}
+
+impl Default for EmailVerificationConfig {
+    fn default() -> Self {
+        Self {
+            required: false,
+            token_minutes: 24 * 60,
+            url: "/api/v1/auth/verify-email".to_owned(),
+        }
+    }
+}
+
 /// All settings of the auth plugin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
@@ -87,6 +139,17 @@ pub struct AuthConfig {
     pub totp_issuer: String,
     /// Single sign-on through OpenID Connect and OAuth2 providers (none by default).
     pub sso: SsoConfig,
+    /// Organization creation limits and invitations.
+    pub organization: OrganizationConfig,
+    /// Email verification links and whether sign-in needs a verified address.
+    pub email_verification: EmailVerificationConfig,
+    /// The environment variable holding the 32-byte key (hex or base64) that encrypts TOTP
+    /// secrets at rest. Unset: secrets are stored unencrypted and a warning is logged at start.
+    pub secret_key_env: String,
+    /// Seconds a resolved session token is kept in memory (0 turns the cache off). Sign-out,
+    /// revocation, bans, role and membership changes made through this node take effect at
+    /// once; made on another node, or by editing the auth tables directly, within this time.
+    pub session_cache_seconds: u32,
 }
 
 impl Default for AuthConfig {
@@ -103,6 +166,10 @@ impl Default for AuthConfig {
             reset_url: "/reset-password".to_owned(),
             totp_issuer: "ObjectOS".to_owned(),
             sso: SsoConfig::default(),
+            organization: OrganizationConfig::default(),
+            email_verification: EmailVerificationConfig::default(),
+            secret_key_env: "OBJECTOS_SECRET_KEY".to_owned(),
+            session_cache_seconds: 5,
         }
     }
 }
@@ -134,8 +201,39 @@ impl AuthConfig {
         if self.reset_token_minutes == 0 {
             problems.push("resetTokenMinutes: must be at least 1".into());
         }
+        if self.session_cache_seconds > 300 {
+            problems.push(
+                "sessionCacheSeconds: at most 300 (it bounds how long a revocation made on another node goes unseen)"
+                    .into(),
+            );
+        }
         if let Err(e) = crate::crypto::PasswordHasher::new(&self.argon2) {
             problems.push(format!("argon2: {e}"));
+        }
+        let org = &self.organization;
+        if org.limit_per_user == 0 {
+            problems.push(
+                "organization.limitPerUser: must be at least 1 (set allowUserToCreate: false to stop users creating organizations)".into(),
+            );
+        }
+        if !(1..=24 * 365).contains(&org.invitation_expires_hours) {
+            problems.push("organization.invitationExpiresHours: must be 1 to 8760".into());
+        }
+        if org.invitation_url.trim().is_empty() {
+            problems.push("organization.invitationUrl: must not be empty".into());
+        }
+        let ev = &self.email_verification;
+        if !(1..=30 * 24 * 60).contains(&ev.token_minutes) {
+            problems.push("emailVerification.tokenMinutes: must be 1 to 43200".into());
+        }
+        if ev.url.trim().is_empty() {
+            problems.push("emailVerification.url: must not be empty".into());
+        }
+        let var = self.secret_key_env.trim();
+        if var.is_empty() || !var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            problems.push(
+                "secretKeyEnv: must be an environment variable name (letters, digits and _)".into(),
+            );
         }
         self.sso.check(&mut problems);
         if problems.is_empty() {

@@ -72,6 +72,31 @@ pub enum AuthError {
     /// The organization slug is taken (slugs are unique across the deployment).
     #[error("The organization slug `{0}` is already taken; choose another.")]
     SlugTaken(String),
+    /// Email/password sign-in of an account whose address is not verified while
+    /// `emailVerification.required` is on (better-auth's code); no session is created.
+    #[error(
+        "Email not verified: open the link mailed to you, or ask for a new one with POST /api/v1/auth/send-verification-email."
+    )]
+    EmailUnverified,
+    /// The email verification token is unknown, used, expired, or for an address the account
+    /// no longer has.
+    #[error("The email verification token is invalid or has expired.")]
+    InvalidVerificationToken,
+    /// The invitation does not exist, or is not the caller's to see (another organization, or
+    /// addressed to someone else): one answer for all.
+    #[error("Invitation `{0}` not found.")]
+    InvitationNotFound(String),
+    /// The invitation is no longer open (accepted, rejected, canceled or expired).
+    #[error("This invitation is {0}; ask for a new one.")]
+    InvitationNotPending(String),
+    /// `organization.allowUserToCreate` is off (better-auth's code).
+    #[error("Creating organizations is disabled on this server.")]
+    OrganizationCreationDisabled,
+    /// The caller owns `organization.limitPerUser` organizations already (better-auth's code).
+    #[error(
+        "You have reached the maximum number of organizations you may own ({0}); delete or hand over one first."
+    )]
+    OrganizationLimitReached(u32),
     /// The service has not started yet.
     #[error("The authentication service is not ready yet.")]
     NotReady,
@@ -191,6 +216,16 @@ impl AuthError {
             Self::OrganizationNotFound(_) => "ORGANIZATION_NOT_FOUND",
             Self::UserNotFound(_) => "USER_NOT_FOUND",
             Self::SlugTaken(_) => "ORGANIZATION_SLUG_TAKEN",
+            Self::EmailUnverified => "EMAIL_NOT_VERIFIED",
+            Self::InvalidVerificationToken => "INVALID_TOKEN",
+            Self::InvitationNotFound(_) => "INVITATION_NOT_FOUND",
+            Self::InvitationNotPending(_) => "INVITATION_NOT_PENDING",
+            Self::OrganizationCreationDisabled => {
+                "YOU_ARE_NOT_ALLOWED_TO_CREATE_A_NEW_ORGANIZATION"
+            }
+            Self::OrganizationLimitReached(_) => {
+                "YOU_HAVE_REACHED_THE_MAXIMUM_NUMBER_OF_ORGANIZATIONS"
+            }
             Self::NotReady => "SERVICE_UNAVAILABLE",
             Self::Data(e) => e.code(),
             Self::Database(_) | Self::Internal(_) | Self::Config(_) => "INTERNAL_ERROR",
@@ -227,6 +262,8 @@ impl AuthError {
             Self::InvalidBody(_)
             | Self::WeakPassword(_)
             | Self::InvalidResetToken
+            | Self::InvalidVerificationToken
+            | Self::InvitationNotPending(_)
             | Self::BadRequest(_)
             | Self::InvalidRedirect(_)
             | Self::InvalidState
@@ -239,6 +276,9 @@ impl AuthError {
             | Self::UserInfo(_)
             | Self::EmailRequired => StatusCode::BAD_REQUEST,
             Self::EmailNotVerified
+            | Self::EmailUnverified
+            | Self::OrganizationCreationDisabled
+            | Self::OrganizationLimitReached(_)
             | Self::AccountNotLinked
             | Self::EmailDomainNotAllowed
             | Self::IssuerMismatch
@@ -252,6 +292,7 @@ impl AuthError {
             Self::NotFound(_)
             | Self::UnknownProvider(_)
             | Self::OrganizationNotFound(_)
+            | Self::InvitationNotFound(_)
             | Self::UserNotFound(_) => StatusCode::NOT_FOUND,
             Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::Data(e) => {

@@ -61,7 +61,8 @@ impl Interceptor for UserStatusHook {
             .get()
             .map(|s| s.now_millis())
             .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
-        let backend = hook.tx.get_database_backend();
+        let tx = hook.write_tx()?;
+        let backend = tx.get_database_backend();
         for table in ["_objectos_auth_session", "_objectos_auth_api_key"] {
             let sql = match backend {
                 DbBackend::Postgres => format!(
@@ -71,17 +72,22 @@ impl Interceptor for UserStatusHook {
                     r#"UPDATE "{table}" SET "revoked_at" = ? WHERE "user_id" = ? AND "revoked_at" IS NULL"#
                 ),
             };
-            hook.tx
-                .execute_raw(Statement::from_sql_and_values(
-                    backend,
-                    sql,
-                    vec![
-                        Value::BigInt(Some(now)),
-                        Value::String(Some(user_id.clone())),
-                    ],
-                ))
-                .await
-                .map_err(|e| objectos_data::DataError::Database(e.to_string()))?;
+            tx.execute_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                vec![
+                    Value::BigInt(Some(now)),
+                    Value::String(Some(user_id.clone())),
+                ],
+            ))
+            .await
+            .map_err(|e| objectos_data::DataError::Database(e.to_string()))?;
+        }
+        // Cached resolutions of this user's sessions must go. This runs just before the commit;
+        // a request resolving in that instant may re-cache the session for at most
+        // `sessionCacheSeconds` (documented).
+        if let Some(service) = self.cell.get() {
+            service.sessions_changed();
         }
         tracing::info!(user_id = %user_id, "User is no longer active; sessions and API keys revoked.");
         Ok(())

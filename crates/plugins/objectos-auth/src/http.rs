@@ -52,6 +52,8 @@ const PUBLIC_AUTH_ROUTES: &[&str] = &[
     "providers",
     "sign-in/social",
     "sign-in/oauth2",
+    "send-verification-email",
+    "verify-email",
 ];
 
 /// Public auth routes with a trailing parameter (`callback/{provider}`).
@@ -125,22 +127,21 @@ fn credential(req: &Request) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// Where the request came from. The address is the HTTP plugin's client address (the TCP
+/// peer, or what a trusted proxy forwarded: `http.trustedProxies`), so rate limits, sessions and
+/// events see the real client; the bare peer only for a router mounted without the plugin.
 fn request_meta(req: &Request, depot: &Depot) -> RequestMeta {
+    let cx = depot.get_typed::<RequestContext>().ok();
     RequestMeta {
-        ip: req
-            .remote_addr()
-            .clone()
-            .into_std()
-            .map(|a| a.ip().to_string()),
+        ip: cx
+            .map_or_else(|| req.remote_addr().ip(), |c| c.client_ip)
+            .map(|ip| ip.to_string()),
         user_agent: req
             .headers()
             .get(USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(256).collect()),
-        request_id: depot
-            .get_typed::<RequestContext>()
-            .ok()
-            .map(|c| c.request_id.clone()),
+        request_id: cx.map(|c| c.request_id.clone()),
     }
 }
 
@@ -257,6 +258,17 @@ pub fn router(cell: ServiceCell) -> Router {
         .push(Router::with_path("organization/add-member").post(org_add_member))
         .push(Router::with_path("organization/remove-member").post(org_remove_member))
         .push(Router::with_path("organization/list-members").get(org_list_members))
+        .push(Router::with_path("organization/update-member-role").post(org_update_member_role))
+        .push(Router::with_path("organization/invite-member").post(org_invite_member))
+        .push(Router::with_path("organization/list-invitations").get(org_list_invitations))
+        .push(
+            Router::with_path("organization/list-user-invitations").get(org_list_user_invitations),
+        )
+        .push(Router::with_path("organization/cancel-invitation").post(org_cancel_invitation))
+        .push(Router::with_path("organization/accept-invitation").post(org_accept_invitation))
+        .push(Router::with_path("organization/reject-invitation").post(org_reject_invitation))
+        .push(Router::with_path("send-verification-email").post(send_verification_email))
+        .push(Router::with_path("verify-email").get(verify_email))
         .push(Router::with_path("admin/create-user").post(admin_create_user))
         .push(Router::with_path("admin/list-users").get(admin_list_users))
         .push(Router::with_path("admin/ban-user").post(admin_ban_user))
@@ -277,40 +289,174 @@ fn service(depot: &Depot) -> Result<AuthService, AuthError> {
         .ok_or(AuthError::NotReady)
 }
 
-fn caller(depot: &Depot) -> Result<AuthCaller, AuthError> {
-    depot
-        .get_typed::<AuthCaller>()
-        .cloned()
-        .map_err(|_| AuthError::Unauthenticated)
+/// The prelude of a route open to anyone: the service (503 `NOT_READY` before the plugin
+/// started) and where the request came from.
+struct Call {
+    svc: AuthService,
+    meta: RequestMeta,
 }
 
-async fn body(req: &mut Request) -> Result<Json, AuthError> {
-    let value: Json = req
-        .parse_json()
-        .await
-        .map_err(|e| AuthError::InvalidBody(format!("the body must be a JSON object: {e}")))?;
-    if value.is_object() {
-        Ok(value)
-    } else {
-        Err(AuthError::InvalidBody(
-            "the body must be a JSON object".into(),
-        ))
+impl Call {
+    fn new(req: &Request, depot: &Depot) -> Result<Self, AuthError> {
+        Ok(Self {
+            svc: service(depot)?,
+            meta: request_meta(req, depot),
+        })
+    }
+
+    /// Takes a token from the client address's rate-limit bucket (429 when empty).
+    fn throttled(self) -> Result<Self, AuthError> {
+        self.svc.check_rate(&self.meta, None)?;
+        Ok(self)
+    }
+
+    /// Reads the body and throttles the client address and the body's `email` (the same
+    /// order of errors as everywhere: body, `email`, rate limit).
+    async fn with_email(
+        req: &mut Request,
+        depot: &Depot,
+    ) -> Result<(Self, Body, String), AuthError> {
+        let call = Self::new(req, depot)?;
+        let body = Body::read(req).await?;
+        let email = body.text("email")?.to_owned();
+        call.svc.check_rate(&call.meta, Some(&email))?;
+        Ok((call, body, email))
     }
 }
 
-fn text<'a>(body: &'a Json, key: &str) -> Result<&'a str, AuthError> {
-    body.get(key)
-        .and_then(Json::as_str)
-        .ok_or_else(|| AuthError::InvalidBody(format!("`{key}` is required and must be a string")))
+/// The prelude of a route that needs a signed-in caller: the service, the caller resolved by
+/// [`SessionHoop`] (401 `UNAUTHORIZED` without one) and where the request came from.
+struct SignedInCall {
+    svc: AuthService,
+    who: Resolved,
+    meta: RequestMeta,
 }
 
-fn opt_text<'a>(body: &'a Json, key: &str) -> Option<&'a str> {
-    body.get(key).and_then(Json::as_str)
+impl SignedInCall {
+    fn new(req: &Request, depot: &Depot) -> Result<Self, AuthError> {
+        let svc = service(depot)?;
+        let who = depot
+            .get_typed::<AuthCaller>()
+            .map(|c| c.who.clone())
+            .map_err(|_| AuthError::Unauthenticated)?;
+        Ok(Self {
+            svc,
+            who,
+            meta: request_meta(req, depot),
+        })
+    }
+
+    /// [`SignedInCall::new`] and the JSON body.
+    async fn with_body(req: &mut Request, depot: &Depot) -> Result<(Self, Body), AuthError> {
+        let call = Self::new(req, depot)?;
+        let body = Body::read(req).await?;
+        Ok((call, body))
+    }
+
+    /// Password and code checks behind a session are throttled like sign-in (client address and
+    /// the account's email), before the body is read.
+    async fn throttled_with_body(
+        req: &mut Request,
+        depot: &Depot,
+    ) -> Result<(Self, Body), AuthError> {
+        let call = Self::new(req, depot)?;
+        call.svc.check_rate(&call.meta, Some(&call.who.email))?;
+        let body = Body::read(req).await?;
+        Ok((call, body))
+    }
+
+    /// A list route's `limit` and `offset` and the named query parameter.
+    fn list(
+        req: &Request,
+        depot: &Depot,
+        filter: &str,
+    ) -> Result<(Self, u64, u64, Option<String>), AuthError> {
+        let call = Self::new(req, depot)?;
+        let (limit, offset) = paging(req)?;
+        Ok((call, limit, offset, req.query::<String>(filter)))
+    }
+}
+
+/// A request's JSON object body; its readers answer `400 INVALID_BODY` naming the key at fault.
+struct Body(Json);
+
+impl Body {
+    async fn read(req: &mut Request) -> Result<Self, AuthError> {
+        let value: Json = req
+            .parse_json()
+            .await
+            .map_err(|e| AuthError::InvalidBody(format!("the body must be a JSON object: {e}")))?;
+        if value.is_object() {
+            Ok(Self(value))
+        } else {
+            Err(AuthError::InvalidBody(
+                "the body must be a JSON object".into(),
+            ))
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&Json> {
+        self.0.get(key)
+    }
+
+    /// A required string.
+    fn text(&self, key: &str) -> Result<&str, AuthError> {
+        self.opt_text(key).ok_or_else(|| {
+            AuthError::InvalidBody(format!("`{key}` is required and must be a string"))
+        })
+    }
+
+    /// An optional string (anything else counts as absent).
+    fn opt_text(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(Json::as_str)
+    }
+
+    /// An optional boolean, false unless `true`.
+    fn flag(&self, key: &str) -> bool {
+        self.0.get(key).and_then(Json::as_bool).unwrap_or(false)
+    }
+
+    /// The user a member route names: the first non-blank of `keys` (`userId`, `email`, or
+    /// better-auth's `memberIdOrEmail`).
+    fn member_target(&self, keys: &[&str]) -> Result<&str, AuthError> {
+        keys.iter()
+            .find_map(|k| self.opt_text(k).filter(|v| !v.trim().is_empty()))
+            .ok_or_else(|| {
+                AuthError::InvalidBody(format!(
+                    "give the user as {} (a string)",
+                    keys.iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ))
+            })
+    }
+}
+
+/// A JSON answer (salvo's writer; `Json` alone is `serde_json::Value` in this file).
+type JsonBody = salvo::prelude::Json<Json>;
+/// What most handlers return: a JSON answer, or the error's JSON shape and status.
+type Answer = Result<JsonBody, AuthError>;
+
+/// The answer of routes that only confirm: `{status: true}`.
+fn status_true() -> JsonBody {
+    Json(json!({ "status": true }))
+}
+
+/// The answer of routes that only confirm the better-auth way: `{success: true}`.
+fn success_true() -> JsonBody {
+    Json(json!({ "success": true }))
 }
 
 fn no_store(res: &mut Response) {
     res.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// `body` with `Cache-Control: no-store` (answers carrying secrets or personal data).
+fn unstored(res: &mut Response, body: Json) -> JsonBody {
+    no_store(res);
+    Json(body)
 }
 
 fn session_cookie(service: &AuthService, token: &str, max_age: i64) -> String {
@@ -322,26 +468,30 @@ fn session_cookie(service: &AuthService, token: &str, max_age: i64) -> String {
     format!("{SESSION_COOKIE}={token}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax{secure}")
 }
 
-fn render_signed_in(res: &mut Response, service: &AuthService, signed: crate::service::SignedIn) {
-    if let Ok(v) = HeaderValue::from_str(&signed.token) {
+/// Hands a new session to the client: `set-auth-token` and the session cookie.
+fn set_session(res: &mut Response, service: &AuthService, token: &str) {
+    if let Ok(v) = HeaderValue::from_str(token) {
         res.headers_mut().insert(SET_AUTH_TOKEN, v);
     }
     if let Ok(v) = HeaderValue::from_str(&session_cookie(
         service,
-        &signed.token,
+        token,
         service.session_max_age_secs(),
     )) {
         res.headers_mut().append(SET_COOKIE, v);
     }
+}
+
+fn render_signed_in(res: &mut Response, service: &AuthService, signed: crate::service::SignedIn) {
+    set_session(res, service, &signed.token);
     no_store(res);
     res.render(Json(json!({ "token": signed.token, "user": signed.user })));
 }
 
 #[handler]
-async fn bootstrap_status(depot: &mut Depot, res: &mut Response) -> Result<(), AuthError> {
+async fn bootstrap_status(depot: &mut Depot) -> Answer {
     let has_owner = service(depot)?.has_owner().await?;
-    res.render(Json(json!({ "hasOwner": has_owner })));
-    Ok(())
+    Ok(Json(json!({ "hasOwner": has_owner })))
 }
 
 #[handler]
@@ -350,13 +500,23 @@ async fn sign_up(
     depot: &mut Depot,
     res: &mut Response,
 ) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let meta = request_meta(req, depot);
-    let b = body(req).await?;
-    let email = text(&b, "email")?;
-    svc.check_rate(&meta, Some(email))?;
+    let (Call { svc, meta }, b, email) = Call::with_email(req, depot).await?;
+    if svc.config().email_verification.required {
+        // better-auth's answer when verification is required: the account, no session.
+        let user = svc
+            .sign_up_unverified(
+                &email,
+                b.text("password")?,
+                b.opt_text("name"),
+                b.opt_text("callbackURL"),
+            )
+            .await?;
+        no_store(res);
+        res.render(Json(json!({ "token": null, "user": user })));
+        return Ok(());
+    }
     let signed = svc
-        .sign_up(email, text(&b, "password")?, opt_text(&b, "name"), &meta)
+        .sign_up(&email, b.text("password")?, b.opt_text("name"), &meta)
         .await?;
     render_signed_in(res, &svc, signed);
     Ok(())
@@ -368,14 +528,10 @@ async fn sign_in(
     depot: &mut Depot,
     res: &mut Response,
 ) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let meta = request_meta(req, depot);
-    let b = body(req).await?;
-    let email = text(&b, "email")?;
-    svc.check_rate(&meta, Some(email))?;
-    let code = opt_text(&b, "code").or_else(|| opt_text(&b, "totpCode"));
+    let (Call { svc, meta }, b, email) = Call::with_email(req, depot).await?;
+    let code = b.opt_text("code").or_else(|| b.opt_text("totpCode"));
     let signed = svc
-        .sign_in(email, text(&b, "password")?, code, &meta)
+        .sign_in(&email, b.text("password")?, code, &meta)
         .await?;
     render_signed_in(res, &svc, signed);
     Ok(())
@@ -394,141 +550,74 @@ async fn get_session(depot: &mut Depot, res: &mut Response) -> Result<(), AuthEr
 }
 
 #[handler]
-async fn sign_out(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
+async fn sign_out(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Answer {
     let svc = service(depot)?;
-    if let Ok(c) = caller(depot) {
-        let meta = request_meta(req, depot);
-        svc.sign_out(&c.who, &meta).await?;
+    if let Ok(c) = SignedInCall::new(req, depot) {
+        svc.sign_out(&c.who, &c.meta).await?;
     }
     if let Ok(v) = HeaderValue::from_str(&session_cookie(&svc, "", 0)) {
         res.headers_mut().append(SET_COOKIE, v);
     }
-    res.render(Json(json!({ "success": true })));
-    Ok(())
+    Ok(success_true())
 }
 
 #[handler]
-async fn forget_password(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let meta = request_meta(req, depot);
-    let b = body(req).await?;
-    let email = text(&b, "email")?;
-    svc.check_rate(&meta, Some(email))?;
-    svc.forget_password(email, &meta).await?;
+async fn forget_password(req: &mut Request, depot: &mut Depot) -> Answer {
+    let (Call { svc, meta }, _, email) = Call::with_email(req, depot).await?;
+    svc.forget_password(&email, &meta).await?;
     // The same answer whether or not the email exists, so the route does not reveal accounts.
-    res.render(Json(json!({ "status": true })));
-    Ok(())
+    Ok(status_true())
 }
 
 #[handler]
-async fn reset_password(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let meta = request_meta(req, depot);
-    svc.check_rate(&meta, None)?;
-    let b = body(req).await?;
-    svc.reset_password(text(&b, "token")?, text(&b, "newPassword")?, &meta)
+async fn reset_password(req: &mut Request, depot: &mut Depot) -> Answer {
+    let Call { svc, meta } = Call::new(req, depot)?.throttled()?;
+    let b = Body::read(req).await?;
+    svc.reset_password(b.text("token")?, b.text("newPassword")?, &meta)
         .await?;
-    res.render(Json(json!({ "status": true })));
-    Ok(())
+    Ok(status_true())
 }
 
 #[handler]
-async fn change_password(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let c = caller(depot)?;
-    // Password and code checks behind a session are throttled like sign-in.
-    svc.check_rate(&request_meta(req, depot), Some(&c.who.email))?;
-    let meta = request_meta(req, depot);
-    let b = body(req).await?;
-    svc.change_password(
-        &c.who,
-        text(&b, "currentPassword")?,
-        text(&b, "newPassword")?,
-        &meta,
-    )
-    .await?;
-    res.render(Json(json!({ "status": true })));
-    Ok(())
-}
-
-#[handler]
-async fn totp_enable(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let c = caller(depot)?;
-    // Password and code checks behind a session are throttled like sign-in.
-    svc.check_rate(&request_meta(req, depot), Some(&c.who.email))?;
-    let b = body(req).await?;
-    let out = svc.totp_enable(&c.who, text(&b, "password")?).await?;
-    no_store(res);
-    res.render(Json(out));
-    Ok(())
-}
-
-#[handler]
-async fn totp_verify(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let c = caller(depot)?;
-    // Password and code checks behind a session are throttled like sign-in.
-    svc.check_rate(&request_meta(req, depot), Some(&c.who.email))?;
-    let meta = request_meta(req, depot);
-    let b = body(req).await?;
-    svc.totp_verify(&c.who, text(&b, "code")?, &meta).await?;
-    res.render(Json(json!({ "status": true })));
-    Ok(())
-}
-
-#[handler]
-async fn totp_disable(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let c = caller(depot)?;
-    // Password and code checks behind a session are throttled like sign-in.
-    svc.check_rate(&request_meta(req, depot), Some(&c.who.email))?;
-    let meta = request_meta(req, depot);
-    let b = body(req).await?;
-    svc.totp_disable(&c.who, text(&b, "password")?, &meta)
+async fn change_password(req: &mut Request, depot: &mut Depot) -> Answer {
+    let (c, b) = SignedInCall::throttled_with_body(req, depot).await?;
+    c.svc
+        .change_password(
+            &c.who,
+            b.text("currentPassword")?,
+            b.text("newPassword")?,
+            &c.meta,
+        )
         .await?;
-    res.render(Json(json!({ "status": true })));
-    Ok(())
+    Ok(status_true())
 }
 
 #[handler]
-async fn api_key_create(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let c = caller(depot)?;
-    let meta = request_meta(req, depot);
-    let b = body(req).await?;
+async fn totp_enable(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Answer {
+    let (c, b) = SignedInCall::throttled_with_body(req, depot).await?;
+    let out = c.svc.totp_enable(&c.who, b.text("password")?).await?;
+    Ok(unstored(res, out))
+}
+
+#[handler]
+async fn totp_verify(req: &mut Request, depot: &mut Depot) -> Answer {
+    let (c, b) = SignedInCall::throttled_with_body(req, depot).await?;
+    c.svc.totp_verify(&c.who, b.text("code")?, &c.meta).await?;
+    Ok(status_true())
+}
+
+#[handler]
+async fn totp_disable(req: &mut Request, depot: &mut Depot) -> Answer {
+    let (c, b) = SignedInCall::throttled_with_body(req, depot).await?;
+    c.svc
+        .totp_disable(&c.who, b.text("password")?, &c.meta)
+        .await?;
+    Ok(status_true())
+}
+
+#[handler]
+async fn api_key_create(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Answer {
+    let (c, b) = SignedInCall::with_body(req, depot).await?;
     let scopes = match b.get("scopes") {
         None | Some(Json::Null) => Vec::new(),
         Some(Json::Array(items)) => items
@@ -556,155 +645,228 @@ async fn api_key_create(
                 })?,
         ),
     };
-    let out = svc
-        .create_api_key(&c.who, text(&b, "name")?, scopes, days, &meta)
+    let out = c
+        .svc
+        .create_api_key(&c.who, b.text("name")?, scopes, days, &c.meta)
         .await?;
-    no_store(res);
     res.status_code(StatusCode::CREATED);
-    res.render(Json(out));
-    Ok(())
+    Ok(unstored(res, out))
 }
 
 #[handler]
-async fn api_key_list(depot: &mut Depot, res: &mut Response) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let c = caller(depot)?;
-    res.render(Json(svc.list_api_keys(&c.who).await?));
-    Ok(())
+async fn api_key_list(req: &mut Request, depot: &mut Depot) -> Answer {
+    let c = SignedInCall::new(req, depot)?;
+    Ok(Json(c.svc.list_api_keys(&c.who).await?))
 }
 
 #[handler]
-async fn api_key_delete(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let c = caller(depot)?;
-    let meta = request_meta(req, depot);
-    let b = body(req).await?;
-    svc.revoke_api_key(&c.who, text(&b, "keyId")?, &meta)
+async fn api_key_delete(req: &mut Request, depot: &mut Depot) -> Answer {
+    let (c, b) = SignedInCall::with_body(req, depot).await?;
+    c.svc
+        .revoke_api_key(&c.who, b.text("keyId")?, &c.meta)
         .await?;
-    res.render(Json(json!({ "success": true })));
-    Ok(())
+    Ok(success_true())
 }
 
 #[handler]
-async fn org_list(depot: &mut Depot, res: &mut Response) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let c = caller(depot)?;
-    res.render(Json(svc.organizations(&c.who).await?));
-    Ok(())
+async fn org_list(req: &mut Request, depot: &mut Depot) -> Answer {
+    let c = SignedInCall::new(req, depot)?;
+    Ok(Json(c.svc.organizations(&c.who).await?))
 }
 
+/// `POST /organization/set-active` `{organizationId? | organizationSlug?}`.
 #[handler]
-async fn org_set_active(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let c = caller(depot)?;
-    let meta = request_meta(req, depot);
-    let b = body(req).await?;
-    let out = svc
+async fn org_set_active(req: &mut Request, depot: &mut Depot) -> Answer {
+    let (c, b) = SignedInCall::with_body(req, depot).await?;
+    let out = c
+        .svc
         .set_active_organization(
             &c.who,
-            opt_text(&b, "organizationId"),
-            opt_text(&b, "organizationSlug"),
-            &meta,
+            b.opt_text("organizationId"),
+            b.opt_text("organizationSlug"),
+            &c.meta,
         )
         .await?;
-    res.render(Json(out));
-    Ok(())
+    Ok(Json(out))
 }
 
 /// `POST /organization/create` `{name, slug?, logo?, keepCurrentActiveOrganization?}`.
 #[handler]
-async fn org_create(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let c = caller(depot)?;
-    let meta = request_meta(req, depot);
-    let b = body(req).await?;
-    let keep = b
-        .get("keepCurrentActiveOrganization")
-        .and_then(Json::as_bool)
-        .unwrap_or(false);
-    let out = svc
+async fn org_create(req: &mut Request, depot: &mut Depot) -> Answer {
+    let (c, b) = SignedInCall::with_body(req, depot).await?;
+    let out = c
+        .svc
         .create_organization(
             &c.who,
-            text(&b, "name")?,
-            opt_text(&b, "slug"),
-            opt_text(&b, "logo"),
-            keep,
-            &meta,
+            b.text("name")?,
+            b.opt_text("slug"),
+            b.opt_text("logo"),
+            b.flag("keepCurrentActiveOrganization"),
+            &c.meta,
         )
         .await?;
-    res.render(Json(out));
-    Ok(())
-}
-
-/// The user a member route names: `userId`, `email`, or better-auth's `memberIdOrEmail`.
-fn member_target<'a>(b: &'a Json, keys: &[&str]) -> Result<&'a str, AuthError> {
-    keys.iter()
-        .find_map(|k| opt_text(b, k).filter(|v| !v.trim().is_empty()))
-        .ok_or_else(|| {
-            AuthError::InvalidBody(format!(
-                "give the user as {} (a string)",
-                keys.iter()
-                    .map(|k| format!("`{k}`"))
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            ))
-        })
+    Ok(Json(out))
 }
 
 /// `POST /organization/add-member` `{userId | email, role?, organizationId?}`.
 #[handler]
-async fn org_add_member(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let c = caller(depot)?;
-    let meta = request_meta(req, depot);
-    let b = body(req).await?;
-    let target = member_target(&b, &["userId", "email"])?;
-    let out = svc
+async fn org_add_member(req: &mut Request, depot: &mut Depot) -> Answer {
+    let (c, b) = SignedInCall::with_body(req, depot).await?;
+    let target = b.member_target(&["userId", "email"])?;
+    let out = c
+        .svc
         .add_member(
             &c.who,
             target,
-            opt_text(&b, "role"),
-            opt_text(&b, "organizationId"),
-            &meta,
+            b.opt_text("role"),
+            b.opt_text("organizationId"),
+            &c.meta,
         )
         .await?;
-    res.render(Json(out));
-    Ok(())
+    Ok(Json(out))
 }
 
 /// `POST /organization/remove-member` `{memberIdOrEmail | userId | email, organizationId?}`.
 #[handler]
-async fn org_remove_member(
+async fn org_remove_member(req: &mut Request, depot: &mut Depot) -> Answer {
+    let (c, b) = SignedInCall::with_body(req, depot).await?;
+    let target = b.member_target(&["memberIdOrEmail", "userId", "email"])?;
+    let out = c
+        .svc
+        .remove_member(&c.who, target, b.opt_text("organizationId"), &c.meta)
+        .await?;
+    Ok(Json(out))
+}
+
+/// `POST /organization/update-member-role` `{memberId | userId, role, organizationId?}`.
+#[handler]
+async fn org_update_member_role(req: &mut Request, depot: &mut Depot) -> Answer {
+    let (c, b) = SignedInCall::with_body(req, depot).await?;
+    let target = b.member_target(&["memberId", "userId"])?;
+    let out = c
+        .svc
+        .update_member_role(
+            &c.who,
+            target,
+            b.text("role")?,
+            b.opt_text("organizationId"),
+            &c.meta,
+        )
+        .await?;
+    Ok(Json(out))
+}
+
+/// `POST /organization/invite-member` `{email, role?, organizationId?, resend?}`.
+#[handler]
+async fn org_invite_member(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Answer {
+    let (c, b) = SignedInCall::with_body(req, depot).await?;
+    let out = c
+        .svc
+        .invite_member(
+            &c.who,
+            b.text("email")?,
+            b.opt_text("role"),
+            b.opt_text("organizationId"),
+            b.flag("resend"),
+            &c.meta,
+        )
+        .await?;
+    Ok(unstored(res, out))
+}
+
+/// `GET /organization/list-invitations?organizationId=&limit=&offset=`.
+#[handler]
+async fn org_list_invitations(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Answer {
+    let (c, limit, offset, org) = SignedInCall::list(req, depot, "organizationId")?;
+    let out = c
+        .svc
+        .list_invitations(&c.who, org.as_deref(), limit, offset)
+        .await?;
+    Ok(unstored(res, out))
+}
+
+/// `GET /organization/list-user-invitations`.
+#[handler]
+async fn org_list_user_invitations(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Answer {
+    let c = SignedInCall::new(req, depot)?;
+    let out = c.svc.list_user_invitations(&c.who).await?;
+    Ok(unstored(res, out))
+}
+
+/// `POST /organization/cancel-invitation` `{invitationId}`.
+#[handler]
+async fn org_cancel_invitation(req: &mut Request, depot: &mut Depot) -> Answer {
+    let (c, b) = SignedInCall::with_body(req, depot).await?;
+    let out = c
+        .svc
+        .cancel_invitation(&c.who, b.text("invitationId")?, &c.meta)
+        .await?;
+    Ok(Json(out))
+}
+
+async fn answer_invitation(req: &mut Request, depot: &mut Depot, accept: bool) -> Answer {
+    let (c, b) = SignedInCall::with_body(req, depot).await?;
+    let out = c
+        .svc
+        .answer_invitation(&c.who, b.text("invitationId")?, accept, &c.meta)
+        .await?;
+    Ok(Json(out))
+}
+
+/// `POST /organization/accept-invitation` `{invitationId}`.
+#[handler]
+async fn org_accept_invitation(req: &mut Request, depot: &mut Depot) -> Answer {
+    answer_invitation(req, depot, true).await
+}
+
+/// `POST /organization/reject-invitation` `{invitationId}`.
+#[handler]
+async fn org_reject_invitation(req: &mut Request, depot: &mut Depot) -> Answer {
+    answer_invitation(req, depot, false).await
+}
+
+/// `POST /send-verification-email` `{email, callbackURL?}`: `{status: true}` whether or not
+/// the address has an account (a signed-in caller may only ask for its own address).
+#[handler]
+async fn send_verification_email(req: &mut Request, depot: &mut Depot) -> Answer {
+    let (Call { svc, .. }, b, email) = Call::with_email(req, depot).await?;
+    let who = depot.get_typed::<AuthCaller>().ok().map(|c| c.who.clone());
+    svc.send_verification_email(who.as_ref(), &email, b.opt_text("callbackURL"))
+        .await?;
+    Ok(status_true())
+}
+
+/// `GET /verify-email?token=&callbackURL=`: `{status: true, user: null}`, or a redirect to
+/// `callbackURL` (with `?error=INVALID_TOKEN` when the token is refused).
+#[handler]
+async fn verify_email(
     req: &mut Request,
     depot: &mut Depot,
     res: &mut Response,
 ) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let c = caller(depot)?;
-    let meta = request_meta(req, depot);
-    let b = body(req).await?;
-    let target = member_target(&b, &["memberIdOrEmail", "userId", "email"])?;
-    let out = svc
-        .remove_member(&c.who, target, opt_text(&b, "organizationId"), &meta)
-        .await?;
-    res.render(Json(out));
-    Ok(())
+    let Call { svc, meta } = Call::new(req, depot)?.throttled()?;
+    no_store(res);
+    let callback = match req
+        .query::<String>("callbackURL")
+        .filter(|c| !c.trim().is_empty())
+    {
+        Some(c) => Some(svc.sso().check_redirect("callbackURL", c.trim())?),
+        None => None,
+    };
+    let token = req.query::<String>("token").unwrap_or_default();
+    match (svc.verify_email(&token, &meta).await, callback) {
+        (Ok(()), Some(to)) => redirect(res, &to),
+        (Ok(()), None) => {
+            res.render(Json(json!({ "status": true, "user": null })));
+            Ok(())
+        }
+        (Err(e), Some(to)) if e.status().is_client_error() => redirect_with_error(res, &to, &e),
+        (Err(e), _) => Err(e),
+    }
 }
 
 /// `limit` and `offset` of a list route (defaults 100 and 0).
@@ -724,115 +886,74 @@ fn paging(req: &Request) -> Result<(u64, u64), AuthError> {
 
 /// `GET /organization/list-members?organizationId=&limit=&offset=`.
 #[handler]
-async fn org_list_members(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let c = caller(depot)?;
-    let (limit, offset) = paging(req)?;
-    let org = req.query::<String>("organizationId");
-    let out = svc
+async fn org_list_members(req: &mut Request, depot: &mut Depot) -> Answer {
+    let (c, limit, offset, org) = SignedInCall::list(req, depot, "organizationId")?;
+    let out = c
+        .svc
         .list_members(&c.who, org.as_deref(), limit, offset)
         .await?;
-    res.render(Json(out));
-    Ok(())
+    Ok(Json(out))
 }
 
 /// `POST /admin/create-user` `{email, password, name?, role?: user | admin}`.
 #[handler]
-async fn admin_create_user(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let c = caller(depot)?;
-    let meta = request_meta(req, depot);
-    let b = body(req).await?;
-    let out = svc
+async fn admin_create_user(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Answer {
+    let (c, b) = SignedInCall::with_body(req, depot).await?;
+    let out = c
+        .svc
         .admin_create_user(
             &c.who,
-            text(&b, "email")?,
-            text(&b, "password")?,
-            opt_text(&b, "name"),
-            opt_text(&b, "role"),
-            &meta,
+            b.text("email")?,
+            b.text("password")?,
+            b.opt_text("name"),
+            b.opt_text("role"),
+            &c.meta,
         )
         .await?;
-    no_store(res);
-    res.render(Json(out));
-    Ok(())
+    Ok(unstored(res, out))
 }
 
 /// `GET /admin/list-users?limit=&offset=&searchValue=`.
 #[handler]
-async fn admin_list_users(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let c = caller(depot)?;
-    let (limit, offset) = paging(req)?;
-    let search = req.query::<String>("searchValue");
-    let out = svc
+async fn admin_list_users(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Answer {
+    let (c, limit, offset, search) = SignedInCall::list(req, depot, "searchValue")?;
+    let out = c
+        .svc
         .admin_list_users(&c.who, limit, offset, search.as_deref())
         .await?;
-    no_store(res);
-    res.render(Json(out));
-    Ok(())
+    Ok(unstored(res, out))
 }
 
-async fn set_banned(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-    banned: bool,
-) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let c = caller(depot)?;
-    let meta = request_meta(req, depot);
-    let b = body(req).await?;
-    let out = svc
+async fn set_banned(req: &mut Request, depot: &mut Depot, banned: bool) -> Answer {
+    let (c, b) = SignedInCall::with_body(req, depot).await?;
+    let out = c
+        .svc
         .admin_set_banned(
             &c.who,
-            text(&b, "userId")?,
+            b.text("userId")?,
             banned,
-            opt_text(&b, "banReason"),
-            &meta,
+            b.opt_text("banReason"),
+            &c.meta,
         )
         .await?;
-    res.render(Json(out));
-    Ok(())
+    Ok(Json(out))
 }
 
 /// `POST /admin/ban-user` `{userId, banReason?}`.
 #[handler]
-async fn admin_ban_user(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    set_banned(req, depot, res, true).await
+async fn admin_ban_user(req: &mut Request, depot: &mut Depot) -> Answer {
+    set_banned(req, depot, true).await
 }
 
 /// `POST /admin/unban-user` `{userId}`.
 #[handler]
-async fn admin_unban_user(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    set_banned(req, depot, res, false).await
+async fn admin_unban_user(req: &mut Request, depot: &mut Depot) -> Answer {
+    set_banned(req, depot, false).await
 }
 
 #[handler]
-async fn sso_providers(depot: &mut Depot, res: &mut Response) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    res.render(Json(svc.sso_providers()));
-    Ok(())
+async fn sso_providers(depot: &mut Depot) -> Answer {
+    Ok(Json(service(depot)?.sso_providers()))
 }
 
 /// `POST /sign-in/social` (`{provider, callbackURL?, errorCallbackURL?, newUserCallbackURL?}`)
@@ -843,12 +964,9 @@ async fn sign_in_social(
     depot: &mut Depot,
     res: &mut Response,
 ) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let meta = request_meta(req, depot);
-    svc.check_rate(&meta, None)?;
+    let Call { svc, .. } = Call::new(req, depot)?.throttled()?;
     let binding = sso_binding(req, &svc);
-    let b = body(req).await?;
-    let start = social_body(&b)?;
+    let start = social_body(&Body::read(req).await?)?;
     let out = svc.sso_start(&start, binding.as_deref()).await?;
     render_social_redirect(res, &svc, &out);
     Ok(())
@@ -863,32 +981,31 @@ async fn link_social(
     depot: &mut Depot,
     res: &mut Response,
 ) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let c = caller(depot)?;
-    let meta = request_meta(req, depot);
-    svc.check_rate(&meta, None)?;
-    let binding = sso_binding(req, &svc);
-    let b = body(req).await?;
-    let start = social_body(&b)?;
-    let out = svc
+    let c = SignedInCall::new(req, depot)?;
+    c.svc.check_rate(&c.meta, None)?;
+    let binding = sso_binding(req, &c.svc);
+    let start = social_body(&Body::read(req).await?)?;
+    let out = c
+        .svc
         .sso_link_start(&c.who, &start, binding.as_deref())
         .await?;
-    render_social_redirect(res, &svc, &out);
+    render_social_redirect(res, &c.svc, &out);
     Ok(())
 }
 
-fn social_body(b: &Json) -> Result<crate::sso::SocialSignIn, AuthError> {
-    let provider = match opt_text(b, "provider") {
+fn social_body(b: &Body) -> Result<crate::sso::SocialSignIn, AuthError> {
+    let provider = match b.opt_text("provider") {
         Some(p) => p,
-        None => text(b, "providerId").map_err(|_| {
+        None => b.text("providerId").map_err(|_| {
             AuthError::InvalidBody("`provider` is required and must be a string".into())
         })?,
     };
+    let owned = |key: &str| b.opt_text(key).map(str::to_owned);
     Ok(crate::sso::SocialSignIn {
         provider: provider.to_owned(),
-        callback_url: opt_text(b, "callbackURL").map(str::to_owned),
-        error_callback_url: opt_text(b, "errorCallbackURL").map(str::to_owned),
-        new_user_callback_url: opt_text(b, "newUserCallbackURL").map(str::to_owned),
+        callback_url: owned("callbackURL"),
+        error_callback_url: owned("errorCallbackURL"),
+        new_user_callback_url: owned("newUserCallbackURL"),
     })
 }
 
@@ -931,6 +1048,12 @@ fn redirect(res: &mut Response, to: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
+/// A redirect to `to` with the error's code in `error=` (how browsers learn a flow failed).
+fn redirect_with_error(res: &mut Response, to: &str, error: &AuthError) -> Result<(), AuthError> {
+    let sep = if to.contains('?') { '&' } else { '?' };
+    redirect(res, &format!("{to}{sep}error={}", error.code()))
+}
+
 /// `GET /callback/{provider}`: the provider sends the browser here with `code` and `state`
 /// (or `error`); on success the session cookie is set and the browser goes to `callbackURL`.
 #[handler]
@@ -939,9 +1062,7 @@ async fn sso_callback(
     depot: &mut Depot,
     res: &mut Response,
 ) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    let meta = request_meta(req, depot);
-    svc.check_rate(&meta, None)?;
+    let Call { svc, meta } = Call::new(req, depot)?.throttled()?;
     let provider = req.param::<String>("provider").unwrap_or_default();
     let q = |key: &str| req.query::<String>(key);
     let params = crate::sso::CallbackParams {
@@ -980,16 +1101,7 @@ async fn sso_callback(
     match outcome {
         Ok(done) => {
             if let Some(signed) = &done.signed {
-                if let Ok(v) = HeaderValue::from_str(&signed.token) {
-                    res.headers_mut().insert(SET_AUTH_TOKEN, v);
-                }
-                if let Ok(v) = HeaderValue::from_str(&session_cookie(
-                    &svc,
-                    &signed.token,
-                    svc.session_max_age_secs(),
-                )) {
-                    res.headers_mut().append(SET_COOKIE, v);
-                }
+                set_session(res, &svc, &signed.token);
             }
             redirect(res, &done.redirect)
         }
@@ -997,10 +1109,7 @@ async fn sso_callback(
             error,
             redirect: Some(to),
             ..
-        }) => {
-            let sep = if to.contains('?') { '&' } else { '?' };
-            redirect(res, &format!("{to}{sep}error={}", error.code()))
-        }
+        }) => redirect_with_error(res, &to, &error),
         Err(failure) => Err(failure.error),
     }
 }
@@ -1035,5 +1144,8 @@ mod tests {
         assert!(is_protected("/api/v1/auth/callback/"));
         assert!(is_protected("/api/v1/auth/callback/a/b"));
         assert!(is_protected("/api/v1/auth/link-social"));
+        assert!(!is_protected("/api/v1/auth/send-verification-email"));
+        assert!(!is_protected("/api/v1/auth/verify-email"));
+        assert!(is_protected("/api/v1/auth/organization/accept-invitation"));
     }
 }

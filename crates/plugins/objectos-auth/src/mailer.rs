@@ -28,6 +28,10 @@ impl fmt::Debug for Mail {
 }
 
 /// Sends mail; the notification plugin will provide a real one.
+///
+/// `send` must hand the mail over (to a queue) without waiting for delivery: the routes that
+/// mail only when an address has an account (`forget-password`, `send-verification-email`)
+/// rely on it to answer in the same time either way.
 pub trait Mailer: Send + Sync + fmt::Debug + 'static {
     fn send(&self, mail: Mail) -> Result<()>;
 }

@@ -15,10 +15,10 @@ use serde_json::{Value as Json, json};
 use crate::crypto;
 use crate::error::{AuthError, Result};
 use crate::service::{AuthService, Credential, RequestMeta, Resolved, events, manages, ms};
-use crate::store::{get_i, get_s, i, s};
+use crate::store::{Tx, get_i, get_s, i, s};
 
 /// Roles a member can have.
-const ROLES: &[&str] = &["owner", "admin", "member"];
+pub(crate) const ROLES: &[&str] = &["owner", "admin", "member"];
 
 /// Upper bound of a page of members or users.
 pub(crate) const MAX_PAGE: u64 = 500;
@@ -29,10 +29,93 @@ pub(crate) fn can_manage(who: &Resolved, role: &str) -> bool {
     manages(role) && (who.api_key_id.is_none() || who.scopes.iter().any(|s| s == "admin"))
 }
 
-fn iso(millis: i64) -> Json {
+/// `role` when it is one of [`ROLES`], else `400 INVALID_BODY`.
+fn check_role(role: &str) -> Result<&str> {
+    if ROLES.contains(&role) {
+        Ok(role)
+    } else {
+        Err(AuthError::InvalidBody(format!(
+            "`role` must be owner, admin or member, not `{role}`"
+        )))
+    }
+}
+
+/// The role a new member gets (`member` when none is given); only owners `verb` (add, invite)
+/// another owner.
+pub(crate) fn new_member_role<'a>(
+    role: Option<&'a str>,
+    my_role: &str,
+    verb: &str,
+) -> Result<&'a str> {
+    let role = check_role(
+        role.map(str::trim)
+            .filter(|r| !r.is_empty())
+            .unwrap_or("member"),
+    )?;
+    if role == "owner" && my_role != "owner" {
+        return Err(AuthError::Forbidden(format!(
+            "Only owners may {verb} another owner."
+        )));
+    }
+    Ok(role)
+}
+
+/// [`can_manage`], or `403 PERMISSION_DENIED` saying who may `action`.
+pub(crate) fn check_manages(who: &Resolved, role: &str, action: &str) -> Result<()> {
+    if can_manage(who, role) {
+        Ok(())
+    } else {
+        Err(AuthError::Forbidden(format!(
+            "Only the organization's owners and admins may {action}."
+        )))
+    }
+}
+
+pub(crate) fn iso(millis: i64) -> Json {
     chrono::DateTime::<chrono::Utc>::from_timestamp_millis(millis)
         .map(|t| Json::String(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)))
         .unwrap_or(Json::Null)
+}
+
+/// The memberships a role change or a removal decides on, as they are inside its transaction.
+struct Decided {
+    /// How many owners the organization has.
+    owners: usize,
+    /// The caller's role, `None` once no longer a member.
+    caller: Option<String>,
+    /// The target's role and when it joined, `None` when not a member.
+    target: Option<(String, i64)>,
+}
+
+/// Reads, in `tx`, every owner's membership of `org` and the caller's and the target's, and
+/// keeps them from changing until `tx` ends (row locks on PostgreSQL, in user-id order so two
+/// such transactions cannot deadlock; SQLite's transaction holds the write lock already). Two
+/// owners demoting or removing each other at once are thereby decided one after the other, and
+/// the second sees the first's outcome: the organization never loses its last owner.
+async fn decide_on(tx: &Tx, org: &str, caller: &str, target: &str) -> Result<Decided> {
+    let sql = format!(
+        r#"SELECT "user_id", "role", "created_at" FROM "_objectos_auth_member" WHERE "org_id" = ? AND ("role" = 'owner' OR "user_id" = ? OR "user_id" = ?) ORDER BY "user_id"{}"#,
+        tx.for_update()
+    );
+    let rows = tx.all(&sql, vec![s(org), s(caller), s(target)]).await?;
+    let mut out = Decided {
+        owners: 0,
+        caller: None,
+        target: None,
+    };
+    for r in &rows {
+        let (user, role) = (get_s(r, 0)?, get_s(r, 1)?);
+        if user == target {
+            out.target = Some((role.clone(), get_i(r, 2)?));
+        }
+        if user == caller {
+            out.caller = Some(role.clone());
+        }
+        if role == "owner" {
+            out.owners += 1;
+        }
+    }
+    Ok(out)
 }
 
 /// `ids` as an `id IN (...)` filter.
@@ -86,7 +169,7 @@ pub(crate) fn org_json(id: &str, rec: Option<&Record>, role: Option<&str>) -> Js
     })
 }
 
-fn member_json(
+pub(crate) fn member_json(
     org: &str,
     user_id: &str,
     role: &str,
@@ -106,6 +189,39 @@ fn member_json(
 }
 
 impl AuthService {
+    /// Publishes an event the signed-in caller `who` caused in `org`.
+    pub(crate) async fn publish_by(
+        &self,
+        name: &str,
+        who: &Resolved,
+        org: Option<&str>,
+        meta: &RequestMeta,
+        extra: Json,
+    ) {
+        self.publish(name, Some(&who.user_id), Some(&who.email), org, meta, extra)
+            .await;
+    }
+
+    /// better-auth's member shape of `user_id` in `org`, with the user's name and email.
+    pub(crate) async fn member_view(
+        &self,
+        org: &str,
+        user_id: &str,
+        role: &str,
+        created_at: i64,
+    ) -> Result<Json> {
+        let users = self
+            .records_by_id("user", std::slice::from_ref(&user_id.to_owned()))
+            .await?;
+        Ok(member_json(
+            org,
+            user_id,
+            role,
+            created_at,
+            users.get(user_id),
+        ))
+    }
+
     /// `user`'s role in `org`, if a member.
     pub(crate) async fn member_role(&self, org: &str, user: &str) -> Result<Option<String>> {
         match self
@@ -236,6 +352,7 @@ impl AuthService {
                 "API keys cannot create organizations; sign in.".into(),
             ));
         };
+        self.check_may_create_organization(who).await?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 255 {
             return Err(AuthError::InvalidBody(
@@ -283,6 +400,29 @@ impl AuthService {
                 vec![s(&org), s(&who.user_id), i(now)],
             )
             .await?;
+        // Checked again now the organization exists, so concurrent creations (in any server
+        // process) cannot together pass the limit: whichever went over takes its own back.
+        let limit = self.config().organization.limit_per_user;
+        if self.owned_organizations(&who.user_id).await? > i64::from(limit) {
+            self.db()
+                .exec(
+                    r#"DELETE FROM "_objectos_auth_member" WHERE "org_id" = ? AND "user_id" = ?"#,
+                    vec![s(&org), s(&who.user_id)],
+                )
+                .await?;
+            if let Err(e) = self
+                .engine()
+                .delete(
+                    &OpContext::system("auth: undo organization over the limit"),
+                    "organization",
+                    &org,
+                )
+                .await
+            {
+                tracing::warn!(organization = %org, error = %e, "Could not delete an organization created over the limit; it has no members.");
+            }
+            return Err(AuthError::OrganizationLimitReached(limit));
+        }
         if !keep_active {
             self.db()
                 .exec(
@@ -291,28 +431,44 @@ impl AuthService {
                 )
                 .await?;
         }
-        self.publish(
+        self.publish_by(
             events::ORGANIZATION_CREATED,
-            Some(&who.user_id),
-            Some(&who.email),
+            who,
             Some(&org),
             meta,
             json!({"organizationId": org, "slug": slug}),
         )
         .await;
         tracing::info!(organization = %org, user_id = %who.user_id, "Organization created.");
-        let users = self
-            .records_by_id("user", std::slice::from_ref(&who.user_id))
-            .await?;
         let mut out = org_json(&org, Some(&created), Some("owner"));
-        out["members"] = json!([member_json(
-            &org,
-            &who.user_id,
-            "owner",
-            now,
-            users.get(&who.user_id)
-        )]);
+        out["members"] = json!([self.member_view(&org, &who.user_id, "owner", now).await?]);
         Ok(out)
+    }
+
+    /// How many organizations the user owns.
+    async fn owned_organizations(&self, user_id: &str) -> Result<i64> {
+        Ok(self
+            .db()
+            .one(
+                r#"SELECT COUNT(*) FROM "_objectos_auth_member" WHERE "user_id" = ? AND "role" = 'owner'"#,
+                vec![s(user_id)],
+            )
+            .await?
+            .map(|r| get_i(&r, 0))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    /// `organization.allowUserToCreate` and `organization.limitPerUser` (owned organizations).
+    async fn check_may_create_organization(&self, who: &Resolved) -> Result<()> {
+        let cfg = &self.config().organization;
+        if !cfg.allow_user_to_create {
+            return Err(AuthError::OrganizationCreationDisabled);
+        }
+        if self.owned_organizations(&who.user_id).await? >= i64::from(cfg.limit_per_user) {
+            return Err(AuthError::OrganizationLimitReached(cfg.limit_per_user));
+        }
+        Ok(())
     }
 
     /// `POST /organization/set-active`: makes one of the caller's organizations (by id or
@@ -370,10 +526,9 @@ impl AuthService {
             )
             .await?;
         if who.tenant.as_deref() != Some(org.as_str()) {
-            self.publish(
+            self.publish_by(
                 events::ORGANIZATION_SWITCHED,
-                Some(&who.user_id),
-                Some(&who.email),
+                who,
                 Some(&org),
                 meta,
                 json!({"organizationId": org, "previousOrganizationId": who.tenant}),
@@ -403,25 +558,8 @@ impl AuthService {
         meta: &RequestMeta,
     ) -> Result<Json> {
         let (org, my_role) = self.acting_org(who, org).await?;
-        if !can_manage(who, &my_role) {
-            return Err(AuthError::Forbidden(
-                "Only the organization's owners and admins may add members.".into(),
-            ));
-        }
-        let role = role
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .unwrap_or("member");
-        if !ROLES.contains(&role) {
-            return Err(AuthError::InvalidBody(format!(
-                "`role` must be owner, admin or member, not `{role}`"
-            )));
-        }
-        if role == "owner" && my_role != "owner" {
-            return Err(AuthError::Forbidden(
-                "Only owners may add another owner.".into(),
-            ));
-        }
+        check_manages(who, &my_role, "add members")?;
+        let role = new_member_role(role, &my_role, "add")?;
         let not_found = || AuthError::UserNotFound(target.trim().to_owned());
         let cred = self.find_user(target).await?.ok_or_else(not_found)?;
         // Within reach: a member of an organization the caller administers (a key: its own).
@@ -455,25 +593,71 @@ impl AuthService {
                 target.trim()
             )));
         }
-        self.publish(
+        self.publish_by(
             events::MEMBER_ADDED,
-            Some(&who.user_id),
-            Some(&who.email),
+            who,
             Some(&org),
             meta,
             json!({"organizationId": org, "targetUserId": cred.user_id, "role": role}),
         )
         .await;
-        let users = self
-            .records_by_id("user", std::slice::from_ref(&cred.user_id))
-            .await?;
-        Ok(member_json(
-            &org,
-            &cred.user_id,
-            role,
-            now,
-            users.get(&cred.user_id),
-        ))
+        self.member_view(&org, &cred.user_id, role, now).await
+    }
+
+    /// `POST /organization/update-member-role` `{memberId | userId, role, organizationId?}`:
+    /// owners and admins change a member's role. Only owners make someone an owner or change an
+    /// owner's role, and the last owner stays an owner. A member of another organization, like an
+    /// unknown id, is `404 USER_NOT_FOUND`.
+    pub async fn update_member_role(
+        &self,
+        who: &Resolved,
+        target: &str,
+        role: &str,
+        org: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<Json> {
+        let (org, my_role) = self.acting_org(who, org).await?;
+        check_manages(who, &my_role, "change member roles")?;
+        let role = check_role(role.trim())?;
+        let not_found = || AuthError::UserNotFound(target.trim().to_owned());
+        let cred = self.find_user(target).await?.ok_or_else(not_found)?;
+        // The checks and the write in one transaction over the memberships they read.
+        let tx = self.db().begin().await?;
+        let held = decide_on(&tx, &org, &who.user_id, &cred.user_id).await?;
+        // The caller's role as it is now: a concurrent change may have taken it away.
+        let my_role = held
+            .caller
+            .ok_or_else(|| AuthError::OrganizationNotFound(org.clone()))?;
+        check_manages(who, &my_role, "change member roles")?;
+        let (previous, created) = held.target.ok_or_else(not_found)?;
+        if my_role != "owner" && (previous == "owner" || role == "owner") {
+            return Err(AuthError::Forbidden(
+                "Only owners may make a member an owner or change an owner's role.".into(),
+            ));
+        }
+        if previous == "owner" && role != "owner" && held.owners <= 1 {
+            return Err(AuthError::BadRequest(
+                "This is the organization's last owner; make another member an owner first.".into(),
+            ));
+        }
+        tx.exec(
+            r#"UPDATE "_objectos_auth_member" SET "role" = ? WHERE "org_id" = ? AND "user_id" = ?"#,
+            vec![s(role), s(&org), s(&cred.user_id)],
+        )
+        .await?;
+        tx.commit().await?;
+        self.publish_by(
+            events::MEMBER_ROLE_UPDATED,
+            who,
+            Some(&org),
+            meta,
+            json!({
+                "organizationId": org, "targetUserId": cred.user_id,
+                "role": role, "previousRole": previous,
+            }),
+        )
+        .await;
+        self.member_view(&org, &cred.user_id, role, created).await
     }
 
     /// `POST /organization/remove-member`: owners and admins remove a member (only owners
@@ -488,15 +672,19 @@ impl AuthService {
         org: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<Json> {
-        let (org, my_role) = self.acting_org(who, org).await?;
+        let (org, _) = self.acting_org(who, org).await?;
         let not_found = || AuthError::UserNotFound(target.trim().to_owned());
         let cred = self.find_user(target).await?.ok_or_else(not_found)?;
         let user_id = cred.user_id;
-        let role = self
-            .member_role(&org, &user_id)
-            .await?
-            .ok_or_else(not_found)?;
         let leaving = user_id == who.user_id;
+        // Every check and write in one transaction over the memberships the checks read, so a
+        // concurrent removal or demotion cannot take the last owner away in between.
+        let tx = self.db().begin().await?;
+        let held = decide_on(&tx, &org, &who.user_id, &user_id).await?;
+        let (role, _) = held.target.ok_or_else(not_found)?;
+        let my_role = held
+            .caller
+            .ok_or_else(|| AuthError::OrganizationNotFound(org.clone()))?;
         // Leaving needs no role, but an API key changes memberships only with the `admin` scope.
         if !can_manage(who, &my_role) && (!leaving || who.api_key_id.is_some()) {
             return Err(AuthError::Forbidden(
@@ -509,24 +697,13 @@ impl AuthService {
                     "Only owners may remove an owner.".into(),
                 ));
             }
-            let owners = self
-                .db()
-                .one(
-                    r#"SELECT COUNT(*) FROM "_objectos_auth_member" WHERE "org_id" = ? AND "role" = 'owner'"#,
-                    vec![s(&org)],
-                )
-                .await?
-                .map(|r| get_i(&r, 0))
-                .transpose()?
-                .unwrap_or(0);
-            if owners <= 1 {
+            if held.owners <= 1 {
                 return Err(AuthError::BadRequest(
                     "This is the organization's last owner; add another owner first.".into(),
                 ));
             }
         }
-        let Some(next) = self
-            .db()
+        let Some(next) = tx
             .one(
                 r#"SELECT "org_id" FROM "_objectos_auth_member" WHERE "user_id" = ? AND "org_id" <> ? ORDER BY "created_at", "org_id" LIMIT 1"#,
                 vec![s(&user_id), s(&org)],
@@ -540,34 +717,27 @@ impl AuthService {
                 target.trim()
             )));
         };
-        let removed = self
-            .db()
-            .exec(
-                r#"DELETE FROM "_objectos_auth_member" WHERE "org_id" = ? AND "user_id" = ?"#,
-                vec![s(&org), s(&user_id)],
-            )
-            .await?;
-        if removed == 0 {
-            return Err(not_found());
-        }
+        tx.exec(
+            r#"DELETE FROM "_objectos_auth_member" WHERE "org_id" = ? AND "user_id" = ?"#,
+            vec![s(&org), s(&user_id)],
+        )
+        .await?;
         let now = ms(self.now());
-        self.db()
-            .exec(
-                r#"UPDATE "_objectos_auth_session" SET "active_org" = ? WHERE "user_id" = ? AND "active_org" = ?"#,
-                vec![s(&next), s(&user_id), s(&org)],
-            )
-            .await?;
-        self.db()
-            .exec(
-                r#"UPDATE "_objectos_auth_api_key" SET "revoked_at" = ? WHERE "user_id" = ? AND "org_id" = ? AND "revoked_at" IS NULL"#,
-                vec![i(now), s(&user_id), s(&org)],
-            )
-            .await?;
-        let moved = self.rehome_user(&user_id, &org, &next).await?;
-        self.publish(
+        tx.exec(
+            r#"UPDATE "_objectos_auth_session" SET "active_org" = ? WHERE "user_id" = ? AND "active_org" = ?"#,
+            vec![s(&next), s(&user_id), s(&org)],
+        )
+        .await?;
+        tx.exec(
+            r#"UPDATE "_objectos_auth_api_key" SET "revoked_at" = ? WHERE "user_id" = ? AND "org_id" = ? AND "revoked_at" IS NULL"#,
+            vec![i(now), s(&user_id), s(&org)],
+        )
+        .await?;
+        let moved = self.rehome_user(&tx, &user_id, &org, &next).await?;
+        tx.commit().await?;
+        self.publish_by(
             events::MEMBER_REMOVED,
-            Some(&who.user_id),
-            Some(&who.email),
+            who,
             Some(&org),
             meta,
             json!({
@@ -577,15 +747,12 @@ impl AuthService {
             }),
         )
         .await;
-        let users = self
-            .records_by_id("user", std::slice::from_ref(&user_id))
-            .await?;
-        Ok(json!({"member": member_json(&org, &user_id, &role, now, users.get(&user_id))}))
+        Ok(json!({"member": self.member_view(&org, &user_id, &role, now).await?}))
     }
 
     /// Moves the user record from `from` to `to` when it is `from`'s (the record's
     /// `organization_id` is read-only through the data engine, hence the direct update).
-    async fn rehome_user(&self, user_id: &str, from: &str, to: &str) -> Result<bool> {
+    async fn rehome_user(&self, tx: &Tx, user_id: &str, from: &str, to: &str) -> Result<bool> {
         let meta = self.engine().metadata();
         let Some(table) = meta.object("user").map(|o| o.table_name().to_owned()) else {
             return Ok(false);
@@ -598,10 +765,7 @@ impl AuthService {
         let sql = format!(
             r#"UPDATE "{table}" SET "organization_id" = ? WHERE "id" = ? AND "organization_id" = ?"#
         );
-        let n = self
-            .db()
-            .exec(&sql, vec![s(to), s(user_id), s(from)])
-            .await?;
+        let n = tx.exec(&sql, vec![s(to), s(user_id), s(from)]).await?;
         Ok(n > 0)
     }
 

@@ -14,6 +14,7 @@ use crate::config::AuthConfig;
 use crate::hook::UserStatusHook;
 use crate::http::{self, ServiceCell, SessionHoop};
 use crate::mailer::{LoggingMailer, Mailer};
+use crate::secretbox::SecretKey;
 use crate::service::{AuthService, events};
 
 /// The plugin id (also the key of its kernel configuration).
@@ -54,6 +55,8 @@ impl AuthHandle {
 pub struct AuthPlugin {
     pub config: AuthConfig,
     pub mailer: Arc<dyn Mailer>,
+    /// The TOTP encryption key; `None` reads it from the variable `secretKeyEnv` names.
+    pub secret_key: Option<SecretKey>,
     effective: OnceLock<AuthConfig>,
     cell: ServiceCell,
 }
@@ -63,6 +66,7 @@ impl std::fmt::Debug for AuthPlugin {
         f.debug_struct("AuthPlugin")
             .field("config", &self.config)
             .field("mailer", &self.mailer)
+            .field("secret_key", &self.secret_key)
             .finish_non_exhaustive()
     }
 }
@@ -78,6 +82,7 @@ impl AuthPlugin {
         Self {
             config,
             mailer: Arc::new(LoggingMailer::new()),
+            secret_key: None,
             effective: OnceLock::new(),
             cell: Arc::default(),
         }
@@ -86,6 +91,13 @@ impl AuthPlugin {
     /// Sends mail (reset links) through `mailer`.
     pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
         self.mailer = mailer;
+        self
+    }
+
+    /// Encrypts TOTP secrets with `key` instead of the one in the environment (a host that
+    /// keeps its keys in a vault).
+    pub fn with_secret_key(mut self, key: SecretKey) -> Self {
+        self.secret_key = Some(key);
         self
     }
 
@@ -139,18 +151,21 @@ impl Plugin for AuthPlugin {
             .get()
             .cloned()
             .unwrap_or_else(|| self.config.clone());
-        let service = AuthService::open(
+        let startup = |e: crate::error::AuthError| PluginError::Startup {
+            plugin: PLUGIN_ID.to_owned(),
+            message: e.to_string(),
+        };
+        let service = AuthService::open_with_key(
             engine,
             config,
             cx.clock().clone(),
             self.mailer.clone(),
             Some(cx.handle()),
+            self.secret_key.clone(),
         )
         .await
-        .map_err(|e| PluginError::Startup {
-            plugin: PLUGIN_ID.to_owned(),
-            message: e.to_string(),
-        })?;
+        .map_err(startup)?;
+        service.check_secret_key().await.map_err(startup)?;
         let _ = self.cell.set(service);
         Ok(())
     }

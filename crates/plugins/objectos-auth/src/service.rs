@@ -15,6 +15,8 @@ use crate::crypto::{self, PasswordHasher};
 use crate::error::{AuthError, Result};
 use crate::mailer::{Mail, Mailer};
 use crate::ratelimit::RateLimiter;
+use crate::secretbox::SecretKey;
+use crate::session_cache::{self, SessionCache};
 use crate::sso::Sso;
 use crate::store::{Db, get_i, get_oi, get_os, get_s, i, oi, os, s};
 
@@ -44,6 +46,17 @@ pub mod events {
     pub const MEMBER_ADDED: &str = "auth.member_added";
     pub const MEMBER_REMOVED: &str = "auth.member_removed";
     pub const ORGANIZATION_SWITCHED: &str = "auth.organization_switched";
+    /// A member's role changed (`POST /organization/update-member-role`).
+    pub const MEMBER_ROLE_UPDATED: &str = "auth.member_role_updated";
+    /// Invitations: sent (or re-sent), canceled by an administrator, accepted or rejected by
+    /// the invitee. Payloads name the organization, address and role, never the invitation id
+    /// (the accept link carries it).
+    pub const MEMBER_INVITED: &str = "auth.member_invited";
+    pub const INVITATION_CANCELED: &str = "auth.invitation_canceled";
+    pub const INVITATION_ACCEPTED: &str = "auth.invitation_accepted";
+    pub const INVITATION_REJECTED: &str = "auth.invitation_rejected";
+    /// An email address was verified through its link.
+    pub const EMAIL_VERIFIED: &str = "auth.email_verified";
     pub const ALL: &[&str] = &[
         LOGIN,
         LOGIN_FAILED,
@@ -64,6 +77,12 @@ pub mod events {
         MEMBER_ADDED,
         MEMBER_REMOVED,
         ORGANIZATION_SWITCHED,
+        MEMBER_ROLE_UPDATED,
+        MEMBER_INVITED,
+        INVITATION_CANCELED,
+        INVITATION_ACCEPTED,
+        INVITATION_REJECTED,
+        EMAIL_VERIFIED,
     ];
 }
 
@@ -163,6 +182,10 @@ struct Inner {
     create_lock: tokio::sync::Mutex<()>,
     /// The configured single sign-on providers.
     sso: Sso,
+    /// Encrypts TOTP secrets at rest (`secretKeyEnv`); `None` keeps them unencrypted.
+    secret_key: Option<SecretKey>,
+    /// Resolved session tokens (`sessionCacheSeconds`).
+    sessions: SessionCache,
 }
 
 /// The auth service (cheap to clone).
@@ -177,8 +200,19 @@ impl std::fmt::Debug for AuthService {
     }
 }
 
+/// Folds an email address into the one form it is stored and compared in: trimmed, NFKC
+/// (full-width letters, ligatures and signs such as the Kelvin sign become plain letters),
+/// lowercased, and NFKC again (lowercasing can leave a sequence NFKC would change), so every
+/// spelling of an address is one account, one lockout key and one invitation.
+pub(crate) fn fold_email(email: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let nfkc: String = email.trim().nfkc().collect();
+    let folded: String = nfkc.to_lowercase().nfkc().collect();
+    folded.trim().to_owned()
+}
+
 pub(crate) fn normalize_email(email: &str) -> Result<String> {
-    let e = email.trim().to_lowercase();
+    let e = fold_email(email);
     let valid = e.len() <= 255
         && e.split_once('@')
             .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
@@ -250,7 +284,30 @@ impl AuthService {
         mailer: Arc<dyn Mailer>,
         events: Option<PluginHandle>,
     ) -> Result<Self> {
+        Self::open_with_key(engine, config, clock, mailer, events, None).await
+    }
+
+    /// [`AuthService::open`] with the TOTP encryption key given by the host (a vault, a test)
+    /// instead of read from the environment variable `secretKeyEnv` names.
+    pub async fn open_with_key(
+        engine: DataEngine,
+        config: AuthConfig,
+        clock: Arc<dyn Clock>,
+        mailer: Arc<dyn Mailer>,
+        events: Option<PluginHandle>,
+        secret_key: Option<SecretKey>,
+    ) -> Result<Self> {
         config.validate()?;
+        let secret_key = match secret_key {
+            Some(k) => Some(k),
+            None => SecretKey::from_env(config.secret_key_env.trim())?,
+        };
+        if secret_key.is_none() {
+            tracing::warn!(
+                variable = %config.secret_key_env.trim(),
+                "No encryption key is configured: two-factor (TOTP) secrets are stored unencrypted. Set the variable to 32 random bytes (64 hex digits or base64) to encrypt them."
+            );
+        }
         if engine.metadata().object("user").is_none()
             || engine.metadata().object("organization").is_none()
         {
@@ -263,6 +320,7 @@ impl AuthService {
         let sso = Sso::new(&config.sso)?;
         let db = Db::new(engine.clone());
         db.create_tables().await?;
+        let config_cache_seconds = config.session_cache_seconds;
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
@@ -277,6 +335,8 @@ impl AuthService {
                 failures: std::sync::atomic::AtomicU64::new(0),
                 create_lock: tokio::sync::Mutex::new(()),
                 sso,
+                secret_key,
+                sessions: SessionCache::new(config_cache_seconds),
             }),
         })
     }
@@ -309,6 +369,15 @@ impl AuthService {
 
     pub(crate) fn sso(&self) -> &Sso {
         &self.inner.sso
+    }
+
+    pub(crate) fn mailer(&self) -> &Arc<dyn Mailer> {
+        &self.inner.mailer
+    }
+
+    /// The key TOTP secrets are encrypted with, if configured.
+    pub(crate) fn secret_key(&self) -> Option<&SecretKey> {
+        self.inner.secret_key.as_ref()
     }
 
     // ----- events -----
@@ -362,7 +431,7 @@ impl AuthService {
                 retry_after_secs: secs,
             })?;
         if let Some(email) = email {
-            let email = email.trim().to_lowercase();
+            let email = fold_email(email);
             self.inner
                 .limiter
                 .take(&format!("email:{email}"), rl.per_email_per_minute, now)
@@ -833,6 +902,21 @@ impl AuthService {
         if attempts.is_some() {
             self.clear_failures(&email_key).await?;
         }
+        // Only after the password (and second factor): the answer says nothing to a guesser.
+        if self.inner.config.email_verification.required
+            && !self.email_verified(&cred.user_id).await?
+        {
+            self.publish(
+                events::LOGIN_FAILED,
+                Some(&cred.user_id),
+                Some(&email),
+                None,
+                meta,
+                json!({"reason": "email_not_verified"}),
+            )
+            .await;
+            return Err(AuthError::EmailUnverified);
+        }
         let Some(org) = self.org_of(&cred.user_id).await? else {
             // Every session acts within an organization; a user removed from all of them has
             // no data to work on.
@@ -851,6 +935,21 @@ impl AuthService {
             return self.resolve_api_key(token, meta).await;
         }
         let hash = crypto::sha256_hex(token);
+        let now = ms(self.now());
+        let policy = &self.inner.config.session_policy;
+        // Read before the rows: a write committed after this point makes the entry stale.
+        let epoch = self.db().epoch();
+        if let Some(hit) = self.inner.sessions.get(&hash, epoch) {
+            if !hit.alive(now, policy) {
+                return Ok(None);
+            }
+            if hit.touch(now, policy)
+                && let Some(id) = &hit.resolved.session_id
+            {
+                self.record_activity(id, now).await?;
+            }
+            return Ok(Some(hit.resolved.clone()));
+        }
         // One query: the session, the user's email, and the role in the active organization.
         let Some(row) = self
             .db()
@@ -865,15 +964,10 @@ impl AuthService {
         if !crypto::ct_eq(&get_s(&row, 1)?, &hash) || get_oi(&row, 7).is_some() {
             return Ok(None);
         }
-        let now = ms(self.now());
-        let policy = &self.inner.config.session_policy;
         let created = get_i(&row, 4)?;
         let last_seen = get_i(&row, 5)?;
         let expires = get_i(&row, 6)?;
-        if now >= expires
-            || now - created >= minutes(policy.absolute_timeout)
-            || now - last_seen >= minutes(policy.idle_timeout)
-        {
+        if !session_cache::alive(now, created, last_seen, expires, policy) {
             return Ok(None);
         }
         let id = get_s(&row, 0)?;
@@ -896,16 +990,12 @@ impl AuthService {
                 (org, role)
             }
         };
-        // Activity is recorded at most once a second, which is all the idle timeout needs.
-        if now - last_seen >= 1000 {
-            self.db()
-                .exec(
-                    r#"UPDATE "_objectos_auth_session" SET "last_seen_at" = ? WHERE "id" = ?"#,
-                    vec![i(now), s(&id)],
-                )
-                .await?;
+        let mut stored_last_seen = last_seen;
+        if now - last_seen >= session_cache::activity_interval(policy) {
+            self.record_activity(&id, now).await?;
+            stored_last_seen = now;
         }
-        Ok(Some(Resolved {
+        let resolved = Resolved {
             user_id,
             email: get_s(&row, 8)?,
             is_admin: manages(&role),
@@ -914,7 +1004,35 @@ impl AuthService {
             session_id: Some(id),
             api_key_id: None,
             scopes: Vec::new(),
-        }))
+        };
+        self.inner.sessions.insert(
+            hash,
+            session_cache::CachedSession::new(
+                resolved.clone(),
+                created,
+                expires,
+                stored_last_seen,
+                epoch,
+            ),
+        );
+        Ok(Some(resolved))
+    }
+
+    /// Writes a session's activity time (see [`session_cache::activity_interval`]).
+    async fn record_activity(&self, session_id: &str, now: i64) -> Result<()> {
+        self.db()
+            .exec_activity(
+                r#"UPDATE "_objectos_auth_session" SET "last_seen_at" = ? WHERE "id" = ?"#,
+                vec![i(now), s(session_id)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Marks every cached session resolution stale: for writes to the auth tables made inside
+    /// a data-engine transaction (see [`crate::hook`]), which [`crate::store::Db`] cannot see.
+    pub(crate) fn sessions_changed(&self) {
+        self.db().bump_epoch();
     }
 
     /// The user's oldest membership: `(organization, role)`.
@@ -1093,18 +1211,35 @@ impl AuthService {
         let Ok(email) = normalize_email(email) else {
             return Ok(());
         };
-        let Some(cred) = self.credential_by("email", &email).await? else {
-            tracing::info!("Password reset requested for an unknown email; nothing sent.");
-            return Ok(());
-        };
+        let cred = self.credential_by("email", &email).await?;
+        // Known or not, the same work: a token, its digest, one insert and one prune, so the
+        // response time does not say whether the address has an account. An unknown address
+        // gets a decoy row, owned by nobody and expired on arrival, which can never reset anything.
         let token = crypto::random_token()?;
-        let expires = ms(self.now()) + minutes(self.inner.config.reset_token_minutes);
+        let now = ms(self.now());
+        let (owner, expires) = match &cred {
+            Some(c) => (
+                c.user_id.as_str(),
+                now + minutes(self.inner.config.reset_token_minutes),
+            ),
+            None => ("", now),
+        };
         self.db()
             .exec(
                 r#"INSERT INTO "_objectos_auth_reset" ("token_hash", "user_id", "expires_at") VALUES (?, ?, ?)"#,
-                vec![s(crypto::sha256_hex(&token)), s(&cred.user_id), i(expires)],
+                vec![s(crypto::sha256_hex(&token)), s(owner), i(expires)],
             )
             .await?;
+        self.db()
+            .exec(
+                r#"DELETE FROM "_objectos_auth_reset" WHERE "expires_at" < ?"#,
+                vec![i(now - crate::verification::KEEP_EXPIRED_MS)],
+            )
+            .await?;
+        if cred.is_none() {
+            tracing::info!("Password reset requested for an unknown email; nothing sent.");
+            return Ok(());
+        }
         let base = &self.inner.config.reset_url;
         let sep = if base.contains('?') { '&' } else { '?' };
         let link = format!("{base}{sep}token={token}");
@@ -1184,7 +1319,17 @@ impl AuthService {
     }
 
     async fn totp_enabled(&self, user_id: &str) -> Result<bool> {
-        Ok(self.totp_row(user_id).await?.is_some_and(|(_, on, _)| on))
+        // Only the flag: the (possibly encrypted) secret is read where a code is checked.
+        Ok(self
+            .db()
+            .one(
+                r#"SELECT "enabled" FROM "_objectos_auth_totp" WHERE "user_id" = ?"#,
+                vec![s(user_id)],
+            )
+            .await?
+            .map(|r| get_i(&r, 0))
+            .transpose()?
+            .is_some_and(|on| on != 0))
     }
 
     fn totp(secret_b32: &str) -> Result<totp_rs::Totp> {
@@ -1198,9 +1343,10 @@ impl AuthService {
 
     /// Checks a TOTP code (each time step accepted once) and advances the replay guard.
     async fn check_totp(&self, user_id: &str, code: &str) -> Result<bool> {
-        let Some((secret, _, last_step)) = self.totp_row(user_id).await? else {
+        let Some((stored, _, last_step)) = self.totp_row(user_id).await? else {
             return Ok(false);
         };
+        let secret = self.reveal_totp_secret(user_id, &stored).await?;
         let totp = Self::totp(&secret)?;
         let now = u64::try_from(self.now().timestamp()).unwrap_or(0);
         let Some(step) = totp.check(code, now) else {
@@ -1246,6 +1392,7 @@ impl AuthService {
         self.verify_password_of(who, password).await?;
         let secret = totp_rs::Secret::from(crypto::random_bytes::<20>()?.to_vec());
         let secret_b32 = secret.to_base32();
+        let stored = self.seal_totp_secret(&who.user_id, &secret_b32)?;
         let now = ms(self.now());
         self.db()
             .exec(
@@ -1256,7 +1403,7 @@ impl AuthService {
         self.db()
             .exec(
                 r#"INSERT INTO "_objectos_auth_totp" ("user_id", "secret", "enabled", "created_at") VALUES (?, ?, 0, ?)"#,
-                vec![s(&who.user_id), s(&secret_b32), i(now)],
+                vec![s(&who.user_id), s(stored), i(now)],
             )
             .await?;
         let codes = self.new_recovery_codes(&who.user_id).await?;

@@ -310,7 +310,8 @@ impl Sso {
             };
             let domains = p.allowed_email_domains.as_ref().map(|d| {
                 d.iter()
-                    .map(|d| d.trim().to_ascii_lowercase())
+                    // Folded like the addresses they are compared with.
+                    .map(|d| crate::service::fold_email(d))
                     .collect::<Vec<_>>()
             });
             providers.push(Provider {
@@ -362,7 +363,7 @@ impl Sso {
     /// Checks a redirect target given by the client: a path on this server, or an absolute
     /// URL on `sso.baseUrl`'s origin or a trusted origin. Anything else would make the callback
     /// an open redirect.
-    fn check_redirect(&self, key: &str, raw: &str) -> Result<String> {
+    pub(crate) fn check_redirect(&self, key: &str, raw: &str) -> Result<String> {
         let refuse = || {
             AuthError::InvalidRedirect(format!(
                 "`{key}` must be a path on this server (such as /dashboard) or a URL on this server's origin or on one of sso.trustedOrigins"

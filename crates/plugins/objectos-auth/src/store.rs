@@ -4,8 +4,14 @@
 //! Times are epoch milliseconds in BIGINT columns and flags are 0/1 BIGINTs, so the same SQL
 //! compares them on both databases. Tokens, codes and keys are stored only as SHA-256 hex digests.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use objectos_data::{DataEngine, Dialect};
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait, Value,
+};
 
 use crate::error::Result;
 
@@ -32,6 +38,20 @@ const DDL: &[&str] = &[
     r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_sso_state" ("state_hash" VARCHAR(64) PRIMARY KEY, "provider" VARCHAR(64) NOT NULL, "binding_hash" VARCHAR(64) NOT NULL, "pkce_verifier" TEXT NOT NULL, "nonce" TEXT NOT NULL, "callback_url" TEXT NOT NULL, "error_callback_url" TEXT, "new_user_callback_url" TEXT, "created_at" BIGINT NOT NULL, "expires_at" BIGINT NOT NULL, "used_at" BIGINT)"#,
     // The periodic sweep deletes by expiry.
     r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_sso_state_expires" ON "_objectos_auth_sso_state" ("expires_at")"#,
+    // Organization invitations. The id is 256 random bits (the accept link carries it), the email
+    // is normalised; `status` is pending, accepted, rejected or canceled.
+    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_invitation" ("id" VARCHAR(64) PRIMARY KEY, "org_id" VARCHAR(64) NOT NULL, "email" VARCHAR(255) NOT NULL, "role" VARCHAR(32) NOT NULL, "status" VARCHAR(16) NOT NULL, "inviter_id" VARCHAR(64) NOT NULL, "created_at" BIGINT NOT NULL, "expires_at" BIGINT NOT NULL, "updated_at" BIGINT NOT NULL)"#,
+    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_invitation_org" ON "_objectos_auth_invitation" ("org_id", "status")"#,
+    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_invitation_email" ON "_objectos_auth_invitation" ("email", "status")"#,
+    // One pending invitation per organization and address, so two concurrent invitations cannot
+    // both be created (the second insert does nothing and is answered like any repeat). Pending
+    // duplicates a database may hold from before the index are canceled first, the newest kept.
+    r#"UPDATE "_objectos_auth_invitation" SET "status" = 'canceled' WHERE "status" = 'pending' AND EXISTS (SELECT 1 FROM "_objectos_auth_invitation" n WHERE n."org_id" = "_objectos_auth_invitation"."org_id" AND n."email" = "_objectos_auth_invitation"."email" AND n."status" = 'pending' AND (n."created_at" > "_objectos_auth_invitation"."created_at" OR (n."created_at" = "_objectos_auth_invitation"."created_at" AND n."id" > "_objectos_auth_invitation"."id")))"#,
+    r#"CREATE UNIQUE INDEX IF NOT EXISTS "_objectos_auth_invitation_pending" ON "_objectos_auth_invitation" ("org_id", "email") WHERE "status" = 'pending'"#,
+    // Email verification links, stored as the token's SHA-256 with the address they verify.
+    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_verification" ("token_hash" VARCHAR(64) PRIMARY KEY, "user_id" VARCHAR(64) NOT NULL, "email" VARCHAR(255) NOT NULL, "expires_at" BIGINT NOT NULL, "used_at" BIGINT)"#,
+    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_verification_expires" ON "_objectos_auth_verification" ("expires_at")"#,
+    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_reset_expires" ON "_objectos_auth_reset" ("expires_at")"#,
 ];
 
 /// Columns added to a table after its first release: `(table, column, type)`, all nullable, added
@@ -48,6 +68,9 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
 #[derive(Clone)]
 pub(crate) struct Db {
     engine: DataEngine,
+    /// Bumped after every write that may change what a token resolves to (see
+    /// [`crate::session_cache`]): cached resolutions older than the last bump are not used.
+    epoch: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Db {
@@ -60,7 +83,21 @@ impl std::fmt::Debug for Db {
 
 impl Db {
     pub(crate) fn new(engine: DataEngine) -> Self {
-        Self { engine }
+        Self {
+            engine,
+            epoch: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The write generation: changes after any write of this crate's tables has committed.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Marks the cached session resolutions stale (writes made outside [`Db`], e.g. in a
+    /// data-engine transaction by a hook).
+    pub(crate) fn bump_epoch(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Creates the private tables.
@@ -99,31 +136,58 @@ impl Db {
     }
 
     fn statement(&self, sql: &str, values: Vec<Value>) -> Statement {
-        match self.engine.dialect() {
-            Dialect::Sqlite => Statement::from_sql_and_values(DbBackend::Sqlite, sql, values),
-            Dialect::Postgres => {
-                // `?` placeholders become `$1, $2, ...`; the SQL here has no `?` in literals.
-                let mut out = String::with_capacity(sql.len() + 8);
-                let mut n = 0;
-                for ch in sql.chars() {
-                    if ch == '?' {
-                        n += 1;
-                        out.push('$');
-                        out.push_str(&n.to_string());
-                    } else {
-                        out.push(ch);
-                    }
-                }
-                Statement::from_sql_and_values(DbBackend::Postgres, out, values)
-            }
-        }
+        statement(self.engine.dialect(), sql, values)
     }
 
-    /// Runs a statement; returns the rows affected.
+    /// Starts a write transaction: statements on it commit together or not at all (dropping
+    /// it without [`Tx::commit`] rolls back).
+    ///
+    /// On SQLite it runs on the engine's writer connection as `BEGIN IMMEDIATE`, so it holds the
+    /// database's write lock from its first statement: what it reads stays true until it commits
+    /// (a deferred transaction would read, then fail with `SQLITE_BUSY_SNAPSHOT` or act on a stale
+    /// read when another writer got in between). On PostgreSQL reads that must stay true take row
+    /// locks ([`Tx::for_update`]). Statements inside must all go through the [`Tx`], and no
+    /// engine call may run while it is open (on SQLite that would wait for this connection).
+    pub(crate) async fn begin(&self) -> Result<Tx> {
+        let dialect = self.engine.dialect();
+        let tx = match dialect {
+            Dialect::Sqlite => {
+                self.engine
+                    .write_connection()
+                    .begin_with_options(TransactionOptions {
+                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                        ..TransactionOptions::default()
+                    })
+                    .await?
+            }
+            Dialect::Postgres => self.engine.write_connection().begin().await?,
+        };
+        Ok(Tx {
+            tx,
+            dialect,
+            epoch: self.epoch.clone(),
+        })
+    }
+
+    /// Runs a statement; returns the rows affected. Counts as a write for the session cache
+    /// (after the statement, so a resolution that read the old row is never kept).
     pub(crate) async fn exec(&self, sql: &str, values: Vec<Value>) -> Result<u64> {
         let r = self
             .engine
             .connection()
+            .execute_raw(self.statement(sql, values))
+            .await;
+        self.bump_epoch();
+        Ok(r?.rows_affected())
+    }
+
+    /// Runs a write that cannot change what any token resolves to (a session's activity time)
+    /// on the engine's writer connection, so it queues behind data writes instead of racing
+    /// them for SQLite's write lock. Does not invalidate the session cache.
+    pub(crate) async fn exec_activity(&self, sql: &str, values: Vec<Value>) -> Result<u64> {
+        let r = self
+            .engine
+            .write_connection()
             .execute_raw(self.statement(sql, values))
             .await?;
         Ok(r.rows_affected())
@@ -145,6 +209,78 @@ impl Db {
             .connection()
             .query_all_raw(self.statement(sql, values))
             .await?)
+    }
+}
+
+/// A statement for `dialect`: `?` placeholders become `$1, $2, ...` on PostgreSQL (the SQL of
+/// this crate has no `?` inside literals).
+fn statement(dialect: Dialect, sql: &str, values: Vec<Value>) -> Statement {
+    match dialect {
+        Dialect::Sqlite => Statement::from_sql_and_values(DbBackend::Sqlite, sql, values),
+        Dialect::Postgres => {
+            let mut out = String::with_capacity(sql.len() + 8);
+            let mut n = 0;
+            for ch in sql.chars() {
+                if ch == '?' {
+                    n += 1;
+                    out.push('$');
+                    out.push_str(&n.to_string());
+                } else {
+                    out.push(ch);
+                }
+            }
+            Statement::from_sql_and_values(DbBackend::Postgres, out, values)
+        }
+    }
+}
+
+/// An open transaction (see [`Db::begin`]).
+pub(crate) struct Tx {
+    tx: DatabaseTransaction,
+    dialect: Dialect,
+    epoch: Arc<AtomicU64>,
+}
+
+impl Tx {
+    /// The suffix that makes a `SELECT` in this transaction lock the rows it returns until the
+    /// commit (PostgreSQL; SQLite's transaction already holds the whole database's write lock).
+    pub(crate) fn for_update(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Postgres => " FOR UPDATE",
+            Dialect::Sqlite => "",
+        }
+    }
+
+    /// The first row, if any.
+    pub(crate) async fn one(&self, sql: &str, values: Vec<Value>) -> Result<Option<QueryResult>> {
+        Ok(self
+            .tx
+            .query_one_raw(statement(self.dialect, sql, values))
+            .await?)
+    }
+
+    /// Every row.
+    pub(crate) async fn all(&self, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>> {
+        Ok(self
+            .tx
+            .query_all_raw(statement(self.dialect, sql, values))
+            .await?)
+    }
+
+    /// Runs a statement; returns the rows affected.
+    pub(crate) async fn exec(&self, sql: &str, values: Vec<Value>) -> Result<u64> {
+        let r = self
+            .tx
+            .execute_raw(statement(self.dialect, sql, values))
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Makes every statement of the transaction durable.
+    pub(crate) async fn commit(self) -> Result<()> {
+        let r = self.tx.commit().await;
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        Ok(r?)
     }
 }
 

@@ -2,18 +2,20 @@
 //! sharing and RLS, field-level security, and the assignment store with its events.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use async_trait::async_trait;
 use objectos_data::{DataEngine, DataError, Dialect, MetadataSnapshot, OpContext, Principal};
 use objectos_kernel::PluginHandle;
 use objectos_spec::object::FieldType;
-use objectos_spec::query::{Filter, FilterValue, Operator};
+use objectos_spec::query::{Filter, FilterValue, Operator, QueryAst};
 use objectos_spec::security::{
     AccessLevel, FieldPermission, ObjectPermission, Recipient, RecipientType, RlsOperation,
     SharingModel, SharingRule,
 };
 use parking_lot::{Mutex, RwLock};
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
 use serde_json::{Value, json};
 
 use crate::error::PermissionsError;
@@ -46,6 +48,8 @@ impl Default for AuthzConfig {
 #[derive(Debug, Clone, Default)]
 pub struct Effective {
     pub user_id: Option<String>,
+    /// The organization these permissions hold in (the request's active tenant).
+    pub tenant: Option<String>,
     pub roles: BTreeSet<String>,
     pub permission_sets: BTreeSet<String>,
     pub objects: HashMap<String, ObjectPermission>,
@@ -111,7 +115,132 @@ struct Assigned {
     roles: BTreeSet<String>,
 }
 
+/// Assignments per (user id, organization id); `""` is "no organization" (contexts without a
+/// tenant, such as deployments without an auth plugin).
+type AssignmentMap = HashMap<(String, String), Assigned>;
+
 const TABLE: &str = "_objectos_permission_assignment";
+
+/// The auth plugin's membership table, read by name (plugins do not depend on each other).
+const MEMBER_TABLE: &str = "_objectos_auth_member";
+
+/// The key an organization is stored under.
+fn org_key(tenant: Option<&str>) -> &str {
+    tenant.unwrap_or("")
+}
+
+/// Who belongs to which organization, as far as assignments are concerned. The default,
+/// [`StoredMembership`], reads the auth plugin's membership table by name; integrators without
+/// that plugin can plug their own in with [`Authz::set_membership`].
+#[async_trait]
+pub trait Membership: Send + Sync + std::fmt::Debug + 'static {
+    /// Whether `user_id` is a member of organization `org`.
+    async fn is_member(&self, org: &str, user_id: &str) -> Result<bool, PermissionsError>;
+}
+
+/// Membership as stored by the deployment: the auth plugin's `_objectos_auth_member` table when
+/// it exists; otherwise, when users are records (the base preset's `user` object), the user's
+/// own organization (`organization_id`); otherwise everyone (nothing says who belongs where).
+#[derive(Debug)]
+pub struct StoredMembership {
+    engine: DataEngine,
+    /// Set once the table was seen; tables are never dropped, so it is not asked again.
+    table_seen: AtomicBool,
+}
+
+impl StoredMembership {
+    pub fn new(engine: DataEngine) -> Self {
+        Self {
+            engine,
+            table_seen: AtomicBool::new(false),
+        }
+    }
+
+    async fn has_table(&self) -> Result<bool, PermissionsError> {
+        if self.table_seen.load(Ordering::Acquire) {
+            return Ok(true);
+        }
+        let found = table_exists(&self.engine, MEMBER_TABLE).await?;
+        if found {
+            self.table_seen.store(true, Ordering::Release);
+        }
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl Membership for StoredMembership {
+    async fn is_member(&self, org: &str, user_id: &str) -> Result<bool, PermissionsError> {
+        if self.has_table().await? {
+            let conn = self.engine.connection();
+            let d = self.engine.dialect();
+            let row = conn
+                .query_one_raw(Statement::from_sql_and_values(
+                    conn.get_database_backend(),
+                    format!(
+                        "SELECT 1 FROM \"{MEMBER_TABLE}\" WHERE \"org_id\" = {} AND \"user_id\" = {}",
+                        placeholder(d, 1),
+                        placeholder(d, 2)
+                    ),
+                    [org.into(), user_id.into()],
+                ))
+                .await
+                .map_err(|e| PermissionsError::Store(e.to_string()))?;
+            return Ok(row.is_some());
+        }
+        if self.engine.metadata().object("user").is_none() {
+            return Ok(true);
+        }
+        let sys = OpContext::system("permissions.membership").with_tenant(org);
+        let n = self
+            .engine
+            .count(&sys, "user", Filter::eq("id", user_id.to_owned()))
+            .await?;
+        Ok(n > 0)
+    }
+}
+
+/// Whether a table of this name exists where unqualified statements find it.
+async fn table_exists(engine: &DataEngine, table: &str) -> Result<bool, PermissionsError> {
+    let conn = engine.connection();
+    let sql = match engine.dialect() {
+        Dialect::Postgres => "SELECT 1 WHERE to_regclass($1) IS NOT NULL",
+        _ => "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+    };
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            sql,
+            [table.into()],
+        ))
+        .await
+        .map_err(|e| PermissionsError::Store(e.to_string()))?;
+    Ok(row.is_some())
+}
+
+/// The columns of `table` (empty when it does not exist).
+async fn table_columns(engine: &DataEngine, table: &str) -> Result<Vec<String>, PermissionsError> {
+    let conn = engine.connection();
+    let sql = match engine.dialect() {
+        Dialect::Postgres => {
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1"
+        }
+        _ => "SELECT name FROM pragma_table_info(?)",
+    };
+    let rows = conn
+        .query_all_raw(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            sql,
+            [table.into()],
+        ))
+        .await
+        .map_err(|e| PermissionsError::Store(e.to_string()))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| r.try_get_by_index::<String>(0).ok())
+        .collect())
+}
 
 /// The shared authorization state; cheap to share behind an `Arc`.
 #[derive(Debug)]
@@ -119,7 +248,8 @@ pub struct Authz {
     pub config: AuthzConfig,
     model: RwLock<Arc<SecurityModel>>,
     engine: OnceLock<DataEngine>,
-    assignments: RwLock<HashMap<String, Assigned>>,
+    membership: RwLock<Option<Arc<dyn Membership>>>,
+    assignments: RwLock<AssignmentMap>,
     cache: Mutex<HashMap<String, Arc<Effective>>>,
     events: OnceLock<PluginHandle>,
     published: Mutex<Vec<(String, Value)>>,
@@ -128,6 +258,10 @@ pub struct Authz {
 fn data_err(e: PermissionsError) -> DataError {
     match e {
         PermissionsError::Data(d) => d,
+        PermissionsError::UnknownUser(id) => DataError::RecordNotFound {
+            object: "user".to_owned(),
+            id,
+        },
         other => DataError::Internal(other.to_string()),
     }
 }
@@ -138,6 +272,7 @@ impl Authz {
             config,
             model: RwLock::new(Arc::new(SecurityModel::default())),
             engine: OnceLock::new(),
+            membership: RwLock::new(None),
             assignments: RwLock::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
             events: OnceLock::new(),
@@ -145,37 +280,44 @@ impl Authz {
         }
     }
 
-    /// Attaches the engine, creates the assignment table and loads the stored assignments.
+    /// Attaches the engine, creates (or migrates) the assignment table and loads the stored
+    /// assignments.
     pub async fn attach(&self, engine: DataEngine) -> Result<(), PermissionsError> {
+        ensure_table(&engine).await?;
         let conn = engine.connection();
-        conn.execute_unprepared(&format!(
-            "CREATE TABLE IF NOT EXISTS \"{TABLE}\" (\"user_id\" VARCHAR(255) NOT NULL, \
-             \"kind\" VARCHAR(32) NOT NULL, \"name\" VARCHAR(255) NOT NULL, \
-             \"created_at\" VARCHAR(40) NOT NULL, PRIMARY KEY (\"user_id\", \"kind\", \"name\"))"
-        ))
-        .await
-        .map_err(|e| PermissionsError::Store(e.to_string()))?;
         let rows = conn
             .query_all_raw(Statement::from_string(
                 conn.get_database_backend(),
-                format!("SELECT \"user_id\", \"kind\", \"name\" FROM \"{TABLE}\""),
+                format!("SELECT \"user_id\", \"org_id\", \"kind\", \"name\" FROM \"{TABLE}\""),
             ))
             .await
             .map_err(|e| PermissionsError::Store(e.to_string()))?;
-        let mut map: HashMap<String, Assigned> = HashMap::new();
+        let mut map = AssignmentMap::new();
         for r in rows {
             let get = |i: usize| r.try_get_by_index::<String>(i).unwrap_or_default();
-            let entry = map.entry(get(0)).or_default();
-            if get(1) == "role" {
-                entry.roles.insert(get(2));
+            let entry = map.entry((get(0), get(1))).or_default();
+            if get(2) == "role" {
+                entry.roles.insert(get(3));
             } else {
-                entry.sets.insert(get(2));
+                entry.sets.insert(get(3));
             }
         }
         *self.assignments.write() = map;
+        {
+            let mut m = self.membership.write();
+            if m.is_none() {
+                *m = Some(Arc::new(StoredMembership::new(engine.clone())));
+            }
+        }
         let _ = self.engine.set(engine);
         self.invalidate();
         Ok(())
+    }
+
+    /// Replaces how organization membership is decided (the default is [`StoredMembership`],
+    /// installed by [`Authz::attach`] unless one was set before).
+    pub fn set_membership(&self, membership: Arc<dyn Membership>) {
+        *self.membership.write() = Some(membership);
     }
 
     /// Where `authz.*` events go.
@@ -241,25 +383,44 @@ impl Authz {
                 roles,
                 permission_sets,
                 ..
-            } => Subject::User(self.effective(Some(id), roles, permission_sets)),
+            } => Subject::User(self.effective(
+                Some(id),
+                cx.tenant.as_deref(),
+                roles,
+                permission_sets,
+            )),
             Principal::Anonymous if self.config.anonymous_unrestricted => Subject::Bypass,
             Principal::Anonymous => Subject::User(self.effective(
                 None,
+                cx.tenant.as_deref(),
                 &[],
                 std::slice::from_ref(&self.config.guest_set),
             )),
         }
     }
 
-    /// The effective permissions of a user (cached until metadata or assignments change).
-    pub fn effective(&self, id: Option<&str>, roles: &[String], sets: &[String]) -> Arc<Effective> {
-        let key = format!("{:?}|{roles:?}|{sets:?}", id);
+    /// The effective permissions of a user acting in organization `tenant`: the sets and roles
+    /// given (by the principal) plus those assigned to the user in that organization. Cached
+    /// until metadata or assignments change.
+    pub fn effective(
+        &self,
+        id: Option<&str>,
+        tenant: Option<&str>,
+        roles: &[String],
+        sets: &[String],
+    ) -> Arc<Effective> {
+        let key = format!("{id:?}|{tenant:?}|{roles:?}|{sets:?}");
         if let Some(hit) = self.cache.lock().get(&key) {
             return hit.clone();
         }
         let model = self.model();
         let assigned = id
-            .and_then(|u| self.assignments.read().get(u).cloned())
+            .and_then(|u| {
+                self.assignments
+                    .read()
+                    .get(&(u.to_owned(), org_key(tenant).to_owned()))
+                    .cloned()
+            })
             .unwrap_or_default();
         let roles: BTreeSet<String> = roles.iter().cloned().chain(assigned.roles).collect();
         let mut names: BTreeSet<String> = sets.iter().cloned().chain(assigned.sets).collect();
@@ -272,6 +433,7 @@ impl Authz {
         );
         let mut eff = Effective {
             user_id: id.map(str::to_owned),
+            tenant: tenant.map(str::to_owned),
             roles,
             ..Effective::default()
         };
@@ -381,26 +543,34 @@ impl Authz {
         out.unwrap_or(Filter::True)
     }
 
-    fn users_in_roles(&self, roles: &HashSet<String>) -> Vec<Value> {
+    /// Users holding one of `roles` in organization `tenant` (role assignments are per
+    /// organization, like every assignment).
+    fn users_in_roles(&self, roles: &HashSet<String>, tenant: Option<&str>) -> Vec<Value> {
+        let org = org_key(tenant);
         let mut ids: Vec<Value> = self
             .assignments
             .read()
             .iter()
-            .filter(|(_, a)| a.roles.iter().any(|r| roles.contains(r)))
-            .map(|(u, _)| Value::String(u.clone()))
+            .filter(|((_, o), a)| o == org && a.roles.iter().any(|r| roles.contains(r)))
+            .map(|((u, _), _)| Value::String(u.clone()))
             .collect();
         ids.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
         ids
     }
 
-    fn recipient_users(&self, model: &SecurityModel, r: &Recipient) -> Vec<Value> {
+    fn recipient_users(
+        &self,
+        model: &SecurityModel,
+        r: &Recipient,
+        tenant: Option<&str>,
+    ) -> Vec<Value> {
         match r.kind {
             RecipientType::User => vec![Value::String(r.value.clone())],
-            RecipientType::Role => self.users_in_roles(&HashSet::from([r.value.clone()])),
+            RecipientType::Role => self.users_in_roles(&HashSet::from([r.value.clone()]), tenant),
             RecipientType::RoleAndSubordinates => {
                 let mut roles = model.subordinates(&r.value);
                 roles.insert(r.value.clone());
-                self.users_in_roles(&roles)
+                self.users_in_roles(&roles, tenant)
             }
             RecipientType::Group | RecipientType::Guest => Vec::new(),
         }
@@ -472,7 +642,7 @@ impl Authz {
         for role in &eff.roles {
             below.extend(model.subordinates(role));
         }
-        let below_users = self.users_in_roles(&below);
+        let below_users = self.users_in_roles(&below, user.tenant.as_deref());
         if !below_users.is_empty() {
             ors.push(in_filter("owner_id", below_users));
         }
@@ -492,7 +662,7 @@ impl Authz {
             match (&compiled.rule, &compiled.condition) {
                 (SharingRule::Criteria { .. }, Some(cond)) => ors.push(cond.bind(user)),
                 (SharingRule::Owner { owned_by, .. }, _) => {
-                    let users = self.recipient_users(&model, owned_by);
+                    let users = self.recipient_users(&model, owned_by, user.tenant.as_deref());
                     if !users.is_empty() {
                         ors.push(in_filter("owner_id", users));
                     }
@@ -512,8 +682,24 @@ impl Authz {
 
     // ------------------------------------------------------------- assignments
 
-    /// Assigns a permission set or role to a user (idempotent) and publishes the event; `by` is
-    /// the context of whoever asked (actor, organization and request id of the event).
+    /// Refuses a user who is not a member of `org` (see [`Membership`]); such a user is
+    /// answered like an unknown id ([`PermissionsError::UnknownUser`]).
+    pub async fn require_member(&self, org: &str, user_id: &str) -> Result<(), PermissionsError> {
+        let membership = self.membership.read().clone();
+        let Some(membership) = membership else {
+            return Ok(());
+        };
+        if membership.is_member(org, user_id).await? {
+            Ok(())
+        } else {
+            Err(PermissionsError::UnknownUser(user_id.to_owned()))
+        }
+    }
+
+    /// Assigns a permission set or role to a user in the organization `by` acts in (its
+    /// tenant; without one, the assignment holds for contexts without a tenant) and publishes the
+    /// event; idempotent. `by` is the context of whoever asked (actor, organization and request
+    /// id of the event). Within an organization the user must be a member of it.
     pub async fn assign(
         &self,
         user_id: &str,
@@ -522,15 +708,19 @@ impl Authz {
         by: &OpContext,
     ) -> Result<bool, PermissionsError> {
         self.check_assignment(user_id, kind, name)?;
+        if let Some(org) = &by.tenant {
+            self.require_member(org, user_id).await?;
+        }
+        let org = org_key(by.tenant.as_deref()).to_owned();
         let engine = self.engine.get().ok_or_else(|| {
             PermissionsError::Store("the data engine is not started yet".to_owned())
         })?;
-        let conn = engine.connection();
+        let conn = engine.write_connection();
         let backend = conn.get_database_backend();
         let sql = format!(
-            "INSERT INTO \"{TABLE}\" (\"user_id\", \"kind\", \"name\", \"created_at\") VALUES ({}) \
-             ON CONFLICT DO NOTHING",
-            placeholders(engine.dialect(), 4)
+            "INSERT INTO \"{TABLE}\" (\"user_id\", \"org_id\", \"kind\", \"name\", \"created_at\") \
+             VALUES ({}) ON CONFLICT DO NOTHING",
+            placeholders(engine.dialect(), 5)
         );
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let res = conn
@@ -539,6 +729,7 @@ impl Authz {
                 sql,
                 [
                     user_id.into(),
+                    org.clone().into(),
                     kind.as_str().into(),
                     name.into(),
                     now.into(),
@@ -549,7 +740,7 @@ impl Authz {
         let changed = res.rows_affected() > 0;
         {
             let mut map = self.assignments.write();
-            let entry = map.entry(user_id.to_owned()).or_default();
+            let entry = map.entry((user_id.to_owned(), org)).or_default();
             match kind {
                 AssignmentKind::PermissionSet => entry.sets.insert(name.to_owned()),
                 AssignmentKind::Role => entry.roles.insert(name.to_owned()),
@@ -566,7 +757,8 @@ impl Authz {
         Ok(changed)
     }
 
-    /// Removes an assignment; `Ok(false)` when there was none. `by` as for [`Authz::assign`].
+    /// Removes an assignment in the organization `by` acts in; `Ok(false)` when there was none.
+    /// `by` and the membership rule as for [`Authz::assign`].
     pub async fn unassign(
         &self,
         user_id: &str,
@@ -574,25 +766,37 @@ impl Authz {
         name: &str,
         by: &OpContext,
     ) -> Result<bool, PermissionsError> {
+        if let Some(org) = &by.tenant {
+            self.require_member(org, user_id).await?;
+        }
+        let org = org_key(by.tenant.as_deref()).to_owned();
         let engine = self.engine.get().ok_or_else(|| {
             PermissionsError::Store("the data engine is not started yet".to_owned())
         })?;
-        let conn = engine.connection();
+        let conn = engine.write_connection();
+        let d = engine.dialect();
         let sql = format!(
-            "DELETE FROM \"{TABLE}\" WHERE \"user_id\" = {} AND \"kind\" = {} AND \"name\" = {}",
-            placeholder(engine.dialect(), 1),
-            placeholder(engine.dialect(), 2),
-            placeholder(engine.dialect(), 3)
+            "DELETE FROM \"{TABLE}\" WHERE \"user_id\" = {} AND \"org_id\" = {} AND \"kind\" = {} \
+             AND \"name\" = {}",
+            placeholder(d, 1),
+            placeholder(d, 2),
+            placeholder(d, 3),
+            placeholder(d, 4)
         );
         let res = conn
             .execute_raw(Statement::from_sql_and_values(
                 conn.get_database_backend(),
                 sql,
-                [user_id.into(), kind.as_str().into(), name.into()],
+                [
+                    user_id.into(),
+                    org.clone().into(),
+                    kind.as_str().into(),
+                    name.into(),
+                ],
             ))
             .await
             .map_err(|e| PermissionsError::Store(e.to_string()))?;
-        if let Some(entry) = self.assignments.write().get_mut(user_id) {
+        if let Some(entry) = self.assignments.write().get_mut(&(user_id.to_owned(), org)) {
             match kind {
                 AssignmentKind::PermissionSet => entry.sets.remove(name),
                 AssignmentKind::Role => entry.roles.remove(name),
@@ -610,12 +814,41 @@ impl Authz {
         Ok(changed)
     }
 
-    /// The permission sets and roles stored for a user.
-    pub fn assignments_of(&self, user_id: &str) -> (Vec<String>, Vec<String>) {
+    /// Drops every assignment of `user_id` in organization `org` (the user left it), so they do
+    /// not come back should the user rejoin; returns how many rows went. No events: the
+    /// membership change is the auditable fact, published by whoever made it.
+    pub async fn forget_member(&self, org: &str, user_id: &str) -> Result<u64, PermissionsError> {
+        let engine = self.engine.get().ok_or_else(|| {
+            PermissionsError::Store("the data engine is not started yet".to_owned())
+        })?;
+        let conn = engine.write_connection();
+        let d = engine.dialect();
+        let res = conn
+            .execute_raw(Statement::from_sql_and_values(
+                conn.get_database_backend(),
+                format!(
+                    "DELETE FROM \"{TABLE}\" WHERE \"user_id\" = {} AND \"org_id\" = {}",
+                    placeholder(d, 1),
+                    placeholder(d, 2)
+                ),
+                [user_id.into(), org.into()],
+            ))
+            .await
+            .map_err(|e| PermissionsError::Store(e.to_string()))?;
+        self.assignments
+            .write()
+            .remove(&(user_id.to_owned(), org.to_owned()));
+        self.invalidate();
+        Ok(res.rows_affected())
+    }
+
+    /// The permission sets and roles stored for a user in organization `org` (`None`: the
+    /// assignments for contexts without a tenant).
+    pub fn assignments_of(&self, user_id: &str, org: Option<&str>) -> (Vec<String>, Vec<String>) {
         let a = self
             .assignments
             .read()
-            .get(user_id)
+            .get(&(user_id.to_owned(), org_key(org).to_owned()))
             .cloned()
             .unwrap_or_default();
         (a.sets.into_iter().collect(), a.roles.into_iter().collect())
@@ -679,6 +912,7 @@ impl Authz {
             "actorType": actor_type,
             "targetId": user_id,
             "tenantId": by.tenant,
+            "organizationId": by.tenant,
             "requestId": by.request_id,
         });
         self.published
@@ -698,6 +932,143 @@ impl Authz {
     pub(crate) fn to_data_error(e: PermissionsError) -> DataError {
         data_err(e)
     }
+}
+
+/// The assignment table's DDL (portable); `org_id` is `""` for "no organization".
+fn create_table_sql(name: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS \"{name}\" (\"user_id\" VARCHAR(255) NOT NULL, \
+         \"org_id\" VARCHAR(255) NOT NULL DEFAULT '', \"kind\" VARCHAR(32) NOT NULL, \
+         \"name\" VARCHAR(255) NOT NULL, \"created_at\" VARCHAR(40) NOT NULL, \
+         PRIMARY KEY (\"user_id\", \"org_id\", \"kind\", \"name\"))"
+    )
+}
+
+/// Creates the assignment table, or moves one of the earlier shape (assignments per user, no
+/// organization) to the current one: every old row goes to the user's home organization (the
+/// `organization_id` of their `user` record; `""` when there is none). The move is one
+/// transaction, so a failure leaves the old table as it was.
+async fn ensure_table(engine: &DataEngine) -> Result<(), PermissionsError> {
+    let store = |e: sea_orm::DbErr| PermissionsError::Store(e.to_string());
+    let columns = table_columns(engine, TABLE).await?;
+    if columns.is_empty() {
+        engine
+            .write_connection()
+            .execute_unprepared(&create_table_sql(TABLE))
+            .await
+            .map_err(store)?;
+        return Ok(());
+    }
+    if columns.iter().any(|c| c == "org_id") {
+        return Ok(());
+    }
+    let conn = engine.connection();
+    let old = conn
+        .query_all_raw(Statement::from_string(
+            conn.get_database_backend(),
+            format!("SELECT \"user_id\", \"kind\", \"name\", \"created_at\" FROM \"{TABLE}\""),
+        ))
+        .await
+        .map_err(store)?;
+    let old: Vec<[String; 4]> = old
+        .iter()
+        .map(|r| std::array::from_fn(|i| r.try_get_by_index::<String>(i).unwrap_or_default()))
+        .collect();
+    let users: BTreeSet<String> = old.iter().map(|r| r[0].clone()).collect();
+    let homes = home_organizations(engine, &users).await?;
+    let moved = migrate_rows(engine.write_connection(), engine.dialect(), &old, &homes).await;
+    if let Err(e) = moved {
+        // Another node may have moved the table meanwhile; that is as good as done.
+        if table_columns(engine, TABLE)
+            .await?
+            .iter()
+            .any(|c| c == "org_id")
+        {
+            return Ok(());
+        }
+        return Err(e);
+    }
+    tracing::info!(
+        rows = old.len(),
+        "Permission assignments moved to per-organization storage (each to the user's home organization)."
+    );
+    Ok(())
+}
+
+/// The `organization_id` of each user record (users without one are left out).
+async fn home_organizations(
+    engine: &DataEngine,
+    users: &BTreeSet<String>,
+) -> Result<HashMap<String, String>, PermissionsError> {
+    let mut out = HashMap::new();
+    if users.is_empty() || engine.metadata().object("user").is_none() {
+        return Ok(out);
+    }
+    let sys = OpContext::system("permissions.migrate");
+    let ids: Vec<String> = users.iter().cloned().collect();
+    for chunk in ids.chunks(200) {
+        let query = QueryAst {
+            filter: in_filter("id", chunk.iter().cloned().map(Value::String).collect()),
+            limit: Some(chunk.len() as u64),
+            ..QueryAst::default()
+        };
+        let found = engine.find(&sys, "user", query).await?;
+        for r in found.records {
+            if let (Some(id), Some(org)) = (
+                r.get("id").and_then(Value::as_str),
+                r.get("organization_id").and_then(Value::as_str),
+            ) {
+                out.insert(id.to_owned(), org.to_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn migrate_rows(
+    conn: &DatabaseConnection,
+    dialect: Dialect,
+    old: &[[String; 4]],
+    homes: &HashMap<String, String>,
+) -> Result<(), PermissionsError> {
+    let store = |e: sea_orm::DbErr| PermissionsError::Store(e.to_string());
+    let next = format!("{TABLE}_next");
+    let tx = conn.begin().await.map_err(store)?;
+    let backend = tx.get_database_backend();
+    tx.execute_unprepared(&format!("DROP TABLE IF EXISTS \"{next}\""))
+        .await
+        .map_err(store)?;
+    tx.execute_unprepared(&create_table_sql(&next))
+        .await
+        .map_err(store)?;
+    let insert = format!(
+        "INSERT INTO \"{next}\" (\"user_id\", \"org_id\", \"kind\", \"name\", \"created_at\") \
+         VALUES ({}) ON CONFLICT DO NOTHING",
+        placeholders(dialect, 5)
+    );
+    for [user, kind, name, created] in old {
+        let org = homes.get(user).cloned().unwrap_or_default();
+        tx.execute_raw(Statement::from_sql_and_values(
+            backend,
+            insert.clone(),
+            [
+                user.clone().into(),
+                org.into(),
+                kind.clone().into(),
+                name.clone().into(),
+                created.clone().into(),
+            ],
+        ))
+        .await
+        .map_err(store)?;
+    }
+    tx.execute_unprepared(&format!("DROP TABLE \"{TABLE}\""))
+        .await
+        .map_err(store)?;
+    tx.execute_unprepared(&format!("ALTER TABLE \"{next}\" RENAME TO \"{TABLE}\""))
+        .await
+        .map_err(store)?;
+    tx.commit().await.map_err(store)
 }
 
 fn in_filter(field: &str, values: Vec<Value>) -> Filter {

@@ -21,6 +21,11 @@ pub enum PermissionsError {
     /// An assignment request names something unknown or is malformed.
     #[error("{0}")]
     InvalidAssignment(String),
+    /// The user of an assignment is not a member of the organization it is made in; answered
+    /// like an unknown id (`404 RECORD_NOT_FOUND` on object `user`) so membership elsewhere is
+    /// not revealed.
+    #[error("user {0} not found")]
+    UnknownUser(String),
     /// The data engine refused an operation.
     #[error(transparent)]
     Data(#[from] DataError),

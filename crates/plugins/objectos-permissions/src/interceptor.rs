@@ -5,8 +5,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use objectos_data::{DataError, HookContext, Interceptor, Operation, Record};
-use objectos_spec::object::ObjectSchema;
+use objectos_data::{
+    DataError, FieldError, HookContext, Interceptor, OpContext, Operation, Principal, Record,
+};
+use objectos_spec::object::{FieldType, ObjectSchema};
 use objectos_spec::query::{FieldSelection, Filter, QueryAst};
 use objectos_spec::security::{AccessLevel, RlsOperation};
 use serde_json::Value;
@@ -36,6 +38,41 @@ fn forbidden(object: &str, message: String) -> DataError {
     }
 }
 
+/// The refusal of a signed-in user whose context has no tenant: without one the engine would
+/// scope nothing, so the request would reach every organization's rows.
+pub const NO_TENANT_MESSAGE: &str =
+    "This request has no active organization; a signed-in user always acts within one";
+
+/// The answer to a lookup value that names no record the caller can see. It is the same for a
+/// record that does not exist and one hidden by sharing, RLS or another organization (and does
+/// not repeat the id), so it never tells which.
+fn bad_reference(schema: &ObjectSchema, field: &str, target: &str) -> DataError {
+    let label = schema
+        .field(field)
+        .and_then(|f| f.label.clone())
+        .unwrap_or_else(|| field.to_owned());
+    let message = format!("{label} must refer to an existing {target} record");
+    DataError::Validation {
+        object: schema.name.clone(),
+        message: message.clone(),
+        fields: vec![FieldError::new(field, "invalid_reference", message).with_label(label)],
+    }
+}
+
+/// The record ids a lookup value names: an id, an expanded record's id, or a list of either.
+/// Anything else is left to the engine's type checks.
+fn referenced_ids(value: &Value) -> Vec<String> {
+    let one = |v: &Value| match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Object(m) => m.get("id").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    };
+    match value {
+        Value::Array(items) => items.iter().filter_map(one).collect(),
+        other => one(other).into_iter().collect(),
+    }
+}
+
 impl PermissionInterceptor {
     fn require_object(
         &self,
@@ -60,6 +97,84 @@ impl PermissionInterceptor {
                 format!("You do not have permission to {verb} {object} records"),
             ))
         }
+    }
+
+    /// Refuses lookup and master-detail values (create and update input) that name a record the
+    /// caller cannot see: missing, hidden by sharing or RLS, or in another organization, all
+    /// answered alike ([`bad_reference`]). `eff` is `None` for administrators, who see every
+    /// record of their organization. Links an update leaves unchanged are not checked again, so
+    /// echoing a record back works. The check runs through the write's transaction.
+    async fn check_references(
+        &self,
+        eff: Option<&Effective>,
+        hook: &HookContext<'_>,
+    ) -> Result<(), DataError> {
+        let Some(input) = hook.input.as_deref() else {
+            return Ok(());
+        };
+        let Some(engine) = self.authz.engine() else {
+            return Ok(());
+        };
+        let snap = engine.metadata();
+        let schema = hook.object;
+        for (name, value) in input {
+            let Some(field) = schema.field(name) else {
+                continue;
+            };
+            if !matches!(
+                field.kind,
+                FieldType::Lookup | FieldType::MasterDetail | FieldType::Tree
+            ) {
+                continue;
+            }
+            let Some(target) = field.reference_target(&schema.name) else {
+                continue;
+            };
+            // An object that is not installed keeps bare ids, as the engine does.
+            if snap.object(target).is_none() {
+                continue;
+            }
+            let before = hook
+                .previous
+                .and_then(|p| p.get(name))
+                .map(referenced_ids)
+                .unwrap_or_default();
+            let mut ids: Vec<String> = referenced_ids(value)
+                .into_iter()
+                .filter(|id| !before.contains(id))
+                .collect();
+            ids.sort();
+            ids.dedup();
+            if ids.is_empty() {
+                continue;
+            }
+            let visible = match eff {
+                None => Filter::True,
+                Some(eff) if !eff.object(target).allow_read => {
+                    return Err(bad_reference(schema, name, target));
+                }
+                Some(eff) => self.authz.read_filter(eff, hook.cx, target),
+            };
+            // Counted as system (no hooks) within the caller's tenant, with the caller's row
+            // filter, so the answer is "visible to the caller" and nothing more.
+            let mut sys = OpContext::system("permissions.references");
+            sys.tenant = hook.cx.tenant.clone();
+            let filter = Filter::condition(
+                "id",
+                objectos_spec::query::Operator::In,
+                objectos_spec::query::FilterValue::Value(Value::Array(
+                    ids.iter().cloned().map(Value::String).collect(),
+                )),
+            )
+            .and(visible);
+            let n = engine
+                .count_within(hook.write_tx()?, &sys, target, &filter)
+                .await?;
+            if n != ids.len() as u64 {
+                return Err(bad_reference(schema, name, target));
+            }
+        }
+        Ok(())
     }
 
     /// Refuses a query parameter that names a field the user may not read; dotted paths are
@@ -333,11 +448,41 @@ impl Interceptor for PermissionInterceptor {
     }
 
     async fn before(&self, hook: &mut HookContext<'_>) -> objectos_data::Result<()> {
-        let Subject::User(eff) = self.authz.subject(hook.cx) else {
-            return Ok(());
+        // Second line of tenant isolation: the engine scopes rows by the context's tenant, and
+        // a missing tenant scopes nothing. Sessions always carry one and the engine's cascades
+        // run within the parent's, so a signed-in user (administrators included) without one is
+        // refused rather than shown every organization's rows; system work may span tenants.
+        if matches!(hook.cx.principal, Principal::User { .. }) && hook.cx.tenant.is_none() {
+            return Err(forbidden(&hook.object.name, NO_TENANT_MESSAGE.to_owned()));
+        }
+        let is_write = matches!(hook.operation, Operation::Create | Operation::Update);
+        let eff = match self.authz.subject(hook.cx) {
+            Subject::User(eff) => eff,
+            Subject::Bypass => {
+                // Administrators pass every check but stay within their organization: a link
+                // to another organization's record is refused like one to a missing record.
+                if is_write
+                    && matches!(hook.cx.principal, Principal::User { .. })
+                    && hook.cx.tenant.is_some()
+                {
+                    self.check_references(None, hook).await?;
+                }
+                return Ok(());
+            }
         };
         let object = hook.object.name.clone();
         if let Err(denied) = self.require_object(&eff, &object, hook.operation) {
+            if let Some(origin) = &hook.cx.cascade_of {
+                // A cascade runs the children's deletes as the caller: say why the parent's
+                // delete is refused, naming the child object (never a child id).
+                return Err(forbidden(
+                    &object,
+                    format!(
+                        "Cannot delete {} {}: its {object} records are deleted with it (deleteBehavior: cascade) and you do not have permission to delete {object} records",
+                        origin.object, origin.id
+                    ),
+                ));
+            }
             // The engine answers 404 for a missing id before any hook runs; a record the user
             // cannot even see must answer the same, or the 403 would reveal that it exists.
             if let Some(previous) = hook.previous {
@@ -414,6 +559,9 @@ impl Interceptor for PermissionInterceptor {
                     format!("You do not have permission to edit field {first} of {object}"),
                 ));
             }
+        }
+        if is_write {
+            self.check_references(Some(&eff), hook).await?;
         }
         Ok(())
     }

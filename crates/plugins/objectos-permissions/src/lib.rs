@@ -9,9 +9,11 @@ mod plugin;
 pub mod rls;
 mod routes;
 
-pub use authz::{AssignmentKind, Authz, AuthzConfig, Effective, Subject};
+pub use authz::{
+    AssignmentKind, Authz, AuthzConfig, Effective, Membership, StoredMembership, Subject,
+};
 pub use error::PermissionsError;
-pub use interceptor::{ORDER, PermissionInterceptor};
+pub use interceptor::{NO_TENANT_MESSAGE, ORDER, PermissionInterceptor};
 pub use model::{CompiledPolicy, CompiledRule, SecurityModel, SecuritySources};
-pub use plugin::{EVENTS, MANIFEST, PLUGIN_ID, PermissionsPlugin};
+pub use plugin::{EVENTS, MANIFEST, MEMBER_REMOVED, PLUGIN_ID, PermissionsPlugin};
 pub use routes::{objectos_router, objectstack_router};

@@ -9,7 +9,7 @@ use objectos_data::{DataHandle, InterceptorContribution};
 use objectos_http::RouteContribution;
 use objectos_kernel::{InitContext, Plugin, PluginError, StartContext};
 use objectos_spec::manifest::{PluginDependency, capabilities, services};
-use objectos_spec::{HealthReport, PluginManifest};
+use objectos_spec::{Event, HealthReport, PluginManifest};
 
 use crate::authz::{Authz, AuthzConfig};
 use crate::interceptor::PermissionInterceptor;
@@ -27,6 +27,10 @@ pub const EVENTS: &[&str] = &[
     "authz.role_removed",
 ];
 
+/// The auth plugin's event for a user removed from an organization (`{organizationId,
+/// targetUserId}`); the user's assignments there are dropped.
+pub const MEMBER_REMOVED: &str = "auth.member_removed";
+
 /// The static manifest.
 pub const MANIFEST: PluginManifest = PluginManifest {
     description: "Permissions: profiles, permission sets, roles, sharing rules, row-level and field-level security enforced as data-engine interceptors",
@@ -42,10 +46,12 @@ pub const MANIFEST: PluginManifest = PluginManifest {
         capabilities::DATA_WRITE,
         capabilities::METADATA_READ,
         capabilities::EVENTS_PUBLISH,
+        capabilities::EVENTS_SUBSCRIBE,
         capabilities::ROUTES_MOUNT,
         capabilities::FS_READ,
     ],
     emits: EVENTS,
+    subscribes: &[MEMBER_REMOVED],
     ..PluginManifest::new(PLUGIN_ID, "Permissions", env!("CARGO_PKG_VERSION"))
 };
 
@@ -96,6 +102,23 @@ impl Plugin for PermissionsPlugin {
         cx.contribute(RouteContribution::new("auth", move || {
             routes::objectstack_router(a.clone())
         }))?;
+        let a = self.authz.clone();
+        cx.subscribe(MEMBER_REMOVED, move |event: Arc<Event>| {
+            let a = a.clone();
+            async move {
+                let p = &event.payload;
+                let (Some(org), Some(user)) = (
+                    p.get("organizationId").and_then(|v| v.as_str()),
+                    p.get("targetUserId").and_then(|v| v.as_str()),
+                ) else {
+                    return Ok(());
+                };
+                a.forget_member(org, user)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| PluginError::msg(e.to_string()))
+            }
+        })?;
         Ok(())
     }
 

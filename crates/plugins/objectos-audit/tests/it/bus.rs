@@ -191,3 +191,23 @@ async fn concurrent_appends_postgres() {
         h.stop().await;
     }
 }
+
+/// Permission assignments are made per organization: their events name it (`organizationId`,
+/// and `tenantId` when the caller had one), and the audit event is filed under it.
+#[test]
+fn assignment_events_are_filed_under_their_organization() {
+    let redactor = objectos_audit::Redactor::new(&[]);
+    let ev = objectos_audit::recorder::event_from_bus(
+        &redactor,
+        &event(
+            "authz.permission_granted",
+            json!({"userId": "u1", "permissionSet": "sales_rep", "actorId": "admin",
+                   "actorType": "user", "targetId": "u1", "organizationId": "org9"}),
+        ),
+    );
+    assert_eq!(ev.tenant_id.as_deref(), Some("org9"));
+    assert_eq!(ev.actor.id.as_deref(), Some("admin"));
+    assert_eq!(ev.record_id.as_deref(), Some("u1"));
+    assert_eq!(ev.details["organizationId"], json!("org9"));
+    assert_eq!(ev.details["permissionSet"], json!("sales_rep"));
+}

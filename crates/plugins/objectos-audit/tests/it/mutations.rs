@@ -94,7 +94,9 @@ async fn mutations_scenario(h: &Harness) {
             .any(|c| c.field == "name" && c.old_value == json!("Anne") && c.new_value.is_null())
     );
 
-    // Field history (contact has enable.trackHistory): one row per changed field of each update.
+    // Field history (contact has enable.trackHistory): one row per field for the values the
+    // record was created with (old value null), per changed field of each update, and per value
+    // it had when deleted (new value null).
     let hist = h
         .get_json(
             &format!("/api/v1/audit/history/contact/{id}"),
@@ -102,38 +104,64 @@ async fn mutations_scenario(h: &Harness) {
         )
         .await;
     let rows = hist["history"].as_array().unwrap();
-    let mut got: Vec<(String, Value, Value, String)> = rows
-        .iter()
-        .map(|r| {
-            (
-                r["field"].as_str().unwrap().to_owned(),
-                r["oldValue"].clone(),
-                r["newValue"].clone(),
-                r["actorType"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let of_event = |ev: &objectos_audit::AuditEvent| -> Vec<(String, Value, Value, String)> {
+        let mut got: Vec<(String, Value, Value, String)> = rows
+            .iter()
+            .filter(|r| r["eventId"] == json!(ev.id))
+            .map(|r| {
+                (
+                    r["field"].as_str().unwrap().to_owned(),
+                    r["oldValue"].clone(),
+                    r["newValue"].clone(),
+                    r["actorType"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        got.sort_by(|a, b| a.0.cmp(&b.0));
+        got
+    };
+    let user = |f: &str, old: Value, new: Value| (f.to_owned(), old, new, "user".to_owned());
+    let null = Value::Null;
     assert_eq!(
-        got,
+        of_event(&events[0]),
         vec![
-            (
-                "email".into(),
-                json!("ann@x.io"),
-                json!("ann@y.io"),
-                "user".into()
-            ),
-            ("name".into(), json!("Ann"), json!("Anne"), "system".into()),
-            (
-                "pin".into(),
-                json!(REDACTED),
-                json!(REDACTED),
-                "user".into()
-            ),
-            ("score".into(), json!(3), json!(4), "user".into()),
+            user("api_token", null.clone(), json!(REDACTED)),
+            user("email", null.clone(), json!("ann@x.io")),
+            user("name", null.clone(), json!("Ann")),
+            user("pin", null.clone(), json!(REDACTED)),
+            user("score", null.clone(), json!(3)),
         ]
     );
-    assert_eq!(rows[0]["eventId"].as_str().unwrap(), events[2].id);
+    assert_eq!(
+        of_event(&events[1]),
+        vec![
+            user("email", json!("ann@x.io"), json!("ann@y.io")),
+            user("pin", json!(REDACTED), json!(REDACTED)),
+            user("score", json!(3), json!(4)),
+        ]
+    );
+    assert_eq!(
+        of_event(&events[2]),
+        vec![(
+            "name".to_owned(),
+            json!("Ann"),
+            json!("Anne"),
+            "system".to_owned()
+        )]
+    );
+    assert_eq!(
+        of_event(&events[3]),
+        vec![
+            user("api_token", json!(REDACTED), null.clone()),
+            user("email", json!("ann@y.io"), null.clone()),
+            user("name", json!("Anne"), null.clone()),
+            user("pin", json!(REDACTED), null.clone()),
+            user("score", json!(4), null.clone()),
+        ]
+    );
+    assert_eq!(rows.len(), 5 + 3 + 1 + 5);
+    // Newest first: the delete's rows lead.
+    assert_eq!(rows[0]["eventId"].as_str().unwrap(), events[3].id);
 
     // task has no trackHistory: events, but no history rows.
     let t = e
@@ -226,4 +254,63 @@ async fn http_writes_carry_ip_user_agent_and_request_id() {
     assert_eq!(ev.actor.user_agent.as_deref(), Some("audit-test/1.0"));
     assert_eq!(ev.request_id.as_deref(), Some("rid-42"));
     h.stop().await;
+}
+
+/// A delete the engine runs because the parent was deleted (deleteBehavior: cascade) is audited
+/// under the parent's tenant and names the parent in `details.cascadeOf`.
+async fn cascade_scenario(h: &Harness) {
+    let e = &h.engine;
+    let cx = user_cx("dora").with_tenant("t9");
+    let task = e
+        .create(&cx, "task", rec(json!({"title": "parent"})))
+        .await
+        .unwrap();
+    let tid = task["id"].as_str().unwrap().to_owned();
+    let sub = e
+        .create(&cx, "subtask", rec(json!({"title": "child", "task": tid})))
+        .await
+        .unwrap();
+    e.delete(&cx, "task", &tid).await.unwrap();
+    let page = h
+        .store
+        .events(&EventFilter {
+            tenant: Some("t9".into()),
+            limit: 10,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    let child = page
+        .events
+        .iter()
+        .find(|ev| ev.event_type == "data.delete" && ev.object.as_deref() == Some("subtask"))
+        .unwrap();
+    assert_eq!(child.record_id.as_deref(), sub["id"].as_str());
+    assert_eq!(child.actor.id.as_deref(), Some("dora"));
+    assert_eq!(
+        child.details,
+        json!({"cascadeOf": {"object": "task", "recordId": tid}})
+    );
+    let parent = page
+        .events
+        .iter()
+        .find(|ev| ev.event_type == "data.delete" && ev.object.as_deref() == Some("task"))
+        .unwrap();
+    assert_eq!(parent.details, Value::Null);
+    assert!(h.store.verify(Some("t9")).await.unwrap().ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cascades_are_marked_sqlite() {
+    let h = Harness::sqlite().await;
+    cascade_scenario(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cascades_are_marked_postgres() {
+    if let Some(h) = Harness::postgres().await {
+        cascade_scenario(&h).await;
+        h.stop().await;
+    }
 }

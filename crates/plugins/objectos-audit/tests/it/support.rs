@@ -52,11 +52,26 @@ fields:
     label: Title
 ";
 
+/// Deleted with its task (deleteBehavior: cascade).
+pub(crate) const SUBTASK_YML: &str = "\
+name: subtask
+label: Subtask
+fields:
+  title:
+    type: text
+    label: Title
+  task:
+    type: master_detail
+    reference: task
+    deleteBehavior: cascade
+";
+
 fn write_metadata(dir: &Path) -> PathBuf {
     let meta = dir.join("metadata");
     std::fs::create_dir_all(&meta).unwrap();
     std::fs::write(meta.join("contact.object.yml"), CONTACT_YML).unwrap();
     std::fs::write(meta.join("task.object.yml"), TASK_YML).unwrap();
+    std::fs::write(meta.join("subtask.object.yml"), SUBTASK_YML).unwrap();
     meta
 }
 
@@ -268,6 +283,7 @@ pub(crate) fn user_cx(id: &str) -> OpContext {
         tenant: None,
         locale: None,
         request_id: Some(format!("req-{id}")),
+        cascade_of: None,
     }
 }
 

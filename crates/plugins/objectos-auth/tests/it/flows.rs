@@ -704,6 +704,24 @@ fn no_secret_in_logs_or_bodies() {
         .ok();
         let link = h.mailer.last_link().unwrap();
         secrets.push(link.split("token=").nth(1).unwrap().to_owned());
+        // Verification tokens and invitation ids travel only in mails.
+        h.post(
+            "/api/v1/auth/send-verification-email",
+            None,
+            &json!({"email": "bench@example.com"}),
+        )
+        .await
+        .ok();
+        let link = h.mailer.last_link().unwrap();
+        secrets.push(link.split("token=").nth(1).unwrap().to_owned());
+        let r = h
+            .post(
+                "/api/v1/auth/organization/invite-member",
+                Some(&token),
+                &json!({"email": "guest@example.com", "role": "member"}),
+            )
+            .await;
+        secrets.push(r.ok()["id"].as_str().unwrap().to_owned());
         let r = h
             .post(
                 "/api/v1/auth/change-password",

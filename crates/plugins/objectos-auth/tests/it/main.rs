@@ -5,8 +5,16 @@
 #[cfg(test)]
 mod flows;
 #[cfg(test)]
+mod invitations;
+#[cfg(test)]
 mod orgs;
+#[cfg(test)]
+mod proxies;
+#[cfg(test)]
+mod races;
 #[cfg(test)]
 mod sso;
 #[cfg(test)]
 mod support;
+#[cfg(test)]
+mod verification;

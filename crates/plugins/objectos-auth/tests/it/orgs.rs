@@ -7,20 +7,20 @@ use serde_json::{Value, json};
 
 use crate::support::{BASE, H, PASSWORD, Reply, databases, test_config};
 
-const FAKE_ORG: &str = "0190aaaaaaaa7bbbbccccddddeeeeffff";
+pub(crate) const FAKE_ORG: &str = "0190aaaaaaaa7bbbbccccddddeeeeffff";
 
-fn token(r: &Reply) -> String {
+pub(crate) fn token(r: &Reply) -> String {
     r.ok()["token"].as_str().unwrap().to_owned()
 }
 
 /// The message with `id` replaced, to compare refusals about different ids.
 #[track_caller]
-fn message_without(r: &Reply, id: &str) -> String {
+pub(crate) fn message_without(r: &Reply, id: &str) -> String {
     r.body["message"].as_str().unwrap().replace(id, "<id>")
 }
 
 impl H {
-    async fn create_user(&self, admin: &str, email: &str, role: Option<&str>) -> Reply {
+    pub(crate) async fn create_user(&self, admin: &str, email: &str, role: Option<&str>) -> Reply {
         let mut body =
             json!({"email": email, "password": PASSWORD, "name": email.split('@').next()});
         if let Some(role) = role {
@@ -30,7 +30,17 @@ impl H {
             .await
     }
 
-    async fn session(&self, token: &str) -> Value {
+    /// Creates an organization (`body` as `organization/create` takes it) and returns its id.
+    pub(crate) async fn new_org(&self, token: &str, body: Value) -> String {
+        self.post("/api/v1/auth/organization/create", Some(token), &body)
+            .await
+            .ok()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub(crate) async fn session(&self, token: &str) -> Value {
         self.get("/api/v1/auth/get-session", Some(token))
             .await
             .ok()

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use objectos_auth::{Argon2Config, AuthConfig, AuthPlugin, LoggingMailer, RateLimitConfig};
+use objectos_auth::{
+    Argon2Config, AuthConfig, AuthPlugin, LoggingMailer, RateLimitConfig, SecretKey,
+};
 use objectos_data::{DataConfig, DataHandle, DataPlugin};
 use objectos_http::{
     ApiState, HoopContribution, HttpConfig, HttpPlugin, RouteContribution, ServiceEntry,
@@ -129,6 +131,47 @@ impl H {
     }
 
     pub(crate) async fn with(config: AuthConfig, url: String) -> Self {
+        Self::with_key(config, url, None).await
+    }
+
+    /// Like [`H::with`], with the TOTP encryption key given to the plugin.
+    pub(crate) async fn with_key(config: AuthConfig, url: String, key: Option<SecretKey>) -> Self {
+        match Self::try_with_key(config, url, key).await {
+            Ok(h) => h,
+            Err(report) => panic!("the kernel did not start every plugin: {report}"),
+        }
+    }
+
+    /// Boots the kernel; `Err` (with the startup report) when a plugin failed to start.
+    pub(crate) async fn try_with_key(
+        config: AuthConfig,
+        url: String,
+        key: Option<SecretKey>,
+    ) -> Result<Self, String> {
+        Self::boot(config, url, key, HttpConfig::default()).await
+    }
+
+    /// Like [`H::with`], with the service's `http.trustedProxies`.
+    pub(crate) async fn with_proxies(config: AuthConfig, url: String, proxies: &[&str]) -> Self {
+        let http = HttpConfig {
+            trusted_proxies: proxies.iter().map(|p| p.parse().unwrap()).collect(),
+            ..HttpConfig::default()
+        };
+        Self::boot(config, url, None, http)
+            .await
+            .unwrap_or_else(|report| panic!("the kernel did not start every plugin: {report}"))
+    }
+
+    async fn boot(
+        config: AuthConfig,
+        url: String,
+        key: Option<SecretKey>,
+        service_http: HttpConfig,
+    ) -> Result<Self, String> {
+        let mut auth = AuthPlugin::new(config);
+        if let Some(key) = key {
+            auth = auth.with_secret_key(key);
+        }
         let clock = Arc::new(ManualClock::new(
             Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap(),
         ));
@@ -149,7 +192,7 @@ impl H {
                 max_connections: 2,
                 auto_migrate: true,
             }))
-            .plugin(AuthPlugin::new(config).with_mailer(mailer.clone()))
+            .plugin(auth.with_mailer(mailer.clone()))
             .plugin(Collector(events.clone()))
             .plugin(http)
             .build()
@@ -157,7 +200,10 @@ impl H {
         let kernel = Arc::new(kernel);
         control.attach(&kernel);
         let report = kernel.boot().await.unwrap();
-        assert!(report.all_started(), "{report:?}");
+        if !report.all_started() {
+            kernel.shutdown().await;
+            return Err(format!("{report:?}"));
+        }
         let reg = kernel.registry();
         let engine = reg
             .get_named::<DataHandle>("data")
@@ -178,6 +224,7 @@ impl H {
             .map(|c| c.value.clone())
             .collect();
         let state = ApiState::builder(engine)
+            .config(service_http)
             .service(ServiceEntry {
                 name: "data".into(),
                 provider: "com.objectos.data".into(),
@@ -191,18 +238,75 @@ impl H {
             .build();
         let service = build_service(state, &routes, &hoops);
         let addr = control.local_addr().unwrap();
-        Self {
+        Ok(Self {
             kernel,
             service,
             clock,
             mailer,
             events,
             addr,
-        }
+        })
+    }
+
+    /// The data engine (for checks of what the plugin stored).
+    pub(crate) fn engine(&self) -> objectos_data::DataEngine {
+        self.kernel
+            .registry()
+            .get_named::<DataHandle>("data")
+            .unwrap()
+            .engine()
+            .cloned()
+            .unwrap()
+    }
+
+    /// One text column of the first row `sql` returns (`?` placeholders on SQLite, `$n` on
+    /// PostgreSQL: write the SQL without parameters).
+    pub(crate) async fn sql_text(&self, sql: &str) -> Option<String> {
+        use sea_orm::ConnectionTrait;
+        let engine = self.engine();
+        let conn = engine.connection();
+        let row = conn
+            .query_one_raw(sea_orm::Statement::from_string(
+                conn.get_database_backend(),
+                sql.to_owned(),
+            ))
+            .await
+            .unwrap()?;
+        row.try_get_by_index::<Option<String>>(0).unwrap()
+    }
+
+    /// Runs a statement without parameters.
+    pub(crate) async fn sql_exec(&self, sql: &str) {
+        use sea_orm::ConnectionTrait;
+        self.engine()
+            .connection()
+            .execute_unprepared(sql)
+            .await
+            .unwrap();
     }
 
     pub(crate) async fn send(&self, req: RequestBuilder) -> Reply {
-        let mut res = req.send(&self.service).await;
+        self.send_request(req.build()).await
+    }
+
+    /// Sends a request as if it arrived over TCP from `peer`.
+    pub(crate) async fn send_from(&self, req: RequestBuilder, peer: std::net::SocketAddr) -> Reply {
+        let mut req = req.build();
+        *req.remote_addr_mut() = peer.into();
+        self.send_request(req).await
+    }
+
+    async fn send_request(&self, req: salvo::Request) -> Reply {
+        let mut res = self.service.handle(req).await;
+        // What `RequestBuilder::send` does with cookies the handlers set through the jar.
+        let jar: Vec<salvo::http::HeaderValue> = res
+            .cookies
+            .delta()
+            .filter_map(|c| c.encoded().to_string().parse().ok())
+            .collect();
+        for v in jar {
+            res.headers_mut().insert(salvo::http::header::SET_COOKIE, v);
+        }
         let status = res.status_code.unwrap_or(StatusCode::OK);
         let headers = res.headers().clone();
         let text = res.take_string().await.unwrap_or_default();

@@ -398,10 +398,46 @@ async fn assignments_only_reach_users_of_the_callers_organization() {
         }
         assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
         assert_eq!(
-            env.authz.assignments_of(theirs),
+            env.authz.assignments_of(theirs, Some("org_a")),
             (Vec::<String>::new(), Vec::<String>::new())
         );
-        assert_eq!(env.authz.assignments_of(mine).0, ["sales_rep"]);
+        assert_eq!(
+            env.authz.assignments_of(mine, Some("org_a")).0,
+            ["sales_rep"]
+        );
+        env
+    })
+    .await;
+}
+
+/// Over HTTP, a link to a record the caller cannot see and a link to no record at all get the
+/// same status and the same body, byte for byte.
+#[tokio::test]
+async fn hidden_and_missing_link_targets_answer_byte_identically() {
+    each_backend(|env| async move {
+        let svc = service(&env);
+        let hidden = env
+            .engine
+            .create(
+                &user("u1", &["sales_rep"]),
+                "account",
+                rec(json!({"name": "A1"})),
+            )
+            .await
+            .unwrap();
+        let mut bodies = Vec::new();
+        for id in [id_of(&hidden), "no-such-account".to_owned()] {
+            let mut res = TestClient::post(format!("{BASE}/api/v1/data/opportunity"))
+                .add_header("x-test-user", "u2:sales_rep", true)
+                .json(&json!({"name": "O", "stage": "open", "account": id}))
+                .send(&svc)
+                .await;
+            let status = res.status_code.map(|s| s.as_u16());
+            bodies.push((status, res.take_string().await.unwrap()));
+        }
+        assert_eq!(bodies[0].0, Some(400), "{}", bodies[0].1);
+        assert!(bodies[0].1.contains("invalid_reference"), "{}", bodies[0].1);
+        assert_eq!(bodies[0], bodies[1]);
         env
     })
     .await;

@@ -105,6 +105,39 @@ async fn boots_in_a_kernel_and_publishes_events() {
         seen.lock().unwrap().clone(),
         ["authz.role_assigned tenant=Some(\"org_a\") user=Some(\"root\")"]
     );
+    // The auth plugin removes u1 from org_a: the assignments there go (they must not come back
+    // should u1 rejoin), those elsewhere stay.
+    authz
+        .assign(
+            "u1",
+            AssignmentKind::Role,
+            "rep",
+            &OpContext::system("t").with_tenant("org_b"),
+        )
+        .await
+        .unwrap();
+    let removed = Event {
+        id: "ev-1".into(),
+        name: objectos_permissions::MEMBER_REMOVED.into(),
+        payload: json!({"organizationId": "org_a", "targetUserId": "u1", "userId": "root"}),
+        metadata: objectos_spec::EventMetadata {
+            source: "com.objectos.auth".into(),
+            timestamp: chrono::Utc::now(),
+            ..objectos_spec::EventMetadata::default()
+        },
+    };
+    kernel.bus().publish(removed).await.unwrap();
+    for _ in 0..200 {
+        if authz.assignments_of("u1", Some("org_a")).1.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(authz.assignments_of("u1", Some("org_a")).1.is_empty());
+    assert_eq!(
+        authz.assignments_of("u1", Some("org_b")).1,
+        vec!["rep".to_owned()]
+    );
     kernel.shutdown().await;
 }
 
@@ -171,7 +204,7 @@ async fn crm_preset_permissions_compile_and_apply() {
         authz.clone(),
     )));
     let rep = user("rep1", &["sales_rep"]);
-    let eff = authz.effective(Some("rep1"), &[], &["sales_rep".to_owned()]);
+    let eff = authz.effective(Some("rep1"), Some("org_a"), &[], &["sales_rep".to_owned()]);
     assert!(!eff.object("opportunity").allow_delete);
     assert!(eff.field("account", "annual_revenue").readable);
     assert!(!eff.field("account", "annual_revenue").editable);
