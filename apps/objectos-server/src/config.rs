@@ -7,6 +7,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use objectos_http::config::IpCidr;
 use objectos_spec::RuntimeMode;
 use objectos_spec::diag::{Diagnostic, Severity};
 use objectos_spec::security::SharingModel;
@@ -80,6 +81,7 @@ pub struct Layer {
     pub mode: Option<RuntimeMode>,
     pub body_limit: Option<u64>,
     pub cors_origins: Option<Vec<String>>,
+    pub trusted_proxies: Option<Vec<IpCidr>>,
     pub log_level: Option<String>,
     pub log_format: Option<LogFormat>,
     /// Plugin sections (`auth:`, `audit:`) as JSON, handed to the plugin as its kernel configuration.
@@ -157,6 +159,7 @@ impl Layer {
             mode,
             body_limit,
             cors_origins,
+            trusted_proxies,
             log_level,
             log_format,
             plugins,
@@ -176,6 +179,8 @@ pub struct ServerConfig {
     pub body_limit: u64,
     /// Empty means any origin (permissive, for development).
     pub cors_origins: Vec<String>,
+    /// `http.trustedProxies`: peers whose forwarding headers name the client (empty: none).
+    pub trusted_proxies: Vec<IpCidr>,
     /// A tracing `EnvFilter` directive such as `info` or `objectos_http=debug,info`.
     pub log_level: String,
     pub log_format: LogFormat,
@@ -194,6 +199,7 @@ impl Default for ServerConfig {
             mode: RuntimeMode::Development,
             body_limit: DEFAULT_BODY_LIMIT,
             cors_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
             plugins: std::collections::BTreeMap::new(),
@@ -211,13 +217,18 @@ impl ServerConfig {
             .map(|d| d.display().to_string())
             .collect();
         format!(
-            "listen: {}\ndatabaseUrl: {}\nmetadataDirs: [{}]\nmode: {}\nhttp.bodyLimit: {}\nhttp.cors.origins: [{}]\nlog.level: {}\nlog.format: {}\npermissions.defaultSharing: {}\npermissions.guestSet: {}\n",
+            "listen: {}\ndatabaseUrl: {}\nmetadataDirs: [{}]\nmode: {}\nhttp.bodyLimit: {}\nhttp.cors.origins: [{}]\nhttp.trustedProxies: [{}]\nlog.level: {}\nlog.format: {}\npermissions.defaultSharing: {}\npermissions.guestSet: {}\n",
             self.listen,
             redact_url(&self.database_url),
             dirs.join(", "),
             self.mode.as_str(),
             self.body_limit,
             self.cors_origins.join(", "),
+            self.trusted_proxies
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             self.log_level,
             self.log_format,
             self.permissions
@@ -242,6 +253,7 @@ pub fn resolve(file: Layer, env: Layer, flags: Layer) -> ServerConfig {
         mode: merged.mode.unwrap_or(d.mode),
         body_limit: merged.body_limit.unwrap_or(d.body_limit),
         cors_origins: merged.cors_origins.unwrap_or(d.cors_origins),
+        trusted_proxies: merged.trusted_proxies.unwrap_or(d.trusted_proxies),
         log_level: merged.log_level.unwrap_or(d.log_level),
         log_format: merged.log_format.unwrap_or(d.log_format),
         plugins: merged.plugins.unwrap_or(d.plugins),
@@ -346,6 +358,15 @@ fn parse_mode(text: &str) -> Result<RuntimeMode, String> {
     }
 }
 
+/// Parses trusted proxies; the error names the entry at fault (`[i]` suffix of `origin`).
+fn parse_proxies(items: &[String]) -> Result<Vec<IpCidr>, (usize, String)> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| item.parse::<IpCidr>().map_err(|m| (i, m)))
+        .collect()
+}
+
 /// Comma-separated list helper for environment variables.
 fn split_list(text: &str) -> Vec<String> {
     text.split(',')
@@ -380,6 +401,12 @@ pub fn env_layer(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Layer, Confi
     }
     if let Some(v) = lookup("OBJECTOS_CORS_ORIGINS") {
         layer.cors_origins = Some(split_list(&v));
+    }
+    if let Some(v) = lookup("OBJECTOS_HTTP_TRUSTED_PROXIES") {
+        layer.trusted_proxies = Some(
+            parse_proxies(&split_list(&v))
+                .map_err(|(_, m)| bad("OBJECTOS_HTTP_TRUSTED_PROXIES", m))?,
+        );
     }
     if let Some(v) = lookup("OBJECTOS_LOG") {
         layer.log_level = Some(v);
@@ -499,7 +526,25 @@ pub fn parse_file(file: &str, text: &str, base: &Path) -> Result<FileLayer, Conf
                     "origins" => layer.cors_origins = cx.string_list(value, path),
                     _ => cx.unknown(value, path, "origins"),
                 }),
-                _ => cx.unknown(value, path, "bodyLimit, cors"),
+                "trustedProxies" => {
+                    if let Some(items) = cx.string_list(value, path) {
+                        match parse_proxies(&items) {
+                            Ok(list) => layer.trusted_proxies = Some(list),
+                            Err((i, m)) => {
+                                // Point at the entry itself when the value is a list.
+                                let (at, at_path) = match &value.node {
+                                    Node::Seq(seq) => {
+                                        seq.get(i).map(|item| (item, format!("{path}[{i}]")))
+                                    }
+                                    _ => None,
+                                }
+                                .unwrap_or((value, path.to_owned()));
+                                cx.error(at, &at_path, m);
+                            }
+                        }
+                    }
+                }
+                _ => cx.unknown(value, path, "bodyLimit, cors, trustedProxies"),
             }),
             "log" => cx.section(value, path, &mut |cx, key, value, path| match key {
                 "level" => layer.log_level = cx.string(value, path),
@@ -805,6 +850,85 @@ mod tests {
         assert!(
             text.contains("objectos.yml:2: mode: unknown mode `fast`"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_are_checked_with_locations() {
+        let text = "http:\n  trustedProxies: [10.0.0.0/8, \"::1\", 192.168.1.7]\n";
+        let f = parse_file("objectos.yml", text, Path::new("/")).unwrap();
+        assert!(f.warnings.is_empty(), "{:?}", f.warnings);
+        let resolved = resolve(f.layer, Layer::default(), Layer::default());
+        let shown: Vec<String> = resolved
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["10.0.0.0/8", "::1/128", "192.168.1.7/32"]);
+        assert!(
+            resolved
+                .summary()
+                .contains("http.trustedProxies: [10.0.0.0/8, ::1/128, 192.168.1.7/32]\n"),
+            "{}",
+            resolved.summary()
+        );
+        // Default: none, so forwarding headers are ignored.
+        let none = resolve(Layer::default(), Layer::default(), Layer::default());
+        assert!(none.trusted_proxies.is_empty());
+        assert!(none.summary().contains("http.trustedProxies: []\n"));
+        // A single string is a one-entry list.
+        let f = parse_file(
+            "objectos.yml",
+            "http:\n  trustedProxies: 127.0.0.1\n",
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(f.layer.trusted_proxies.unwrap().len(), 1);
+
+        // A bad entry is an error naming the key, the entry and its line.
+        let text = "http:\n  trustedProxies:\n    - 10.0.0.0/8\n    - 10.0.0.0/33\n";
+        let err = parse_file("objectos.yml", text, Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "objectos.yml:4: http.trustedProxies[1]: `10.0.0.0/33` has prefix length `33`"
+            ),
+            "{err}"
+        );
+        let err = parse_file(
+            "objectos.yml",
+            "http:\n  trustedProxies: proxy.lan\n",
+            Path::new("/"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("objectos.yml:2: http.trustedProxies: `proxy.lan` is not an IP address or CIDR range"),
+            "{err}"
+        );
+        let err = parse_file(
+            "objectos.yml",
+            "http:\n  trustedProxies: {a: 1}\n",
+            Path::new("/"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("http.trustedProxies: expected a list of strings"),
+            "{err}"
+        );
+
+        // The environment: comma-separated, the variable named on error.
+        let env = |v: &'static str| {
+            move |k: &str| (k == "OBJECTOS_HTTP_TRUSTED_PROXIES").then(|| v.to_owned())
+        };
+        let layer = env_layer(&env("10.0.0.1, fd00::/8")).unwrap();
+        assert_eq!(layer.trusted_proxies.unwrap().len(), 2);
+        let err = env_layer(&env("10.0.0.1,nope")).unwrap_err().to_string();
+        assert!(
+            err.starts_with("OBJECTOS_HTTP_TRUSTED_PROXIES: `nope` is not an IP address"),
+            "{err}"
         );
     }
 

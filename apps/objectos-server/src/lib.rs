@@ -207,6 +207,7 @@ async fn serve(cli: &Cli, args: &ServeArgs, cwd: &Path) -> anyhow::Result<ExitCo
         listen: config.listen.clone(),
         body_limit: config.body_limit,
         cors_origins: config.cors_origins.clone(),
+        trusted_proxies: config.trusted_proxies.clone(),
         ..HttpConfig::default()
     })
     .with_packages(

@@ -250,3 +250,39 @@ fn user_create_reads_the_password_from_stdin() {
     assert_eq!(code, 1);
     assert!(err.contains("at least 8 characters"), "{err}");
 }
+
+#[test]
+fn trusted_proxies_are_configured_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("objectos.yml"),
+        "http:\n  trustedProxies: [10.0.0.0/8, \"::1\"]\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(objectos(dir.path()).args(["serve", "--print-config"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("http.trustedProxies: [10.0.0.0/8, ::1/128]"),
+        "{out}"
+    );
+    let (code, out, err) = run(objectos(dir.path())
+        .args(["serve", "--print-config"])
+        .env("OBJECTOS_HTTP_TRUSTED_PROXIES", "127.0.0.1"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("http.trustedProxies: [127.0.0.1/32]"), "{out}");
+
+    // A bad range stops the start, naming the key and the line.
+    std::fs::write(
+        dir.path().join("objectos.yml"),
+        "http:\n  trustedProxies:\n    - 10.0.0.0/8\n    - 300.0.0.1\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(objectos(dir.path()).args(["serve"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(
+            "objectos.yml:4: http.trustedProxies[1]: `300.0.0.1` is not an IP address or CIDR range"
+        ),
+        "{err}"
+    );
+}

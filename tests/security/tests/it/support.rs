@@ -30,10 +30,12 @@ pub(crate) fn crm_preset() -> PathBuf {
 
 /// `objectos.yml` of the suite: sign-up open (some scenarios register users themselves; the
 /// owner creates the others with `admin/create-user`), a cheap argon2 (debug builds), lockout
-/// after 3 failures, a per-email limit of 5 a minute.
+/// after 3 failures, a per-email limit of 5 a minute, and resolved sessions cached for one
+/// second (the bound on changes written straight into the tables, which some scenarios make).
 pub(crate) const CONFIG: &str = "\
 auth:
   allowSignUp: true
+  sessionCacheSeconds: 1
   argon2: { memoryKib: 8192, iterations: 1, parallelism: 1 }
   lockout: { maxFailedAttempts: 3, lockMinutes: 15 }
   rateLimit: { enabled: true, perIpPerMinute: 600, perEmailPerMinute: 5 }

@@ -149,12 +149,27 @@ pub(crate) async fn run(b: &Backend) {
         json!({"name": B_NAME, "industry": "public", "revenue": 77}),
     )
     .await;
-    // A deal in B pointing at A's account by id: the link is not a way in.
+    // A deal in B pointing at A's account by id is refused exactly like a link to no record:
+    // the id is not a way in, not even to learn that it exists.
+    let mut answers = Vec::new();
+    for account in [w.hidden.as_str(), "00000000-0000-0000-0000-000000000000"] {
+        let r = api
+            .post(
+                "/api/v1/data/deal",
+                beta.t(),
+                json!({"name": "Beta Deal", "amount": 3, "account": account}),
+            )
+            .await;
+        refused(&r, 400, "VALIDATION_FAILED");
+        no_leak(&r, &[HIDDEN_NAME]);
+        answers.push(r.text);
+    }
+    assert_eq!(answers[0], answers[1], "[{label}]");
     let b_deal = create(
         srv,
         &beta,
         "deal",
-        json!({"name": "Beta Deal", "amount": 3, "account": w.hidden}),
+        json!({"name": "Beta Deal", "amount": 3, "account": b_account}),
     )
     .await;
 
@@ -258,8 +273,8 @@ pub(crate) async fn run(b: &Backend) {
     let r = api.get("/api/v1/data/account", w.nobody.t()).await;
     crate::support::refused(&r, 403, "PERMISSION_DENIED");
 
-    // The owner's lists are organization A's rows only, the B deal's link to A's account stays
-    // a bare id for B, and nothing was changed on either side.
+    // The owner's lists are organization A's rows only, the B deal links B's own account, and
+    // nothing was changed on either side.
     let r = api.get("/api/v1/data/account", w.owner.t()).await;
     assert_eq!(
         r.names(),
@@ -275,8 +290,8 @@ pub(crate) async fn run(b: &Backend) {
         )
         .await;
     assert_eq!(
-        r.record()["account"],
-        json!(w.hidden),
+        r.record()["account"]["name"],
+        json!(B_NAME),
         "[{label}] {}",
         r.text
     );

@@ -117,24 +117,40 @@ pub(crate) async fn world_with(backend: &Backend, config: &str) -> World {
         json!({"name": "Rep Deal Acme", "amount": 100, "account": acme}),
     )
     .await;
-    // A user may link to a record they cannot see (documented in the permissions README); the
-    // link must not reveal anything about it.
+    // The rep cannot link to an account they cannot see: refused exactly like an id that does
+    // not exist (documented in the permissions README).
+    let mut answers = Vec::new();
+    for account in [hidden.as_str(), "00000000-0000-0000-0000-000000000000"] {
+        let r = srv
+            .api
+            .post(
+                "/api/v1/data/deal",
+                rep.t(),
+                json!({"name": "Rep Deal Hidden", "amount": 7, "account": account}),
+            )
+            .await;
+        crate::support::refused(&r, 400, "VALIDATION_FAILED");
+        answers.push(r.text);
+    }
+    assert_eq!(answers[0], answers[1], "[{}]", srv.label);
+    // The owner links the rep's deal to the hidden account instead; the link must not reveal
+    // anything about it to the rep.
     let rep_deal_hidden = create(
         &srv,
         &rep,
         "deal",
-        json!({"name": "Rep Deal Hidden", "amount": 7, "account": hidden}),
+        json!({"name": "Rep Deal Hidden", "amount": 7}),
     )
     .await;
     // The partner lookup is unreadable for the rep; the owner sets it.
     for deal in [&rep_deal_acme, &rep_deal_hidden] {
+        let mut patch = json!({"partner": hidden});
+        if deal == &rep_deal_hidden {
+            patch["account"] = json!(hidden);
+        }
         let r = srv
             .api
-            .patch(
-                &format!("/api/v1/data/deal/{deal}"),
-                owner.t(),
-                json!({"partner": hidden}),
-            )
+            .patch(&format!("/api/v1/data/deal/{deal}"), owner.t(), patch)
             .await;
         assert_eq!(r.status, 200, "[{}] {}", srv.label, r.text);
     }
