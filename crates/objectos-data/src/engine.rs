@@ -1866,15 +1866,11 @@ impl DataEngine {
             })
     }
 
+    /// A unique violation of the INSERT/UPDATE itself (a race past the pre-check) becomes the
+    /// pre-check's 409, naming the index's fields.
     fn map_dup(&self, plan: &ObjectPlan, e: DataError) -> DataError {
         match e {
-            DataError::Duplicate {
-                message, fields, ..
-            } => DataError::Duplicate {
-                object: plan.name.clone(),
-                message,
-                fields,
-            },
+            DataError::Duplicate { message, .. } => unique::duplicate_from_db(plan, &message),
             other => other,
         }
     }

@@ -104,6 +104,12 @@ pub(crate) struct ObjectPlan {
     pub(crate) name: String,
     pub(crate) table: String,
     pub(crate) schema: Arc<ObjectSchema>,
+    /// True when the object's records belong to one organization each: it stores
+    /// `organization_id` and is not a system object (`isSystem`). Its unique fields and unique
+    /// indexes hold per organization, and its indexes lead with `organization_id`. System objects
+    /// (user, organization, role) are shared by every tenant, so their uniqueness stays global: a
+    /// sign-in email or an organization slug must not repeat anywhere.
+    pub(crate) tenant_scoped: bool,
     /// Stored columns, system fields first, then declared fields in order.
     pub(crate) columns: Vec<Column>,
     pub(crate) col_index: HashMap<String, usize>,
@@ -430,10 +436,12 @@ fn make_plan(
             (name, col)
         })
         .collect();
+    let tenant_scoped = !schema.is_system && col_index.contains_key("organization_id");
     ObjectPlan {
         name: schema.name.clone(),
         table,
         schema: schema.clone(),
+        tenant_scoped,
         columns,
         col_index,
         output_cols,

@@ -12,6 +12,7 @@ use crate::context::OpContext;
 use crate::db::{Dialect, Sql};
 use crate::error::{DataError, FieldError, Result};
 use crate::meta::ObjectPlan;
+use crate::schema::{WantedIndex, candidate_indexes};
 use crate::validate::{UniqueCheck, WriteKind};
 use crate::value::to_db;
 
@@ -34,10 +35,14 @@ impl DataEngine {
     /// Refuses the write when another record already holds the combination a uniqueness
     /// condition of `record` (the merged record on update) protects. Only conditions over a field
     /// the write touches are checked on update (all of them for scope conditions, whose outcome
-    /// may change with any field). Unique fields and indexes are checked across tenants, as the
-    /// database index that backs them is; unique rules have no index and are checked within the
-    /// record's organization, under a transaction-scoped advisory lock on PostgreSQL so two
-    /// concurrent writes cannot both pass.
+    /// may change with any field). Unique fields and indexes of a tenant-scoped object are
+    /// checked within the record's organization, as the database index over
+    /// (`organization_id`, fields) that backs them is; on a system object (`isSystem`) they are
+    /// checked across organizations, like its global index. Unique rules have no index and are
+    /// checked within the record's organization. Where no index backs the check (rules, and
+    /// records without an organization, whose NULL the index does not compare) PostgreSQL takes
+    /// a transaction-scoped advisory lock on the combination so two concurrent writes cannot both
+    /// pass; SQLite runs one write at a time anyway.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn check_unique(
         &self,
@@ -61,8 +66,11 @@ impl DataEngine {
             if !relevant {
                 continue;
             }
-            // Unique rules hold per organization; `None` is the records without one.
-            let tenant = if u.rule.is_some() && plan.column("organization_id").is_some() {
+            // Per organization: unique rules, and every uniqueness of a tenant-scoped object
+            // (telling a user that a value exists in another organization would leak it).
+            // `Some(None)` is the records without an organization.
+            let per_org = u.rule.is_some() || plan.tenant_scoped;
+            let tenant = if per_org && plan.column("organization_id").is_some() {
                 Some(
                     record
                         .get("organization_id")
@@ -163,8 +171,10 @@ impl DataEngine {
                 .push(" <> ")
                 .param(Value::from(id.to_owned()));
         }
-        if u.rule.is_some() && dialect == Dialect::Postgres {
-            // No index backs a rule: serialise the writers of this combination until commit.
+        let unindexed = u.rule.is_some() || matches!(tenant, Some(None));
+        if unindexed && dialect == Dialect::Postgres {
+            // No index backs a rule, and a unique index compares no NULL `organization_id`:
+            // serialise the writers of this combination until commit.
             let parts: Vec<&str> = lock_parts.iter().map(String::as_str).collect();
             let mut lock = Sql::new(dialect);
             lock.push("SELECT pg_advisory_xact_lock(")
@@ -207,5 +217,136 @@ impl DataEngine {
                 return Ok(false);
             }
         }
+    }
+}
+
+/// The duplicate error for a unique violation the database reported on `plan`'s table: a write
+/// that raced past [`DataEngine::check_unique`] (two transactions both checked before either
+/// committed). The index is found by name (PostgreSQL names it) or by its columns (SQLite lists
+/// them); the error names its fields with the pre-check's message. The database's own text
+/// (table, index, the other record's values) is not passed on.
+pub(super) fn duplicate_from_db(plan: &ObjectPlan, detail: &str) -> DataError {
+    let candidates: Vec<WantedIndex> = candidate_indexes(plan)
+        .into_iter()
+        .filter(|c| c.unique)
+        .collect();
+    let found = match violated(detail) {
+        Violated::Index(name) => candidates
+            .iter()
+            .find(|c| c.name == name || c.legacy == name),
+        Violated::Columns(cols) => candidates
+            .iter()
+            .find(|c| c.columns == cols || c.fields == cols),
+        Violated::Unknown => None,
+    };
+    let Some(ix) = found else {
+        return DataError::Duplicate {
+            object: plan.name.clone(),
+            message: "A record with the same unique value already exists".to_owned(),
+            fields: Vec::new(),
+        };
+    };
+    let label = |f: &String| {
+        plan.field(f)
+            .map(|x| x.display_label().to_owned())
+            .unwrap_or_else(|| f.clone())
+    };
+    // The same texts as the pre-check (`validate::unique_checks`, `checks::unique_checks`).
+    let message = match (ix.declared, ix.fields.as_slice()) {
+        (false, [f]) => format!(
+            "{} must be unique",
+            plan.field(f)
+                .map(crate::validate::field_label)
+                .unwrap_or_else(|| f.clone())
+        ),
+        _ => format!("The combination of {} must be unique", ix.fields.join(", ")),
+    };
+    let fields = ix
+        .fields
+        .iter()
+        .map(|f| FieldError::new(f, "duplicate_value", message.clone()).with_label(label(f)))
+        .collect();
+    DataError::Duplicate {
+        object: plan.name.clone(),
+        message,
+        fields,
+    }
+}
+
+/// What a database's unique-violation message says was violated.
+#[derive(Debug, PartialEq, Eq)]
+enum Violated {
+    /// PostgreSQL: `duplicate key value violates unique constraint "ux_contact_..."`; SQLite for
+    /// an expression index: `UNIQUE constraint failed: index 'name'`.
+    Index(String),
+    /// SQLite: `UNIQUE constraint failed: contact.organization_id, contact.code`.
+    Columns(Vec<String>),
+    Unknown,
+}
+
+fn violated(detail: &str) -> Violated {
+    const SQLITE: &str = "UNIQUE constraint failed: ";
+    if let Some(at) = detail.find(SQLITE) {
+        let rest = &detail[at + SQLITE.len()..];
+        if let Some(name) = rest.strip_prefix("index '") {
+            return match name.split_once('\'') {
+                Some((name, _)) => Violated::Index(name.to_owned()),
+                None => Violated::Unknown,
+            };
+        }
+        // The list ends the message; a wrapper may add a closing parenthesis.
+        let list = rest.split([')', '\n']).next().unwrap_or_default();
+        let cols = list
+            .split(", ")
+            .map(|c| {
+                c.rsplit_once('.')
+                    .map_or(c, |(_, col)| col)
+                    .trim()
+                    .to_owned()
+            })
+            .filter(|c| !c.is_empty())
+            .collect::<Vec<_>>();
+        return if cols.is_empty() {
+            Violated::Unknown
+        } else {
+            Violated::Columns(cols)
+        };
+    }
+    if let Some(at) = detail.find("unique constraint \"") {
+        let rest = &detail[at + "unique constraint \"".len()..];
+        if let Some((name, _)) = rest.split_once('"') {
+            return Violated::Index(name.to_owned());
+        }
+    }
+    Violated::Unknown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Violated, violated};
+
+    #[test]
+    fn violation_messages_of_both_databases_are_read() {
+        assert_eq!(
+            violated(
+                "A record with the same unique value already exists (UNIQUE constraint failed: contact.organization_id, contact.code)"
+            ),
+            Violated::Columns(vec!["organization_id".into(), "code".into()])
+        );
+        assert_eq!(
+            violated("UNIQUE constraint failed: t.code"),
+            Violated::Columns(vec!["code".into()])
+        );
+        assert_eq!(
+            violated("UNIQUE constraint failed: index 'ux_expr'"),
+            Violated::Index("ux_expr".into())
+        );
+        assert_eq!(
+            violated(
+                "x (duplicate key value violates unique constraint \"ux_contact_organization_id_code\")"
+            ),
+            Violated::Index("ux_contact_organization_id_code".into())
+        );
+        assert_eq!(violated("something else"), Violated::Unknown);
     }
 }

@@ -10,6 +10,7 @@ mod query;
 mod refs;
 mod schema;
 mod select;
+mod tenant_unique;
 mod types;
 mod unique;
 mod xbatch;

@@ -238,7 +238,8 @@ async fn indexes_once_and_restart_skips_introspection(url: &str) {
     let engine = open_dir(url, dir.path(), false).await;
     let plan = engine.plan_migration().await.unwrap().to_string();
     // The declared index on the lookup replaces the automatic one; the unique index on `code`
-    // makes the declared plain one redundant; the composite stays.
+    // holds per organization (organization_id, code), so the declared plain one on `code` (which
+    // serves reads without a tenant) is kept; the composite stays as declared.
     let on = |cols: &str| {
         plan.lines()
             .filter(|l| {
@@ -251,12 +252,14 @@ async fn indexes_once_and_restart_skips_introspection(url: &str) {
     assert_eq!(on("\"parent\""), 1, "{plan}");
     assert!(plan.contains("CREATE INDEX \"child_parent_idx\""), "{plan}");
     assert!(!plan.contains("\"ix_child_parent\""), "{plan}");
-    assert_eq!(on("\"code\""), 1, "{plan}");
+    assert_eq!(on("\"organization_id\", \"code\""), 1, "{plan}");
     assert!(
-        plan.contains("CREATE UNIQUE INDEX \"ux_child_code\""),
+        plan.contains("CREATE UNIQUE INDEX \"ux_child_organization_id_code\""),
         "{plan}"
     );
+    assert_eq!(on("\"code\""), 1, "{plan}");
     assert_eq!(on("\"title\", \"code\""), 1, "{plan}");
+    assert!(!plan.contains("DROP"), "{plan}");
     engine.migrate(&|_| {}).await.unwrap();
     assert!(engine.plan_migration().await.unwrap().is_empty());
 
