@@ -508,6 +508,31 @@ impl DataEngine {
         }
     }
 
+    /// The before-hooks of an operation that selects records: they may narrow `query` (RLS).
+    async fn before_query(
+        &self,
+        hooks: &[Arc<dyn Interceptor>],
+        cx: &OpContext,
+        schema: &ObjectSchema,
+        op: Operation,
+        tx: Option<&DatabaseTransaction>,
+        query: &mut QueryAst,
+    ) -> Result<()> {
+        self.run_hooks(
+            hooks,
+            true,
+            cx,
+            schema,
+            op,
+            tx,
+            HookData {
+                query: Some(query),
+                ..HookData::default()
+            },
+        )
+        .await
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn run_hooks(
         &self,
@@ -576,19 +601,8 @@ impl DataEngine {
         };
         let hooks = self.hooks(object, Operation::Count);
         let conn = Conn::Pool(&self.inner.db);
-        self.run_hooks(
-            &hooks,
-            true,
-            cx,
-            &plan.schema,
-            Operation::Count,
-            None,
-            HookData {
-                query: Some(&mut query),
-                ..HookData::default()
-            },
-        )
-        .await?;
+        self.before_query(&hooks, cx, &plan.schema, Operation::Count, None, &mut query)
+            .await?;
         self.count_in(conn, cx, &snap, &plan, &query.filter).await
     }
 
@@ -610,19 +624,8 @@ impl DataEngine {
         };
         let hooks = self.hooks(object, Operation::Get);
         let conn = Conn::Pool(&self.inner.db);
-        self.run_hooks(
-            &hooks,
-            true,
-            cx,
-            &plan.schema,
-            Operation::Get,
-            None,
-            HookData {
-                query: Some(&mut query),
-                ..HookData::default()
-            },
-        )
-        .await?;
+        self.before_query(&hooks, cx, &plan.schema, Operation::Get, None, &mut query)
+            .await?;
         let mut rec = self.get_in(conn, cx, &snap, &plan, id, &query).await?;
         self.run_hooks(
             &hooks,
@@ -828,19 +831,8 @@ impl DataEngine {
         op: Operation,
     ) -> Result<FindResult> {
         let hooks = self.hooks(&plan.name, op);
-        self.run_hooks(
-            &hooks,
-            true,
-            cx,
-            &plan.schema,
-            op,
-            conn.tx(),
-            HookData {
-                query: Some(&mut query),
-                ..HookData::default()
-            },
-        )
-        .await?;
+        self.before_query(&hooks, cx, &plan.schema, op, conn.tx(), &mut query)
+            .await?;
         if op == Operation::Aggregate {
             let mut result = self.aggregate_in(conn, cx, snap, plan, &query).await?;
             self.run_hooks(
@@ -1146,17 +1138,13 @@ impl DataEngine {
             }
             let mut subq = sub.clone();
             let hooks = self.hooks(&tplan.name, Operation::Find);
-            self.run_hooks(
+            self.before_query(
                 &hooks,
-                true,
                 cx,
                 &tplan.schema,
                 Operation::Find,
                 conn.tx(),
-                HookData {
-                    query: Some(&mut subq),
-                    ..HookData::default()
-                },
+                &mut subq,
             )
             .await?;
             select::lower_selection(snap, tplan, &mut subq, depth, "").map_err(|e| match e {
@@ -2297,20 +2285,7 @@ impl DataEngine {
                     .push(" = ")
                     .param(Value::from(id.to_owned()));
                 same_tenant(&mut sql, snap.plan(&child.object)?, scope.as_deref());
-                let rows = self.q(Conn::Tx(tx), sql).await?;
-                let n = rows
-                    .first()
-                    .and_then(|r| read_number(r, 0).as_u64())
-                    .unwrap_or(0);
-                if n > 0 {
-                    return Err(DataError::DeleteRestricted {
-                        object: plan.name.clone(),
-                        message: format!(
-                            "Cannot delete {} {id}: {n} {} record(s) reference it through '{}' (deleteBehavior: restrict)",
-                            plan.name, child.object, child.column
-                        ),
-                    });
-                }
+                self.refuse_if_referenced(tx, plan, id, child, sql).await?;
             }
             self.refuse_multi_refs(tx, snap, plan, id, scope.as_deref())
                 .await?;

@@ -50,6 +50,33 @@ impl DataEngine {
         Ok(())
     }
 
+    /// Runs `count_sql` (a `SELECT COUNT(*)` of `child` records holding `id`) and refuses the
+    /// delete of `plan`'s record when any do (`deleteBehavior: restrict`).
+    pub(super) async fn refuse_if_referenced(
+        &self,
+        tx: &DatabaseTransaction,
+        plan: &ObjectPlan,
+        id: &str,
+        child: &ChildRef,
+        count_sql: Sql,
+    ) -> Result<()> {
+        let rows = self.q(Conn::Tx(tx), count_sql).await?;
+        let n = rows
+            .first()
+            .and_then(|r| read_number(r, 0).as_u64())
+            .unwrap_or(0);
+        if n == 0 {
+            return Ok(());
+        }
+        Err(DataError::DeleteRestricted {
+            object: plan.name.clone(),
+            message: format!(
+                "Cannot delete {} {id}: {n} {} record(s) reference it through '{}' (deleteBehavior: restrict)",
+                plan.name, child.object, child.column
+            ),
+        })
+    }
+
     /// Refuses the delete of `plan`'s record `id` when a multi-valued reference with
     /// `deleteBehavior: restrict` holds it (within `scope`, the parent's organization).
     pub(super) async fn refuse_multi_refs(
@@ -69,20 +96,7 @@ impl DataEngine {
             let mut sql = Sql::new(self.inner.dialect);
             sql.push("SELECT COUNT(*) FROM ").ident(&cplan.table);
             self.holds(snap, cplan, child, id, scope, &mut sql)?;
-            let rows = self.q(Conn::Tx(tx), sql).await?;
-            let n = rows
-                .first()
-                .and_then(|r| read_number(r, 0).as_u64())
-                .unwrap_or(0);
-            if n > 0 {
-                return Err(DataError::DeleteRestricted {
-                    object: plan.name.clone(),
-                    message: format!(
-                        "Cannot delete {} {id}: {n} {} record(s) reference it through '{}' (deleteBehavior: restrict)",
-                        plan.name, child.object, child.column
-                    ),
-                });
-            }
+            self.refuse_if_referenced(tx, plan, id, child, sql).await?;
         }
         Ok(())
     }
