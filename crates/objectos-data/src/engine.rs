@@ -533,6 +533,31 @@ impl DataEngine {
         .await
     }
 
+    /// The after-hooks of an operation that returns a page of records (FLS strips fields there).
+    async fn after_records(
+        &self,
+        hooks: &[Arc<dyn Interceptor>],
+        cx: &OpContext,
+        schema: &ObjectSchema,
+        op: Operation,
+        tx: Option<&DatabaseTransaction>,
+        records: &mut Vec<Record>,
+    ) -> Result<()> {
+        self.run_hooks(
+            hooks,
+            false,
+            cx,
+            schema,
+            op,
+            tx,
+            HookData {
+                records: Some(records),
+                ..HookData::default()
+            },
+        )
+        .await
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn run_hooks(
         &self,
@@ -835,19 +860,8 @@ impl DataEngine {
             .await?;
         if op == Operation::Aggregate {
             let mut result = self.aggregate_in(conn, cx, snap, plan, &query).await?;
-            self.run_hooks(
-                &hooks,
-                false,
-                cx,
-                &plan.schema,
-                op,
-                conn.tx(),
-                HookData {
-                    records: Some(&mut result.records),
-                    ..HookData::default()
-                },
-            )
-            .await?;
+            self.after_records(&hooks, cx, &plan.schema, op, conn.tx(), &mut result.records)
+                .await?;
             return Ok(result);
         }
         select::lower_selection(snap, plan, &mut query, 0, "")?;
@@ -871,19 +885,8 @@ impl DataEngine {
             let mut records = page.records;
             self.decorate(conn, cx, snap, plan, &mut records, &query, 1)
                 .await?;
-            self.run_hooks(
-                &hooks,
-                false,
-                cx,
-                &plan.schema,
-                op,
-                conn.tx(),
-                HookData {
-                    records: Some(&mut records),
-                    ..HookData::default()
-                },
-            )
-            .await?;
+            self.after_records(&hooks, cx, &plan.schema, op, conn.tx(), &mut records)
+                .await?;
             return Ok(FindResult {
                 records,
                 total: Some(page.total),
@@ -933,19 +936,8 @@ impl DataEngine {
         };
         self.decorate(conn, cx, snap, plan, &mut records, &query, 1)
             .await?;
-        self.run_hooks(
-            &hooks,
-            false,
-            cx,
-            &plan.schema,
-            op,
-            conn.tx(),
-            HookData {
-                records: Some(&mut records),
-                ..HookData::default()
-            },
-        )
-        .await?;
+        self.after_records(&hooks, cx, &plan.schema, op, conn.tx(), &mut records)
+            .await?;
         Ok(FindResult {
             records,
             total: Some(total),
@@ -2304,40 +2296,19 @@ impl DataEngine {
                             .param(Value::from(id.to_owned()));
                         let cplan = snap.plan(&child.object)?;
                         same_tenant(&mut sql, cplan, scope.as_deref());
-                        let rows = self.q(Conn::Tx(tx), sql).await?;
-                        let ids: Vec<String> = rows
-                            .iter()
-                            .filter_map(|r| r.try_get_by_index::<String>(0).ok())
-                            .filter(|c| c != id)
-                            .collect();
-                        // The children are deleted as the caller (their hooks check the
-                        // caller's delete permission), within the parent's tenant, marked as a
-                        // cascade so interceptors can tell them from a request of the caller's.
-                        let child_cx = OpContext {
-                            tenant: scope.clone(),
-                            cascade_of: Some(crate::context::CascadeOrigin {
-                                object: plan.name.clone(),
-                                id: id.to_owned(),
-                            }),
-                            ..cx.clone()
-                        };
-                        for cid in ids {
-                            self.delete_in(tx, &child_cx, snap, cplan, &cid, depth + 1)
-                                .await
-                                .map_err(|e| match e {
-                                    // The child was just selected, so "not found" means the
-                                    // caller's row filter keeps it from being deleted: refuse the
-                                    // parent's delete, naming the child object but not the id.
-                                    DataError::RecordNotFound { .. } => DataError::Forbidden {
-                                        object: child.object.clone(),
-                                        message: format!(
-                                            "Cannot delete {} {id}: its {} records are deleted with it (deleteBehavior: cascade) and you may not delete all of them",
-                                            plan.name, child.object
-                                        ),
-                                    },
-                                    other => other,
-                                })?;
-                        }
+                        self.cascade_to(
+                            tx,
+                            cx,
+                            snap,
+                            plan,
+                            id,
+                            scope.as_deref(),
+                            child,
+                            cplan,
+                            sql,
+                            depth,
+                        )
+                        .await?;
                     }
                     objectos_spec::object::DeleteBehavior::SetNull => {
                         let ts = to_db(Storage::DateTime, dialect, &Json::String(format_ts(now())))

@@ -50,6 +50,59 @@ impl DataEngine {
         Ok(())
     }
 
+    /// Deletes the `child` records that `select_ids` (a `SELECT id` of those holding `id`) finds,
+    /// for the delete of `plan`'s record `id` (`deleteBehavior: cascade`). The children are
+    /// deleted as the caller (their hooks check the caller's delete permission), within the
+    /// parent's organization `scope`, marked as a cascade so interceptors can tell them from a
+    /// request of the caller's.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn cascade_to(
+        &self,
+        tx: &DatabaseTransaction,
+        cx: &OpContext,
+        snap: &MetadataSnapshot,
+        plan: &ObjectPlan,
+        id: &str,
+        scope: Option<&str>,
+        child: &ChildRef,
+        cplan: &ObjectPlan,
+        select_ids: Sql,
+        depth: usize,
+    ) -> Result<()> {
+        let rows = self.q(Conn::Tx(tx), select_ids).await?;
+        let ids: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.try_get_by_index::<String>(0).ok())
+            .filter(|c| c != id)
+            .collect();
+        let child_cx = OpContext {
+            tenant: scope.map(str::to_owned),
+            cascade_of: Some(CascadeOrigin {
+                object: plan.name.clone(),
+                id: id.to_owned(),
+            }),
+            ..cx.clone()
+        };
+        for cid in ids {
+            self.delete_in(tx, &child_cx, snap, cplan, &cid, depth + 1)
+                .await
+                .map_err(|e| match e {
+                    // The child was just selected, so "not found" means the caller's row filter
+                    // keeps it from being deleted: refuse the parent's delete, naming the child
+                    // object but not the id.
+                    DataError::RecordNotFound { .. } => DataError::Forbidden {
+                        object: child.object.clone(),
+                        message: format!(
+                            "Cannot delete {} {id}: its {} records are deleted with it (deleteBehavior: cascade) and you may not delete all of them",
+                            plan.name, child.object
+                        ),
+                    },
+                    other => other,
+                })?;
+        }
+        Ok(())
+    }
+
     /// Runs `count_sql` (a `SELECT COUNT(*)` of `child` records holding `id`) and refuses the
     /// delete of `plan`'s record when any do (`deleteBehavior: restrict`).
     pub(super) async fn refuse_if_referenced(
@@ -127,36 +180,8 @@ impl DataEngine {
                             .push(" FROM ")
                             .ident(&cplan.table);
                         self.holds(snap, cplan, child, id, scope, &mut sql)?;
-                        let rows = self.q(Conn::Tx(tx), sql).await?;
-                        let ids: Vec<String> = rows
-                            .iter()
-                            .filter_map(|r| r.try_get_by_index::<String>(0).ok())
-                            .filter(|c| c != id)
-                            .collect();
-                        // As for single references: deleted as the caller, within the parent's
-                        // organization, marked as a cascade.
-                        let child_cx = OpContext {
-                            tenant: scope.map(str::to_owned),
-                            cascade_of: Some(CascadeOrigin {
-                                object: plan.name.clone(),
-                                id: id.to_owned(),
-                            }),
-                            ..cx.clone()
-                        };
-                        for cid in ids {
-                            self.delete_in(tx, &child_cx, snap, cplan, &cid, depth + 1)
-                                .await
-                                .map_err(|e| match e {
-                                    DataError::RecordNotFound { .. } => DataError::Forbidden {
-                                        object: child.object.clone(),
-                                        message: format!(
-                                            "Cannot delete {} {id}: its {} records are deleted with it (deleteBehavior: cascade) and you may not delete all of them",
-                                            plan.name, child.object
-                                        ),
-                                    },
-                                    other => other,
-                                })?;
-                        }
+                        self.cascade_to(tx, cx, snap, plan, id, scope, child, cplan, sql, depth)
+                            .await?;
                     }
                     DeleteBehavior::SetNull => {
                         let ts = to_db(Storage::DateTime, dialect, &Json::String(format_ts(now())))
