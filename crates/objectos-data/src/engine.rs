@@ -10,10 +10,7 @@ use arc_swap::ArcSwap;
 use indexmap::IndexMap;
 use objectos_spec::object::{ObjectSchema, Storage, SummaryFunction};
 use objectos_spec::query::{Condition, Filter, FilterValue, Operator, QueryAst, SearchQuery};
-use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait, Value,
-};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
@@ -31,6 +28,7 @@ use crate::util::{format_ts, new_id, now};
 use crate::validate::WriteKind;
 use crate::value::{from_row, parse_datetime, read_number, to_db};
 
+mod group;
 mod refs;
 mod select;
 mod transaction;
@@ -187,7 +185,16 @@ struct Inner {
     snapshot: ArcSwap<MetadataSnapshot>,
     interceptors: ArcSwap<Vec<Arc<dyn Interceptor>>>,
     /// SQLite allows one writer: writes queue here instead of failing with SQLITE_BUSY.
-    write_lock: tokio::sync::Mutex<()>,
+    write_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Callers queued for (or about to take) `write_lock`: a finishing write leaves its
+    /// transaction open for them (group commit) only when somebody is queued.
+    write_queue: std::sync::atomic::AtomicUsize,
+    /// The group transaction left open for the next queued writer (see `engine/group.rs`).
+    parked: std::sync::Mutex<Option<group::Group>>,
+    /// Group commit is on (a SQLite file; not PostgreSQL, not an in-memory database whose
+    /// single connection reads share).
+    group_commit: bool,
+    write_commits: AtomicU64,
     outbox_notify: Arc<tokio::sync::Notify>,
     statements: AtomicU64,
 }
@@ -329,7 +336,11 @@ impl DataEngine {
                 extra,
                 snapshot: ArcSwap::from_pointee(snapshot),
                 interceptors: ArcSwap::from_pointee(Vec::new()),
-                write_lock: tokio::sync::Mutex::new(()),
+                write_lock: Arc::new(tokio::sync::Mutex::new(())),
+                write_queue: std::sync::atomic::AtomicUsize::new(0),
+                parked: std::sync::Mutex::new(None),
+                group_commit: manual_checkpoint,
+                write_commits: AtomicU64::new(0),
                 outbox_notify: Arc::new(tokio::sync::Notify::new()),
                 statements: AtomicU64::new(0),
             }),
@@ -397,7 +408,7 @@ impl DataEngine {
         &self,
         progress: &(dyn Fn(&MigrationStep) + Send + Sync),
     ) -> Result<MigrationReport> {
-        let _guard = self.inner.write_lock.lock().await;
+        let _guard = self.lock_writer().await;
         let snap = self.metadata();
         let plan = schema::plan(&self.inner.write, self.inner.dialect, &snap).await?;
         schema::apply(
@@ -415,7 +426,7 @@ impl DataEngine {
     /// per-table introspection is skipped; otherwise [`DataEngine::migrate`].
     async fn migrate_if_changed(&self) -> Result<()> {
         let current = {
-            let _guard = self.inner.write_lock.lock().await;
+            let _guard = self.lock_writer().await;
             schema::is_current(&self.inner.write, self.inner.dialect, &self.metadata()).await?
         };
         if !current {
@@ -463,48 +474,6 @@ impl DataEngine {
         match conn {
             Conn::Pool(c) => db::exec(c, sql).await,
             Conn::Tx(t) => db::exec(t, sql).await,
-        }
-    }
-
-    async fn begin_write(
-        &self,
-    ) -> Result<(Option<tokio::sync::MutexGuard<'_, ()>>, DatabaseTransaction)> {
-        let (guard, tx) = if self.inner.dialect == Dialect::Sqlite {
-            let guard = self.inner.write_lock.lock().await;
-            // IMMEDIATE takes SQLite's write lock at BEGIN: a deferred transaction that reads
-            // first and writes later fails with SQLITE_BUSY_SNAPSHOT (no busy wait) when another
-            // connection (a plugin writing through `connection()`) committed in between.
-            let options = TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..TransactionOptions::default()
-            };
-            let tx = self
-                .inner
-                .write
-                .begin_with_options(options)
-                .await
-                .map_err(db::map_db_err)?;
-            (Some(guard), tx)
-        } else {
-            let tx = self.inner.write.begin().await.map_err(db::map_db_err)?;
-            (None, tx)
-        };
-        Ok((guard, tx))
-    }
-
-    async fn finish<T>(&self, tx: DatabaseTransaction, r: Result<T>, write: bool) -> Result<T> {
-        match r {
-            Ok(v) => {
-                tx.commit().await.map_err(db::map_db_err)?;
-                if write {
-                    self.inner.outbox_notify.notify_one();
-                }
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = tx.rollback().await;
-                Err(e)
-            }
         }
     }
 
@@ -1473,9 +1442,10 @@ impl DataEngine {
     pub async fn create(&self, cx: &OpContext, object: &str, data: Record) -> Result<Record> {
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
-        let (_g, tx) = self.begin_write().await?;
-        let r = self.create_in(&tx, cx, &snap, &plan, data).await;
-        self.finish(tx, r, true).await
+        let unit = self.begin_write().await?;
+        let tx = unit.tx();
+        let r = self.create_in(tx, cx, &snap, &plan, data).await;
+        unit.finish(r).await
     }
 
     /// Creates several records atomically: all or none.
@@ -1487,16 +1457,17 @@ impl DataEngine {
     ) -> Result<Vec<Record>> {
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
-        let (_g, tx) = self.begin_write().await?;
+        let unit = self.begin_write().await?;
+        let tx = unit.tx();
         let r = async {
             let mut out = Vec::with_capacity(data.len());
             for d in data {
-                out.push(self.create_in(&tx, cx, &snap, &plan, d).await?);
+                out.push(self.create_in(tx, cx, &snap, &plan, d).await?);
             }
             Ok(out)
         }
         .await;
-        self.finish(tx, r, true).await
+        unit.finish(r).await
     }
 
     /// Updates one record; `if_match` (an ETag from [`DataEngine::version_of`]) guards against lost updates.
@@ -1510,23 +1481,25 @@ impl DataEngine {
     ) -> Result<Record> {
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
-        let (_g, tx) = self.begin_write().await?;
+        let unit = self.begin_write().await?;
+        let tx = unit.tx();
         let r = self
-            .update_in(&tx, cx, &snap, &plan, id, patch, if_match)
+            .update_in(tx, cx, &snap, &plan, id, patch, if_match)
             .await;
-        self.finish(tx, r, true).await
+        unit.finish(r).await
     }
 
     /// Deletes one record, applying `deleteBehavior` to records that reference it.
     pub async fn delete(&self, cx: &OpContext, object: &str, id: &str) -> Result<()> {
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
-        let (_g, tx) = self.begin_write().await?;
+        let unit = self.begin_write().await?;
+        let tx = unit.tx();
         let r = self
-            .delete_in(&tx, cx, &snap, &plan, id, 0)
+            .delete_in(tx, cx, &snap, &plan, id, 0)
             .await
             .map(|_| ());
-        self.finish(tx, r, true).await
+        unit.finish(r).await
     }
 
     /// Runs a batch: atomic (one transaction, all or nothing) unless `continueOnError`, which
@@ -1550,7 +1523,8 @@ impl DataEngine {
         let opts = req.options;
         let mut results = Vec::with_capacity(total);
         if opts.atomic && !opts.continue_on_error {
-            let (_g, tx) = self.begin_write().await?;
+            let unit = self.begin_write().await?;
+            let tx = unit.tx();
             let mut failed = false;
             for item in items {
                 if failed {
@@ -1569,7 +1543,7 @@ impl DataEngine {
                 }
                 let id = item.id.clone();
                 match self
-                    .batch_item(&tx, cx, &snap, &plan, req.operation, item)
+                    .batch_item(tx, cx, &snap, &plan, req.operation, item)
                     .await
                 {
                     Ok(rec) => results.push(ok_item(id, rec, opts.return_records)),
@@ -1585,7 +1559,7 @@ impl DataEngine {
                 }
             }
             if failed || opts.validate_only {
-                let _ = tx.rollback().await;
+                unit.discard().await;
                 if failed {
                     for r in &mut results {
                         if r.success {
@@ -1601,23 +1575,21 @@ impl DataEngine {
                     }
                 }
             } else {
-                tx.commit().await.map_err(db::map_db_err)?;
-                self.inner.outbox_notify.notify_one();
+                unit.finish(Ok(())).await?;
             }
         } else {
             for item in items {
                 let id = item.id.clone();
-                let (g, tx) = self.begin_write().await?;
+                let unit = self.begin_write().await?;
                 let r = self
-                    .batch_item(&tx, cx, &snap, &plan, req.operation, item)
+                    .batch_item(unit.tx(), cx, &snap, &plan, req.operation, item)
                     .await;
                 let r = if opts.validate_only {
-                    let _ = tx.rollback().await;
+                    unit.discard().await;
                     r
                 } else {
-                    self.finish(tx, r, true).await
+                    unit.finish(r).await
                 };
-                drop(g);
                 let stop = r.is_err() && !opts.continue_on_error;
                 results.push(match r {
                     Ok(rec) => ok_item(id, rec, opts.return_records),
@@ -2412,7 +2384,7 @@ impl DataEngine {
             };
             {
                 let _g = if dialect == Dialect::Sqlite {
-                    Some(self.inner.write_lock.lock().await)
+                    Some(self.lock_writer().await)
                 } else {
                     None
                 };
@@ -2433,7 +2405,7 @@ impl DataEngine {
         loop {
             let n = {
                 let _g = if dialect == Dialect::Sqlite {
-                    Some(self.inner.write_lock.lock().await)
+                    Some(self.lock_writer().await)
                 } else {
                     None
                 };

@@ -9,7 +9,6 @@ use serde_json::Value as Json;
 use super::{BatchItem, BatchItemError, BatchOperation, DataEngine};
 use crate::Record;
 use crate::context::OpContext;
-use crate::db;
 use crate::error::{DataError, Result};
 use crate::meta;
 
@@ -232,10 +231,11 @@ impl DataEngine {
         let mut results: Vec<CrossBatchItemResult> = Vec::with_capacity(total);
         let mut failure = None;
         if opts.atomic {
-            let (_g, tx) = self.begin_write().await?;
+            let unit = self.begin_write().await?;
+            let tx = unit.tx();
             for (i, op) in req.operations.into_iter().enumerate() {
                 let (object, operation) = (op.object.clone(), op.operation);
-                match self.cross_item(&tx, cx, &snap, op, &ids, i).await {
+                match self.cross_item(tx, cx, &snap, op, &ids, i).await {
                     Ok(rec) => {
                         let id = record_id(&rec);
                         results.push(ok_result(i, object, operation, &id, rec, &opts));
@@ -254,7 +254,7 @@ impl DataEngine {
                 }
             }
             if failure.is_some() {
-                let _ = tx.rollback().await;
+                unit.discard().await;
                 for r in results.iter_mut().filter(|r| r.success) {
                     r.success = false;
                     r.data = None;
@@ -266,16 +266,14 @@ impl DataEngine {
                     });
                 }
             } else {
-                tx.commit().await.map_err(db::map_db_err)?;
-                self.inner.outbox_notify.notify_one();
+                unit.finish(Ok(())).await?;
             }
         } else {
             for (i, op) in req.operations.into_iter().enumerate() {
                 let (object, operation) = (op.object.clone(), op.operation);
-                let (g, tx) = self.begin_write().await?;
-                let r = self.cross_item(&tx, cx, &snap, op, &ids, i).await;
-                let r = self.finish(tx, r, true).await;
-                drop(g);
+                let unit = self.begin_write().await?;
+                let r = self.cross_item(unit.tx(), cx, &snap, op, &ids, i).await;
+                let r = unit.finish(r).await;
                 match r {
                     Ok(rec) => {
                         let id = record_id(&rec);

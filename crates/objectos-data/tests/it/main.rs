@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod crud;
+mod group;
 mod hooks;
 mod plugin;
 mod query;
