@@ -1444,7 +1444,7 @@ impl DataEngine {
         let plan = snap.plan(object)?.clone();
         let unit = self.begin_write().await?;
         let tx = unit.tx();
-        let r = self.create_in(tx, cx, &snap, &plan, data).await;
+        let r = unit.run(self.create_in(tx, cx, &snap, &plan, data)).await;
         unit.finish(r).await
     }
 
@@ -1459,14 +1459,15 @@ impl DataEngine {
         let plan = snap.plan(object)?.clone();
         let unit = self.begin_write().await?;
         let tx = unit.tx();
-        let r = async {
-            let mut out = Vec::with_capacity(data.len());
-            for d in data {
-                out.push(self.create_in(tx, cx, &snap, &plan, d).await?);
-            }
-            Ok(out)
-        }
-        .await;
+        let r = unit
+            .run(async {
+                let mut out = Vec::with_capacity(data.len());
+                for d in data {
+                    out.push(self.create_in(tx, cx, &snap, &plan, d).await?);
+                }
+                Ok(out)
+            })
+            .await;
         unit.finish(r).await
     }
 
@@ -1483,8 +1484,8 @@ impl DataEngine {
         let plan = snap.plan(object)?.clone();
         let unit = self.begin_write().await?;
         let tx = unit.tx();
-        let r = self
-            .update_in(tx, cx, &snap, &plan, id, patch, if_match)
+        let r = unit
+            .run(self.update_in(tx, cx, &snap, &plan, id, patch, if_match))
             .await;
         unit.finish(r).await
     }
@@ -1495,8 +1496,8 @@ impl DataEngine {
         let plan = snap.plan(object)?.clone();
         let unit = self.begin_write().await?;
         let tx = unit.tx();
-        let r = self
-            .delete_in(tx, cx, &snap, &plan, id, 0)
+        let r = unit
+            .run(self.delete_in(tx, cx, &snap, &plan, id, 0))
             .await
             .map(|_| ());
         unit.finish(r).await
@@ -1542,8 +1543,8 @@ impl DataEngine {
                     continue;
                 }
                 let id = item.id.clone();
-                match self
-                    .batch_item(tx, cx, &snap, &plan, req.operation, item)
+                match unit
+                    .run(self.batch_item(tx, cx, &snap, &plan, req.operation, item))
                     .await
                 {
                     Ok(rec) => results.push(ok_item(id, rec, opts.return_records)),
@@ -1581,8 +1582,8 @@ impl DataEngine {
             for item in items {
                 let id = item.id.clone();
                 let unit = self.begin_write().await?;
-                let r = self
-                    .batch_item(unit.tx(), cx, &snap, &plan, req.operation, item)
+                let r = unit
+                    .run(self.batch_item(unit.tx(), cx, &snap, &plan, req.operation, item))
                     .await;
                 let r = if opts.validate_only {
                     unit.discard().await;

@@ -1,6 +1,8 @@
 //! The transactional outbox: `record.*` rows written in the same transaction as the change, and a
 //! dispatcher that publishes them after commit (at least once) and marks them dispatched.
 
+use std::cell::RefCell;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +33,41 @@ pub trait EventSink: Send + Sync + 'static {
     }
 }
 
-/// Writes one outbox row inside `tx`.
+/// One outbox row to write.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    event_id: String,
+    event_name: String,
+    object: String,
+    record_id: String,
+    payload: String,
+    user_id: Option<String>,
+    tenant_id: Option<String>,
+    created_at: String,
+}
+
+tokio::task_local! {
+    /// The outbox rows of the write operation running in this task, when it runs through
+    /// [`buffered`]: they are written together just before its transaction commits.
+    static BUFFER: RefCell<Vec<Row>>;
+}
+
+/// Runs one write operation (`f`) collecting the outbox rows it produces instead of inserting
+/// them one statement each; returns its outcome and those rows, in order. The caller writes
+/// them with [`insert_rows`] in the same transaction before COMMIT (a failed operation's rows
+/// are simply dropped). Under group commit the rows of every member go out in one statement.
+pub(crate) async fn buffered<F: Future>(f: F) -> (F::Output, Vec<Row>) {
+    BUFFER
+        .scope(RefCell::new(Vec::new()), async move {
+            let out = f.await;
+            let rows = BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
+            (out, rows)
+        })
+        .await
+}
+
+/// Records one outbox row for the change being made in `tx`: into the operation's buffer when
+/// it runs through [`buffered`], else as an INSERT in `tx` at once.
 pub(crate) async fn write<C: ConnectionTrait>(
     tx: &C,
     dialect: Dialect,
@@ -47,25 +83,62 @@ pub(crate) async fn write<C: ConnectionTrait>(
         m.insert("userId".into(), json!(cx.principal.user_id()));
         m.insert("tenantId".into(), json!(cx.tenant));
     }
-    let mut sql = Sql::new(dialect);
-    sql.push("INSERT INTO \"_objectos_outbox\" (\"event_id\", \"event_name\", \"object\", \"record_id\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\") VALUES (")
-        .param(Value::from(new_id()))
-        .push(", ")
-        .param(Value::from(event_name.to_owned()))
-        .push(", ")
-        .param(Value::from(object.to_owned()))
-        .push(", ")
-        .param(Value::from(record_id.to_owned()))
-        .push(", ")
-        .param(Value::from(payload.to_string()))
-        .push(", ")
-        .param(Value::String(cx.principal.user_id().map(str::to_owned)))
-        .push(", ")
-        .param(Value::String(cx.tenant.clone()))
-        .push(", ")
-        .param(Value::from(format_ts(now())))
-        .push(")");
-    db::exec(tx, sql).await?;
+    let mut row = Some(Row {
+        event_id: new_id(),
+        event_name: event_name.to_owned(),
+        object: object.to_owned(),
+        record_id: record_id.to_owned(),
+        payload: payload.to_string(),
+        user_id: cx.principal.user_id().map(str::to_owned),
+        tenant_id: cx.tenant.clone(),
+        created_at: format_ts(now()),
+    });
+    // Outside a buffered operation the closure never runs and the row stays here.
+    let _ = BUFFER.try_with(|b| {
+        if let Some(r) = row.take() {
+            b.borrow_mut().push(r);
+        }
+    });
+    match row {
+        Some(row) => insert_rows(tx, dialect, vec![row]).await,
+        None => Ok(()),
+    }
+}
+
+/// Rows per INSERT statement (8 bound values each, far below either database's limit).
+const INSERT_CHUNK: usize = 128;
+
+/// Inserts outbox rows with multi-row INSERTs, in order.
+pub(crate) async fn insert_rows<C: ConnectionTrait>(
+    tx: &C,
+    dialect: Dialect,
+    rows: Vec<Row>,
+) -> Result<()> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let mut sql = Sql::new(dialect);
+        sql.push("INSERT INTO \"_objectos_outbox\" (\"event_id\", \"event_name\", \"object\", \"record_id\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\") VALUES ");
+        for (i, r) in rows.by_ref().take(INSERT_CHUNK).enumerate() {
+            sql.push(if i == 0 { "(" } else { ", (" })
+                .param(Value::from(r.event_id))
+                .push(", ")
+                .param(Value::from(r.event_name))
+                .push(", ")
+                .param(Value::from(r.object))
+                .push(", ")
+                .param(Value::from(r.record_id))
+                .push(", ")
+                .param(Value::from(r.payload))
+                .push(", ")
+                .param(Value::String(r.user_id))
+                .push(", ")
+                .param(Value::String(r.tenant_id))
+                .push(", ")
+                .param(Value::from(r.created_at))
+                .push(")");
+        }
+        db::exec(tx, sql).await?;
+    }
     Ok(())
 }
 

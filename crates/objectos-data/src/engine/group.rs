@@ -11,6 +11,7 @@
 //! every member of the group. PostgreSQL (and in-memory SQLite) keep one transaction per
 //! operation.
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use tokio::sync::{OwnedMutexGuard, oneshot};
 use super::DataEngine;
 use crate::db;
 use crate::error::{DataError, Result};
+use crate::outbox;
 
 /// Most operations one transaction holds: bounds the savepoint stack and the wait of the first.
 const MAX_OPS: usize = 64;
@@ -38,6 +40,8 @@ type Outcome = std::result::Result<(), String>;
 /// An open write transaction and the operations waiting for it to commit.
 pub(crate) struct Group {
     tx: DatabaseTransaction,
+    /// The outbox rows of the members that succeeded, written just before the COMMIT.
+    outbox: Vec<outbox::Row>,
     /// Members that finished their part and wait for the COMMIT.
     waiting: Vec<oneshot::Sender<Outcome>>,
     ops: usize,
@@ -50,6 +54,8 @@ pub(crate) struct Group {
 pub(crate) struct WriteUnit {
     engine: DataEngine,
     state: Option<Turn>,
+    /// Outbox rows of the operation's steps run through [`WriteUnit::run`].
+    rows: std::sync::Mutex<Vec<outbox::Row>>,
 }
 
 struct Turn {
@@ -138,6 +144,7 @@ impl DataEngine {
                 group,
                 joined,
             }),
+            rows: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -151,6 +158,7 @@ impl DataEngine {
 fn new_group(tx: DatabaseTransaction) -> Group {
     Group {
         tx,
+        outbox: Vec::new(),
         waiting: Vec::new(),
         ops: 1,
         started: Instant::now(),
@@ -167,6 +175,22 @@ impl WriteUnit {
         }
     }
 
+    /// Runs a step of the operation, keeping the outbox rows it writes for the COMMIT.
+    pub(crate) async fn run<T>(&self, step: impl Future<Output = Result<T>>) -> Result<T> {
+        let (r, rows) = outbox::buffered(step).await;
+        if r.is_ok() {
+            self.rows
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(rows);
+        }
+        r
+    }
+
+    fn take_rows(&self) -> Vec<outbox::Row> {
+        std::mem::take(&mut *self.rows.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// Ends the operation with `r`: on success its changes commit (now, or with the group it
     /// leaves open for the next queued writer; either way `Ok` comes back only once committed);
     /// on error only its own changes are undone.
@@ -175,7 +199,12 @@ impl WriteUnit {
             return r;
         };
         let engine = self.engine.clone();
-        match settle(&engine, turn, r.is_ok()).await {
+        let rows = if r.is_ok() {
+            self.take_rows()
+        } else {
+            Vec::new()
+        };
+        match settle(&engine, turn, r.is_ok(), rows).await {
             Settled::Done(Ok(())) => r,
             Settled::Done(Err(e)) => match r {
                 Ok(_) => Err(e),
@@ -192,7 +221,7 @@ impl WriteUnit {
     pub(crate) async fn discard(mut self) {
         if let Some(turn) = self.state.take() {
             let engine = self.engine.clone();
-            let _ = settle(&engine, turn, false).await;
+            let _ = settle(&engine, turn, false, Vec::new()).await;
         }
     }
 }
@@ -211,7 +240,7 @@ impl Drop for WriteUnit {
         let engine = self.engine.clone();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                let _ = settle(&engine, turn, false).await;
+                let _ = settle(&engine, turn, false, Vec::new()).await;
             });
         }
     }
@@ -225,13 +254,14 @@ enum Settled {
 }
 
 /// Undoes a failed part, then commits the group or leaves it open for the next queued writer.
-async fn settle(engine: &DataEngine, turn: Turn, ok: bool) -> Settled {
+async fn settle(engine: &DataEngine, turn: Turn, ok: bool, rows: Vec<outbox::Row>) -> Settled {
     let Turn {
         guard,
         group,
         joined,
     } = turn;
     let mut group = group;
+    group.outbox.extend(rows);
     if !ok {
         if !joined {
             // This operation started the group and nobody joined yet: roll everything back.
@@ -276,8 +306,19 @@ async fn settle(engine: &DataEngine, turn: Turn, ok: bool) -> Settled {
 
 /// Commits a group and tells every waiting member how it went.
 async fn commit_group(engine: &DataEngine, group: Group) -> Outcome {
-    let Group { tx, waiting, .. } = group;
-    let outcome = tx.commit().await.map_err(|e| db::map_db_err(e).to_string());
+    let Group {
+        tx,
+        outbox: rows,
+        waiting,
+        ..
+    } = group;
+    let outcome = match outbox::insert_rows(&tx, engine.inner.dialect, rows).await {
+        Ok(()) => tx.commit().await.map_err(|e| db::map_db_err(e).to_string()),
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e.to_string())
+        }
+    };
     if outcome.is_ok() {
         engine.inner.write_commits.fetch_add(1, Ordering::Relaxed);
         engine.inner.outbox_notify.notify_one();

@@ -235,7 +235,7 @@ impl DataEngine {
             let tx = unit.tx();
             for (i, op) in req.operations.into_iter().enumerate() {
                 let (object, operation) = (op.object.clone(), op.operation);
-                match self.cross_item(tx, cx, &snap, op, &ids, i).await {
+                match unit.run(self.cross_item(tx, cx, &snap, op, &ids, i)).await {
                     Ok(rec) => {
                         let id = record_id(&rec);
                         results.push(ok_result(i, object, operation, &id, rec, &opts));
@@ -272,7 +272,9 @@ impl DataEngine {
             for (i, op) in req.operations.into_iter().enumerate() {
                 let (object, operation) = (op.object.clone(), op.operation);
                 let unit = self.begin_write().await?;
-                let r = self.cross_item(unit.tx(), cx, &snap, op, &ids, i).await;
+                let r = unit
+                    .run(self.cross_item(unit.tx(), cx, &snap, op, &ids, i))
+                    .await;
                 let r = unit.finish(r).await;
                 match r {
                     Ok(rec) => {
