@@ -71,6 +71,8 @@ pub struct AuditInterceptor {
     /// Set once the plugin created the tables at start; until then (the HTTP listener may start
     /// before the audit plugin) the hook creates them inside the operation's transaction.
     schema_ready: Arc<AtomicBool>,
+    /// Chain heads this process wrote: one statement per audited write while they hold.
+    heads: Arc<store::HeadCache>,
 }
 
 /// The interceptor's order: late, so hooks that change the result run first; a hook ordered after
@@ -82,6 +84,7 @@ impl AuditInterceptor {
         Self {
             redactor,
             schema_ready,
+            heads: Arc::new(store::HeadCache::default()),
         }
     }
 
@@ -144,7 +147,7 @@ impl Interceptor for AuditInterceptor {
                 .await
                 .map_err(|e| DataError::Internal(format!("audit: {e}")))?;
         }
-        let ev = store::append(tx, dialect, ev)
+        let ev = store::append_cached(tx, dialect, ev, &self.heads)
             .await
             .map_err(|e| DataError::Internal(format!("audit: {e}")))?;
         // Field history covers the whole life of a record: the values it was created with

@@ -197,19 +197,11 @@ pub async fn append_standalone(
     Ok(ev)
 }
 
-async fn insert_event<C: ConnectionTrait>(
-    conn: &C,
-    dialect: Dialect,
-    ev: &AuditEvent,
-    tenant: &str,
-) -> Result<()> {
+/// The values of `EVENT_COLUMNS` for `ev`, in order.
+fn event_values(ev: &AuditEvent, tenant: &str) -> Vec<Value> {
     let changes = serde_json::to_string(&ev.changes).unwrap_or_else(|_| "[]".into());
     let details = serde_json::to_string(&ev.details).unwrap_or_else(|_| "null".into());
-    let mut q = Q::new(
-        dialect,
-        &format!("INSERT INTO {EVENTS_TABLE} ({EVENT_COLUMNS}) VALUES ("),
-    );
-    let vals: Vec<Value> = vec![
+    vec![
         ev.id.clone().into(),
         tenant.to_owned().into(),
         ev.seq.into(),
@@ -231,8 +223,20 @@ async fn insert_event<C: ConnectionTrait>(
         details.into(),
         ev.prev_hash.clone().into(),
         ev.hash.clone().into(),
-    ];
-    for (i, v) in vals.into_iter().enumerate() {
+    ]
+}
+
+async fn insert_event<C: ConnectionTrait>(
+    conn: &C,
+    dialect: Dialect,
+    ev: &AuditEvent,
+    tenant: &str,
+) -> Result<()> {
+    let mut q = Q::new(
+        dialect,
+        &format!("INSERT INTO {EVENTS_TABLE} ({EVENT_COLUMNS}) VALUES ("),
+    );
+    for (i, v) in event_values(ev, tenant).into_iter().enumerate() {
         if i > 0 {
             q.sql(", ");
         }
@@ -241,6 +245,113 @@ async fn insert_event<C: ConnectionTrait>(
     q.sql(")");
     q.exec(conn, "insert audit event").await?;
     Ok(())
+}
+
+/// The chain head (`last_seq`, `last_hash`) this process last wrote per tenant.
+///
+/// With it an append is one statement: advance the head only if it still is what the cache says
+/// (a conditional UPDATE) and insert the event only if that UPDATE hit its row. Anything that
+/// moved the head meanwhile (another process or node, a bus event appended in its own
+/// transaction, a rolled-back write whose head the cache already took) makes the UPDATE miss;
+/// nothing is written and the append takes the locking path, which reads the real head. The
+/// cache is only ever a guess that the database confirms.
+#[derive(Debug, Default)]
+pub struct HeadCache {
+    heads: std::sync::Mutex<std::collections::HashMap<String, (i64, String)>>,
+    hits: std::sync::atomic::AtomicU64,
+}
+
+/// Tenants remembered at most; past it the cache starts over (a miss only costs the slow path).
+const HEAD_CACHE_TENANTS: usize = 10_000;
+
+impl HeadCache {
+    /// Appends that took the one-statement path (tests and metrics).
+    pub fn hits(&self) -> u64 {
+        self.hits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn get(&self, tenant: &str) -> Option<(i64, String)> {
+        self.heads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tenant)
+            .cloned()
+    }
+
+    fn put(&self, tenant: String, seq: i64, hash: String) {
+        let mut heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+        if heads.len() >= HEAD_CACHE_TENANTS && !heads.contains_key(&tenant) {
+            heads.clear();
+        }
+        heads.insert(tenant, (seq, hash));
+    }
+}
+
+/// [`append`] through `cache`: one statement when the cached head is current, else the locking
+/// path (which refreshes the cache).
+pub async fn append_cached<C: ConnectionTrait>(
+    conn: &C,
+    dialect: Dialect,
+    mut ev: AuditEvent,
+    cache: &HeadCache,
+) -> Result<AuditEvent> {
+    let tenant = ev.tenant_id.clone().unwrap_or_default();
+    if let Some((seq, hash)) = cache.get(&tenant) {
+        ev.seq = seq + 1;
+        ev.prev_hash = hash.clone();
+        ev.hash = ev.compute_hash();
+        let mut q = match dialect {
+            // Two statements in one round trip: the INSERT runs only if the UPDATE changed a row
+            // (`changes()` is the row count of the statement just before it).
+            Dialect::Sqlite => Q::new(dialect, &format!("UPDATE {HEAD_TABLE} SET last_seq = ")),
+            // One statement: the INSERT selects from the UPDATE's result.
+            Dialect::Postgres => Q::new(
+                dialect,
+                &format!("WITH h AS (UPDATE {HEAD_TABLE} SET last_seq = "),
+            ),
+        };
+        q.bind(ev.seq)
+            .sql(", last_hash = ")
+            .bind(ev.hash.clone())
+            .sql(" WHERE tenant_id = ")
+            .bind(tenant.clone())
+            .sql(" AND last_seq = ")
+            .bind(seq)
+            .sql(" AND last_hash = ")
+            .bind(hash);
+        match dialect {
+            Dialect::Sqlite => q.sql(&format!(
+                "; INSERT INTO {EVENTS_TABLE} ({EVENT_COLUMNS}) SELECT "
+            )),
+            Dialect::Postgres => q.sql(&format!(
+                " RETURNING 1) INSERT INTO {EVENTS_TABLE} ({EVENT_COLUMNS}) SELECT "
+            )),
+        };
+        for (i, v) in event_values(&ev, &tenant).into_iter().enumerate() {
+            if i > 0 {
+                q.sql(", ");
+            }
+            q.bind(v);
+        }
+        let written = match dialect {
+            Dialect::Sqlite => 2,
+            Dialect::Postgres => 1,
+        };
+        match dialect {
+            Dialect::Sqlite => q.sql(" WHERE changes() = 1"),
+            Dialect::Postgres => q.sql(" WHERE EXISTS (SELECT 1 FROM h)"),
+        };
+        if q.exec(conn, "append audit event").await? == written {
+            cache
+                .hits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            cache.put(tenant, ev.seq, ev.hash.clone());
+            return Ok(ev);
+        }
+    }
+    let ev = append(conn, dialect, ev).await?;
+    cache.put(tenant, ev.seq, ev.hash.clone());
+    Ok(ev)
 }
 
 fn get_i64(r: &QueryResult, i: usize, id: &str, col: &str) -> Result<i64> {

@@ -162,8 +162,23 @@ async fn concurrency_scenario(h: &Harness) {
                 .map_err(|e| e.to_string())
         }));
     }
+    // Writes that roll back after the audit hook ran (the cached chain head ran ahead of the
+    // database) interleave with the rest: the next appends must notice and re-read the head.
+    let mut refused = Vec::new();
+    for _ in 0..5 {
+        let engine = h.engine.clone();
+        refused.push(tokio::spawn(async move {
+            let cx = crate::support::user_cx("w").with_tenant("acme");
+            engine
+                .create(&cx, "contact", crate::support::rec(json!({"name": "FAIL"})))
+                .await
+        }));
+    }
     for t in tasks {
         t.await.unwrap().unwrap();
+    }
+    for t in refused {
+        assert!(t.await.unwrap().is_err());
     }
     for _ in 0..400 {
         let v = h.store.verify(Some("acme")).await.unwrap();

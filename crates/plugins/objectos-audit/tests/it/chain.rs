@@ -147,3 +147,74 @@ async fn retention_postgres() {
         h.stop().await;
     }
 }
+
+/// The cached chain head: appends through it are one statement while it holds; when something
+/// else moved the head (an append in its own transaction, a write rolled back after appending)
+/// the next append notices, re-reads it, and the chain stays intact.
+async fn head_cache_scenario(h: &Harness) {
+    use objectos_audit::store::{HeadCache, append_cached, append_standalone};
+    use objectos_audit::{Actor, AuditEvent};
+    let conn = h.engine.write_connection();
+    let dialect = h.engine.dialect();
+    let cache = HeadCache::default();
+    let event = |n: u32| {
+        let mut ev = AuditEvent::new(
+            format!("test.cached{n}"),
+            Actor {
+                kind: "system".into(),
+                id: None,
+                reason: None,
+                ip_address: None,
+                user_agent: None,
+            },
+        );
+        ev.tenant_id = Some("cache-t".into());
+        ev
+    };
+    // First append fills the cache through the locking path; the next two hit it.
+    for n in 0..3 {
+        append_cached(conn, dialect, event(n), &cache)
+            .await
+            .unwrap();
+    }
+    assert_eq!(cache.hits(), 2);
+    // Another writer moves the head: the cached append misses, writes nothing twice, recovers.
+    append_standalone(conn, dialect, event(10)).await.unwrap();
+    let ev = append_cached(conn, dialect, event(3), &cache)
+        .await
+        .unwrap();
+    assert_eq!(cache.hits(), 2);
+    assert_eq!(ev.seq, 5);
+    // A transaction that appended and rolled back leaves the cache ahead of the database.
+    {
+        use sea_orm::TransactionTrait;
+        let tx = conn.begin().await.unwrap();
+        append_cached(&tx, dialect, event(4), &cache).await.unwrap();
+        tx.rollback().await.unwrap();
+    }
+    let ev = append_cached(conn, dialect, event(5), &cache)
+        .await
+        .unwrap();
+    assert_eq!(ev.seq, 6);
+    append_cached(conn, dialect, event(6), &cache)
+        .await
+        .unwrap();
+    let report = h.store.verify(Some("cache-t")).await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.events, 7);
+}
+
+#[tokio::test]
+async fn head_cache_sqlite() {
+    let h = Harness::sqlite().await;
+    head_cache_scenario(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn head_cache_postgres() {
+    if let Some(h) = Harness::postgres().await {
+        head_cache_scenario(&h).await;
+        h.stop().await;
+    }
+}
