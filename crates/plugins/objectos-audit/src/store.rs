@@ -6,6 +6,10 @@
 //! read) and then reads it back, `FOR UPDATE` on PostgreSQL (a row lock held until the enclosing
 //! transaction ends). Two transactions appending to one tenant's chain therefore run one after
 //! the other and never fork the chain; different tenants do not wait for each other on PostgreSQL.
+//! The data interceptor skips the read while its [`HeadCache`] is current: it advances the head
+//! with a conditional UPDATE (`WHERE last_seq = <cached> AND last_hash = <cached>`, which waits
+//! for and re-checks a concurrent writer's row like the upsert does) and inserts the event only
+//! if that UPDATE hit; a miss falls back to the path above.
 
 use objectos_data::Dialect;
 use sea_orm::{
