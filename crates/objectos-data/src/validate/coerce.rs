@@ -91,7 +91,14 @@ fn coerce_value(field: &Field, value: &mut Value) -> Result<(), FieldError> {
     if kind.is_multi_choice() || (field.multiple && !is_json_like(kind)) {
         return coerce_list(field, value);
     }
-    coerce_single(field, value)
+    coerce_single(field, value)?;
+    // An empty unique value means "no value": stored as NULL, which unique indexes never compare,
+    // just as the uniqueness pre-check skips it; so any number of records may leave it empty
+    // (stored as "", the second one would hit the index).
+    if field.unique && value.as_str().is_some_and(str::is_empty) {
+        *value = Value::Null;
+    }
+    Ok(())
 }
 
 /// Types that hold arbitrary JSON, where `multiple` changes nothing.

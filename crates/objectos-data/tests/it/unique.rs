@@ -165,3 +165,38 @@ async fn unique_rule_condition_scope_and_events() {
     })
     .await;
 }
+
+/// An empty unique field is no value: any number of records may leave it empty (stored as NULL,
+/// which the unique index does not compare), while a real value still collides.
+#[tokio::test]
+async fn empty_unique_values_do_not_collide() {
+    for_each_backend(crate::CRM, |e| async move {
+        let cx = user_cx();
+        for name in ["A", "B"] {
+            let r = e
+                .create(&cx, "account", rec(json!({"name": name, "code": ""})))
+                .await
+                .unwrap();
+            assert_eq!(r["code"], Value::Null, "{r:?}");
+        }
+        e.create(&cx, "account", rec(json!({"name": "C", "code": "X1"})))
+            .await
+            .unwrap();
+        let dup = e
+            .create(&cx, "account", rec(json!({"name": "D", "code": "X1"})))
+            .await;
+        assert!(matches!(dup, Err(objectos_data::DataError::Duplicate { .. })));
+        // Clearing a value with "" on update also stores NULL.
+        let c = e
+            .create(&cx, "account", rec(json!({"name": "E", "code": "X2"})))
+            .await
+            .unwrap();
+        let id = c["id"].as_str().unwrap();
+        let u = e
+            .update(&cx, "account", id, rec(json!({"code": ""})), None)
+            .await
+            .unwrap();
+        assert_eq!(u["code"], Value::Null);
+    })
+    .await;
+}
