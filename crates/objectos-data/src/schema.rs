@@ -35,8 +35,9 @@ pub enum MigrationStep {
         sql: String,
     },
     /// Drops an index an older DDL version created that `replaced_by` (over `columns`, created
-    /// earlier in the same plan or already present) supersedes. An index holds no data of its
-    /// own: dropping it loses nothing. Tables and columns are never dropped.
+    /// earlier in the same plan or already present) supersedes, or (`replaced_by` empty) the
+    /// unique index of `columns`, a field no longer declared unique. An index holds no data of
+    /// its own: dropping it loses nothing. Tables and columns are never dropped.
     DropIndex {
         object: String,
         index: String,
@@ -90,6 +91,16 @@ impl fmt::Display for MigrationStep {
                     message.replace('\n', " ")
                 )
             }
+            Self::DropIndex {
+                sql,
+                replaced_by,
+                columns,
+                ..
+            } if replaced_by.is_empty() => write!(
+                f,
+                "{sql}; -- {} is no longer unique; dropping an index loses no data",
+                columns.join(", ")
+            ),
             Self::DropIndex {
                 sql,
                 replaced_by,
@@ -490,6 +501,37 @@ fn index_steps(
             columns: by.columns.clone(),
             sql: format!("DROP INDEX IF EXISTS {}", q(&c.legacy)),
         });
+    }
+    // A field that is no longer unique: the unique index the engine made for it (either name it
+    // may have had) would go on refusing values the metadata now allows, with no pre-check in
+    // front of it. It holds no data; it goes. Indexes declared under `indexes:` are kept while
+    // declared.
+    for f in plan.schema.fields.values() {
+        if f.unique || f.name == "id" || plan.column(&f.name).is_none() {
+            continue;
+        }
+        let fields = vec![f.name.clone()];
+        let names = [
+            index_name(table, &f.name, true),
+            index_name(table, &tenant_columns(plan, &fields, true).join("_"), true),
+            index_name(table, &format!("organization_id_{}", f.name), true),
+        ];
+        for name in names {
+            let on_this_table = existing.get(&name).is_some_and(|t| t == table);
+            if !on_this_table
+                || kept.iter().any(|k| k.name == name)
+                || !dropped.insert(name.clone())
+            {
+                continue;
+            }
+            out.push(MigrationStep::DropIndex {
+                object: plan.name.clone(),
+                sql: format!("DROP INDEX IF EXISTS {}", q(&name)),
+                index: name,
+                replaced_by: String::new(),
+                columns: fields.clone(),
+            });
+        }
     }
 }
 

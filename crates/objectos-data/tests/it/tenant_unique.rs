@@ -311,6 +311,86 @@ async fn a_database_with_global_unique_indexes_is_migrated() {
     }
 }
 
+/// A field that stops being unique loses the unique index the engine made for it (tenant-scoped
+/// and system objects alike), so the database no longer refuses what the metadata allows.
+async fn retired_unique_fields_lose_their_index(url: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |unique: bool| {
+        std::fs::write(
+            dir.path().join("gadget.object.yml"),
+            format!("name: gadget\nfields:\n  code: {{ type: text, unique: {unique} }}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("badge.object.yml"),
+            format!(
+                "name: badge\nisSystem: true\nfields:\n  code: {{ type: text, unique: {unique} }}\n"
+            ),
+        )
+        .unwrap();
+    };
+    write(true);
+    let e = open_dir(url, dir.path(), true).await;
+    create(&e, &org("org_a"), "gadget", json!({"code": "X"}))
+        .await
+        .unwrap();
+    assert!(
+        create(&e, &org("org_a"), "gadget", json!({"code": "X"}))
+            .await
+            .is_err()
+    );
+    create(&e, &org("org_a"), "badge", json!({"code": "X"}))
+        .await
+        .unwrap();
+    assert!(
+        create(&e, &org("org_b"), "badge", json!({"code": "X"}))
+            .await
+            .is_err()
+    );
+    write(false);
+    e.reload().await.unwrap();
+    let plan = e.plan_migration().await.unwrap().to_string();
+    assert!(
+        plan.contains(
+            "DROP INDEX IF EXISTS \"ux_gadget_organization_id_code\"; -- code is no longer unique; dropping an index loses no data"
+        ),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(
+            "DROP INDEX IF EXISTS \"ux_badge_code\"; -- code is no longer unique; dropping an index loses no data"
+        ),
+        "{plan}"
+    );
+    e.migrate(&|_| {}).await.unwrap();
+    create(&e, &org("org_a"), "gadget", json!({"code": "X"}))
+        .await
+        .unwrap();
+    create(&e, &org("org_b"), "badge", json!({"code": "X"}))
+        .await
+        .unwrap();
+    assert!(e.plan_migration().await.unwrap().is_empty());
+    e.connection().clone().close().await.ok();
+}
+
+#[tokio::test]
+async fn a_field_no_longer_unique_loses_its_index() {
+    let dir = tempfile::tempdir().unwrap();
+    retired_unique_fields_lose_their_index(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("r.db").display()
+    ))
+    .await;
+    match crate::pg_url() {
+        Some(base) => {
+            let (url, schema) = crate::pg_schema(&base).await;
+            retired_unique_fields_lose_their_index(&url).await;
+            crate::pg_drop(&base, &schema).await;
+        }
+        None => eprintln!("PostgreSQL skipped: set OBJECTOS_TEST_POSTGRES_URL"),
+    }
+}
+
 /// Holds the first create's transaction open after its INSERT until released.
 struct Gate {
     inserted: Arc<tokio::sync::Notify>,

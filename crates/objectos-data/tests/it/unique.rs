@@ -185,7 +185,10 @@ async fn empty_unique_values_do_not_collide() {
         let dup = e
             .create(&cx, "account", rec(json!({"name": "D", "code": "X1"})))
             .await;
-        assert!(matches!(dup, Err(objectos_data::DataError::Duplicate { .. })));
+        assert!(matches!(
+            dup,
+            Err(objectos_data::DataError::Duplicate { .. })
+        ));
         // Clearing a value with "" on update also stores NULL.
         let c = e
             .create(&cx, "account", rec(json!({"name": "E", "code": "X2"})))
