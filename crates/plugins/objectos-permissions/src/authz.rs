@@ -15,7 +15,9 @@ use objectos_spec::security::{
     SharingModel, SharingRule,
 };
 use parking_lot::{Mutex, RwLock};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, Statement, TransactionTrait,
+};
 use serde_json::{Value, json};
 
 use crate::error::PermissionsError;
@@ -136,6 +138,25 @@ fn org_key(tenant: Option<&str>) -> &str {
 pub trait Membership: Send + Sync + std::fmt::Debug + 'static {
     /// Whether `user_id` is a member of organization `org`.
     async fn is_member(&self, org: &str, user_id: &str) -> Result<bool, PermissionsError>;
+
+    /// How many of `user_ids` (distinct) are members of `org`, asked from inside a write
+    /// transaction (`tx`): user fields of a record being written are checked with it. The
+    /// default asks [`Membership::is_member`] for each.
+    async fn members_among(
+        &self,
+        org: &str,
+        user_ids: &[String],
+        tx: &DatabaseTransaction,
+    ) -> Result<usize, PermissionsError> {
+        let _ = tx;
+        let mut n = 0;
+        for id in user_ids {
+            if self.is_member(org, id).await? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// Membership as stored by the deployment: the auth plugin's `_objectos_auth_member` table when
@@ -197,6 +218,73 @@ impl Membership for StoredMembership {
             .count(&sys, "user", Filter::eq("id", user_id.to_owned()))
             .await?;
         Ok(n > 0)
+    }
+
+    /// Everything through `tx`: on an in-memory SQLite database the write transaction holds the
+    /// only connection, so a read through the pool would wait for itself.
+    async fn members_among(
+        &self,
+        org: &str,
+        user_ids: &[String],
+        tx: &DatabaseTransaction,
+    ) -> Result<usize, PermissionsError> {
+        if user_ids.is_empty() {
+            return Ok(0);
+        }
+        let d = self.engine.dialect();
+        let has_table = self.table_seen.load(Ordering::Acquire) || {
+            let sql = match d {
+                Dialect::Postgres => "SELECT 1 WHERE to_regclass($1) IS NOT NULL",
+                _ => "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+            };
+            let found = tx
+                .query_one_raw(Statement::from_sql_and_values(
+                    tx.get_database_backend(),
+                    sql,
+                    [MEMBER_TABLE.into()],
+                ))
+                .await
+                .map_err(|e| PermissionsError::Store(e.to_string()))?
+                .is_some();
+            if found {
+                self.table_seen.store(true, Ordering::Release);
+            }
+            found
+        };
+        if has_table {
+            let list: Vec<String> = (0..user_ids.len()).map(|i| placeholder(d, i + 2)).collect();
+            let mut values: Vec<sea_orm::Value> = vec![org.into()];
+            values.extend(user_ids.iter().map(|u| sea_orm::Value::from(u.clone())));
+            let row = tx
+                .query_one_raw(Statement::from_sql_and_values(
+                    tx.get_database_backend(),
+                    format!(
+                        "SELECT COUNT(DISTINCT \"user_id\") FROM \"{MEMBER_TABLE}\" WHERE \"org_id\" = {} AND \"user_id\" IN ({})",
+                        placeholder(d, 1),
+                        list.join(", ")
+                    ),
+                    values,
+                ))
+                .await
+                .map_err(|e| PermissionsError::Store(e.to_string()))?;
+            let n = row
+                .and_then(|r| r.try_get_by_index::<i64>(0).ok())
+                .unwrap_or(0);
+            return Ok(usize::try_from(n).unwrap_or(0));
+        }
+        if self.engine.metadata().object("user").is_none() {
+            return Ok(user_ids.len());
+        }
+        let sys = OpContext::system("permissions.membership").with_tenant(org);
+        let filter = Filter::condition(
+            "id",
+            Operator::In,
+            FilterValue::Value(Value::Array(
+                user_ids.iter().cloned().map(Value::String).collect(),
+            )),
+        );
+        let n = self.engine.count_within(tx, &sys, "user", &filter).await?;
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 }
 
@@ -693,6 +781,21 @@ impl Authz {
             Ok(())
         } else {
             Err(PermissionsError::UnknownUser(user_id.to_owned()))
+        }
+    }
+
+    /// How many of `user_ids` are members of `org` (all of them without a membership source),
+    /// asked through the write transaction `tx`.
+    pub async fn members_among(
+        &self,
+        org: &str,
+        user_ids: &[String],
+        tx: &DatabaseTransaction,
+    ) -> Result<usize, PermissionsError> {
+        let membership = self.membership.read().clone();
+        match membership {
+            Some(m) => m.members_among(org, user_ids, tx).await,
+            None => Ok(user_ids.len()),
         }
     }
 

@@ -123,17 +123,13 @@ impl PermissionInterceptor {
             };
             if !matches!(
                 field.kind,
-                FieldType::Lookup | FieldType::MasterDetail | FieldType::Tree
+                FieldType::Lookup | FieldType::MasterDetail | FieldType::Tree | FieldType::User
             ) {
                 continue;
             }
             let Some(target) = field.reference_target(&schema.name) else {
                 continue;
             };
-            // An object that is not installed keeps bare ids, as the engine does.
-            if snap.object(target).is_none() {
-                continue;
-            }
             let before = hook
                 .previous
                 .and_then(|p| p.get(name))
@@ -146,6 +142,28 @@ impl PermissionInterceptor {
             ids.sort();
             ids.dedup();
             if ids.is_empty() {
+                continue;
+            }
+            // A user field (or a lookup to users) names people: they must belong to the
+            // organization the record is written in. Users are global records, so the row
+            // filter of the user object would not say that; membership does. Administrators
+            // are held to it too: a record must not point at a stranger.
+            if field.kind == FieldType::User || target == "user" {
+                let Some(org) = hook.cx.tenant.as_deref() else {
+                    continue;
+                };
+                let members = self
+                    .authz
+                    .members_among(org, &ids, hook.write_tx()?)
+                    .await
+                    .map_err(|e| DataError::Internal(format!("permissions: {e}")))?;
+                if members != ids.len() {
+                    return Err(bad_reference(schema, name, target));
+                }
+                continue;
+            }
+            // An object that is not installed keeps bare ids, as the engine does.
+            if snap.object(target).is_none() {
                 continue;
             }
             let visible = match eff {
