@@ -30,9 +30,13 @@ const MAX_AGE: Duration = Duration::from_millis(8);
 /// How long a member waits for the COMMIT before committing the group itself (a queued writer
 /// that gave up, a cancelled request): the group never stays open without somebody to close it.
 const FLUSH_AFTER: Duration = Duration::from_millis(25);
-/// The savepoint each joining operation opens. Savepoints are never released before the COMMIT,
-/// so `ROLLBACK TO` always finds the newest one: the failing operation's own.
+/// The savepoint each joining operation opens; `ROLLBACK TO` finds the newest one, the failing
+/// operation's own. The next joiner releases it in the same round trip as it opens its own, so
+/// at most one is open: SQLite copies every page an operation first touches into the savepoint's
+/// sub-journal and marks it in every open savepoint's bitmap, so a stack of them cost more per
+/// write the longer the group grew, and their sub-journal was only freed at COMMIT.
 const SAVEPOINT: &str = "SAVEPOINT objectos_op";
+const RELEASE_AND_SAVEPOINT: &str = "RELEASE objectos_op; SAVEPOINT objectos_op";
 const ROLLBACK_TO: &str = "ROLLBACK TO objectos_op";
 
 type Outcome = std::result::Result<(), String>;
@@ -46,6 +50,8 @@ pub(crate) struct Group {
     waiting: Vec<oneshot::Sender<Outcome>>,
     ops: usize,
     started: Instant,
+    /// A member's savepoint is still open (released by the next joiner).
+    savepoint_open: bool,
 }
 
 /// One write operation's turn on the writer: its transaction (shared when grouped) and, on
@@ -112,9 +118,15 @@ impl DataEngine {
         if self.inner.group_commit
             && let Some(mut group) = self.take_parked()
         {
-            match group.tx.execute_unprepared(SAVEPOINT).await {
+            let sql = if group.savepoint_open {
+                RELEASE_AND_SAVEPOINT
+            } else {
+                SAVEPOINT
+            };
+            match group.tx.execute_unprepared(sql).await {
                 Ok(_) => {
                     group.ops += 1;
+                    group.savepoint_open = true;
                     return Ok(self.unit(Some(guard), group, true));
                 }
                 Err(e) => {
@@ -162,6 +174,7 @@ fn new_group(tx: DatabaseTransaction) -> Group {
         waiting: Vec::new(),
         ops: 1,
         started: Instant::now(),
+        savepoint_open: false,
     }
 }
 
