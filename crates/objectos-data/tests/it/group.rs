@@ -1,16 +1,14 @@
 //! Group commit: concurrent writes on a SQLite file share transactions (one savepoint each), and
 //! a member that fails or is cancelled takes nothing of the others down with it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use objectos_data::{
-    DataEngine, DataError, Dialect, EventSink, HookContext, Interceptor, Operation, Result,
-};
-use objectos_spec::Event;
+use objectos_data::{DataEngine, DataError, Dialect, HookContext, Interceptor, Operation, Result};
 use objectos_spec::query::QueryAst;
 use serde_json::json;
 
+use crate::hooks::Collect;
 use crate::{CRM, for_each_backend, rec, user_cx};
 
 /// Refuses, after its INSERT ran, every contact named `fail-*`; parks forever on `hang`.
@@ -44,17 +42,6 @@ impl Interceptor for Saboteur {
                 message: format!("{name} refused"),
             });
         }
-        Ok(())
-    }
-}
-
-#[derive(Default)]
-struct Collect(Mutex<Vec<Event>>);
-
-#[async_trait]
-impl EventSink for Collect {
-    async fn publish(&self, event: Event) -> std::result::Result<(), String> {
-        self.0.lock().unwrap().push(event);
         Ok(())
     }
 }

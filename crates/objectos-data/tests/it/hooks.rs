@@ -171,7 +171,7 @@ async fn rls_filter_applies_to_find_get_update_delete() {
 }
 
 #[derive(Default)]
-struct Collect(Mutex<Vec<Event>>);
+pub(crate) struct Collect(pub(crate) Mutex<Vec<Event>>);
 
 #[async_trait]
 impl EventSink for Collect {

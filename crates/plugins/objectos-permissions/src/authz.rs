@@ -233,19 +233,7 @@ impl Membership for StoredMembership {
         }
         let d = self.engine.dialect();
         let has_table = self.table_seen.load(Ordering::Acquire) || {
-            let sql = match d {
-                Dialect::Postgres => "SELECT 1 WHERE to_regclass($1) IS NOT NULL",
-                _ => "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-            };
-            let found = tx
-                .query_one_raw(Statement::from_sql_and_values(
-                    tx.get_database_backend(),
-                    sql,
-                    [MEMBER_TABLE.into()],
-                ))
-                .await
-                .map_err(|e| PermissionsError::Store(e.to_string()))?
-                .is_some();
+            let found = table_exists_in(tx, d, MEMBER_TABLE).await?;
             if found {
                 self.table_seen.store(true, Ordering::Release);
             }
@@ -290,8 +278,16 @@ impl Membership for StoredMembership {
 
 /// Whether a table of this name exists where unqualified statements find it.
 async fn table_exists(engine: &DataEngine, table: &str) -> Result<bool, PermissionsError> {
-    let conn = engine.connection();
-    let sql = match engine.dialect() {
+    table_exists_in(engine.connection(), engine.dialect(), table).await
+}
+
+/// [`table_exists`] asked through `conn` (a write transaction's own connection, say).
+async fn table_exists_in<C: ConnectionTrait>(
+    conn: &C,
+    dialect: Dialect,
+    table: &str,
+) -> Result<bool, PermissionsError> {
+    let sql = match dialect {
         Dialect::Postgres => "SELECT 1 WHERE to_regclass($1) IS NOT NULL",
         _ => "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
     };
