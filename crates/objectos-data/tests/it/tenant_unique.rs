@@ -293,22 +293,32 @@ async fn old_global_indexes_are_replaced(url: &str) {
     e.connection().clone().close().await.ok();
 }
 
-#[tokio::test]
-async fn a_database_with_global_unique_indexes_is_migrated() {
+/// Runs `scenario` on a database URL of a fresh SQLite file and, when configured, of a fresh
+/// PostgreSQL schema (for scenarios that open and reopen engines themselves).
+async fn on_each_database<F, Fut>(scenario: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let dir = tempfile::tempdir().unwrap();
-    old_global_indexes_are_replaced(&format!(
+    scenario(format!(
         "sqlite://{}?mode=rwc",
-        dir.path().join("g.db").display()
+        dir.path().join("t.db").display()
     ))
     .await;
     match crate::pg_url() {
         Some(base) => {
             let (url, schema) = crate::pg_schema(&base).await;
-            old_global_indexes_are_replaced(&url).await;
+            scenario(url).await;
             crate::pg_drop(&base, &schema).await;
         }
         None => eprintln!("PostgreSQL skipped: set OBJECTOS_TEST_POSTGRES_URL"),
     }
+}
+
+#[tokio::test]
+async fn a_database_with_global_unique_indexes_is_migrated() {
+    on_each_database(|url| async move { old_global_indexes_are_replaced(&url).await }).await;
 }
 
 /// A field that stops being unique loses the unique index the engine made for it (tenant-scoped
@@ -375,20 +385,7 @@ async fn retired_unique_fields_lose_their_index(url: &str) {
 
 #[tokio::test]
 async fn a_field_no_longer_unique_loses_its_index() {
-    let dir = tempfile::tempdir().unwrap();
-    retired_unique_fields_lose_their_index(&format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("r.db").display()
-    ))
-    .await;
-    match crate::pg_url() {
-        Some(base) => {
-            let (url, schema) = crate::pg_schema(&base).await;
-            retired_unique_fields_lose_their_index(&url).await;
-            crate::pg_drop(&base, &schema).await;
-        }
-        None => eprintln!("PostgreSQL skipped: set OBJECTOS_TEST_POSTGRES_URL"),
-    }
+    on_each_database(|url| async move { retired_unique_fields_lose_their_index(&url).await }).await;
 }
 
 /// Holds the first create's transaction open after its INSERT until released.
