@@ -91,12 +91,17 @@ impl AuditEvent {
 
     /// The canonical JSON text the hash covers.
     pub fn canonical_json(&self) -> String {
+        // Only JSON text is ever written, so the bytes are UTF-8.
+        String::from_utf8_lossy(&self.canonical_bytes()).into_owned()
+    }
+
+    fn canonical_bytes(&self) -> Vec<u8> {
         let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
         if let Value::Object(m) = &mut v {
             m.remove("hash");
             m.remove("prevHash");
         }
-        let mut out = String::new();
+        let mut out = Vec::with_capacity(1024);
         write_canonical(&v, &mut out);
         out
     }
@@ -105,7 +110,7 @@ impl AuditEvent {
     pub fn compute_hash(&self) -> String {
         let mut h = Sha256::new();
         h.update(self.prev_hash.as_bytes());
-        h.update(self.canonical_json().as_bytes());
+        h.update(self.canonical_bytes());
         hex::encode(h.finalize())
     }
 }
@@ -119,37 +124,43 @@ pub(crate) fn format_ts(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Writes `v` with object keys sorted at every level and no whitespace.
-fn write_canonical(v: &Value, out: &mut String) {
+/// Writes `v` with object keys sorted at every level and no whitespace. Runs for every audited
+/// write inside its transaction, so it writes straight into one buffer.
+fn write_canonical(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
+            keys.sort_unstable();
+            out.push(b'{');
             for (i, k) in keys.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String((*k).clone()).to_string());
-                out.push(':');
+                write_scalar(*k, out);
+                out.push(b':');
                 if let Some(x) = m.get(*k) {
                     write_canonical(x, out);
                 }
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(a) => {
-            out.push('[');
+            out.push(b'[');
             for (i, x) in a.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(x, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        other => out.push_str(&other.to_string()),
+        other => write_scalar(other, out),
     }
+}
+
+/// serde_json's own text for a string (escaped) or a scalar; writing into a Vec cannot fail.
+fn write_scalar<T: Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) {
+    let _ = serde_json::to_writer(&mut *out, v);
 }
 
 #[cfg(test)]

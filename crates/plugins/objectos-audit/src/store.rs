@@ -103,17 +103,18 @@ pub async fn ensure_schema<C: ConnectionTrait>(conn: &C, dialect: Dialect) -> Re
              changes TEXT NOT NULL, result TEXT NOT NULL, request_id TEXT, description TEXT, details TEXT NOT NULL, \
              prev_hash TEXT NOT NULL, hash TEXT NOT NULL, UNIQUE (tenant_id, seq))"
         ),
-        format!(
-            "CREATE INDEX IF NOT EXISTS ix_audit_event_type ON {EVENTS_TABLE} (event_type, id)"
-        ),
+        // Every audited write pays for each index here, inside the write's transaction, so the
+        // set is kept to what the reads need: the primary key (UUIDv7 ids, so it is also the
+        // time index: `from`/`to` become id bounds), the chain (tenant, seq), the actor's and
+        // the record's trails. Event types are few and filtered on the id-ordered scan.
         format!("CREATE INDEX IF NOT EXISTS ix_audit_actor ON {EVENTS_TABLE} (actor_id, id)"),
         format!(
             "CREATE INDEX IF NOT EXISTS ix_audit_target ON {EVENTS_TABLE} (object, record_id, id)"
         ),
-        format!("CREATE INDEX IF NOT EXISTS ix_audit_time ON {EVENTS_TABLE} (occurred_at)"),
-        format!(
-            "CREATE INDEX IF NOT EXISTS ix_audit_tenant_time ON {EVENTS_TABLE} (tenant_id, occurred_at)"
-        ),
+        // Indexes of earlier versions that the id order replaced.
+        "DROP INDEX IF EXISTS ix_audit_event_type".to_owned(),
+        "DROP INDEX IF EXISTS ix_audit_time".to_owned(),
+        "DROP INDEX IF EXISTS ix_audit_tenant_time".to_owned(),
         format!(
             "CREATE TABLE IF NOT EXISTS {HEAD_TABLE} (tenant_id TEXT PRIMARY KEY, last_seq BIGINT NOT NULL, \
              last_hash TEXT NOT NULL, anchor_seq BIGINT NOT NULL, anchor_hash TEXT NOT NULL, pruned_at TEXT)"
@@ -474,10 +475,18 @@ fn push_filters(q: &mut Q, f: &EventFilter, with_cursor: bool) {
     if let Some(v) = &f.record_id {
         q.sql(" AND record_id = ").bind(v.clone());
     }
+    // The exact bound is on `occurred_at`; the id bound (a little wider) lets the primary key
+    // narrow the scan.
     if let Some(v) = &f.from {
+        if let Some(id) = id_bound(v, -ID_BOUND_SLACK_MS) {
+            q.sql(" AND id >= ").bind(id);
+        }
         q.sql(" AND occurred_at >= ").bind(v.clone());
     }
     if let Some(v) = &f.to {
+        if let Some(id) = id_bound(v, ID_BOUND_SLACK_MS) {
+            q.sql(" AND id < ").bind(id);
+        }
         q.sql(" AND occurred_at < ").bind(v.clone());
     }
     if let Some(v) = &f.tenant {
@@ -487,6 +496,19 @@ fn push_filters(q: &mut Q, f: &EventFilter, with_cursor: bool) {
     if with_cursor && let Some(c) = f.cursor.as_ref().filter(|c| !c.is_empty()) {
         q.sql(" AND id < ").bind(c.clone());
     }
+}
+
+/// How far an event's id time may stray from its `occurred_at`: both are read from the clock
+/// when the event is made, but UUIDv7 generation may run ahead of the clock under bursts.
+const ID_BOUND_SLACK_MS: i64 = 1_000;
+
+/// The smallest UUIDv7 text of the millisecond `time + shift_ms`: every id made at or after it
+/// sorts at or above it (ids are lower-case hex, the first 48 bits the Unix time in ms).
+/// `None` when `time` is not RFC 3339 or lies before 1970: the caller then filters on time alone.
+fn id_bound(time: &str, shift_ms: i64) -> Option<String> {
+    let t = chrono::DateTime::parse_from_rfc3339(time).ok()?;
+    let ms = u64::try_from(t.timestamp_millis().checked_add(shift_ms)?).ok()?;
+    Some(format!("{:08x}-{:04x}", ms >> 16, ms & 0xffff))
 }
 
 /// Events matching `f`, newest first (by id, which is time ordered).
@@ -721,9 +743,12 @@ pub async fn prune(
             dialect,
             &format!("SELECT MAX(seq) FROM {EVENTS_TABLE} WHERE tenant_id = "),
         );
-        q.bind(t.clone())
-            .sql(" AND occurred_at < ")
-            .bind(cutoff.to_owned());
+        q.bind(t.clone());
+        // The id bound keeps the scan to the old events (the primary key is time ordered).
+        if let Some(id) = id_bound(cutoff, ID_BOUND_SLACK_MS) {
+            q.sql(" AND id < ").bind(id);
+        }
+        q.sql(" AND occurred_at < ").bind(cutoff.to_owned());
         let max: Option<i64> = q
             .rows(&tx, "find prunable events")
             .await?

@@ -79,6 +79,36 @@ async fn routes_scenario(h: &Harness) {
         .get_json("/api/v1/audit/events?from=2000-01-01T00:00:00Z", ADMIN)
         .await;
     assert_eq!(v["total"], 7);
+    // `from` is inclusive and `to` exclusive, to the millisecond, although the query also
+    // narrows on the (time-ordered) ids.
+    let newest = h.get_json("/api/v1/audit/events?limit=1", ADMIN).await;
+    let ts = newest["events"][0]["timestamp"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let v = h
+        .get_json(&format!("/api/v1/audit/events?from={ts}"), ADMIN)
+        .await;
+    assert!(v["total"].as_u64().unwrap() >= 1, "{v}");
+    assert!(
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["timestamp"].as_str().unwrap() >= ts.as_str()),
+        "{v}"
+    );
+    let v = h
+        .get_json(&format!("/api/v1/audit/events?to={ts}"), ADMIN)
+        .await;
+    let before = v["total"].as_u64().unwrap();
+    let at = h
+        .get_json(
+            &format!("/api/v1/audit/events?from={ts}&to=2999-01-01"),
+            ADMIN,
+        )
+        .await;
+    assert_eq!(before + at["total"].as_u64().unwrap(), 7, "{v} {at}");
     let v = h.get_json("/api/v1/audit/events?tenant=nope", ADMIN).await;
     assert_eq!(v["total"], 0);
     let (s, body) = h
