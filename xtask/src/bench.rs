@@ -100,6 +100,10 @@ pub(crate) struct BenchArgs {
     /// Print the results only; never touch docs/benchmarks.md.
     #[arg(long)]
     no_write: bool,
+    /// Run only these scenarios (repeatable; implies --no-write, a partial table must not
+    /// replace the recorded one): get, list, create, update, sign-in.
+    #[arg(long, value_enum, value_name = "SCENARIO")]
+    only: Vec<Op>,
 }
 
 /// The official Node server (@objectstack 17.4, `objectstack serve`, SQLite) measured on this machine kind,
@@ -171,8 +175,8 @@ fn http(args: &BenchArgs) -> anyhow::Result<bool> {
     let report = runtime.block_on(measure(&root, &binary, args))?;
     let markdown = render(&report, args, release);
     println!("{markdown}");
-    if args.no_write {
-        println!("bench: --no-write given; docs/benchmarks.md left unchanged");
+    if args.no_write || !args.only.is_empty() {
+        println!("bench: --no-write or --only given; docs/benchmarks.md left unchanged");
     } else if !release {
         println!(
             "bench: {} is not a release build (no `release` folder in its path): these are DEBUG numbers, so docs/benchmarks.md is left unchanged",
@@ -236,7 +240,7 @@ struct Report {
     scenarios: Vec<ScenarioResult>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Op {
     Get,
     List,
@@ -433,6 +437,9 @@ async fn measure(root: &Path, binary: &Path, args: &BenchArgs) -> anyhow::Result
     let warmup = Duration::from_millis((args.duration * 100).clamp(200, 1000));
     let mut scenarios = Vec::new();
     for &op in args.profile.ops() {
+        if !args.only.is_empty() && !args.only.contains(&op) {
+            continue;
+        }
         for &connections in &CONNECTION_COUNTS {
             // The warm-up fills caches and connection pools; its numbers are discarded.
             run_scenario(

@@ -19,7 +19,7 @@ use crate::checks;
 use crate::context::OpContext;
 use crate::db::{self, Dialect, Sql};
 use crate::error::{DataError, FieldError, Result};
-use crate::hooks::{HookContext, Interceptor, Operation};
+use crate::hooks::{HookContext, Interceptor, Operation, WriteTx};
 use crate::meta::{self, MetadataSnapshot, ObjectPlan};
 use crate::outbox::{self, DispatcherHandle, EventSink};
 use crate::schema::{self, MigrationPlan, MigrationReport, MigrationStep};
@@ -29,6 +29,12 @@ use crate::validate::WriteKind;
 use crate::value::{from_row, parse_datetime, read_number, to_db};
 
 mod group;
+
+// The statement paths of a write operation's transaction, for `hooks::WriteTx`.
+pub(crate) use group::{
+    execute as group_execute, pay_owed as group_pay_owed, query_all as group_query_all,
+    query_one as group_query_one,
+};
 mod refs;
 mod select;
 mod transaction;
@@ -465,7 +471,9 @@ impl DataEngine {
         self.inner.statements.fetch_add(1, Ordering::Relaxed);
         match conn {
             Conn::Pool(c) => db::query(c, sql).await,
-            Conn::Tx(t) => db::query(t, sql).await,
+            Conn::Tx(t) => group::query_all(t, sql.statement())
+                .await
+                .map_err(db::map_db_err),
         }
     }
 
@@ -473,7 +481,10 @@ impl DataEngine {
         self.inner.statements.fetch_add(1, Ordering::Relaxed);
         match conn {
             Conn::Pool(c) => db::exec(c, sql).await,
-            Conn::Tx(t) => db::exec(t, sql).await,
+            Conn::Tx(t) => group::execute(t, sql.statement())
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(db::map_db_err),
         }
     }
 
@@ -2347,14 +2358,15 @@ impl DataEngine {
     /// second connection (an in-memory SQLite database has only one).
     pub async fn count_within(
         &self,
-        tx: &DatabaseTransaction,
+        tx: WriteTx<'_>,
         cx: &OpContext,
         object: &str,
         filter: &Filter,
     ) -> Result<u64> {
         let snap = self.metadata();
         let plan = snap.plan(object)?;
-        self.count_in(Conn::Tx(tx), cx, &snap, plan, filter).await
+        self.count_in(Conn::Tx(tx.transaction()), cx, &snap, plan, filter)
+            .await
     }
 
     // ----------------------------------------------------------------- outbox
@@ -2455,7 +2467,8 @@ impl DataEngine {
 }
 
 /// Checkpoints the WAL of a SQLite file every [`db::CHECKPOINT_INTERVAL`] for as long as the
-/// engine lives (the connections run with `wal_autocheckpoint=0`; see [`db::checkpoint`]).
+/// engine lives (the connections run with `wal_autocheckpoint=0`; see [`db::checkpoint`]), and
+/// keeps the WAL from growing without bound (see [`db::WAL_RESTART_FRAMES`]).
 fn spawn_checkpointer(inner: std::sync::Weak<Inner>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(db::CHECKPOINT_INTERVAL);
@@ -2465,8 +2478,21 @@ fn spawn_checkpointer(inner: std::sync::Weak<Inner>) {
             let Some(inner) = inner.upgrade() else {
                 return;
             };
-            match db::checkpoint(&inner.db).await {
-                Ok(()) => {}
+            let engine = DataEngine { inner };
+            let result = match db::checkpoint(&engine.inner.db).await {
+                Ok(frames) if frames >= db::WAL_RESTART_FRAMES => {
+                    // The bulk is copied; with the writer held (a group left open is committed
+                    // first) nothing new arrives, so this one copies the last few frames and
+                    // the next write transaction starts the WAL over.
+                    let writer = engine.lock_writer().await;
+                    let r = db::checkpoint(&engine.inner.db).await;
+                    drop(writer);
+                    r
+                }
+                other => other,
+            };
+            match result {
+                Ok(_) => {}
                 // The pool was closed (shutdown, or a test closing it): nothing left to do.
                 Err(sea_orm::DbErr::ConnectionAcquire(
                     sea_orm::ConnAcquireErr::ConnectionClosed,

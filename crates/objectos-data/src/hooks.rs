@@ -6,7 +6,9 @@ use std::fmt;
 use async_trait::async_trait;
 use objectos_spec::object::ObjectSchema;
 use objectos_spec::query::QueryAst;
-use sea_orm::DatabaseTransaction;
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Statement,
+};
 
 use crate::Record;
 use crate::context::OpContext;
@@ -65,20 +67,79 @@ pub struct HookContext<'a> {
     pub previous: Option<&'a Record>,
     pub result: Option<&'a mut Record>,
     pub records: Option<&'a mut Vec<Record>>,
-    pub tx: Option<&'a DatabaseTransaction>,
+    /// Reached through [`HookContext::write_tx`], which keeps the hook's statements inside the
+    /// operation's own part of a shared (group-committed) transaction.
+    pub(crate) tx: Option<&'a DatabaseTransaction>,
 }
 
 impl<'a> HookContext<'a> {
     /// The write transaction, for hooks that write rows that must commit with the change.
     /// An error (not a panic) when called from a read, where there is none.
-    pub fn write_tx(&self) -> Result<&'a DatabaseTransaction> {
-        self.tx.ok_or_else(|| {
+    pub fn write_tx(&self) -> Result<WriteTx<'a>> {
+        self.tx.map(|tx| WriteTx { tx }).ok_or_else(|| {
             crate::error::DataError::Internal(format!(
                 "{} ran a write-only hook step during {} (no transaction)",
                 self.object.name,
                 self.operation.as_str()
             ))
         })
+    }
+
+    /// Whether the operation runs in a write transaction (create, update, delete).
+    pub fn in_write_transaction(&self) -> bool {
+        self.tx.is_some()
+    }
+}
+
+/// A write operation's transaction as hooks see it: a `ConnectionTrait` whose statements
+/// commit or roll back with the operation. On a SQLite file several operations may share one
+/// transaction (group commit), each behind its own savepoint; statements sent through this
+/// type land behind the operation's savepoint, which the bare transaction would not promise.
+#[derive(Clone, Copy)]
+pub struct WriteTx<'a> {
+    tx: &'a DatabaseTransaction,
+}
+
+impl fmt::Debug for WriteTx<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteTx")
+            .field("backend", &self.tx.get_database_backend())
+            .finish()
+    }
+}
+
+impl<'a> WriteTx<'a> {
+    /// The engine's own statements take the transaction; its statement paths keep the same
+    /// savepoint promise.
+    pub(crate) fn transaction(&self) -> &'a DatabaseTransaction {
+        self.tx
+    }
+}
+
+#[async_trait]
+impl ConnectionTrait for WriteTx<'_> {
+    fn get_database_backend(&self) -> DbBackend {
+        self.tx.get_database_backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> std::result::Result<ExecResult, DbErr> {
+        crate::engine::group_execute(self.tx, stmt).await
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> std::result::Result<ExecResult, DbErr> {
+        crate::engine::group_pay_owed(self.tx).await?;
+        self.tx.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(
+        &self,
+        stmt: Statement,
+    ) -> std::result::Result<Option<QueryResult>, DbErr> {
+        crate::engine::group_query_one(self.tx, stmt).await
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> std::result::Result<Vec<QueryResult>, DbErr> {
+        crate::engine::group_query_all(self.tx, stmt).await
     }
 }
 

@@ -25,7 +25,7 @@ pub use engine::{
     DataEngine, FindResult,
 };
 pub use error::{DataError, FieldError, FieldErrorDetail, Result};
-pub use hooks::{HookContext, Interceptor, Operation};
+pub use hooks::{HookContext, Interceptor, Operation, WriteTx};
 pub use meta::MetadataSnapshot;
 pub use outbox::{DispatcherHandle, EventSink};
 pub use plugin::{

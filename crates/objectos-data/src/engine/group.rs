@@ -12,10 +12,14 @@
 //! operation.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbErr, ExecResult, QueryResult, Statement,
+    TransactionTrait,
+};
 use tokio::sync::{OwnedMutexGuard, oneshot};
 
 use super::DataEngine;
@@ -35,9 +39,37 @@ const FLUSH_AFTER: Duration = Duration::from_millis(25);
 /// at most one is open: SQLite copies every page an operation first touches into the savepoint's
 /// sub-journal and marks it in every open savepoint's bitmap, so a stack of them cost more per
 /// write the longer the group grew, and their sub-journal was only freed at COMMIT.
+///
+/// A joining operation does not open its savepoint in a round trip of its own: the statement
+/// is owed ([`Savepoint::Owed`]) and goes out in front of the operation's first query (see
+/// [`query_all`]), so a grouped create costs two round trips to the connection's thread instead
+/// of three. Statements that return no rows (and hooks' statements through
+/// [`crate::WriteTx`]) pay it first in a round trip of its own.
 const SAVEPOINT: &str = "SAVEPOINT objectos_op";
 const RELEASE_AND_SAVEPOINT: &str = "RELEASE objectos_op; SAVEPOINT objectos_op";
 const ROLLBACK_TO: &str = "ROLLBACK TO objectos_op";
+
+tokio::task_local! {
+    /// The savepoint state of the write operation running in this task (inside
+    /// [`WriteUnit::run`]).
+    static SAVEPOINT_STATE: Arc<std::sync::Mutex<Savepoint>>;
+}
+
+/// Where a joining operation's savepoint stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Savepoint {
+    /// The operation started its transaction (or runs on PostgreSQL): nothing to open.
+    None,
+    /// Owed: not sent yet, so nothing of the operation reached the database.
+    Owed(&'static str),
+    /// Sent in front of a statement whose outcome is not known (its caller went away, or the
+    /// savepoint statements themselves failed): the savepoint may or may not exist, so it
+    /// cannot be rolled back to safely.
+    Sent,
+    /// The operation's savepoint exists (the statement that carried it came back, with rows or
+    /// with an error of its own).
+    Open,
+}
 
 type Outcome = std::result::Result<(), String>;
 
@@ -62,6 +94,8 @@ pub(crate) struct WriteUnit {
     state: Option<Turn>,
     /// Outbox rows of the operation's steps run through [`WriteUnit::run`].
     rows: std::sync::Mutex<Vec<outbox::Row>>,
+    /// The operation's savepoint, shared with the statements its steps run.
+    savepoint: Arc<std::sync::Mutex<Savepoint>>,
 }
 
 struct Turn {
@@ -123,17 +157,10 @@ impl DataEngine {
             } else {
                 SAVEPOINT
             };
-            match group.tx.execute_unprepared(sql).await {
-                Ok(_) => {
-                    group.ops += 1;
-                    group.savepoint_open = true;
-                    return Ok(self.unit(Some(guard), group, true));
-                }
-                Err(e) => {
-                    // The shared transaction is unusable: fail those waiting on it, start afresh.
-                    fail_group(group, &e.to_string()).await;
-                }
-            }
+            group.ops += 1;
+            let unit = self.unit(Some(guard), group, true);
+            *lock(&unit.savepoint) = Savepoint::Owed(sql);
+            return Ok(unit);
         }
         let options = sea_orm::TransactionOptions {
             sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
@@ -157,6 +184,7 @@ impl DataEngine {
                 joined,
             }),
             rows: std::sync::Mutex::new(Vec::new()),
+            savepoint: Arc::new(std::sync::Mutex::new(Savepoint::None)),
         }
     }
 
@@ -190,7 +218,9 @@ impl WriteUnit {
 
     /// Runs a step of the operation, keeping the outbox rows it writes for the COMMIT.
     pub(crate) async fn run<T>(&self, step: impl Future<Output = Result<T>>) -> Result<T> {
-        let (r, rows) = outbox::buffered(step).await;
+        let (r, rows) = SAVEPOINT_STATE
+            .scope(self.savepoint.clone(), outbox::buffered(step))
+            .await;
         if r.is_ok() {
             self.rows
                 .lock()
@@ -217,7 +247,8 @@ impl WriteUnit {
         } else {
             Vec::new()
         };
-        match settle(&engine, turn, r.is_ok(), rows).await {
+        let savepoint = *lock(&self.savepoint);
+        match settle(&engine, turn, savepoint, r.is_ok(), rows).await {
             Settled::Done(Ok(())) => r,
             Settled::Done(Err(e)) => match r {
                 Ok(_) => Err(e),
@@ -234,7 +265,8 @@ impl WriteUnit {
     pub(crate) async fn discard(mut self) {
         if let Some(turn) = self.state.take() {
             let engine = self.engine.clone();
-            let _ = settle(&engine, turn, false, Vec::new()).await;
+            let savepoint = *lock(&self.savepoint);
+            let _ = settle(&engine, turn, savepoint, false, Vec::new()).await;
         }
     }
 }
@@ -251,9 +283,10 @@ impl Drop for WriteUnit {
         }
         // Other operations' committed-to-be work shares this transaction: undo only this part.
         let engine = self.engine.clone();
+        let savepoint = *lock(&self.savepoint);
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                let _ = settle(&engine, turn, false, Vec::new()).await;
+                let _ = settle(&engine, turn, savepoint, false, Vec::new()).await;
             });
         }
     }
@@ -267,14 +300,39 @@ enum Settled {
 }
 
 /// Undoes a failed part, then commits the group or leaves it open for the next queued writer.
-async fn settle(engine: &DataEngine, turn: Turn, ok: bool, rows: Vec<outbox::Row>) -> Settled {
+async fn settle(
+    engine: &DataEngine,
+    turn: Turn,
+    savepoint: Savepoint,
+    ok: bool,
+    rows: Vec<outbox::Row>,
+) -> Settled {
     let Turn {
         guard,
         group,
         joined,
     } = turn;
     let mut group = group;
+    if savepoint == Savepoint::Sent {
+        // Whether the savepoint exists is unknown, so this part cannot be told apart from the
+        // previous member's: the group goes as a whole (nothing of it committed, every member
+        // told). Only an abandoned statement carrying the savepoint (a request dropped in that
+        // very round trip) or a failing savepoint statement gets here.
+        let reason = "an operation sharing the write transaction was interrupted";
+        fail_group(group, reason).await;
+        drop(guard);
+        return Settled::Done(if ok {
+            Err(DataError::Database(format!(
+                "the write transaction failed: {reason}"
+            )))
+        } else {
+            Ok(())
+        });
+    }
     group.outbox.extend(rows);
+    if savepoint == Savepoint::Open {
+        group.savepoint_open = true;
+    }
     if !ok {
         if !joined {
             // This operation started the group and nobody joined yet: roll everything back.
@@ -282,7 +340,10 @@ async fn settle(engine: &DataEngine, turn: Turn, ok: bool, rows: Vec<outbox::Row
             drop(guard);
             return Settled::Done(Ok(()));
         }
-        if let Err(e) = group.tx.execute_unprepared(ROLLBACK_TO).await {
+        // A joined operation that never sent its savepoint wrote nothing: nothing to undo.
+        if savepoint == Savepoint::Open
+            && let Err(e) = group.tx.execute_unprepared(ROLLBACK_TO).await
+        {
             fail_group(group, &e.to_string()).await;
             drop(guard);
             return Settled::Done(Ok(()));
@@ -370,4 +431,100 @@ async fn wait_committed(engine: &DataEngine, mut rx: oneshot::Receiver<Outcome>)
             }
         }
     }
+}
+
+fn lock(m: &std::sync::Mutex<Savepoint>) -> std::sync::MutexGuard<'_, Savepoint> {
+    // A poisoned lock only means a panic elsewhere; the state itself is a plain value.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes the savepoint the running operation owes, if any (marking it sent).
+fn take_owed() -> Option<(Arc<std::sync::Mutex<Savepoint>>, &'static str)> {
+    SAVEPOINT_STATE
+        .try_with(|state| {
+            let mut s = lock(state);
+            match *s {
+                Savepoint::Owed(sql) => {
+                    *s = Savepoint::Sent;
+                    Some((state.clone(), sql))
+                }
+                _ => None,
+            }
+        })
+        .ok()
+        .flatten()
+}
+
+fn mark_open(state: &std::sync::Mutex<Savepoint>) {
+    *lock(state) = Savepoint::Open;
+}
+
+/// After the statement that carried the savepoint came back: SQLite ran the savepoint
+/// statements before the statement itself (each is prepared only when the previous one is
+/// done), so an error of the statement (a constraint, a bad value) leaves the savepoint in place
+/// and only an error of the savepoint statements themselves leaves its state unknown.
+fn settle_sent(state: &std::sync::Mutex<Savepoint>, err: Option<&DbErr>) {
+    let savepoint_failed = err.is_some_and(|e| e.to_string().contains("savepoint"));
+    if !savepoint_failed {
+        mark_open(state);
+    }
+}
+
+/// Runs a query on the write transaction `tx`, sending the savepoint the running operation owes
+/// in the same round trip (SQLite runs the statements of one text in order; the savepoint
+/// statements take no parameters and return no rows).
+pub(crate) async fn query_all(
+    tx: &DatabaseTransaction,
+    stmt: Statement,
+) -> std::result::Result<Vec<QueryResult>, DbErr> {
+    match take_owed() {
+        None => tx.query_all_raw(stmt).await,
+        Some((state, sql)) => {
+            let stmt = Statement {
+                sql: format!("{sql}; {}", stmt.sql),
+                ..stmt
+            };
+            let r = tx.query_all_raw(stmt).await;
+            settle_sent(&state, r.as_ref().err());
+            r
+        }
+    }
+}
+
+/// Like [`query_all`], for the first row only.
+pub(crate) async fn query_one(
+    tx: &DatabaseTransaction,
+    stmt: Statement,
+) -> std::result::Result<Option<QueryResult>, DbErr> {
+    match take_owed() {
+        None => tx.query_one_raw(stmt).await,
+        Some((state, sql)) => {
+            let stmt = Statement {
+                sql: format!("{sql}; {}", stmt.sql),
+                ..stmt
+            };
+            let r = tx.query_one_raw(stmt).await;
+            settle_sent(&state, r.as_ref().err());
+            r
+        }
+    }
+}
+
+/// Sends the savepoint the running operation owes on its own, before a statement whose row
+/// count matters (SQLite reports a savepoint statement with the previous statement's count).
+pub(crate) async fn pay_owed(tx: &DatabaseTransaction) -> std::result::Result<(), DbErr> {
+    if let Some((state, sql)) = take_owed() {
+        tx.execute_unprepared(sql).await?;
+        mark_open(&state);
+    }
+    Ok(())
+}
+
+/// Runs a statement without rows on the write transaction `tx`, after the owed savepoint.
+pub(crate) async fn execute(
+    tx: &DatabaseTransaction,
+    stmt: Statement,
+) -> std::result::Result<ExecResult, DbErr> {
+    pay_owed(tx).await?;
+    tx.execute_raw(stmt).await
 }

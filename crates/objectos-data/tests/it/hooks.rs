@@ -339,7 +339,7 @@ impl Interceptor for SeesPrevious {
             .and_then(|v| v.as_str())
             .unwrap_or("-");
         assert!(
-            hook.tx.is_some(),
+            hook.in_write_transaction(),
             "previous is read inside the write transaction"
         );
         self.log.lock().unwrap().push(format!(

@@ -143,17 +143,17 @@ impl Interceptor for AuditInterceptor {
         let tx = hook.write_tx()?;
         let dialect = dialect_of(tx.get_database_backend());
         if !self.schema_ready.load(Ordering::Acquire) {
-            store::ensure_schema(tx, dialect)
+            store::ensure_schema(&tx, dialect)
                 .await
                 .map_err(|e| DataError::Internal(format!("audit: {e}")))?;
         }
-        let ev = store::append_cached(tx, dialect, ev, &self.heads)
+        let ev = store::append_cached(&tx, dialect, ev, &self.heads)
             .await
             .map_err(|e| DataError::Internal(format!("audit: {e}")))?;
         // Field history covers the whole life of a record: the values it was created with
         // (old value null), every change, and the values it had when deleted (new value null).
         if hook.object.enable.track_history && !ev.changes.is_empty() {
-            store::insert_history(tx, dialect, &ev)
+            store::insert_history(&tx, dialect, &ev)
                 .await
                 .map_err(|e| DataError::Internal(format!("audit field history: {e}")))?;
         }

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use objectos_data::{DataEngine, DataError, Dialect, MetadataSnapshot, OpContext, Principal};
+use objectos_data::{
+    DataEngine, DataError, Dialect, MetadataSnapshot, OpContext, Principal, WriteTx,
+};
 use objectos_kernel::PluginHandle;
 use objectos_spec::object::FieldType;
 use objectos_spec::query::{Filter, FilterValue, Operator, QueryAst};
@@ -15,9 +17,7 @@ use objectos_spec::security::{
     SharingModel, SharingRule,
 };
 use parking_lot::{Mutex, RwLock};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, Statement, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
 use serde_json::{Value, json};
 
 use crate::error::PermissionsError;
@@ -146,7 +146,7 @@ pub trait Membership: Send + Sync + std::fmt::Debug + 'static {
         &self,
         org: &str,
         user_ids: &[String],
-        tx: &DatabaseTransaction,
+        tx: WriteTx<'_>,
     ) -> Result<usize, PermissionsError> {
         let _ = tx;
         let mut n = 0;
@@ -226,14 +226,14 @@ impl Membership for StoredMembership {
         &self,
         org: &str,
         user_ids: &[String],
-        tx: &DatabaseTransaction,
+        tx: WriteTx<'_>,
     ) -> Result<usize, PermissionsError> {
         if user_ids.is_empty() {
             return Ok(0);
         }
         let d = self.engine.dialect();
         let has_table = self.table_seen.load(Ordering::Acquire) || {
-            let found = table_exists_in(tx, d, MEMBER_TABLE).await?;
+            let found = table_exists_in(&tx, d, MEMBER_TABLE).await?;
             if found {
                 self.table_seen.store(true, Ordering::Release);
             }
@@ -786,7 +786,7 @@ impl Authz {
         &self,
         org: &str,
         user_ids: &[String],
-        tx: &DatabaseTransaction,
+        tx: WriteTx<'_>,
     ) -> Result<usize, PermissionsError> {
         let membership = self.membership.read().clone();
         match membership {
