@@ -477,18 +477,7 @@ pub(crate) async fn query_all(
     tx: &DatabaseTransaction,
     stmt: Statement,
 ) -> std::result::Result<Vec<QueryResult>, DbErr> {
-    match take_owed() {
-        None => tx.query_all_raw(stmt).await,
-        Some((state, sql)) => {
-            let stmt = Statement {
-                sql: format!("{sql}; {}", stmt.sql),
-                ..stmt
-            };
-            let r = tx.query_all_raw(stmt).await;
-            settle_sent(&state, r.as_ref().err());
-            r
-        }
-    }
+    carrying_owed(stmt, |s| tx.query_all_raw(s)).await
 }
 
 /// Like [`query_all`], for the first row only.
@@ -496,18 +485,25 @@ pub(crate) async fn query_one(
     tx: &DatabaseTransaction,
     stmt: Statement,
 ) -> std::result::Result<Option<QueryResult>, DbErr> {
-    match take_owed() {
-        None => tx.query_one_raw(stmt).await,
-        Some((state, sql)) => {
-            let stmt = Statement {
-                sql: format!("{sql}; {}", stmt.sql),
-                ..stmt
-            };
-            let r = tx.query_one_raw(stmt).await;
-            settle_sent(&state, r.as_ref().err());
-            r
-        }
-    }
+    carrying_owed(stmt, |s| tx.query_one_raw(s)).await
+}
+
+/// Runs `stmt` through `run`, with the owed savepoint (if any) in front of it.
+async fn carrying_owed<T, F, Fut>(stmt: Statement, run: F) -> std::result::Result<T, DbErr>
+where
+    F: FnOnce(Statement) -> Fut,
+    Fut: Future<Output = std::result::Result<T, DbErr>>,
+{
+    let Some((state, sql)) = take_owed() else {
+        return run(stmt).await;
+    };
+    let stmt = Statement {
+        sql: format!("{sql}; {}", stmt.sql),
+        ..stmt
+    };
+    let r = run(stmt).await;
+    settle_sent(&state, r.as_ref().err());
+    r
 }
 
 /// Sends the savepoint the running operation owes on its own, before a statement whose row

@@ -26,12 +26,7 @@ impl Interceptor for Saboteur {
         object == "contact" && op == Operation::Create
     }
     async fn before(&self, hook: &mut HookContext<'_>) -> Result<()> {
-        let name = hook
-            .input
-            .as_deref()
-            .and_then(|r| r.get("name"))
-            .and_then(|v| v.as_str())
-            .unwrap_or_default();
+        let name = name_of(hook.input.as_deref());
         if name.starts_with("early-") {
             return Err(DataError::Forbidden {
                 object: "contact".into(),
@@ -41,13 +36,7 @@ impl Interceptor for Saboteur {
         Ok(())
     }
     async fn after(&self, hook: &mut HookContext<'_>) -> Result<()> {
-        let name = hook
-            .result
-            .as_deref()
-            .and_then(|r| r.get("name"))
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned();
+        let name = name_of(hook.result.as_deref());
         if name == "hang" {
             self.entered_hang.notify_one();
             std::future::pending::<()>().await;
@@ -60,6 +49,14 @@ impl Interceptor for Saboteur {
         }
         Ok(())
     }
+}
+
+fn name_of(record: Option<&objectos_data::Record>) -> String {
+    record
+        .and_then(|r| r.get("name"))
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 async fn names(e: &DataEngine) -> Vec<String> {
