@@ -7,7 +7,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use objectos_http::config::IpCidr;
+use objectos_http::config::{IpCidr, parse_origin};
 use objectos_spec::RuntimeMode;
 use objectos_spec::diag::{Diagnostic, Severity};
 use objectos_spec::security::SharingModel;
@@ -82,12 +82,16 @@ pub struct Layer {
     pub body_limit: Option<u64>,
     pub cors_origins: Option<Vec<String>>,
     pub trusted_proxies: Option<Vec<IpCidr>>,
+    pub trusted_origins: Option<Vec<String>>,
+    pub hsts_max_age: Option<u64>,
     pub log_level: Option<String>,
     pub log_format: Option<LogFormat>,
     /// Plugin sections (`auth:`, `audit:`) as JSON, handed to the plugin as its kernel configuration.
     pub plugins: Option<std::collections::BTreeMap<String, serde_json::Value>>,
     /// The `permissions:` section, checked here because the server builds the plugin's settings.
     pub permissions: Option<PermissionsSettings>,
+    /// The `data:` section: the data engine's write limits.
+    pub data: Option<objectos_data::WriteLimits>,
 }
 
 /// The `permissions:` section of `objectos.yml`: the operator's settings of the permissions
@@ -160,10 +164,13 @@ impl Layer {
             body_limit,
             cors_origins,
             trusted_proxies,
+            trusted_origins,
+            hsts_max_age,
             log_level,
             log_format,
             plugins,
-            permissions
+            permissions,
+            data
         );
         self
     }
@@ -181,6 +188,10 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// `http.trustedProxies`: peers whose forwarding headers name the client (empty: none).
     pub trusted_proxies: Vec<IpCidr>,
+    /// `http.trustedOrigins`: origins (normalized) whose pages may send cookie-authenticated writes.
+    pub trusted_origins: Vec<String>,
+    /// `http.hstsMaxAge`: seconds of `Strict-Transport-Security` (0: none).
+    pub hsts_max_age: u64,
     /// A tracing `EnvFilter` directive such as `info` or `objectos_http=debug,info`.
     pub log_level: String,
     pub log_format: LogFormat,
@@ -188,6 +199,8 @@ pub struct ServerConfig {
     pub plugins: std::collections::BTreeMap<String, serde_json::Value>,
     /// The `permissions:` section (already validated).
     pub permissions: PermissionsSettings,
+    /// The `data:` section: records per bulk request, the writer hold bound, write rates.
+    pub data: objectos_data::WriteLimits,
 }
 
 impl Default for ServerConfig {
@@ -200,10 +213,13 @@ impl Default for ServerConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            trusted_origins: Vec::new(),
+            hsts_max_age: 0,
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
             plugins: std::collections::BTreeMap::new(),
             permissions: PermissionsSettings::default(),
+            data: objectos_data::WriteLimits::default(),
         }
     }
 }
@@ -217,7 +233,7 @@ impl ServerConfig {
             .map(|d| d.display().to_string())
             .collect();
         format!(
-            "listen: {}\ndatabaseUrl: {}\nmetadataDirs: [{}]\nmode: {}\nhttp.bodyLimit: {}\nhttp.cors.origins: [{}]\nhttp.trustedProxies: [{}]\nlog.level: {}\nlog.format: {}\npermissions.defaultSharing: {}\npermissions.guestSet: {}\n",
+            "listen: {}\ndatabaseUrl: {}\nmetadataDirs: [{}]\nmode: {}\nhttp.bodyLimit: {}\nhttp.cors.origins: [{}]\nhttp.trustedProxies: [{}]\nhttp.trustedOrigins: [{}]\nhttp.hstsMaxAge: {}\nlog.level: {}\nlog.format: {}\npermissions.defaultSharing: {}\npermissions.guestSet: {}\ndata.maxBatchRecords: {}\ndata.maxWriteMillis: {}\ndata.perOrganizationPerSecond: {}\ndata.perUserPerSecond: {}\ndata.burst: {}\n",
             self.listen,
             redact_url(&self.database_url),
             dirs.join(", "),
@@ -229,6 +245,8 @@ impl ServerConfig {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", "),
+            self.trusted_origins.join(", "),
+            self.hsts_max_age,
             self.log_level,
             self.log_format,
             self.permissions
@@ -238,6 +256,11 @@ impl ServerConfig {
                 .guest_set
                 .as_deref()
                 .unwrap_or("(plugin default)"),
+            self.data.max_batch_records,
+            self.data.max_write_millis,
+            self.data.per_organization_per_second,
+            self.data.per_user_per_second,
+            self.data.burst,
         )
     }
 }
@@ -254,10 +277,13 @@ pub fn resolve(file: Layer, env: Layer, flags: Layer) -> ServerConfig {
         body_limit: merged.body_limit.unwrap_or(d.body_limit),
         cors_origins: merged.cors_origins.unwrap_or(d.cors_origins),
         trusted_proxies: merged.trusted_proxies.unwrap_or(d.trusted_proxies),
+        trusted_origins: merged.trusted_origins.unwrap_or(d.trusted_origins),
+        hsts_max_age: merged.hsts_max_age.unwrap_or(d.hsts_max_age),
         log_level: merged.log_level.unwrap_or(d.log_level),
         log_format: merged.log_format.unwrap_or(d.log_format),
         plugins: merged.plugins.unwrap_or(d.plugins),
         permissions: merged.permissions.unwrap_or(d.permissions),
+        data: merged.data.unwrap_or(d.data),
     }
 }
 
@@ -359,6 +385,22 @@ fn parse_mode(text: &str) -> Result<RuntimeMode, String> {
 }
 
 /// Parses trusted proxies; the error names the entry at fault (`[i]` suffix of `origin`).
+/// Origins as `http.trustedOrigins` takes them; the error names the entry at fault.
+fn parse_origins(items: &[String]) -> Result<Vec<String>, (usize, String)> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| parse_origin(item).map_err(|m| (i, m)))
+        .collect()
+}
+
+/// `http.hstsMaxAge`: whole seconds.
+fn parse_seconds(text: &str) -> Result<u64, String> {
+    text.trim().parse::<u64>().map_err(|_| {
+        format!("`{text}` is not a number of seconds; expected e.g. 31536000 (one year) or 0 (off)")
+    })
+}
+
 fn parse_proxies(items: &[String]) -> Result<Vec<IpCidr>, (usize, String)> {
     items
         .iter()
@@ -407,6 +449,16 @@ pub fn env_layer(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Layer, Confi
             parse_proxies(&split_list(&v))
                 .map_err(|(_, m)| bad("OBJECTOS_HTTP_TRUSTED_PROXIES", m))?,
         );
+    }
+    if let Some(v) = lookup("OBJECTOS_HTTP_TRUSTED_ORIGINS") {
+        layer.trusted_origins = Some(
+            parse_origins(&split_list(&v))
+                .map_err(|(_, m)| bad("OBJECTOS_HTTP_TRUSTED_ORIGINS", m))?,
+        );
+    }
+    if let Some(v) = lookup("OBJECTOS_HTTP_HSTS_MAX_AGE") {
+        layer.hsts_max_age =
+            Some(parse_seconds(&v).map_err(|m| bad("OBJECTOS_HTTP_HSTS_MAX_AGE", m))?);
     }
     if let Some(v) = lookup("OBJECTOS_LOG") {
         layer.log_level = Some(v);
@@ -544,7 +596,41 @@ pub fn parse_file(file: &str, text: &str, base: &Path) -> Result<FileLayer, Conf
                         }
                     }
                 }
-                _ => cx.unknown(value, path, "bodyLimit, cors, trustedProxies"),
+                "trustedOrigins" => {
+                    if let Some(items) = cx.string_list(value, path) {
+                        match parse_origins(&items) {
+                            Ok(list) => layer.trusted_origins = Some(list),
+                            Err((i, m)) => {
+                                let (at, at_path) = match &value.node {
+                                    Node::Seq(seq) => {
+                                        seq.get(i).map(|item| (item, format!("{path}[{i}]")))
+                                    }
+                                    _ => None,
+                                }
+                                .unwrap_or((value, path.to_owned()));
+                                cx.error(at, &at_path, m);
+                            }
+                        }
+                    }
+                }
+                "hstsMaxAge" => {
+                    let parsed = match &value.node {
+                        Node::Number(n) => n.as_u64().ok_or_else(|| {
+                            format!("`{n}` is not a number of seconds; expected a whole number such as 31536000")
+                        }),
+                        Node::String(s) => parse_seconds(s),
+                        _ => Err(format!(
+                            "expected a number of seconds such as 31536000, found {}",
+                            value.kind_name()
+                        )),
+                    };
+                    layer.hsts_max_age = cx.check(value, path, parsed);
+                }
+                _ => cx.unknown(
+                    value,
+                    path,
+                    "bodyLimit, cors, trustedProxies, trustedOrigins, hstsMaxAge",
+                ),
             }),
             "log" => cx.section(value, path, &mut |cx, key, value, path| match key {
                 "level" => layer.log_level = cx.string(value, path),
@@ -570,6 +656,17 @@ pub fn parse_file(file: &str, text: &str, base: &Path) -> Result<FileLayer, Conf
                             value.kind_name()
                         ),
                     );
+                }
+            }
+            "data" => {
+                // Typed through serde: an unknown key (a typo of a limit) is an error naming it.
+                match serde_json::from_value::<objectos_data::WriteLimits>(value.to_json()) {
+                    Ok(limits) => match limits.validate() {
+                        Ok(()) => layer.data = Some(limits),
+                        Err(m) => cx.error(value, path, m),
+                    },
+                    // serde's message names the key and lists the known ones.
+                    Err(e) => cx.error(value, path, e.to_string()),
                 }
             }
             "permissions" => {
@@ -598,7 +695,7 @@ pub fn parse_file(file: &str, text: &str, base: &Path) -> Result<FileLayer, Conf
             _ => cx.unknown(
                 value,
                 path,
-                "listen, databaseUrl, metadataDirs, mode, http, log, auth, audit, permissions",
+                "listen, databaseUrl, metadataDirs, mode, http, log, auth, audit, permissions, data",
             ),
         }
     }
@@ -751,6 +848,37 @@ mod tests {
     }
 
     #[test]
+    fn data_section_sets_write_limits_and_refuses_unknown_keys() {
+        let text = "data:\n  maxBatchRecords: 50\n  perOrganizationPerSecond: 100\n";
+        let f = parse_file("objectos.yml", text, Path::new("/srv")).unwrap();
+        let resolved = resolve(f.layer, Layer::default(), Layer::default());
+        assert_eq!(resolved.data.max_batch_records, 50);
+        assert_eq!(resolved.data.per_organization_per_second, 100);
+        assert_eq!(resolved.data.max_write_millis, 5_000);
+        assert!(resolved.summary().contains("data.maxBatchRecords: 50\n"));
+        for (text, says) in [
+            (
+                "data:\n  maxBatchRecord: 50\n",
+                "unknown field `maxBatchRecord`",
+            ),
+            (
+                "data:\n  maxBatchRecords: 0\n",
+                "maxBatchRecords must be at least 1",
+            ),
+        ] {
+            let err = parse_file("objectos.yml", text, Path::new("/")).unwrap_err();
+            let err = err.to_string();
+            assert!(
+                err.contains("objectos.yml:2: data: ") && err.contains(says),
+                "{err}"
+            );
+        }
+        // Not set: 200 records per bulk request, no rate limit.
+        let resolved = resolve(Layer::default(), Layer::default(), Layer::default());
+        assert_eq!(resolved.data, objectos_data::WriteLimits::default());
+    }
+
+    #[test]
     fn permissions_section_is_checked_with_locations() {
         let text = "permissions:\n  defaultSharing: private\n  guestSet: visitor\n";
         let f = parse_file("objectos.yml", text, Path::new("/srv")).unwrap();
@@ -820,6 +948,49 @@ mod tests {
                 .to_string();
             assert!(err.contains("expected a"), "{text:?}: {err}");
         }
+    }
+
+    #[test]
+    fn trusted_origins_and_hsts_are_checked_with_locations() {
+        let text = "http:\n  trustedOrigins: [\"HTTPS://Console.Example.com/\", http://localhost:5173]\n  hstsMaxAge: 31536000\n";
+        let f = parse_file("objectos.yml", text, Path::new("/")).unwrap();
+        assert!(f.warnings.is_empty(), "{:?}", f.warnings);
+        let resolved = resolve(f.layer, Layer::default(), Layer::default());
+        assert_eq!(
+            resolved.trusted_origins,
+            ["https://console.example.com", "http://localhost:5173"]
+        );
+        assert_eq!(resolved.hsts_max_age, 31_536_000);
+        assert!(resolved.summary().contains(
+            "http.trustedOrigins: [https://console.example.com, http://localhost:5173]\nhttp.hstsMaxAge: 31536000\n"
+        ));
+        let err = parse_file(
+            "objectos.yml",
+            "http:\n  trustedOrigins: [https://ok.example, \"https://a.example/app\"]\n  hstsMaxAge: soon\n",
+            Path::new("/"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(
+                "objectos.yml:2: http.trustedOrigins[1]: `https://a.example/app` is not an origin"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("objectos.yml:3: http.hstsMaxAge: `soon` is not a number of seconds"),
+            "{err}"
+        );
+        let env = env_layer(&|k| match k {
+            "OBJECTOS_HTTP_TRUSTED_ORIGINS" => {
+                Some("https://a.example, http://b.example:8080".into())
+            }
+            "OBJECTOS_HTTP_HSTS_MAX_AGE" => Some("600".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(env.trusted_origins.unwrap().len(), 2);
+        assert_eq!(env.hsts_max_age, Some(600));
     }
 
     #[test]

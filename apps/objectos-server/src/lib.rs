@@ -208,6 +208,8 @@ async fn serve(cli: &Cli, args: &ServeArgs, cwd: &Path) -> anyhow::Result<ExitCo
         body_limit: config.body_limit,
         cors_origins: config.cors_origins.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
+        trusted_origins: config.trusted_origins.clone(),
+        hsts_max_age: config.hsts_max_age,
         ..HttpConfig::default()
     })
     .with_packages(
@@ -221,7 +223,11 @@ async fn serve(cli: &Cli, args: &ServeArgs, cwd: &Path) -> anyhow::Result<ExitCo
         .mode(config.mode)
         .version(env!("CARGO_PKG_VERSION"))
         .cwd(cwd.display().to_string())
-        .plugin(DataPlugin::new(data_config(&config)))
+        .plugin({
+            let mut data = DataPlugin::new(data_config(&config));
+            data.limits = config.data.clone();
+            data
+        })
         .plugin(http);
     #[cfg(feature = "plugin-permissions")]
     let kernel = kernel.plugin(objectos_permissions::PermissionsPlugin::new(

@@ -115,6 +115,24 @@ pub(crate) async fn checkpoint(
         .unwrap_or(0))
 }
 
+/// Copies the whole WAL into the database file and truncates the WAL to zero bytes
+/// (`PRAGMA wal_checkpoint(TRUNCATE)`); `Ok(false)` when readers kept it from finishing.
+pub(crate) async fn checkpoint_truncate(
+    conn: &DatabaseConnection,
+) -> std::result::Result<bool, sea_orm::DbErr> {
+    let rows = conn
+        .query_all_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA wal_checkpoint(TRUNCATE)",
+        ))
+        .await?;
+    // One row: (busy, frames in the WAL, frames copied); busy = 1 when it could not finish.
+    Ok(rows
+        .first()
+        .and_then(|r| r.try_get_by_index::<i64>(0).ok())
+        .is_some_and(|busy| busy == 0))
+}
+
 /// WAL size (in frames, about 4 KiB each) past which the checkpointer makes the WAL start over.
 ///
 /// SQLite writes a WAL from the start again only when a write transaction begins with every
@@ -375,7 +393,8 @@ pub(crate) async fn query<C: ConnectionTrait>(
         .map_err(map_db_err)
 }
 
-/// Maps a database error, keeping unique violations recognisable for the caller.
+/// Maps a database error, keeping unique violations recognisable for the caller and transient
+/// failures (a full disk, a lost connection, a busy database) retryable.
 pub(crate) fn map_db_err(err: sea_orm::DbErr) -> DataError {
     if let Some(sea_orm::SqlErr::UniqueConstraintViolation(detail)) = err.sql_err() {
         return DataError::Duplicate {
@@ -384,5 +403,87 @@ pub(crate) fn map_db_err(err: sea_orm::DbErr) -> DataError {
             fields: Vec::new(),
         };
     }
-    DataError::Database(err.to_string())
+    match transient(&err) {
+        Some(Transient::StorageFull) => DataError::StorageFull(err.to_string()),
+        Some(Transient::Unavailable) => DataError::Unavailable(err.to_string()),
+        None => DataError::Database(err.to_string()),
+    }
+}
+
+/// A database failure that says nothing about the request: retrying later may succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transient {
+    /// The disk (or the database's size limit) is full: nothing more can be written until space
+    /// is freed.
+    StorageFull,
+    /// The database cannot be reached or is busy (lost connection, pool exhausted, busy
+    /// timeout, I/O error, out of memory).
+    Unavailable,
+}
+
+/// Classifies `err` as transient, or `None` for a failure of the statement itself (a constraint,
+/// a bad value, a bug).
+pub(crate) fn transient(err: &sea_orm::DbErr) -> Option<Transient> {
+    use sea_orm::sqlx::Error as SqlxError;
+    use sea_orm::{DbErr, RuntimeErr};
+    let sqlx_err = match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return Some(Transient::Unavailable),
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return None,
+    };
+    match sqlx_err.as_ref() {
+        SqlxError::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if db
+                .try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
+                .is_some()
+            {
+                sqlite_transient(code.parse().unwrap_or(0))
+            } else {
+                postgres_transient(&code)
+            }
+        }
+        SqlxError::Io(_)
+        | SqlxError::Tls(_)
+        | SqlxError::Protocol(_)
+        | SqlxError::PoolTimedOut
+        | SqlxError::PoolClosed
+        | SqlxError::WorkerCrashed => Some(Transient::Unavailable),
+        _ => None,
+    }
+}
+
+/// SQLite result codes (the primary code is the low byte of an extended one).
+fn sqlite_transient(code: i32) -> Option<Transient> {
+    match code & 0xff {
+        // SQLITE_FULL: disk full, or `max_page_count` reached.
+        13 => Some(Transient::StorageFull),
+        // BUSY, LOCKED, NOMEM, READONLY (a read-only file system), IOERR, CORRUPT, CANTOPEN,
+        // PROTOCOL, NOTADB: the statement may have been undone with the whole transaction.
+        5 | 6 | 7 | 8 | 10 | 11 | 14 | 15 | 26 => Some(Transient::Unavailable),
+        _ => None,
+    }
+}
+
+/// PostgreSQL SQLSTATEs: connection exceptions (08), insufficient resources (53; 53100 is
+/// disk full), operator intervention (57P01-57P05: shutdown, crash recovery), serialization
+/// failures and deadlocks (40001, 40P01: the transaction was rolled back and may simply be run
+/// again).
+fn postgres_transient(code: &str) -> Option<Transient> {
+    match code {
+        "53100" => Some(Transient::StorageFull),
+        "40001" | "40P01" | "55P03" | "57014" => Some(Transient::Unavailable),
+        c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P") => {
+            Some(Transient::Unavailable)
+        }
+        _ => None,
+    }
+}
+
+/// Whether a failed statement may have ended the transaction it ran in, so the connection's
+/// idea of its transaction (sqlx counts BEGINs and SAVEPOINTs itself) can no longer be trusted:
+/// SQLite rolls a whole transaction back on its own after a full disk, an I/O error, running
+/// out of memory or a busy timeout.
+pub(crate) fn leaves_transaction_unknown(err: &sea_orm::DbErr) -> bool {
+    transient(err).is_some()
 }

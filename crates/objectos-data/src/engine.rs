@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use indexmap::IndexMap;
 use objectos_spec::object::{ObjectSchema, Storage, SummaryFunction};
-use objectos_spec::query::{Condition, Filter, FilterValue, Operator, QueryAst, SearchQuery};
+use objectos_spec::query::{
+    AggregateFunction, Condition, Filter, FilterValue, Operator, QueryAst, SearchQuery,
+};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
@@ -32,14 +34,17 @@ mod group;
 
 // The statement paths of a write operation's transaction, for `hooks::WriteTx`.
 pub(crate) use group::{
-    execute as group_execute, pay_owed as group_pay_owed, query_all as group_query_all,
-    query_one as group_query_one,
+    execute as group_execute, execute_unprepared as group_execute_unprepared,
+    query_all as group_query_all, query_one as group_query_one,
 };
+mod fair;
+mod limits;
 mod refs;
 mod select;
 mod transaction;
 mod unique;
 
+pub use limits::WriteLimits;
 pub use transaction::{
     CROSS_BATCH_MAX_OPERATIONS, CrossBatchFailure, CrossBatchItemResult, CrossBatchOperation,
     CrossBatchOptions, CrossBatchRequest, CrossBatchResult,
@@ -191,12 +196,17 @@ struct Inner {
     snapshot: ArcSwap<MetadataSnapshot>,
     interceptors: ArcSwap<Vec<Arc<dyn Interceptor>>>,
     /// SQLite allows one writer: writes queue here instead of failing with SQLITE_BUSY.
-    write_lock: Arc<tokio::sync::Mutex<()>>,
+    write_lock: Arc<fair::FairLock>,
+    /// Records per bulk request, the writer hold bound and write rates.
+    limits: ArcSwap<limits::WriteLimits>,
+    rate: limits::RateLimiter,
     /// Callers queued for (or about to take) `write_lock`: a finishing write leaves its
     /// transaction open for them (group commit) only when somebody is queued.
     write_queue: std::sync::atomic::AtomicUsize,
     /// The group transaction left open for the next queued writer (see `engine/group.rs`).
     parked: std::sync::Mutex<Option<group::Group>>,
+    /// A write failed on a full disk: the checkpointer truncates the WAL before anything else.
+    storage_full: std::sync::atomic::AtomicBool,
     /// Group commit is on (a SQLite file; not PostgreSQL, not an in-memory database whose
     /// single connection reads share).
     group_commit: bool,
@@ -257,6 +267,21 @@ fn same_tenant(sql: &mut Sql, plan: &ObjectPlan, scope: Option<&str>) {
             sql.push(" IS NULL");
         }
     }
+}
+
+/// Refuses a record id (from a path or a body) holding a NUL character with a 400 naming `id`:
+/// no id can contain one, and PostgreSQL answers a bound text holding it with a server error.
+/// The filter compiler refuses it too; this check only gives the answer its parameter.
+fn check_id(object: &str, id: &str) -> Result<()> {
+    if id.contains('\0') {
+        return Err(invalid(
+            object,
+            "id",
+            "invalid_character",
+            "id: the record id contains a NUL character (\\u0000)".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 fn id_filter(id: &str) -> Filter {
@@ -342,9 +367,12 @@ impl DataEngine {
                 extra,
                 snapshot: ArcSwap::from_pointee(snapshot),
                 interceptors: ArcSwap::from_pointee(Vec::new()),
-                write_lock: Arc::new(tokio::sync::Mutex::new(())),
+                write_lock: Arc::new(fair::FairLock::default()),
+                limits: ArcSwap::from_pointee(limits::WriteLimits::default()),
+                rate: limits::RateLimiter::default(),
                 write_queue: std::sync::atomic::AtomicUsize::new(0),
                 parked: std::sync::Mutex::new(None),
+                storage_full: std::sync::atomic::AtomicBool::new(false),
                 group_commit: manual_checkpoint,
                 write_commits: AtomicU64::new(0),
                 outbox_notify: Arc::new(tokio::sync::Notify::new()),
@@ -355,6 +383,23 @@ impl DataEngine {
             spawn_checkpointer(Arc::downgrade(&engine.inner));
         }
         Ok(engine)
+    }
+
+    /// Sets the write limits (records per bulk request, writer hold bound, write rates).
+    pub fn set_write_limits(&self, limits: WriteLimits) {
+        self.inner.limits.store(Arc::new(limits));
+    }
+
+    /// The write limits in force.
+    pub fn write_limits(&self) -> Arc<WriteLimits> {
+        self.inner.limits.load_full()
+    }
+
+    /// Takes `records` from the caller's write-rate buckets (see [`WriteLimits`]).
+    pub(crate) fn admit_writes(&self, cx: &OpContext, records: usize) -> Result<()> {
+        self.inner
+            .rate
+            .admit(&self.inner.limits.load(), cx, records)
     }
 
     /// The current metadata snapshot.
@@ -621,6 +666,7 @@ impl DataEngine {
     ) -> Result<Record> {
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
+        check_id(object, id)?;
         let mut query = QueryAst {
             filter: id_filter(id),
             fields: query.fields,
@@ -949,7 +995,8 @@ impl DataEngine {
                         .iter()
                         .any(|s| sqlgen::canonical(s.name()) == f)
             };
-            self.load_summaries(conn, plan, records, &wanted).await?;
+            self.load_summaries(conn, cx, snap, plan, records, &wanted)
+                .await?;
             for r in records.iter_mut() {
                 checks::compute_formulas(plan, r);
             }
@@ -964,9 +1011,22 @@ impl DataEngine {
         })
     }
 
+    /// Roll-ups of a page of records, one grouped aggregate query per summary field.
+    ///
+    /// A summary shows what the reader could aggregate themselves: the child object's read
+    /// interceptors run for `cx` on the query `<function>(<field>) GROUP BY <reference>` as an
+    /// `Aggregate` (so the permissions plugin checks read access to the child object and to both
+    /// fields, and ANDs in its sharing and row-level filter), and the tenant is ANDed in like any
+    /// read. A summary the reader may not compute at all (an interceptor refused with
+    /// `PERMISSION_DENIED`) is `null`: it reveals nothing, not even whether children exist.
+    /// `scope: all` (an explicit per-field opt-in) skips the interceptors: every child in the
+    /// organization counts.
+    #[allow(clippy::too_many_arguments)]
     async fn load_summaries(
         &self,
         conn: Conn<'_>,
+        cx: &OpContext,
+        snap: &MetadataSnapshot,
         plan: &ObjectPlan,
         records: &mut [Record],
         wanted: &(dyn Fn(&str) -> bool + Sync),
@@ -979,6 +1039,47 @@ impl DataEngine {
                 .collect();
             if ids.is_empty() {
                 continue;
+            }
+            let cplan = snap.plan(&s.child_object)?;
+            let mut visible = QueryAst::default();
+            if !s.all_children {
+                let hooks = self.hooks(&cplan.name, Operation::Aggregate);
+                if !hooks.is_empty() {
+                    visible.group_by = vec![s.fk_column.clone()];
+                    visible.aggregations = vec![objectos_spec::query::Aggregation {
+                        function: match s.function {
+                            SummaryFunction::Count => AggregateFunction::Count,
+                            SummaryFunction::Sum => AggregateFunction::Sum,
+                            SummaryFunction::Min => AggregateFunction::Min,
+                            SummaryFunction::Max => AggregateFunction::Max,
+                            SummaryFunction::Avg => AggregateFunction::Avg,
+                        },
+                        field: s.child_column.clone(),
+                        alias: s.field.clone(),
+                        distinct: false,
+                        filter: None,
+                    }];
+                    let narrowed = self
+                        .before_query(
+                            &hooks,
+                            cx,
+                            &cplan.schema,
+                            Operation::Aggregate,
+                            conn.tx(),
+                            &mut visible,
+                        )
+                        .await;
+                    match narrowed {
+                        Ok(()) => {}
+                        Err(DataError::Forbidden { .. }) => {
+                            for r in records.iter_mut() {
+                                r.insert(s.field.clone(), Json::Null);
+                            }
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
             }
             let mut sql = Sql::new(dialect);
             sql.push("SELECT ").ident(&s.fk_column).push(", ");
@@ -1013,7 +1114,22 @@ impl DataEngine {
                 }
                 sql.param(Value::from(id.clone()));
             }
-            sql.push(") GROUP BY ").ident(&s.fk_column);
+            sql.push(") AND ");
+            // The tenant and the interceptors' row filter, compiled (bound values only) like the
+            // WHERE of a read of the child object.
+            let fc = FilterCompiler {
+                snap,
+                dialect,
+                param: "filter",
+            };
+            fc.compile(
+                cplan,
+                &cplan.table,
+                &tenant_filter(cx).and(visible.filter),
+                &mut sql,
+                0,
+            )?;
+            sql.push(" GROUP BY ").ident(&s.fk_column);
             let rows = self.q(conn, sql).await?;
             let mut by_id: HashMap<String, Json> = HashMap::with_capacity(rows.len());
             for r in &rows {
@@ -1453,7 +1569,8 @@ impl DataEngine {
     pub async fn create(&self, cx: &OpContext, object: &str, data: Record) -> Result<Record> {
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
-        let unit = self.begin_write().await?;
+        self.admit_writes(cx, 1)?;
+        let unit = self.begin_write(cx).await?;
         let tx = unit.tx();
         let r = unit.run(self.create_in(tx, cx, &snap, &plan, data)).await;
         unit.finish(r).await
@@ -1468,7 +1585,9 @@ impl DataEngine {
     ) -> Result<Vec<Record>> {
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
-        let unit = self.begin_write().await?;
+        limits::check_batch_size(&self.inner.limits.load(), object, data.len())?;
+        self.admit_writes(cx, data.len())?;
+        let unit = self.begin_write(cx).await?;
         let tx = unit.tx();
         let r = unit
             .run(async {
@@ -1493,7 +1612,9 @@ impl DataEngine {
     ) -> Result<Record> {
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
-        let unit = self.begin_write().await?;
+        check_id(object, id)?;
+        self.admit_writes(cx, 1)?;
+        let unit = self.begin_write(cx).await?;
         let tx = unit.tx();
         let r = unit
             .run(self.update_in(tx, cx, &snap, &plan, id, patch, if_match))
@@ -1505,7 +1626,9 @@ impl DataEngine {
     pub async fn delete(&self, cx: &OpContext, object: &str, id: &str) -> Result<()> {
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
-        let unit = self.begin_write().await?;
+        check_id(object, id)?;
+        self.admit_writes(cx, 1)?;
+        let unit = self.begin_write(cx).await?;
         let tx = unit.tx();
         let r = unit
             .run(self.delete_in(tx, cx, &snap, &plan, id, 0))
@@ -1532,10 +1655,14 @@ impl DataEngine {
             }));
         }
         let total = items.len();
+        limits::check_batch_size(&self.inner.limits.load(), object, total)?;
         let opts = req.options;
+        if !opts.validate_only {
+            self.admit_writes(cx, total)?;
+        }
         let mut results = Vec::with_capacity(total);
         if opts.atomic && !opts.continue_on_error {
-            let unit = self.begin_write().await?;
+            let unit = self.begin_write(cx).await?;
             let tx = unit.tx();
             let mut failed = false;
             for item in items {
@@ -1592,7 +1719,7 @@ impl DataEngine {
         } else {
             for item in items {
                 let id = item.id.clone();
-                let unit = self.begin_write().await?;
+                let unit = self.begin_write(cx).await?;
                 let r = unit
                     .run(self.batch_item(unit.tx(), cx, &snap, &plan, req.operation, item))
                     .await;
@@ -1745,10 +1872,10 @@ impl DataEngine {
     }
 
     /// Removes what clients may not write: system fields and computed fields are dropped silently
-    /// (clients echo records back); unknown fields are refused.
+    /// (clients echo records back); unknown fields and values holding a NUL character are refused.
     fn sanitize(&self, plan: &ObjectPlan, data: Record) -> Result<Record> {
         let mut out = Record::new();
-        let mut unknown = Vec::new();
+        let mut refused = Vec::new();
         for (k, v) in data {
             if k == "_id" || meta::SYSTEM_FIELD_ORDER.contains(&k.as_str()) {
                 continue;
@@ -1757,21 +1884,29 @@ impl DataEngine {
                 Some(f)
                     if f.storage().is_none()
                         || f.kind == objectos_spec::object::FieldType::Autonumber => {}
+                // Refused here, before the before-hooks, which may already query with the
+                // input (the permissions plugin checks lookup ids): NUL would reach SQL there.
+                Some(f) if crate::validate::has_nul(&v) => {
+                    refused.push(crate::validate::nul_error(
+                        &k,
+                        &crate::validate::field_label(f),
+                    ));
+                }
                 Some(_) => {
                     out.insert(k, v);
                 }
-                None => unknown.push(FieldError::new(
+                None => refused.push(FieldError::new(
                     &k,
                     "unknown_field",
                     format!("Field '{k}' does not exist on object '{}'", plan.name),
                 )),
             }
         }
-        if !unknown.is_empty() {
+        if !refused.is_empty() {
             return Err(DataError::Validation {
                 object: plan.name.clone(),
-                message: unknown[0].message.clone(),
-                fields: unknown,
+                message: refused[0].message.clone(),
+                fields: refused,
             });
         }
         Ok(out)
@@ -2377,15 +2512,35 @@ impl DataEngine {
     /// Rows go in batches of up to 256: one read, one `publish_many`, one UPDATE marking the
     /// delivered prefix. A crash between publishing and marking delivers those rows again on the
     /// next pass (at least once; consumers de-duplicate on the event id).
+    ///
+    /// On PostgreSQL, where several servers may share the database, the read is a claim
+    /// (`outbox::claim`): rows another node holds under a live lease are left to it, and so is
+    /// every later row of the same record, so in the normal case each row is published by one
+    /// node and a record's events in order; rows a failed publish did not deliver are released
+    /// for the next pass. On SQLite (one process per file) the read claims nothing.
     pub async fn dispatch_pending(&self, sink: &dyn EventSink) -> Result<usize> {
         let dialect = self.inner.dialect;
         let mut delivered = 0;
         loop {
-            let batch = outbox::pending(&self.inner.db, dialect, outbox::BATCH).await?;
+            let (batch, claim) = match dialect {
+                Dialect::Sqlite => (
+                    outbox::pending(&self.inner.db, dialect, outbox::BATCH).await?,
+                    None,
+                ),
+                Dialect::Postgres => {
+                    let c = outbox::claim(&self.inner.write, outbox::BATCH).await?;
+                    (c.rows, Some(c.token))
+                }
+            };
             if batch.is_empty() {
                 return Ok(delivered);
             }
             let full = batch.len() as u64 == outbox::BATCH;
+            let traced: Vec<outbox::Published> = if outbox::tracing_published() {
+                batch.iter().map(outbox::Published::of).collect()
+            } else {
+                Vec::new()
+            };
             let (ids, events): (Vec<i64>, Vec<_>) =
                 batch.into_iter().map(|p| (p.id, p.event)).unzip();
             let (done, failed) = match sink.publish_many(events).await {
@@ -2395,6 +2550,7 @@ impl DataEngine {
                     (n.min(ids.len()), true)
                 }
             };
+            outbox::trace_published(traced.get(..done).unwrap_or_default(), claim.as_deref());
             {
                 let _g = if dialect == Dialect::Sqlite {
                     Some(self.lock_writer().await)
@@ -2402,6 +2558,11 @@ impl DataEngine {
                     None
                 };
                 outbox::mark_dispatched(&self.inner.write, dialect, &ids[..done]).await?;
+            }
+            if let Some(token) = &claim
+                && done < ids.len()
+            {
+                outbox::release(&self.inner.write, token, &ids[done..]).await?;
             }
             delivered += done;
             if failed || !full {
@@ -2439,6 +2600,7 @@ impl DataEngine {
         let engine = self.clone();
         let stop2 = stop.clone();
         let task = tokio::spawn(async move {
+            let mut failures = RepeatedWarning::new("Outbox dispatch pass failed; retrying.");
             let mut last_prune = std::time::Instant::now();
             loop {
                 if last_prune.elapsed() > std::time::Duration::from_secs(60) {
@@ -2448,7 +2610,7 @@ impl DataEngine {
                     }
                 }
                 if let Err(e) = engine.dispatch_pending(sink.as_ref()).await {
-                    tracing::warn!(error = %e, "Outbox dispatch pass failed; retrying.");
+                    failures.warn(&e.to_string());
                 }
                 tokio::select! {
                     _ = stop2.notified() => break,
@@ -2471,6 +2633,7 @@ impl DataEngine {
 /// keeps the WAL from growing without bound (see [`db::WAL_RESTART_FRAMES`]).
 fn spawn_checkpointer(inner: std::sync::Weak<Inner>) {
     tokio::spawn(async move {
+        let mut failures = RepeatedWarning::new("WAL checkpoint failed; retrying.");
         let mut tick = tokio::time::interval(db::CHECKPOINT_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -2479,6 +2642,10 @@ fn spawn_checkpointer(inner: std::sync::Weak<Inner>) {
                 return;
             };
             let engine = DataEngine { inner };
+            if engine.inner.storage_full.load(Ordering::Acquire) {
+                engine.reclaim_wal(&mut failures).await;
+                continue;
+            }
             let result = match db::checkpoint(&engine.inner.db).await {
                 Ok(frames) if frames >= db::WAL_RESTART_FRAMES => {
                     // The bulk is copied; with the writer held (a group left open is committed
@@ -2499,10 +2666,64 @@ fn spawn_checkpointer(inner: std::sync::Weak<Inner>) {
                 )) => {
                     return;
                 }
-                Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying."),
+                Err(e) => failures.warn(&e.to_string()),
             }
         }
     });
+}
+
+/// A warning that repeats while a condition lasts (a full disk fails every checkpoint, five
+/// times a second, and every outbox pass): logged the first time, then at most once per
+/// [`REPEAT_WARNING`] with the number of repeats in between.
+struct RepeatedWarning {
+    message: &'static str,
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+const REPEAT_WARNING: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl RepeatedWarning {
+    fn new(message: &'static str) -> Self {
+        Self {
+            message,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    fn warn(&mut self, error: &str) {
+        match self.last {
+            Some(t) if t.elapsed() < REPEAT_WARNING => self.suppressed += 1,
+            _ => {
+                tracing::warn!(error, repeats = self.suppressed, "{}", self.message);
+                self.last = Some(std::time::Instant::now());
+                self.suppressed = 0;
+            }
+        }
+    }
+}
+
+impl DataEngine {
+    /// After a write failed on a full disk: with the writer held, copies the WAL into the
+    /// database and truncates it (`wal_checkpoint(TRUNCATE)`), so the space the WAL took comes
+    /// back and writes succeed again as soon as the disk has room, without a restart. Under
+    /// steady writes the WAL otherwise only starts over past [`db::WAL_RESTART_FRAMES`], which a
+    /// nearly full disk may never hold.
+    async fn reclaim_wal(&self, failures: &mut RepeatedWarning) {
+        let writer = self.lock_writer().await;
+        let r = db::checkpoint_truncate(&self.inner.db).await;
+        drop(writer);
+        match r {
+            Ok(true) => {
+                self.inner.storage_full.store(false, Ordering::Release);
+                tracing::info!("The WAL was truncated after the disk was full; writes can go on.");
+            }
+            // Readers still use the WAL: try again on the next tick.
+            Ok(false) => {}
+            Err(e) => failures.warn(&e.to_string()),
+        }
+    }
 }
 
 fn ok_item(id: Option<String>, rec: Record, return_records: bool) -> BatchItemResult {
@@ -2537,6 +2758,15 @@ fn row_to_record(plan: &ObjectPlan, row: &sea_orm::QueryResult, dialect: Dialect
 fn search_filter(plan: &ObjectPlan, s: &SearchQuery) -> Result<Filter> {
     if s.query.trim().is_empty() {
         return Ok(Filter::True);
+    }
+    // Named as the search text here; the filter compiler would refuse it too, but as a filter.
+    if s.query.contains('\0') {
+        return Err(invalid(
+            &plan.name,
+            "search",
+            "invalid_character",
+            "search: the search text contains a NUL character (\\u0000)".to_owned(),
+        ));
     }
     let mut fields: Vec<String> = s.fields.clone();
     if fields.is_empty() {

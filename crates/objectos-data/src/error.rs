@@ -129,6 +129,34 @@ pub enum DataError {
     },
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A bulk request with more records than one request may write (`createMany`, `batch`).
+    #[error("A request may write at most {limit} records at once, this one has {got}")]
+    TooManyRecords {
+        object: String,
+        limit: usize,
+        got: usize,
+    },
+    /// One operation held a SQLite file's writer longer than `data.maxWriteMillis` allows and
+    /// was rolled back, so that it does not stall everybody else's writes.
+    #[error(
+        "The operation held the database writer longer than {limit_ms} ms and was rolled back; split it into smaller requests"
+    )]
+    WriteTimeout { limit_ms: u64 },
+    /// The caller (or its organization) wrote more than its configured rate allows.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// The database's storage is full (disk, quota or size limit): nothing of the write was
+    /// stored; retrying after space is freed succeeds. The detail is for the log only.
+    #[error("storage full: {0}")]
+    StorageFull(String),
+    /// The database is unreachable, busy or failed in a way that says nothing about the
+    /// request (lost connection, pool exhausted, busy timeout, I/O error): nothing of the write
+    /// was stored; retrying later may succeed. The detail is for the log only.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("database error: {0}")]
     Database(String),
     #[error("internal error: {0}")]
@@ -152,6 +180,11 @@ impl DataError {
             Self::Unauthenticated { .. } => "UNAUTHENTICATED",
             Self::Metadata { .. } => "INVALID_METADATA",
             Self::Config(_) => "INVALID_CONFIGURATION",
+            Self::TooManyRecords { .. } => "BATCH_TOO_LARGE",
+            Self::WriteTimeout { .. } => "OPERATION_TOO_LARGE",
+            Self::RateLimited { .. } => "RATE_LIMIT_EXCEEDED",
+            Self::StorageFull(_) => "STORAGE_FULL",
+            Self::Unavailable(_) => "SERVICE_UNAVAILABLE",
             Self::Database(_) | Self::Internal(_) => "INTERNAL_ERROR",
         }
     }
@@ -170,7 +203,10 @@ impl DataError {
             | Self::DeleteRestricted { .. } => "conflict",
             Self::OperationNotAllowed { .. } | Self::Forbidden { .. } => "authorization",
             Self::Unauthenticated { .. } => "authentication",
-            Self::Database(_) | Self::Internal(_) => "server",
+            Self::TooManyRecords { .. } | Self::WriteTimeout { .. } => "validation",
+            Self::RateLimited { .. } => "rate_limit",
+            Self::Unavailable(_) => "maintenance",
+            Self::StorageFull(_) | Self::Database(_) | Self::Internal(_) => "server",
         }
     }
 
@@ -187,6 +223,10 @@ impl DataError {
             Self::ConcurrentModification { .. } => 412,
             Self::OperationNotAllowed { .. } | Self::Forbidden { .. } => 403,
             Self::Unauthenticated { .. } => 401,
+            Self::TooManyRecords { .. } | Self::WriteTimeout { .. } => 413,
+            Self::RateLimited { .. } => 429,
+            Self::StorageFull(_) => 507,
+            Self::Unavailable(_) => 503,
             Self::Database(_) | Self::Internal(_) => 500,
         }
     }
@@ -203,6 +243,7 @@ impl DataError {
             | Self::ConcurrentModification { object, .. }
             | Self::DeleteRestricted { object, .. }
             | Self::OperationNotAllowed { object, .. }
+            | Self::TooManyRecords { object, .. }
             | Self::Forbidden { object, .. } => Some(object),
             _ => None,
         }
@@ -216,12 +257,31 @@ impl DataError {
         }
     }
 
-    /// True when retrying the same request may succeed.
+    /// True when retrying the same request may succeed: transient failures (nothing of the
+    /// write was stored) and lost optimistic-concurrency races. A plain database error is a
+    /// failure of the statement itself and would fail again.
     pub fn retryable(&self) -> bool {
         matches!(
             self,
-            Self::Database(_) | Self::ConcurrentModification { .. }
+            Self::StorageFull(_)
+                | Self::Unavailable(_)
+                | Self::RateLimited { .. }
+                | Self::ConcurrentModification { .. }
         )
+    }
+
+    /// Seconds a client should wait before retrying (the `Retry-After` header), for the errors
+    /// that are only about timing.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::Unavailable(_) => Some(1),
+            // Space is freed by an operator, not by the next second.
+            Self::StorageFull(_) => Some(30),
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => Some((*retry_after_secs).max(1)),
+            _ => None,
+        }
     }
 
     /// The message safe to send to a client: server-side errors are replaced by a generic text
@@ -231,6 +291,14 @@ impl DataError {
             Self::Database(_) | Self::Internal(_) => {
                 "An internal error occurred; the server log has the details".to_owned()
             }
+            Self::StorageFull(_) => {
+                "The server's storage is full; nothing was saved. Retry once space is freed"
+                    .to_owned()
+            }
+            Self::Unavailable(_) => {
+                "The database is temporarily unavailable; nothing was saved. Retry shortly"
+                    .to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -238,7 +306,7 @@ impl DataError {
 
 impl From<sea_orm::DbErr> for DataError {
     fn from(err: sea_orm::DbErr) -> Self {
-        Self::Database(err.to_string())
+        crate::db::map_db_err(err)
     }
 }
 

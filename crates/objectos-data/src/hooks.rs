@@ -127,8 +127,7 @@ impl ConnectionTrait for WriteTx<'_> {
     }
 
     async fn execute_unprepared(&self, sql: &str) -> std::result::Result<ExecResult, DbErr> {
-        crate::engine::group_pay_owed(self.tx).await?;
-        self.tx.execute_unprepared(sql).await
+        crate::engine::group_execute_unprepared(self.tx, sql).await
     }
 
     async fn query_one_raw(

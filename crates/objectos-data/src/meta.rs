@@ -81,11 +81,15 @@ pub(crate) struct Column {
 #[derive(Debug, Clone)]
 pub(crate) struct SummaryPlan {
     pub(crate) field: String,
+    /// The child object, whose read interceptors narrow the aggregate to what the reader sees.
+    pub(crate) child_object: String,
     pub(crate) child_table: String,
     pub(crate) fk_column: String,
     pub(crate) function: SummaryFunction,
     /// The aggregated child column; `None` for `count`.
     pub(crate) child_column: Option<String>,
+    /// `scope: all`: every child in the organization, without the reader's row and field rules.
+    pub(crate) all_children: bool,
 }
 
 /// A field of another object (or this one) that references this object.
@@ -371,6 +375,7 @@ fn make_plan(
                 {
                     summaries.push(SummaryPlan {
                         field: f.name.clone(),
+                        child_object: child.name.clone(),
                         child_table: child.table_name().to_owned(),
                         fk_column: fk.name.clone(),
                         function: op.function,
@@ -378,6 +383,7 @@ fn make_plan(
                             .field
                             .clone()
                             .filter(|_| op.function != SummaryFunction::Count),
+                        all_children: op.scope == objectos_spec::object::SummaryScope::All,
                     });
                 }
             }

@@ -1,5 +1,7 @@
 //! The transactional outbox: `record.*` rows written in the same transaction as the change, and a
-//! dispatcher that publishes them after commit (at least once) and marks them dispatched.
+//! dispatcher that publishes them after commit (at least once) and marks them dispatched. On
+//! PostgreSQL, which several servers may share, a dispatcher pass claims its rows first (a lease
+//! per row, see [`claim`]), so each event is published by one node and a record's events in order.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -8,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use objectos_spec::{Event, EventMetadata, EventPriority};
-use sea_orm::{ConnectionTrait, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait, Value};
 use serde_json::{Value as Json, json};
 
 use crate::context::OpContext;
@@ -149,6 +151,8 @@ pub(crate) struct Pending {
     pub(crate) event: Event,
 }
 
+/// Reads up to `limit` undelivered rows, oldest first, without claiming them: the SQLite path,
+/// where one process owns the file and its single dispatcher is the only reader.
 pub(crate) async fn pending<C: ConnectionTrait>(
     conn: &C,
     dialect: Dialect,
@@ -157,7 +161,11 @@ pub(crate) async fn pending<C: ConnectionTrait>(
     let mut sql = Sql::new(dialect);
     sql.push("SELECT \"id\", \"event_id\", \"event_name\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\" FROM \"_objectos_outbox\" WHERE \"dispatched_at\" IS NULL ORDER BY \"id\"")
         .limit(limit);
-    let rows = db::query(conn, sql).await?;
+    parse_pending(db::query(conn, sql).await?)
+}
+
+/// Turns rows of (id, event_id, event_name, payload, user_id, tenant_id, created_at) into events.
+fn parse_pending(rows: Vec<sea_orm::QueryResult>) -> Result<Vec<Pending>> {
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let get = |i: usize| r.try_get_by_index::<Option<String>>(i).ok().flatten();
@@ -191,29 +199,188 @@ pub(crate) async fn pending<C: ConnectionTrait>(
     Ok(out)
 }
 
-/// Marks delivered rows with one `UPDATE ... WHERE id IN (...)`.
+// ------------------------------------------------------------------ claims (PostgreSQL)
+//
+// Several `objectos serve` processes may share one PostgreSQL database, each running a
+// dispatcher. A pass therefore first claims its rows: it stamps them with a claim token and a
+// lease (`claimed_by`, `claimed_until`), publishes them, and marks them dispatched. Other passes
+// skip rows under a live lease, so in the normal case every row is published by one node; rows
+// of a node that died come back when its lease runs out (at least once). SQLite keeps the plain
+// read above: one process owns the file, so there is nobody to share with and the claim's extra
+// write transaction would only compete with the writers for the single write lock.
+
+/// The claim columns, only on PostgreSQL: created with the table, or added to an older table by
+/// the migration plan (`schema::plan`). `claimed_until` is a real timestamp, compared with the
+/// database's clock only, so nodes whose clocks disagree still agree on when a lease ends.
+pub(crate) const CLAIM_COLUMNS: [(&str, &str); 2] =
+    [("claimed_by", "TEXT"), ("claimed_until", "TIMESTAMPTZ")];
+
+/// The PostgreSQL index the claim's per-record ordering check probes: the undelivered rows of
+/// one record, by id. Partial, so delivered rows (kept for an hour) cost it nothing, and without
+/// the claim columns, so stamping a claim stays a HOT update.
+pub(crate) const RECORD_INDEX: &str = "ix__objectos_outbox_record";
+
+/// The statement creating [`RECORD_INDEX`] (part of the migration plan on PostgreSQL).
+pub(crate) fn record_index_sql() -> String {
+    format!(
+        "CREATE INDEX IF NOT EXISTS \"{RECORD_INDEX}\" ON \"_objectos_outbox\" (\"object\", \"record_id\", \"id\") WHERE \"dispatched_at\" IS NULL"
+    )
+}
+
+/// How long a claim holds. A pass publishes at most [`BATCH`] events to the in-process bus and
+/// marks them within milliseconds; the lease only matters when a node dies (or stalls) holding
+/// rows, which other nodes then take over after this long.
+pub(crate) const LEASE: Duration = Duration::from_secs(30);
+
+/// First key of the transaction-scoped advisory lock serialising claims (the second is the
+/// schema's hash, so databases holding several ObjectOS schemas do not wait on each other). The
+/// two-key form lives apart from the one-key locks of the uniqueness checks.
+const CLAIM_LOCK: i32 = 0x6f62_7801;
+
+/// Rows claimed by one pass, in id order, and the token they were claimed under.
+#[derive(Debug)]
+pub(crate) struct Claim {
+    pub(crate) token: String,
+    pub(crate) rows: Vec<Pending>,
+}
+
+/// Claims up to `limit` undelivered rows for this node (PostgreSQL).
 ///
-/// The id list is padded to a power of two by repeating the last id, so at most nine statement
-/// texts exist (1 to 256 placeholders) and each stays in the prepared-statement cache instead
-/// of one text per batch size.
-pub(crate) async fn mark_dispatched<C: ConnectionTrait>(
-    conn: &C,
-    dialect: Dialect,
-    ids: &[i64],
-) -> Result<()> {
-    let Some(&last) = ids.last() else {
-        return Ok(());
-    };
+/// A row is claimable when no live lease holds it and no earlier undelivered row of the same
+/// record (object and record id) is under a live lease: a node never publishes a record's later
+/// event while another pass still holds an earlier one. That check reads other claims, so
+/// claims are serialised by an advisory lock taken in a statement of its own (the UPDATE's
+/// snapshot then includes every claim committed before it); `SKIP LOCKED` passes over rows a
+/// concurrent mark is writing instead of waiting for it. The lock is held for one UPDATE.
+pub(crate) async fn claim(conn: &DatabaseConnection, limit: u64) -> Result<Claim> {
+    let dialect = Dialect::Postgres;
+    let token = format!("{}:{}", std::process::id(), new_id());
+    let tx = conn.begin().await.map_err(db::map_db_err)?;
+    let mut lock = Sql::new(dialect);
+    lock.push("SELECT pg_advisory_xact_lock(")
+        .param(Value::Int(Some(CLAIM_LOCK)))
+        .push(", hashtext(COALESCE(current_schema()::text, '')))");
+    db::exec(&tx, lock).await?;
     let mut sql = Sql::new(dialect);
-    sql.push("UPDATE \"_objectos_outbox\" SET \"dispatched_at\" = ")
-        .param(Value::from(format_ts(now())))
-        .push(" WHERE \"id\" IN (");
+    sql.push("UPDATE \"_objectos_outbox\" SET \"claimed_by\" = ")
+        .param(Value::from(token.clone()))
+        .push(&format!(
+            ", \"claimed_until\" = statement_timestamp() + interval '{} milliseconds'",
+            LEASE.as_millis()
+        ))
+        .push(" WHERE \"id\" IN (SELECT c.\"id\" FROM \"_objectos_outbox\" AS c WHERE c.\"dispatched_at\" IS NULL AND (c.\"claimed_until\" IS NULL OR c.\"claimed_until\" < statement_timestamp()) AND NOT EXISTS (SELECT 1 FROM \"_objectos_outbox\" AS e WHERE e.\"object\" = c.\"object\" AND e.\"record_id\" = c.\"record_id\" AND e.\"id\" < c.\"id\" AND e.\"dispatched_at\" IS NULL AND e.\"claimed_until\" >= statement_timestamp()) ORDER BY c.\"id\"")
+        .limit(limit)
+        .push(" FOR UPDATE OF c SKIP LOCKED) RETURNING \"id\", \"event_id\", \"event_name\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\"");
+    let rows = db::query(&tx, sql).await?;
+    tx.commit().await.map_err(db::map_db_err)?;
+    let mut rows = parse_pending(rows)?;
+    // RETURNING follows no particular order; publishing does.
+    rows.sort_by_key(|p| p.id);
+    Ok(Claim { token, rows })
+}
+
+/// Gives up the claim on rows that were not published (the sink failed), so the next pass, on
+/// any node, takes them at once and in order. Rows whose claim passed to another node after the
+/// lease ran out are left to it.
+pub(crate) async fn release(conn: &DatabaseConnection, token: &str, ids: &[i64]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut sql = Sql::new(Dialect::Postgres);
+    sql.push("UPDATE \"_objectos_outbox\" SET \"claimed_by\" = NULL, \"claimed_until\" = NULL WHERE \"claimed_by\" = ")
+        .param(Value::from(token.to_owned()))
+        .push(" AND \"id\" IN (");
+    push_ids(&mut sql, ids);
+    sql.push(")");
+    db::exec(conn, sql).await?;
+    Ok(())
+}
+
+/// Appends `ids` as placeholders, padded to a power of two by repeating the last id, so at most
+/// nine statement texts exist (1 to 256 placeholders) and each stays in the prepared-statement
+/// cache instead of one text per batch size.
+fn push_ids(sql: &mut Sql, ids: &[i64]) {
+    let last = ids.last().copied().unwrap_or_default();
     for i in 0..ids.len().next_power_of_two() {
         if i > 0 {
             sql.push(", ");
         }
         sql.param(Value::BigInt(Some(ids.get(i).copied().unwrap_or(last))));
     }
+}
+
+/// The tracing target of [`trace_published`]: `RUST_LOG=objectos_data::outbox=trace` (or the
+/// same in `OBJECTOS_LOG`) logs every event a node published, with its claim.
+pub(crate) const TRACE_TARGET: &str = "objectos_data::outbox";
+
+/// True when published events are to be logged one by one (see [`TRACE_TARGET`]); checked
+/// before collecting what the log lines need, so a pass with tracing off copies nothing.
+pub(crate) fn tracing_published() -> bool {
+    tracing::enabled!(target: TRACE_TARGET, tracing::Level::TRACE)
+}
+
+/// What one published event's log line says.
+#[derive(Debug)]
+pub(crate) struct Published {
+    outbox_id: i64,
+    event_id: String,
+    name: String,
+    object: String,
+    record_id: String,
+}
+
+impl Published {
+    pub(crate) fn of(p: &Pending) -> Self {
+        let field = |k: &str| {
+            p.event
+                .payload
+                .get(k)
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Self {
+            outbox_id: p.id,
+            event_id: p.event.id.clone(),
+            name: p.event.name.clone(),
+            object: field("object"),
+            record_id: field("recordId"),
+        }
+    }
+}
+
+/// Logs the events a pass published (the ones handed to the sink without error), at TRACE.
+pub(crate) fn trace_published(published: &[Published], claim: Option<&str>) {
+    for p in published {
+        tracing::trace!(
+            target: TRACE_TARGET,
+            outbox_id = p.outbox_id,
+            event_id = %p.event_id,
+            event = %p.name,
+            object = %p.object,
+            record_id = %p.record_id,
+            claim = claim.unwrap_or("-"),
+            "Outbox event published."
+        );
+    }
+}
+
+/// Marks delivered rows with one `UPDATE ... WHERE id IN (...)` (the same statement on both
+/// databases: a row published under an expired lease that another node took over meanwhile is
+/// marked all the same; both published it, which at-least-once allows).
+pub(crate) async fn mark_dispatched<C: ConnectionTrait>(
+    conn: &C,
+    dialect: Dialect,
+    ids: &[i64],
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut sql = Sql::new(dialect);
+    sql.push("UPDATE \"_objectos_outbox\" SET \"dispatched_at\" = ")
+        .param(Value::from(format_ts(now())))
+        .push(" WHERE \"id\" IN (");
+    push_ids(&mut sql, ids);
     sql.push(")");
     db::exec(conn, sql).await?;
     Ok(())
@@ -235,7 +402,7 @@ impl DispatcherHandle {
 }
 
 /// How long the dispatcher sleeps when nothing wakes it (it also polls, so rows written by other
-/// nodes or left over after a crash are picked up).
+/// nodes, left over after a crash, or held back behind another node's claim are picked up).
 pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// How long the dispatcher waits after a commit woke it, so that the commits arriving meanwhile

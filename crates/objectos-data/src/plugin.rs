@@ -77,6 +77,9 @@ impl MetadataHandle {
 #[derive(Debug)]
 pub struct DataPlugin {
     pub config: DataConfig,
+    /// Records per bulk request, the writer hold bound and write rates (`data:` in
+    /// `objectos.yml`).
+    pub limits: crate::engine::WriteLimits,
     handle: Arc<DataHandle>,
     dispatcher: tokio::sync::Mutex<Option<DispatcherHandle>>,
 }
@@ -85,6 +88,7 @@ impl DataPlugin {
     pub fn new(config: DataConfig) -> Self {
         Self {
             config,
+            limits: crate::engine::WriteLimits::default(),
             handle: Arc::new(DataHandle::default()),
             dispatcher: tokio::sync::Mutex::new(None),
         }
@@ -146,6 +150,7 @@ impl Plugin for DataPlugin {
         let engine = DataEngine::open(self.config.clone())
             .await
             .map_err(|e| PluginError::config(PLUGIN_ID, e))?;
+        engine.set_write_limits(self.limits.clone());
         for c in cx.contributions::<InterceptorContribution>()? {
             tracing::info!(plugin = %c.plugin, interceptor = c.value.0.name(), "Installing data interceptor.");
             engine.add_interceptor(c.value.0.clone());

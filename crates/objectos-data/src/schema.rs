@@ -219,10 +219,19 @@ pub(crate) fn internal_ddl(dialect: Dialect) -> Vec<String> {
         Dialect::Sqlite => ("INTEGER PRIMARY KEY", "TEXT", "TEXT"),
         Dialect::Postgres => ("BIGSERIAL PRIMARY KEY", "TEXT", "TEXT"),
     };
+    // The dispatcher's claim columns exist on PostgreSQL only (several servers may share it);
+    // an older table gets them from the migration plan.
+    let claim: String = match dialect {
+        Dialect::Sqlite => String::new(),
+        Dialect::Postgres => crate::outbox::CLAIM_COLUMNS
+            .iter()
+            .map(|(name, ty)| format!(", \"{name}\" {ty}"))
+            .collect(),
+    };
     vec![
         format!("CREATE TABLE IF NOT EXISTS \"_objectos_schema\" (\"object\" TEXT PRIMARY KEY, \"hash\" TEXT NOT NULL, \"applied_at\" {ts} NOT NULL)"),
         format!(
-            "CREATE TABLE IF NOT EXISTS \"_objectos_outbox\" (\"id\" {serial}, \"event_id\" TEXT NOT NULL, \"event_name\" TEXT NOT NULL, \"object\" TEXT NOT NULL, \"record_id\" TEXT, \"payload\" {payload} NOT NULL, \"user_id\" TEXT, \"tenant_id\" TEXT, \"created_at\" {ts} NOT NULL, \"dispatched_at\" {ts})"
+            "CREATE TABLE IF NOT EXISTS \"_objectos_outbox\" (\"id\" {serial}, \"event_id\" TEXT NOT NULL, \"event_name\" TEXT NOT NULL, \"object\" TEXT NOT NULL, \"record_id\" TEXT, \"payload\" {payload} NOT NULL, \"user_id\" TEXT, \"tenant_id\" TEXT, \"created_at\" {ts} NOT NULL, \"dispatched_at\" {ts}{claim})"
         ),
         "CREATE INDEX IF NOT EXISTS \"ix__objectos_outbox_pending\" ON \"_objectos_outbox\" (\"dispatched_at\", \"id\")".to_owned(),
         "CREATE TABLE IF NOT EXISTS \"_objectos_autonumber\" (\"object\" TEXT NOT NULL, \"field\" TEXT NOT NULL, \"value\" BIGINT NOT NULL, PRIMARY KEY (\"object\", \"field\"))".to_owned(),
@@ -588,10 +597,45 @@ pub(crate) async fn plan(
         }
         index_steps(dialect, plan, &indexes, &mut steps);
     }
+    outbox_steps(dialect, &tables, &indexes, &mut steps);
     Ok(MigrationPlan {
         steps,
         changed_objects: changed,
     })
+}
+
+/// The outbox's claim columns and per-record index (PostgreSQL only, see `outbox::claim`), for
+/// databases created before the dispatcher claimed rows (DDL version 3 and older). Additive: two
+/// nullable columns and an index.
+fn outbox_steps(
+    dialect: Dialect,
+    tables: &HashMap<String, HashMap<String, String>>,
+    indexes: &HashMap<String, String>,
+    steps: &mut Vec<MigrationStep>,
+) {
+    const TABLE: &str = "_objectos_outbox";
+    if dialect != Dialect::Postgres {
+        return;
+    }
+    let Some(columns) = tables.get(TABLE) else {
+        return;
+    };
+    for (name, ty) in crate::outbox::CLAIM_COLUMNS {
+        if !columns.contains_key(name) {
+            steps.push(MigrationStep::AddColumn {
+                object: TABLE.to_owned(),
+                column: name.to_owned(),
+                sql: format!("ALTER TABLE \"{TABLE}\" ADD COLUMN IF NOT EXISTS \"{name}\" {ty}"),
+            });
+        }
+    }
+    if !indexes.contains_key(crate::outbox::RECORD_INDEX) {
+        steps.push(MigrationStep::CreateIndex {
+            object: TABLE.to_owned(),
+            index: crate::outbox::RECORD_INDEX.to_owned(),
+            sql: crate::outbox::record_index_sql(),
+        });
+    }
 }
 
 /// Applies a plan in one transaction (PostgreSQL DDL is transactional; SQLite too), then records
@@ -679,8 +723,9 @@ const ENGINE_ROW: &str = "__objectos_ddl";
 /// Version of the rules that turn metadata into tables, columns and indexes. Bump it whenever
 /// those rules change, so databases whose object hashes all match are introspected once more
 /// and get what the new rules add. 3: unique indexes of tenant-scoped objects lead with
-/// `organization_id` (they hold per organization); the global ones are dropped.
-pub(crate) const DDL_VERSION: &str = "3";
+/// `organization_id` (they hold per organization); the global ones are dropped. 4: the outbox's
+/// claim columns and per-record index on PostgreSQL (`outbox_steps`).
+pub(crate) const DDL_VERSION: &str = "4";
 
 /// True when the database records exactly the current metadata's hashes under the current DDL
 /// rules: nothing can be missing, so start-up skips introspection. One query.

@@ -150,6 +150,23 @@ impl FilterCompiler<'_> {
         sql: &mut Sql,
         depth: usize,
     ) -> Result<()> {
+        // Every form of filter (object, array, string), `where`, search, expand sub-filters and
+        // record ids (`id = <id>`) end up here, so this one check keeps NUL away from SQL: on
+        // PostgreSQL a bound text holding it fails as a server error. A path condition is checked
+        // again at each hop; the scan is a `memchr`.
+        if let FilterValue::Value(v) = &c.value
+            && crate::validate::has_nul(v)
+        {
+            return Err(invalid(
+                &plan.name,
+                self.param,
+                "invalid_character",
+                format!(
+                    "{}: the value for field '{}' contains a NUL character (\\u0000)",
+                    self.param, c.field
+                ),
+            ));
+        }
         if let Some((head, rest)) = c.field.split_once('.') {
             // A path through a lookup: `account.name = x` -> `account IN (SELECT id FROM account WHERE name = x)`.
             let field = plan.field(canonical(head)).ok_or_else(|| {
@@ -533,13 +550,13 @@ pub(crate) fn decode_cursor(
             format!("cursor: {why}; pass the nextCursor of the previous page with the same sort"),
         )
     };
-    match cursor {
+    let values: Vec<Json> = match cursor {
         Cursor::Token(t) => {
             let bytes = b64_decode(t).ok_or_else(|| bad("not a cursor token"))?;
             let v: Json = serde_json::from_slice(&bytes).map_err(|_| bad("not a cursor token"))?;
             match v {
-                Json::Array(a) if a.len() == keys.len() => Ok(a),
-                _ => Err(bad("the cursor was made for a different sort order")),
+                Json::Array(a) if a.len() == keys.len() => a,
+                _ => return Err(bad("the cursor was made for a different sort order")),
             }
         }
         Cursor::Keyset(map) => keys
@@ -561,8 +578,13 @@ pub(crate) fn decode_cursor(
                         ))
                     })
             })
-            .collect(),
+            .collect::<Result<_>>()?,
+    };
+    // Cursor values are bound like filter values (see `FilterCompiler::condition`).
+    if values.iter().any(crate::validate::has_nul) {
+        return Err(bad("a value contains a NUL character (\\u0000)"));
     }
+    Ok(values)
 }
 
 /// `(keys) > (values)` in sort order, NULLs being the smallest value.

@@ -1,5 +1,6 @@
-//! Settings of the HTTP server: listen address, body limit, CORS origins, compression, and the
-//! trusted proxies whose forwarding headers name the client.
+//! Settings of the HTTP server: listen address, body limit, CORS origins, compression, the
+//! trusted proxies whose forwarding headers name the client, the origins trusted to send
+//! cookie-authenticated writes, and HSTS.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -27,6 +28,14 @@ pub struct HttpConfig {
     /// Peers (addresses or CIDR ranges) whose `X-Forwarded-For` / `Forwarded` headers are
     /// believed. Empty (the default): the TCP peer is the client and those headers are ignored.
     pub trusted_proxies: Vec<IpCidr>,
+    /// Origins (`https://console.example.com`, normalized by [`parse_origin`]) whose pages may
+    /// send writes authenticated by the session cookie, besides the server's own origin and the
+    /// CORS origins (`http.trustedOrigins`).
+    pub trusted_origins: Vec<String>,
+    /// `Strict-Transport-Security: max-age=<this>` on every response when above 0
+    /// (`http.hstsMaxAge`); for a server reached through a TLS-terminating proxy. 0 (the
+    /// default) sends none: over plain HTTP the header would be ignored at best.
+    pub hsts_max_age: u64,
 }
 
 impl Default for HttpConfig {
@@ -40,8 +49,50 @@ impl Default for HttpConfig {
             // rather than the kernel abandoning the destroy.
             shutdown_grace_secs: 8,
             trusted_proxies: Vec::new(),
+            trusted_origins: Vec::new(),
+            hsts_max_age: 0,
         }
     }
+}
+
+/// Checks and normalizes an origin as browsers send it in `Origin`: `http` or `https`, a host,
+/// an optional port, nothing else. The result is lowercase, without a trailing slash and without
+/// the scheme's default port, so it compares equal to what a browser sends.
+pub fn parse_origin(text: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        format!(
+            "`{text}` is not an origin ({why}); expected e.g. `https://console.example.com` or `http://localhost:5173`"
+        )
+    };
+    let t = text.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, authority) = t.split_once("://").ok_or_else(|| bad("no scheme"))?;
+    if scheme != "http" && scheme != "https" {
+        return Err(bad("the scheme must be http or https"));
+    }
+    if authority.is_empty() {
+        return Err(bad("no host"));
+    }
+    if authority.contains(['/', '?', '#', '@', ' ']) || authority == "*" {
+        return Err(bad("only scheme, host and port are allowed"));
+    }
+    let authority = strip_default_port(scheme, authority);
+    if let Some((_, port)) = authority.rsplit_once(':')
+        && !authority.ends_with(']')
+        && port.parse::<u16>().is_err()
+    {
+        return Err(bad("the port is not a number"));
+    }
+    Ok(format!("{scheme}://{authority}"))
+}
+
+/// `authority` without `:80` for http or `:443` for https (browsers never send those).
+pub(crate) fn strip_default_port<'a>(scheme: &str, authority: &'a str) -> &'a str {
+    let default = if scheme.eq_ignore_ascii_case("https") {
+        ":443"
+    } else {
+        ":80"
+    };
+    authority.strip_suffix(default).unwrap_or(authority)
 }
 
 /// An IP address range (`10.0.0.0/8`, `fd00::/8`) or a single address (`127.0.0.1`, `::1`).
@@ -129,6 +180,37 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn origins_are_normalized_and_checked() {
+        assert_eq!(
+            parse_origin("HTTPS://Console.Example.com/").unwrap(),
+            "https://console.example.com"
+        );
+        assert_eq!(
+            parse_origin("https://a.example:443").unwrap(),
+            "https://a.example"
+        );
+        assert_eq!(
+            parse_origin("http://localhost:5173").unwrap(),
+            "http://localhost:5173"
+        );
+        assert_eq!(parse_origin("http://[::1]:80").unwrap(), "http://[::1]");
+        for bad in [
+            "",
+            "console.example.com",
+            "ftp://a.example",
+            "https://",
+            "https://a.example/app",
+            "https://a.example?x",
+            "https://user@a.example",
+            "https://a.example:x",
+            "*",
+            "https://*",
+        ] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

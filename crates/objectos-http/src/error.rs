@@ -47,6 +47,17 @@ pub enum HttpError {
     /// The body is not JSON.
     #[error("Content-Type '{content_type}' is not supported; send application/json")]
     UnsupportedMediaType { content_type: String },
+    /// A write authenticated by the session cookie from a page that is not ours or a trusted
+    /// origin (or from a client that names no origin): refused as a possible cross-site request
+    /// forgery.
+    #[error("{message}")]
+    CsrfOrigin { message: &'static str },
+    /// A write authenticated by the session cookie whose body is not declared as JSON: HTML
+    /// forms and `text/plain` fetches can be sent cross-site without a preflight, JSON cannot.
+    #[error(
+        "A request authenticated by the session cookie must send its body as application/json (received {received})"
+    )]
+    CookieBodyNotJson { received: String },
     /// A route, metadata type or metadata item that does not exist.
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
@@ -102,7 +113,10 @@ impl HttpError {
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             Self::BatchTooLarge { .. } => "BATCH_TOO_LARGE",
             Self::Operation { source, .. } => source.code(),
-            Self::UnsupportedMediaType { .. } => "UNSUPPORTED_MEDIA_TYPE",
+            Self::UnsupportedMediaType { .. } | Self::CookieBodyNotJson { .. } => {
+                "UNSUPPORTED_MEDIA_TYPE"
+            }
+            Self::CsrfOrigin { .. } => "CSRF_ORIGIN_MISMATCH",
             Self::NotFound { code, .. } => code,
             Self::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             Self::NotImplemented { .. } => "NOT_IMPLEMENTED",
@@ -132,7 +146,10 @@ impl HttpError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             Self::Operation { source, .. } => source.status(),
-            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType { .. } | Self::CookieBodyNotJson { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            Self::CsrfOrigin { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
@@ -175,6 +192,26 @@ impl HttpError {
         }
     }
 
+    /// True when the same request may succeed later (the spec envelope's `retryable`).
+    pub fn retryable(&self) -> bool {
+        match self {
+            Self::Data(e) => e.retryable(),
+            Self::Operation { source, .. } => source.retryable(),
+            Self::Unavailable { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Seconds to send as `Retry-After`, for errors that are only about timing.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::Data(e) => e.retry_after_secs(),
+            Self::Operation { source, .. } => source.retry_after_secs(),
+            Self::Unavailable { .. } => Some(1),
+            _ => None,
+        }
+    }
+
     fn param(&self) -> Option<&str> {
         match self {
             Self::Operation { source, .. } => source.param(),
@@ -207,6 +244,7 @@ impl HttpError {
             param: self.param(),
             fields: (!fields.is_empty()).then_some(fields),
             index,
+            retryable: self.retryable(),
         }
     }
 }
@@ -227,16 +265,31 @@ pub struct ErrorBody<'a> {
     /// The failing operation of a cross-object batch (`POST /api/v1/batch`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<usize>,
+    /// Sent (as `true`) only when retrying the same request may succeed: a full disk, a lost
+    /// database connection, a busy database, a rate limit (the spec envelope's `retryable`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub retryable: bool,
 }
 
 impl Scribe for HttpError {
     fn render(self, res: &mut Response) {
         let status = self.status();
         if status.is_server_error() {
-            // The detail stays in the log; the client gets the generic message.
-            tracing::error!(error = %self, code = self.code(), "Request failed with a server error.");
+            // The detail stays in the log; the client gets the generic message. A transient
+            // failure (full disk, lost database) is the environment's, not a bug: a warning.
+            if self.retryable() {
+                tracing::warn!(error = %self, code = self.code(), "Request failed with a transient server error.");
+            } else {
+                tracing::error!(error = %self, code = self.code(), "Request failed with a server error.");
+            }
         }
         res.status_code(status);
+        if let Some(secs) = self.retry_after_secs()
+            && let Ok(value) = salvo::http::HeaderValue::from_str(&secs.to_string())
+        {
+            res.headers_mut()
+                .insert(salvo::http::header::RETRY_AFTER, value);
+        }
         res.render(Json(self.body()));
     }
 }

@@ -1,22 +1,28 @@
 //! Cross-cutting hoops (salvo middleware): request context and id, client address (through
 //! trusted proxies), tracing span, panic catching, CORS and compression that only run when the
-//! request asks for them, body-size limit, JSON content-type check, and the JSON catcher for
-//! unmatched routes.
+//! request asks for them, body-size limit, JSON content-type check, the cross-site request
+//! forgery guard for cookie-authenticated writes, security response headers, and the JSON
+//! catcher for unmatched routes.
 
 use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::FutureExt;
 use objectos_data::{OpContext, Principal};
 use salvo::http::header::{
-    ACCEPT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, ORIGIN, VARY,
+    ACCEPT_ENCODING, AUTHORIZATION, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE,
+    HOST, HeaderName, HeaderValue, ORIGIN, REFERER, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY,
+    TRANSFER_ENCODING, VARY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
+use salvo::http::uri::Scheme;
 use salvo::http::{HeaderMap, Method, StatusCode};
+use salvo::hyper::body::Body as _;
 use salvo::prelude::*;
 use tracing::Instrument;
 
-use crate::config::IpCidr;
+use crate::config::{HttpConfig, IpCidr, parse_origin, strip_default_port};
 use crate::error::HttpError;
 use crate::state::ApiState;
 
@@ -348,6 +354,312 @@ pub async fn require_json(req: &mut Request, res: &mut Response, ctrl: &mut Flow
             content_type: content_type.to_owned(),
         });
         ctrl.skip_rest();
+    }
+}
+
+/// The session cookie an auth plugin resolves: better-auth's name, which the official client
+/// and the ObjectOS auth plugin use.
+pub const SESSION_COOKIE: &str = "better-auth.session_token";
+
+/// Whether a request would be authenticated by the session cookie: it carries a non-empty
+/// [`SESSION_COOKIE`] and neither a bearer token nor an `X-API-Key`, which an auth hoop prefers
+/// over the cookie (the same precedence as the ObjectOS auth plugin's session hoop). Only such a
+/// request is one a browser adds a credential to on its own, so only it can be forged cross-site.
+pub fn cookie_authenticated(headers: &HeaderMap) -> bool {
+    let text = |name: HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let bearer = text(AUTHORIZATION).is_some_and(|v| {
+        let mut parts = v.splitn(2, ' ');
+        parts
+            .next()
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer"))
+            && parts.next().is_some()
+    });
+    if bearer || text(HeaderName::from_static("x-api-key")).is_some_and(|v| !v.is_empty()) {
+        return false;
+    }
+    headers
+        .get_all(COOKIE)
+        .iter()
+        // A cookie header that is not text cannot be parsed by the auth hoop either.
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .any(|(name, value)| name.trim() == SESSION_COOKIE && !value.trim().is_empty())
+}
+
+/// `scheme://authority` of an `Origin` value or of a `Referer` URL, with the scheme's default
+/// port dropped; `None` for `null`, a non-HTTP scheme or anything unreadable.
+fn origin_parts(text: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = text.trim().split_once("://")?;
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return None;
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    Some((scheme, strip_default_port(scheme, authority)))
+}
+
+/// The values of a forwarding header written by a trusted proxy: every comma-separated item of
+/// `x-forwarded-<name>`, else the `<name>=` parameters of `Forwarded`.
+fn forwarded_values<'a>(
+    headers: &'a HeaderMap,
+    x_name: &'static str,
+    param: &'static str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    let x: Vec<&str> = headers
+        .get_all(x_name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let from_forwarded = if x.is_empty() {
+        headers
+            .get_all("forwarded")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split([',', ';']))
+            .filter_map(|pair| {
+                let (key, value) = pair.split_once('=')?;
+                key.trim()
+                    .eq_ignore_ascii_case(param)
+                    .then(|| value.trim().trim_matches('"'))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    x.into_iter().chain(from_forwarded)
+}
+
+/// Why a cookie-authenticated write was refused.
+const NO_ORIGIN: &str = "A request authenticated by the session cookie must name its origin (Origin or Referer); other clients authenticate with a bearer token or an API key";
+const FOREIGN_ORIGIN: &str = "The request's origin is neither this server nor a trusted origin; a request authenticated by the session cookie is only accepted from those";
+
+/// Refuses cross-site request forgery: a request with an unsafe method (anything but GET, HEAD,
+/// OPTIONS, TRACE) that is [`cookie_authenticated`] must come from this server's own origin or a
+/// trusted one (`Origin`, or `Referer` without it; 403 `CSRF_ORIGIN_MISMATCH` otherwise,
+/// including when it names none), and its body, if it has one, must be declared JSON (415
+/// `UNSUPPORTED_MEDIA_TYPE`): a page elsewhere can make a browser send a form or a `text/plain`
+/// body with the user's cookie and no preflight, but not an `application/json` one. Requests with
+/// a bearer token or an API key, and safe methods, pass untouched.
+///
+/// "Own origin" is the request's `Host` (or, from a trusted proxy, a forwarded host) with the
+/// default port of the origin's scheme dropped on both sides; when the request is known to have
+/// arrived over HTTPS (TLS, or a trusted proxy's `X-Forwarded-Proto`/`proto=`) the origin must be
+/// `https` too. Trusted origins are `http.trustedOrigins` and the CORS origins.
+#[derive(Debug, Clone)]
+pub struct CsrfGuard {
+    /// Normalized `scheme://authority` values ([`parse_origin`]).
+    trusted_origins: Arc<[String]>,
+    trusted_proxies: Arc<[IpCidr]>,
+}
+
+impl CsrfGuard {
+    /// The guard for `config`: its trusted origins plus every CORS origin that is a real origin
+    /// (`*` trusts nothing: it only means "readable by anyone", without credentials).
+    pub fn new(config: &HttpConfig) -> Self {
+        let mut origins: Vec<String> = Vec::new();
+        for text in config.trusted_origins.iter().chain(&config.cors_origins) {
+            match parse_origin(text) {
+                Ok(origin) if !origins.contains(&origin) => origins.push(origin),
+                Ok(_) => {}
+                Err(e) if text.trim() != "*" => {
+                    tracing::warn!(origin = %text, error = %e, "An origin that is not trusted for cookie-authenticated writes.");
+                }
+                Err(_) => {}
+            }
+        }
+        Self {
+            trusted_origins: origins.into(),
+            trusted_proxies: config.trusted_proxies.clone().into(),
+        }
+    }
+
+    /// Whether `scheme://authority` is the server itself or a trusted origin.
+    fn origin_allowed(&self, req: &Request, scheme: &str, authority: &str) -> bool {
+        let configured = self.trusted_origins.iter().any(|o| {
+            o.split_once("://").is_some_and(|(s, a)| {
+                s.eq_ignore_ascii_case(scheme) && a.eq_ignore_ascii_case(authority)
+            })
+        });
+        if configured {
+            return true;
+        }
+        let headers = req.headers();
+        let same_host =
+            |host: &str| strip_default_port(scheme, host.trim()).eq_ignore_ascii_case(authority);
+        let peer_trusted = req.remote_addr().ip().is_some_and(|ip| {
+            let ip = ip.to_canonical();
+            self.trusted_proxies.iter().any(|net| net.contains(ip))
+        });
+        // The scheme the client used: the proxy nearest to us wrote the last value.
+        let https = *req.scheme() == Scheme::HTTPS
+            || (peer_trusted
+                && forwarded_values(headers, "x-forwarded-proto", "proto")
+                    .last()
+                    .is_some_and(|p| p.eq_ignore_ascii_case("https")));
+        if https && !scheme.eq_ignore_ascii_case("https") {
+            return false;
+        }
+        let direct = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| headers.get(HOST).and_then(|v| v.to_str().ok()))
+            .is_some_and(same_host);
+        direct
+            || (peer_trusted
+                && forwarded_values(headers, "x-forwarded-host", "host").any(same_host))
+    }
+}
+
+/// Whether a request has a body: its stream is not already at its end (HTTP/2 needs no length
+/// header), a non-zero (or unreadable) `Content-Length`, or a `Transfer-Encoding`.
+fn has_body(req: &Request) -> bool {
+    let headers = req.headers();
+    !req.body().is_end_stream()
+        || headers.contains_key(TRANSFER_ENCODING)
+        || headers
+            .get(CONTENT_LENGTH)
+            .is_some_and(|v| v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) != Some(0))
+}
+
+/// `application/json` or a `+json` type (`application/merge-patch+json`), parameters ignored.
+fn is_json_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .as_bytes();
+    essence.eq_ignore_ascii_case(b"application/json")
+        || (essence.len() > 5 && essence[essence.len() - 5..].eq_ignore_ascii_case(b"+json"))
+}
+
+#[async_trait]
+impl Handler for CsrfGuard {
+    async fn handle(
+        &self,
+        req: &mut Request,
+        _depot: &mut Depot,
+        res: &mut Response,
+        ctrl: &mut FlowCtrl,
+    ) {
+        // The GET path returns here, before any header is looked at.
+        if matches!(
+            *req.method(),
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        ) || !cookie_authenticated(req.headers())
+        {
+            return;
+        }
+        let headers = req.headers();
+        let named = headers
+            .get(ORIGIN)
+            .or_else(|| headers.get(REFERER))
+            .map(|v| v.to_str().ok().and_then(origin_parts));
+        let refusal = match named {
+            None => Some(NO_ORIGIN),
+            // `Origin: null` (sandboxed frames, privacy redirects) or an unreadable value.
+            Some(None) => Some(FOREIGN_ORIGIN),
+            Some(Some((scheme, authority))) => {
+                (!self.origin_allowed(req, scheme, authority)).then_some(FOREIGN_ORIGIN)
+            }
+        };
+        if let Some(message) = refusal {
+            res.render(HttpError::CsrfOrigin { message });
+            ctrl.skip_rest();
+            return;
+        }
+        if has_body(req) {
+            let headers = req.headers();
+            let content_type = headers.get(CONTENT_TYPE).map(|v| v.to_str().unwrap_or(""));
+            if !content_type.is_some_and(is_json_type) {
+                let received = match content_type {
+                    Some(t) => format!("'{t}'"),
+                    None => "no Content-Type".to_owned(),
+                };
+                res.render(HttpError::CookieBodyNotJson { received });
+                ctrl.skip_rest();
+            }
+        }
+    }
+}
+
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+/// Full URLs only to our own origin; other sites learn the origin over HTTPS and nothing over
+/// a downgrade. (Not `no-referrer`: with it, browsers send `Origin: null` on same-origin form
+/// posts, which the CSRF guard would have to refuse.)
+const REFERRER: HeaderValue = HeaderValue::from_static("strict-origin-when-cross-origin");
+const FRAME_DENY: HeaderValue = HeaderValue::from_static("DENY");
+/// Only framing is restricted: the Swagger UI page runs inline script and styles, and a page
+/// that needs a stricter policy sets its own, which [`html_page_headers`] keeps.
+const HTML_CSP: HeaderValue =
+    HeaderValue::from_static("frame-ancestors 'none'; object-src 'none'; base-uri 'self'");
+
+/// Clickjacking protection for an HTML page: `X-Frame-Options: DENY` and a
+/// `Content-Security-Policy` with `frame-ancestors 'none'`, each unless the page set its own.
+/// [`SecurityHeaders`] applies it to every `text/html` response; a handler can call it directly.
+pub fn html_page_headers(headers: &mut HeaderMap) {
+    headers.entry(X_FRAME_OPTIONS).or_insert(FRAME_DENY);
+    headers.entry(CONTENT_SECURITY_POLICY).or_insert(HTML_CSP);
+}
+
+/// Security headers on every response (unmatched routes and errors included):
+/// `X-Content-Type-Options: nosniff`, a `Referrer-Policy` unless the handler chose one,
+/// `Strict-Transport-Security` when `http.hstsMaxAge` is set, and [`html_page_headers`] on
+/// `text/html` responses (the API docs page, a console). The values are static or built once,
+/// so the hoop allocates nothing per request.
+#[derive(Debug, Clone)]
+pub struct SecurityHeaders {
+    hsts: Option<HeaderValue>,
+}
+
+impl SecurityHeaders {
+    /// With HSTS when `hsts_max_age` is above 0.
+    pub fn new(hsts_max_age: u64) -> Self {
+        let hsts = (hsts_max_age > 0).then(|| {
+            // Digits and ASCII only: always a valid header value.
+            HeaderValue::from_str(&format!("max-age={hsts_max_age}"))
+                .unwrap_or(HeaderValue::from_static("max-age=31536000"))
+        });
+        Self { hsts }
+    }
+}
+
+#[async_trait]
+impl Handler for SecurityHeaders {
+    async fn handle(
+        &self,
+        req: &mut Request,
+        depot: &mut Depot,
+        res: &mut Response,
+        ctrl: &mut FlowCtrl,
+    ) {
+        ctrl.call_next(req, depot, res).await;
+        let headers = res.headers_mut();
+        headers.insert(X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+        headers.entry(REFERRER_POLICY).or_insert(REFERRER);
+        if let Some(hsts) = &self.hsts {
+            headers.insert(STRICT_TRANSPORT_SECURITY, hsts.clone());
+        }
+        let html = headers.get(CONTENT_TYPE).is_some_and(|v| {
+            v.as_bytes()
+                .get(..9)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"text/html"))
+        });
+        if html {
+            html_page_headers(headers);
+        }
     }
 }
 

@@ -1,13 +1,17 @@
 //! Assembling the salvo service (hoops, core routes, contributions) and running the listener with
-//! graceful shutdown.
+//! graceful shutdown; the accept loop rides out descriptor exhaustion with a back-off and a
+//! throttled log.
 
+use std::io::{ErrorKind, Result as IoResult};
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use objectos_spec::RuntimeMode;
 use salvo::catcher::Catcher;
 use salvo::conn::tcp::TcpAcceptor;
+use salvo::conn::{Accepted, Acceptor, Holding};
 use salvo::cors::{AllowHeaders, AllowOrigin, Cors};
+use salvo::fuse::ArcFusePolicy;
 use salvo::http::header::HeaderValue;
 use salvo::http::{HeaderName, Method};
 use salvo::prelude::*;
@@ -97,6 +101,8 @@ pub fn build_service(
         root = root.push(c.router());
     }
     let mut service = Service::new(root)
+        // Outermost, so panics, refusals and unmatched routes get the headers too.
+        .hoop(hoops::SecurityHeaders::new(config.hsts_max_age))
         .hoop(hoops::catch_panic)
         // The state goes in first: the request context reads its trusted proxies.
         .hoop(salvo::affix_state::inject(state.clone()))
@@ -104,6 +110,9 @@ pub fn build_service(
     if let Some(cors) = cors_handler(&config.cors_origins, state.mode()) {
         service = service.hoop(hoops::CorsWhenOrigin(cors));
     }
+    // Service-level, so it covers every route, contributed ones included, and runs before any
+    // handler or contributed hoop could act on a forged request.
+    service = service.hoop(hoops::CsrfGuard::new(&config));
     if config.compression {
         service = service.hoop(hoops::CompressWhenAccepted(
             Compression::new()
@@ -156,7 +165,14 @@ pub async fn serve(service: Service, listen: &str) -> Result<RunningServer, Http
         .map_err(bind_err)?;
     let local_addr = listener.local_addr().map_err(bind_err)?;
     let acceptor = TcpAcceptor::try_from(listener).map_err(bind_err)?;
-    let server = Server::new(acceptor);
+    let mut server = Server::new(PatientAcceptor::new(acceptor));
+    // hyper lets a connection's read buffer grow to ~408 KiB for a request head (request line
+    // plus headers); 200 connections sending oversized heads held 80 MiB. 64 KiB is far above
+    // what real heads need (nginx allows 8-32 KiB), and a longer head is refused with 431.
+    server.http1_mut().max_buf_size(MAX_HEAD_BYTES);
+    server
+        .http2_mut()
+        .max_header_list_size(MAX_HEAD_BYTES as u32);
     let handle = server.handle();
     let join = tokio::spawn(async move {
         server.serve(service).await;
@@ -167,4 +183,111 @@ pub async fn serve(service: Service, listen: &str) -> Result<RunningServer, Http
         handle,
         join,
     })
+}
+
+/// Largest request head (request line, query string and headers) a connection may send.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// Shortest and longest pause after a failed accept.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// At most one log line per this interval while accepts keep failing.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Wraps the TCP acceptor so a failing `accept` never reaches salvo's loop, which logs every
+/// failure at ERROR and retries after 10 ms: out of descriptors (`EMFILE`, `ENFILE`) that was
+/// up to 100-200 lines a second for as long as the exhaustion lasted. Here a connection that
+/// died before it was accepted is skipped quietly, and any other failure pauses the loop with an
+/// exponential back-off (10 ms to 1 s, reset by the next success) and is logged once per
+/// [`ACCEPT_LOG_EVERY`] with the number of failures since the last line; the recovery is logged
+/// too. Waiting on the listener leaves pending clients in the kernel's backlog until descriptors
+/// are free again.
+#[derive(Debug)]
+pub(crate) struct PatientAcceptor<A> {
+    inner: A,
+    backoff: Duration,
+    /// When the last failure line was written, and the failures since (not yet reported).
+    last_log: Option<Instant>,
+    unreported: u64,
+    /// Failures since the last successful accept.
+    failing: u64,
+}
+
+impl<A> PatientAcceptor<A> {
+    pub(crate) fn new(inner: A) -> Self {
+        Self {
+            inner,
+            backoff: ACCEPT_BACKOFF_MIN,
+            last_log: None,
+            unreported: 0,
+            failing: 0,
+        }
+    }
+
+    /// Counts a failure and logs it when the last line is old enough.
+    fn note_failure(&mut self, error: &std::io::Error) {
+        self.failing += 1;
+        self.unreported += 1;
+        let due = self
+            .last_log
+            .is_none_or(|at| at.elapsed() >= ACCEPT_LOG_EVERY);
+        if due {
+            tracing::error!(
+                %error,
+                failures = self.unreported,
+                retry_in_ms = self.backoff.as_millis() as u64,
+                "Cannot accept connections (out of file descriptors?); backing off, next report in 10 s at most."
+            );
+            self.last_log = Some(Instant::now());
+            self.unreported = 0;
+        }
+    }
+}
+
+/// Failures that belong to one connection, which the peer gave up on before we accepted it:
+/// the next accept is unaffected.
+fn connection_gone(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted
+    )
+}
+
+impl<A: Acceptor> Acceptor for PatientAcceptor<A> {
+    type Coupler = A::Coupler;
+    type Stream = A::Stream;
+
+    fn holdings(&self) -> &[Holding] {
+        self.inner.holdings()
+    }
+
+    async fn accept(
+        &mut self,
+        fuse_policy: Option<ArcFusePolicy>,
+    ) -> IoResult<Accepted<Self::Coupler, Self::Stream>> {
+        loop {
+            match self.inner.accept(fuse_policy.clone()).await {
+                Ok(accepted) => {
+                    if self.failing > 0 {
+                        tracing::warn!(failures = self.failing, "Accepting connections again.");
+                        self.failing = 0;
+                        self.unreported = 0;
+                        self.last_log = None;
+                    }
+                    self.backoff = ACCEPT_BACKOFF_MIN;
+                    return Ok(accepted);
+                }
+                Err(e) if connection_gone(&e) => {
+                    tracing::debug!(error = %e, "A connection closed before it was accepted.");
+                }
+                Err(e) => {
+                    self.note_failure(&e);
+                    // Dropped with the rest of this future when the server stops: the pause
+                    // never delays a shutdown.
+                    tokio::time::sleep(self.backoff).await;
+                    self.backoff = (self.backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                }
+            }
+        }
+    }
 }

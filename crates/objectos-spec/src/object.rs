@@ -407,6 +407,31 @@ pub struct SummaryOperations {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     pub function: SummaryFunction,
+    /// ObjectOS extension: which child records a reader's value covers, `visible` (the default:
+    /// those the reader may see) or `all`.
+    #[serde(default, skip_serializing_if = "SummaryScope::is_visible")]
+    pub scope: SummaryScope,
+}
+
+/// Which child records a summary covers for the reader (`summaryOperations.scope`, an ObjectOS
+/// extension to the spec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SummaryScope {
+    /// The children the reader may see: the child object's permissions, sharing, row-level and
+    /// field-level security apply as if the reader ran the aggregate on the child object. The
+    /// default, so a roll-up never reveals a hidden child.
+    #[default]
+    Visible,
+    /// Every child of the record in its organization, whoever reads it, like a Salesforce
+    /// roll-up summary. An explicit opt-in: the total then includes children the reader cannot see.
+    All,
+}
+
+impl SummaryScope {
+    pub fn is_visible(&self) -> bool {
+        *self == Self::Visible
+    }
 }
 
 /// One choice of a select-like field. Files may also write a plain string, which is both label and value.

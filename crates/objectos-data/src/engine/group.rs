@@ -10,6 +10,15 @@
 //! is rolled back to its savepoint and leaves the others untouched; a COMMIT that fails fails
 //! every member of the group. PostgreSQL (and in-memory SQLite) keep one transaction per
 //! operation.
+//!
+//! A failure that may have ended the transaction behind the engine's back (SQLite rolls a
+//! whole transaction back by itself after a full disk, an I/O error, running out of memory or a
+//! busy timeout) breaks the group: it is rolled back, every member is told with a retryable
+//! error ([`DataError::StorageFull`] or [`DataError::Unavailable`]), and the writer connection
+//! is closed and opened afresh. sqlx counts the connection's BEGINs and SAVEPOINTs itself; after
+//! such a rollback its count said "in a transaction" while SQLite was not, so its next BEGIN
+//! became a SAVEPOINT that opened a transaction nobody ever committed, and every later write
+//! was acknowledged without being stored. A fresh connection starts from a state both agree on.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,9 +29,11 @@ use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbErr, ExecResult, QueryResult, Statement,
     TransactionTrait,
 };
-use tokio::sync::{OwnedMutexGuard, oneshot};
+use tokio::sync::oneshot;
 
 use super::DataEngine;
+use super::fair::WriterGuard;
+use crate::context::OpContext;
 use crate::db;
 use crate::error::{DataError, Result};
 use crate::outbox;
@@ -31,6 +42,9 @@ use crate::outbox;
 const MAX_OPS: usize = 64;
 /// Longest a group stays open: bounds the latency its first member sees.
 const MAX_AGE: Duration = Duration::from_millis(8);
+/// How long a broken group's settlement waits for the writer connection to come back to its
+/// pool before giving up on reopening it (it is normally back at once).
+const RESET_WAIT: Duration = Duration::from_secs(5);
 /// How long a member waits for the COMMIT before committing the group itself (a queued writer
 /// that gave up, a cancelled request): the group never stays open without somebody to close it.
 const FLUSH_AFTER: Duration = Duration::from_millis(25);
@@ -50,15 +64,62 @@ const RELEASE_AND_SAVEPOINT: &str = "RELEASE objectos_op; SAVEPOINT objectos_op"
 const ROLLBACK_TO: &str = "ROLLBACK TO objectos_op";
 
 tokio::task_local! {
-    /// The savepoint state of the write operation running in this task (inside
-    /// [`WriteUnit::run`]).
-    static SAVEPOINT_STATE: Arc<std::sync::Mutex<Savepoint>>;
+    /// The state of the write operation running in this task (inside [`WriteUnit::run`]).
+    static SAVEPOINT_STATE: Arc<std::sync::Mutex<OpState>>;
+}
+
+/// What the statements of a write operation left behind for its settlement.
+#[derive(Debug, Clone, Default)]
+struct OpState {
+    savepoint: Savepoint,
+    /// A statement failed in a way that may have ended the transaction (see the module docs):
+    /// the group cannot be trusted any more.
+    broken: Option<Failure>,
+}
+
+/// Why a group failed, as every member is told.
+#[derive(Debug, Clone)]
+pub(crate) enum Failure {
+    StorageFull(String),
+    Unavailable(String),
+}
+
+impl Failure {
+    fn from_db(err: &DbErr) -> Self {
+        match db::transient(err) {
+            Some(db::Transient::StorageFull) => Self::StorageFull(err.to_string()),
+            _ => Self::Unavailable(err.to_string()),
+        }
+    }
+
+    /// The failure behind an operation's error, when it is one that breaks a group.
+    fn of(err: &DataError) -> Option<Self> {
+        match err {
+            DataError::StorageFull(m) => Some(Self::StorageFull(m.clone())),
+            DataError::Unavailable(m) => Some(Self::Unavailable(m.clone())),
+            _ => None,
+        }
+    }
+
+    fn into_error(self) -> DataError {
+        match self {
+            Self::StorageFull(m) => DataError::StorageFull(m),
+            Self::Unavailable(m) => DataError::Unavailable(m),
+        }
+    }
+
+    fn detail(&self) -> &str {
+        match self {
+            Self::StorageFull(m) | Self::Unavailable(m) => m,
+        }
+    }
 }
 
 /// Where a joining operation's savepoint stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Savepoint {
     /// The operation started its transaction (or runs on PostgreSQL): nothing to open.
+    #[default]
     None,
     /// Owed: not sent yet, so nothing of the operation reached the database.
     Owed(&'static str),
@@ -71,7 +132,7 @@ enum Savepoint {
     Open,
 }
 
-type Outcome = std::result::Result<(), String>;
+type Outcome = std::result::Result<(), Failure>;
 
 /// An open write transaction and the operations waiting for it to commit.
 pub(crate) struct Group {
@@ -91,15 +152,17 @@ pub(crate) struct Group {
 /// dropped unsettled (a cancelled request), it undoes its own part without harming the group.
 pub(crate) struct WriteUnit {
     engine: DataEngine,
+    /// When the operation must let go of a SQLite file's writer (and the bound it came from).
+    deadline: Option<(tokio::time::Instant, Duration)>,
     state: Option<Turn>,
     /// Outbox rows of the operation's steps run through [`WriteUnit::run`].
     rows: std::sync::Mutex<Vec<outbox::Row>>,
-    /// The operation's savepoint, shared with the statements its steps run.
-    savepoint: Arc<std::sync::Mutex<Savepoint>>,
+    /// The operation's savepoint and health, shared with the statements its steps run.
+    savepoint: Arc<std::sync::Mutex<OpState>>,
 }
 
 struct Turn {
-    guard: Option<OwnedMutexGuard<()>>,
+    guard: Option<WriterGuard>,
     group: Group,
     /// Joined a group another operation started: its part is behind a savepoint.
     joined: bool,
@@ -108,18 +171,54 @@ struct Turn {
 impl DataEngine {
     /// Takes the writer for code outside record operations (migrations, the outbox dispatcher):
     /// waits its turn and commits a group left open, so the writer connection is free.
-    pub(crate) async fn lock_writer(&self) -> OwnedMutexGuard<()> {
-        let guard = self.queue_for_writer().await;
+    pub(crate) async fn lock_writer(&self) -> WriterGuard {
+        let guard = self.queue_for_writer(None).await;
         let parked = self.take_parked();
         if let Some(group) = parked
             && let Err(reason) = commit_group(self, group).await
         {
-            tracing::warn!(error = %reason, "Committing a shared write transaction failed; its operations were told.");
+            tracing::warn!(error = %reason.detail(), "Committing a shared write transaction failed; its operations were told.");
         }
         guard
     }
 
-    async fn queue_for_writer(&self) -> OwnedMutexGuard<()> {
+    /// Remembers a full disk, so the checkpointer gives the WAL's space back (see
+    /// `reclaim_wal`).
+    fn note_failure(&self, failure: &Failure) {
+        if matches!(failure, Failure::StorageFull(_)) && self.inner.group_commit {
+            self.inner.storage_full.store(true, Ordering::Release);
+        }
+    }
+
+    /// Closes the writer connection so the pool opens a fresh one (see the module docs); the
+    /// caller holds the writer. Only a SQLite file has a connection of its own for writes: an
+    /// in-memory database lives in its connection and PostgreSQL's pool drops broken ones.
+    async fn reset_writer(&self) {
+        if !self.inner.group_commit {
+            return;
+        }
+        let pool = self.inner.write.get_sqlite_connection_pool();
+        match tokio::time::timeout(RESET_WAIT, pool.acquire()).await {
+            Ok(Ok(conn)) => {
+                if let Err(e) = conn.close().await {
+                    tracing::warn!(error = %e, "Closing the writer connection after a failed write transaction failed.");
+                }
+                tracing::info!(
+                    "The writer connection was reopened after a failed write transaction."
+                );
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "The writer connection could not be taken to reopen it.");
+            }
+            Err(_) => {
+                tracing::warn!("The writer connection was not returned in time to reopen it.");
+            }
+        }
+    }
+
+    /// Waits for the writer in the organization's turn (`None`: internal work, a turn of its
+    /// own), see [`super::fair`].
+    async fn queue_for_writer(&self, tenant: Option<&str>) -> WriterGuard {
         /// Counts this caller as queued until it holds the lock, even if its future is dropped.
         struct Queued<'a>(&'a std::sync::atomic::AtomicUsize);
         impl Drop for Queued<'_> {
@@ -129,7 +228,7 @@ impl DataEngine {
         }
         self.inner.write_queue.fetch_add(1, Ordering::AcqRel);
         let _queued = Queued(&self.inner.write_queue);
-        self.inner.write_lock.clone().lock_owned().await
+        self.inner.write_lock.acquire(tenant).await
     }
 
     fn take_parked(&self) -> Option<Group> {
@@ -143,12 +242,12 @@ impl DataEngine {
 
     /// Starts a write operation: joins the open group if there is one, else begins a transaction
     /// (`BEGIN IMMEDIATE` on SQLite, so the write lock is taken at once).
-    pub(crate) async fn begin_write(&self) -> Result<WriteUnit> {
+    pub(crate) async fn begin_write(&self, cx: &OpContext) -> Result<WriteUnit> {
         if self.inner.dialect != db::Dialect::Sqlite {
             let tx = self.inner.write.begin().await.map_err(db::map_db_err)?;
             return Ok(self.unit(None, new_group(tx), false));
         }
-        let guard = self.queue_for_writer().await;
+        let guard = self.queue_for_writer(cx.tenant.as_deref()).await;
         if self.inner.group_commit
             && let Some(mut group) = self.take_parked()
         {
@@ -159,24 +258,34 @@ impl DataEngine {
             };
             group.ops += 1;
             let unit = self.unit(Some(guard), group, true);
-            *lock(&unit.savepoint) = Savepoint::Owed(sql);
+            lock(&unit.savepoint).savepoint = Savepoint::Owed(sql);
             return Ok(unit);
         }
         let options = sea_orm::TransactionOptions {
             sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
             ..sea_orm::TransactionOptions::default()
         };
-        let tx = self
-            .inner
-            .write
-            .begin_with_options(options)
-            .await
-            .map_err(db::map_db_err)?;
+        let tx = match self.inner.write.begin_with_options(options).await {
+            Ok(tx) => tx,
+            Err(e) => {
+                // A BEGIN that failed (a full disk cannot even take the lock file, an I/O
+                // error) leaves the connection as uncertain as a failed COMMIT.
+                self.reset_writer().await;
+                drop(guard);
+                return Err(db::map_db_err(e));
+            }
+        };
         Ok(self.unit(Some(guard), new_group(tx), false))
     }
 
-    fn unit(&self, guard: Option<OwnedMutexGuard<()>>, group: Group, joined: bool) -> WriteUnit {
+    fn unit(&self, guard: Option<WriterGuard>, group: Group, joined: bool) -> WriteUnit {
+        // Only a SQLite file's single writer makes everyone wait for a long operation.
+        let deadline = guard
+            .as_ref()
+            .and_then(|_| self.inner.limits.load().write_deadline())
+            .map(|d| (tokio::time::Instant::now() + d, d));
         WriteUnit {
+            deadline,
             engine: self.clone(),
             state: Some(Turn {
                 guard,
@@ -184,7 +293,7 @@ impl DataEngine {
                 joined,
             }),
             rows: std::sync::Mutex::new(Vec::new()),
-            savepoint: Arc::new(std::sync::Mutex::new(Savepoint::None)),
+            savepoint: Arc::new(std::sync::Mutex::new(OpState::default())),
         }
     }
 
@@ -218,9 +327,19 @@ impl WriteUnit {
 
     /// Runs a step of the operation, keeping the outbox rows it writes for the COMMIT.
     pub(crate) async fn run<T>(&self, step: impl Future<Output = Result<T>>) -> Result<T> {
-        let (r, rows) = SAVEPOINT_STATE
-            .scope(self.savepoint.clone(), outbox::buffered(step))
-            .await;
+        let scoped = SAVEPOINT_STATE.scope(self.savepoint.clone(), outbox::buffered(step));
+        let (r, rows) = match self.deadline {
+            None => scoped.await,
+            Some((at, bound)) => match tokio::time::timeout_at(at, scoped).await {
+                Ok(done) => done,
+                // The step was dropped mid-way; settling the unit as failed undoes its part.
+                Err(_) => {
+                    return Err(DataError::WriteTimeout {
+                        limit_ms: u64::try_from(bound.as_millis()).unwrap_or(u64::MAX),
+                    });
+                }
+            },
+        };
         if r.is_ok() {
             self.rows
                 .lock()
@@ -247,11 +366,17 @@ impl WriteUnit {
         } else {
             Vec::new()
         };
-        let savepoint = *lock(&self.savepoint);
-        match settle(&engine, turn, savepoint, r.is_ok(), rows).await {
+        let mut state = lock(&self.savepoint).clone();
+        if state.broken.is_none() {
+            state.broken = r.as_ref().err().and_then(Failure::of);
+        }
+        match settle(&engine, turn, state, r.is_ok(), rows).await {
             Settled::Done(Ok(())) => r,
             Settled::Done(Err(e)) => match r {
                 Ok(_) => Err(e),
+                // The group broke under this operation: the retryable failure is the truth,
+                // whatever a hook made of the statement's error.
+                Err(_) if Failure::of(&e).is_some() => Err(e),
                 Err(original) => Err(original),
             },
             Settled::Wait(rx) => {
@@ -265,8 +390,8 @@ impl WriteUnit {
     pub(crate) async fn discard(mut self) {
         if let Some(turn) = self.state.take() {
             let engine = self.engine.clone();
-            let savepoint = *lock(&self.savepoint);
-            let _ = settle(&engine, turn, savepoint, false, Vec::new()).await;
+            let state = lock(&self.savepoint).clone();
+            let _ = settle(&engine, turn, state, false, Vec::new()).await;
         }
     }
 }
@@ -283,10 +408,10 @@ impl Drop for WriteUnit {
         }
         // Other operations' committed-to-be work shares this transaction: undo only this part.
         let engine = self.engine.clone();
-        let savepoint = *lock(&self.savepoint);
+        let state = lock(&self.savepoint).clone();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                let _ = settle(&engine, turn, savepoint, false, Vec::new()).await;
+                let _ = settle(&engine, turn, state, false, Vec::new()).await;
             });
         }
     }
@@ -303,7 +428,7 @@ enum Settled {
 async fn settle(
     engine: &DataEngine,
     turn: Turn,
-    savepoint: Savepoint,
+    state: OpState,
     ok: bool,
     rows: Vec<outbox::Row>,
 ) -> Settled {
@@ -313,18 +438,27 @@ async fn settle(
         joined,
     } = turn;
     let mut group = group;
+    let OpState { savepoint, broken } = state;
+    if let Some(failure) = broken {
+        // The transaction may already be gone (see the module docs): nothing of the group can
+        // be committed, everyone waiting is told, and the writer starts over on a fresh
+        // connection before anybody else gets it.
+        fail_group(engine, group, failure.clone()).await;
+        drop(guard);
+        return Settled::Done(Err(failure.into_error()));
+    }
     if savepoint == Savepoint::Sent {
         // Whether the savepoint exists is unknown, so this part cannot be told apart from the
         // previous member's: the group goes as a whole (nothing of it committed, every member
         // told). Only an abandoned statement carrying the savepoint (a request dropped in that
         // very round trip) or a failing savepoint statement gets here.
-        let reason = "an operation sharing the write transaction was interrupted";
-        fail_group(group, reason).await;
+        let failure = Failure::Unavailable(
+            "an operation sharing the write transaction was interrupted".to_owned(),
+        );
+        fail_group(engine, group, failure.clone()).await;
         drop(guard);
         return Settled::Done(if ok {
-            Err(DataError::Database(format!(
-                "the write transaction failed: {reason}"
-            )))
+            Err(failure.into_error())
         } else {
             Ok(())
         });
@@ -336,7 +470,10 @@ async fn settle(
     if !ok {
         if !joined {
             // This operation started the group and nobody joined yet: roll everything back.
-            let _ = group.tx.rollback().await;
+            if group.tx.rollback().await.is_err() {
+                // A ROLLBACK that fails leaves sqlx's transaction count behind SQLite's.
+                engine.reset_writer().await;
+            }
             drop(guard);
             return Settled::Done(Ok(()));
         }
@@ -344,7 +481,7 @@ async fn settle(
         if savepoint == Savepoint::Open
             && let Err(e) = group.tx.execute_unprepared(ROLLBACK_TO).await
         {
-            fail_group(group, &e.to_string()).await;
+            fail_group(engine, group, Failure::from_db(&e)).await;
             drop(guard);
             return Settled::Done(Ok(()));
         }
@@ -375,10 +512,14 @@ async fn settle(
     }
     let outcome = commit_group(engine, group).await;
     drop(guard);
-    Settled::Done(outcome.map_err(DataError::Database))
+    Settled::Done(outcome.map_err(Failure::into_error))
 }
 
-/// Commits a group and tells every waiting member how it went.
+/// Commits a group and tells every waiting member how it went. The caller holds the writer.
+///
+/// Any failure here is reported as retryable: nothing of the group was stored (a failed COMMIT
+/// leaves the transaction rolled back, by SQLite or by the ROLLBACK that follows), whatever the
+/// cause, and the connection is reopened because its transaction state is not known.
 async fn commit_group(engine: &DataEngine, group: Group) -> Outcome {
     let Group {
         tx,
@@ -387,15 +528,28 @@ async fn commit_group(engine: &DataEngine, group: Group) -> Outcome {
         ..
     } = group;
     let outcome = match outbox::insert_rows(&tx, engine.inner.dialect, rows).await {
-        Ok(()) => tx.commit().await.map_err(|e| db::map_db_err(e).to_string()),
+        Ok(()) => match tx.commit().await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(Failure::from_db(&e)),
+        },
         Err(e) => {
             let _ = tx.rollback().await;
-            Err(e.to_string())
+            Err(match Failure::of(&e) {
+                Some(f) => f,
+                None => Failure::Unavailable(e.to_string()),
+            })
         }
     };
-    if outcome.is_ok() {
-        engine.inner.write_commits.fetch_add(1, Ordering::Relaxed);
-        engine.inner.outbox_notify.notify_one();
+    match &outcome {
+        Ok(()) => {
+            engine.inner.write_commits.fetch_add(1, Ordering::Relaxed);
+            engine.inner.outbox_notify.notify_one();
+        }
+        Err(failure) => {
+            engine.note_failure(failure);
+            tracing::warn!(error = %failure.detail(), members = waiting.len() + 1, "A write transaction failed to commit; nothing of it was stored and every operation in it was told.");
+            engine.reset_writer().await;
+        }
     }
     for member in waiting {
         let _ = member.send(outcome.clone());
@@ -403,14 +557,17 @@ async fn commit_group(engine: &DataEngine, group: Group) -> Outcome {
     outcome
 }
 
-/// Rolls a broken group back and fails everybody waiting on it.
-async fn fail_group(group: Group, reason: &str) {
+/// Rolls a broken group back, fails everybody waiting on it and reopens the writer connection.
+/// The caller holds the writer.
+async fn fail_group(engine: &DataEngine, group: Group, failure: Failure) {
+    engine.note_failure(&failure);
     let Group { tx, waiting, .. } = group;
     let _ = tx.rollback().await;
-    tracing::warn!(error = %reason, members = waiting.len(), "A shared write transaction failed and was rolled back.");
+    tracing::warn!(error = %failure.detail(), members = waiting.len() + 1, "A write transaction failed and was rolled back; every operation in it was told.");
     for member in waiting {
-        let _ = member.send(Err(format!("the write transaction failed: {reason}")));
+        let _ = member.send(Err(failure.clone()));
     }
+    engine.reset_writer().await;
 }
 
 /// Waits for the COMMIT of the group a member left open; commits it itself if nobody did soon.
@@ -420,8 +577,8 @@ async fn wait_committed(engine: &DataEngine, mut rx: oneshot::Receiver<Outcome>)
             outcome = &mut rx => {
                 return match outcome {
                     Ok(Ok(())) => Ok(()),
-                    Ok(Err(reason)) => Err(DataError::Database(reason)),
-                    Err(_) => Err(DataError::Internal(
+                    Ok(Err(failure)) => Err(failure.into_error()),
+                    Err(_) => Err(DataError::Unavailable(
                         "the shared write transaction ended without committing".into(),
                     )),
                 };
@@ -433,19 +590,19 @@ async fn wait_committed(engine: &DataEngine, mut rx: oneshot::Receiver<Outcome>)
     }
 }
 
-fn lock(m: &std::sync::Mutex<Savepoint>) -> std::sync::MutexGuard<'_, Savepoint> {
+fn lock(m: &std::sync::Mutex<OpState>) -> std::sync::MutexGuard<'_, OpState> {
     // A poisoned lock only means a panic elsewhere; the state itself is a plain value.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Takes the savepoint the running operation owes, if any (marking it sent).
-fn take_owed() -> Option<(Arc<std::sync::Mutex<Savepoint>>, &'static str)> {
+fn take_owed() -> Option<(Arc<std::sync::Mutex<OpState>>, &'static str)> {
     SAVEPOINT_STATE
         .try_with(|state| {
             let mut s = lock(state);
-            match *s {
+            match s.savepoint {
                 Savepoint::Owed(sql) => {
-                    *s = Savepoint::Sent;
+                    s.savepoint = Savepoint::Sent;
                     Some((state.clone(), sql))
                 }
                 _ => None,
@@ -455,19 +612,34 @@ fn take_owed() -> Option<(Arc<std::sync::Mutex<Savepoint>>, &'static str)> {
         .flatten()
 }
 
-fn mark_open(state: &std::sync::Mutex<Savepoint>) {
-    *lock(state) = Savepoint::Open;
+fn mark_open(state: &std::sync::Mutex<OpState>) {
+    lock(state).savepoint = Savepoint::Open;
 }
 
 /// After the statement that carried the savepoint came back: SQLite ran the savepoint
 /// statements before the statement itself (each is prepared only when the previous one is
 /// done), so an error of the statement (a constraint, a bad value) leaves the savepoint in place
 /// and only an error of the savepoint statements themselves leaves its state unknown.
-fn settle_sent(state: &std::sync::Mutex<Savepoint>, err: Option<&DbErr>) {
+fn settle_sent(state: &std::sync::Mutex<OpState>, err: Option<&DbErr>) {
     let savepoint_failed = err.is_some_and(|e| e.to_string().contains("savepoint"));
     if !savepoint_failed {
         mark_open(state);
     }
+}
+
+/// Notes a statement failure of the running operation that may have ended its transaction.
+fn note_failure<T>(r: std::result::Result<T, DbErr>) -> std::result::Result<T, DbErr> {
+    if let Err(e) = &r
+        && db::leaves_transaction_unknown(e)
+    {
+        let _ = SAVEPOINT_STATE.try_with(|state| {
+            let mut s = lock(state);
+            if s.broken.is_none() {
+                s.broken = Some(Failure::from_db(e));
+            }
+        });
+    }
+    r
 }
 
 /// Runs a query on the write transaction `tx`, sending the savepoint the running operation owes
@@ -495,7 +667,7 @@ where
     Fut: Future<Output = std::result::Result<T, DbErr>>,
 {
     let Some((state, sql)) = take_owed() else {
-        return run(stmt).await;
+        return note_failure(run(stmt).await);
     };
     let stmt = Statement {
         sql: format!("{sql}; {}", stmt.sql),
@@ -503,14 +675,14 @@ where
     };
     let r = run(stmt).await;
     settle_sent(&state, r.as_ref().err());
-    r
+    note_failure(r)
 }
 
 /// Sends the savepoint the running operation owes on its own, before a statement whose row
 /// count matters (SQLite reports a savepoint statement with the previous statement's count).
 pub(crate) async fn pay_owed(tx: &DatabaseTransaction) -> std::result::Result<(), DbErr> {
     if let Some((state, sql)) = take_owed() {
-        tx.execute_unprepared(sql).await?;
+        note_failure(tx.execute_unprepared(sql).await)?;
         mark_open(&state);
     }
     Ok(())
@@ -522,5 +694,14 @@ pub(crate) async fn execute(
     stmt: Statement,
 ) -> std::result::Result<ExecResult, DbErr> {
     pay_owed(tx).await?;
-    tx.execute_raw(stmt).await
+    note_failure(tx.execute_raw(stmt).await)
+}
+
+/// Runs unprepared SQL (no parameters) on the write transaction `tx`, after the owed savepoint.
+pub(crate) async fn execute_unprepared(
+    tx: &DatabaseTransaction,
+    sql: &str,
+) -> std::result::Result<ExecResult, DbErr> {
+    pay_owed(tx).await?;
+    note_failure(tx.execute_unprepared(sql).await)
 }

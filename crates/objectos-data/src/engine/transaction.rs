@@ -230,8 +230,9 @@ impl DataEngine {
         let mut ids: Vec<Option<String>> = Vec::with_capacity(total);
         let mut results: Vec<CrossBatchItemResult> = Vec::with_capacity(total);
         let mut failure = None;
+        self.admit_writes(cx, total)?;
         if opts.atomic {
-            let unit = self.begin_write().await?;
+            let unit = self.begin_write(cx).await?;
             let tx = unit.tx();
             for (i, op) in req.operations.into_iter().enumerate() {
                 let (object, operation) = (op.object.clone(), op.operation);
@@ -271,7 +272,7 @@ impl DataEngine {
         } else {
             for (i, op) in req.operations.into_iter().enumerate() {
                 let (object, operation) = (op.object.clone(), op.operation);
-                let unit = self.begin_write().await?;
+                let unit = self.begin_write(cx).await?;
                 let r = unit
                     .run(self.cross_item(unit.tx(), cx, &snap, op, &ids, i))
                     .await;

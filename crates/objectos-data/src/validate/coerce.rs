@@ -33,6 +33,30 @@ pub(crate) fn coerce(schema: &ObjectSchema, record: &mut Record) -> Result<(), V
     }
 }
 
+/// True when a JSON value holds a NUL character (`\u0000`) in any string or object key, at any
+/// depth. PostgreSQL refuses NUL in `TEXT` and `JSONB` (`invalid byte sequence`), so such a value
+/// would fail as a server error; SQLite would store it and cut it short in some functions. No
+/// field type has a use for it, so it is refused before any SQL. `str::contains(char)` is a
+/// `memchr` scan: cheap enough to run on every value of every write and filter.
+pub(crate) fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+/// The field error for a value holding a NUL character (code `invalid_character`).
+pub(crate) fn nul_error(name: &str, label: &str) -> FieldError {
+    FieldError::new(
+        name,
+        "invalid_character",
+        format!("{label} contains a NUL character (\\u0000), which cannot be stored"),
+    )
+    .with_label(label)
+}
+
 fn fail(field: &Field, code: &str, message: String) -> FieldError {
     FieldError::new(field.name.clone(), code, message).with_label(field_label(field))
 }
@@ -87,6 +111,9 @@ fn coerce_value(field: &Field, value: &mut Value) -> Result<(), FieldError> {
     }
     if value.is_null() {
         return Ok(());
+    }
+    if has_nul(value) {
+        return Err(nul_error(&field.name, &field_label(field)));
     }
     if kind.is_multi_choice() || (field.multiple && !is_json_like(kind)) {
         return coerce_list(field, value);

@@ -30,6 +30,7 @@ use serde_json::Value;
 use crate::error::FieldError;
 use crate::expr::{EvalContext, Expr, FieldResolver};
 
+pub(crate) use coerce::{has_nul, nul_error};
 pub use formula::{format_autonumber, format_autonumber_on};
 use rules::{Check, CompiledRule, Outcome};
 

@@ -301,10 +301,13 @@ async fn outbox_batches_mark_only_the_published_prefix() {
 
         // More rows than one batch (256) go out over several batches, each marked exactly:
         // 300 = 256 + 44 (an id list padded to 64 placeholders).
-        let many: Vec<_> = (0..300)
-            .map(|i| rec(json!({"name": format!("M{i}")})))
-            .collect();
-        e.create_many(&cx, "contact", many).await.unwrap();
+        // (Two bulk creates: one request writes at most 200 records.)
+        for half in [0..150, 150..300] {
+            let many: Vec<_> = half
+                .map(|i| rec(json!({"name": format!("M{i}")})))
+                .collect();
+            e.create_many(&cx, "contact", many).await.unwrap();
+        }
         let sink = Collect::default();
         assert_eq!(e.dispatch_pending(&sink).await.unwrap(), 300);
         let events = sink.0.lock().unwrap().clone();

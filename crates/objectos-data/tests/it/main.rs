@@ -6,11 +6,15 @@
 mod crud;
 mod group;
 mod hooks;
+mod nul;
+mod outbox_cluster;
 mod plugin;
 mod query;
 mod refs;
+mod rollup;
 mod schema;
 mod select;
+mod storage;
 mod tenant_unique;
 mod types;
 mod unique;
@@ -128,7 +132,7 @@ fn write_files(dir: &Path, files: &[(&str, &str)]) {
     }
 }
 
-fn pg_url() -> Option<String> {
+pub fn pg_url() -> Option<String> {
     std::env::var("OBJECTOS_TEST_POSTGRES_URL")
         .ok()
         .filter(|s| !s.is_empty())

@@ -24,6 +24,7 @@ fn all_types() -> ObjectSchema {
                     object: "every".into(),
                     field: None,
                     function: SummaryFunction::Count,
+                    scope: Default::default(),
                 })
             }
             FieldType::Select

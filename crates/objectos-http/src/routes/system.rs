@@ -54,12 +54,21 @@ pub async fn ready(depot: &mut Depot, res: &mut Response) -> Result<(), HttpErro
     let state = ApiState::from_depot(depot)?;
     if state.is_ready() {
         res.render(Json(json!({ "ready": true })));
-        Ok(())
     } else {
-        Err(HttpError::Unavailable {
+        // Not ready is the answer start-up polls (orchestrators, the test harness) expect many
+        // times over, not a failure: rendered without going through the error log, which would
+        // write one ERROR line per poll.
+        let not_ready = HttpError::Unavailable {
             message: "The server is starting; not every plugin has started yet".into(),
-        })
+        };
+        res.status_code(not_ready.status());
+        res.headers_mut().insert(
+            salvo::http::header::RETRY_AFTER,
+            salvo::http::HeaderValue::from_static("1"),
+        );
+        res.render(Json(not_ready.body()));
     }
+    Ok(())
 }
 
 /// `GET /api/v1/packages`: the manifests of the plugins compiled in and running.

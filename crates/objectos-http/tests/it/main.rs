@@ -10,6 +10,8 @@ mod errors;
 #[cfg(test)]
 mod meta;
 #[cfg(test)]
+mod security;
+#[cfg(test)]
 mod server;
 #[cfg(test)]
 mod support;

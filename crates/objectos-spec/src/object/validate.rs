@@ -180,6 +180,8 @@ const SUMMARY_KEYS: &[super::check::Key] = &[
     key("object", Kind::Str),
     key("field", Kind::Str),
     key("function", Kind::OneOf(SUMMARY_FUNCTIONS)),
+    // ObjectOS extension (`SummaryScope`): `visible` (default) or `all`.
+    key("scope", Kind::OneOf(&["visible", "all"])),
 ];
 
 const VECTOR_KEYS: &[super::check::Key] = &[

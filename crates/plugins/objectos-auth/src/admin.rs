@@ -5,6 +5,13 @@
 //! needs the `admin` scope (an administrator's key without it carries no administrator rights).
 //! Everything happens in the caller's active organization: users of other organizations are
 //! answered like unknown ids.
+//!
+//! Accounts are global (one per address across the deployment) while anyone may make an
+//! organization and administer it, so an organization's administrator must not act on what is
+//! global: creating an account with a chosen password is for platform administrators only
+//! (else anyone could plant an account for an address they do not own and wait for it to be
+//! invited), and banning, which locks the account everywhere, needs a platform administrator
+//! once the user is also a member elsewhere.
 
 use objectos_data::{OpContext, Principal, Record};
 use objectos_spec::query::QueryAst;
@@ -41,9 +48,41 @@ fn like_escape(text: &str) -> String {
 }
 
 impl AuthService {
+    /// Whether the caller is a platform administrator: an account created as an administrator
+    /// (the first account, `objectos user create --admin`, or `role: admin` from a platform
+    /// administrator) that is an owner or admin of the deployment's own organization, acting as
+    /// an administrator (a session, or an API key with the `admin` scope). Both halves count: an
+    /// administrator flag handed out by an organization's admin under an earlier version does
+    /// not reach beyond that organization, and an admin of the first organization who was not
+    /// created as one stays an organization admin.
+    pub(crate) async fn is_platform_admin(&self, who: &Resolved) -> Result<bool> {
+        if !who.is_admin {
+            return Ok(false);
+        }
+        let flagged = self
+            .credential_by("user_id", &who.user_id)
+            .await?
+            .is_some_and(|c| c.is_admin);
+        if !flagged {
+            return Ok(false);
+        }
+        let Some(home) = self.default_org().await? else {
+            return Ok(false);
+        };
+        Ok(self
+            .member_role(&home, &who.user_id)
+            .await?
+            .is_some_and(|r| crate::service::manages(&r)))
+    }
+
     /// `POST /admin/create-user`: an account in the caller's active organization, as a member
     /// (`role: user`, the default) or an admin (`role: admin`). The user record belongs to that
     /// organization, so its administrators can assign permission sets to it.
+    ///
+    /// Platform administrators only: anyone else gets `403 YOU_ARE_NOT_ALLOWED_TO_CREATE_USERS`
+    /// before the address is read, so the route neither plants accounts for addresses the
+    /// caller does not control nor says which addresses have accounts. Organization admins
+    /// invite people instead (`organization/invite-member`).
     pub async fn admin_create_user(
         &self,
         who: &Resolved,
@@ -54,6 +93,9 @@ impl AuthService {
         meta: &RequestMeta,
     ) -> Result<Json> {
         let org = admin_org(who)?;
+        if !self.is_platform_admin(who).await? {
+            return Err(AuthError::CreateUserNotAllowed);
+        }
         let admin = match role.map(str::trim).unwrap_or("") {
             "" | "user" | "member" => false,
             "admin" => true,
@@ -195,6 +237,22 @@ impl AuthService {
             return Err(AuthError::Forbidden(
                 "Only owners may ban or unban an owner.".into(),
             ));
+        }
+        // A ban locks the account in every organization, so an organization's admin may only
+        // ban someone who is a member of nothing else; otherwise one organization could lock a
+        // person out of all the others.
+        let elsewhere = self
+            .db()
+            .one(
+                r#"SELECT 1 FROM "_objectos_auth_member" WHERE "user_id" = ? AND "org_id" <> ? LIMIT 1"#,
+                vec![s(user_id), s(&org)],
+            )
+            .await?
+            .is_some();
+        if elsewhere && !self.is_platform_admin(who).await? {
+            return Err(AuthError::Forbidden(format!(
+                "The account of `{user_id}` is also used in other organizations; remove the member from yours instead, or ask a platform administrator."
+            )));
         }
         // The administrator acts in person, so the data audit trail names them.
         let mut cx = OpContext::system("auth: ban user").with_tenant(org.clone());

@@ -35,6 +35,13 @@ pub enum AuthError {
     /// The email is taken.
     #[error("A user with this email already exists.")]
     UserExists,
+    /// `admin/create-user` by an administrator who is not a platform administrator: choosing the
+    /// password of a global account is for platform administrators only (better-auth's code).
+    /// Refused before the address is looked at, so the answer says nothing about it.
+    #[error(
+        "Only platform administrators may create accounts; invite the person instead (POST /api/v1/auth/organization/invite-member)."
+    )]
+    CreateUserNotAllowed,
     /// Public sign-up is closed once the owner exists (unless `allowSignUp`).
     #[error("Sign-up is closed; ask an administrator to create your account.")]
     SignUpDisabled,
@@ -86,6 +93,12 @@ pub enum AuthError {
     /// addressed to someone else): one answer for all.
     #[error("Invitation `{0}` not found.")]
     InvitationNotFound(String),
+    /// Answering an invitation needs proof that the caller controls the invited address: a
+    /// verified address, or the token only the invitation mail carries.
+    #[error(
+        "Answering this invitation needs proof that the address is yours: open the link from the invitation mail (it carries the `token`), or verify your email address first."
+    )]
+    InvitationProofRequired,
     /// The invitation is no longer open (accepted, rejected, canceled or expired).
     #[error("This invitation is {0}; ask for a new one.")]
     InvitationNotPending(String),
@@ -190,7 +203,12 @@ pub type Result<T, E = AuthError> = std::result::Result<T, E>;
 
 impl From<sea_orm::DbErr> for AuthError {
     fn from(e: sea_orm::DbErr) -> Self {
-        Self::Database(e.to_string())
+        // The data engine's classification: a full disk or a lost database answers 507/503
+        // (retryable), anything else stays a 500.
+        match DataError::from(e) {
+            DataError::Database(message) => Self::Database(message),
+            transient => Self::Data(transient),
+        }
     }
 }
 
@@ -205,6 +223,7 @@ impl AuthError {
             Self::InvalidBody(_) => "INVALID_BODY",
             Self::WeakPassword(_) => "WEAK_PASSWORD",
             Self::UserExists => "USER_ALREADY_EXISTS",
+            Self::CreateUserNotAllowed => "YOU_ARE_NOT_ALLOWED_TO_CREATE_USERS",
             Self::SignUpDisabled => "SIGN_UP_DISABLED",
             Self::AccountDisabled(_) => "ACCOUNT_DISABLED",
             Self::TwoFactorRequired => "TWO_FACTOR_REQUIRED",
@@ -216,7 +235,7 @@ impl AuthError {
             Self::OrganizationNotFound(_) => "ORGANIZATION_NOT_FOUND",
             Self::UserNotFound(_) => "USER_NOT_FOUND",
             Self::SlugTaken(_) => "ORGANIZATION_SLUG_TAKEN",
-            Self::EmailUnverified => "EMAIL_NOT_VERIFIED",
+            Self::EmailUnverified | Self::InvitationProofRequired => "EMAIL_NOT_VERIFIED",
             Self::InvalidVerificationToken => "INVALID_TOKEN",
             Self::InvitationNotFound(_) => "INVITATION_NOT_FOUND",
             Self::InvitationNotPending(_) => "INVITATION_NOT_PENDING",
@@ -277,6 +296,8 @@ impl AuthError {
             | Self::EmailRequired => StatusCode::BAD_REQUEST,
             Self::EmailNotVerified
             | Self::EmailUnverified
+            | Self::InvitationProofRequired
+            | Self::CreateUserNotAllowed
             | Self::OrganizationCreationDisabled
             | Self::OrganizationLimitReached(_)
             | Self::AccountNotLinked
@@ -330,6 +351,7 @@ impl AuthError {
             Self::RateLimited { retry_after_secs } | Self::AccountLocked { retry_after_secs } => {
                 Some((*retry_after_secs).max(1))
             }
+            Self::Data(e) => e.retry_after_secs(),
             _ => None,
         }
     }

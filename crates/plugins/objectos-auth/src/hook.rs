@@ -1,9 +1,11 @@
-//! A data interceptor on the `user` object: when a user leaves the `active` status (locked or
+//! Data interceptors on the `user` object. When a user leaves the `active` status (locked or
 //! deactivated by an administrator), every session and API key of that user is revoked in the
-//! same transaction, so a deactivated user cannot keep working on an old token.
+//! same transaction, so a deactivated user cannot keep working on an old token. And the data API
+//! may not create user records or change their address or its verification: accounts and
+//! addresses are global and belong to the auth routes (see [`UserIdentityHook`]).
 
 use async_trait::async_trait;
-use objectos_data::{HookContext, Interceptor, Operation};
+use objectos_data::{DataError, HookContext, Interceptor, Operation, Principal};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 
 use crate::http::ServiceCell;
@@ -90,6 +92,80 @@ impl Interceptor for UserStatusHook {
             service.sessions_changed();
         }
         tracing::info!(user_id = %user_id, "User is no longer active; sessions and API keys revoked.");
+        Ok(())
+    }
+}
+
+/// Keeps the identity of an account out of the data API's reach: only the auth plugin (which
+/// writes as the system) creates `user` records and sets `email` and `email_verified`.
+///
+/// Organization administrators administer their organization's data, user records included,
+/// but an address is global: a record made or renamed through the data API would answer
+/// `DUPLICATE_VALUE` for an address that has an account anywhere (the address is unique across
+/// organizations), which tells any self-made organization's admin who has an account, and
+/// marking an address verified would let one stand in for the proof invitations ask for. The
+/// refusal comes before the uniqueness check, so it is the same whatever the address.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UserIdentityHook;
+
+/// Fields of `user` that only the auth plugin writes.
+const IDENTITY_FIELDS: &[&str] = &["email", "email_verified"];
+
+#[async_trait]
+impl Interceptor for UserIdentityHook {
+    fn name(&self) -> &str {
+        "auth.user_identity"
+    }
+
+    fn order(&self) -> i32 {
+        // Before every other before-step, so nothing else answers first with something that
+        // depends on the values.
+        -1000
+    }
+
+    fn applies_to(&self, object: &str, op: Operation) -> bool {
+        object == "user" && matches!(op, Operation::Create | Operation::Update)
+    }
+
+    async fn before(&self, hook: &mut HookContext<'_>) -> objectos_data::Result<()> {
+        if matches!(hook.cx.principal, Principal::System { .. }) {
+            return Ok(());
+        }
+        let refuse = |message: &str| {
+            Err(DataError::Forbidden {
+                object: "user".to_owned(),
+                message: message.to_owned(),
+            })
+        };
+        if hook.operation == Operation::Create {
+            return refuse(
+                "User records are created with their accounts: POST /api/v1/auth/organization/invite-member (or admin/create-user for platform administrators).",
+            );
+        }
+        let Some(input) = hook.input.as_deref() else {
+            return Ok(());
+        };
+        for field in IDENTITY_FIELDS {
+            let Some(new) = input.get(*field) else {
+                continue;
+            };
+            // Sending the value the record already has (a form that posts every field) is no
+            // change; comparing with the caller's own record reveals nothing.
+            let old = hook.previous.and_then(|p| p.get(*field));
+            let same = match (old, new) {
+                (Some(a), b) if a == b => true,
+                (Some(serde_json::Value::String(a)), serde_json::Value::String(b)) => {
+                    crate::service::fold_email(a) == crate::service::fold_email(b)
+                }
+                (None, serde_json::Value::Null) => true,
+                _ => false,
+            };
+            if !same {
+                return refuse(
+                    "A user's email address and its verification are managed by the account itself (email verification), not through the data API.",
+                );
+            }
+        }
         Ok(())
     }
 }

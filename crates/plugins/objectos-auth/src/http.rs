@@ -812,18 +812,24 @@ async fn answer_invitation(req: &mut Request, depot: &mut Depot, accept: bool) -
     let (c, b) = SignedInCall::with_body(req, depot).await?;
     let out = c
         .svc
-        .answer_invitation(&c.who, b.text("invitationId")?, accept, &c.meta)
+        .answer_invitation(
+            &c.who,
+            b.text("invitationId")?,
+            b.opt_text("token"),
+            accept,
+            &c.meta,
+        )
         .await?;
     Ok(Json(out))
 }
 
-/// `POST /organization/accept-invitation` `{invitationId}`.
+/// `POST /organization/accept-invitation` `{invitationId, token?}`.
 #[handler]
 async fn org_accept_invitation(req: &mut Request, depot: &mut Depot) -> Answer {
     answer_invitation(req, depot, true).await
 }
 
-/// `POST /organization/reject-invitation` `{invitationId}`.
+/// `POST /organization/reject-invitation` `{invitationId, token?}`.
 #[handler]
 async fn org_reject_invitation(req: &mut Request, depot: &mut Depot) -> Answer {
     answer_invitation(req, depot, false).await

@@ -2,11 +2,16 @@
 //! invite an address (`invite-member`), list and cancel invitations; the signed-in user whose
 //! address it is accepts (joining the organization) or rejects it.
 //!
-//! An invitation's id is 256 random bits and goes out only in the invitation mail and to the
-//! organization's administrators; accepting also needs the invitee's own session, so the id alone
-//! grants nothing. Invitations expire (`organization.invitationExpiresHours`) and are used once.
-//! Everything an outsider could name answers `404 INVITATION_NOT_FOUND` alike: an unknown id,
-//! another organization's invitation, an invitation to someone else.
+//! An invitation's id is 256 random bits and goes out in the invitation mail and to the
+//! organization's administrators; answering it also needs the invitee's own session, so the id
+//! alone grants nothing. A session for the address is not proof that the caller owns the
+//! address, though: an account can exist for an address its holder never controlled (public
+//! sign-up, or an account made by an earlier version's organization admins). So answering also
+//! needs a verified address or the invitation's `token`, a second 256-bit secret that only the
+//! mail carries (stored as its SHA-256, replaced on every re-send). Invitations expire
+//! (`organization.invitationExpiresHours`) and are used once. Everything an outsider could name
+//! answers `404 INVITATION_NOT_FOUND` alike: an unknown id, another organization's invitation,
+//! an invitation to someone else.
 
 use serde_json::{Value as Json, json};
 
@@ -15,12 +20,11 @@ use crate::error::{AuthError, Result};
 use crate::mailer::Mail;
 use crate::orgs::{MAX_PAGE, check_manages, iso, new_member_role};
 use crate::service::{AuthService, RequestMeta, Resolved, events, fold_email, normalize_email};
-use crate::store::{get_i, get_s, i, s};
+use crate::store::{get_i, get_os, get_s, i, s};
 use sea_orm::QueryResult;
 
 /// The columns every invitation query reads, in [`Invitation::from_row`]'s order.
-const COLUMNS: &str =
-    r#""id", "org_id", "email", "role", "status", "inviter_id", "created_at", "expires_at""#;
+const COLUMNS: &str = r#""id", "org_id", "email", "role", "status", "inviter_id", "created_at", "expires_at", "token_hash""#;
 
 /// One stored invitation.
 #[derive(Debug, Clone)]
@@ -33,6 +37,8 @@ struct Invitation {
     inviter: String,
     created_at: i64,
     expires_at: i64,
+    /// SHA-256 of the mailed token; `None` for invitations sent before tokens existed.
+    token_hash: Option<String>,
 }
 
 impl Invitation {
@@ -46,6 +52,7 @@ impl Invitation {
             inviter: get_s(r, 5)?,
             created_at: get_i(r, 6)?,
             expires_at: get_i(r, 7)?,
+            token_hash: get_os(r, 8),
         })
     }
 
@@ -143,12 +150,15 @@ impl AuthService {
             .await?
             .map(|r| Ok::<_, AuthError>((get_s(&r, 0)?, get_i(&r, 1)?)))
             .transpose()?;
+        // A fresh token every time: a re-sent mail replaces the earlier one.
+        let token = crypto::random_token()?;
+        let token_hash = crypto::sha256_hex(&token);
         let (id, resent) = match pending {
             Some((id, expiry)) if expiry > now && resend => {
                 self.db()
                     .exec(
-                        r#"UPDATE "_objectos_auth_invitation" SET "role" = ?, "inviter_id" = ?, "expires_at" = ?, "updated_at" = ? WHERE "id" = ? AND "status" = 'pending'"#,
-                        vec![s(role), s(&who.user_id), i(expires), i(now), s(&id)],
+                        r#"UPDATE "_objectos_auth_invitation" SET "role" = ?, "inviter_id" = ?, "expires_at" = ?, "updated_at" = ?, "token_hash" = ? WHERE "id" = ? AND "status" = 'pending'"#,
+                        vec![s(role), s(&who.user_id), i(expires), i(now), s(&token_hash), s(&id)],
                     )
                     .await?;
                 (id, true)
@@ -169,8 +179,8 @@ impl AuthService {
                 let added = self
                     .db()
                     .exec(
-                        r#"INSERT INTO "_objectos_auth_invitation" ("id", "org_id", "email", "role", "status", "inviter_id", "created_at", "expires_at", "updated_at") VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?) ON CONFLICT DO NOTHING"#,
-                        vec![s(&id), s(&org), s(&email), s(role), s(&who.user_id), i(now), i(expires), i(now)],
+                        r#"INSERT INTO "_objectos_auth_invitation" ("id", "org_id", "email", "role", "status", "inviter_id", "created_at", "expires_at", "updated_at", "token_hash") VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"#,
+                        vec![s(&id), s(&org), s(&email), s(role), s(&who.user_id), i(now), i(expires), i(now), s(&token_hash)],
                     )
                     .await?;
                 // The unique index refused it: a concurrent invitation to the address got in
@@ -197,12 +207,14 @@ impl AuthService {
         let cfg = &self.config().organization;
         let base = cfg.invitation_url.trim();
         let sep = if base.contains('?') { '&' } else { '?' };
-        let link = format!("{base}{sep}invitationId={id}");
+        // The token rides only in the mail (never in an answer, an event or a log), so answering
+        // with it proves that the address's mailbox was read.
+        let link = format!("{base}{sep}invitationId={id}&token={token}");
         self.mailer().send(Mail {
             to: email.clone(),
             subject: format!("You are invited to join {org_name}"),
             body: format!(
-                "{} invited you to join {org_name} as {role}. Sign in with this address and open this link within {} hours to accept or decline: {link}",
+                "{} invited you to join {org_name} as {role}. Open this link within {} hours and sign in with this address to accept or decline: {link}",
                 who.email, cfg.invitation_expires_hours
             ),
             link: Some(link),
@@ -251,8 +263,13 @@ impl AuthService {
     }
 
     /// `GET /organization/list-user-invitations`: the open invitations to the caller's address,
-    /// each with the organization's name.
+    /// each with the organization's name. Only for a verified address: an account made for
+    /// someone else's address must not learn who invites them, nor the ids (the mail's link
+    /// works without this list).
     pub async fn list_user_invitations(&self, who: &Resolved) -> Result<Json> {
+        if !self.email_verified(&who.user_id).await? {
+            return Err(AuthError::InvitationProofRequired);
+        }
         let sql = format!(
             r#"SELECT {COLUMNS} FROM "_objectos_auth_invitation" WHERE "email" = ? AND "status" = 'pending' AND "expires_at" > ? ORDER BY "created_at" DESC, "id" LIMIT ?"#
         );
@@ -332,14 +349,44 @@ impl AuthService {
         .json())
     }
 
-    /// `POST /organization/accept-invitation` and `/reject-invitation` `{invitationId}`: the
-    /// signed-in user the invitation is addressed to answers it, once. Accepting adds the
+    /// Whether the caller has shown that the invited address is theirs: the invitation mail's
+    /// token, or a verified address (only the latter with
+    /// `organization.requireEmailVerificationOnInvitation`).
+    async fn proves_address(
+        &self,
+        who: &Resolved,
+        inv: &Invitation,
+        token: Option<&str>,
+    ) -> Result<bool> {
+        let by_token = match (
+            token.map(str::trim).filter(|t| !t.is_empty()),
+            &inv.token_hash,
+        ) {
+            (Some(token), Some(stored)) if token.len() <= 128 => {
+                crypto::ct_eq(&crypto::sha256_hex(token), stored)
+            }
+            _ => false,
+        };
+        let strict = self
+            .config()
+            .organization
+            .require_email_verification_on_invitation;
+        if by_token && !strict {
+            return Ok(true);
+        }
+        self.email_verified(&who.user_id).await
+    }
+
+    /// `POST /organization/accept-invitation` and `/reject-invitation` `{invitationId, token?}`:
+    /// the signed-in user the invitation is addressed to answers it, once, after showing that
+    /// the address is theirs (the mailed `token`, or a verified address). Accepting adds the
     /// membership, closes the invitation and makes the organization the session's active one
     /// in one transaction.
     pub async fn answer_invitation(
         &self,
         who: &Resolved,
         id: &str,
+        token: Option<&str>,
         accept: bool,
         meta: &RequestMeta,
     ) -> Result<Json> {
@@ -353,6 +400,11 @@ impl AuthService {
         // Someone else's invitation does not exist for the caller.
         if !crypto::ct_eq(&fold_email(&who.email), &inv.email) {
             return Err(not_found());
+        }
+        // Rejecting needs the proof too: otherwise whoever holds an account for the address
+        // could turn down the invitations meant for the address's real owner.
+        if !self.proves_address(who, &inv, token).await? {
+            return Err(AuthError::InvitationProofRequired);
         }
         let now = self.now_millis();
         if let Some(closed) = inv.closed(now) {
@@ -375,14 +427,6 @@ impl AuthService {
                 ..inv
             };
             return Ok(json!({"invitation": out.json(), "member": null}));
-        }
-        if self
-            .config()
-            .organization
-            .require_email_verification_on_invitation
-            && !self.email_verified(&who.user_id).await?
-        {
-            return Err(AuthError::EmailUnverified);
         }
         let tx = self.db().begin().await?;
         // The claim is conditional, so two concurrent accepts cannot both succeed.

@@ -11,7 +11,7 @@ use objectos_spec::manifest::{capabilities, services};
 use objectos_spec::{HealthReport, HealthStatus, PluginManifest};
 
 use crate::config::AuthConfig;
-use crate::hook::UserStatusHook;
+use crate::hook::{UserIdentityHook, UserStatusHook};
 use crate::http::{self, ServiceCell, SessionHoop};
 use crate::mailer::{LoggingMailer, Mailer};
 use crate::secretbox::SecretKey;
@@ -133,6 +133,7 @@ impl Plugin for AuthPlugin {
         cx.contribute(InterceptorContribution(Arc::new(UserStatusHook {
             cell: self.cell.clone(),
         })))?;
+        cx.contribute(InterceptorContribution(Arc::new(UserIdentityHook)))?;
         cx.contribute(HoopContribution::new(
             SESSION_HOOP_ORDER,
             SessionHoop::new(self.cell.clone()),

@@ -216,7 +216,8 @@ pub(crate) fn normalize_email(email: &str) -> Result<String> {
     let valid = e.len() <= 255
         && e.split_once('@')
             .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
-        && !e.contains(char::is_whitespace);
+        && !e.contains(char::is_whitespace)
+        && !e.contains('\0'); // PostgreSQL refuses NUL in text: a 500 before this check
     if valid {
         Ok(e)
     } else {
@@ -488,13 +489,16 @@ impl AuthService {
             .map_err(AuthError::WeakPassword)
     }
 
-    /// The organization new members join: the first one (its ids grow with time, which
-    /// breaks ties between organizations created in the same millisecond).
-    async fn default_org(&self) -> Result<Option<String>> {
+    /// The deployment's own organization, which new members join and whose owners and admins
+    /// can be platform administrators: the first one created. Organization ids grow with time,
+    /// so it is the smallest id with a member (it always keeps its last owner). Ordering by the
+    /// owner memberships' times instead would hand the title to a user-made organization once
+    /// the first owner were demoted.
+    pub(crate) async fn default_org(&self) -> Result<Option<String>> {
         Ok(self
             .db()
             .one(
-                r#"SELECT "org_id" FROM "_objectos_auth_member" WHERE "role" = 'owner' ORDER BY "created_at", "org_id" LIMIT 1"#,
+                r#"SELECT "org_id" FROM "_objectos_auth_member" ORDER BY "org_id" LIMIT 1"#,
                 vec![],
             )
             .await?

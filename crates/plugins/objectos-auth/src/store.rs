@@ -62,6 +62,10 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("_objectos_auth_identity", "issuer", "TEXT"),
     // The account a `link-social` flow links to (NULL for a sign-in).
     ("_objectos_auth_sso_state", "link_user_id", "VARCHAR(64)"),
+    // The SHA-256 of the token only the invitation mail carries (the proof that whoever answers
+    // controls the invited address); NULL on invitations sent before it existed, which then need
+    // a verified address.
+    ("_objectos_auth_invitation", "token_hash", "VARCHAR(64)"),
 ];
 
 /// The engine's connection with dialect-aware statements.

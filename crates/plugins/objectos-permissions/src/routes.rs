@@ -20,6 +20,10 @@ fn op_context(depot: &Depot) -> OpContext {
         .unwrap_or_else(|_| OpContext::anonymous())
 }
 
+/// The reason of a record-level `false`: the same for a record that does not exist, one in
+/// another organization and one the caller's row rules hide, so the answer never tells which.
+const NOT_ACCESSIBLE: &str = "record not found or not accessible";
+
 fn bad(message: impl Into<String>) -> HttpError {
     HttpError::invalid_body(None, message)
 }
@@ -179,8 +183,19 @@ impl Routes {
             }));
         }
         let answer = |allowed: bool, reason: &str| json!({"allowed": allowed, "reason": reason});
+        let record = b.get("recordId").and_then(Value::as_str);
         let eff = match self.authz.subject(cx) {
-            Subject::Bypass => return Ok(answer(true, "administrator or system")),
+            // An administrator may do anything to the records of their organization, and only
+            // to records that exist there: another organization's record and a made-up id get
+            // the same `false` (as a GET of either answers the same 404).
+            Subject::Bypass => {
+                if let Some(id) = record
+                    && !self.record_visible(cx, object, id, Filter::True).await?
+                {
+                    return Ok(answer(false, NOT_ACCESSIBLE));
+                }
+                return Ok(answer(true, "administrator or system"));
+            }
             Subject::User(eff) => eff,
         };
         let p = eff.object(object);
@@ -215,24 +230,44 @@ impl Routes {
                 return Ok(answer(false, "field-level security denies this field"));
             }
         }
-        if let Some(id) = b.get("recordId").and_then(Value::as_str) {
+        if let Some(id) = record {
             let filter = match action {
                 "read" => self.authz.read_filter(&eff, cx, object),
                 "delete" => self.authz.write_filter(&eff, cx, object, AccessLevel::Full),
                 _ => self.authz.write_filter(&eff, cx, object, AccessLevel::Edit),
             };
-            // Counted as system within the caller's tenant, with the caller's row filter.
-            let mut sys = OpContext::system("permissions.check");
-            sys.tenant = cx.tenant.clone();
-            let n = engine
-                .count(&sys, object, Filter::eq("id", id.to_owned()).and(filter))
-                .await
-                .map_err(HttpError::data)?;
-            if n == 0 {
-                return Ok(answer(false, "record not found or not accessible"));
+            if !self.record_visible(cx, object, id, filter).await? {
+                return Ok(answer(false, NOT_ACCESSIBLE));
             }
         }
         Ok(answer(true, "granted"))
+    }
+
+    /// Whether record `id` of `object` exists in the caller's organization and matches
+    /// `filter` (the caller's row filter). Counted as system, within the caller's tenant: a
+    /// signed-in caller without one (which the interceptor refuses everywhere else) sees no
+    /// record rather than every organization's.
+    async fn record_visible(
+        &self,
+        cx: &OpContext,
+        object: &str,
+        id: &str,
+        filter: Filter,
+    ) -> Result<bool, HttpError> {
+        if matches!(cx.principal, Principal::User { .. }) && cx.tenant.is_none() {
+            return Ok(false);
+        }
+        let engine = self
+            .authz
+            .engine()
+            .ok_or_else(|| HttpError::data(DataError::Internal("engine not started".into())))?;
+        let mut sys = OpContext::system("permissions.check");
+        sys.tenant = cx.tenant.clone();
+        let n = engine
+            .count(&sys, object, Filter::eq("id", id.to_owned()).and(filter))
+            .await
+            .map_err(HttpError::data)?;
+        Ok(n > 0)
     }
 
     fn object(&self, cx: &OpContext, object: &str) -> Result<Value, HttpError> {

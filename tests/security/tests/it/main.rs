@@ -8,13 +8,21 @@
 // Helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod accept;
 mod authn;
+mod check;
+mod cluster;
 mod crm;
+mod csrf;
 mod fields;
 mod injection;
+mod nul;
 mod object_perms;
+mod prehijack;
+mod rollups;
 mod rows;
 mod secrets;
+mod storage;
 mod support;
 mod tenants;
 mod world;
@@ -105,7 +113,68 @@ async fn the_permissions_section_of_objectos_yml_is_applied() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn cookie_writes_from_other_sites_or_not_as_json_are_refused() {
+    for b in backends() {
+        csrf::run(&b).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_answer_carries_the_security_headers() {
+    for b in backends() {
+        csrf::headers(&b).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn descriptor_exhaustion_is_logged_once_and_survived() {
+    accept::run().await;
+}
+
 #[test]
 fn a_bad_permissions_section_stops_the_server_with_its_location() {
     crm::bad_permissions_section_refuses_to_start();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nul_characters_are_refused_with_400_before_any_sql() {
+    for b in backends() {
+        nul::run(&b).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rollups_never_reveal_hidden_children() {
+    for b in backends() {
+        rollups::run(&b).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn permission_checks_on_records_outside_the_organization_answer_false() {
+    for b in backends() {
+        check::run(&b).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_servers_on_one_database_publish_each_outbox_event_once() {
+    for b in backends() {
+        cluster::run(&b).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_self_made_organization_cannot_pre_hijack_an_invited_account() {
+    for b in backends() {
+        prehijack::pre_hijack(&b).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_self_made_organization_cannot_tell_which_addresses_have_accounts() {
+    for b in backends() {
+        prehijack::enumeration(&b).await;
+    }
 }

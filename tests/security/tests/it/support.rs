@@ -47,12 +47,15 @@ pub(crate) enum Backend {
     Sqlite,
     /// The base URL from `OBJECTOS_TEST_POSTGRES_URL`; each server gets a schema of its own.
     Postgres(String),
+    /// A SQLite file at this path (one on a size-limited file system, a restart on the same
+    /// file).
+    SqliteFile(PathBuf),
 }
 
 impl Backend {
     pub(crate) fn label(&self) -> &'static str {
         match self {
-            Self::Sqlite => "sqlite",
+            Self::Sqlite | Self::SqliteFile(_) => "sqlite",
             Self::Postgres(_) => "postgres",
         }
     }
@@ -255,14 +258,31 @@ fn unique(prefix: &str) -> String {
 impl Server {
     /// Starts `objectos serve METADATA` with `config` as `objectos.yml`, waits for `/ready`.
     pub(crate) async fn start(backend: &Backend, metadata: &Path, config: &str) -> Server {
+        Self::start_with(backend, metadata, config, None, &[]).await
+    }
+
+    /// [`Server::start`] with `env` added to the server's environment (after the suite's own
+    /// `OBJECTOS_LOG`, which it may replace) and, with `shared`, on that server's database: a
+    /// second node of one deployment (its PostgreSQL schema stays `shared`'s to drop).
+    pub(crate) async fn start_with(
+        backend: &Backend,
+        metadata: &Path,
+        config: &str,
+        shared: Option<&Server>,
+        env: &[(&str, &str)],
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("objectos.yml"), config).unwrap();
-        let (database_url, pg) = match backend {
-            Backend::Sqlite => (
+        let (database_url, pg) = match (backend, shared) {
+            (_, Some(first)) => (first.database_url.clone(), None),
+            (Backend::SqliteFile(path), None) => {
+                (format!("sqlite://{}?mode=rwc", path.display()), None)
+            }
+            (Backend::Sqlite, None) => (
                 format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display()),
                 None,
             ),
-            Backend::Postgres(base) => {
+            (Backend::Postgres(base), None) => {
                 let schema = unique("sec");
                 let db = Database::connect(base).await.unwrap();
                 db.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
@@ -287,6 +307,7 @@ impl Server {
         }
         // Debug logs: the secret check below reads everything the server writes.
         cmd.env("OBJECTOS_LOG", "debug")
+            .envs(env.iter().copied())
             .arg("serve")
             .arg(metadata)
             .args(["--listen", "127.0.0.1:0", "--database-url", &database_url])

@@ -27,10 +27,25 @@ impl H {
     }
 
     async fn answer(&self, token: &str, verb: &str, id: &str) -> Reply {
+        self.answer_with(token, verb, id, None).await
+    }
+
+    /// Answers (`accept`, `reject`, `cancel`) an invitation, with the mailed token when given.
+    pub(crate) async fn answer_with(
+        &self,
+        token: &str,
+        verb: &str,
+        id: &str,
+        mailed: Option<&str>,
+    ) -> Reply {
+        let mut body = json!({"invitationId": id});
+        if let Some(mailed) = mailed {
+            body["token"] = json!(mailed);
+        }
         self.post(
             &format!("/api/v1/auth/organization/{verb}-invitation"),
             Some(token),
-            &json!({"invitationId": id}),
+            &body,
         )
         .await
     }
@@ -86,10 +101,11 @@ async fn member_roles(h: H) {
 
     // Another organization, with a member the first one does not have.
     let org_b = h.new_org(&boss, json!({"name": "Beta"})).await;
-    let b_only = h.create_user(&boss, "bonly@example.com", None).await.ok()["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    // Only platform administrators create accounts: the owner creates it, B invites it, and
+    // the first organization lets it go.
+    let b_only = h
+        .member_of_only(&owner, &boss, "bonly@example.com", &org_b)
+        .await;
 
     // Bad input.
     h.set_role(&owner, json!({"memberId": mem_id, "role": "boss"}))
@@ -268,14 +284,24 @@ async fn invitations(h: H) {
     );
     let mail = h.mailer.last_mail().unwrap();
     assert_eq!(mail.to, "new@example.com");
+    let first_token = h.mailed_token();
     assert_eq!(
         mail.link.as_deref(),
-        Some(format!("/accept-invitation?invitationId={id}").as_str())
+        Some(format!("/accept-invitation?invitationId={id}&token={first_token}").as_str())
     );
+    assert!(first_token.len() >= 40, "{first_token}");
     assert!(!format!("{mail:?}").contains(&id));
+    assert!(!format!("{mail:?}").contains(&first_token));
+    // The token is only in the mail: not in the answer, not in the event.
+    assert!(!inv.to_string().contains(&first_token));
     let ev = h.event("auth.member_invited").await;
     assert_eq!(ev.payload["inviteeEmail"], "new@example.com");
     assert!(!serde_json::to_string(&ev.payload).unwrap().contains(&id));
+    assert!(
+        !serde_json::to_string(&ev.payload)
+            .unwrap()
+            .contains(&first_token)
+    );
     // Once per address, unless re-sent (the same invitation, a fresh expiry).
     h.invite(&boss, json!({"email": "new@example.com", "role": "member"}))
         .await
@@ -294,6 +320,9 @@ async fn invitations(h: H) {
             .unwrap()
             .starts_with("2026-11-25T12:20")
     );
+    // A re-sent mail carries a new token, which replaces the first.
+    let new_token = h.mailed_token();
+    assert_ne!(new_token, first_token);
 
     // Listing: the organization's administrators; the invitee sees its own.
     let list = h
@@ -306,14 +335,14 @@ async fn invitations(h: H) {
     )
     .await
     .error(404, "ORGANIZATION_NOT_FOUND");
-    let mine = h
-        .get(
-            "/api/v1/auth/organization/list-user-invitations",
-            Some(&new),
-        )
-        .await;
-    assert_eq!(mine.ok()[0]["id"], id.as_str());
-    assert_eq!(mine.body[0]["organizationName"], "Beta");
+    // ... once the address is verified: an account for an address is no proof of owning it.
+    h.get(
+        "/api/v1/auth/organization/list-user-invitations",
+        Some(&new),
+    )
+    .await
+    .error(403, "EMAIL_NOT_VERIFIED");
+    h.verify_email(&other, "other@example.com").await;
     let none = h
         .get(
             "/api/v1/auth/organization/list-user-invitations",
@@ -338,8 +367,17 @@ async fn invitations(h: H) {
         .await
         .error(404, "INVITATION_NOT_FOUND");
 
+    // The addressee, whose address is not verified, needs the mailed token: none, a made-up
+    // one or the one the re-sent mail replaced are refused, and nothing changes.
+    for mailed in [None, Some("made-up"), Some(first_token.as_str())] {
+        for verb in ["accept", "reject"] {
+            h.answer_with(&new, verb, &id, mailed)
+                .await
+                .error(403, "EMAIL_NOT_VERIFIED");
+        }
+    }
     // The addressee accepts: a member of B, B active, once.
-    let r = h.answer(&new, "accept", &id).await;
+    let r = h.answer_with(&new, "accept", &id, Some(&new_token)).await;
     assert_eq!(r.ok()["invitation"]["status"], "accepted");
     assert_eq!(r.body["member"]["role"], "member");
     assert_eq!(r.body["member"]["userId"], new_id.as_str());
@@ -353,10 +391,10 @@ async fn invitations(h: H) {
             .contains(&(new_id.clone(), "member".to_owned()))
     );
     h.event("auth.invitation_accepted").await;
-    h.answer(&new, "accept", &id)
+    h.answer_with(&new, "accept", &id, Some(&new_token))
         .await
         .error(400, "INVITATION_NOT_PENDING");
-    h.answer(&new, "reject", &id)
+    h.answer_with(&new, "reject", &id, Some(&new_token))
         .await
         .error(400, "INVITATION_NOT_PENDING");
     // A member is not invited again, and a member cannot invite.
@@ -386,6 +424,15 @@ async fn invitations(h: H) {
         .as_str()
         .unwrap()
         .to_owned();
+    // A verified address needs no token, and sees its invitations.
+    let mine = h
+        .get(
+            "/api/v1/auth/organization/list-user-invitations",
+            Some(&other),
+        )
+        .await;
+    assert_eq!(mine.ok()[0]["id"], id2.as_str());
+    assert_eq!(mine.body[0]["organizationName"], "Beta");
     let r = h.answer(&other, "reject", &id2).await;
     assert_eq!(r.ok()["invitation"]["status"], "rejected");
     assert_eq!(r.body["member"], Value::Null);
@@ -413,6 +460,7 @@ async fn invitations(h: H) {
         .as_str()
         .unwrap()
         .to_owned();
+    let third_token = h.mailed_token();
     h.answer(&third, "cancel", &id3)
         .await
         .error(404, "INVITATION_NOT_FOUND");
@@ -422,7 +470,7 @@ async fn invitations(h: H) {
     h.answer(&boss, "cancel", &id3)
         .await
         .error(400, "INVITATION_NOT_PENDING");
-    h.answer(&third, "accept", &id3)
+    h.answer_with(&third, "accept", &id3, Some(&third_token))
         .await
         .error(400, "INVITATION_NOT_PENDING");
     let statuses: Vec<String> = h
@@ -447,8 +495,11 @@ async fn invitations(h: H) {
         .as_str()
         .unwrap()
         .to_owned();
+    let kim_token = h.mailed_token();
     let kim = token(&h.sign_in("kim@EXAMPLE.com", PASSWORD).await);
-    h.answer(&kim, "accept", &id4).await.ok();
+    h.answer_with(&kim, "accept", &id4, Some(&kim_token))
+        .await
+        .ok();
 
     // Invitations expire.
     let id5 = h
@@ -461,9 +512,12 @@ async fn invitations(h: H) {
         .as_str()
         .unwrap()
         .to_owned();
+    let third_token = h.mailed_token();
     h.advance_minutes(48 * 60 + 1);
     let third = token(&h.sign_in("third@example.com", PASSWORD).await);
-    let r = h.answer(&third, "accept", &id5).await;
+    let r = h
+        .answer_with(&third, "accept", &id5, Some(&third_token))
+        .await;
     r.error(400, "INVITATION_NOT_PENDING");
     assert!(r.body["message"].as_str().unwrap().contains("expired"));
     let boss = token(&h.sign_in("boss@example.com", PASSWORD).await);

@@ -3,6 +3,8 @@
 //! through the service the HTTP plugin would mount, with a manual clock.
 
 #[cfg(test)]
+mod accounts;
+#[cfg(test)]
 mod flows;
 #[cfg(test)]
 mod invitations;

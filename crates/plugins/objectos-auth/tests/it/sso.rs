@@ -203,6 +203,9 @@ impl Browser {
         } else {
             req.add_header("cookie", self.app.header(), true)
         };
+        // What a browser sends with a write from our own page: cookie-authenticated writes
+        // need it (the HTTP plugin's cross-site request check).
+        let req = req.add_header("origin", BASE, true);
         let r = h.send(req).await;
         self.app.store(
             r.headers

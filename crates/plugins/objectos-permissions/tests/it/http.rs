@@ -50,7 +50,7 @@ async fn fake_me(res: &mut Response) {
     res.render(Json(json!({"me": true})));
 }
 
-fn service(env: &Env) -> Service {
+pub(crate) fn service(env: &Env) -> Service {
     let state = ApiState::builder(env.engine.clone()).build();
     let a = env.authz.clone();
     let b = env.authz.clone();
@@ -63,7 +63,7 @@ fn service(env: &Env) -> Service {
     build_service(state, &routes, &[HoopContribution::new(0, test_user)])
 }
 
-async fn call(
+pub(crate) async fn call(
     svc: &Service,
     method: &str,
     path: &str,

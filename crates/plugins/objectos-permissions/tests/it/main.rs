@@ -8,6 +8,7 @@ mod cascade;
 mod http;
 mod org;
 mod plugin;
+mod records;
 mod references;
 
 use std::path::Path;
