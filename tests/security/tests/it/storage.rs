@@ -159,3 +159,66 @@ async fn a_full_disk_answers_507_and_loses_no_acknowledged_record() {
     srv.stop();
     drop(fs);
 }
+
+/// One tenant cannot hold the writer with a huge bulk request, nor write faster than its
+/// configured rate: 413 `BATCH_TOO_LARGE` above `data.maxBatchRecords` (checked before anything
+/// is written), 429 `RATE_LIMIT_EXCEEDED` with `Retry-After` past `data.perUserPerSecond`.
+#[tokio::test]
+async fn bulk_requests_are_capped_and_write_rates_limited() {
+    for b in crate::support::backends() {
+        let config = format!("{CONFIG}data:\n  perUserPerSecond: 50\n  burst: 250\n");
+        let srv = Server::start(&b, &crate::support::fixture_app(), &config).await;
+        let owner = srv.sign_up("owner", "Owner-pass-1").await;
+        let records =
+            |n: usize| -> Value { (0..n).map(|i| json!({"name": format!("a{i}")})).collect() };
+        let r = srv
+            .api
+            .post("/api/v1/data/account/createMany", owner.t(), records(201))
+            .await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (413, Some("BATCH_TOO_LARGE")),
+            "[{}] {}",
+            srv.label,
+            r.text
+        );
+        // 60,000 records in one batch body: refused, nothing written.
+        let huge: Vec<Value> = (0..60_000).map(|_| json!({})).collect();
+        let r = srv
+            .api
+            .post(
+                "/api/v1/data/account/batch",
+                owner.t(),
+                json!({"operation": "create", "records": huge}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (413, Some("BATCH_TOO_LARGE")),
+            "{}",
+            r.text
+        );
+        let listed = srv.api.get("/api/v1/data/account?top=1", owner.t()).await;
+        assert_eq!(listed.body["total"], 0, "[{}] {}", srv.label, listed.text);
+
+        // 200 pass (the burst holds 250), then the user's bucket is nearly empty.
+        let r = srv
+            .api
+            .post("/api/v1/data/account/createMany", owner.t(), records(200))
+            .await;
+        assert_eq!(r.status, 201, "[{}] {}", srv.label, r.text);
+        let r = srv
+            .api
+            .post("/api/v1/data/account/createMany", owner.t(), records(100))
+            .await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str(), &r.body["retryable"]),
+            (429, Some("RATE_LIMIT_EXCEEDED"), &Value::Bool(true)),
+            "[{}] {}",
+            srv.label,
+            r.text
+        );
+        assert!(r.headers.get("retry-after").is_some(), "{:?}", r.headers);
+        srv.stop();
+    }
+}
