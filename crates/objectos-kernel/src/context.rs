@@ -108,7 +108,10 @@ impl PluginHandle {
 
     fn may_use_service(&self, name: &str) -> Result<(), PluginError> {
         let m = &self.grants.manifest;
-        if m.requires.contains(&name) || m.provides.contains(&name) {
+        if m.requires.contains(&name)
+            || m.optional_requires.contains(&name)
+            || m.provides.contains(&name)
+        {
             Ok(())
         } else {
             Err(self.refuse(

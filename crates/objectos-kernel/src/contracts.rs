@@ -1,8 +1,18 @@
-//! Contracts the kernel itself needs: a `Clock`, and the event-bus seams `DeadLetterStore` and `EventTransport`.
+//! Service contracts: what the kernel itself needs (a `Clock`, and the event-bus seams
+//! `DeadLetterStore` and `EventTransport` with its `TransportContribution`), and the contracts
+//! two or more crates share, each registered under its spec service name:
+//! [`Authorizer`] (`permissions`), [`Directory`] (`auth`) and [`Mailer`] (`notification`).
 //!
-//! Other service contracts (`Cache`, `KvStore`, `BlobStore`, `JobQueue`, `Notifier`, `Authorizer`,
-//! `I18n`) arrive with the issues that need them; a contract moves into the kernel only when two
-//! crates need it.
+//! Other contracts (`Cache`, `KvStore`, `BlobStore`, `JobQueue`, `I18n`) arrive with the issues
+//! that need them; a contract moves here only when two crates need it.
+
+mod access;
+mod directory;
+mod mail;
+
+pub use access::{Access, Authorizer, Caller, FieldAccess, Principal};
+pub use directory::{Directory, DirectoryUser, Membership, Organization};
+pub use mail::{Mail, Mailer};
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -151,8 +161,9 @@ impl DeadLetterStore for MemoryDeadLetterStore {
 
 /// Fans events out to other nodes (Redis, NATS, ... later) and feeds theirs back in.
 ///
-/// The bus calls [`EventTransport::subscribe`] once when it is built, handing over the sink for
-/// events that arrive from other nodes, and [`EventTransport::publish`] after each local
+/// The bus calls [`EventTransport::subscribe`] once when the transport is installed (when the bus
+/// is built, or by the kernel after every `init`), handing over the sink for events that arrive
+/// from other nodes, and [`EventTransport::publish`] after each local
 /// asynchronous publish. A transport is responsible for not echoing a node's own events back.
 #[async_trait]
 pub trait EventTransport: Send + Sync + fmt::Debug + 'static {
@@ -163,6 +174,15 @@ pub trait EventTransport: Send + Sync + fmt::Debug + 'static {
     /// Receives the sink through which events from other nodes are delivered locally.
     fn subscribe(&self, inbound: InboundSink);
 }
+
+/// A plugin's offer to carry the event bus across nodes, contributed in `init`
+/// (`cx.contribute(TransportContribution(..))`).
+///
+/// After every `init` the kernel installs the single contributed transport on the bus, before
+/// any `start`, so events published in `start` already fan out. Two contributions (or one plus
+/// `KernelBuilder::transport`) fail the boot with an error naming both.
+#[derive(Debug, Clone)]
+pub struct TransportContribution(pub std::sync::Arc<dyn EventTransport>);
 
 /// The single-node transport: publishing goes nowhere and nothing arrives.
 #[derive(Debug, Clone, Copy, Default)]

@@ -190,6 +190,18 @@ pub enum KernelError {
     /// A transport could not publish an event to other nodes.
     #[error("event transport `{transport}` failed: {message}")]
     Transport { transport: String, message: String },
+
+    /// A second transport was offered to a bus that already has one.
+    #[error(
+        "event transport `{refused}` refused: the bus already carries transport `{existing}`; a node has one transport"
+    )]
+    TransportInstalled { existing: String, refused: String },
+
+    /// More than one plugin (or the host and a plugin) contributed an event transport.
+    #[error(
+        "two event transports were offered, by {first} and by {second}; a node has one transport: remove one of them"
+    )]
+    DuplicateTransport { first: String, second: String },
 }
 
 /// Formats a resolution problem list as a header plus one bullet per problem.

@@ -22,7 +22,7 @@ use std::future::Future;
 use std::hash::BuildHasherDefault;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -357,7 +357,7 @@ struct Routes {
 #[derive(Clone)]
 pub struct EventBusConfig {
     pub dead_letters: Arc<dyn DeadLetterStore>,
-    /// `None` means single node: nothing leaves the process.
+    /// `None` means single node unless one is installed later ([`EventBus::install_transport`]).
     pub transport: Option<Arc<dyn EventTransport>>,
     pub clock: Arc<dyn Clock>,
 }
@@ -392,6 +392,9 @@ struct BusInner {
     next_id: AtomicU64,
     closed: AtomicBool,
     config: EventBusConfig,
+    /// Set once (from the config, or by the kernel after every `init`) and never replaced, so
+    /// publishing reads it with one atomic load.
+    transport: OnceLock<Arc<dyn EventTransport>>,
 }
 
 /// The event bus. Cloning is cheap and shares the bus.
@@ -406,6 +409,7 @@ impl fmt::Debug for EventBus {
             .field("subscribers", &self.inner.subscribers.lock().len())
             .field("closed", &self.inner.closed.load(Ordering::Relaxed))
             .field("config", &self.inner.config)
+            .field("transport", &self.transport_name())
             .finish()
     }
 }
@@ -417,8 +421,9 @@ impl Default for EventBus {
 }
 
 impl EventBus {
-    /// Builds a bus; if a transport is configured it receives the inbound sink now.
+    /// Builds a bus; if a transport is configured it is installed now.
     pub fn new(config: EventBusConfig) -> Self {
+        let configured = config.transport.clone();
         let bus = Self {
             inner: Arc::new(BusInner {
                 routes: ArcSwap::from_pointee(Routes::default()),
@@ -427,14 +432,44 @@ impl EventBus {
                 next_id: AtomicU64::new(1),
                 closed: AtomicBool::new(false),
                 config,
+                transport: OnceLock::new(),
             }),
         };
-        if let Some(t) = &bus.inner.config.transport {
-            t.subscribe(InboundSink {
-                bus: Arc::downgrade(&bus.inner),
-            });
+        if let Some(t) = configured {
+            // A fresh bus has no transport, so this cannot be refused.
+            let _ = bus.install_transport(t);
         }
         bus
+    }
+
+    /// Installs the cross-node transport: it receives the inbound sink now, and every later
+    /// asynchronous publish is handed to it. A bus carries one transport for its whole life;
+    /// a second is refused with [`KernelError::TransportInstalled`] naming both.
+    pub fn install_transport(&self, transport: Arc<dyn EventTransport>) -> Result<(), KernelError> {
+        let name = transport.name().to_owned();
+        if let Err(refused) = self.inner.transport.set(transport) {
+            let existing = self
+                .inner
+                .transport
+                .get()
+                .map_or_else(String::new, |t| t.name().to_owned());
+            drop(refused);
+            return Err(KernelError::TransportInstalled {
+                existing,
+                refused: name,
+            });
+        }
+        if let Some(t) = self.inner.transport.get() {
+            t.subscribe(InboundSink {
+                bus: Arc::downgrade(&self.inner),
+            });
+        }
+        Ok(())
+    }
+
+    /// The installed transport's name, if any.
+    pub fn transport_name(&self) -> Option<&str> {
+        self.inner.transport.get().map(|t| t.name())
     }
 
     /// The dead-letter store in use.
@@ -608,12 +643,21 @@ impl EventBus {
     pub async fn publish(&self, event: impl Into<Arc<Event>>) -> Result<usize, KernelError> {
         let event = event.into();
         let delivered = self.publish_local(&event).await?;
-        if let Some(t) = &self.inner.config.transport
+        if let Some(t) = self.inner.transport.get()
             && let Err(error) = t.publish(&event).await
         {
             tracing::warn!(event = %event.name, transport = t.name(), %error, "Event transport failed to publish.");
         }
         Ok(delivered)
+    }
+
+    /// Queues the event for the local asynchronous subscribers only, never handing it to the
+    /// transport: for facts about this node alone (`kernel.ready`, `kernel.shutdown`).
+    pub async fn publish_node_local(
+        &self,
+        event: impl Into<Arc<Event>>,
+    ) -> Result<usize, KernelError> {
+        self.publish_local(&event.into()).await
     }
 
     async fn publish_local(&self, event: &Arc<Event>) -> Result<usize, KernelError> {
@@ -660,7 +704,7 @@ impl EventBus {
     /// (events times local subscribers that received them).
     pub async fn publish_many(&self, events: &[Arc<Event>]) -> Result<usize, KernelError> {
         let delivered = self.publish_local_many(events).await?;
-        if let Some(t) = &self.inner.config.transport {
+        if let Some(t) = self.inner.transport.get() {
             for event in events {
                 if let Err(error) = t.publish(event).await {
                     tracing::warn!(event = %event.name, transport = t.name(), %error, "Event transport failed to publish.");
@@ -745,7 +789,7 @@ impl EventBus {
             permit.send(event.clone());
         }
         drop(routes);
-        if let Some(t) = self.inner.config.transport.clone() {
+        if let Some(t) = self.inner.transport.get().cloned() {
             match tokio::runtime::Handle::try_current() {
                 Ok(rt) => {
                     rt.spawn(async move {

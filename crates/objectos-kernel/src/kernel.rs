@@ -23,6 +23,7 @@ use objectos_spec::{
 use crate::context::{InitContext, PluginHandle, Shared, StartContext, StopContext};
 use crate::contracts::{
     Clock, DeadLetterStore, EventTransport, MemoryDeadLetterStore, SystemClock,
+    TransportContribution,
 };
 use crate::error::{KernelError, PluginError, panic_message};
 use crate::events::{EventBus, EventBusConfig, make_event};
@@ -328,6 +329,8 @@ impl Kernel {
                 EdgeKind::Service { name } => format!(
                     "it requires service `{name}` from `{dep}`, which {state}; fix `{dep}` first"
                 ),
+                // Not hard, so filtered out above; kept for an exhaustive match.
+                EdgeKind::OptionalService { .. } => return None,
             })
         })
     }
@@ -419,10 +422,41 @@ impl Kernel {
         }
     }
 
-    /// Runs every `init`, freezes the registry, runs every `start`, then emits `kernel.ready`.
+    /// Installs the event transport a plugin contributed in `init` (at most one, and none when
+    /// the host gave one to the builder), so that it carries events from the first `start` on.
+    fn install_transport(&self) -> Result<(), KernelError> {
+        let offered = self
+            .shared
+            .registry
+            .contributions::<TransportContribution>()?;
+        let mut by: Vec<String> = Vec::with_capacity(offered.len() + 1);
+        if let Some(host) = self.shared.bus.transport_name() {
+            by.push(format!("the host (`KernelBuilder::transport`, `{host}`)"));
+        }
+        by.extend(
+            offered
+                .iter()
+                .map(|c| format!("plugin `{}` (`{}`)", c.plugin, c.value.0.name())),
+        );
+        if let [first, second, ..] = by.as_slice() {
+            return Err(KernelError::DuplicateTransport {
+                first: first.clone(),
+                second: second.clone(),
+            });
+        }
+        if let Some(c) = offered.first() {
+            self.shared.bus.install_transport(c.value.0.clone())?;
+            tracing::info!(transport = c.value.0.name(), plugin = %c.plugin, "Event transport installed.");
+        }
+        Ok(())
+    }
+
+    /// Runs every `init`, freezes the registry, installs a contributed event transport, runs
+    /// every `start`, then emits `kernel.ready`.
     ///
     /// Plugin failures are recorded in the report, not returned; the error cases are a second
-    /// boot ([`KernelError::AlreadyBooted`]).
+    /// boot ([`KernelError::AlreadyBooted`]) and two event transports
+    /// ([`KernelError::DuplicateTransport`], after every `init` and before any `start`).
     pub async fn boot(&self) -> Result<StartupReport, KernelError> {
         let mut phase = self.phase.lock().await;
         if !matches!(*phase, Phase::Built) {
@@ -463,6 +497,15 @@ impl Kernel {
         }
 
         self.shared.registry.freeze();
+
+        if let Err(e) = self.install_transport() {
+            tracing::error!(error = %e, "Kernel boot refused.");
+            *phase = Phase::Stopped;
+            self.stopped.store(true, Ordering::Release);
+            drop(phase);
+            self.shared.bus.close(self.timeouts.drain).await;
+            return Err(e);
+        }
 
         let mut started = Vec::with_capacity(n);
         for &i in &self.plan.order {
@@ -557,7 +600,13 @@ impl Kernel {
             tracing::warn!(event = name, error = %e, "Kernel event handler failed.");
         }
         // A stuck subscriber must not stall the kernel, so the wait is bounded.
-        match tokio::time::timeout(self.timeouts.drain, self.shared.bus.publish(event)).await {
+        // Lifecycle events are facts about this node: they never travel to others.
+        match tokio::time::timeout(
+            self.timeouts.drain,
+            self.shared.bus.publish_node_local(event),
+        )
+        .await
+        {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(event = name, error = %e, "Kernel event not published."),
             Err(_) => tracing::warn!(

@@ -18,8 +18,9 @@ pub mod resolve;
 pub use async_trait::async_trait;
 pub use context::{InitContext, PluginHandle, StartContext, StopContext};
 pub use contracts::{
-    Clock, DeadLetter, DeadLetterStore, EventTransport, LocalTransport, ManualClock,
-    MemoryDeadLetterStore, SystemClock,
+    Access, Authorizer, Caller, Clock, DeadLetter, DeadLetterStore, Directory, DirectoryUser,
+    EventTransport, FieldAccess, LocalTransport, Mail, Mailer, ManualClock, Membership,
+    MemoryDeadLetterStore, Organization, SystemClock, TransportContribution,
 };
 pub use error::{BoxError, KernelError, PluginError};
 pub use events::{

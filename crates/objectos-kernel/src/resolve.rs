@@ -1,7 +1,8 @@
 //! Dependency resolution: a pure function from plugin manifests to a start order, or every problem found.
 //!
-//! Edges come from two places: `dependencies` (by plugin id and semver range) and `requires`
-//! (a required service orders the plugin after the plugin that `provides` it). The order is a
+//! Edges come from three places: `dependencies` (by plugin id and semver range), `requires`
+//! (a required service orders the plugin after the plugin that `provides` it) and
+//! `optional_requires` (the same ordering when a provider is present, nothing otherwise). The order is a
 //! topological sort that keeps registration order among plugins that are free to go, so the
 //! same input always gives the same order.
 
@@ -21,6 +22,9 @@ pub enum EdgeKind {
     Plugin { range: String, optional: bool },
     /// A `requires` entry satisfied by the other plugin's `provides`.
     Service { name: String },
+    /// An `optional_requires` entry satisfied by the other plugin's `provides`: it orders the
+    /// start but a failure of the provider skips nobody.
+    OptionalService { name: String },
 }
 
 /// One "starts after" relation of a plugin.
@@ -34,7 +38,10 @@ pub struct Edge {
 impl Edge {
     /// True when a failure of the plugin depended on must skip the dependent.
     pub fn is_hard(&self) -> bool {
-        !matches!(self.kind, EdgeKind::Plugin { optional: true, .. })
+        !matches!(
+            self.kind,
+            EdgeKind::Plugin { optional: true, .. } | EdgeKind::OptionalService { .. }
+        )
     }
 }
 
@@ -172,6 +179,20 @@ pub fn resolve(manifests: &[&PluginManifest]) -> Result<ResolvedPlan, KernelErro
                     plugin: m.id.to_owned(),
                     service: (*service).to_owned(),
                 }),
+            }
+        }
+        // An optional service orders the start when someone provides it; absence is no problem.
+        for service in m.optional_requires {
+            if let Some(&p) = providers.get(service)
+                && p != i
+                && !edges[i].iter().any(|e| e.on == p)
+            {
+                edges[i].push(Edge {
+                    on: p,
+                    kind: EdgeKind::OptionalService {
+                        name: (*service).to_owned(),
+                    },
+                });
             }
         }
     }

@@ -689,10 +689,11 @@ pub fn validate_manifest(m: &PluginManifest) -> Vec<Diagnostic> {
             push(path, p);
         }
     }
-    let lists: [(&str, &[&str], Problem); 5] = [
+    let lists: [(&str, &[&str], Problem); 6] = [
         ("permissions", m.permissions, capability_problem),
         ("provides", m.provides, service_problem),
         ("requires", m.requires, service_problem),
+        ("optional_requires", m.optional_requires, service_problem),
         ("emits", m.emits, event_problem),
         ("subscribes", m.subscribes, event_problem),
     ];

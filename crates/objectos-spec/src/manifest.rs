@@ -86,6 +86,11 @@ pub struct PluginManifest {
     pub provides: &'static [&'static str],
     /// Service names this plugin may look up; the kernel refuses any other lookup.
     pub requires: &'static [&'static str],
+    /// Service names this plugin looks up when some plugin provides them and does without
+    /// otherwise (auth uses a registered `notification` mailer, else its own). A provider that is
+    /// present starts first; an absent or failed one skips nobody. Not part of the spec's
+    /// `ObjectStackManifest` form, whose `requires` are all hard.
+    pub optional_requires: &'static [&'static str],
     /// Capabilities such as `data.read`, `events.subscribe`, `routes.mount`.
     pub permissions: &'static [&'static str],
     /// Event names (patterns allowed) this plugin may publish.
@@ -109,6 +114,7 @@ impl PluginManifest {
             dependencies: &[],
             provides: &[],
             requires: &[],
+            optional_requires: &[],
             permissions: &[],
             emits: &[],
             subscribes: &[],

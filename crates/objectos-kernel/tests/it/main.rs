@@ -10,3 +10,4 @@ mod lifecycle;
 mod registry;
 mod resolve;
 mod support;
+mod transport;

@@ -147,6 +147,71 @@ fn missing_optional_dependency_is_fine_and_present_one_orders() {
 }
 
 #[test]
+fn optional_services_order_when_provided_and_are_fine_when_absent() {
+    let ms = [Man::new("auth", "1.0.0")
+        .optional_requires(&["notification"])
+        .build()];
+    assert_eq!(resolve_all(&ms).unwrap(), ["auth"]);
+    let ms = [
+        Man::new("auth", "1.0.0")
+            .optional_requires(&["notification"])
+            .build(),
+        Man::new("mail", "1.0.0")
+            .provides(&["notification"])
+            .build(),
+    ];
+    assert_eq!(resolve_all(&ms).unwrap(), ["mail", "auth"]);
+}
+
+#[tokio::test]
+async fn a_failed_optional_provider_skips_nobody_and_lookups_are_allowed() {
+    let log = Log::default();
+    let user = TestPlugin::new(
+        Man::new("auth", "1.0.0")
+            .optional_requires(&["notification"])
+            .build(),
+        &log,
+    );
+    let slot = user.handle_slot();
+    let kernel = Kernel::builder()
+        .plugin(user)
+        .plugin(
+            TestPlugin::new(
+                Man::new("mail", "1.0.0")
+                    .provides(&["notification"])
+                    .build(),
+                &log,
+            )
+            .fail_init(),
+        )
+        .build()
+        .unwrap();
+    let plan = objectos_kernel::resolve(&[
+        &Man::new("auth", "1.0.0")
+            .optional_requires(&["notification"])
+            .build(),
+        &Man::new("mail", "1.0.0")
+            .provides(&["notification"])
+            .build(),
+    ])
+    .unwrap();
+    assert!(matches!(
+        &plan.edges[0][..],
+        [e] if matches!(&e.kind, EdgeKind::OptionalService { name } if name == "notification") && !e.is_hard()
+    ));
+    let report = kernel.boot().await.unwrap();
+    assert!(report.plugins.iter().any(|p| p.id == "auth" && p.success));
+    let handle = slot.lock().clone().unwrap();
+    // Declared, so the lookup is allowed; the provider failed, so there is nothing to find.
+    let err = handle.get_named::<String>("notification").unwrap_err();
+    assert!(
+        !matches!(err, objectos_kernel::PluginError::Capability { .. }),
+        "{err}"
+    );
+    kernel.shutdown().await;
+}
+
+#[test]
 fn version_mismatch() {
     let ms = [
         Man::new("a", "1.0.0").dep("b", "^2").build(),

@@ -62,6 +62,10 @@ impl Man {
         self.m.requires = leak_list(names);
         self
     }
+    pub(crate) fn optional_requires(mut self, names: &[&str]) -> Self {
+        self.m.optional_requires = leak_list(names);
+        self
+    }
     pub(crate) fn permissions(mut self, names: &[&str]) -> Self {
         self.m.permissions = leak_list(names);
         self

@@ -210,7 +210,7 @@ impl AuthService {
         // The token rides only in the mail (never in an answer, an event or a log), so answering
         // with it proves that the address's mailbox was read.
         let link = format!("{base}{sep}invitationId={id}&token={token}");
-        self.mailer().send(Mail {
+        self.mail(Mail {
             to: email.clone(),
             subject: format!("You are invited to join {org_name}"),
             body: format!(

@@ -1,40 +1,11 @@
-//! The mail contract the auth plugin sends reset links through, and the logging mailer used until a
-//! notification plugin exists: it logs only that a mail was sent, never the link or token.
+//! The logging mailer the auth plugin falls back on when no plugin registers the mail contract
+//! (`objectos_kernel::Mailer`, service `notification`): it logs only that a mail was sent, never
+//! the body, link or token. `Mail` and `Mailer` are the kernel's, re-exported here.
 
-use std::fmt;
-
+use objectos_kernel::PluginError;
 use parking_lot::Mutex;
 
-use crate::error::Result;
-
-/// One outgoing mail.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Mail {
-    pub to: String,
-    pub subject: String,
-    pub body: String,
-    /// The action link inside the body (a reset link carries a secret token).
-    pub link: Option<String>,
-}
-
-impl fmt::Debug for Mail {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The body and link carry secrets; Debug output may end up in logs.
-        f.debug_struct("Mail")
-            .field("to", &self.to)
-            .field("subject", &self.subject)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Sends mail; the notification plugin will provide a real one.
-///
-/// `send` must hand the mail over (to a queue) without waiting for delivery: the routes that
-/// mail only when an address has an account (`forget-password`, `send-verification-email`)
-/// rely on it to answer in the same time either way.
-pub trait Mailer: Send + Sync + fmt::Debug + 'static {
-    fn send(&self, mail: Mail) -> Result<()>;
-}
+pub use objectos_kernel::{Mail, Mailer};
 
 /// Logs that a mail was sent (recipient and subject only) and keeps the last mail in memory so
 /// tests can follow the link.
@@ -60,7 +31,7 @@ impl LoggingMailer {
 }
 
 impl Mailer for LoggingMailer {
-    fn send(&self, mail: Mail) -> Result<()> {
+    fn send(&self, mail: Mail) -> Result<(), PluginError> {
         tracing::info!(subject = %mail.subject, "Mail sent (logging mailer; the content is not logged).");
         *self.last.lock() = Some(mail);
         Ok(())

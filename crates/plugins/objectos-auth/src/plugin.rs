@@ -1,16 +1,19 @@
-//! The kernel plugin: id `com.objectos.auth`, provides the `auth` service, contributes the
-//! `/api/v1/auth` routes and the session hoop, and publishes the `auth.*` / `security.*` events.
+//! The kernel plugin: id `com.objectos.auth`, provides the `auth` service (the kernel's
+//! `Directory` contract), contributes the `/api/v1/auth` routes and the session hoop, sends mail
+//! through a registered `notification` mailer when there is one, and publishes the `auth.*` /
+//! `security.*` events.
 
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use objectos_data::{DataHandle, InterceptorContribution};
 use objectos_http::{HoopContribution, RouteContribution};
-use objectos_kernel::{InitContext, Plugin, PluginError, StartContext};
+use objectos_kernel::{Directory, InitContext, Plugin, PluginError, StartContext};
 use objectos_spec::manifest::{capabilities, services};
 use objectos_spec::{HealthReport, HealthStatus, PluginManifest};
 
 use crate::config::AuthConfig;
+use crate::directory::AuthDirectory;
 use crate::hook::{UserIdentityHook, UserStatusHook};
 use crate::http::{self, ServiceCell, SessionHoop};
 use crate::mailer::{LoggingMailer, Mailer};
@@ -28,6 +31,8 @@ pub const MANIFEST: PluginManifest = PluginManifest {
     description: "Authentication: email/password sign-up and sign-in, sessions (bearer, cookie), lockout, rate limits, password reset, TOTP two-factor, API keys, organizations",
     provides: &[services::AUTH],
     requires: &[services::DATA],
+    // A notification plugin's mailer, when one is installed; the logging mailer otherwise.
+    optional_requires: &[services::NOTIFICATION],
     permissions: &[
         capabilities::DATA_READ,
         capabilities::DATA_WRITE,
@@ -38,7 +43,8 @@ pub const MANIFEST: PluginManifest = PluginManifest {
     ..PluginManifest::new(PLUGIN_ID, "ObjectOS Auth", env!("CARGO_PKG_VERSION"))
 };
 
-/// The `auth` service as other plugins see it: the [`AuthService`] once the plugin has started.
+/// The [`AuthService`] once the plugin has started, for hosts that wire without the registry
+/// (other plugins use the `auth` service, the kernel's `Directory` contract).
 #[derive(Debug, Default)]
 pub struct AuthHandle {
     cell: ServiceCell,
@@ -54,6 +60,8 @@ impl AuthHandle {
 /// `com.objectos.auth` replaces `config`.
 pub struct AuthPlugin {
     pub config: AuthConfig,
+    /// The mailer used when no plugin registers one under `notification` (default: the
+    /// logging mailer, which never logs links or tokens).
     pub mailer: Arc<dyn Mailer>,
     /// The TOTP encryption key; `None` reads it from the variable `secretKeyEnv` names.
     pub secret_key: Option<SecretKey>,
@@ -88,7 +96,7 @@ impl AuthPlugin {
         }
     }
 
-    /// Sends mail (reset links) through `mailer`.
+    /// Sends mail through `mailer` when no plugin registers one under `notification`.
     pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
         self.mailer = mailer;
         self
@@ -125,7 +133,10 @@ impl Plugin for AuthPlugin {
             .validate()
             .map_err(|e| PluginError::config(PLUGIN_ID, e))?;
         let _ = self.effective.set(config);
-        cx.register::<AuthHandle>(services::AUTH, Arc::new(self.handle()))?;
+        cx.register::<dyn Directory>(
+            services::AUTH,
+            Arc::new(AuthDirectory::new(self.cell.clone())),
+        )?;
         let cell = self.cell.clone();
         cx.contribute(RouteContribution::new("auth", move || {
             http::router(cell.clone())
@@ -156,11 +167,22 @@ impl Plugin for AuthPlugin {
             plugin: PLUGIN_ID.to_owned(),
             message: e.to_string(),
         };
+        // Registered mailer first; an absent (or failed) notification plugin leaves ours.
+        let mailer = match cx.get_named::<dyn Mailer>(services::NOTIFICATION) {
+            Ok(m) => {
+                tracing::info!(
+                    plugin = PLUGIN_ID,
+                    "Mail goes through the registered notification mailer."
+                );
+                m
+            }
+            Err(_) => self.mailer.clone(),
+        };
         let service = AuthService::open_with_key(
             engine,
             config,
             cx.clock().clone(),
-            self.mailer.clone(),
+            mailer,
             Some(cx.handle()),
             self.secret_key.clone(),
         )

@@ -372,8 +372,13 @@ impl AuthService {
         &self.inner.sso
     }
 
-    pub(crate) fn mailer(&self) -> &Arc<dyn Mailer> {
-        &self.inner.mailer
+    /// Hands one mail to the mailer; a refusal is an internal error (the mail's content, which
+    /// carries a token, is never part of it).
+    pub(crate) fn mail(&self, mail: Mail) -> Result<()> {
+        self.inner
+            .mailer
+            .send(mail)
+            .map_err(|e| AuthError::Internal(format!("the mailer refused a mail: {e}")))
     }
 
     /// The key TOTP secrets are encrypted with, if configured.
@@ -1247,7 +1252,7 @@ impl AuthService {
         let base = &self.inner.config.reset_url;
         let sep = if base.contains('?') { '&' } else { '?' };
         let link = format!("{base}{sep}token={token}");
-        self.inner.mailer.send(Mail {
+        self.mail(Mail {
             to: email,
             subject: "Reset your password".into(),
             body: format!(

@@ -87,7 +87,7 @@ impl AuthService {
             link.push_str("&callbackURL=");
             link.push_str(&query_value(cb));
         }
-        self.mailer().send(Mail {
+        self.mail(Mail {
             to: email.to_owned(),
             subject: "Verify your email address".into(),
             body: format!(

@@ -1,15 +1,16 @@
 //! The authorization service: effective permissions per principal (cached), the row filters of
-//! sharing and RLS, field-level security, and the assignment store with its events.
+//! sharing and RLS, field-level security, and the assignment store with its events. Membership
+//! of an organization comes from the directory (the auth plugin's `Directory` contract) when
+//! one is registered; this crate never reads another plugin's tables.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use objectos_data::{
     DataEngine, DataError, Dialect, MetadataSnapshot, OpContext, Principal, WriteTx,
 };
-use objectos_kernel::PluginHandle;
+use objectos_kernel::{Directory, PluginHandle};
 use objectos_spec::object::FieldType;
 use objectos_spec::query::{Filter, FilterValue, Operator, QueryAst};
 use objectos_spec::security::{
@@ -123,17 +124,15 @@ type AssignmentMap = HashMap<(String, String), Assigned>;
 
 const TABLE: &str = "_objectos_permission_assignment";
 
-/// The auth plugin's membership table, read by name (plugins do not depend on each other).
-const MEMBER_TABLE: &str = "_objectos_auth_member";
-
 /// The key an organization is stored under.
 fn org_key(tenant: Option<&str>) -> &str {
     tenant.unwrap_or("")
 }
 
-/// Who belongs to which organization, as far as assignments are concerned. The default,
-/// [`StoredMembership`], reads the auth plugin's membership table by name; integrators without
-/// that plugin can plug their own in with [`Authz::set_membership`].
+/// Who belongs to which organization, as far as assignments are concerned. The plugin uses
+/// [`DirectoryMembership`] when a plugin registers the kernel's `Directory` contract (the auth
+/// plugin, service `auth`), else [`StoredMembership`]; integrators can plug their own in with
+/// [`Authz::set_membership`].
 #[async_trait]
 pub trait Membership: Send + Sync + std::fmt::Debug + 'static {
     /// Whether `user_id` is a member of organization `org`.
@@ -159,56 +158,67 @@ pub trait Membership: Send + Sync + std::fmt::Debug + 'static {
     }
 }
 
-/// Membership as stored by the deployment: the auth plugin's `_objectos_auth_member` table when
-/// it exists; otherwise, when users are records (the base preset's `user` object), the user's
-/// own organization (`organization_id`); otherwise everyone (nothing says who belongs where).
+/// Membership as the directory (the auth plugin) knows it.
+///
+/// The directory reads through its own connection, not the write transaction: on an in-memory
+/// SQLite database (one connection) a user-field check inside a write would wait for that
+/// connection, so deployments with auth use a database file or PostgreSQL.
+#[derive(Debug)]
+pub struct DirectoryMembership {
+    directory: Arc<dyn Directory>,
+}
+
+impl DirectoryMembership {
+    pub fn new(directory: Arc<dyn Directory>) -> Self {
+        Self { directory }
+    }
+}
+
+fn directory_err(e: objectos_kernel::PluginError) -> PermissionsError {
+    PermissionsError::Store(format!("directory: {e}"))
+}
+
+#[async_trait]
+impl Membership for DirectoryMembership {
+    async fn is_member(&self, org: &str, user_id: &str) -> Result<bool, PermissionsError> {
+        Ok(self
+            .directory
+            .membership(org, user_id)
+            .await
+            .map_err(directory_err)?
+            .is_some())
+    }
+
+    async fn members_among(
+        &self,
+        org: &str,
+        user_ids: &[String],
+        _tx: WriteTx<'_>,
+    ) -> Result<usize, PermissionsError> {
+        self.directory
+            .members_among(org, user_ids)
+            .await
+            .map_err(directory_err)
+    }
+}
+
+/// Membership without a directory (no auth plugin): when users are records (the base preset's
+/// `user` object), the user's own organization (`organization_id`); otherwise everyone (nothing
+/// says who belongs where).
 #[derive(Debug)]
 pub struct StoredMembership {
     engine: DataEngine,
-    /// Set once the table was seen; tables are never dropped, so it is not asked again.
-    table_seen: AtomicBool,
 }
 
 impl StoredMembership {
     pub fn new(engine: DataEngine) -> Self {
-        Self {
-            engine,
-            table_seen: AtomicBool::new(false),
-        }
-    }
-
-    async fn has_table(&self) -> Result<bool, PermissionsError> {
-        if self.table_seen.load(Ordering::Acquire) {
-            return Ok(true);
-        }
-        let found = table_exists(&self.engine, MEMBER_TABLE).await?;
-        if found {
-            self.table_seen.store(true, Ordering::Release);
-        }
-        Ok(found)
+        Self { engine }
     }
 }
 
 #[async_trait]
 impl Membership for StoredMembership {
     async fn is_member(&self, org: &str, user_id: &str) -> Result<bool, PermissionsError> {
-        if self.has_table().await? {
-            let conn = self.engine.connection();
-            let d = self.engine.dialect();
-            let row = conn
-                .query_one_raw(Statement::from_sql_and_values(
-                    conn.get_database_backend(),
-                    format!(
-                        "SELECT 1 FROM \"{MEMBER_TABLE}\" WHERE \"org_id\" = {} AND \"user_id\" = {}",
-                        placeholder(d, 1),
-                        placeholder(d, 2)
-                    ),
-                    [org.into(), user_id.into()],
-                ))
-                .await
-                .map_err(|e| PermissionsError::Store(e.to_string()))?;
-            return Ok(row.is_some());
-        }
         if self.engine.metadata().object("user").is_none() {
             return Ok(true);
         }
@@ -220,8 +230,8 @@ impl Membership for StoredMembership {
         Ok(n > 0)
     }
 
-    /// Everything through `tx`: on an in-memory SQLite database the write transaction holds the
-    /// only connection, so a read through the pool would wait for itself.
+    /// Through `tx`: on an in-memory SQLite database the write transaction holds the only
+    /// connection, so a read through the pool would wait for itself.
     async fn members_among(
         &self,
         org: &str,
@@ -230,35 +240,6 @@ impl Membership for StoredMembership {
     ) -> Result<usize, PermissionsError> {
         if user_ids.is_empty() {
             return Ok(0);
-        }
-        let d = self.engine.dialect();
-        let has_table = self.table_seen.load(Ordering::Acquire) || {
-            let found = table_exists_in(&tx, d, MEMBER_TABLE).await?;
-            if found {
-                self.table_seen.store(true, Ordering::Release);
-            }
-            found
-        };
-        if has_table {
-            let list: Vec<String> = (0..user_ids.len()).map(|i| placeholder(d, i + 2)).collect();
-            let mut values: Vec<sea_orm::Value> = vec![org.into()];
-            values.extend(user_ids.iter().map(|u| sea_orm::Value::from(u.clone())));
-            let row = tx
-                .query_one_raw(Statement::from_sql_and_values(
-                    tx.get_database_backend(),
-                    format!(
-                        "SELECT COUNT(DISTINCT \"user_id\") FROM \"{MEMBER_TABLE}\" WHERE \"org_id\" = {} AND \"user_id\" IN ({})",
-                        placeholder(d, 1),
-                        list.join(", ")
-                    ),
-                    values,
-                ))
-                .await
-                .map_err(|e| PermissionsError::Store(e.to_string()))?;
-            let n = row
-                .and_then(|r| r.try_get_by_index::<i64>(0).ok())
-                .unwrap_or(0);
-            return Ok(usize::try_from(n).unwrap_or(0));
         }
         if self.engine.metadata().object("user").is_none() {
             return Ok(user_ids.len());
@@ -274,32 +255,6 @@ impl Membership for StoredMembership {
         let n = self.engine.count_within(tx, &sys, "user", &filter).await?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
-}
-
-/// Whether a table of this name exists where unqualified statements find it.
-async fn table_exists(engine: &DataEngine, table: &str) -> Result<bool, PermissionsError> {
-    table_exists_in(engine.connection(), engine.dialect(), table).await
-}
-
-/// [`table_exists`] asked through `conn` (a write transaction's own connection, say).
-async fn table_exists_in<C: ConnectionTrait>(
-    conn: &C,
-    dialect: Dialect,
-    table: &str,
-) -> Result<bool, PermissionsError> {
-    let sql = match dialect {
-        Dialect::Postgres => "SELECT 1 WHERE to_regclass($1) IS NOT NULL",
-        _ => "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-    };
-    let row = conn
-        .query_one_raw(Statement::from_sql_and_values(
-            conn.get_database_backend(),
-            sql,
-            [table.into()],
-        ))
-        .await
-        .map_err(|e| PermissionsError::Store(e.to_string()))?;
-    Ok(row.is_some())
 }
 
 /// The columns of `table` (empty when it does not exist).

@@ -1,6 +1,7 @@
 //! ObjectOS permissions plugin: profiles, permission sets, roles, sharing and row/field-level
 //! security, enforced as data-engine interceptors; see README.md for the semantics.
 
+mod authorizer;
 mod authz;
 mod error;
 mod interceptor;
@@ -9,8 +10,10 @@ mod plugin;
 pub mod rls;
 mod routes;
 
+pub use authorizer::{PermissionsAuthorizer, op_context};
 pub use authz::{
-    AssignmentKind, Authz, AuthzConfig, Effective, Membership, StoredMembership, Subject,
+    AssignmentKind, Authz, AuthzConfig, DirectoryMembership, Effective, Membership,
+    StoredMembership, Subject,
 };
 pub use error::PermissionsError;
 pub use interceptor::{NO_TENANT_MESSAGE, ORDER, PermissionInterceptor};

@@ -1,5 +1,7 @@
-//! The kernel plugin: id `com.objectos.permissions`, provides `permissions`; contributes the
-//! interceptor and the routes at init, loads the security metadata and the assignments at start.
+//! The kernel plugin: id `com.objectos.permissions`, provides `permissions` (the kernel's
+//! `Authorizer` contract); contributes the interceptor and the routes at init, loads the security
+//! metadata and the assignments at start, and takes membership from the `auth` directory when a
+//! plugin provides one.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,11 +9,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use objectos_data::{DataHandle, InterceptorContribution};
 use objectos_http::RouteContribution;
-use objectos_kernel::{InitContext, Plugin, PluginError, StartContext};
+use objectos_kernel::{Authorizer, Directory, InitContext, Plugin, PluginError, StartContext};
 use objectos_spec::manifest::{PluginDependency, capabilities, services};
 use objectos_spec::{Event, HealthReport, PluginManifest};
 
-use crate::authz::{Authz, AuthzConfig};
+use crate::authorizer::PermissionsAuthorizer;
+use crate::authz::{Authz, AuthzConfig, DirectoryMembership};
 use crate::interceptor::PermissionInterceptor;
 use crate::model::{SecurityModel, SecuritySources};
 use crate::routes;
@@ -36,6 +39,9 @@ pub const MANIFEST: PluginManifest = PluginManifest {
     description: "Permissions: profiles, permission sets, roles, sharing rules, row-level and field-level security enforced as data-engine interceptors",
     provides: &[services::PERMISSIONS],
     requires: &[services::DATA, services::METADATA],
+    // Membership from the auth plugin's directory; without it, from user records (minimal
+    // builds without auth).
+    optional_requires: &[services::AUTH],
     dependencies: &[PluginDependency {
         id: objectos_data::PLUGIN_ID,
         version: "*",
@@ -77,7 +83,8 @@ impl PermissionsPlugin {
         self.authz.reload(&self.metadata_dirs)
     }
 
-    /// The shared authorization service (also registered as service `permissions`).
+    /// The shared authorization state (registered as service `permissions` behind the kernel's
+    /// `Authorizer` contract).
     pub fn authz(&self) -> Arc<Authz> {
         self.authz.clone()
     }
@@ -90,7 +97,10 @@ impl Plugin for PermissionsPlugin {
     }
 
     fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
-        cx.register::<Authz>(services::PERMISSIONS, self.authz.clone())?;
+        cx.register::<dyn Authorizer>(
+            services::PERMISSIONS,
+            Arc::new(PermissionsAuthorizer::new(self.authz.clone())),
+        )?;
         cx.contribute(InterceptorContribution(Arc::new(
             PermissionInterceptor::new(self.authz.clone()),
         )))?;
@@ -133,6 +143,11 @@ impl Plugin for PermissionsPlugin {
         let model = SecurityModel::compile(sources, &engine.metadata())
             .map_err(|e| PluginError::config(PLUGIN_ID, e))?;
         self.authz.set_model(model);
+        // Before `attach`, which installs the fallback only when no membership source is set.
+        if let Ok(directory) = cx.get_named::<dyn Directory>(services::AUTH) {
+            self.authz
+                .set_membership(Arc::new(DirectoryMembership::new(directory)));
+        }
         self.authz
             .attach(engine)
             .await

@@ -749,12 +749,7 @@ fn no_secret_in_logs_or_bodies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_account_for_scripts_and_invalid_config() {
     let h = H::new().await;
-    let handle = h
-        .kernel
-        .registry()
-        .get_named::<objectos_auth::AuthHandle>("auth")
-        .unwrap();
-    let svc = handle.service().unwrap();
+    let svc = h.auth.service().unwrap();
     let (_id, org) = svc
         .create_account("ops@example.com", PASSWORD, None, true, false)
         .await

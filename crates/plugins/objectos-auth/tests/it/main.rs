@@ -5,6 +5,8 @@
 #[cfg(test)]
 mod accounts;
 #[cfg(test)]
+mod directory;
+#[cfg(test)]
 mod flows;
 #[cfg(test)]
 mod invitations;

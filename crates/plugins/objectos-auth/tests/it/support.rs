@@ -85,6 +85,8 @@ pub(crate) struct H {
     pub(crate) service: Service,
     pub(crate) clock: Arc<ManualClock>,
     pub(crate) mailer: Arc<LoggingMailer>,
+    /// The plugin's service cell, for tests that call the service directly.
+    pub(crate) auth: objectos_auth::AuthHandle,
     pub(crate) events: Arc<Mutex<Vec<Event>>>,
     pub(crate) addr: std::net::SocketAddr,
 }
@@ -176,6 +178,7 @@ impl H {
             Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap(),
         ));
         let mailer = Arc::new(LoggingMailer::new());
+        let auth_handle = auth.handle();
         let events = Arc::new(Mutex::new(Vec::new()));
         let http = HttpPlugin::new(HttpConfig {
             listen: "127.0.0.1:0".into(),
@@ -243,6 +246,7 @@ impl H {
             service,
             clock,
             mailer,
+            auth: auth_handle,
             events,
             addr,
         })

@@ -1,9 +1,17 @@
 //! Assignments per (user, organization): effective permissions follow the request's tenant,
-//! assigning needs membership of the caller's organization (the auth plugin's member table, read
-//! by name), and rows of the earlier per-user table move to the user's home organization.
+//! assigning needs membership of the caller's organization (from the directory contract, here a
+//! double), and rows of the earlier per-user table move to the user's home organization.
+
+use std::sync::{Arc, Mutex};
 
 use objectos_data::OpContext;
-use objectos_permissions::{AssignmentKind, Authz, AuthzConfig, PermissionsError, Subject};
+use objectos_kernel::contracts::Caller;
+use objectos_kernel::{
+    Directory, DirectoryUser, Membership, Organization, PluginError, async_trait,
+};
+use objectos_permissions::{
+    AssignmentKind, Authz, AuthzConfig, DirectoryMembership, PermissionsError, Subject,
+};
 use objectos_spec::query::QueryAst;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
@@ -12,9 +20,72 @@ use crate::{
     Env, SECURITY, assert_forbidden, each_backend, each_backend_with, id_of, rec, sys_a, user,
 };
 
-/// The auth plugin's membership table, as it creates it.
-const MEMBER_DDL: &str = r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_member" ("org_id" VARCHAR(64) NOT NULL, "user_id" VARCHAR(64) NOT NULL, "role" VARCHAR(32) NOT NULL, "created_at" BIGINT NOT NULL, PRIMARY KEY ("org_id", "user_id"))"#;
+/// A directory double (the kernel's `Directory` contract, which the auth plugin implements):
+/// just a list of memberships.
+#[derive(Debug, Default)]
+pub(crate) struct MemberList(Mutex<Vec<(String, String)>>);
 
+impl MemberList {
+    pub(crate) fn add(&self, org: &str, user: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((org.to_owned(), user.to_owned()));
+    }
+}
+
+#[async_trait]
+impl Directory for MemberList {
+    async fn user(&self, _id: &str) -> Result<Option<DirectoryUser>, PluginError> {
+        Ok(None)
+    }
+    async fn organization(&self, _id: &str) -> Result<Option<Organization>, PluginError> {
+        Ok(None)
+    }
+    async fn memberships(&self, user_id: &str) -> Result<Vec<Membership>, PluginError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, u)| u == user_id)
+            .map(|(o, u)| Membership {
+                organization_id: o.clone(),
+                user_id: u.clone(),
+                role: "member".to_owned(),
+            })
+            .collect())
+    }
+    async fn membership(
+        &self,
+        org: &str,
+        user_id: &str,
+    ) -> Result<Option<Membership>, PluginError> {
+        Ok(self
+            .memberships(user_id)
+            .await?
+            .into_iter()
+            .find(|m| m.organization_id == org))
+    }
+    async fn principal_for(
+        &self,
+        _user_id: &str,
+        _org: Option<&str>,
+    ) -> Result<Option<Caller>, PluginError> {
+        Ok(None)
+    }
+}
+
+/// Installs a [`MemberList`] as the environment's membership source, as the plugin does with
+/// the registered directory.
+pub(crate) fn directory(env: &Env) -> Arc<MemberList> {
+    let list = Arc::new(MemberList::default());
+    env.authz
+        .set_membership(Arc::new(DirectoryMembership::new(list.clone())));
+    list
+}
+
+/// Runs SQL on the plugin's own assignment table (`?` placeholders).
 async fn exec(env: &Env, sql: &str, values: Vec<sea_orm::Value>) {
     let conn = env.engine.connection();
     let sql = if env.engine.dialect() == objectos_data::Dialect::Postgres {
@@ -42,15 +113,6 @@ async fn exec(env: &Env, sql: &str, values: Vec<sea_orm::Value>) {
     .unwrap();
 }
 
-async fn member(env: &Env, org: &str, user: &str) {
-    exec(
-        env,
-        r#"INSERT INTO "_objectos_auth_member" ("org_id", "user_id", "role", "created_at") VALUES (?, ?, 'member', 0)"#,
-        vec![org.into(), user.into()],
-    )
-    .await;
-}
-
 fn in_org(cx: OpContext, org: &str) -> OpContext {
     OpContext {
         tenant: Some(org.into()),
@@ -63,9 +125,9 @@ async fn assignments_hold_in_their_organization_only() {
     each_backend(|env| async move {
         let e = &env.engine;
         let a = &env.authz;
-        exec(&env, MEMBER_DDL, vec![]).await;
+        let members = directory(&env);
         for org in ["org_a", "org_b"] {
-            member(&env, org, "u5").await;
+            members.add(org, "u5");
         }
         // Granted in org_a only.
         a.assign("u5", AssignmentKind::PermissionSet, "sales_rep", &sys_a())
@@ -126,9 +188,9 @@ async fn assignments_hold_in_their_organization_only() {
 async fn assigning_needs_membership_of_the_callers_organization() {
     each_backend(|env| async move {
         let a = &env.authz;
-        exec(&env, MEMBER_DDL, vec![]).await;
-        member(&env, "org_a", "in_a").await;
-        member(&env, "org_b", "in_b").await;
+        let members = directory(&env);
+        members.add("org_a", "in_a");
+        members.add("org_b", "in_b");
         // A member of org_b only: not assignable from org_a, answered like an unknown id.
         for (who, by) in [
             ("in_b", sys_a()),
@@ -152,7 +214,7 @@ async fn assigning_needs_membership_of_the_callers_organization() {
         a.assign("in_a", AssignmentKind::Role, "rep", &sys_a())
             .await
             .unwrap();
-        member(&env, "org_a", "in_b").await;
+        members.add("org_a", "in_b");
         a.assign("in_b", AssignmentKind::Role, "rep", &sys_a())
             .await
             .unwrap();

@@ -262,3 +262,138 @@ async fn crm_preset_permissions_compile_and_apply() {
         .unwrap();
     assert_eq!(still["name"], json!("Deal"));
 }
+
+/// The `permissions` service is the kernel's `Authorizer` contract: it answers as the
+/// interceptor enforces, for callers that are not data operations (flows, realtime).
+#[tokio::test]
+async fn the_authorizer_contract_answers_like_the_interceptor() {
+    use objectos_kernel::Authorizer;
+    use objectos_kernel::contracts::{Access, Caller, Principal};
+    let meta = tempfile::tempdir().unwrap();
+    write(meta.path(), OBJECTS);
+    write(meta.path(), SECURITY);
+    let db = tempfile::tempdir().unwrap();
+    let kernel = Kernel::builder()
+        .plugin(data_plugin(meta.path(), db.path()))
+        .plugin(PermissionsPlugin::new(
+            vec![meta.path().to_path_buf()],
+            AuthzConfig::default(),
+        ))
+        .build()
+        .unwrap();
+    assert!(kernel.boot().await.unwrap().all_started());
+    let authorizer = kernel
+        .registry()
+        .get_named::<dyn Authorizer>("permissions")
+        .unwrap();
+    let engine = kernel
+        .registry()
+        .get_named::<DataHandle>("data")
+        .unwrap()
+        .engine()
+        .unwrap()
+        .clone();
+    let rep_cx = user("u1", &["sales_rep"]);
+    let made = engine
+        .create(&rep_cx, "account", rec(json!({"name": "K"})))
+        .await
+        .unwrap();
+    let id = made["id"].as_str().unwrap().to_owned();
+    let as_caller = |cx: &OpContext| {
+        let principal = match &cx.principal {
+            objectos_data::Principal::User {
+                id,
+                roles,
+                permission_sets,
+                is_admin,
+            } => Principal::User {
+                id: id.clone(),
+                roles: roles.clone(),
+                permission_sets: permission_sets.clone(),
+                is_admin: *is_admin,
+            },
+            _ => Principal::Anonymous,
+        };
+        Caller::new(principal, cx.tenant.clone())
+    };
+    let rep = as_caller(&rep_cx);
+    let nobody = as_caller(&user("u2", &[]));
+    assert!(
+        authorizer
+            .allowed(&rep, Access::Read, "account", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        authorizer
+            .allowed(&rep, Access::Read, "account", Some(&id))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !authorizer
+            .allowed(&rep, Access::Read, "account", Some("missing"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !authorizer
+            .allowed(&nobody, Access::Read, "account", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !authorizer
+            .allowed(&rep, Access::Read, "no_such_object", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        authorizer
+            .row_filter(&nobody, Access::Read, "account")
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        authorizer
+            .row_filter(&rep, Access::Read, "account")
+            .unwrap()
+            .is_some()
+    );
+    // Matches what a data operation with the same caller gets.
+    let seen = engine
+        .find(&rep_cx, "account", QueryAst::default())
+        .await
+        .unwrap();
+    assert_eq!(seen.records.len(), 1);
+    let fields = authorizer.field_access(&rep, "account").unwrap();
+    assert!(fields.readable.iter().any(|f| f == "name"));
+    assert!(
+        authorizer
+            .field_access(&nobody, "account")
+            .unwrap()
+            .readable
+            .is_empty()
+    );
+    // A user outside any organization reaches nothing; the system reaches everything.
+    let homeless = Caller::new(rep.principal.clone(), None);
+    assert!(
+        !authorizer
+            .allowed(&homeless, Access::Read, "account", None)
+            .await
+            .unwrap()
+    );
+    let system = Caller::new(
+        Principal::System {
+            reason: "job".into(),
+        },
+        None,
+    );
+    assert!(
+        authorizer
+            .allowed(&system, Access::Delete, "account", Some(&id))
+            .await
+            .unwrap()
+    );
+    kernel.shutdown().await;
+}

@@ -271,19 +271,11 @@ async fn administrators_link_within_their_organization_and_system_work_is_unchec
 #[tokio::test]
 async fn user_fields_name_members_of_the_organization() {
     each_backend_with(&files(), |env| async move {
-        use sea_orm::ConnectionTrait;
         let e = &env.engine;
-        let conn = e.write_connection();
-        conn.execute_unprepared(
-            "CREATE TABLE \"_objectos_auth_member\" (\"org_id\" TEXT NOT NULL, \"user_id\" TEXT NOT NULL)",
-        )
-        .await
-        .unwrap();
-        conn.execute_unprepared(
-            "INSERT INTO \"_objectos_auth_member\" (\"org_id\", \"user_id\") VALUES ('org_a', 'u1'), ('org_a', 'u2'), ('org_b', 'u9')",
-        )
-        .await
-        .unwrap();
+        let members = crate::org::directory(&env);
+        for (org, u) in [("org_a", "u1"), ("org_a", "u2"), ("org_b", "u9")] {
+            members.add(org, u);
+        }
         let u1 = user("u1", &["sales_rep"]);
         let ok = create(e, &u1, "reminder", json!({"name": "R", "rep": "u2"})).await;
         assert_eq!(ok["rep"], "u2");
@@ -298,16 +290,26 @@ async fn user_fields_name_members_of_the_organization() {
         assert_eq!(stranger, missing);
         assert_eq!(
             refusal(
-                e.create(&admin("org_a"), "reminder", rec(json!({"name": "R", "rep": "u9"})))
-                    .await
+                e.create(
+                    &admin("org_a"),
+                    "reminder",
+                    rec(json!({"name": "R", "rep": "u9"}))
+                )
+                .await
             ),
             missing
         );
         // Echoing the record back (the link unchanged) passes; moving it to a stranger does not.
         let id = id_of(&ok);
-        e.update(&u1, "reminder", &id, rec(json!({"name": "R2", "rep": "u2"})), None)
-            .await
-            .unwrap();
+        e.update(
+            &u1,
+            "reminder",
+            &id,
+            rec(json!({"name": "R2", "rep": "u2"})),
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             refusal(
                 e.update(&u1, "reminder", &id, rec(json!({"rep": "u9"})), None)
