@@ -705,3 +705,177 @@ pub(crate) async fn execute_unprepared(
     pay_owed(tx).await?;
     note_failure(tx.execute_unprepared(sql).await)
 }
+
+/// A write transaction of a plugin's own, for its private tables (sessions, audit chains,
+/// assignments), on the engine's writer: on a SQLite file it waits its turn for the writer
+/// (committing a group left open first), so it never races the engine's writes for the file
+/// lock, and a failure that may have ended the transaction behind sqlx's back (a full disk, an
+/// I/O error) gets the writer connection reopened exactly as the engine's own writes do (see
+/// the module docs) instead of leaving it believing it is still in a transaction. On
+/// PostgreSQL it is a plain transaction from the pool.
+///
+/// Statements go through its [`ConnectionTrait`] impl; [`OwnTransaction::commit`] makes them
+/// durable; dropping it uncommitted rolls back. No engine operation may run while it is open
+/// (on SQLite that would wait for the writer it holds).
+pub struct OwnTransaction {
+    engine: DataEngine,
+    guard: Option<WriterGuard>,
+    tx: Option<DatabaseTransaction>,
+    broken: std::sync::Mutex<Option<Failure>>,
+}
+
+impl std::fmt::Debug for OwnTransaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnTransaction")
+            .field("dialect", &self.engine.inner.dialect)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DataEngine {
+    /// Opens an [`OwnTransaction`] (`BEGIN IMMEDIATE` on SQLite: the write lock from the start,
+    /// so what it reads stays true until it commits).
+    pub async fn begin_own_transaction(&self) -> Result<OwnTransaction> {
+        let guard = if self.inner.dialect == db::Dialect::Sqlite {
+            Some(self.lock_writer().await)
+        } else {
+            None
+        };
+        let options = sea_orm::TransactionOptions {
+            sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+            ..sea_orm::TransactionOptions::default()
+        };
+        match self.inner.write.begin_with_options(options).await {
+            Ok(tx) => Ok(OwnTransaction {
+                engine: self.clone(),
+                guard,
+                tx: Some(tx),
+                broken: std::sync::Mutex::new(None),
+            }),
+            Err(e) => {
+                if guard.is_some() {
+                    self.reset_writer().await;
+                }
+                Err(db::map_db_err(e))
+            }
+        }
+    }
+}
+
+impl OwnTransaction {
+    fn tx(&self) -> std::result::Result<&DatabaseTransaction, DbErr> {
+        self.tx
+            .as_ref()
+            .ok_or_else(|| DbErr::Custom("the transaction has ended".to_owned()))
+    }
+
+    fn note<T>(&self, r: std::result::Result<T, DbErr>) -> std::result::Result<T, DbErr> {
+        if let Err(e) = &r
+            && db::leaves_transaction_unknown(e)
+        {
+            let mut broken = self.broken.lock().unwrap_or_else(|p| p.into_inner());
+            if broken.is_none() {
+                *broken = Some(Failure::from_db(e));
+            }
+        }
+        r
+    }
+
+    fn take_broken(&self) -> Option<Failure> {
+        self.broken.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Commits. A failure is retryable (nothing was stored) and leaves the writer connection
+    /// reopened.
+    pub async fn commit(mut self) -> Result<()> {
+        let (Some(tx), guard) = (self.tx.take(), self.guard.take()) else {
+            return Err(DataError::Internal("the transaction has ended".into()));
+        };
+        if let Some(failure) = self.take_broken() {
+            let _ = tx.rollback().await;
+            if guard.is_some() {
+                self.engine.note_failure(&failure);
+                self.engine.reset_writer().await;
+            }
+            return Err(failure.into_error());
+        }
+        match tx.commit().await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let failure = Failure::from_db(&e);
+                if guard.is_some() {
+                    self.engine.note_failure(&failure);
+                    self.engine.reset_writer().await;
+                }
+                Err(failure.into_error())
+            }
+        }
+    }
+
+    /// Rolls back (what dropping it does, but awaited).
+    pub async fn rollback(mut self) -> Result<()> {
+        let (Some(tx), guard) = (self.tx.take(), self.guard.take()) else {
+            return Ok(());
+        };
+        let failed = tx.rollback().await.is_err() || self.take_broken().is_some();
+        if failed && guard.is_some() {
+            self.engine.reset_writer().await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for OwnTransaction {
+    fn drop(&mut self) {
+        let (Some(tx), guard) = (self.tx.take(), self.guard.take()) else {
+            return;
+        };
+        let broken = self.take_broken().is_some();
+        let engine = self.engine.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    // The writer is handed on only after the rollback (and a reset, if the
+                    // connection's state is in doubt).
+                    let failed = tx.rollback().await.is_err() || broken;
+                    if failed && guard.is_some() {
+                        engine.reset_writer().await;
+                    }
+                    drop(guard);
+                });
+            }
+            // No runtime: sqlx queues the rollback when the transaction is dropped.
+            Err(_) => drop(tx),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for OwnTransaction {
+    fn get_database_backend(&self) -> sea_orm::DbBackend {
+        self.engine.inner.dialect.backend()
+    }
+
+    async fn execute_raw(&self, stmt: Statement) -> std::result::Result<ExecResult, DbErr> {
+        let r = self.tx()?.execute_raw(stmt).await;
+        self.note(r)
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> std::result::Result<ExecResult, DbErr> {
+        let r = self.tx()?.execute_unprepared(sql).await;
+        self.note(r)
+    }
+
+    async fn query_one_raw(
+        &self,
+        stmt: Statement,
+    ) -> std::result::Result<Option<QueryResult>, DbErr> {
+        let r = self.tx()?.query_one_raw(stmt).await;
+        self.note(r)
+    }
+
+    async fn query_all_raw(&self, stmt: Statement) -> std::result::Result<Vec<QueryResult>, DbErr> {
+        let r = self.tx()?.query_all_raw(stmt).await;
+        self.note(r)
+    }
+}

@@ -7,10 +7,10 @@ use std::pin::Pin;
 
 use objectos_spec::object::{DeleteBehavior, Storage};
 use objectos_spec::query::Filter;
-use sea_orm::{DatabaseTransaction, Value};
+use sea_orm::Value;
 use serde_json::Value as Json;
 
-use super::{Conn, DataEngine, same_tenant};
+use super::{Conn, DataEngine, WriteScope, same_tenant};
 use crate::context::{CascadeOrigin, OpContext};
 use crate::db::{Dialect, Sql};
 use crate::error::{DataError, Result};
@@ -21,6 +21,17 @@ use crate::value::{read_number, to_db};
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
+/// The delete whose `deleteBehavior` references are being applied: the deleted record's id,
+/// the organization the references are followed in (the caller's tenant, or the record's own
+/// for work without one; `None` is the records without an organization) and how many cascades
+/// led to it.
+#[derive(Clone, Copy)]
+pub(super) struct Deletion<'a> {
+    pub(super) id: &'a str,
+    pub(super) org: Option<&'a str>,
+    pub(super) depth: usize,
+}
+
 impl DataEngine {
     /// `WHERE <child.column holds id> [AND same organization]` for one multi-valued reference.
     fn holds(
@@ -29,7 +40,7 @@ impl DataEngine {
         cplan: &ObjectPlan,
         child: &ChildRef,
         id: &str,
-        scope: Option<&str>,
+        org: Option<&str>,
         sql: &mut Sql,
     ) -> Result<()> {
         sql.push(" WHERE ");
@@ -46,29 +57,25 @@ impl DataEngine {
             sql,
             0,
         )?;
-        same_tenant(sql, cplan, scope);
+        same_tenant(sql, cplan, org);
         Ok(())
     }
 
-    /// Deletes the `child` records that `select_ids` (a `SELECT id` of those holding `id`) finds,
-    /// for the delete of `plan`'s record `id` (`deleteBehavior: cascade`). The children are
-    /// deleted as the caller (their hooks check the caller's delete permission), within the
-    /// parent's organization `scope`, marked as a cascade so interceptors can tell them from a
-    /// request of the caller's.
-    #[allow(clippy::too_many_arguments)]
+    /// Deletes the `child` records (of `cplan`) that `select_ids` (a `SELECT id` of those holding
+    /// the deleted id) finds, for `deletion` of `scope`'s record (`deleteBehavior: cascade`). The
+    /// children are deleted as the caller (their hooks check the caller's delete permission),
+    /// within the parent's organization `deletion.org`, marked as a cascade so interceptors can
+    /// tell them from a request of the caller's.
     pub(super) async fn cascade_to(
         &self,
-        tx: &DatabaseTransaction,
-        cx: &OpContext,
-        snap: &MetadataSnapshot,
-        plan: &ObjectPlan,
-        id: &str,
-        scope: Option<&str>,
+        scope: WriteScope<'_>,
+        deletion: Deletion<'_>,
         child: &ChildRef,
         cplan: &ObjectPlan,
         select_ids: Sql,
-        depth: usize,
     ) -> Result<()> {
+        let WriteScope { tx, cx, plan, .. } = scope;
+        let Deletion { id, org, depth } = deletion;
         let rows = self.q(Conn::Tx(tx), select_ids).await?;
         let ids: Vec<String> = rows
             .iter()
@@ -76,15 +83,20 @@ impl DataEngine {
             .filter(|c| c != id)
             .collect();
         let child_cx = OpContext {
-            tenant: scope.map(str::to_owned),
+            tenant: org.map(str::to_owned),
             cascade_of: Some(CascadeOrigin {
                 object: plan.name.clone(),
                 id: id.to_owned(),
             }),
             ..cx.clone()
         };
+        let child_scope = WriteScope {
+            cx: &child_cx,
+            plan: cplan,
+            ..scope
+        };
         for cid in ids {
-            self.delete_in(tx, &child_cx, snap, cplan, &cid, depth + 1)
+            self.delete_in(child_scope, &cid, depth + 1)
                 .await
                 .map_err(|e| match e {
                     // The child was just selected, so "not found" means the caller's row filter
@@ -107,13 +119,13 @@ impl DataEngine {
     /// delete of `plan`'s record when any do (`deleteBehavior: restrict`).
     pub(super) async fn refuse_if_referenced(
         &self,
-        tx: &DatabaseTransaction,
-        plan: &ObjectPlan,
+        scope: WriteScope<'_>,
         id: &str,
         child: &ChildRef,
         count_sql: Sql,
     ) -> Result<()> {
-        let rows = self.q(Conn::Tx(tx), count_sql).await?;
+        let plan = scope.plan;
+        let rows = self.q(Conn::Tx(scope.tx), count_sql).await?;
         let n = rows
             .first()
             .and_then(|r| read_number(r, 0).as_u64())
@@ -131,15 +143,14 @@ impl DataEngine {
     }
 
     /// Refuses the delete of `plan`'s record `id` when a multi-valued reference with
-    /// `deleteBehavior: restrict` holds it (within `scope`, the parent's organization).
+    /// `deleteBehavior: restrict` holds it (within `org`, the parent's organization).
     pub(super) async fn refuse_multi_refs(
         &self,
-        tx: &DatabaseTransaction,
-        snap: &MetadataSnapshot,
-        plan: &ObjectPlan,
+        scope: WriteScope<'_>,
         id: &str,
-        scope: Option<&str>,
+        org: Option<&str>,
     ) -> Result<()> {
+        let WriteScope { snap, plan, .. } = scope;
         for child in plan
             .children
             .iter()
@@ -148,26 +159,22 @@ impl DataEngine {
             let cplan = snap.plan(&child.object)?;
             let mut sql = Sql::new(self.inner.dialect);
             sql.push("SELECT COUNT(*) FROM ").ident(&cplan.table);
-            self.holds(snap, cplan, child, id, scope, &mut sql)?;
-            self.refuse_if_referenced(tx, plan, id, child, sql).await?;
+            self.holds(snap, cplan, child, id, org, &mut sql)?;
+            self.refuse_if_referenced(scope, id, child, sql).await?;
         }
         Ok(())
     }
 
     /// Applies `cascade` and `set_null` of the multi-valued references to `plan`'s record `id`
     /// (after [`DataEngine::refuse_multi_refs`]), in the delete's transaction.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn apply_multi_refs<'a>(
         &'a self,
-        tx: &'a DatabaseTransaction,
-        cx: &'a OpContext,
-        snap: &'a MetadataSnapshot,
-        plan: &'a ObjectPlan,
-        id: &'a str,
-        scope: Option<&'a str>,
-        depth: usize,
+        scope: WriteScope<'a>,
+        deletion: Deletion<'a>,
     ) -> BoxFut<'a, ()> {
         Box::pin(async move {
+            let WriteScope { tx, snap, plan, .. } = scope;
+            let Deletion { id, org, .. } = deletion;
             let dialect = self.inner.dialect;
             for child in plan.children.iter().filter(|c| c.multiple) {
                 let cplan = snap.plan(&child.object)?;
@@ -179,9 +186,8 @@ impl DataEngine {
                             .ident("id")
                             .push(" FROM ")
                             .ident(&cplan.table);
-                        self.holds(snap, cplan, child, id, scope, &mut sql)?;
-                        self.cascade_to(tx, cx, snap, plan, id, scope, child, cplan, sql, depth)
-                            .await?;
+                        self.holds(snap, cplan, child, id, org, &mut sql)?;
+                        self.cascade_to(scope, deletion, child, cplan, sql).await?;
                     }
                     DeleteBehavior::SetNull => {
                         let ts = to_db(Storage::DateTime, dialect, &Json::String(format_ts(now())))
@@ -216,7 +222,7 @@ impl DataEngine {
                             }
                         }
                         sql.push(", ").ident("updated_at").push(" = ").param(ts);
-                        self.holds(snap, cplan, child, id, scope, &mut sql)?;
+                        self.holds(snap, cplan, child, id, org, &mut sql)?;
                         self.x(Conn::Tx(tx), sql).await?;
                     }
                 }

@@ -12,9 +12,8 @@ use objectos_spec::query::{FieldSelection, Filter, MAX_EXPAND_DEPTH, QueryAst, S
 use sea_orm::Value;
 use serde_json::Value as Json;
 
-use super::{Conn, DataEngine, tenant_filter};
+use super::{DataEngine, Scope, tenant_filter};
 use crate::Record;
-use crate::context::OpContext;
 use crate::db::Sql;
 use crate::error::Result;
 use crate::meta::{self, Column, MetadataSnapshot, ObjectPlan};
@@ -242,17 +241,19 @@ impl DataEngine {
     /// `SELECT DISTINCT` over the (lowered) selected fields of `query`: rows are the distinct
     /// combinations of those fields' values, sorted by the selected fields in order unless
     /// `orderBy` names some of them, paged with limit/offset; `total` counts the distinct rows.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn distinct_page(
         &self,
-        conn: Conn<'_>,
-        cx: &OpContext,
-        snap: &MetadataSnapshot,
-        plan: &ObjectPlan,
+        scope: Scope<'_>,
         query: &QueryAst,
         filter: &Filter,
         limit: u64,
     ) -> Result<DistinctPage> {
+        let Scope {
+            conn,
+            cx,
+            snap,
+            plan,
+        } = scope;
         if query.cursor.is_some() {
             return Err(invalid(
                 &plan.name,

@@ -6,7 +6,7 @@ use objectos_spec::query::QueryAst;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::{BatchItem, BatchItemError, BatchOperation, DataEngine};
+use super::{BatchItem, BatchItemError, BatchOperation, DataEngine, WriteScope};
 use crate::Record;
 use crate::context::OpContext;
 use crate::error::{DataError, Result};
@@ -333,8 +333,13 @@ impl DataEngine {
             data,
             external_id: op.external_id,
         };
-        self.batch_item(tx, cx, snap, &plan, op.operation, item)
-            .await
+        let scope = WriteScope {
+            tx,
+            cx,
+            snap,
+            plan: &plan,
+        };
+        self.batch_item(scope, op.operation, item).await
     }
 
     /// Creates a copy of record `id` of `object`: its fields as the caller reads them (so the

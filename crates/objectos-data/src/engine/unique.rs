@@ -5,10 +5,9 @@ use objectos_spec::object::Storage;
 use sea_orm::{DatabaseTransaction, Value};
 use serde_json::Value as Json;
 
-use super::{Conn, DataEngine, row_to_record};
+use super::{Conn, DataEngine, WriteScope, row_to_record};
 use crate::Record;
 use crate::checks;
-use crate::context::OpContext;
 use crate::db::{Dialect, Sql};
 use crate::error::{DataError, FieldError, Result};
 use crate::meta::ObjectPlan;
@@ -43,17 +42,15 @@ impl DataEngine {
     /// records without an organization, whose NULL the index does not compare) PostgreSQL takes
     /// a transaction-scoped advisory lock on the combination so two concurrent writes cannot both
     /// pass; SQLite runs one write at a time anyway.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn check_unique(
         &self,
-        tx: &DatabaseTransaction,
-        cx: &OpContext,
-        plan: &ObjectPlan,
+        scope: WriteScope<'_>,
         kind: WriteKind,
         record: &Record,
         touched: &Record,
         self_id: Option<&str>,
     ) -> Result<()> {
+        let WriteScope { tx, cx, plan, .. } = scope;
         for u in checks::unique_checks(plan, &plan.schema, record) {
             if !u.events.contains(&kind.event()) {
                 continue;

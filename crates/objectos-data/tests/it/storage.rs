@@ -473,3 +473,161 @@ async fn lost_postgres_connections_answer_unavailable_and_heal() {
     e.connection().clone().close().await.ok();
     crate::pg_drop(&base, &schema).await;
 }
+
+/// A plugin's own transaction on the writer (private tables) that runs into a full disk must
+/// not leave the writer connection believing it is still in a transaction: the engine's later
+/// writes would then be acknowledged without ever being committed.
+#[tokio::test]
+async fn a_plugin_transaction_on_a_full_disk_leaves_the_writer_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("own.db");
+    let e = open_at(&db, dir.path()).await;
+    e.write_connection()
+        .execute_unprepared("CREATE TABLE _test_private (id INTEGER PRIMARY KEY, body TEXT)")
+        .await
+        .unwrap();
+    let pages: i64 = e
+        .write_connection()
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "PRAGMA page_count",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    set_max_pages(&e, pages + 20).await;
+    let tx = e.begin_own_transaction().await.unwrap();
+    let mut failed = false;
+    for i in 0..200 {
+        let r = tx
+            .execute_unprepared(&format!(
+                "INSERT INTO _test_private (id, body) VALUES ({i}, hex(randomblob(8000)))"
+            ))
+            .await;
+        if r.is_err() {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the database never filled up");
+    let err = tx.commit().await.unwrap_err();
+    assert_eq!(err.http_status(), 507, "{err}");
+    // The statements were not committed, and the writer works (and commits) again.
+    set_max_pages(&e, 1 << 30).await;
+    let after = storm(&e, 4, 5, 1000).await;
+    assert_eq!(after.acked.len(), 20);
+    let reopened = open_at(&db, dir.path()).await;
+    assert_stored(
+        &reopened,
+        &after.acked,
+        "after a plugin transaction hit a full disk",
+    )
+    .await;
+    let left: i64 = reopened
+        .connection()
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "SELECT COUNT(*) FROM _test_private",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+/// The same on a real full file system (root only): there SQLite rolls the whole transaction
+/// back by itself, which is what left a plain transaction's connection out of step.
+#[tokio::test]
+async fn a_plugin_transaction_on_a_full_filesystem_leaves_the_writer_healthy() {
+    let Some(fs) = Tmpfs::mount("4m") else {
+        eprintln!("skipped: mounting a tmpfs needs root (the max_page_count test covers the rest)");
+        return;
+    };
+    let ballast = fs.path().join("ballast");
+    std::fs::write(&ballast, vec![7u8; 2 * 1024 * 1024]).unwrap();
+    let meta = tempfile::tempdir().unwrap();
+    let db = fs.path().join("own.db");
+    let e = open_at(&db, meta.path()).await;
+    e.write_connection()
+        .execute_unprepared("CREATE TABLE _test_private (id INTEGER PRIMARY KEY, body TEXT)")
+        .await
+        .unwrap();
+    let mut committed = 0;
+    let mut refused = 0;
+    // Transactions of 10 rows of 16 KB until the disk refuses a few of them.
+    for round in 0..40 {
+        let tx = e.begin_own_transaction().await.unwrap();
+        let mut ok = true;
+        for i in 0..10 {
+            let id = round * 10 + i;
+            let r = tx
+                .execute_unprepared(&format!(
+                    "INSERT INTO _test_private (id, body) VALUES ({id}, hex(randomblob(8000)))"
+                ))
+                .await;
+            if r.is_err() {
+                ok = false;
+                break;
+            }
+        }
+        let r = if ok {
+            tx.commit().await
+        } else {
+            let err = tx.commit().await.unwrap_err();
+            assert!(err.retryable(), "{err}");
+            Err(err)
+        };
+        match r {
+            Ok(()) => committed += 10,
+            Err(err) => {
+                assert!(matches!(err.http_status(), 503 | 507), "{err}");
+                refused += 1;
+                if refused >= 3 {
+                    break;
+                }
+            }
+        }
+    }
+    assert!(refused > 0, "the disk never filled up");
+    std::fs::remove_file(&ballast).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = storm(&e, 4, 5, 500).await;
+    assert_eq!(
+        after.acked.len(),
+        20,
+        "{} full, {} unavailable",
+        after.full,
+        after.unavailable
+    );
+    let reopened = open_at(&db, meta.path()).await;
+    assert_stored(
+        &reopened,
+        &after.acked,
+        "after a plugin transaction hit a full disk",
+    )
+    .await;
+    let rows: i64 = reopened
+        .connection()
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Sqlite,
+            "SELECT COUNT(*) FROM _test_private",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    assert_eq!(rows, committed);
+    for c in [
+        reopened.connection(),
+        reopened.write_connection(),
+        e.connection(),
+        e.write_connection(),
+    ] {
+        c.clone().close().await.ok();
+    }
+}
