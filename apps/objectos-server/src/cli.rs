@@ -1,4 +1,4 @@
-//! The command line: `objectos serve|migrate|validate`, parsed with clap derive.
+//! The command line: `objectos serve|migrate|validate|config`, parsed with clap derive.
 
 use std::path::PathBuf;
 
@@ -26,6 +26,8 @@ pub enum Command {
     Migrate(MigrateArgs),
     /// Check the metadata in DIR against the spec (same output as `cargo xtask spec-audit`).
     Validate(ValidateArgs),
+    /// Configuration tools: `config schema` prints the JSON Schema of `objectos.yml`.
+    Config(ConfigArgs),
     /// Audit log tools: verify the hash chains, export events.
     #[cfg(feature = "plugin-audit")]
     Audit(AuditArgs),
@@ -63,9 +65,31 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SIZE", value_parser = config::parse_size)]
     pub body_limit: Option<u64>,
 
-    /// Print the resolved configuration (password redacted) and exit.
-    #[arg(long)]
-    pub print_config: bool,
+    /// Print the effective configuration (file < env < flags, every plugin section with its
+    /// defaults, secrets and the database password redacted) and exit; FORMAT is text (one
+    /// `dotted.key: value` line each, the default), yaml or json.
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "text",
+        value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<config::PrintFormat>())
+    )]
+    pub print_config: Option<config::PrintFormat>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the JSON Schema of the whole `objectos.yml` (core keys and the section of every
+    /// plugin compiled in) as JSON.
+    Schema,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -3,6 +3,13 @@
 //! The file is parsed with the spec crate's located YAML parser so every unknown key and every bad
 //! value is reported with its line and dotted path. Each layer is a [`Layer`] of optional values;
 //! [`resolve`] folds them in precedence order onto the defaults.
+//!
+//! The core keys (`listen`, `databaseUrl`, `metadataDirs`, `mode`, `http`, `log`, `data`) are
+//! known here; every other top-level section belongs to a plugin, which declares it as a
+//! [`ConfigSection`] (its settings type and JSON Schema). The caller passes the sections of the
+//! plugins compiled in, so this file names no plugin: a section is checked against its type and
+//! kept as JSON for the kernel configuration of its plugin. [`schema`] is the JSON Schema of the
+//! whole file; [`ServerConfig::effective`] the merged configuration with secrets redacted.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -10,8 +17,11 @@ use std::path::{Path, PathBuf};
 use objectos_http::config::{IpCidr, parse_origin};
 use objectos_spec::RuntimeMode;
 use objectos_spec::diag::{Diagnostic, Severity};
-use objectos_spec::security::SharingModel;
+use objectos_spec::settings::{
+    ConfigSection, PathSegment, SettingsProblem, deserialize_all, format_path,
+};
 use objectos_spec::yaml::{self, Format, Located, Node};
+use serde_json::{Value, json};
 
 /// Name of the configuration file looked up in the working directory.
 pub const CONFIG_FILE: &str = "objectos.yml";
@@ -34,12 +44,51 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
-    /// Every problem of the file (syntax, bad values); unknown keys are warnings and are not here.
+    /// Every problem of the file (syntax, unknown keys, bad values).
     #[error("{}", diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     File { diagnostics: Vec<Diagnostic> },
     /// A bad value from the environment or a flag; `source` names the variable or flag.
     #[error("{origin}: {message}")]
     Value { origin: String, message: String },
+    /// The effective configuration could not be written out.
+    #[error("cannot print the configuration: {0}")]
+    Print(String),
+}
+
+/// The top-level keys the server itself reads; every other one is a plugin's section.
+pub const CORE_KEYS: &[&str] = &[
+    "listen",
+    "databaseUrl",
+    "metadataDirs",
+    "mode",
+    "http",
+    "log",
+    "data",
+];
+
+/// How `--print-config` writes the effective configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PrintFormat {
+    /// One `dotted.key: value` line per setting (valid YAML, easy to grep).
+    #[default]
+    Text,
+    /// The nested YAML of `objectos.yml` itself.
+    Yaml,
+    Json,
+}
+
+impl std::str::FromStr for PrintFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(Self::Text),
+            "yaml" => Ok(Self::Yaml),
+            "json" => Ok(Self::Json),
+            other => Err(format!(
+                "unknown format `{other}`; expected text, yaml or json"
+            )),
+        }
+    }
 }
 
 /// Log output format.
@@ -86,68 +135,11 @@ pub struct Layer {
     pub hsts_max_age: Option<u64>,
     pub log_level: Option<String>,
     pub log_format: Option<LogFormat>,
-    /// Plugin sections (`auth:`, `audit:`) as JSON, handed to the plugin as its kernel configuration.
-    pub plugins: Option<std::collections::BTreeMap<String, serde_json::Value>>,
-    /// The `permissions:` section, checked here because the server builds the plugin's settings.
-    pub permissions: Option<PermissionsSettings>,
+    /// Plugin sections (`auth:`, `audit:`, `permissions:`) as written, each already checked
+    /// against its plugin's type; handed to the plugin as its kernel configuration.
+    pub plugins: Option<std::collections::BTreeMap<String, Value>>,
     /// The `data:` section: the data engine's write limits.
     pub data: Option<objectos_data::WriteLimits>,
-}
-
-/// The `permissions:` section of `objectos.yml`: the operator's settings of the permissions
-/// plugin (`None` = the plugin's default).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PermissionsSettings {
-    /// `defaultSharing`: the org-wide default of objects that declare no `sharingModel`.
-    pub default_sharing: Option<SharingModel>,
-    /// `guestSet`: the permission set anonymous callers get.
-    pub guest_set: Option<String>,
-}
-
-/// The `defaultSharing` values an operator may choose, in the spelling `*.object.yml` uses.
-pub fn parse_default_sharing(text: &str) -> Result<SharingModel, String> {
-    match text.trim() {
-        "private" => Ok(SharingModel::Private),
-        "public_read" | "read" => Ok(SharingModel::PublicRead),
-        "public_read_write" | "read_write" => Ok(SharingModel::PublicReadWrite),
-        // It follows an object's master_detail parent, which most objects do not have; as a default
-        // it would hide every record of them, so it is only accepted on the object itself.
-        "controlled_by_parent" => Err(
-            "`controlled_by_parent` only makes sense on an object with a master_detail field; set it as that object's sharingModel and choose private, public_read or public_read_write here"
-                .to_owned(),
-        ),
-        other => Err(format!(
-            "unknown sharing model `{other}`; expected private, public_read or public_read_write"
-        )),
-    }
-}
-
-/// The snake_case name of a sharing model, as written in `objectos.yml`.
-pub fn sharing_name(model: SharingModel) -> &'static str {
-    match model {
-        SharingModel::Private => "private",
-        SharingModel::PublicRead => "public_read",
-        SharingModel::PublicReadWrite => "public_read_write",
-        SharingModel::ControlledByParent => "controlled_by_parent",
-    }
-}
-
-/// A permission set name: what `*.permission.yml` accepts (`^[a-z_][a-z0-9_]*$`).
-fn check_set_name(text: &str) -> Result<String, String> {
-    let mut chars = text.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    if first_ok
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && text.len() <= 255
-    {
-        Ok(text.to_owned())
-    } else {
-        Err(format!(
-            "`{text}` is not a permission set name; expected lowercase letters, digits and underscores, starting with a letter or underscore"
-        ))
-    }
 }
 
 impl Layer {
@@ -169,7 +161,6 @@ impl Layer {
             log_level,
             log_format,
             plugins,
-            permissions,
             data
         );
         self
@@ -195,10 +186,9 @@ pub struct ServerConfig {
     /// A tracing `EnvFilter` directive such as `info` or `objectos_http=debug,info`.
     pub log_level: String,
     pub log_format: LogFormat,
-    /// Plugin sections from `objectos.yml` by section name (`auth`, `audit`); each plugin validates its own.
-    pub plugins: std::collections::BTreeMap<String, serde_json::Value>,
-    /// The `permissions:` section (already validated).
-    pub permissions: PermissionsSettings,
+    /// Plugin sections from `objectos.yml` by section name (`auth`, `audit`, `permissions`), as
+    /// written and already checked against each plugin's type.
+    pub plugins: std::collections::BTreeMap<String, Value>,
     /// The `data:` section: records per bulk request, the writer hold bound, write rates.
     pub data: objectos_data::WriteLimits,
 }
@@ -218,51 +208,184 @@ impl Default for ServerConfig {
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
             plugins: std::collections::BTreeMap::new(),
-            permissions: PermissionsSettings::default(),
             data: objectos_data::WriteLimits::default(),
         }
     }
 }
 
 impl ServerConfig {
-    /// Human-readable summary with the database password redacted (printed by `--print-config`).
-    pub fn summary(&self) -> String {
-        let dirs: Vec<String> = self
-            .metadata_dirs
-            .iter()
-            .map(|d| d.display().to_string())
-            .collect();
-        format!(
-            "listen: {}\ndatabaseUrl: {}\nmetadataDirs: [{}]\nmode: {}\nhttp.bodyLimit: {}\nhttp.cors.origins: [{}]\nhttp.trustedProxies: [{}]\nhttp.trustedOrigins: [{}]\nhttp.hstsMaxAge: {}\nlog.level: {}\nlog.format: {}\npermissions.defaultSharing: {}\npermissions.guestSet: {}\ndata.maxBatchRecords: {}\ndata.maxWriteMillis: {}\ndata.perOrganizationPerSecond: {}\ndata.perUserPerSecond: {}\ndata.burst: {}\n",
-            self.listen,
-            redact_url(&self.database_url),
-            dirs.join(", "),
-            self.mode.as_str(),
-            self.body_limit,
-            self.cors_origins.join(", "),
-            self.trusted_proxies
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            self.trusted_origins.join(", "),
-            self.hsts_max_age,
-            self.log_level,
-            self.log_format,
-            self.permissions
-                .default_sharing
-                .map_or("(plugin default)", sharing_name),
-            self.permissions
-                .guest_set
-                .as_deref()
-                .unwrap_or("(plugin default)"),
-            self.data.max_batch_records,
-            self.data.max_write_millis,
-            self.data.per_organization_per_second,
-            self.data.per_user_per_second,
-            self.data.burst,
-        )
+    /// The effective configuration in the shape of `objectos.yml`: every core key, then every
+    /// section of `sections` with its defaults filled in; the database password and every
+    /// secret setting are redacted.
+    pub fn effective(&self, sections: &[&ConfigSection]) -> Result<Value, ConfigError> {
+        let mut out = json!({
+            "listen": self.listen,
+            "databaseUrl": redact_url(&self.database_url),
+            "metadataDirs": self.metadata_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),
+            "mode": self.mode.as_str(),
+            "http": {
+                "bodyLimit": self.body_limit,
+                "cors": {"origins": self.cors_origins},
+                "trustedProxies": self.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "trustedOrigins": self.trusted_origins,
+                "hstsMaxAge": self.hsts_max_age,
+            },
+            "log": {"level": self.log_level, "format": self.log_format.to_string()},
+            "data": serde_json::to_value(&self.data).map_err(|e| ConfigError::Print(e.to_string()))?,
+        });
+        for section in sections {
+            let raw = self.plugins.get(section.name).unwrap_or(&Value::Null);
+            // Checked when the file was read; a problem now comes from the environment (a
+            // secret's variable unset), reported under the section's path.
+            let effective =
+                (section.check)(raw).map_err(|problems| section_error(section, &problems))?;
+            if let Value::Object(map) = &mut out {
+                map.insert(section.name.to_owned(), effective);
+            }
+        }
+        Ok(out)
     }
+
+    /// [`Self::effective`] written as `format`.
+    pub fn render(
+        &self,
+        sections: &[&ConfigSection],
+        format: PrintFormat,
+    ) -> Result<String, ConfigError> {
+        let value = self.effective(sections)?;
+        match format {
+            PrintFormat::Text => {
+                let mut lines = Vec::new();
+                flatten("", &value, &mut lines);
+                Ok(lines.into_iter().map(|l| l + "\n").collect())
+            }
+            PrintFormat::Yaml => {
+                serde_saphyr::to_string(&value).map_err(|e| ConfigError::Print(e.to_string()))
+            }
+            PrintFormat::Json => serde_json::to_string_pretty(&value)
+                .map(|t| t + "\n")
+                .map_err(|e| ConfigError::Print(e.to_string())),
+        }
+    }
+
+    /// The section `section` as its plugin's settings type (defaults when the file has none).
+    pub fn settings<T: serde::de::DeserializeOwned>(
+        &self,
+        section: &ConfigSection,
+    ) -> Result<T, ConfigError> {
+        let raw = self.plugins.get(section.name).unwrap_or(&Value::Null);
+        deserialize_all(raw).map_err(|problems| section_error(section, &problems))
+    }
+}
+
+/// The first problem of a section as a configuration error naming its path.
+fn section_error(section: &ConfigSection, problems: &[SettingsProblem]) -> ConfigError {
+    match problems.first() {
+        Some(p) => ConfigError::Value {
+            origin: format_path(section.name, &p.path),
+            message: p.message.clone(),
+        },
+        None => ConfigError::Value {
+            origin: section.name.to_owned(),
+            message: "invalid settings".to_owned(),
+        },
+    }
+}
+
+/// `dotted.key: value` lines of `value`; lists of scalars stay on one line as `[a, b]`.
+fn flatten(prefix: &str, value: &Value, out: &mut Vec<String>) {
+    let scalar = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        Value::Object(_) => out.push(format!("{prefix}: {{}}")),
+        Value::Array(items) if items.iter().any(|i| i.is_object() || i.is_array()) => {
+            for (i, item) in items.iter().enumerate() {
+                flatten(&format!("{prefix}[{i}]"), item, out);
+            }
+        }
+        Value::Array(items) => out.push(format!(
+            "{prefix}: [{}]",
+            items.iter().map(scalar).collect::<Vec<_>>().join(", ")
+        )),
+        other => out.push(format!("{prefix}: {}", scalar(other))),
+    }
+}
+
+/// The JSON Schema (draft 2020-12) of the whole `objectos.yml`: the core keys and every section
+/// of `sections`; printed by `objectos config schema`.
+pub fn schema(sections: &[&ConfigSection]) -> Value {
+    let mut generator = schemars::SchemaGenerator::default();
+    let strings = json!({"type": "array", "items": {"type": "string"}});
+    let data_defaults =
+        serde_json::to_value(objectos_data::WriteLimits::default()).unwrap_or_else(|_| json!({}));
+    // WriteLimits has no schema of its own; every limit is a whole number, so its properties
+    // follow from its defaults and cannot drift from the type.
+    let data_properties: serde_json::Map<String, Value> = data_defaults
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        json!({"type": "integer", "minimum": 0, "default": v}),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut properties = json!({
+        "listen": {"type": "string", "default": DEFAULT_LISTEN, "description": "HOST:PORT to listen on (port 0 picks a free port) [env OBJECTOS_LISTEN, flag --listen]."},
+        "databaseUrl": {"type": "string", "default": DEFAULT_DATABASE_URL, "description": "sqlite://PATH, sqlite::memory: or postgres://USER:PASS@HOST/DB [env OBJECTOS_DATABASE_URL, flag --database-url]."},
+        "metadataDirs": {"description": "Metadata folders, relative to this file [env OBJECTOS_METADATA_DIRS, argument DIR].", "anyOf": [{"type": "string"}, strings]},
+        "mode": {"type": "string", "enum": ["development", "production", "test"], "default": "development", "description": "Runtime mode [env OBJECTOS_MODE, flag --mode]."},
+        "http": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "bodyLimit": {"description": "Largest request body: bytes, or a size such as 2MiB [env OBJECTOS_HTTP_BODY_LIMIT, flag --body-limit].", "anyOf": [{"type": "integer", "minimum": 1}, {"type": "string"}], "default": DEFAULT_BODY_LIMIT},
+                "cors": {"type": "object", "additionalProperties": false, "properties": {"origins": {"description": "Allowed CORS origins; none: any [env OBJECTOS_CORS_ORIGINS].", "anyOf": [{"type": "string"}, strings]}}},
+                "trustedProxies": {"description": "Addresses or CIDR ranges whose forwarding headers name the client [env OBJECTOS_HTTP_TRUSTED_PROXIES].", "anyOf": [{"type": "string"}, strings]},
+                "trustedOrigins": {"description": "Origins whose pages may send cookie-authenticated writes [env OBJECTOS_HTTP_TRUSTED_ORIGINS].", "anyOf": [{"type": "string"}, strings]},
+                "hstsMaxAge": {"description": "Seconds of Strict-Transport-Security; 0: none [env OBJECTOS_HTTP_HSTS_MAX_AGE].", "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}], "default": 0}
+            }
+        },
+        "log": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "level": {"type": "string", "default": "info", "description": "A tracing filter such as info or objectos_http=debug,info [env OBJECTOS_LOG]."},
+                "format": {"type": "string", "enum": ["text", "json"], "default": "text", "description": "[env OBJECTOS_LOG_FORMAT]"}
+            }
+        },
+        "data": {"type": "object", "additionalProperties": false, "description": "The data engine's write limits.", "properties": data_properties},
+    });
+    for section in sections {
+        let sub = (section.schema)(&mut generator).to_value();
+        if let Value::Object(map) = &mut properties {
+            map.insert(section.name.to_owned(), sub);
+        }
+    }
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "objectos.yml",
+        "description": "ObjectOS server configuration; each section other than the core keys belongs to a plugin compiled into this binary.",
+        "type": "object",
+        "additionalProperties": false,
+        "properties": properties,
+        "$defs": generator.take_definitions(true),
+    })
 }
 
 /// Folds the layers (lowest precedence first) onto the defaults.
@@ -282,7 +405,6 @@ pub fn resolve(file: Layer, env: Layer, flags: Layer) -> ServerConfig {
         log_level: merged.log_level.unwrap_or(d.log_level),
         log_format: merged.log_format.unwrap_or(d.log_format),
         plugins: merged.plugins.unwrap_or(d.plugins),
-        permissions: merged.permissions.unwrap_or(d.permissions),
         data: merged.data.unwrap_or(d.data),
     }
 }
@@ -469,7 +591,7 @@ pub fn env_layer(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Layer, Confi
     Ok(layer)
 }
 
-/// A parsed configuration file: its layer and the warnings (unknown keys) to print.
+/// A parsed configuration file: its layer and the warnings (from the YAML parser) to print.
 #[derive(Debug, Clone, Default)]
 pub struct FileLayer {
     pub layer: Layer,
@@ -477,8 +599,12 @@ pub struct FileLayer {
 }
 
 /// Reads `objectos.yml`: `explicit` (from `--config`) must exist; otherwise `./objectos.yml` is
-/// used when present.
-pub fn load_file(explicit: Option<&Path>, cwd: &Path) -> Result<FileLayer, ConfigError> {
+/// used when present. `sections` are the plugin sections it may have.
+pub fn load_file(
+    explicit: Option<&Path>,
+    cwd: &Path,
+    sections: &[&ConfigSection],
+) -> Result<FileLayer, ConfigError> {
     let path = match explicit {
         Some(p) => p.to_path_buf(),
         None => {
@@ -493,22 +619,32 @@ pub fn load_file(explicit: Option<&Path>, cwd: &Path) -> Result<FileLayer, Confi
         path: path.display().to_string(),
         source,
     })?;
-    parse_file(
+    parse_file_with(
         &path.display().to_string(),
         &text,
         path.parent().unwrap_or(cwd),
+        sections,
     )
 }
 
-/// Parses the text of a configuration file. Relative `metadataDirs` are resolved against `base`.
+/// [`parse_file_with`] the sections of the plugins compiled into this binary.
 pub fn parse_file(file: &str, text: &str, base: &Path) -> Result<FileLayer, ConfigError> {
+    parse_file_with(file, text, base, &crate::config_sections())
+}
+
+/// Parses the text of a configuration file whose plugin sections are `sections`. Relative
+/// `metadataDirs` are resolved against `base`. Every problem is reported at once, with its line
+/// and path; an unknown key anywhere is one of them.
+pub fn parse_file_with(
+    file: &str,
+    text: &str,
+    base: &Path,
+    sections: &[&ConfigSection],
+) -> Result<FileLayer, ConfigError> {
     let parsed = yaml::parse(file, text, Format::from_path(file));
-    let mut errors: Vec<Diagnostic> = parsed
-        .diagnostics
-        .into_iter()
-        .filter(|d| d.is_error())
-        .collect();
-    let mut warnings = Vec::new();
+    // The parser's warnings are printed; its errors join the walk's.
+    let (mut errors, warnings): (Vec<Diagnostic>, Vec<Diagnostic>) =
+        parsed.diagnostics.into_iter().partition(|d| d.is_error());
     let mut layer = Layer::default();
     let Some(root) = parsed.root else {
         return Err(ConfigError::File {
@@ -518,7 +654,6 @@ pub fn parse_file(file: &str, text: &str, base: &Path) -> Result<FileLayer, Conf
     let mut cx = Walk {
         file,
         errors: &mut errors,
-        warnings: &mut warnings,
     };
     let Some(entries) = root.entries() else {
         cx.error(
@@ -579,39 +714,10 @@ pub fn parse_file(file: &str, text: &str, base: &Path) -> Result<FileLayer, Conf
                     _ => cx.unknown(value, path, "origins"),
                 }),
                 "trustedProxies" => {
-                    if let Some(items) = cx.string_list(value, path) {
-                        match parse_proxies(&items) {
-                            Ok(list) => layer.trusted_proxies = Some(list),
-                            Err((i, m)) => {
-                                // Point at the entry itself when the value is a list.
-                                let (at, at_path) = match &value.node {
-                                    Node::Seq(seq) => {
-                                        seq.get(i).map(|item| (item, format!("{path}[{i}]")))
-                                    }
-                                    _ => None,
-                                }
-                                .unwrap_or((value, path.to_owned()));
-                                cx.error(at, &at_path, m);
-                            }
-                        }
-                    }
+                    layer.trusted_proxies = cx.checked_list(value, path, parse_proxies)
                 }
                 "trustedOrigins" => {
-                    if let Some(items) = cx.string_list(value, path) {
-                        match parse_origins(&items) {
-                            Ok(list) => layer.trusted_origins = Some(list),
-                            Err((i, m)) => {
-                                let (at, at_path) = match &value.node {
-                                    Node::Seq(seq) => {
-                                        seq.get(i).map(|item| (item, format!("{path}[{i}]")))
-                                    }
-                                    _ => None,
-                                }
-                                .unwrap_or((value, path.to_owned()));
-                                cx.error(at, &at_path, m);
-                            }
-                        }
-                    }
+                    layer.trusted_origins = cx.checked_list(value, path, parse_origins)
                 }
                 "hstsMaxAge" => {
                     let parsed = match &value.node {
@@ -641,62 +747,41 @@ pub fn parse_file(file: &str, text: &str, base: &Path) -> Result<FileLayer, Conf
                 }
                 _ => cx.unknown(value, path, "level, format"),
             }),
-            "auth" | "audit" => {
-                if value.entries().is_some() {
-                    layer
-                        .plugins
-                        .get_or_insert_with(Default::default)
-                        .insert(path.to_owned(), value.to_json());
-                } else {
-                    cx.error(
-                        value,
-                        path,
-                        format!(
-                            "expected a mapping of {path} settings (see the plugin's README), found {}",
-                            value.kind_name()
-                        ),
-                    );
-                }
-            }
             "data" => {
-                // Typed through serde: an unknown key (a typo of a limit) is an error naming it.
-                match serde_json::from_value::<objectos_data::WriteLimits>(value.to_json()) {
+                // Typed through serde like a plugin section: an unknown key (a typo of a limit)
+                // is an error naming it and the known ones.
+                match deserialize_all::<objectos_data::WriteLimits>(&value.to_json()) {
                     Ok(limits) => match limits.validate() {
                         Ok(()) => layer.data = Some(limits),
                         Err(m) => cx.error(value, path, m),
                     },
-                    // serde's message names the key and lists the known ones.
-                    Err(e) => cx.error(value, path, e.to_string()),
+                    Err(problems) => cx.problems(value, path, &problems),
                 }
             }
-            "permissions" => {
-                let mut settings = PermissionsSettings::default();
-                cx.section(value, path, &mut |cx, key, value, path| match key {
-                    "defaultSharing" => {
-                        settings.default_sharing = cx
-                            .string(value, path)
-                            .and_then(|s| cx.check(value, path, parse_default_sharing(&s)))
+            _ => match sections.iter().find(|s| s.name == path) {
+                Some(section) => {
+                    let json = value.to_json();
+                    match (section.check)(&json) {
+                        Ok(_) => {
+                            layer
+                                .plugins
+                                .get_or_insert_with(Default::default)
+                                .insert(path.to_owned(), json);
+                        }
+                        Err(problems) => cx.problems(value, path, &problems),
                     }
-                    "guestSet" => {
-                        settings.guest_set = cx
-                            .string(value, path)
-                            .and_then(|s| cx.check(value, path, check_set_name(&s)))
-                    }
-                    // Elsewhere an unknown key is a warning; here a mistyped security setting
-                    // would silently leave the more open default in force, so it is an error.
-                    _ => cx.error(
-                        value,
-                        path,
-                        "unknown key; known keys here: defaultSharing, guestSet".to_owned(),
-                    ),
-                });
-                layer.permissions = Some(settings);
-            }
-            _ => cx.unknown(
-                value,
-                path,
-                "listen, databaseUrl, metadataDirs, mode, http, log, auth, audit, permissions, data",
-            ),
+                }
+                None => {
+                    let known: Vec<&str> = CORE_KEYS
+                        .iter()
+                        .copied()
+                        .chain(sections.iter().map(|s| s.name))
+                        .collect();
+                    // At the key: a section's value starts on the next line.
+                    let at = Located::new(Node::Null, key.line, key.column);
+                    cx.unknown(&at, path, &known.join(", "));
+                }
+            },
         }
     }
     if errors.is_empty() {
@@ -708,16 +793,64 @@ pub fn parse_file(file: &str, text: &str, base: &Path) -> Result<FileLayer, Conf
     }
 }
 
-/// Walk state for [`parse_file`]: collects errors and warnings with their path and line.
+/// The line and column of the deepest node of `path` under `node`: a key's own position when the
+/// path ends in a key (so an unknown key points at itself), the section's when nothing matches.
+fn locate(node: &Located, path: &[PathSegment]) -> (usize, usize) {
+    let mut at = node;
+    let mut pos = (node.line, node.column);
+    for seg in path {
+        match seg {
+            PathSegment::Key(k) => match at.entry(k) {
+                Some((key, child)) => {
+                    pos = (key.line, key.column);
+                    at = child;
+                }
+                None => break,
+            },
+            PathSegment::Index(i) => match at.items().and_then(|items| items.get(*i)) {
+                Some(child) => {
+                    pos = (child.line, child.column);
+                    at = child;
+                }
+                None => break,
+            },
+        }
+    }
+    pos
+}
+
+/// Walk state for [`parse_file`]: collects errors with their path and line.
 struct Walk<'a> {
     file: &'a str,
     errors: &'a mut Vec<Diagnostic>,
-    warnings: &'a mut Vec<Diagnostic>,
 }
 
 type SectionFn<'f> = dyn FnMut(&mut Walk<'_>, &str, &Located, &str) + 'f;
 
 impl Walk<'_> {
+    /// A list of strings checked as a whole by `parse`, whose error names the entry at fault:
+    /// reported at that entry's line and `path[i]` when the value is a list.
+    fn checked_list<T>(
+        &mut self,
+        value: &Located,
+        path: &str,
+        parse: impl Fn(&[String]) -> Result<T, (usize, String)>,
+    ) -> Option<T> {
+        let items = self.string_list(value, path)?;
+        match parse(&items) {
+            Ok(parsed) => Some(parsed),
+            Err((i, m)) => {
+                let (at, at_path) = match &value.node {
+                    Node::Seq(seq) => seq.get(i).map(|item| (item, format!("{path}[{i}]"))),
+                    _ => None,
+                }
+                .unwrap_or((value, path.to_owned()));
+                self.error(at, &at_path, m);
+                None
+            }
+        }
+    }
+
     fn diag(&self, at: &Located, path: &str, severity: Severity, message: String) -> Diagnostic {
         Diagnostic {
             file: self.file.to_owned(),
@@ -734,14 +867,26 @@ impl Walk<'_> {
         self.errors.push(d);
     }
 
+    /// An unknown key is an error: a mistyped setting would otherwise leave its default (often
+    /// the more open one) silently in force.
     fn unknown(&mut self, at: &Located, path: &str, known: &str) {
-        let d = self.diag(
-            at,
-            path,
-            Severity::Warning,
-            format!("unknown key; known keys here: {known}"),
-        );
-        self.warnings.push(d);
+        self.error(at, path, format!("unknown key; known keys here: {known}"));
+    }
+
+    /// A section's problems, each at the line of the key (or list entry) its path leads to.
+    fn problems(&mut self, section: &Located, name: &str, problems: &[SettingsProblem]) {
+        for problem in problems {
+            let (line, column) = locate(section, &problem.path);
+            let d = Diagnostic {
+                file: self.file.to_owned(),
+                line,
+                column,
+                path: format_path(name, &problem.path),
+                severity: Severity::Error,
+                message: problem.message.clone(),
+            };
+            self.errors.push(d);
+        }
     }
 
     fn check<T>(&mut self, at: &Located, path: &str, result: Result<T, String>) -> Option<T> {
@@ -801,7 +946,218 @@ impl Walk<'_> {
 
 #[cfg(test)]
 mod tests {
+    use objectos_spec::settings::{PluginSettings, Secret};
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+
     use super::*;
+
+    /// The `objectos.yml` lines of the effective configuration, as `--print-config` prints them.
+    fn printed(config: &ServerConfig) -> String {
+        config
+            .render(&crate::config_sections(), PrintFormat::Text)
+            .unwrap()
+    }
+
+    /// A plugin section of its own, so the generic mechanism is tested in every feature set.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+    struct MailSettings {
+        host: String,
+        port: u16,
+        password: Option<Secret>,
+        retry: Retry,
+    }
+
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+    #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+    struct Retry {
+        attempts: u32,
+    }
+
+    impl Default for MailSettings {
+        fn default() -> Self {
+            Self {
+                host: "localhost".into(),
+                port: 25,
+                password: None,
+                retry: Retry::default(),
+            }
+        }
+    }
+
+    impl PluginSettings for MailSettings {
+        fn problems(&self) -> Vec<SettingsProblem> {
+            if self.retry.attempts > 10 {
+                vec![SettingsProblem::at("retry.attempts", "at most 10")]
+            } else {
+                Vec::new()
+            }
+        }
+    }
+
+    const MAIL: ConfigSection = ConfigSection::of::<MailSettings>("mail", "com.example.mail");
+
+    fn parse_mail(text: &str) -> Result<FileLayer, String> {
+        parse_file_with("objectos.yml", text, Path::new("/"), &[&MAIL]).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn unknown_section_is_an_error_naming_the_known_ones() {
+        let err = parse_mail(
+            "listen: 127.0.0.1:1
+mial:
+  host: x
+",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "objectos.yml:2: mial: unknown key; known keys here: listen, databaseUrl, metadataDirs, mode, http, log, data, mail"
+        );
+    }
+
+    #[test]
+    fn plugin_section_problems_have_line_and_path() {
+        let text =
+            "mail:\n  host: smtp.example\n  prot: 587\n  retry:\n    attempts: 3\n    backof: 2\n";
+        let err = parse_mail(text).unwrap_err();
+        assert!(
+            err.contains("objectos.yml:3: mail.prot: unknown key; known keys here: host, port, password, retry"),
+            "{err}"
+        );
+        assert!(
+            err.contains(
+                "objectos.yml:6: mail.retry.backof: unknown key; known keys here: attempts"
+            ),
+            "{err}"
+        );
+        // A type error, and a plugin's own check, at the key's line.
+        let err = parse_mail("mail:\n  port: many\n").unwrap_err();
+        assert!(
+            err.starts_with(
+                "objectos.yml:2: mail.port: invalid type: string \"many\", expected u16"
+            ),
+            "{err}"
+        );
+        let err = parse_mail("mail:\n  retry:\n    attempts: 11\n").unwrap_err();
+        assert_eq!(err, "objectos.yml:3: mail.retry.attempts: at most 10");
+        let err = parse_mail("mail: 5\n").unwrap_err();
+        assert!(
+            err.starts_with("objectos.yml:1: mail: invalid type"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn effective_configuration_redacts_secrets() {
+        let f = parse_mail("mail:\n  password: hunter2\n  port: 587\n").unwrap();
+        // The plugin gets the section as written, secret included.
+        assert_eq!(
+            f.layer.plugins.as_ref().unwrap()["mail"]["password"],
+            "hunter2"
+        );
+        let resolved = resolve(f.layer, Layer::default(), Layer::default());
+        for format in [PrintFormat::Text, PrintFormat::Yaml, PrintFormat::Json] {
+            let out = resolved.render(&[&MAIL], format).unwrap();
+            assert!(!out.contains("hunter2"), "{format:?}: {out}");
+            assert!(out.contains("***"), "{format:?}: {out}");
+        }
+        let out = resolved.render(&[&MAIL], PrintFormat::Text).unwrap();
+        assert!(
+            out.contains(
+                "mail.host: localhost\nmail.port: 587\nmail.password: ***\nmail.retry.attempts: 0\n"
+            ),
+            "{out}"
+        );
+        let json = resolved.effective(&[&MAIL]).unwrap();
+        assert_eq!(json["mail"]["password"], "***");
+        assert_eq!(json["http"]["bodyLimit"], DEFAULT_BODY_LIMIT);
+        let yaml = resolved.render(&[&MAIL], PrintFormat::Yaml).unwrap();
+        assert!(yaml.contains("mail:\n"), "{yaml}");
+        // Not in the file: the plugin's defaults.
+        let none = resolve(Layer::default(), Layer::default(), Layer::default());
+        assert_eq!(none.effective(&[&MAIL]).unwrap()["mail"]["port"], 25);
+    }
+
+    #[test]
+    fn schema_has_every_section() {
+        let schema = schema(&[&MAIL]);
+        let props = schema["properties"].as_object().unwrap();
+        let keys: Vec<&str> = props.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "listen",
+                "databaseUrl",
+                "metadataDirs",
+                "mode",
+                "http",
+                "log",
+                "data",
+                "mail"
+            ]
+        );
+        assert_eq!(schema["additionalProperties"], false);
+        let text = schema.to_string();
+        assert!(text.contains("\"writeOnly\":true"), "{text}");
+        assert!(
+            props["data"]["properties"]
+                .as_object()
+                .unwrap()
+                .contains_key("maxBatchRecords")
+        );
+        // Every section compiled into this build is there too.
+        let all = super::schema(&crate::config_sections());
+        for section in crate::config_sections() {
+            assert!(
+                all["properties"].get(section.name).is_some(),
+                "{}",
+                section.name
+            );
+        }
+        // The core keys the walker knows are the schema's.
+        for key in CORE_KEYS {
+            assert!(props.contains_key(*key), "{key}");
+        }
+    }
+
+    #[cfg(feature = "plugin-auth")]
+    #[test]
+    fn auth_client_secret_is_redacted_and_located() {
+        let text = "auth:\n  sso:\n    baseUrl: https://crm.example.com\n    providers:\n      - id: corp\n        kind: oidc\n        issuer: https://id.example.com\n        clientId: crm\n        clientSecret: s3cr3t-value\n";
+        let f = parse_file("objectos.yml", text, Path::new("/")).unwrap();
+        let resolved = resolve(f.layer, Layer::default(), Layer::default());
+        let out = printed(&resolved);
+        assert!(!out.contains("s3cr3t-value"), "{out}");
+        assert!(
+            out.contains("auth.sso.providers[0].clientSecret: ***\n"),
+            "{out}"
+        );
+        let err = parse_file(
+            "objectos.yml",
+            "auth:\n  lockout:\n    maxFailedAttemps: 3\n",
+            Path::new("/"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("objectos.yml:3: auth.lockout.maxFailedAttemps: unknown key; known keys here: maxFailedAttempts, lockMinutes"),
+            "{err}"
+        );
+        // The plugin's own checks land on their key too.
+        let err = parse_file(
+            "objectos.yml",
+            "auth:\n  resetTokenMinutes: 0\n",
+            Path::new("/"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "objectos.yml:2: auth.resetTokenMinutes: must be at least 1"
+        );
+    }
 
     #[test]
     fn redacts_passwords() {
@@ -826,6 +1182,7 @@ mod tests {
         assert!(parse_size("0").is_err());
     }
 
+    #[cfg(all(feature = "plugin-auth", feature = "plugin-audit"))]
     #[test]
     fn plugin_sections_pass_through_as_json() {
         let text = "auth:\n  lockout:\n    maxFailedAttempts: 3\n  cookieSecure: true\naudit:\n  retentionDays: 30\n";
@@ -842,7 +1199,7 @@ mod tests {
         let err = parse_file("objectos.yml", "auth: 5\n", Path::new("/")).unwrap_err();
         assert!(
             err.to_string()
-                .contains("objectos.yml:1: auth: expected a mapping of auth settings"),
+                .contains("objectos.yml:1: auth: invalid type: integer `5`"),
             "{err}"
         );
     }
@@ -855,47 +1212,38 @@ mod tests {
         assert_eq!(resolved.data.max_batch_records, 50);
         assert_eq!(resolved.data.per_organization_per_second, 100);
         assert_eq!(resolved.data.max_write_millis, 5_000);
-        assert!(resolved.summary().contains("data.maxBatchRecords: 50\n"));
-        for (text, says) in [
+        assert!(printed(&resolved).contains("data.maxBatchRecords: 50\n"));
+        for (yaml, says) in [
             (
                 "data:\n  maxBatchRecord: 50\n",
-                "unknown field `maxBatchRecord`",
+                "objectos.yml:2: data.maxBatchRecord: unknown key; known keys here: maxBatchRecords, maxWriteMillis",
             ),
             (
                 "data:\n  maxBatchRecords: 0\n",
-                "maxBatchRecords must be at least 1",
+                "objectos.yml:2: data: maxBatchRecords must be at least 1",
             ),
         ] {
-            let err = parse_file("objectos.yml", text, Path::new("/")).unwrap_err();
+            let err = parse_file("objectos.yml", yaml, Path::new("/")).unwrap_err();
             let err = err.to_string();
-            assert!(
-                err.contains("objectos.yml:2: data: ") && err.contains(says),
-                "{err}"
-            );
+            assert!(err.contains(says), "{err}");
         }
         // Not set: 200 records per bulk request, no rate limit.
         let resolved = resolve(Layer::default(), Layer::default(), Layer::default());
         assert_eq!(resolved.data, objectos_data::WriteLimits::default());
     }
 
+    #[cfg(feature = "plugin-permissions")]
     #[test]
     fn permissions_section_is_checked_with_locations() {
-        let text = "permissions:\n  defaultSharing: private\n  guestSet: visitor\n";
-        let f = parse_file("objectos.yml", text, Path::new("/srv")).unwrap();
-        let expected = PermissionsSettings {
-            default_sharing: Some(SharingModel::Private),
-            guest_set: Some("visitor".to_owned()),
-        };
-        assert_eq!(f.layer.permissions, Some(expected.clone()));
+        let yaml = "permissions:\n  defaultSharing: private\n  guestSet: visitor\n";
+        let f = parse_file("objectos.yml", yaml, Path::new("/srv")).unwrap();
         assert!(f.warnings.is_empty(), "{:?}", f.warnings);
         let resolved = resolve(f.layer, Layer::default(), Layer::default());
-        assert_eq!(resolved.permissions, expected);
         assert!(
-            resolved
-                .summary()
+            printed(&resolved)
                 .contains("permissions.defaultSharing: private\npermissions.guestSet: visitor\n"),
             "{}",
-            resolved.summary()
+            printed(&resolved)
         );
         // The object-level spellings are accepted too.
         let f = parse_file(
@@ -904,24 +1252,21 @@ mod tests {
             Path::new("/"),
         )
         .unwrap();
-        assert_eq!(
-            f.layer.permissions.unwrap().default_sharing,
-            Some(SharingModel::PublicRead)
-        );
+        let resolved = resolve(f.layer, Layer::default(), Layer::default());
+        assert!(printed(&resolved).contains("permissions.defaultSharing: public_read\n"));
         // Nothing set: the plugin's defaults.
         let resolved = resolve(Layer::default(), Layer::default(), Layer::default());
-        assert_eq!(resolved.permissions, PermissionsSettings::default());
         assert!(
-            resolved
-                .summary()
-                .contains("permissions.defaultSharing: (plugin default)"),
+            printed(&resolved).contains(
+                "permissions.defaultSharing: public_read_write\npermissions.guestSet: null\n"
+            ),
             "{}",
-            resolved.summary()
+            printed(&resolved)
         );
 
-        // Every problem at once, each with its line and path; an unknown key is an error here.
-        let text = "mode: test\npermissions:\n  defaultSharing: secret\n  guestSet: Guest-Set\n  defaultSharng: private\n";
-        let err = parse_file("objectos.yml", text, Path::new("/"))
+        // Every problem at once, each with its line and path.
+        let yaml = "mode: test\npermissions:\n  defaultSharing: secret\n  guestSet: Guest-Set\n  defaultSharng: private\n";
+        let err = parse_file("objectos.yml", yaml, Path::new("/"))
             .unwrap_err()
             .to_string();
         for needle in [
@@ -942,18 +1287,18 @@ mod tests {
             err.contains("objectos.yml:2: permissions.defaultSharing: `controlled_by_parent` only makes sense on an object with a master_detail field"),
             "{err}"
         );
-        for text in ["permissions: private\n", "permissions:\n  guestSet: [a]\n"] {
-            let err = parse_file("objectos.yml", text, Path::new("/"))
+        for yaml in ["permissions: private\n", "permissions:\n  guestSet: [a]\n"] {
+            let err = parse_file("objectos.yml", yaml, Path::new("/"))
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains("expected a"), "{text:?}: {err}");
+            assert!(err.contains("invalid type"), "{yaml:?}: {err}");
         }
     }
 
     #[test]
     fn trusted_origins_and_hsts_are_checked_with_locations() {
-        let text = "http:\n  trustedOrigins: [\"HTTPS://Console.Example.com/\", http://localhost:5173]\n  hstsMaxAge: 31536000\n";
-        let f = parse_file("objectos.yml", text, Path::new("/")).unwrap();
+        let yaml = "http:\n  trustedOrigins: [\"HTTPS://Console.Example.com/\", http://localhost:5173]\n  hstsMaxAge: 31536000\n";
+        let f = parse_file("objectos.yml", yaml, Path::new("/")).unwrap();
         assert!(f.warnings.is_empty(), "{:?}", f.warnings);
         let resolved = resolve(f.layer, Layer::default(), Layer::default());
         assert_eq!(
@@ -961,7 +1306,7 @@ mod tests {
             ["https://console.example.com", "http://localhost:5173"]
         );
         assert_eq!(resolved.hsts_max_age, 31_536_000);
-        assert!(resolved.summary().contains(
+        assert!(printed(&resolved).contains(
             "http.trustedOrigins: [https://console.example.com, http://localhost:5173]\nhttp.hstsMaxAge: 31536000\n"
         ));
         let err = parse_file(
@@ -995,20 +1340,29 @@ mod tests {
 
     #[test]
     fn file_reports_unknown_keys_and_bad_values() {
-        let text = "listen: 127.0.0.1:4000\nhttp:\n  bodyLimit: 2MiB\n  cors:\n    origins: [http://a]\n    extra: 1\nlistn: x\n";
-        let f = parse_file("objectos.yml", text, Path::new("/srv")).unwrap();
+        let yaml =
+            "listen: 127.0.0.1:4000\nhttp:\n  bodyLimit: 2MiB\n  cors:\n    origins: [http://a]\n";
+        let f = parse_file("objectos.yml", yaml, Path::new("/srv")).unwrap();
         assert_eq!(f.layer.listen.as_deref(), Some("127.0.0.1:4000"));
         assert_eq!(f.layer.body_limit, Some(2 * 1024 * 1024));
         assert_eq!(f.layer.cors_origins, Some(vec!["http://a".to_owned()]));
-        let w: Vec<String> = f.warnings.iter().map(ToString::to_string).collect();
-        assert_eq!(w.len(), 2, "{w:?}");
+        // An unknown key is an error, each at its line, all at once.
+        let err = parse_file(
+            "objectos.yml",
+            &format!("{yaml}    extra: 1\nlistn: x\n"),
+            Path::new("/srv"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
-            w[0].starts_with("objectos.yml:6: http.cors.extra: warning: unknown key"),
-            "{w:?}"
+            err.contains("objectos.yml:6: http.cors.extra: unknown key; known keys here: origins"),
+            "{err}"
         );
         assert!(
-            w[1].starts_with("objectos.yml:7: listn: warning: unknown key"),
-            "{w:?}"
+            err.contains(
+                "objectos.yml:7: listn: unknown key; known keys here: listen, databaseUrl"
+            ),
+            "{err}"
         );
 
         let err =
@@ -1037,16 +1391,15 @@ mod tests {
             .collect();
         assert_eq!(shown, ["10.0.0.0/8", "::1/128", "192.168.1.7/32"]);
         assert!(
-            resolved
-                .summary()
+            printed(&resolved)
                 .contains("http.trustedProxies: [10.0.0.0/8, ::1/128, 192.168.1.7/32]\n"),
             "{}",
-            resolved.summary()
+            printed(&resolved)
         );
         // Default: none, so forwarding headers are ignored.
         let none = resolve(Layer::default(), Layer::default(), Layer::default());
         assert!(none.trusted_proxies.is_empty());
-        assert!(none.summary().contains("http.trustedProxies: []\n"));
+        assert!(printed(&none).contains("http.trustedProxies: []\n"));
         // A single string is a one-entry list.
         let f = parse_file(
             "objectos.yml",

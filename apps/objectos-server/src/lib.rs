@@ -17,25 +17,63 @@ use objectos_http::{HttpConfig, HttpPlugin};
 use objectos_kernel::Kernel;
 use objectos_spec::PluginManifest;
 use objectos_spec::audit::{AuditReport, Auditor};
+use objectos_spec::settings::ConfigSection;
 
-use crate::cli::{Cli, Command, MigrateArgs, ServeArgs, ValidateArgs};
+use crate::cli::{Cli, Command, ConfigCommand, MigrateArgs, ServeArgs, ValidateArgs};
 use crate::config::{ServerConfig, redact_url};
 
 /// Exit code for invalid metadata or configuration (the server refuses to start).
 pub const EXIT_INVALID: u8 = 2;
 
-/// Every plugin manifest compiled into this binary, in start order.
-pub fn compiled_manifests() -> Vec<&'static PluginManifest> {
+/// A plugin compiled into this binary: its manifest and the `objectos.yml` section it reads.
+#[derive(Debug, Clone, Copy)]
+pub struct CompiledPlugin {
+    pub manifest: &'static PluginManifest,
+    /// `None` for the core plugins, whose settings are core keys of the file.
+    pub config: Option<&'static ConfigSection>,
+}
+
+/// Every plugin compiled into this binary, in start order: the one place that lists them.
+pub fn compiled_plugins() -> Vec<CompiledPlugin> {
+    let core = |manifest| CompiledPlugin {
+        manifest,
+        config: None,
+    };
     // NOTE: data first (it provides `data` and `metadata`), then http (it requires both).
     #[allow(unused_mut)]
-    let mut out = vec![&objectos_data::MANIFEST, &objectos_http::MANIFEST];
+    let mut out = vec![
+        core(&objectos_data::MANIFEST),
+        core(&objectos_http::MANIFEST),
+    ];
     #[cfg(feature = "plugin-permissions")]
-    out.push(&objectos_permissions::MANIFEST);
+    out.push(CompiledPlugin {
+        manifest: &objectos_permissions::MANIFEST,
+        config: Some(&objectos_permissions::CONFIG_SECTION),
+    });
     #[cfg(feature = "plugin-audit")]
-    out.push(&objectos_audit::MANIFEST);
+    out.push(CompiledPlugin {
+        manifest: &objectos_audit::MANIFEST,
+        config: Some(&objectos_audit::config::CONFIG_SECTION),
+    });
     #[cfg(feature = "plugin-auth")]
-    out.push(&objectos_auth::MANIFEST);
+    out.push(CompiledPlugin {
+        manifest: &objectos_auth::MANIFEST,
+        config: Some(&objectos_auth::config::CONFIG_SECTION),
+    });
     out
+}
+
+/// Every plugin manifest compiled into this binary, in start order.
+pub fn compiled_manifests() -> Vec<&'static PluginManifest> {
+    compiled_plugins().into_iter().map(|p| p.manifest).collect()
+}
+
+/// The `objectos.yml` sections of the plugins compiled into this binary.
+pub fn config_sections() -> Vec<&'static ConfigSection> {
+    compiled_plugins()
+        .into_iter()
+        .filter_map(|p| p.config)
+        .collect()
 }
 
 /// The whole `objectos` process: installs the TLS crypto provider, parses the command line, builds
@@ -76,6 +114,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve(&cli, args, &cwd).await,
         Command::Migrate(args) => migrate(&cli, args, &cwd).await,
         Command::Validate(args) => Ok(validate(args)),
+        Command::Config(args) => match args.command {
+            ConfigCommand::Schema => {
+                let schema = config::schema(&config_sections());
+                println!("{}", serde_json::to_string_pretty(&schema)?);
+                Ok(ExitCode::SUCCESS)
+            }
+        },
         #[cfg(feature = "plugin-audit")]
         Command::Audit(args) => audit(&cli, args, &cwd).await,
         #[cfg(feature = "plugin-auth")]
@@ -85,7 +130,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Loads file < env < flags, printing file warnings (unknown keys) to stderr.
 fn load_config(cli: &Cli, cwd: &Path, flags: config::Layer) -> Result<ServerConfig, ExitCode> {
-    let file = config::load_file(cli.config.as_deref(), cwd).map_err(|e| {
+    let file = config::load_file(cli.config.as_deref(), cwd, &config_sections()).map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(EXIT_INVALID)
     })?;
@@ -163,20 +208,14 @@ fn data_config(config: &ServerConfig) -> DataConfig {
 
 /// The permissions plugin's settings from the `permissions:` section of `objectos.yml`.
 #[cfg(feature = "plugin-permissions")]
-pub fn authz_config(settings: &config::PermissionsSettings) -> objectos_permissions::AuthzConfig {
-    let defaults = objectos_permissions::AuthzConfig::default();
+pub fn authz_config(config: &ServerConfig) -> anyhow::Result<objectos_permissions::AuthzConfig> {
+    let settings: objectos_permissions::PermissionsSettings =
+        config.settings(&objectos_permissions::CONFIG_SECTION)?;
     let auth_compiled = compiled_manifests().iter().any(|m| {
         m.provides
             .contains(&objectos_spec::manifest::services::AUTH)
     });
-    objectos_permissions::AuthzConfig {
-        default_sharing: settings.default_sharing.unwrap_or(defaults.default_sharing),
-        // Without a plugin providing `auth` every request is anonymous; denying them all would
-        // make the server unusable, so anonymous callers are let through unchecked there, unless
-        // the operator names the set they should get instead.
-        anonymous_unrestricted: !auth_compiled && settings.guest_set.is_none(),
-        guest_set: settings.guest_set.clone().unwrap_or(defaults.guest_set),
-    }
+    Ok(settings.authz_config(auth_compiled))
 }
 
 async fn serve(cli: &Cli, args: &ServeArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
@@ -184,9 +223,17 @@ async fn serve(cli: &Cli, args: &ServeArgs, cwd: &Path) -> anyhow::Result<ExitCo
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    if args.print_config {
-        print!("{}", config.summary());
-        return Ok(ExitCode::SUCCESS);
+    if let Some(format) = args.print_config {
+        match config.render(&config_sections(), format) {
+            Ok(text) => {
+                print!("{text}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(EXIT_INVALID));
+            }
+        }
     }
     logging::init(&config);
     // Metadata problems are reported all at once, with file and path, before anything starts.
@@ -232,28 +279,19 @@ async fn serve(cli: &Cli, args: &ServeArgs, cwd: &Path) -> anyhow::Result<ExitCo
     #[cfg(feature = "plugin-permissions")]
     let kernel = kernel.plugin(objectos_permissions::PermissionsPlugin::new(
         config.metadata_dirs.clone(),
-        authz_config(&config.permissions),
+        authz_config(&config)?,
     ));
-    #[cfg(not(feature = "plugin-permissions"))]
-    if config.permissions != config::PermissionsSettings::default() {
-        tracing::warn!(
-            "objectos.yml has a permissions section, but this build has no permissions plugin; it is ignored."
-        );
-    }
     #[cfg(feature = "plugin-audit")]
     let kernel = kernel.plugin(objectos_audit::AuditPlugin::default());
     #[cfg(feature = "plugin-auth")]
     let kernel = kernel.plugin(objectos_auth::AuthPlugin::default());
-    // Plugin sections of objectos.yml become each plugin's kernel configuration; the plugin
-    // validates it at init and refuses to start on a bad value.
+    // Each plugin section of objectos.yml (checked against its type when the file was read)
+    // becomes the kernel configuration of the plugin that declared it.
     let mut kernel = kernel;
-    for (section, value) in &config.plugins {
-        let id = match section.as_str() {
-            "auth" => "com.objectos.auth",
-            "audit" => "com.objectos.audit",
-            _ => continue,
-        };
-        kernel = kernel.config(id, value.clone());
+    for section in config_sections() {
+        if let Some(value) = config.plugins.get(section.name) {
+            kernel = kernel.config(section.plugin, value.clone());
+        }
     }
     let kernel = kernel.build()?;
     let kernel = Arc::new(kernel);
@@ -493,20 +531,43 @@ mod tests {
 
     #[test]
     fn permissions_section_reaches_the_plugin_settings() {
-        let defaults = authz_config(&config::PermissionsSettings::default());
+        let defaults = authz_config(&ServerConfig::default()).unwrap();
         assert_eq!(defaults.default_sharing, SharingModel::PublicReadWrite);
         assert_eq!(defaults.guest_set, "guest");
         // With the auth plugin compiled in, anonymous callers are always checked.
         let auth = cfg!(feature = "plugin-auth");
         assert_eq!(defaults.anonymous_unrestricted, !auth);
 
-        let set = authz_config(&config::PermissionsSettings {
-            default_sharing: Some(SharingModel::Private),
-            guest_set: Some("visitor".to_owned()),
-        });
+        let file = config::parse_file(
+            "objectos.yml",
+            "permissions:\n  defaultSharing: private\n  guestSet: visitor\n",
+            Path::new("/"),
+        )
+        .unwrap();
+        let resolved = config::resolve(
+            file.layer,
+            config::Layer::default(),
+            config::Layer::default(),
+        );
+        let set = authz_config(&resolved).unwrap();
         assert_eq!(set.default_sharing, SharingModel::Private);
         assert_eq!(set.guest_set, "visitor");
         // Naming a guest set turns unchecked anonymous access off in builds without auth too.
         assert!(!set.anonymous_unrestricted);
+    }
+
+    #[test]
+    fn every_section_belongs_to_a_compiled_plugin_and_no_core_key() {
+        let ids: Vec<&str> = compiled_manifests().iter().map(|m| m.id).collect();
+        let mut names = std::collections::HashSet::new();
+        for section in config_sections() {
+            assert!(ids.contains(&section.plugin), "{}", section.plugin);
+            assert!(
+                !config::CORE_KEYS.contains(&section.name),
+                "{}",
+                section.name
+            );
+            assert!(names.insert(section.name), "{} twice", section.name);
+        }
     }
 }

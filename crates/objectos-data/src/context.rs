@@ -1,4 +1,5 @@
-//! Who is asking: the principal, tenant, locale and request id every engine operation carries.
+//! Who is asking: the principal, tenant, locale and request id every engine operation carries,
+//! and what led to it (correlation and causation ids, stamped on the events it produces).
 
 /// The identity an operation runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +44,8 @@ pub struct CascadeOrigin {
     pub id: String,
 }
 
-/// Context of one engine operation.
+/// Context of one engine operation. `Default` is an anonymous caller with nothing else set, so
+/// literals can name only what they set (`..OpContext::default()`).
 #[derive(Debug, Clone)]
 pub struct OpContext {
     pub principal: Principal,
@@ -54,6 +56,19 @@ pub struct OpContext {
     /// Set by the engine on the child deletes a cascade runs (same principal, the parent's
     /// tenant), so interceptors can tell them from the caller's own requests; `None` otherwise.
     pub cascade_of: Option<CascadeOrigin>,
+    /// The originating request's id, copied into the metadata of every event this operation
+    /// produces and kept by subscribers that write in reaction ([`OpContext::caused_by`]), so
+    /// a chain of follow-ups can be traced back (and loops stopped). The HTTP layer sets it to
+    /// the request id.
+    pub correlation_id: Option<String>,
+    /// Id of the event whose subscriber runs this operation; `None` for a request's own work.
+    pub causation_id: Option<String>,
+}
+
+impl Default for OpContext {
+    fn default() -> Self {
+        Self::anonymous()
+    }
 }
 
 impl OpContext {
@@ -64,6 +79,8 @@ impl OpContext {
             locale: None,
             request_id: None,
             cascade_of: None,
+            correlation_id: None,
+            causation_id: None,
         }
     }
 
@@ -74,6 +91,28 @@ impl OpContext {
             locale: None,
             request_id: None,
             cascade_of: None,
+            correlation_id: None,
+            causation_id: None,
+        }
+    }
+
+    /// The context of a write a subscriber makes in reaction to `event`, as `principal`: in the
+    /// event's tenant, with the event's correlation id kept (the originating request's; the
+    /// event's own id when it had none, so the chain starts there) and the event as the cause.
+    /// No request id: no request is being served.
+    pub fn caused_by(event: &objectos_spec::Event, principal: Principal) -> Self {
+        let m = &event.metadata;
+        Self {
+            principal,
+            tenant: m.tenant_id.clone(),
+            correlation_id: Some(
+                m.correlation_id
+                    .clone()
+                    .or_else(|| m.request_id.clone())
+                    .unwrap_or_else(|| event.id.clone()),
+            ),
+            causation_id: Some(event.id.clone()),
+            ..Self::anonymous()
         }
     }
 
@@ -84,6 +123,12 @@ impl OpContext {
 
     pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
         self.request_id = Some(id.into());
+        self
+    }
+
+    /// Sets the correlation id (the originating request's id).
+    pub fn with_correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.correlation_id = Some(id.into());
         self
     }
 

@@ -1,4 +1,5 @@
-//! The transactional outbox: `record.*` rows written in the same transaction as the change, and a
+//! The transactional outbox: `data.<object>.<verb>` rows written in the same transaction as the
+//! change (payloads `objectos_spec::event::data::Record{Created,Updated,Deleted}`), and a
 //! dispatcher that publishes them after commit (at least once) and marks them dispatched. On
 //! PostgreSQL, which several servers may share, a dispatcher pass claims its rows first (a lease
 //! per row, see [`claim`]), so each event is published by one node and a record's events in order.
@@ -9,9 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use objectos_spec::event::data::{self as events, RecordVerb};
 use objectos_spec::{Event, EventMetadata, EventPriority};
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait, Value};
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 
 use crate::context::OpContext;
 use crate::db::{self, Dialect, Sql};
@@ -46,7 +48,19 @@ pub(crate) struct Row {
     user_id: Option<String>,
     tenant_id: Option<String>,
     created_at: String,
+    request_id: Option<String>,
+    correlation_id: Option<String>,
+    causation_id: Option<String>,
 }
+
+/// The envelope columns added after the first release (DDL version 5), on both databases: what
+/// the dispatcher puts into the event's metadata besides the actor and tenant. Created with the
+/// table, or added to an older one by the migration plan; rows written before read as NULL.
+pub(crate) const TRACE_COLUMNS: [(&str, &str); 3] = [
+    ("request_id", "TEXT"),
+    ("correlation_id", "TEXT"),
+    ("causation_id", "TEXT"),
+];
 
 tokio::task_local! {
     /// The outbox rows of the write operation running in this task, when it runs through
@@ -68,32 +82,57 @@ pub(crate) async fn buffered<F: Future>(f: F) -> (F::Output, Vec<Row>) {
         .await
 }
 
+/// The payload of one record event, typed (`objectos_spec::event::data`).
+pub(crate) enum Payload {
+    Created(events::RecordCreated),
+    Updated(events::RecordUpdated),
+    Deleted(events::RecordDeleted),
+}
+
+impl Payload {
+    fn verb(&self) -> RecordVerb {
+        match self {
+            Self::Created(_) => RecordVerb::Created,
+            Self::Updated(_) => RecordVerb::Updated,
+            Self::Deleted(_) => RecordVerb::Deleted,
+        }
+    }
+
+    fn to_json(&self) -> serde_json::Result<String> {
+        match self {
+            Self::Created(p) => serde_json::to_string(p),
+            Self::Updated(p) => serde_json::to_string(p),
+            Self::Deleted(p) => serde_json::to_string(p),
+        }
+    }
+}
+
 /// Records one outbox row for the change being made in `tx`: into the operation's buffer when
-/// it runs through [`buffered`], else as an INSERT in `tx` at once.
+/// it runs through [`buffered`], else as an INSERT in `tx` at once. The row carries the
+/// context's request, correlation and causation ids for the event's metadata.
 pub(crate) async fn write<C: ConnectionTrait>(
     tx: &C,
     dialect: Dialect,
     cx: &OpContext,
-    event_name: &str,
     object: &str,
     record_id: &str,
-    mut payload: Json,
+    payload: Payload,
 ) -> Result<()> {
-    if let Json::Object(m) = &mut payload {
-        m.insert("object".into(), json!(object));
-        m.insert("recordId".into(), json!(record_id));
-        m.insert("userId".into(), json!(cx.principal.user_id()));
-        m.insert("tenantId".into(), json!(cx.tenant));
-    }
+    let text = payload
+        .to_json()
+        .map_err(|e| DataError::Internal(format!("cannot encode an outbox payload: {e}")))?;
     let mut row = Some(Row {
         event_id: new_id(),
-        event_name: event_name.to_owned(),
+        event_name: events::event_name(object, payload.verb()),
         object: object.to_owned(),
         record_id: record_id.to_owned(),
-        payload: payload.to_string(),
+        payload: text,
         user_id: cx.principal.user_id().map(str::to_owned),
         tenant_id: cx.tenant.clone(),
         created_at: format_ts(now()),
+        request_id: cx.request_id.clone(),
+        correlation_id: cx.correlation_id.clone(),
+        causation_id: cx.causation_id.clone(),
     });
     // Outside a buffered operation the closure never runs and the row stays here.
     let _ = BUFFER.try_with(|b| {
@@ -107,7 +146,7 @@ pub(crate) async fn write<C: ConnectionTrait>(
     }
 }
 
-/// Rows per INSERT statement (8 bound values each, far below either database's limit).
+/// Rows per INSERT statement (11 bound values each, far below either database's limit).
 const INSERT_CHUNK: usize = 128;
 
 /// Inserts outbox rows with multi-row INSERTs, in order.
@@ -119,7 +158,7 @@ pub(crate) async fn insert_rows<C: ConnectionTrait>(
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let mut sql = Sql::new(dialect);
-        sql.push("INSERT INTO \"_objectos_outbox\" (\"event_id\", \"event_name\", \"object\", \"record_id\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\") VALUES ");
+        sql.push("INSERT INTO \"_objectos_outbox\" (\"event_id\", \"event_name\", \"object\", \"record_id\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\", \"request_id\", \"correlation_id\", \"causation_id\") VALUES ");
         for (i, r) in rows.by_ref().take(INSERT_CHUNK).enumerate() {
             sql.push(if i == 0 { "(" } else { ", (" })
                 .param(Value::from(r.event_id))
@@ -137,6 +176,12 @@ pub(crate) async fn insert_rows<C: ConnectionTrait>(
                 .param(Value::String(r.tenant_id))
                 .push(", ")
                 .param(Value::from(r.created_at))
+                .push(", ")
+                .param(Value::String(r.request_id))
+                .push(", ")
+                .param(Value::String(r.correlation_id))
+                .push(", ")
+                .param(Value::String(r.causation_id))
                 .push(")");
         }
         db::exec(tx, sql).await?;
@@ -159,12 +204,13 @@ pub(crate) async fn pending<C: ConnectionTrait>(
     limit: u64,
 ) -> Result<Vec<Pending>> {
     let mut sql = Sql::new(dialect);
-    sql.push("SELECT \"id\", \"event_id\", \"event_name\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\" FROM \"_objectos_outbox\" WHERE \"dispatched_at\" IS NULL ORDER BY \"id\"")
+    sql.push("SELECT \"id\", \"event_id\", \"event_name\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\", \"request_id\", \"correlation_id\", \"causation_id\" FROM \"_objectos_outbox\" WHERE \"dispatched_at\" IS NULL ORDER BY \"id\"")
         .limit(limit);
     parse_pending(db::query(conn, sql).await?)
 }
 
-/// Turns rows of (id, event_id, event_name, payload, user_id, tenant_id, created_at) into events.
+/// Turns rows of (id, event_id, event_name, payload, user_id, tenant_id, created_at, request_id,
+/// correlation_id, causation_id) into events.
 fn parse_pending(rows: Vec<sea_orm::QueryResult>) -> Result<Vec<Pending>> {
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
@@ -190,7 +236,9 @@ fn parse_pending(rows: Vec<sea_orm::QueryResult>) -> Result<Vec<Pending>> {
                     timestamp,
                     user_id: get(4),
                     tenant_id: get(5),
-                    correlation_id: None,
+                    request_id: get(7),
+                    correlation_id: get(8),
+                    causation_id: get(9),
                     priority: EventPriority::Normal,
                 },
             },
@@ -270,7 +318,7 @@ pub(crate) async fn claim(conn: &DatabaseConnection, limit: u64) -> Result<Claim
         ))
         .push(" WHERE \"id\" IN (SELECT c.\"id\" FROM \"_objectos_outbox\" AS c WHERE c.\"dispatched_at\" IS NULL AND (c.\"claimed_until\" IS NULL OR c.\"claimed_until\" < statement_timestamp()) AND NOT EXISTS (SELECT 1 FROM \"_objectos_outbox\" AS e WHERE e.\"object\" = c.\"object\" AND e.\"record_id\" = c.\"record_id\" AND e.\"id\" < c.\"id\" AND e.\"dispatched_at\" IS NULL AND e.\"claimed_until\" >= statement_timestamp()) ORDER BY c.\"id\"")
         .limit(limit)
-        .push(" FOR UPDATE OF c SKIP LOCKED) RETURNING \"id\", \"event_id\", \"event_name\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\"");
+        .push(" FOR UPDATE OF c SKIP LOCKED) RETURNING \"id\", \"event_id\", \"event_name\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\", \"request_id\", \"correlation_id\", \"causation_id\"");
     let rows = db::query(&tx, sql).await?;
     tx.commit().await.map_err(db::map_db_err)?;
     let mut rows = parse_pending(rows)?;

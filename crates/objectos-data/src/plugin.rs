@@ -1,4 +1,4 @@
-//! The kernel plugin: id `com.objectos.data`, provides the `data` and `metadata` services, emits `record.*`.
+//! The kernel plugin: id `com.objectos.data`, provides the `data` and `metadata` services, emits `data.<object>.<verb>`.
 //!
 //! Design: `init` (no I/O allowed) registers a [`DataHandle`] under `data` and a [`MetadataHandle`]
 //! under `metadata`; both are empty cells that `start` fills once the database is open and the
@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use objectos_kernel::{InitContext, Plugin, PluginError, PluginHandle, StartContext, StopContext};
-use objectos_spec::event::names;
+use objectos_spec::event::data as record_events;
 use objectos_spec::manifest::services;
 use objectos_spec::{Event, HealthReport, PluginManifest};
 
@@ -25,11 +25,8 @@ pub const MANIFEST: PluginManifest = PluginManifest {
     description: "ObjectQL data engine: metadata registry, schema sync, queries and records over SQLite or PostgreSQL",
     provides: &[services::DATA, services::METADATA],
     permissions: &["data.read", "data.write", "events.publish"],
-    emits: &[
-        names::RECORD_CREATED,
-        names::RECORD_UPDATED,
-        names::RECORD_DELETED,
-    ],
+    // `data.<object>.<verb>` for every object, which the metadata decides at start.
+    emits: &[record_events::ALL],
     ..PluginManifest::new(PLUGIN_ID, "Data Engine", env!("CARGO_PKG_VERSION"))
 };
 

@@ -221,17 +221,21 @@ pub(crate) fn internal_ddl(dialect: Dialect) -> Vec<String> {
     };
     // The dispatcher's claim columns exist on PostgreSQL only (several servers may share it);
     // an older table gets them from the migration plan.
-    let claim: String = match dialect {
+    let mut extra: String = match dialect {
         Dialect::Sqlite => String::new(),
         Dialect::Postgres => crate::outbox::CLAIM_COLUMNS
             .iter()
             .map(|(name, ty)| format!(", \"{name}\" {ty}"))
             .collect(),
     };
+    // The event envelope's request, correlation and causation ids (DDL version 5).
+    for (name, ty) in crate::outbox::TRACE_COLUMNS {
+        extra.push_str(&format!(", \"{name}\" {ty}"));
+    }
     vec![
         format!("CREATE TABLE IF NOT EXISTS \"_objectos_schema\" (\"object\" TEXT PRIMARY KEY, \"hash\" TEXT NOT NULL, \"applied_at\" {ts} NOT NULL)"),
         format!(
-            "CREATE TABLE IF NOT EXISTS \"_objectos_outbox\" (\"id\" {serial}, \"event_id\" TEXT NOT NULL, \"event_name\" TEXT NOT NULL, \"object\" TEXT NOT NULL, \"record_id\" TEXT, \"payload\" {payload} NOT NULL, \"user_id\" TEXT, \"tenant_id\" TEXT, \"created_at\" {ts} NOT NULL, \"dispatched_at\" {ts}{claim})"
+            "CREATE TABLE IF NOT EXISTS \"_objectos_outbox\" (\"id\" {serial}, \"event_id\" TEXT NOT NULL, \"event_name\" TEXT NOT NULL, \"object\" TEXT NOT NULL, \"record_id\" TEXT, \"payload\" {payload} NOT NULL, \"user_id\" TEXT, \"tenant_id\" TEXT, \"created_at\" {ts} NOT NULL, \"dispatched_at\" {ts}{extra})"
         ),
         "CREATE INDEX IF NOT EXISTS \"ix__objectos_outbox_pending\" ON \"_objectos_outbox\" (\"dispatched_at\", \"id\")".to_owned(),
         "CREATE TABLE IF NOT EXISTS \"_objectos_autonumber\" (\"object\" TEXT NOT NULL, \"field\" TEXT NOT NULL, \"value\" BIGINT NOT NULL, PRIMARY KEY (\"object\", \"field\"))".to_owned(),
@@ -604,9 +608,10 @@ pub(crate) async fn plan(
     })
 }
 
-/// The outbox's claim columns and per-record index (PostgreSQL only, see `outbox::claim`), for
-/// databases created before the dispatcher claimed rows (DDL version 3 and older). Additive: two
-/// nullable columns and an index.
+/// The outbox's columns added after the first release, for databases created before them, all
+/// additive (nullable columns and an index): the event envelope's request, correlation and
+/// causation ids on both databases (DDL version 4 and older), and on PostgreSQL the claim
+/// columns and per-record index (see `outbox::claim`; DDL version 3 and older).
 fn outbox_steps(
     dialect: Dialect,
     tables: &HashMap<String, HashMap<String, String>>,
@@ -614,12 +619,26 @@ fn outbox_steps(
     steps: &mut Vec<MigrationStep>,
 ) {
     const TABLE: &str = "_objectos_outbox";
-    if dialect != Dialect::Postgres {
-        return;
-    }
     let Some(columns) = tables.get(TABLE) else {
         return;
     };
+    // SQLite has no `ADD COLUMN IF NOT EXISTS`; the plan only lists columns that are missing.
+    let if_not_exists = match dialect {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => "IF NOT EXISTS ",
+    };
+    for (name, ty) in crate::outbox::TRACE_COLUMNS {
+        if !columns.contains_key(name) {
+            steps.push(MigrationStep::AddColumn {
+                object: TABLE.to_owned(),
+                column: name.to_owned(),
+                sql: format!("ALTER TABLE \"{TABLE}\" ADD COLUMN {if_not_exists}\"{name}\" {ty}"),
+            });
+        }
+    }
+    if dialect != Dialect::Postgres {
+        return;
+    }
     for (name, ty) in crate::outbox::CLAIM_COLUMNS {
         if !columns.contains_key(name) {
             steps.push(MigrationStep::AddColumn {
@@ -724,8 +743,9 @@ const ENGINE_ROW: &str = "__objectos_ddl";
 /// those rules change, so databases whose object hashes all match are introspected once more
 /// and get what the new rules add. 3: unique indexes of tenant-scoped objects lead with
 /// `organization_id` (they hold per organization); the global ones are dropped. 4: the outbox's
-/// claim columns and per-record index on PostgreSQL (`outbox_steps`).
-pub(crate) const DDL_VERSION: &str = "4";
+/// claim columns and per-record index on PostgreSQL (`outbox_steps`). 5: the outbox's request,
+/// correlation and causation id columns on both databases (`outbox_steps`).
+pub(crate) const DDL_VERSION: &str = "5";
 
 /// True when the database records exactly the current metadata's hashes under the current DDL
 /// rules: nothing can be missing, so start-up skips introspection. One query.

@@ -46,7 +46,8 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    /// The engine operation context for this request.
+    /// The engine operation context for this request. The request starts a correlation: the
+    /// events its writes produce, and every write a subscriber makes in reaction, carry its id.
     pub fn op_context(&self) -> OpContext {
         OpContext {
             principal: self.principal.clone(),
@@ -54,6 +55,8 @@ impl RequestContext {
             locale: self.locale.clone(),
             request_id: Some(self.request_id.clone()),
             cascade_of: None,
+            correlation_id: Some(self.request_id.clone()),
+            causation_id: None,
         }
     }
 }

@@ -50,10 +50,10 @@ enum Segment {
     Rest,
 }
 
-/// A compiled event name pattern: `data.account.created`, `data.*.created`, `record.**`.
+/// A compiled event name pattern: `data.account.created`, `data.*.created`, `data.**`.
 ///
-/// `*` matches exactly one segment; a trailing `**` matches one or more segments (so `record.**`
-/// matches `record.created` and `record.a.b`, but not `record`).
+/// `*` matches exactly one segment; a trailing `**` matches one or more segments (so `data.**`
+/// matches `data.created` and `data.a.b`, but not `data`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventPattern {
     text: Box<str>,

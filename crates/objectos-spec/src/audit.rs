@@ -792,7 +792,7 @@ mod tests {
         const OK: PluginManifest = PluginManifest {
             provides: &["data"],
             permissions: &["data.read"],
-            subscribes: &["record.*"],
+            subscribes: &["data.*.*"],
             ..PluginManifest::new("com.objectos.data", "Data", "0.1.0")
         };
         assert!(validate_manifest(&OK).is_empty());

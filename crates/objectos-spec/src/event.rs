@@ -1,4 +1,12 @@
 //! The event envelope (spec `kernel/events`): what travels on the EventBus, the outbox and cross-node transports.
+//!
+//! The payloads of the events first-party plugins emit, with their names, live in the
+//! submodules (`data`, `auth`, `authz`), so a subscriber depends on this crate only, never on
+//! the emitting plugin (plugin spec 5.2).
+
+pub mod auth;
+pub mod authz;
+pub mod data;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -15,7 +23,14 @@ pub enum EventPriority {
     Background,
 }
 
-/// Who, where and when of an event.
+/// Who, where and when of an event, and what led to it.
+///
+/// `correlation_id` and `causation_id` let a subscriber (automation) stop loops and let the audit
+/// trail show why something happened: the correlation id is the originating request's and is
+/// kept through every follow-up write a subscriber makes in reaction; the causation id is the id
+/// of the event that directly led to this one (`None` for a change a request made itself). Every
+/// field added after the first release is optional with a default, so envelopes stored before
+/// (outbox rows, dead letters) still read.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventMetadata {
@@ -26,8 +41,15 @@ pub struct EventMetadata {
     pub user_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
+    /// Id of the request whose handling published the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Id of the originating request, kept through every follow-up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+    /// Id of the event that led to this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<String>,
     #[serde(default)]
     pub priority: EventPriority,
 }
@@ -41,13 +63,10 @@ pub struct Event {
     pub metadata: EventMetadata,
 }
 
-/// Well-known event names.
+/// Well-known event names of the kernel itself (the plugins' are in `data`, `auth`, `authz`).
 pub mod names {
     pub const KERNEL_READY: &str = "kernel.ready";
     pub const KERNEL_SHUTDOWN: &str = "kernel.shutdown";
-    pub const RECORD_CREATED: &str = "record.created";
-    pub const RECORD_UPDATED: &str = "record.updated";
-    pub const RECORD_DELETED: &str = "record.deleted";
 }
 
 /// Checks an event name or pattern: dot-separated lowercase segments of `[a-z0-9_-]`, where a pattern may use `*` (one segment) or a trailing `**` (the rest).
@@ -78,4 +97,33 @@ pub fn validate_event_name(name: &str, allow_wildcards: bool) -> Result<(), Stri
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Envelopes stored before the request and causation ids existed still read, and the new
+    /// fields stay out of the JSON when unset.
+    #[test]
+    fn metadata_without_trace_ids_reads_and_unset_ids_are_omitted() {
+        let old = serde_json::json!({
+            "source": "com.objectos.data",
+            "timestamp": "2026-01-01T00:00:00Z",
+            "userId": "u1",
+        });
+        let m: EventMetadata = serde_json::from_value(old).unwrap_or_default();
+        assert_eq!(m.user_id.as_deref(), Some("u1"));
+        assert_eq!(
+            (m.request_id, m.correlation_id, m.causation_id),
+            (None, None, None)
+        );
+        let m = EventMetadata {
+            causation_id: Some("e1".into()),
+            ..EventMetadata::default()
+        };
+        let v = serde_json::to_value(&m).unwrap_or_default();
+        assert_eq!(v["causationId"], "e1");
+        assert!(v.get("requestId").is_none() && v.get("correlationId").is_none());
+    }
 }

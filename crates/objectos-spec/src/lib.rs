@@ -14,6 +14,7 @@ pub mod object;
 pub mod query;
 pub mod schema;
 pub mod security;
+pub mod settings;
 pub mod yaml;
 
 pub use audit::{AuditReport, Auditor, load_manifest, validate_manifest};

@@ -77,13 +77,13 @@ fn config_file_problems_are_reported_with_their_path() {
     )
     .unwrap();
     let (code, _, err) = run(objectos(dir.path()).args(["serve", "--print-config"]));
-    assert_eq!(code, 0, "unknown keys are warnings: {err}");
+    assert_eq!(code, 2, "unknown keys are errors: {err}");
     assert!(
-        err.contains("objectos.yml:2: listn: warning: unknown key"),
+        err.contains("objectos.yml:2: listn: unknown key; known keys here: listen, databaseUrl"),
         "{err}"
     );
     assert!(
-        err.contains("objectos.yml:4: http.bodyLimt: warning: unknown key"),
+        err.contains("objectos.yml:4: http.bodyLimt: unknown key"),
         "{err}"
     );
 
@@ -285,4 +285,46 @@ fn trusted_proxies_are_configured_and_checked() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn config_schema_lists_every_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(objectos(dir.path()).args(["config", "schema"]));
+    assert_eq!(code, 0, "{err}");
+    let schema: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let props = schema["properties"].as_object().unwrap();
+    for key in ["listen", "databaseUrl", "http", "log", "data"] {
+        assert!(props.contains_key(key), "{key}: {out}");
+    }
+    #[cfg(feature = "standard")]
+    for key in ["auth", "audit", "permissions"] {
+        assert!(props.contains_key(key), "{key}: {out}");
+    }
+}
+
+#[cfg(feature = "plugin-auth")]
+#[test]
+fn print_config_shows_plugin_sections_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("objectos.yml"),
+        "auth:\n  cookieSecure: true\n  sso:\n    baseUrl: https://crm.example.com\n    providers:\n      - id: corp\n        kind: oidc\n        issuer: https://id.example.com\n        clientId: crm\n        clientSecret: s3cr3t-value\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(objectos(dir.path()).args(["serve", "--print-config=json"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("s3cr3t-value"), "{out}");
+    let config: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(config["auth"]["cookieSecure"], true);
+    assert_eq!(config["auth"]["sso"]["providers"][0]["clientSecret"], "***");
+    // Every default of the section is shown.
+    assert_eq!(config["auth"]["lockout"]["maxFailedAttempts"], 5);
+    let (code, out, err) = run(objectos(dir.path()).args(["serve", "--print-config"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("auth.sso.providers[0].clientSecret: ***\n"),
+        "{out}"
+    );
+    assert!(!out.contains("s3cr3t-value"), "{out}");
 }

@@ -196,6 +196,8 @@ mod tests {
             locale: None,
             request_id: None,
             cascade_of: None,
+            correlation_id: None,
+            causation_id: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! uniqueness checks, SQL, after-hooks and outbox row in the operation's transaction, plus the
 //! steps they share (sanitizing input, loading the previous record, the written record).
 
+use objectos_spec::event::data::{RecordCreated, RecordDeleted, RecordUpdated};
 use objectos_spec::object::{Storage, SummaryFunction};
 use objectos_spec::query::QueryAst;
 use sea_orm::{DatabaseTransaction, Value};
@@ -271,10 +272,16 @@ impl DataEngine {
             tx,
             dialect,
             cx,
-            objectos_spec::event::names::RECORD_CREATED,
             &plan.name,
             &id,
-            json!({ "record": rec }),
+            outbox::Payload::Created(RecordCreated {
+                object: plan.name.clone(),
+                record_id: id.clone(),
+                user_id: cx.principal.user_id().map(str::to_owned),
+                tenant_id: cx.tenant.clone(),
+                request_id: cx.request_id.clone(),
+                record: rec.clone(),
+            }),
         )
         .await?;
         Ok(rec)
@@ -483,20 +490,33 @@ impl DataEngine {
             },
         )
         .await?;
-        let mut changes = Record::new();
-        for (k, v) in &rec {
-            if k != "updated_at" && k != "updated_by" && previous.get(k) != Some(v) {
-                changes.insert(k.clone(), v.clone());
-            }
-        }
+        // Every update stamps `updated_at`/`updated_by`; naming them would make every update
+        // look like a change, and a subscriber could not tell a no-op write from a real one.
+        let changed_fields = rec
+            .iter()
+            .filter(|(k, v)| {
+                k.as_str() != "updated_at"
+                    && k.as_str() != "updated_by"
+                    && previous.get(*k) != Some(*v)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
         outbox::write(
             tx,
             dialect,
             cx,
-            objectos_spec::event::names::RECORD_UPDATED,
             &plan.name,
             id,
-            json!({ "record": rec, "previous": previous, "changes": changes }),
+            outbox::Payload::Updated(RecordUpdated {
+                object: plan.name.clone(),
+                record_id: id.to_owned(),
+                user_id: cx.principal.user_id().map(str::to_owned),
+                tenant_id: cx.tenant.clone(),
+                request_id: cx.request_id.clone(),
+                record: rec.clone(),
+                previous,
+                changed_fields,
+            }),
         )
         .await?;
         Ok(rec)
@@ -634,10 +654,16 @@ impl DataEngine {
                 tx,
                 dialect,
                 cx,
-                objectos_spec::event::names::RECORD_DELETED,
                 &plan.name,
                 id,
-                json!({ "previous": previous }),
+                outbox::Payload::Deleted(RecordDeleted {
+                    object: plan.name.clone(),
+                    record_id: id.to_owned(),
+                    user_id: cx.principal.user_id().map(str::to_owned),
+                    tenant_id: cx.tenant.clone(),
+                    request_id: cx.request_id.clone(),
+                    previous: previous.clone(),
+                }),
             )
             .await?;
             Ok(previous)

@@ -3,8 +3,11 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use objectos_data::{DataError, EventSink, HookContext, Interceptor, Operation, Result};
+use objectos_data::{
+    DataError, EventSink, HookContext, Interceptor, OpContext, Operation, Principal, Result,
+};
 use objectos_spec::Event;
+use objectos_spec::event::data::{RecordCreated, RecordUpdated};
 use objectos_spec::query::{Filter, QueryAst};
 use serde_json::json;
 
@@ -181,6 +184,75 @@ impl EventSink for Collect {
     }
 }
 
+/// The update event names exactly the fields whose value changed, and every event carries the
+/// request's ids; a subscriber's follow-up write (`OpContext::caused_by`) keeps the correlation
+/// and names the event as its cause, so automation can stop loops and audit can show why.
+#[tokio::test]
+async fn record_events_name_changed_fields_and_carry_correlation_and_causation() {
+    for_each_backend(CRM, |e| async move {
+        let cx = user_cx()
+            .with_request_id("req-1")
+            .with_correlation_id("req-1");
+        let a = e
+            .create(&cx, "account", rec(json!({"name": "A", "code": "x"})))
+            .await
+            .unwrap();
+        let id = a["id"].as_str().unwrap().to_owned();
+        e.update(
+            &cx,
+            "account",
+            &id,
+            rec(json!({"name": "B", "code": "x"})),
+            None,
+        )
+        .await
+        .unwrap();
+        let sink = Collect::default();
+        assert_eq!(e.dispatch_pending(&sink).await.unwrap(), 2);
+        let events = sink.0.lock().unwrap().clone();
+        let created: RecordCreated = serde_json::from_value(events[0].payload.clone()).unwrap();
+        assert_eq!(created.record["name"], "A");
+        assert_eq!(created.request_id.as_deref(), Some("req-1"));
+        let updated = &events[1];
+        assert_eq!(updated.name, "data.account.updated");
+        let p: RecordUpdated = serde_json::from_value(updated.payload.clone()).unwrap();
+        assert_eq!(p.changed_fields, ["name"]);
+        assert_eq!(
+            (p.object.as_str(), p.record_id.as_str()),
+            ("account", id.as_str())
+        );
+        assert_eq!(p.previous["name"], "A");
+        assert_eq!(p.record["name"], "B");
+        let m = &updated.metadata;
+        assert_eq!(m.request_id.as_deref(), Some("req-1"));
+        assert_eq!(m.correlation_id.as_deref(), Some("req-1"));
+        assert_eq!(m.causation_id, None);
+        assert_eq!(m.user_id.as_deref(), Some("u1"));
+        assert_eq!(m.tenant_id.as_deref(), Some("org1"));
+
+        // A subscriber reacting to the update writes as the system, caused by it.
+        let follow = OpContext::caused_by(updated, Principal::system("automation"));
+        e.update(&follow, "account", &id, rec(json!({"code": "y"})), None)
+            .await
+            .unwrap();
+        // Writing the same value again changes nothing: no field is named.
+        e.update(&follow, "account", &id, rec(json!({"code": "y"})), None)
+            .await
+            .unwrap();
+        sink.0.lock().unwrap().clear();
+        assert_eq!(e.dispatch_pending(&sink).await.unwrap(), 2);
+        let events = sink.0.lock().unwrap().clone();
+        let m = &events[0].metadata;
+        assert_eq!(m.correlation_id.as_deref(), Some("req-1"));
+        assert_eq!(m.causation_id.as_deref(), Some(updated.id.as_str()));
+        assert_eq!(m.request_id, None);
+        assert_eq!(m.tenant_id.as_deref(), Some("org1"));
+        assert_eq!(events[0].payload["changedFields"], json!(["code"]));
+        assert_eq!(events[1].payload["changedFields"], json!([]));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn outbox_rows_are_written_in_tx_and_dispatched_after_commit() {
     for_each_backend(CRM, |e| async move {
@@ -223,7 +295,11 @@ async fn outbox_rows_are_written_in_tx_and_dispatched_after_commit() {
         let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(
             names,
-            ["record.created", "record.updated", "record.deleted"]
+            [
+                "data.account.created",
+                "data.account.updated",
+                "data.account.deleted"
+            ]
         );
         assert_eq!(events[0].payload["object"], "account");
         assert_eq!(events[0].payload["recordId"], id.as_str());
@@ -231,7 +307,7 @@ async fn outbox_rows_are_written_in_tx_and_dispatched_after_commit() {
         assert_eq!(events[0].payload["userId"], "u1");
         assert_eq!(events[0].payload["tenantId"], "org1");
         assert_eq!(events[1].payload["previous"]["name"], "Evt");
-        assert_eq!(events[1].payload["changes"]["name"], "Evt2");
+        assert_eq!(events[1].payload["changedFields"], json!(["name"]));
         assert_eq!(events[2].payload["previous"]["name"], "Evt2");
         assert_eq!(events[0].metadata.user_id.as_deref(), Some("u1"));
         // Delivered rows are not delivered again.

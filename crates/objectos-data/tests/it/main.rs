@@ -116,6 +116,8 @@ pub fn user_cx() -> OpContext {
         locale: None,
         request_id: None,
         cascade_of: None,
+        correlation_id: None,
+        causation_id: None,
     }
 }
 

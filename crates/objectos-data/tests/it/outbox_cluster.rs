@@ -183,9 +183,9 @@ async fn two_engines_on_one_postgres_schema_publish_each_event_once_in_record_or
         let want: Vec<(String, i64)> = (0..VERSIONS)
             .map(|v| {
                 let name = if v == 0 {
-                    "record.created"
+                    "data.item.created"
                 } else {
-                    "record.updated"
+                    "data.item.updated"
                 };
                 (name.to_owned(), v as i64)
             })

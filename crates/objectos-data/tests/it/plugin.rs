@@ -33,7 +33,7 @@ async fn plugin_provides_data_and_publishes_record_events() {
         .bus()
         .subscribe(
             "test",
-            "record.*",
+            "data.*.created",
             move |e: Arc<Event>| {
                 let sink = sink.clone();
                 async move {
@@ -75,7 +75,10 @@ async fn plugin_provides_data_and_publishes_record_events() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(seen.lock().unwrap().clone(), ["record.created account"]);
+    assert_eq!(
+        seen.lock().unwrap().clone(),
+        ["data.account.created account"]
+    );
     kernel.shutdown().await;
 }
 

@@ -356,3 +356,75 @@ async fn a_failed_migration_names_its_statement_and_keeps_nothing() {
         eprintln!("PostgreSQL skipped: set OBJECTOS_TEST_POSTGRES_URL");
     }
 }
+
+/// A database made before DDL version 5 gets the outbox's request, correlation and causation
+/// columns from the plan (listed by `objectos migrate --dry-run`, applied by the next start),
+/// and the rows it had pending are still dispatched, without those ids.
+async fn outbox_gets_trace_columns(url: &str) {
+    let (e, dir) = open(url, CRM).await;
+    for sql in [
+        "ALTER TABLE \"_objectos_outbox\" DROP COLUMN \"request_id\"",
+        "ALTER TABLE \"_objectos_outbox\" DROP COLUMN \"correlation_id\"",
+        "ALTER TABLE \"_objectos_outbox\" DROP COLUMN \"causation_id\"",
+        "INSERT INTO \"_objectos_outbox\" (\"event_id\", \"event_name\", \"object\", \"record_id\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\") VALUES ('old-1', 'data.account.created', 'account', 'r0', '{\"object\":\"account\",\"recordId\":\"r0\"}', 'u1', 'org1', '2026-01-01T00:00:00.000Z')",
+        "UPDATE \"_objectos_schema\" SET \"hash\" = '4' WHERE \"object\" = '__objectos_ddl'",
+    ] {
+        e.connection().execute_unprepared(sql).await.unwrap();
+    }
+    e.connection().clone().close().await.ok();
+    drop(e);
+    let config = |auto_migrate| DataConfig {
+        database_url: url.to_owned(),
+        metadata_dirs: vec![dir.path().to_path_buf()],
+        include_base: false,
+        max_connections: 2,
+        auto_migrate,
+    };
+    let e = DataEngine::open(config(false)).await.unwrap();
+    let plan = e.plan_migration().await.unwrap().to_string();
+    for column in ["request_id", "correlation_id", "causation_id"] {
+        assert!(plan.contains(&format!("\"{column}\" TEXT;")), "{plan}");
+    }
+    assert_eq!(plan.lines().count(), 3, "{plan}");
+    e.connection().clone().close().await.ok();
+    drop(e);
+
+    let e = DataEngine::open(config(true)).await.unwrap();
+    assert!(e.plan_migration().await.unwrap().is_empty());
+    let cx = crate::user_cx()
+        .with_request_id("req-9")
+        .with_correlation_id("req-9");
+    e.create(
+        &cx,
+        "account",
+        crate::rec(serde_json::json!({"name": "after"})),
+    )
+    .await
+    .unwrap();
+    let sink = crate::hooks::Collect::default();
+    assert_eq!(e.dispatch_pending(&sink).await.unwrap(), 2);
+    let events = sink.0.lock().unwrap().clone();
+    assert_eq!(events[0].id, "old-1");
+    assert_eq!(events[0].metadata.correlation_id, None);
+    assert_eq!(events[0].metadata.user_id.as_deref(), Some("u1"));
+    assert_eq!(events[1].metadata.correlation_id.as_deref(), Some("req-9"));
+    e.connection().clone().close().await.ok();
+}
+
+#[tokio::test]
+async fn an_outbox_made_before_trace_ids_gets_their_columns_from_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    outbox_gets_trace_columns(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("o.db").display()
+    ))
+    .await;
+    if let Some(base) = std::env::var("OBJECTOS_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        let (url, schema) = crate::pg_schema(&base).await;
+        outbox_gets_trace_columns(&url).await;
+        crate::pg_drop(&base, &schema).await;
+    }
+}

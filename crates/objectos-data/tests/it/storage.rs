@@ -110,17 +110,7 @@ async fn a_full_database_never_acknowledges_a_write_it_did_not_store() {
     assert_eq!(before.acked.len(), 20);
 
     // The database may grow by about 60 pages (240 KiB) from here: a few dozen 4 KiB notes.
-    let pages: i64 = e
-        .write_connection()
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Sqlite,
-            "PRAGMA page_count",
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index(0)
-        .unwrap();
+    let pages = scalar(e.write_connection(), "PRAGMA page_count").await;
     set_max_pages(&e, pages + 60).await;
 
     let full = storm(&e, 24, 20, 4000).await;
@@ -167,6 +157,27 @@ async fn a_full_database_never_acknowledges_a_write_it_did_not_store() {
     all.extend(full.acked);
     all.extend(after.acked);
     assert_stored(&reopened, &all, "after a restart").await;
+}
+
+/// One integer from a query on `conn`.
+async fn scalar(conn: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
+    conn.query_one_raw(sea_orm::Statement::from_string(
+        sea_orm::DbBackend::Sqlite,
+        sql,
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get_by_index(0)
+    .unwrap()
+}
+
+/// A private table of a plugin's, as auth and audit keep them.
+async fn private_table(e: &DataEngine) {
+    e.write_connection()
+        .execute_unprepared("CREATE TABLE _test_private (id INTEGER PRIMARY KEY, body TEXT)")
+        .await
+        .unwrap();
 }
 
 /// `PRAGMA max_page_count` on the writer connection (SQLite keeps it per connection and never
@@ -482,21 +493,8 @@ async fn a_plugin_transaction_on_a_full_disk_leaves_the_writer_healthy() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("own.db");
     let e = open_at(&db, dir.path()).await;
-    e.write_connection()
-        .execute_unprepared("CREATE TABLE _test_private (id INTEGER PRIMARY KEY, body TEXT)")
-        .await
-        .unwrap();
-    let pages: i64 = e
-        .write_connection()
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Sqlite,
-            "PRAGMA page_count",
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index(0)
-        .unwrap();
+    private_table(&e).await;
+    let pages = scalar(e.write_connection(), "PRAGMA page_count").await;
     set_max_pages(&e, pages + 20).await;
     let tx = e.begin_own_transaction().await.unwrap();
     let mut failed = false;
@@ -525,17 +523,7 @@ async fn a_plugin_transaction_on_a_full_disk_leaves_the_writer_healthy() {
         "after a plugin transaction hit a full disk",
     )
     .await;
-    let left: i64 = reopened
-        .connection()
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Sqlite,
-            "SELECT COUNT(*) FROM _test_private",
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index(0)
-        .unwrap();
+    let left = scalar(reopened.connection(), "SELECT COUNT(*) FROM _test_private").await;
     assert_eq!(left, 0);
 }
 
@@ -552,10 +540,7 @@ async fn a_plugin_transaction_on_a_full_filesystem_leaves_the_writer_healthy() {
     let meta = tempfile::tempdir().unwrap();
     let db = fs.path().join("own.db");
     let e = open_at(&db, meta.path()).await;
-    e.write_connection()
-        .execute_unprepared("CREATE TABLE _test_private (id INTEGER PRIMARY KEY, body TEXT)")
-        .await
-        .unwrap();
+    private_table(&e).await;
     let mut committed = 0;
     let mut refused = 0;
     // Transactions of 10 rows of 16 KB until the disk refuses a few of them.
@@ -610,17 +595,7 @@ async fn a_plugin_transaction_on_a_full_filesystem_leaves_the_writer_healthy() {
         "after a plugin transaction hit a full disk",
     )
     .await;
-    let rows: i64 = reopened
-        .connection()
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Sqlite,
-            "SELECT COUNT(*) FROM _test_private",
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index(0)
-        .unwrap();
+    let rows = scalar(reopened.connection(), "SELECT COUNT(*) FROM _test_private").await;
     assert_eq!(rows, committed);
     for c in [
         reopened.connection(),

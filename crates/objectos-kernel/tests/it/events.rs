@@ -34,10 +34,10 @@ fn pattern_matching_table() {
         ("*", "ready", true),
         ("*", "kernel.ready", false),
         ("*.ready", "kernel.ready", true),
-        ("record.**", "record.created", true),
-        ("record.**", "record.account.created", true),
-        ("record.**", "record", false),
-        ("record.**", "records.created", false),
+        ("data.**", "data.created", true),
+        ("data.**", "data.account.created", true),
+        ("data.**", "data", false),
+        ("data.**", "datas.created", false),
         ("**", "anything.at.all", true),
         ("**", "x", true),
         ("data.*.**", "data.account.created", true),
@@ -68,6 +68,50 @@ fn pattern_coverage_table() {
         let r = EventPattern::parse(requested).unwrap();
         assert_eq!(d.covers(&r), *expected, "`{declared}` covers `{requested}`");
     }
+}
+
+/// Record events are `data.<object>.<verb>` (built by the spec's helper), so a subscriber picks
+/// a verb across objects or an object across verbs with one `*`.
+#[test]
+fn record_events_select_by_verb_and_by_object() {
+    use objectos_spec::event::data::{ALL, RecordVerb, event_name, object_pattern, verb_pattern};
+    let bus = EventBus::default();
+    let log = Log::default();
+    for pattern in [
+        verb_pattern(RecordVerb::Updated),
+        object_pattern("account"),
+        ALL.to_owned(),
+    ] {
+        let l = log.clone();
+        let tag = pattern.clone();
+        bus.subscribe_sync("p", &pattern, move |e| {
+            l.push(format!("{tag} <- {}", e.name));
+            Ok(())
+        })
+        .unwrap();
+    }
+    for (object, verb) in [
+        ("account", RecordVerb::Created),
+        ("account", RecordVerb::Updated),
+        ("contact", RecordVerb::Updated),
+        ("contact", RecordVerb::Deleted),
+    ] {
+        assert!(bus.publish_sync(&ev(&event_name(object, verb))).is_empty());
+    }
+    assert!(bus.publish_sync(&ev("data.account")).is_empty());
+    assert_eq!(
+        log.entries(),
+        [
+            "data.account.* <- data.account.created",
+            "data.*.* <- data.account.created",
+            "data.*.updated <- data.account.updated",
+            "data.account.* <- data.account.updated",
+            "data.*.* <- data.account.updated",
+            "data.*.updated <- data.contact.updated",
+            "data.*.* <- data.contact.updated",
+            "data.*.* <- data.contact.deleted",
+        ]
+    );
 }
 
 #[test]

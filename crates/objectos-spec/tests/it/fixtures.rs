@@ -449,7 +449,7 @@ fn manifest_unknown_names() {
         invalid/manifest_unknown_names/manifest.yml:7: requires[1]: unknown service `mail`; expected one of `data`, `metadata`, `auth`, `cache`, `queue`, `job`, `i18n`, `file-storage`, `search`, `realtime`, `notification`, `workflow`, `automation`, `graphql`, `analytics`, `ai`, `ui`, `http.server`, `audit-log`, `permissions`, `metrics` or `telemetry`
         invalid/manifest_unknown_names/manifest.yml:8: emits[0]: event name `Invoice.Paid`: segment `Invoice` must be lowercase letters, digits, `_` or `-`, `*`, or a final `**`
         invalid/manifest_unknown_names/manifest.yml:8: emits[1]: event name `crm..x` has an empty segment
-        invalid/manifest_unknown_names/manifest.yml:9: subscribes[0]: event name `record.**.x`: segment `**` must be lowercase letters, digits, `_` or `-`, `*`, or a final `**`
+        invalid/manifest_unknown_names/manifest.yml:9: subscribes[0]: event name `data.**.x`: segment `**` must be lowercase letters, digits, `_` or `-`, `*`, or a final `**`
         invalid/manifest_unknown_names/manifest.yml:12: configuration.properties.level.type: `text` is not allowed here; expected one of `string`, `number`, `integer`, `boolean`, `object` or `array`
         invalid/manifest_unknown_names/manifest.yml:13: configuration.properties.mode: missing required key `type`: the JSON type: one of `string`, `number`, `integer`, `boolean`, `object` or `array`
     "#]],

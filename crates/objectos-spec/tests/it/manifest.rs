@@ -27,7 +27,7 @@ fn static_manifests_use_the_same_rules() {
         provides: &["audit-log"],
         requires: &["data"],
         permissions: &["data.read", "events.subscribe"],
-        subscribes: &["record.**"],
+        subscribes: &["data.**"],
         objects: &["objects/*.object.yml"],
         ..PluginManifest::new("com.objectos.audit", "Audit log", "0.1.0")
     };

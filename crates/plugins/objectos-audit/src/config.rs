@@ -1,6 +1,13 @@
-//! Configuration of the audit plugin (`retentionDays`, `redactFields`, prune interval).
+//! Configuration of the audit plugin (`retentionDays`, `redactFields`, prune interval): the
+//! `audit:` section of `objectos.yml` ([`CONFIG_SECTION`]).
 
+use objectos_spec::settings::{ConfigSection, PluginSettings};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+/// The `audit:` section of `objectos.yml`, typed as [`AuditConfig`].
+pub const CONFIG_SECTION: ConfigSection =
+    ConfigSection::of::<AuditConfig>("audit", crate::plugin::PLUGIN_ID);
 
 /// Field names redacted by default; a field whose lower-cased name contains one of them is redacted.
 pub const DEFAULT_REDACT_FIELDS: &[&str] = &[
@@ -17,7 +24,7 @@ pub const DEFAULT_REDACT_FIELDS: &[&str] = &[
 ];
 
 /// Settings, deserialised from the kernel configuration of `com.objectos.audit` (camelCase keys).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct AuditConfig {
     /// Rows older than this many days are pruned; 0 keeps everything.
@@ -40,3 +47,6 @@ impl Default for AuditConfig {
         }
     }
 }
+
+/// Every value of the right type is usable (a prune interval of 0 runs every second).
+impl PluginSettings for AuditConfig {}

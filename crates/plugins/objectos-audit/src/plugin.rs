@@ -92,7 +92,7 @@ impl Shared {
     async fn record_bus_event(&self, event: &Event) -> Result<AuditEvent> {
         let engine = self.engine().ok_or(AuditError::EngineUnavailable)?;
         let ev = event_from_bus(&self.redactor, event);
-        store::append_standalone(engine.connection(), engine.dialect(), ev).await
+        store::append_own(engine, ev).await
     }
 }
 

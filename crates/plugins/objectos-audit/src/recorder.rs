@@ -120,6 +120,16 @@ impl AuditInterceptor {
                 "cascadeOf": {"object": origin.object, "recordId": origin.id}
             });
         }
+        // A write a subscriber made in reaction to an event says which event and which request
+        // it goes back to, so the trail shows causation. A request's own writes have neither
+        // (their correlation is their request id), which keeps their rows as before.
+        let cx = hook.cx;
+        trace_details(
+            &mut ev.details,
+            cx.correlation_id.as_deref(),
+            cx.causation_id.as_deref(),
+            cx.request_id.as_deref(),
+        );
         ev
     }
 }
@@ -161,6 +171,32 @@ impl Interceptor for AuditInterceptor {
     }
 }
 
+/// Adds `correlationId` (when it is not simply the row's own request id) and `causationId` to
+/// `details`. New keys only in rows written from now on: existing rows, and their hashes, are
+/// untouched, so chains recorded before still verify.
+fn trace_details(
+    details: &mut Value,
+    correlation: Option<&str>,
+    causation: Option<&str>,
+    request_id: Option<&str>,
+) {
+    let correlation = correlation.filter(|c| Some(*c) != request_id);
+    if correlation.is_none() && causation.is_none() {
+        return;
+    }
+    if !details.is_object() {
+        *details = Value::Object(serde_json::Map::new());
+    }
+    if let Value::Object(m) = details {
+        if let Some(c) = correlation {
+            m.insert("correlationId".into(), Value::String(c.to_owned()));
+        }
+        if let Some(c) = causation {
+            m.insert("causationId".into(), Value::String(c.to_owned()));
+        }
+    }
+}
+
 fn payload_str(p: &Value, key: &str) -> Option<String> {
     p.get(key).and_then(Value::as_str).map(str::to_owned)
 }
@@ -192,7 +228,9 @@ pub fn event_from_bus(redactor: &Redactor, event: &Event) -> AuditEvent {
     ev.tenant_id = payload_str(p, "tenantId")
         .or_else(|| payload_str(p, "organizationId"))
         .or_else(|| event.metadata.tenant_id.clone());
-    ev.request_id = payload_str(p, "requestId").or_else(|| event.metadata.correlation_id.clone());
+    ev.request_id = payload_str(p, "requestId")
+        .or_else(|| event.metadata.request_id.clone())
+        .or_else(|| event.metadata.correlation_id.clone());
     ev.description = payload_str(p, "reason");
     ev.object = payload_str(p, "object");
     ev.record_id = payload_str(p, "recordId").or_else(|| payload_str(p, "targetId"));
@@ -212,6 +250,12 @@ pub fn event_from_bus(redactor: &Redactor, event: &Event) -> AuditEvent {
             Value::String(event.metadata.source.clone()),
         );
     }
+    trace_details(
+        &mut details,
+        event.metadata.correlation_id.as_deref(),
+        event.metadata.causation_id.as_deref(),
+        ev.request_id.as_deref(),
+    );
     ev.details = details;
     ev
 }

@@ -202,6 +202,21 @@ pub async fn append_standalone(
     Ok(ev)
 }
 
+/// Appends in a write transaction of its own on the engine's writer ([`DataEngine::begin_own_transaction`]):
+/// it queues with the engine's writes instead of racing them for SQLite's file lock, and a full
+/// disk leaves the connection reopened instead of out of step with its transaction.
+pub async fn append_own(engine: &objectos_data::DataEngine, ev: AuditEvent) -> Result<AuditEvent> {
+    let tx = engine
+        .begin_own_transaction()
+        .await
+        .map_err(|e| AuditError::db("begin audit transaction", e))?;
+    let ev = append(&tx, engine.dialect(), ev).await?;
+    tx.commit()
+        .await
+        .map_err(|e| AuditError::db("commit audit transaction", e))?;
+    Ok(ev)
+}
+
 /// The values of `EVENT_COLUMNS` for `ev`, in order.
 fn event_values(ev: &AuditEvent, tenant: &str) -> Vec<Value> {
     let changes = serde_json::to_string(&ev.changes).unwrap_or_else(|_| "[]".into());

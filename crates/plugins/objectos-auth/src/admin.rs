@@ -14,6 +14,7 @@
 //! once the user is also a member elsewhere.
 
 use objectos_data::{OpContext, Principal, Record};
+use objectos_spec::event::auth::AuthDetails;
 use objectos_spec::query::QueryAst;
 use serde_json::{Value as Json, json};
 
@@ -123,11 +124,12 @@ impl AuthService {
             Some(&who.email),
             Some(&org),
             meta,
-            json!({
-                "targetUserId": user_id,
-                "targetEmail": user.get("email"),
-                "role": if admin { "admin" } else { "member" },
-            }),
+            AuthDetails {
+                target_user_id: Some(user_id.to_string()),
+                target_email: user.get("email").and_then(Json::as_str).map(str::to_owned),
+                role: Some(if admin { "admin" } else { "member" }.to_owned()),
+                ..AuthDetails::default()
+            },
         )
         .await;
         Ok(json!({ "user": user }))
@@ -263,6 +265,8 @@ impl AuthService {
             is_admin: true,
         };
         cx.request_id = meta.request_id.clone();
+        // The request starts the correlation its `data.user.updated` event carries.
+        cx.correlation_id = meta.request_id.clone();
         let record = match self
             .engine()
             .get(&cx, "user", user_id, QueryAst::default())
@@ -305,7 +309,12 @@ impl AuthService {
             Some(&who.email),
             Some(&org),
             meta,
-            json!({"targetUserId": user_id, "reason": reason, "changed": next.is_some()}),
+            AuthDetails {
+                target_user_id: Some(user_id.to_string()),
+                reason,
+                changed: Some(next.is_some()),
+                ..AuthDetails::default()
+            },
         )
         .await;
         Ok(json!({ "user": self.user_view(user_id, Some(&org)).await? }))

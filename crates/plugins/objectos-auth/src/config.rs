@@ -1,12 +1,22 @@
-//! The plugin's settings (`com.objectos.auth` in the kernel configuration, camelCase keys).
+//! The plugin's settings: the `auth:` section of `objectos.yml` ([`CONFIG_SECTION`]), handed to
+//! the plugin as its kernel configuration (`com.objectos.auth`), camelCase keys.
 
 use objectos_spec::security::{PasswordPolicy, SessionPolicy};
+use objectos_spec::settings::{ConfigSection, PluginSettings, SettingsProblem};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AuthError;
 
+/// A client secret: `Debug`, `Serialize` and `--print-config` never show it.
+pub use objectos_spec::settings::Secret;
+
+/// The `auth:` section of `objectos.yml`, typed as [`AuthConfig`].
+pub const CONFIG_SECTION: ConfigSection =
+    ConfigSection::of::<AuthConfig>("auth", crate::plugin::PLUGIN_ID);
+
 /// Account lockout after repeated failed sign-ins.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct LockoutConfig {
     /// Failed sign-ins in a row that lock the account.
@@ -25,7 +35,7 @@ impl Default for LockoutConfig {
 }
 
 /// Token buckets on the public auth routes (sign-in, sign-up, forget/reset password).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct RateLimitConfig {
     pub enabled: bool,
@@ -46,7 +56,7 @@ impl Default for RateLimitConfig {
 }
 
 /// Argon2id cost parameters (OWASP's recommended minimum by default).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Argon2Config {
     pub memory_kib: u32,
@@ -65,7 +75,7 @@ impl Default for Argon2Config {
 }
 
 /// Organizations (`organization` in the auth configuration).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct OrganizationConfig {
     /// Whether signed-in users may create organizations (`POST /organization/create`).
@@ -94,7 +104,7 @@ impl Default for OrganizationConfig {
 }
 
 /// Email verification (`emailVerification` in the auth configuration).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct EmailVerificationConfig {
     /// Email/password sign-in needs a verified address (`403 EMAIL_NOT_VERIFIED` otherwise), and
@@ -117,7 +127,7 @@ impl Default for EmailVerificationConfig {
 }
 
 /// All settings of the auth plugin.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct AuthConfig {
     pub password_policy: PasswordPolicy,
@@ -174,9 +184,28 @@ impl Default for AuthConfig {
     }
 }
 
+impl PluginSettings for AuthConfig {
+    fn problems(&self) -> Vec<SettingsProblem> {
+        self.problem_lines()
+            .iter()
+            .map(|line| SettingsProblem::from_line(line))
+            .collect()
+    }
+}
+
 impl AuthConfig {
     /// Every problem of the configuration at once, each naming its key.
     pub fn validate(&self) -> Result<(), AuthError> {
+        let problems = self.problem_lines();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(AuthError::Config(problems.join("; ")))
+        }
+    }
+
+    /// Every problem as `key: message`, the key relative to the section.
+    fn problem_lines(&self) -> Vec<String> {
         let mut problems: Vec<String> = self
             .session_policy
             .validate()
@@ -236,16 +265,12 @@ impl AuthConfig {
             );
         }
         self.sso.check(&mut problems);
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(AuthError::Config(problems.join("; ")))
-        }
+        problems
     }
 }
 
 /// How a single sign-on provider is spoken to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// OpenID Connect: endpoints and signing keys come from the issuer's discovery document, and
@@ -256,36 +281,8 @@ pub enum ProviderKind {
     Oauth2,
 }
 
-/// A client secret. `Debug` and `Serialize` never show it.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, for the one place that sends it (the token request).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("[redacted]")
-    }
-}
-
 /// Where an OAuth2 provider's user-info answer keeps the user's fields (top-level keys).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct ClaimMapping {
     /// The stable user id (a string or a number, as GitHub's `id`).
@@ -308,7 +305,7 @@ impl Default for ClaimMapping {
 }
 
 /// One single sign-on provider (`sso.providers[]`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct SsoProvider {
     /// The id in routes (`/callback/{id}`) and in `POST /sign-in/social {provider}`: lowercase
@@ -401,7 +398,7 @@ impl SsoProvider {
 }
 
 /// Single sign-on (`sso` in the auth configuration).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct SsoConfig {
     /// The public URL of this server as browsers reach it (`https://crm.example.com`); the

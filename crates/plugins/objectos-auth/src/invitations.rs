@@ -13,6 +13,7 @@
 //! answers `404 INVITATION_NOT_FOUND` alike: an unknown id, another organization's invitation,
 //! an invitation to someone else.
 
+use objectos_spec::event::auth::AuthDetails;
 use serde_json::{Value as Json, json};
 
 use crate::crypto;
@@ -224,7 +225,13 @@ impl AuthService {
             who,
             Some(&org),
             meta,
-            json!({"organizationId": org, "inviteeEmail": email, "role": role, "resent": resent}),
+            AuthDetails {
+                organization_id: Some(org.to_string()),
+                invitee_email: Some(email.to_string()),
+                role: Some(role.to_string()),
+                resent: Some(resent),
+                ..AuthDetails::default()
+            },
         )
         .await;
         Ok(invitation.json())
@@ -339,7 +346,12 @@ impl AuthService {
             who,
             Some(&org),
             meta,
-            json!({"organizationId": org, "inviteeEmail": inv.email, "role": inv.role}),
+            AuthDetails {
+                organization_id: Some(org.to_string()),
+                invitee_email: Some(inv.email.clone()),
+                role: Some(inv.role.clone()),
+                ..AuthDetails::default()
+            },
         )
         .await;
         Ok(Invitation {
@@ -419,7 +431,11 @@ impl AuthService {
                 who,
                 Some(&inv.org),
                 meta,
-                json!({"organizationId": inv.org, "role": inv.role}),
+                AuthDetails {
+                    organization_id: Some(inv.org.clone()),
+                    role: Some(inv.role.clone()),
+                    ..AuthDetails::default()
+                },
             )
             .await;
             let out = Invitation {
@@ -463,7 +479,11 @@ impl AuthService {
             who,
             Some(&inv.org),
             meta,
-            json!({"organizationId": inv.org, "role": inv.role}),
+            AuthDetails {
+                organization_id: Some(inv.org.clone()),
+                role: Some(inv.role.clone()),
+                ..AuthDetails::default()
+            },
         )
         .await;
         self.publish_by(
@@ -471,7 +491,13 @@ impl AuthService {
             who,
             Some(&inv.org),
             meta,
-            json!({"organizationId": inv.org, "targetUserId": who.user_id, "role": inv.role, "via": "invitation"}),
+            AuthDetails {
+                organization_id: Some(inv.org.clone()),
+                target_user_id: Some(who.user_id.clone()),
+                role: Some(inv.role.clone()),
+                via: Some("invitation".to_owned()),
+                ..AuthDetails::default()
+            },
         )
         .await;
         let member = self

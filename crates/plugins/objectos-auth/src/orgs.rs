@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use objectos_data::{OpContext, Record};
+use objectos_spec::event::auth::AuthDetails;
 use objectos_spec::query::{Filter, FilterValue, Operator, QueryAst};
 use serde_json::{Value as Json, json};
 
@@ -196,7 +197,7 @@ impl AuthService {
         who: &Resolved,
         org: Option<&str>,
         meta: &RequestMeta,
-        extra: Json,
+        extra: AuthDetails,
     ) {
         self.publish(name, Some(&who.user_id), Some(&who.email), org, meta, extra)
             .await;
@@ -436,7 +437,11 @@ impl AuthService {
             who,
             Some(&org),
             meta,
-            json!({"organizationId": org, "slug": slug}),
+            AuthDetails {
+                organization_id: Some(org.to_string()),
+                slug: Some(slug.to_string()),
+                ..AuthDetails::default()
+            },
         )
         .await;
         tracing::info!(organization = %org, user_id = %who.user_id, "Organization created.");
@@ -531,7 +536,11 @@ impl AuthService {
                 who,
                 Some(&org),
                 meta,
-                json!({"organizationId": org, "previousOrganizationId": who.tenant}),
+                AuthDetails {
+                    organization_id: Some(org.to_string()),
+                    previous_organization_id: who.tenant.clone(),
+                    ..AuthDetails::default()
+                },
             )
             .await;
         }
@@ -598,7 +607,12 @@ impl AuthService {
             who,
             Some(&org),
             meta,
-            json!({"organizationId": org, "targetUserId": cred.user_id, "role": role}),
+            AuthDetails {
+                organization_id: Some(org.to_string()),
+                target_user_id: Some(cred.user_id.clone()),
+                role: Some(role.to_string()),
+                ..AuthDetails::default()
+            },
         )
         .await;
         self.member_view(&org, &cred.user_id, role, now).await
@@ -651,10 +665,13 @@ impl AuthService {
             who,
             Some(&org),
             meta,
-            json!({
-                "organizationId": org, "targetUserId": cred.user_id,
-                "role": role, "previousRole": previous,
-            }),
+            AuthDetails {
+                organization_id: Some(org.to_string()),
+                target_user_id: Some(cred.user_id.clone()),
+                role: Some(role.to_string()),
+                previous_role: Some(previous.to_string()),
+                ..AuthDetails::default()
+            },
         )
         .await;
         self.member_view(&org, &cred.user_id, role, created).await
@@ -740,11 +757,14 @@ impl AuthService {
             who,
             Some(&org),
             meta,
-            json!({
-                "organizationId": org, "targetUserId": user_id, "role": role,
+            AuthDetails {
+                organization_id: Some(org.to_string()),
+                target_user_id: Some(user_id.to_string()),
+                role: Some(role.to_string()),
                 // Whether the profile moved; not where to: that organization is none of this one's business.
-                "profileMoved": moved,
-            }),
+                profile_moved: Some(moved),
+                ..AuthDetails::default()
+            },
         )
         .await;
         Ok(json!({"member": self.member_view(&org, &user_id, &role, now).await?}))

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use objectos_data::{DataEngine, OpContext, Record};
 use objectos_kernel::{Clock, PluginHandle};
+use objectos_spec::event::auth::{AuthDetails, AuthEvent};
 use objectos_spec::query::QueryAst;
 use serde_json::{Value as Json, json};
 
@@ -20,71 +21,9 @@ use crate::session_cache::{self, SessionCache};
 use crate::sso::Sso;
 use crate::store::{Db, get_i, get_oi, get_os, get_s, i, oi, os, s};
 
-/// Event names this plugin publishes (declared in the manifest's `emits`).
-pub mod events {
-    pub const LOGIN: &str = "auth.login";
-    pub const LOGIN_FAILED: &str = "auth.login_failed";
-    pub const LOGOUT: &str = "auth.logout";
-    pub const PASSWORD_CHANGED: &str = "auth.password_changed";
-    pub const PASSWORD_RESET: &str = "auth.password_reset";
-    pub const MFA_ENABLED: &str = "auth.mfa_enabled";
-    pub const MFA_DISABLED: &str = "auth.mfa_disabled";
-    pub const ACCOUNT_LOCKED: &str = "auth.account_locked";
-    pub const API_KEY_CREATED: &str = "security.api_key_created";
-    pub const API_KEY_REVOKED: &str = "security.api_key_revoked";
-    pub const API_KEY_USED: &str = "security.api_key_used";
-    /// An external (SSO) identity was linked to an existing account by its verified email.
-    pub const IDENTITY_LINKED: &str = "auth.identity_linked";
-    /// An administrator created an account (`POST /admin/create-user`).
-    pub const USER_CREATED: &str = "auth.user_created";
-    /// An administrator banned (locked) or unbanned an account.
-    pub const USER_BANNED: &str = "auth.user_banned";
-    pub const USER_UNBANNED: &str = "auth.user_unbanned";
-    /// Organizations: created, a member added or removed, the session's active one changed.
-    /// (In the `auth` namespace, which the audit plugin records.)
-    pub const ORGANIZATION_CREATED: &str = "auth.organization_created";
-    pub const MEMBER_ADDED: &str = "auth.member_added";
-    pub const MEMBER_REMOVED: &str = "auth.member_removed";
-    pub const ORGANIZATION_SWITCHED: &str = "auth.organization_switched";
-    /// A member's role changed (`POST /organization/update-member-role`).
-    pub const MEMBER_ROLE_UPDATED: &str = "auth.member_role_updated";
-    /// Invitations: sent (or re-sent), canceled by an administrator, accepted or rejected by
-    /// the invitee. Payloads name the organization, address and role, never the invitation id
-    /// (the accept link carries it).
-    pub const MEMBER_INVITED: &str = "auth.member_invited";
-    pub const INVITATION_CANCELED: &str = "auth.invitation_canceled";
-    pub const INVITATION_ACCEPTED: &str = "auth.invitation_accepted";
-    pub const INVITATION_REJECTED: &str = "auth.invitation_rejected";
-    /// An email address was verified through its link.
-    pub const EMAIL_VERIFIED: &str = "auth.email_verified";
-    pub const ALL: &[&str] = &[
-        LOGIN,
-        LOGIN_FAILED,
-        LOGOUT,
-        PASSWORD_CHANGED,
-        PASSWORD_RESET,
-        MFA_ENABLED,
-        MFA_DISABLED,
-        ACCOUNT_LOCKED,
-        API_KEY_CREATED,
-        API_KEY_REVOKED,
-        API_KEY_USED,
-        IDENTITY_LINKED,
-        USER_CREATED,
-        USER_BANNED,
-        USER_UNBANNED,
-        ORGANIZATION_CREATED,
-        MEMBER_ADDED,
-        MEMBER_REMOVED,
-        ORGANIZATION_SWITCHED,
-        MEMBER_ROLE_UPDATED,
-        MEMBER_INVITED,
-        INVITATION_CANCELED,
-        INVITATION_ACCEPTED,
-        INVITATION_REJECTED,
-        EMAIL_VERIFIED,
-    ];
-}
+/// Event names this plugin publishes (declared in the manifest's `emits`); they and their
+/// payload ([`AuthEvent`]) live in `objectos-spec`, so subscribers need not depend on this crate.
+pub use objectos_spec::event::auth as events;
 
 /// Prefix of API keys, so the hoop can tell them from session tokens.
 pub const API_KEY_PREFIX: &str = "osk_";
@@ -395,25 +334,27 @@ impl AuthService {
         email: Option<&str>,
         tenant: Option<&str>,
         meta: &RequestMeta,
-        extra: Json,
+        details: AuthDetails,
     ) {
         let Some(handle) = &self.inner.events else {
             return;
         };
-        let mut payload = json!({
-            "userId": user_id,
-            "email": email,
-            "tenantId": tenant,
-            "ip": meta.ip,
-            "userAgent": meta.user_agent,
-            "requestId": meta.request_id,
-        });
-        if let (Some(p), Json::Object(extra)) = (payload.as_object_mut(), extra) {
-            p.extend(extra);
-        }
+        let payload = AuthEvent {
+            user_id: user_id.map(str::to_owned),
+            email: email.map(str::to_owned),
+            tenant_id: tenant.map(str::to_owned),
+            ip: meta.ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            request_id: meta.request_id.clone(),
+            details,
+        };
+        // Strings, numbers and flags only: encoding cannot fail.
+        let payload = serde_json::to_value(&payload).unwrap_or_default();
         let mut event = handle.event(name, payload);
         event.metadata.user_id = user_id.map(str::to_owned);
         event.metadata.tenant_id = tenant.map(str::to_owned);
+        // A request starts its own correlation (auth events are nobody's follow-up).
+        event.metadata.request_id = meta.request_id.clone();
         event.metadata.correlation_id = meta.request_id.clone();
         if let Err(e) = handle.publish(event).await {
             tracing::warn!(event = name, error = %e, "Could not publish an auth event.");
@@ -748,8 +689,13 @@ impl AuthService {
         let (user_id, org) = self
             .create_account(email, password, name, false, true)
             .await?;
-        self.open_session(&user_id, org.as_deref(), meta, json!({"reason": "sign_up"}))
-            .await
+        self.open_session(
+            &user_id,
+            org.as_deref(),
+            meta,
+            AuthDetails::reason("sign_up"),
+        )
+        .await
     }
 
     /// Starts a session for a user who has just proved who they are (sign-up, password, SSO):
@@ -759,7 +705,7 @@ impl AuthService {
         user_id: &str,
         org: Option<&str>,
         meta: &RequestMeta,
-        details: Json,
+        details: AuthDetails,
     ) -> Result<SignedIn> {
         let (token, session) = self.create_session(user_id, org, meta).await?;
         let user = self.user_view(user_id, org).await?;
@@ -801,7 +747,7 @@ impl AuthService {
             Some(email),
             org.as_deref(),
             meta,
-            json!({"reason": reason}),
+            AuthDetails::reason(reason),
         )
         .await;
         if let Some(retry_after_secs) = self.count_failure(email_key).await? {
@@ -812,7 +758,7 @@ impl AuthService {
                 Some(email),
                 org.as_deref(),
                 meta,
-                json!({"reason": "too_many_failed_sign_ins"}),
+                AuthDetails::reason("too_many_failed_sign_ins"),
             )
             .await;
             return Ok(AuthError::AccountLocked { retry_after_secs });
@@ -848,7 +794,7 @@ impl AuthService {
                 Some(&email),
                 None,
                 meta,
-                json!({"reason": "account_locked"}),
+                AuthDetails::reason("account_locked"),
             )
             .await;
             return Err(AuthError::AccountLocked {
@@ -887,7 +833,7 @@ impl AuthService {
                 Some(&email),
                 None,
                 meta,
-                json!({"reason": format!("user_{status}")}),
+                AuthDetails::reason(format!("user_{status}")),
             )
             .await;
             return Err(AuthError::AccountDisabled(status));
@@ -921,7 +867,7 @@ impl AuthService {
                 Some(&email),
                 None,
                 meta,
-                json!({"reason": "email_not_verified"}),
+                AuthDetails::reason("email_not_verified"),
             )
             .await;
             return Err(AuthError::EmailUnverified);
@@ -931,7 +877,7 @@ impl AuthService {
             // no data to work on.
             return Err(AuthError::AccountDisabled("without an organization".into()));
         };
-        self.open_session(&cred.user_id, Some(&org), meta, json!({}))
+        self.open_session(&cred.user_id, Some(&org), meta, AuthDetails::default())
             .await
     }
 
@@ -1115,7 +1061,7 @@ impl AuthService {
             Some(&who.email),
             who.tenant.as_deref(),
             meta,
-            json!({}),
+            AuthDetails::default(),
         )
         .await;
         Ok(())
@@ -1209,7 +1155,10 @@ impl AuthService {
             Some(&who.email),
             who.tenant.as_deref(),
             meta,
-            json!({"revokedSessions": revoked}),
+            AuthDetails {
+                revoked_sessions: Some(revoked),
+                ..AuthDetails::default()
+            },
         )
         .await;
         Ok(())
@@ -1305,7 +1254,7 @@ impl AuthService {
             cred.as_ref().map(|c| c.email.as_str()),
             org.as_deref(),
             meta,
-            json!({}),
+            AuthDetails::default(),
         )
         .await;
         Ok(())
@@ -1470,7 +1419,10 @@ impl AuthService {
                 Some(&who.email),
                 who.tenant.as_deref(),
                 meta,
-                json!({"method": "totp"}),
+                AuthDetails {
+                    method: Some("totp".to_owned()),
+                    ..AuthDetails::default()
+                },
             )
             .await;
         }
@@ -1503,7 +1455,10 @@ impl AuthService {
             Some(&who.email),
             who.tenant.as_deref(),
             meta,
-            json!({"method": "totp"}),
+            AuthDetails {
+                method: Some("totp".to_owned()),
+                ..AuthDetails::default()
+            },
         )
         .await;
         Ok(())
@@ -1580,7 +1535,11 @@ impl AuthService {
             Some(&who.email),
             who.tenant.as_deref(),
             meta,
-            json!({"apiKeyId": id, "scopes": scopes}),
+            AuthDetails {
+                api_key_id: Some(id.to_string()),
+                scopes: Some(scopes.clone()),
+                ..AuthDetails::default()
+            },
         )
         .await;
         Ok(json!({
@@ -1643,7 +1602,10 @@ impl AuthService {
             Some(&who.email),
             who.tenant.as_deref(),
             meta,
-            json!({"apiKeyId": id}),
+            AuthDetails {
+                api_key_id: Some(id.to_string()),
+                ..AuthDetails::default()
+            },
         )
         .await;
         Ok(())
@@ -1690,7 +1652,10 @@ impl AuthService {
             Some(&email),
             Some(&tenant),
             meta,
-            json!({"apiKeyId": id}),
+            AuthDetails {
+                api_key_id: Some(id.to_string()),
+                ..AuthDetails::default()
+            },
         )
         .await;
         Ok(Some(Resolved {

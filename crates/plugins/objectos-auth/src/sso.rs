@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use oauth2::basic::BasicClient;
+use objectos_spec::event::auth::AuthDetails;
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
 };
@@ -998,7 +999,11 @@ impl AuthService {
                     None,
                     None,
                     meta,
-                    json!({"reason": error.code().to_lowercase(), "provider": p.cfg.id}),
+                    AuthDetails {
+                        reason: Some(error.code().to_lowercase()),
+                        provider: Some(p.cfg.id.to_string()),
+                        ..AuthDetails::default()
+                    },
                 )
                 .await;
                 Err(SsoFailure {
@@ -1128,7 +1133,12 @@ impl AuthService {
                 &user_id,
                 org.as_deref(),
                 meta,
-                json!({"reason": "sso", "provider": p.cfg.id, "newUser": new_user}),
+                AuthDetails {
+                    reason: Some("sso".to_owned()),
+                    provider: Some(p.cfg.id.to_string()),
+                    new_user: Some(new_user),
+                    ..AuthDetails::default()
+                },
             )
             .await?;
         let redirect = match (&flow.new_user_callback_url, new_user) {
@@ -1309,7 +1319,11 @@ impl AuthService {
             email,
             org.as_deref(),
             meta,
-            json!({"provider": p.cfg.id, "via": via}),
+            AuthDetails {
+                provider: Some(p.cfg.id.to_string()),
+                via: Some(via.to_owned()),
+                ..AuthDetails::default()
+            },
         )
         .await;
         tracing::info!(user_id = %user_id, provider = %p.cfg.id, via, "External identity linked.");

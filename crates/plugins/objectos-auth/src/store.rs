@@ -7,11 +7,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use objectos_data::{DataEngine, Dialect};
-use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, SqliteTransactionMode, Statement,
-    TransactionOptions, TransactionTrait, Value,
-};
+use objectos_data::{DataEngine, Dialect, OwnTransaction};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
 
 use crate::error::Result;
 
@@ -154,18 +151,14 @@ impl Db {
     /// engine call may run while it is open (on SQLite that would wait for this connection).
     pub(crate) async fn begin(&self) -> Result<Tx> {
         let dialect = self.engine.dialect();
-        let tx = match dialect {
-            Dialect::Sqlite => {
-                self.engine
-                    .write_connection()
-                    .begin_with_options(TransactionOptions {
-                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                        ..TransactionOptions::default()
-                    })
-                    .await?
-            }
-            Dialect::Postgres => self.engine.write_connection().begin().await?,
-        };
+        // The engine's own write transaction for plugin tables: it queues for the writer with
+        // the engine's writes and reopens the writer connection after a failure that may have
+        // ended the transaction (a full disk), which a plain transaction would leave out of step.
+        let tx = self
+            .engine
+            .begin_own_transaction()
+            .await
+            .map_err(crate::error::AuthError::Data)?;
         Ok(Tx {
             tx,
             dialect,
@@ -240,7 +233,7 @@ fn statement(dialect: Dialect, sql: &str, values: Vec<Value>) -> Statement {
 
 /// An open transaction (see [`Db::begin`]).
 pub(crate) struct Tx {
-    tx: DatabaseTransaction,
+    tx: OwnTransaction,
     dialect: Dialect,
     epoch: Arc<AtomicU64>,
 }
@@ -284,7 +277,7 @@ impl Tx {
     pub(crate) async fn commit(self) -> Result<()> {
         let r = self.tx.commit().await;
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        Ok(r?)
+        r.map_err(crate::error::AuthError::Data)
     }
 }
 

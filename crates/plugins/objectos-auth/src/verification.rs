@@ -9,6 +9,7 @@
 //! same answer; only the first gets a mail.
 
 use objectos_data::{OpContext, Record};
+use objectos_spec::event::auth::AuthDetails;
 use objectos_spec::query::QueryAst;
 use serde_json::{Value as Json, json};
 
@@ -201,7 +202,7 @@ impl AuthService {
             Some(&cred.email),
             org.as_deref(),
             meta,
-            json!({}),
+            AuthDetails::default(),
         )
         .await;
         Ok(())

@@ -11,6 +11,7 @@ use objectos_data::{
     DataEngine, DataError, Dialect, MetadataSnapshot, OpContext, Principal, WriteTx,
 };
 use objectos_kernel::{Directory, PluginHandle};
+use objectos_spec::event::authz::{self as authz_events, AssignmentChanged};
 use objectos_spec::object::FieldType;
 use objectos_spec::query::{Filter, FilterValue, Operator, QueryAst};
 use objectos_spec::security::{
@@ -19,7 +20,7 @@ use objectos_spec::security::{
 };
 use parking_lot::{Mutex, RwLock};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::PermissionsError;
 use crate::model::SecurityModel;
@@ -803,8 +804,8 @@ impl Authz {
         self.invalidate();
         if changed {
             let event = match kind {
-                AssignmentKind::PermissionSet => "authz.permission_granted",
-                AssignmentKind::Role => "authz.role_assigned",
+                AssignmentKind::PermissionSet => authz_events::PERMISSION_GRANTED,
+                AssignmentKind::Role => authz_events::ROLE_ASSIGNED,
             };
             self.publish(event, user_id, kind, name, by).await;
         }
@@ -860,8 +861,8 @@ impl Authz {
         let changed = res.rows_affected() > 0;
         if changed {
             let event = match kind {
-                AssignmentKind::PermissionSet => "authz.permission_revoked",
-                AssignmentKind::Role => "authz.role_removed",
+                AssignmentKind::PermissionSet => authz_events::PERMISSION_REVOKED,
+                AssignmentKind::Role => authz_events::ROLE_REMOVED,
             };
             self.publish(event, user_id, kind, name, by).await;
         }
@@ -945,10 +946,6 @@ impl Authz {
         name: &str,
         by: &OpContext,
     ) {
-        let key = match kind {
-            AssignmentKind::PermissionSet => "permissionSet",
-            AssignmentKind::Role => "role",
-        };
         let actor = by.principal.user_id();
         // `userId` is the user the assignment is about, as documented; the audit trail takes
         // its actor from `actorId`/`actorType` and files the event under `tenantId`, so an
@@ -958,17 +955,24 @@ impl Authz {
             Principal::User { .. } => "user",
             Principal::Anonymous => "anonymous",
         };
-        let payload = json!({
-            "userId": user_id,
-            key: name,
-            "by": actor,
-            "actorId": actor,
-            "actorType": actor_type,
-            "targetId": user_id,
-            "tenantId": by.tenant,
-            "organizationId": by.tenant,
-            "requestId": by.request_id,
-        });
+        let (permission_set, role) = match kind {
+            AssignmentKind::PermissionSet => (Some(name.to_owned()), None),
+            AssignmentKind::Role => (None, Some(name.to_owned())),
+        };
+        let payload = AssignmentChanged {
+            user_id: user_id.to_owned(),
+            permission_set,
+            role,
+            by: actor.map(str::to_owned),
+            actor_id: actor.map(str::to_owned),
+            actor_type: actor_type.to_owned(),
+            target_id: user_id.to_owned(),
+            tenant_id: by.tenant.clone(),
+            organization_id: by.tenant.clone(),
+            request_id: by.request_id.clone(),
+        };
+        // Strings only: encoding cannot fail.
+        let payload = serde_json::to_value(&payload).unwrap_or_default();
         self.published
             .lock()
             .push((event.to_owned(), payload.clone()));
@@ -976,7 +980,11 @@ impl Authz {
             let mut ev = h.event(event, payload);
             ev.metadata.user_id = actor.map(str::to_owned);
             ev.metadata.tenant_id = by.tenant.clone();
-            ev.metadata.correlation_id = by.request_id.clone();
+            // An assignment made by a subscriber in reaction to an event keeps the chain.
+            ev.metadata.request_id = by.request_id.clone();
+            ev.metadata.correlation_id =
+                by.correlation_id.clone().or_else(|| by.request_id.clone());
+            ev.metadata.causation_id = by.causation_id.clone();
             if let Err(e) = h.publish(ev).await {
                 tracing::warn!(event, error = %e, "Could not publish an authorization event.");
             }

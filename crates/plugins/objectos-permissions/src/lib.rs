@@ -3,6 +3,7 @@
 
 mod authorizer;
 mod authz;
+pub mod config;
 mod error;
 mod interceptor;
 mod model;
@@ -15,6 +16,7 @@ pub use authz::{
     AssignmentKind, Authz, AuthzConfig, DirectoryMembership, Effective, Membership,
     StoredMembership, Subject,
 };
+pub use config::{CONFIG_SECTION, PermissionsSettings};
 pub use error::PermissionsError;
 pub use interceptor::{NO_TENANT_MESSAGE, ORDER, PermissionInterceptor};
 pub use model::{CompiledPolicy, CompiledRule, SecurityModel, SecuritySources};

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use objectos_data::{DataHandle, InterceptorContribution};
 use objectos_http::RouteContribution;
 use objectos_kernel::{Authorizer, Directory, InitContext, Plugin, PluginError, StartContext};
+use objectos_spec::event::auth::AuthEvent;
 use objectos_spec::manifest::{PluginDependency, capabilities, services};
 use objectos_spec::{Event, HealthReport, PluginManifest};
 
@@ -22,17 +23,12 @@ use crate::routes;
 /// The plugin id.
 pub const PLUGIN_ID: &str = "com.objectos.permissions";
 
-/// The events this plugin publishes.
-pub const EVENTS: &[&str] = &[
-    "authz.permission_granted",
-    "authz.permission_revoked",
-    "authz.role_assigned",
-    "authz.role_removed",
-];
+/// The events this plugin publishes (payload `objectos_spec::event::authz::AssignmentChanged`).
+pub const EVENTS: &[&str] = objectos_spec::event::authz::ALL;
 
-/// The auth plugin's event for a user removed from an organization (`{organizationId,
-/// targetUserId}`); the user's assignments there are dropped.
-pub const MEMBER_REMOVED: &str = "auth.member_removed";
+/// The auth plugin's event for a user removed from an organization (`AuthEvent` with
+/// `organizationId`, `targetUserId`); the user's assignments there are dropped.
+pub const MEMBER_REMOVED: &str = objectos_spec::event::auth::MEMBER_REMOVED;
 
 /// The static manifest.
 pub const MANIFEST: PluginManifest = PluginManifest {
@@ -116,14 +112,15 @@ impl Plugin for PermissionsPlugin {
         cx.subscribe(MEMBER_REMOVED, move |event: Arc<Event>| {
             let a = a.clone();
             async move {
-                let p = &event.payload;
-                let (Some(org), Some(user)) = (
-                    p.get("organizationId").and_then(|v| v.as_str()),
-                    p.get("targetUserId").and_then(|v| v.as_str()),
-                ) else {
+                // A payload that does not read as the spec's type names nobody to forget.
+                let Ok(p) = serde_json::from_value::<AuthEvent>(event.payload.clone()) else {
                     return Ok(());
                 };
-                a.forget_member(org, user)
+                let (Some(org), Some(user)) = (p.details.organization_id, p.details.target_user_id)
+                else {
+                    return Ok(());
+                };
+                a.forget_member(&org, &user)
                     .await
                     .map(|_| ())
                     .map_err(|e| PluginError::msg(e.to_string()))

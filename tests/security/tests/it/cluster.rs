@@ -164,8 +164,8 @@ pub(crate) async fn run(b: &Backend) {
     for (memo, mut events) in per_memo {
         events.sort_by(|a, b| a.at.cmp(&b.at));
         let names: Vec<&str> = events.iter().map(|p| p.event.as_str()).collect();
-        let mut want = vec!["record.created"];
-        want.extend(std::iter::repeat_n("record.updated", VERSIONS - 1));
+        let mut want = vec!["data.memo.created"];
+        want.extend(std::iter::repeat_n("data.memo.updated", VERSIONS - 1));
         assert_eq!(names, want, "[{label}] memo {memo}: {events:?}");
         assert!(
             events.iter().all(|p| p.object == "memo"),

@@ -300,6 +300,63 @@ async fn cascade_scenario(h: &Harness) {
     assert!(h.store.verify(Some("t9")).await.unwrap().ok());
 }
 
+/// A write a subscriber makes in reaction to an event (`OpContext::caused_by`) shows in the
+/// trail which event caused it and which request it goes back to; a request's own write does
+/// not repeat its request id there. The chain still verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_up_writes_show_causation() {
+    let h = Harness::sqlite().await;
+    let e = &h.engine;
+    let cx = user_cx("erin")
+        .with_tenant("t7")
+        .with_request_id("req-7")
+        .with_correlation_id("req-7");
+    let task = e
+        .create(&cx, "task", rec(json!({"title": "first"})))
+        .await
+        .unwrap();
+    let tid = task["id"].as_str().unwrap().to_owned();
+    let cause = objectos_spec::Event {
+        id: "ev-1".into(),
+        name: "data.task.created".into(),
+        payload: Value::Null,
+        metadata: objectos_spec::EventMetadata {
+            tenant_id: Some("t7".into()),
+            request_id: Some("req-7".into()),
+            correlation_id: Some("req-7".into()),
+            ..objectos_spec::EventMetadata::default()
+        },
+    };
+    let follow = OpContext::caused_by(&cause, objectos_data::Principal::system("automation"));
+    e.update(&follow, "task", &tid, rec(json!({"title": "second"})), None)
+        .await
+        .unwrap();
+    let page = h
+        .store
+        .events(&EventFilter {
+            tenant: Some("t7".into()),
+            limit: 10,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    let find = |t: &str| {
+        page.events
+            .iter()
+            .find(|ev| ev.event_type == t)
+            .unwrap()
+            .details
+            .clone()
+    };
+    assert_eq!(find("data.create"), Value::Null);
+    assert_eq!(
+        find("data.update"),
+        json!({"correlationId": "req-7", "causationId": "ev-1"})
+    );
+    assert!(h.store.verify(Some("t7")).await.unwrap().ok());
+    h.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cascades_are_marked_sqlite() {
     let h = Harness::sqlite().await;

@@ -284,6 +284,8 @@ pub(crate) fn user_cx(id: &str) -> OpContext {
         locale: None,
         request_id: Some(format!("req-{id}")),
         cascade_of: None,
+        correlation_id: None,
+        causation_id: None,
     }
 }
 

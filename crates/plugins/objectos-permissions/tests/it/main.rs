@@ -159,6 +159,8 @@ pub(crate) fn user(id: &str, sets: &[&str]) -> OpContext {
         locale: None,
         request_id: None,
         cascade_of: None,
+        correlation_id: None,
+        causation_id: None,
     }
 }
 
@@ -184,6 +186,8 @@ fn admin(tenant: &str) -> OpContext {
         locale: None,
         request_id: None,
         cascade_of: None,
+        correlation_id: None,
+        causation_id: None,
     }
 }
 
