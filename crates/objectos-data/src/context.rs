@@ -1,39 +1,9 @@
 //! Who is asking: the principal, tenant, locale and request id every engine operation carries,
 //! and what led to it (correlation and causation ids, stamped on the events it produces).
 
-/// The identity an operation runs as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    /// No credentials. Served only while no auth plugin is installed (discovery says so).
-    Anonymous,
-    /// A signed-in user.
-    User {
-        id: String,
-        /// Role names, for permission checks.
-        roles: Vec<String>,
-        /// Permission set names assigned directly or through a profile.
-        permission_sets: Vec<String>,
-        is_admin: bool,
-    },
-    /// Internal work (migrations, jobs, workflows running as system). Audited as such; `reason` says why.
-    System { reason: String },
-}
-
-impl Principal {
-    pub fn system(reason: impl Into<String>) -> Self {
-        Self::System {
-            reason: reason.into(),
-        }
-    }
-
-    /// The user id stamped into `created_by` / `updated_by` / `owner_id`.
-    pub fn user_id(&self) -> Option<&str> {
-        match self {
-            Self::User { id, .. } => Some(id),
-            _ => None,
-        }
-    }
-}
+/// The identity an operation runs as: the kernel contracts' principal, so a caller built for the
+/// authorization or directory contract (a flow's `runAs` user) is an engine principal as it is.
+pub use objectos_kernel::contracts::Principal;
 
 /// The record whose delete cascaded to an operation (`deleteBehavior: cascade`).
 #[derive(Debug, Clone, PartialEq, Eq)]

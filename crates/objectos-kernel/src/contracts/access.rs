@@ -2,9 +2,8 @@
 //! a record, which rows and fields it reaches.
 //!
 //! Realtime, jobs and flows check a subscriber or a `runAs` user through it without importing
-//! the permissions plugin. The caller is described with kernel types ([`Principal`], [`Caller`])
-//! because the kernel may not name `objectos_data::Principal`; the data crate's principal maps
-//! onto this one field for field (see ARCHITECTURE.md, objectos-kernel).
+//! the permissions plugin. The caller is described with kernel types ([`Principal`], [`Caller`]);
+//! the data engine uses the same [`Principal`] (it depends on the kernel, not the other way).
 
 use std::fmt;
 
@@ -13,7 +12,8 @@ use objectos_spec::query::Filter;
 
 use crate::error::PluginError;
 
-/// Who acts: the contract-level twin of the data engine's principal.
+/// Who acts. The data engine's operations carry this same type (`objectos_data::Principal` is a
+/// re-export).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     /// No credentials.
@@ -43,7 +43,14 @@ impl Principal {
         }
     }
 
-    /// The user id, for users.
+    /// Internal work, audited as such.
+    pub fn system(reason: impl Into<String>) -> Self {
+        Self::System {
+            reason: reason.into(),
+        }
+    }
+
+    /// The user id, for users (stamped into `created_by` / `updated_by` / `owner_id`).
     pub fn user_id(&self) -> Option<&str> {
         match self {
             Self::User { id, .. } => Some(id),

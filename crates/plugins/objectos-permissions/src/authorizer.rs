@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use objectos_data::{OpContext, Principal};
-use objectos_kernel::contracts::{self, Access, Caller, FieldAccess};
+use objectos_kernel::contracts::{Access, Caller, FieldAccess};
 use objectos_kernel::{Authorizer, PluginError};
 use objectos_spec::query::Filter;
 use objectos_spec::security::{AccessLevel, RlsOperation};
@@ -26,25 +26,10 @@ impl PermissionsAuthorizer {
     }
 }
 
-/// The data engine's principal for a contract caller (the two enums mirror each other).
+/// The data engine's context for a contract caller (the engine's principal is the contract's).
 pub fn op_context(caller: &Caller) -> OpContext {
-    let principal = match &caller.principal {
-        contracts::Principal::Anonymous => Principal::Anonymous,
-        contracts::Principal::User {
-            id,
-            roles,
-            permission_sets,
-            is_admin,
-        } => Principal::User {
-            id: id.clone(),
-            roles: roles.clone(),
-            permission_sets: permission_sets.clone(),
-            is_admin: *is_admin,
-        },
-        contracts::Principal::System { reason } => Principal::system(reason.clone()),
-    };
     let mut cx = OpContext::anonymous();
-    cx.principal = principal;
+    cx.principal = caller.principal.clone();
     cx.tenant = caller.tenant.clone();
     cx
 }
