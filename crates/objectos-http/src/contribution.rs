@@ -1,9 +1,16 @@
 //! How other plugins add HTTP routes and hoops: they contribute these values to the kernel
 //! registry during `init`, and the HTTP plugin mounts them at `start`.
 //!
+//! A route contribution also names the spec service it serves (so discovery advertises that service
+//! at its real mount) and describes its operations (so they appear in `/api/v1/openapi.json`).
+//!
 //! ```ignore
 //! fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
-//!     cx.contribute(RouteContribution::new("auth", crate::http::router))?;
+//!     cx.contribute(
+//!         RouteContribution::new("auth", crate::http::router)
+//!             .service(services::AUTH)
+//!             .operations(crate::http::operations()),
+//!     )?;
 //!     cx.contribute(HoopContribution::new(100, SessionHoop::new(..)))?;
 //!     Ok(())
 //! }
@@ -12,7 +19,95 @@
 use std::fmt;
 use std::sync::Arc;
 
+use salvo::http::Method;
 use salvo::prelude::*;
+use salvo::routing::filters::FilterInfo;
+use serde_json::Value;
+
+/// Which credentials an operation needs; the OpenAPI document turns it into the operation's
+/// `security` (bearer session token, the session cookie, or an `X-API-Key` header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteSecurity {
+    /// Reachable without credentials (sign-in, sign-up, public provider lists).
+    Public,
+    /// Answers anonymous callers too, but differently when a session is present.
+    Optional,
+    /// Needs a session or an API key.
+    Required,
+}
+
+/// One operation of a contributed router, described for the OpenAPI document.
+#[derive(Debug, Clone)]
+pub struct RouteOperation {
+    pub method: Method,
+    /// Path template relative to the contribution's mount, with salvo's `{param}` syntax (which is
+    /// also OpenAPI's); empty for the mount itself.
+    pub path: String,
+    pub summary: String,
+    /// Extra tags; every operation is also tagged with its contribution's service.
+    pub tags: Vec<String>,
+    pub security: RouteSecurity,
+    /// JSON Schema of the request body, when the operation reads one.
+    pub request_body: Option<Value>,
+    /// JSON Schema of the success response, when it is simple enough to state.
+    pub response: Option<Value>,
+}
+
+impl RouteOperation {
+    /// An operation that needs credentials; see [`RouteOperation::public`].
+    pub fn new(method: Method, path: impl Into<String>, summary: impl Into<String>) -> Self {
+        Self {
+            method,
+            path: path.into(),
+            summary: summary.into(),
+            tags: Vec::new(),
+            security: RouteSecurity::Required,
+            request_body: None,
+            response: None,
+        }
+    }
+
+    pub fn get(path: impl Into<String>, summary: impl Into<String>) -> Self {
+        Self::new(Method::GET, path, summary)
+    }
+
+    pub fn post(path: impl Into<String>, summary: impl Into<String>) -> Self {
+        Self::new(Method::POST, path, summary)
+    }
+
+    pub fn delete(path: impl Into<String>, summary: impl Into<String>) -> Self {
+        Self::new(Method::DELETE, path, summary)
+    }
+
+    /// Reachable without credentials.
+    pub fn public(mut self) -> Self {
+        self.security = RouteSecurity::Public;
+        self
+    }
+
+    /// Reachable without credentials, with a different answer for a signed-in caller.
+    pub fn optional_auth(mut self) -> Self {
+        self.security = RouteSecurity::Optional;
+        self
+    }
+
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// The JSON Schema of the request body.
+    pub fn body(mut self, schema: Value) -> Self {
+        self.request_body = Some(schema);
+        self
+    }
+
+    /// The JSON Schema of the success response.
+    pub fn returns(mut self, schema: Value) -> Self {
+        self.response = Some(schema);
+        self
+    }
+}
 
 /// A set of routes from a plugin.
 ///
@@ -23,6 +118,15 @@ pub struct RouteContribution {
     /// Where to mount: relative to `/api/v1` (`"auth"` serves `/api/v1/auth/...`), or absolute
     /// when it starts with `/` (`"/console"`).
     pub mount: String,
+    /// The spec service these routes serve (`objectos_spec::manifest::services`); discovery lists
+    /// that service at this mount. Unset, the mount's last segment is taken as the service name.
+    pub service: Option<String>,
+    /// The operations, for the OpenAPI document.
+    pub operations: Vec<RouteOperation>,
+    /// True for routes mounted under another service's path for client compatibility (the
+    /// ObjectStack client asks `/auth/check` for permissions): documented, but not the mount
+    /// discovery advertises for the service.
+    pub compat: bool,
     build: Arc<dyn Fn() -> Router + Send + Sync>,
 }
 
@@ -30,6 +134,9 @@ impl fmt::Debug for RouteContribution {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RouteContribution")
             .field("mount", &self.mount)
+            .field("service", &self.service)
+            .field("operations", &self.operations.len())
+            .field("compat", &self.compat)
             .finish_non_exhaustive()
     }
 }
@@ -42,8 +149,65 @@ impl RouteContribution {
     ) -> Self {
         Self {
             mount: mount.into(),
+            service: None,
+            operations: Vec::new(),
+            compat: false,
             build: Arc::new(build),
         }
+    }
+
+    /// Names the spec service these routes serve.
+    pub fn service(mut self, name: impl Into<String>) -> Self {
+        self.service = Some(name.into());
+        self
+    }
+
+    /// Describes the routes' operations for the OpenAPI document.
+    pub fn operations(mut self, operations: Vec<RouteOperation>) -> Self {
+        self.operations = operations;
+        self
+    }
+
+    /// Marks the routes as a compatibility mount under another service's path.
+    pub fn compat(mut self) -> Self {
+        self.compat = true;
+        self
+    }
+
+    /// The service these routes serve: the declared one, else the mount's last segment (how
+    /// contributions that predate `service` were matched).
+    pub fn service_name(&self) -> Option<&str> {
+        match &self.service {
+            Some(s) => Some(s.as_str()),
+            None if self.compat => None,
+            None => self
+                .mount
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .filter(|s| !s.is_empty()),
+        }
+    }
+
+    /// Every `(method, path)` the built router answers, paths relative to the mount, so a test (or
+    /// the server at mount time) can check the operation descriptions against the real routes.
+    pub fn endpoints(&self) -> Vec<(Method, String)> {
+        let mut out = Vec::new();
+        collect_endpoints(&(self.build)(), "", &mut out);
+        out
+    }
+
+    /// Endpoints the router answers that no operation describes.
+    pub fn undocumented(&self) -> Vec<(Method, String)> {
+        self.endpoints()
+            .into_iter()
+            .filter(|(m, p)| {
+                !self
+                    .operations
+                    .iter()
+                    .any(|o| o.method == *m && o.path.trim_matches('/') == p)
+            })
+            .collect()
     }
 
     /// The absolute mount path, without a trailing slash.
@@ -60,6 +224,39 @@ impl RouteContribution {
     pub fn router(&self) -> Router {
         let mount = self.absolute_mount();
         Router::with_path(mount.trim_start_matches('/')).push((self.build)())
+    }
+}
+
+/// Walks a router tree, joining path filters and recording the method of every handler.
+fn collect_endpoints(router: &Router, prefix: &str, out: &mut Vec<(Method, String)>) {
+    let mut path = prefix.to_owned();
+    let mut methods = Vec::new();
+    for filter in router.filters() {
+        match filter.info() {
+            FilterInfo::Path(p) => {
+                let p = p.trim_matches('/');
+                if !p.is_empty() {
+                    if !path.is_empty() {
+                        path.push('/');
+                    }
+                    path.push_str(p);
+                }
+            }
+            FilterInfo::Method(m) => methods.push(m),
+            _ => {}
+        }
+    }
+    if router.goal.is_some() {
+        // A handler without a method filter answers every method; GET stands for it.
+        if methods.is_empty() {
+            methods.push(Method::GET);
+        }
+        for m in methods {
+            out.push((m, path.clone()));
+        }
+    }
+    for child in router.routers() {
+        collect_endpoints(child, &path, out);
     }
 }
 

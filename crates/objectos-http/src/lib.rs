@@ -14,7 +14,7 @@ pub mod server;
 pub mod state;
 
 pub use config::HttpConfig;
-pub use contribution::{HoopContribution, RouteContribution};
+pub use contribution::{HoopContribution, RouteContribution, RouteOperation, RouteSecurity};
 pub use error::{HttpError, Result};
 pub use hoops::RequestContext;
 pub use plugin::{HttpControl, HttpPlugin, MANIFEST};

@@ -136,41 +136,55 @@ impl HttpPlugin {
 }
 
 /// Which route each spec service is served on when its plugin contributed one.
+///
+/// `contributions` pairs each route contribution with the id of the plugin that made it. A
+/// contribution naming a service no plugin registered (the audit plugin serves `audit-log` over
+/// HTTP only) still makes that service present, provided by the contributing plugin.
 fn service_entries(
     kernel: Option<&Arc<Kernel>>,
-    contributions: &[RouteContribution],
+    contributions: &[(String, RouteContribution)],
 ) -> Vec<ServiceEntry> {
-    let Some(kernel) = kernel else {
-        return vec![
-            ServiceEntry {
-                name: services::DATA.into(),
-                provider: "com.objectos.data".into(),
-                route: None,
-            },
-            ServiceEntry {
-                name: services::METADATA.into(),
-                provider: "com.objectos.data".into(),
-                route: None,
-            },
-        ];
+    // The advertised mount of a service: its first contribution that is not a compatibility mount.
+    let route_for = |name: &str| {
+        contributions
+            .iter()
+            .find(|(_, c)| !c.compat && c.service_name() == Some(name))
+            .map(|(_, c)| c.absolute_mount())
     };
-    kernel
-        .registry()
-        .services()
+    let registered: Vec<(String, String)> = match kernel {
+        Some(kernel) => kernel
+            .registry()
+            .services()
+            .into_iter()
+            .map(|info| (info.name, info.provider))
+            .collect(),
+        None => vec![
+            (services::DATA.into(), "com.objectos.data".into()),
+            (services::METADATA.into(), "com.objectos.data".into()),
+        ],
+    };
+    let mut entries: Vec<ServiceEntry> = registered
         .into_iter()
-        .map(|info| {
-            // A plugin serving a service over HTTP mounts it under the service's own path.
-            let route = contributions
-                .iter()
-                .map(RouteContribution::absolute_mount)
-                .find(|m| m.rsplit('/').next() == Some(info.name.as_str()));
-            ServiceEntry {
-                name: info.name,
-                provider: info.provider,
-                route,
-            }
+        .map(|(name, provider)| ServiceEntry {
+            route: route_for(&name),
+            name,
+            provider,
         })
-        .collect()
+        .collect();
+    for (plugin, c) in contributions {
+        let Some(name) = c.service.as_deref() else {
+            continue;
+        };
+        if c.compat || entries.iter().any(|e| e.name == name) {
+            continue;
+        }
+        entries.push(ServiceEntry {
+            name: name.to_owned(),
+            provider: plugin.clone(),
+            route: Some(c.absolute_mount()),
+        });
+    }
+    entries
 }
 
 #[async_trait]
@@ -203,11 +217,12 @@ impl Plugin for HttpPlugin {
                 "the data engine is not open; the data plugin must start before the HTTP plugin"
                     .into(),
         })?;
-        let routes: Vec<RouteContribution> = cx
+        let contributed: Vec<(String, RouteContribution)> = cx
             .contributions::<RouteContribution>()?
             .iter()
-            .map(|c| c.value.clone())
+            .map(|c| (c.plugin.clone(), c.value.clone()))
             .collect();
+        let routes: Vec<RouteContribution> = contributed.iter().map(|(_, c)| c.clone()).collect();
         let hoops: Vec<HoopContribution> = cx
             .contributions::<HoopContribution>()?
             .iter()
@@ -221,7 +236,7 @@ impl Plugin for HttpPlugin {
             .packages(self.packages.clone())
             .ready_flag(self.control.inner.ready.clone())
             .probe(Arc::new(KernelProbe(self.control.clone())));
-        for entry in service_entries(kernel.as_ref(), &routes) {
+        for entry in service_entries(kernel.as_ref(), &contributed) {
             builder = builder.service(entry);
         }
         let state = builder.build();

@@ -97,7 +97,14 @@ pub fn build_service(
         .push(routes::discovery::well_known_router())
         .push(api_router());
     for c in contributions {
-        tracing::debug!(mount = %c.absolute_mount(), "Mounting contributed routes.");
+        tracing::debug!(mount = %c.absolute_mount(), service = ?c.service_name(), "Mounting contributed routes.");
+        // Only described contributions are checked: an undescribed one is simply absent from the
+        // OpenAPI document, while a partly described one has drifted from its routes.
+        if !c.operations.is_empty() {
+            for (method, path) in c.undocumented() {
+                tracing::warn!(mount = %c.absolute_mount(), %method, %path, "A contributed route has no operation description; it is missing from the OpenAPI document.");
+            }
+        }
         root = root.push(c.router());
     }
     let mut service = Service::new(root)
@@ -106,6 +113,9 @@ pub fn build_service(
         .hoop(hoops::catch_panic)
         // The state goes in first: the request context reads its trusted proxies.
         .hoop(salvo::affix_state::inject(state.clone()))
+        .hoop(salvo::affix_state::inject(routes::openapi::Contributed(
+            contributions.to_vec().into(),
+        )))
         .hoop(hoops::request_context);
     if let Some(cors) = cors_handler(&config.cors_origins, state.mode()) {
         service = service.hoop(hoops::CorsWhenOrigin(cors));

@@ -35,6 +35,7 @@ fn route_of(service: &str) -> Option<(&'static str, String)> {
         services::NOTIFICATION => ("notifications", "notifications"),
         services::I18N => ("i18n", "i18n"),
         services::FILE_STORAGE => ("storage", "storage"),
+        services::JOB => ("jobs", "jobs"),
         services::REALTIME => ("realtime", "realtime"),
         services::WORKFLOW => ("workflow", "workflow"),
         services::AUTOMATION => ("automation", "automation"),

@@ -2,16 +2,28 @@
 //! Swagger UI page at `/api/v1/docs` (assets embedded in salvo-oapi, nothing downloaded).
 //!
 //! The document is rebuilt per request from the current metadata snapshot, so a metadata reload is
-//! reflected at once; it is small (a few schemas and ten paths per object).
+//! reflected at once; it is small (a few schemas and ten paths per object). Routes contributed by
+//! other plugins are added from their operation descriptions, tagged with their service.
+
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use salvo::prelude::*;
 use salvo_oapi::swagger_ui::SwaggerUi;
 use serde_json::{Map, Value, json};
 
+use crate::contribution::{RouteContribution, RouteSecurity};
 use crate::error::HttpError;
 use crate::routes::API_BASE;
 use crate::schema_view::{FieldView, ObjectView};
 use crate::state::ApiState;
+
+/// The route contributions being served, put in the depot by the server for this document.
+#[derive(Clone, Debug)]
+pub struct Contributed(pub Arc<[RouteContribution]>);
+
+/// The session cookie set by the auth plugin (the ObjectStack protocol's name for it).
+const SESSION_COOKIE: &str = "better-auth.session_token";
 
 /// `openapi.json` and `docs/`, relative to the API base.
 pub fn router() -> Router {
@@ -151,8 +163,183 @@ fn param_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/parameters/{name}") })
 }
 
-/// Builds the document for every object in `objects`.
-pub fn document(version: &str, objects: &[ObjectView]) -> Value {
+/// The security schemes a request may use: a bearer session token (or API key), the session
+/// cookie, or an `X-API-Key` header.
+fn security_schemes() -> Value {
+    json!({
+        "bearerAuth": { "type": "http", "scheme": "bearer", "description": "Session token (the set-auth-token header of sign-in), or an API key" },
+        "sessionCookie": { "type": "apiKey", "in": "cookie", "name": SESSION_COOKIE },
+        "apiKey": { "type": "apiKey", "in": "header", "name": "X-API-Key" },
+    })
+}
+
+/// An operation's `security`: any one scheme suffices; `{}` makes credentials optional.
+fn security_of(security: RouteSecurity) -> Value {
+    let any = [
+        json!({ "bearerAuth": [] }),
+        json!({ "sessionCookie": [] }),
+        json!({ "apiKey": [] }),
+    ];
+    match security {
+        RouteSecurity::Public => json!([]),
+        RouteSecurity::Optional => {
+            let mut v = vec![json!({})];
+            v.extend(any);
+            Value::Array(v)
+        }
+        RouteSecurity::Required => Value::Array(any.to_vec()),
+    }
+}
+
+/// `{name}` segments of a salvo path template, as OpenAPI path parameters (a `{name:regex}` or
+/// `{**rest}` pattern keeps only the name).
+fn path_params(template: &str) -> (String, Vec<Value>) {
+    let mut params = Vec::new();
+    let segments: Vec<String> = template
+        .split('/')
+        .map(|seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            Some(inner) => {
+                let name = inner
+                    .trim_start_matches('*')
+                    .split(':')
+                    .next()
+                    .unwrap_or(inner)
+                    .to_owned();
+                params.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }));
+                format!("{{{name}}}")
+            }
+            None => seg.to_owned(),
+        })
+        .collect();
+    (segments.join("/"), params)
+}
+
+/// An operationId from the method and path, made unique against `seen`.
+fn operation_id(method: &str, path: &str, seen: &mut HashSet<String>) -> String {
+    let mut base = method.to_owned();
+    let mut prev_sep = true;
+    for ch in path.chars() {
+        if ch.is_ascii_alphanumeric() {
+            if prev_sep {
+                base.push(ch.to_ascii_uppercase());
+            } else {
+                base.push(ch);
+            }
+            prev_sep = false;
+        } else {
+            prev_sep = true;
+        }
+    }
+    let mut id = base.clone();
+    let mut n = 2;
+    while !seen.insert(id.clone()) {
+        id = format!("{base}{n}");
+        n += 1;
+    }
+    id
+}
+
+/// Adds every described operation of `contributions` to `paths`, and a tag per service.
+fn add_contributed(
+    contributions: &[RouteContribution],
+    paths: &mut Map<String, Value>,
+    tags: &mut Vec<Value>,
+) {
+    let mut seen = HashSet::new();
+    let mut tagged: HashSet<String> = tags
+        .iter()
+        .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    for c in contributions {
+        if c.operations.is_empty() {
+            continue;
+        }
+        let mount = c.absolute_mount();
+        let service = c
+            .service_name()
+            .map(str::to_owned)
+            .unwrap_or_else(|| mount.clone());
+        if tagged.insert(service.clone()) {
+            tags.push(json!({ "name": service, "description": format!("Routes of the '{service}' service") }));
+        }
+        for o in &c.operations {
+            let rel = o.path.trim_matches('/');
+            let full = if rel.is_empty() {
+                mount.clone()
+            } else {
+                format!("{mount}/{rel}")
+            };
+            let (path, params) = path_params(&full);
+            let method = o.method.as_str().to_ascii_lowercase();
+            let entry = paths.entry(path.clone()).or_insert_with(|| json!({}));
+            let Some(item) = entry.as_object_mut() else {
+                continue;
+            };
+            // The first contribution mounted wins a clash, as it does in the router.
+            if item.contains_key(&method) {
+                continue;
+            }
+            let mut op_tags = vec![Value::String(service.clone())];
+            op_tags.extend(o.tags.iter().cloned().map(Value::String));
+            let mut ok = json!({ "description": "Success" });
+            if let (Some(schema), Some(obj)) = (&o.response, ok.as_object_mut()) {
+                obj.insert("content".into(), json_content(schema.clone()));
+            }
+            let mut operation = json!({
+                "operationId": operation_id(&method, &path, &mut seen),
+                "summary": o.summary,
+                "tags": op_tags,
+                "parameters": params,
+                "security": security_of(o.security),
+                "responses": {
+                    "200": ok,
+                    "default": { "description": "Error", "content": json_content(schema_ref("Error")) },
+                },
+            });
+            if let (Some(body), Some(obj)) = (&o.request_body, operation.as_object_mut()) {
+                obj.insert(
+                    "requestBody".into(),
+                    json!({ "required": true, "content": json_content(body.clone()) }),
+                );
+            }
+            item.insert(method, operation);
+        }
+    }
+}
+
+/// The routes of `contributions` that `doc` lacks, as `METHOD /path` (empty when every mounted
+/// route is documented), so a plugin's tests can check its descriptions against its real router.
+pub fn missing_operations(doc: &Value, contributions: &[RouteContribution]) -> Vec<String> {
+    let mut missing = Vec::new();
+    for c in contributions {
+        let mount = c.absolute_mount();
+        for (method, rel) in c.endpoints() {
+            let full = if rel.is_empty() {
+                mount.clone()
+            } else {
+                format!("{mount}/{rel}")
+            };
+            let (path, _) = path_params(&full);
+            let key = method.as_str().to_ascii_lowercase();
+            if doc
+                .pointer("/paths")
+                .and_then(|p| p.get(&path))
+                .and_then(|item| item.get(&key))
+                .is_none()
+            {
+                missing.push(format!("{method} {path}"));
+            }
+        }
+    }
+    missing
+}
+
+/// Builds the document for every object in `objects` and every described contributed route.
+pub fn document(
+    version: &str,
+    objects: &[ObjectView],
+    contributions: &[RouteContribution],
+) -> Value {
     let mut schemas = Map::new();
     schemas.insert(
         "FieldError".into(),
@@ -348,6 +535,7 @@ pub fn document(version: &str, objects: &[ObjectView]) -> Value {
         "responses": { "200": { "description": "{type, name, item}" }, "304": { "description": "Not modified (If-None-Match)" }, "404": { "description": "Unknown type or name", "content": json_content(schema_ref("Error")) } } } }));
     paths.insert("/health".into(), json!({ "get": { "summary": "Aggregated kernel health", "tags": ["system"], "responses": { "200": { "description": "Healthy or degraded" }, "503": { "description": "Unhealthy" } } } }));
     tags.push(json!({ "name": "system", "description": "Discovery, metadata and health" }));
+    add_contributed(contributions, &mut paths, &mut tags);
 
     let q = |name: &str, description: &str, schema: Value| json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema });
     json!({
@@ -356,6 +544,7 @@ pub fn document(version: &str, objects: &[ObjectView]) -> Value {
         "tags": tags,
         "paths": paths,
         "components": {
+            "securitySchemes": security_schemes(),
             "schemas": schemas,
             "parameters": {
                 "id": { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
@@ -382,6 +571,10 @@ pub async fn openapi_json(depot: &mut Depot, res: &mut Response) -> Result<(), H
         .objects()
         .map(|s| ObjectView::new(&s.name, &**s))
         .collect();
-    res.render(Json(document(state.version(), &views)));
+    let contributed = depot
+        .get_typed::<Contributed>()
+        .map(|c| c.0.clone())
+        .unwrap_or_else(|_| Arc::from(Vec::new()));
+    res.render(Json(document(state.version(), &views, &contributed)));
     Ok(())
 }

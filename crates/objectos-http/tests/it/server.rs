@@ -5,7 +5,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 
 use objectos_data::{DataConfig, DataPlugin};
-use objectos_http::{HoopContribution, HttpConfig, HttpPlugin, RouteContribution};
+use objectos_http::{
+    HoopContribution, HttpConfig, HttpPlugin, RouteContribution, RouteOperation, RouteSecurity,
+};
 use objectos_kernel::{InitContext, Kernel, Plugin, PluginError, async_trait};
 use objectos_spec::PluginManifest;
 use objectos_spec::manifest::services;
@@ -44,9 +46,36 @@ impl Plugin for LocalesPlugin {
 
     fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
         cx.register::<String>(services::I18N, Arc::new("en".to_owned()))?;
-        cx.contribute(RouteContribution::new("i18n", || {
-            Router::with_path("locales").get(locales)
-        }))?;
+        // A compatibility mount first: discovery must still advertise the service's own mount.
+        cx.contribute(
+            RouteContribution::new("legacy", || Router::with_path("locales").get(locales))
+                .service(services::I18N)
+                .compat()
+                .operations(vec![
+                    RouteOperation::get("locales", "Locales (old path)").public(),
+                ]),
+        )?;
+        cx.contribute(
+            RouteContribution::new("i18n", || Router::with_path("locales").get(locales))
+                .service(services::I18N)
+                .operations(vec![
+                    RouteOperation::get("locales", "Supported locales").public(),
+                ]),
+        )?;
+        // A service with no in-process object, served over HTTP only, at a mount that is not
+        // its route key.
+        cx.contribute(
+            RouteContribution::new("files", || {
+                Router::with_path("{bucket}/{**key}")
+                    .get(locales)
+                    .delete(locales)
+            })
+            .service(services::FILE_STORAGE)
+            .operations(vec![
+                RouteOperation::get("{bucket}/{**key}", "Download a file"),
+                RouteOperation::delete("{bucket}/{**key}", "Delete a file"),
+            ]),
+        )?;
         cx.contribute(HoopContribution::new(10, stamp))?;
         Ok(())
     }
@@ -162,6 +191,40 @@ async fn kernel_boots_serves_and_stops() {
         assert_eq!(d["routes"]["i18n"], "/api/v1/i18n");
         assert_eq!(d["services"]["i18n"]["route"], "/api/v1/i18n");
         assert_eq!(d["services"]["i18n"]["provider"], "com.example.locales");
+        // A service named only by a route contribution is present, at its real mount.
+        assert_eq!(d["routes"]["storage"], "/api/v1/files");
+        assert_eq!(d["services"]["file-storage"]["route"], "/api/v1/files");
+        assert_eq!(d["services"]["file-storage"]["status"], "available");
+        assert_eq!(
+            d["services"]["file-storage"]["provider"],
+            "com.example.locales"
+        );
+        assert_eq!(d["capabilities"]["files"]["enabled"], true);
+        // A service nobody provides keeps its status.
+        assert_eq!(d["services"]["ai"]["status"], "unavailable");
+        assert!(d["routes"].get("ai").is_none());
+        let (s, body) = http(addr, "GET", "/api/v1/openapi.json", None);
+        assert_eq!(s, 200, "{body}");
+        let doc: Value = serde_json::from_str(&body).unwrap();
+        let paths = &doc["paths"];
+        let get = &paths["/api/v1/i18n/locales"]["get"];
+        assert_eq!(get["summary"], "Supported locales");
+        assert_eq!(get["tags"][0], "i18n");
+        assert_eq!(get["security"], serde_json::json!([]));
+        assert!(paths["/api/v1/legacy/locales"]["get"].is_object());
+        let file = &paths["/api/v1/files/{bucket}/{key}"];
+        assert_eq!(file["get"]["parameters"][1]["name"], "key");
+        assert_eq!(file["delete"]["security"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            doc["components"]["securitySchemes"]["sessionCookie"]["name"],
+            "better-auth.session_token"
+        );
+        assert_eq!(
+            doc["components"]["securitySchemes"]["apiKey"]["name"],
+            "X-API-Key"
+        );
+        let (s, _) = http(addr, "GET", "/api/v1/legacy/locales", None);
+        assert_eq!(s, 200);
         let (s, body) = http(addr, "GET", "/api/v1/i18n/locales", None);
         assert_eq!(s, 200, "{body}");
         assert_eq!(body, "{\"locales\":[\"en\"]}");
@@ -194,6 +257,44 @@ async fn kernel_boots_serves_and_stops() {
     .await
     .unwrap();
     assert_eq!(status, 200, "{body}");
+
+    // Every contributed route is in the OpenAPI document, checked against the routers themselves.
+    let contributed: Vec<RouteContribution> = kernel
+        .registry()
+        .contributions::<RouteContribution>()
+        .unwrap()
+        .iter()
+        .map(|c| c.value.clone())
+        .collect();
+    assert_eq!(contributed.len(), 3);
+    for c in &contributed {
+        assert_eq!(c.undocumented(), Vec::new(), "{c:?}");
+        assert!(
+            c.operations
+                .iter()
+                .any(|o| o.security == RouteSecurity::Public)
+                || c.mount == "files"
+        );
+    }
+    let (s, body) =
+        tokio::task::spawn_blocking(move || http(addr, "GET", "/api/v1/openapi.json", None))
+            .await
+            .unwrap();
+    assert_eq!(s, 200);
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        objectos_http::routes::openapi::missing_operations(&doc, &contributed),
+        Vec::<String>::new()
+    );
+    let mut ids = std::collections::HashSet::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            if let Some(id) = op["operationId"].as_str() {
+                assert!(ids.insert(id.to_owned()), "duplicate operationId {id}");
+            }
+        }
+    }
+    assert_eq!(ids.len(), 4, "{ids:?}");
 
     kernel.shutdown().await;
     assert!(!control.is_ready());

@@ -144,9 +144,13 @@ impl Plugin for AuditPlugin {
             shared.schema_ready.clone(),
         ))))?;
         let routes = shared.clone();
-        cx.contribute(RouteContribution::new("audit", move || {
-            router(routes.clone())
-        }))?;
+        // The audit log has no in-process service object; naming `audit-log` here is what makes
+        // discovery list it, at this mount.
+        cx.contribute(
+            RouteContribution::new("audit", move || router(routes.clone()))
+                .service(services::AUDIT_LOG)
+                .operations(crate::routes::operations()),
+        )?;
         // Early, so every later hoop and handler runs inside the client scope.
         cx.contribute(HoopContribution::new(-1000, ClientHoop))?;
         for pattern in SUBSCRIBED {

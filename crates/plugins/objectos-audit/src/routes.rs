@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use objectos_data::Principal;
-use objectos_http::RequestContext;
+use objectos_http::{RequestContext, RouteOperation};
 use salvo::http::StatusCode;
 use salvo::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use salvo::prelude::*;
@@ -281,6 +281,26 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .push(Router::with_path("trail/{object}/{id}").get(r(Kind::Trail)))
         .push(Router::with_path("history/{object}/{id}").get(r(Kind::History)))
         .push(Router::with_path("export").get(r(Kind::Export)))
+}
+
+/// The operations of [`router`], for the OpenAPI document (kept next to it so both change
+/// together; a test checks every route is described). Reading the log needs an administrator.
+pub fn operations() -> Vec<RouteOperation> {
+    let page = json!({ "type": "object", "properties": {
+        "events": { "type": "array", "items": { "type": "object" } }, "total": { "type": "integer" },
+        "hasMore": { "type": "boolean" }, "nextCursor": { "type": "string" } } });
+    vec![
+        RouteOperation::get("events", "Audit events, filtered and paged").returns(page.clone()),
+        RouteOperation::get("trail/{object}/{id}", "Audit events of one record").returns(page),
+        RouteOperation::get(
+            "history/{object}/{id}",
+            "Field-level change history of one record",
+        ),
+        RouteOperation::get(
+            "export",
+            "Every matching event as JSON or CSV (format=json|csv)",
+        ),
+    ]
 }
 
 /// The hoop that makes the client's ip and user agent visible to the audit interceptor.

@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use objectos_data::Principal;
-use objectos_http::RequestContext;
+use objectos_http::{RequestContext, RouteOperation};
 use salvo::http::header::{AUTHORIZATION, CACHE_CONTROL, HeaderValue, SET_COOKIE, USER_AGENT};
 use salvo::http::{Method, StatusCode};
 use salvo::prelude::*;
@@ -279,6 +279,121 @@ pub fn router(cell: ServiceCell) -> Router {
         .push(Router::with_path("callback/{provider}").get(sso_callback))
         .push(Router::with_path("oauth2/callback/{provider}").get(sso_callback))
         .push(Router::with_path("link-social").post(link_social))
+}
+
+/// The operations of [`router`], for the OpenAPI document; kept next to it so both change
+/// together (a test checks that every route is described and that the security matches the
+/// public and optional route lists above).
+pub fn operations() -> Vec<RouteOperation> {
+    let email_password = json!({ "type": "object", "required": ["email", "password"], "properties": {
+        "email": { "type": "string", "format": "email" }, "password": { "type": "string" } } });
+    let session = json!({ "type": "object", "properties": {
+        "token": { "type": ["string", "null"] }, "user": { "type": "object" } } });
+    let org = "organizations";
+    let keys = "api-keys";
+    let admin = "admin";
+    vec![
+        RouteOperation::get("bootstrap-status", "Whether an owner account exists yet").public(),
+        RouteOperation::post(
+            "sign-up/email",
+            "Create an account with email and password (the first account becomes the owner)",
+        )
+        .public()
+        .body(
+            json!({ "type": "object", "required": ["email", "password"], "properties": {
+                "email": { "type": "string", "format": "email" }, "password": { "type": "string" },
+                "name": { "type": "string" }, "callbackURL": { "type": "string" } } }),
+        )
+        .returns(session.clone()),
+        RouteOperation::post(
+            "sign-in/email",
+            "Sign in with email and password (and a TOTP code when two-factor is on)",
+        )
+        .public()
+        .body(email_password)
+        .returns(session),
+        RouteOperation::get(
+            "get-session",
+            "The current session and user; null when anonymous",
+        )
+        .optional_auth(),
+        RouteOperation::get("me", "Alias of get-session").optional_auth(),
+        RouteOperation::post(
+            "sign-out",
+            "End the current session and clear the session cookie",
+        )
+        .public(),
+        RouteOperation::post("forget-password", "Send a password reset email").public(),
+        RouteOperation::post("request-password-reset", "Alias of forget-password").public(),
+        RouteOperation::post("reset-password", "Set a new password with a reset token").public(),
+        RouteOperation::post("change-password", "Change the signed-in user's password"),
+        RouteOperation::post("two-factor/enable", "Start TOTP enrolment").tag("two-factor"),
+        RouteOperation::post(
+            "two-factor/verify-totp",
+            "Confirm TOTP enrolment with a code",
+        )
+        .tag("two-factor"),
+        RouteOperation::post("two-factor/disable", "Turn two-factor off").tag("two-factor"),
+        RouteOperation::post(
+            "api-key/create",
+            "Create an API key (the secret is shown once)",
+        )
+        .tag(keys),
+        RouteOperation::get("api-key/list", "The signed-in user's API keys").tag(keys),
+        RouteOperation::post("api-key/delete", "Revoke an API key").tag(keys),
+        RouteOperation::post("organization/create", "Create an organization").tag(org),
+        RouteOperation::get("organization/list", "Organizations of the signed-in user").tag(org),
+        RouteOperation::post(
+            "organization/set-active",
+            "Set the session's active organization",
+        )
+        .tag(org),
+        RouteOperation::post("organization/add-member", "Add a member").tag(org),
+        RouteOperation::post("organization/remove-member", "Remove a member").tag(org),
+        RouteOperation::get("organization/list-members", "Members of an organization").tag(org),
+        RouteOperation::post("organization/update-member-role", "Change a member's role").tag(org),
+        RouteOperation::post("organization/invite-member", "Invite someone by email").tag(org),
+        RouteOperation::get(
+            "organization/list-invitations",
+            "Invitations of an organization",
+        )
+        .tag(org),
+        RouteOperation::get(
+            "organization/list-user-invitations",
+            "Invitations addressed to the signed-in user",
+        )
+        .tag(org),
+        RouteOperation::post("organization/cancel-invitation", "Cancel an invitation").tag(org),
+        RouteOperation::post("organization/accept-invitation", "Accept an invitation").tag(org),
+        RouteOperation::post("organization/reject-invitation", "Decline an invitation").tag(org),
+        RouteOperation::post("send-verification-email", "Send an email verification link").public(),
+        RouteOperation::get(
+            "verify-email",
+            "Verify an email address with the link's token",
+        )
+        .public(),
+        RouteOperation::post("admin/create-user", "Create a user (administrators)").tag(admin),
+        RouteOperation::get("admin/list-users", "List users (administrators)").tag(admin),
+        RouteOperation::post(
+            "admin/ban-user",
+            "Ban a user and end their sessions (administrators)",
+        )
+        .tag(admin),
+        RouteOperation::post("admin/unban-user", "Lift a ban (administrators)").tag(admin),
+        RouteOperation::get("providers", "Configured single sign-on providers").public(),
+        RouteOperation::post(
+            "sign-in/social",
+            "Start a single sign-on sign-in; answers the provider's URL",
+        )
+        .public(),
+        RouteOperation::post("sign-in/oauth2", "Alias of sign-in/social").public(),
+        RouteOperation::get("callback/{provider}", "Single sign-on callback").public(),
+        RouteOperation::get("oauth2/callback/{provider}", "Alias of callback/{provider}").public(),
+        RouteOperation::post(
+            "link-social",
+            "Link a single sign-on account to the signed-in user",
+        ),
+    ]
 }
 
 fn service(depot: &Depot) -> Result<AuthService, AuthError> {
@@ -1122,7 +1237,36 @@ async fn sso_callback(
 
 #[cfg(test)]
 mod tests {
+    use objectos_http::RouteSecurity;
+
     use super::*;
+
+    #[test]
+    fn operations_describe_every_route_with_its_security() {
+        let c = objectos_http::RouteContribution::new("auth", || router(ServiceCell::default()))
+            .operations(operations());
+        assert_eq!(c.undocumented(), Vec::new(), "routes without a description");
+        let endpoints = c.endpoints();
+        for op in &c.operations {
+            assert!(
+                endpoints
+                    .iter()
+                    .any(|(m, p)| *m == op.method && *p == op.path),
+                "described but not routed: {} {}",
+                op.method,
+                op.path
+            );
+            let full = format!("{AUTH_BASE}/{}", op.path.replace("{provider}", "google"));
+            let expected = if is_public_auth(&full) {
+                RouteSecurity::Public
+            } else if auth_route_in(&full, OPTIONAL_AUTH_ROUTES) {
+                RouteSecurity::Optional
+            } else {
+                RouteSecurity::Required
+            };
+            assert_eq!(op.security, expected, "security of {}", op.path);
+        }
+    }
 
     #[test]
     fn path_classes() {

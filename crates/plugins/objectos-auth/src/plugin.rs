@@ -138,9 +138,11 @@ impl Plugin for AuthPlugin {
             Arc::new(AuthDirectory::new(self.cell.clone())),
         )?;
         let cell = self.cell.clone();
-        cx.contribute(RouteContribution::new("auth", move || {
-            http::router(cell.clone())
-        }))?;
+        cx.contribute(
+            RouteContribution::new("auth", move || http::router(cell.clone()))
+                .service(services::AUTH)
+                .operations(http::operations()),
+        )?;
         cx.contribute(InterceptorContribution(Arc::new(UserStatusHook {
             cell: self.cell.clone(),
         })))?;

@@ -21,4 +21,6 @@ pub use error::PermissionsError;
 pub use interceptor::{NO_TENANT_MESSAGE, ORDER, PermissionInterceptor};
 pub use model::{CompiledPolicy, CompiledRule, SecurityModel, SecuritySources};
 pub use plugin::{EVENTS, MANIFEST, MEMBER_REMOVED, PLUGIN_ID, PermissionsPlugin};
-pub use routes::{objectos_router, objectstack_router};
+pub use routes::{
+    objectos_operations, objectos_router, objectstack_operations, objectstack_router,
+};

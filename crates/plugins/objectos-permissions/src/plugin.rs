@@ -101,13 +101,20 @@ impl Plugin for PermissionsPlugin {
             PermissionInterceptor::new(self.authz.clone()),
         )))?;
         let a = self.authz.clone();
-        cx.contribute(RouteContribution::new("permissions", move || {
-            routes::objectos_router(a.clone())
-        }))?;
+        cx.contribute(
+            RouteContribution::new("permissions", move || routes::objectos_router(a.clone()))
+                .service(services::PERMISSIONS)
+                .operations(routes::objectos_operations()),
+        )?;
         let a = self.authz.clone();
-        cx.contribute(RouteContribution::new("auth", move || {
-            routes::objectstack_router(a.clone())
-        }))?;
+        // The ObjectStack client asks the auth mount for permission checks: documented under
+        // the permissions service, but not the mount discovery advertises for it.
+        cx.contribute(
+            RouteContribution::new("auth", move || routes::objectstack_router(a.clone()))
+                .service(services::PERMISSIONS)
+                .compat()
+                .operations(routes::objectstack_operations()),
+        )?;
         let a = self.authz.clone();
         cx.subscribe(MEMBER_REMOVED, move |event: Arc<Event>| {
             let a = a.clone();

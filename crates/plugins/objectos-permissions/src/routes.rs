@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use objectos_data::{DataError, OpContext, Principal};
-use objectos_http::{HttpError, RequestContext};
+use objectos_http::{HttpError, RequestContext, RouteOperation};
 use objectos_spec::query::Filter;
 use objectos_spec::security::AccessLevel;
 use salvo::prelude::*;
@@ -80,6 +80,57 @@ pub fn objectos_router(authz: Arc<Authz>) -> Router {
                 .post(h(Kind::Assign))
                 .delete(h(Kind::Unassign)),
         )
+}
+
+fn check_body() -> Value {
+    json!({ "type": "object", "required": ["object", "action"], "properties": {
+        "object": { "type": "string" }, "action": { "type": "string" },
+        "recordId": { "type": "string" }, "field": { "type": "string" } } })
+}
+
+/// The operations of [`objectos_router`], for the OpenAPI document (kept next to it so both
+/// change together; a test checks every route is described).
+pub fn objectos_operations() -> Vec<RouteOperation> {
+    let assignment = json!({ "type": "object", "required": ["userId"], "properties": {
+        "userId": { "type": "string" }, "permissionSet": { "type": "string" }, "role": { "type": "string" } } });
+    vec![
+        RouteOperation::post(
+            "check",
+            "Whether the caller may perform an action on an object, record or field",
+        )
+        .body(check_body()),
+        RouteOperation::get(
+            "effective",
+            "The caller's effective permissions on every object",
+        ),
+        RouteOperation::get("sets", "The permission sets defined in metadata"),
+        RouteOperation::get("object/{object}", "The caller's permissions on one object"),
+        RouteOperation::post(
+            "assignments",
+            "Assign a permission set or role to a user (administrators)",
+        )
+        .body(assignment.clone()),
+        RouteOperation::delete(
+            "assignments",
+            "Remove a permission set or role from a user (administrators)",
+        )
+        .body(assignment),
+    ]
+}
+
+/// The operations of [`objectstack_router`], for the OpenAPI document.
+pub fn objectstack_operations() -> Vec<RouteOperation> {
+    vec![
+        RouteOperation::post("check", "Permission check (ObjectStack path)").body(check_body()),
+        RouteOperation::get(
+            "permissions/effective",
+            "Effective permissions (ObjectStack path)",
+        ),
+        RouteOperation::get(
+            "permissions/{object}",
+            "Permissions on one object (ObjectStack path)",
+        ),
+    ]
 }
 
 /// Routes for `/api/v1/auth` (ObjectStack paths: `check`, `permissions/effective`, `permissions/{o}`).

@@ -235,3 +235,44 @@ async fn routes_postgres() {
         h.stop().await;
     }
 }
+
+/// The audit routes are advertised by discovery under the `audit-log` service at their real
+/// mount, and every one of them is in the OpenAPI document (checked against the router itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_and_openapi_list_the_audit_routes() {
+    use objectos_http::RouteContribution;
+
+    let h = Harness::sqlite().await;
+    let routes: Vec<RouteContribution> = h
+        .kernel
+        .registry()
+        .contributions::<RouteContribution>()
+        .unwrap()
+        .iter()
+        .map(|c| c.value.clone())
+        .collect();
+    assert_eq!(routes.len(), 1);
+    assert_eq!(routes[0].service.as_deref(), Some("audit-log"));
+    assert_eq!(routes[0].undocumented(), Vec::new());
+
+    let (s, body) = h.http("GET", "/api/v1/discovery", &[], None).await;
+    assert_eq!(s, 200, "{body}");
+    let d: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(d["routes"]["audit"], "/api/v1/audit");
+    assert_eq!(d["services"]["audit-log"]["route"], "/api/v1/audit");
+    assert_eq!(d["services"]["audit-log"]["status"], "available");
+    assert_eq!(d["services"]["audit-log"]["provider"], "com.objectos.audit");
+
+    let (s, body) = h.http("GET", "/api/v1/openapi.json", &[], None).await;
+    assert_eq!(s, 200, "{body}");
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        objectos_http::routes::openapi::missing_operations(&doc, &routes),
+        Vec::<String>::new()
+    );
+    let trail = &doc["paths"]["/api/v1/audit/trail/{object}/{id}"]["get"];
+    assert_eq!(trail["tags"][0], "audit-log");
+    assert_eq!(trail["parameters"].as_array().map(Vec::len), Some(2));
+    assert_eq!(trail["security"].as_array().map(Vec::len), Some(3));
+    h.stop().await;
+}

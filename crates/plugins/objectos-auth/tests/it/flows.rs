@@ -882,3 +882,61 @@ async fn postgres_core_flow() {
     h.stop().await;
     db.cleanup().await;
 }
+
+/// Every route the auth plugin mounts is in the OpenAPI document (checked against the router
+/// itself), public routes without security, the others with the three accepted schemes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_auth_route_is_in_the_openapi_document() {
+    use objectos_http::RouteContribution;
+
+    let h = H::new().await;
+    let routes: Vec<RouteContribution> = h
+        .kernel
+        .registry()
+        .contributions::<RouteContribution>()
+        .unwrap()
+        .iter()
+        .map(|c| c.value.clone())
+        .collect();
+    let auth: Vec<&RouteContribution> = routes.iter().filter(|c| c.mount == "auth").collect();
+    assert_eq!(auth.len(), 1);
+    assert_eq!(auth[0].service.as_deref(), Some("auth"));
+    assert_eq!(auth[0].undocumented(), Vec::new());
+
+    let r = h.get("/api/v1/openapi.json", None).await;
+    let doc = r.ok();
+    assert_eq!(
+        objectos_http::routes::openapi::missing_operations(doc, &routes),
+        Vec::<String>::new()
+    );
+    let paths = &doc["paths"];
+    assert_eq!(
+        paths["/api/v1/auth/sign-in/email"]["post"]["security"],
+        json!([])
+    );
+    assert_eq!(
+        paths["/api/v1/auth/sign-up/email"]["post"]["security"],
+        json!([])
+    );
+    assert_eq!(
+        paths["/api/v1/auth/api-key/create"]["post"]["security"],
+        json!([{"bearerAuth": []}, {"sessionCookie": []}, {"apiKey": []}])
+    );
+    assert_eq!(
+        paths["/api/v1/auth/get-session"]["get"]["security"][0],
+        json!({})
+    );
+    assert_eq!(
+        paths["/api/v1/auth/organization/create"]["post"]["tags"],
+        json!(["auth", "organizations"])
+    );
+    let mut ids = std::collections::HashSet::new();
+    for item in paths.as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            if let Some(id) = op["operationId"].as_str() {
+                assert!(ids.insert(id.to_owned()), "duplicate operationId {id}");
+            }
+        }
+    }
+    assert!(ids.len() >= 40, "{}", ids.len());
+}

@@ -397,3 +397,66 @@ async fn the_authorizer_contract_answers_like_the_interceptor() {
     );
     kernel.shutdown().await;
 }
+
+#[tokio::test]
+async fn contributed_routes_name_their_service_and_are_in_the_openapi_document() {
+    use objectos_http::{ApiState, RouteContribution, build_service};
+    use salvo::test::{ResponseExt, TestClient};
+
+    let meta = tempfile::tempdir().unwrap();
+    write(meta.path(), OBJECTS);
+    write(meta.path(), SECURITY);
+    let db = tempfile::tempdir().unwrap();
+    let kernel = Kernel::builder()
+        .plugin(data_plugin(meta.path(), db.path()))
+        .plugin(PermissionsPlugin::new(
+            vec![meta.path().to_path_buf()],
+            AuthzConfig::default(),
+        ))
+        .build()
+        .unwrap();
+    assert!(kernel.boot().await.unwrap().all_started());
+    let engine: DataEngine = kernel
+        .registry()
+        .get_named::<DataHandle>("data")
+        .unwrap()
+        .engine()
+        .unwrap()
+        .clone();
+    let routes: Vec<RouteContribution> = kernel
+        .registry()
+        .contributions::<RouteContribution>()
+        .unwrap()
+        .iter()
+        .map(|c| c.value.clone())
+        .collect();
+    // Its own mount, then the ObjectStack client's paths under the auth mount.
+    let shape: Vec<_> = routes
+        .iter()
+        .map(|c| (c.mount.as_str(), c.service.as_deref(), c.compat))
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            ("permissions", Some("permissions"), false),
+            ("auth", Some("permissions"), true)
+        ]
+    );
+    for c in &routes {
+        assert_eq!(c.undocumented(), Vec::new(), "{c:?}");
+    }
+    let service = build_service(ApiState::builder(engine).build(), &routes, &[]);
+    let mut res = TestClient::get("http://127.0.0.1:5800/api/v1/openapi.json")
+        .send(&service)
+        .await;
+    let doc: serde_json::Value = res.take_json().await.unwrap();
+    assert_eq!(
+        objectos_http::routes::openapi::missing_operations(&doc, &routes),
+        Vec::<String>::new()
+    );
+    let check = &doc["paths"]["/api/v1/permissions/check"]["post"];
+    assert_eq!(check["tags"][0], "permissions");
+    assert_eq!(check["security"].as_array().unwrap().len(), 3);
+    assert!(doc["paths"]["/api/v1/auth/permissions/{object}"]["get"].is_object());
+    kernel.shutdown().await;
+}
