@@ -2,7 +2,7 @@
 //! uniqueness checks, SQL, after-hooks and outbox row in the operation's transaction, plus the
 //! steps they share (sanitizing input, loading the previous record, the written record).
 
-use objectos_spec::event::data::{RecordCreated, RecordDeleted, RecordUpdated};
+use objectos_spec::event::data::{RecordCreated, RecordDeleted, RecordRef, RecordUpdated};
 use objectos_spec::object::{Storage, SummaryFunction};
 use objectos_spec::query::QueryAst;
 use sea_orm::{DatabaseTransaction, Value};
@@ -275,11 +275,7 @@ impl DataEngine {
             &plan.name,
             &id,
             outbox::Payload::Created(RecordCreated {
-                object: plan.name.clone(),
-                record_id: id.clone(),
-                user_id: cx.principal.user_id().map(str::to_owned),
-                tenant_id: cx.tenant.clone(),
-                request_id: cx.request_id.clone(),
+                about: record_ref(plan, id.clone(), cx),
                 record: rec.clone(),
             }),
         )
@@ -508,11 +504,7 @@ impl DataEngine {
             &plan.name,
             id,
             outbox::Payload::Updated(RecordUpdated {
-                object: plan.name.clone(),
-                record_id: id.to_owned(),
-                user_id: cx.principal.user_id().map(str::to_owned),
-                tenant_id: cx.tenant.clone(),
-                request_id: cx.request_id.clone(),
+                about: record_ref(plan, id.to_owned(), cx),
                 record: rec.clone(),
                 previous,
                 changed_fields,
@@ -657,16 +649,23 @@ impl DataEngine {
                 &plan.name,
                 id,
                 outbox::Payload::Deleted(RecordDeleted {
-                    object: plan.name.clone(),
-                    record_id: id.to_owned(),
-                    user_id: cx.principal.user_id().map(str::to_owned),
-                    tenant_id: cx.tenant.clone(),
-                    request_id: cx.request_id.clone(),
+                    about: record_ref(plan, id.to_owned(), cx),
                     previous: previous.clone(),
                 }),
             )
             .await?;
             Ok(previous)
         })
+    }
+}
+
+/// What a record event says about the record `id` of `plan` written by `cx`.
+fn record_ref(plan: &ObjectPlan, id: impl Into<String>, cx: &OpContext) -> RecordRef {
+    RecordRef {
+        object: plan.name.clone(),
+        record_id: id.into(),
+        user_id: cx.principal.user_id().map(str::to_owned),
+        tenant_id: cx.tenant.clone(),
+        request_id: cx.request_id.clone(),
     }
 }

@@ -212,13 +212,13 @@ async fn record_events_name_changed_fields_and_carry_correlation_and_causation()
         let events = sink.0.lock().unwrap().clone();
         let created: RecordCreated = serde_json::from_value(events[0].payload.clone()).unwrap();
         assert_eq!(created.record["name"], "A");
-        assert_eq!(created.request_id.as_deref(), Some("req-1"));
+        assert_eq!(created.about.request_id.as_deref(), Some("req-1"));
         let updated = &events[1];
         assert_eq!(updated.name, "data.account.updated");
         let p: RecordUpdated = serde_json::from_value(updated.payload.clone()).unwrap();
         assert_eq!(p.changed_fields, ["name"]);
         assert_eq!(
-            (p.object.as_str(), p.record_id.as_str()),
+            (p.about.object.as_str(), p.about.record_id.as_str()),
             ("account", id.as_str())
         );
         assert_eq!(p.previous["name"], "A");

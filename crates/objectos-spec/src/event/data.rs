@@ -82,10 +82,11 @@ pub fn parse_name(name: &str) -> Option<(&str, RecordVerb)> {
     Some((object, RecordVerb::parse(verb)?))
 }
 
-/// Payload of `data.<object>.created`.
+/// What every record event says about its record and its cause (flattened into the payload, so
+/// the JSON keys are `object`, `recordId`, `userId`, `tenantId`, `requestId`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct RecordCreated {
+pub struct RecordRef {
     pub object: String,
     pub record_id: String,
     /// The acting user (`None` for system and anonymous work).
@@ -95,6 +96,14 @@ pub struct RecordCreated {
     pub tenant_id: Option<String>,
     #[serde(default)]
     pub request_id: Option<String>,
+}
+
+/// Payload of `data.<object>.created`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordCreated {
+    #[serde(flatten)]
+    pub about: RecordRef,
     /// The record as written (after every after-hook).
     pub record: Record,
 }
@@ -103,14 +112,8 @@ pub struct RecordCreated {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordUpdated {
-    pub object: String,
-    pub record_id: String,
-    #[serde(default)]
-    pub user_id: Option<String>,
-    #[serde(default)]
-    pub tenant_id: Option<String>,
-    #[serde(default)]
-    pub request_id: Option<String>,
+    #[serde(flatten)]
+    pub about: RecordRef,
     /// The record after the update.
     pub record: Record,
     /// The record before it.
@@ -126,14 +129,8 @@ pub struct RecordUpdated {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordDeleted {
-    pub object: String,
-    pub record_id: String,
-    #[serde(default)]
-    pub user_id: Option<String>,
-    #[serde(default)]
-    pub tenant_id: Option<String>,
-    #[serde(default)]
-    pub request_id: Option<String>,
+    #[serde(flatten)]
+    pub about: RecordRef,
     /// The record as it was.
     pub previous: Record,
 }
@@ -160,8 +157,11 @@ mod tests {
     #[test]
     fn payloads_keep_their_json_names() {
         let p = RecordUpdated {
-            object: "account".into(),
-            record_id: "r1".into(),
+            about: RecordRef {
+                object: "account".into(),
+                record_id: "r1".into(),
+                ..RecordRef::default()
+            },
             changed_fields: vec!["name".into()],
             ..RecordUpdated::default()
         };
