@@ -2,7 +2,8 @@
 //!
 //! The rules, in short: spec is a leaf; the kernel knows only spec; plugins never depend on each other;
 //! only `apps/objectos-server` names plugin crates (each optional, behind `plugin-<name>`);
-//! the testkit is a dev-dependency only; and every workspace crate has a heading in ARCHITECTURE.md.
+//! the testkit is a dev-dependency only; plugins name no database driver or ORM (they go through
+//! objectos-data); and every workspace crate has a heading in ARCHITECTURE.md.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -41,6 +42,17 @@ const HTTP_OR_SQL: &[&str] = &[
     "sqlx",
     "rusqlite",
     "tokio-postgres",
+];
+
+/// Database drivers and ORMs: only the data crate (and the testkit, for test schemas) names them,
+/// so the storage layer stays one crate's to change.
+const DATABASE_DRIVERS: &[&str] = &[
+    "sea-orm",
+    "sea-query",
+    "sqlx",
+    "rusqlite",
+    "tokio-postgres",
+    "postgres",
 ];
 
 fn role_of(pkg: &Package, root: &Path) -> Role {
@@ -137,6 +149,12 @@ pub(crate) fn check() -> anyhow::Result<Vec<String>> {
             {
                 problems.push(format!(
                     "{name}: depends on `{dep_name}`, but spec and kernel know neither HTTP nor SQL; move that code to objectos-http or objectos-data"
+                ));
+            }
+            if role == Role::Plugin && DATABASE_DRIVERS.contains(&dep_name) {
+                problems.push(format!(
+                    "{name}: {}depends on `{dep_name}`; plugins reach the database only through objectos-data (`objectos_data::store` for statements, `PluginSchema` for tables; tests use objectos-testkit)",
+                    if is_dev { "dev-" } else { "" }
                 ));
             }
             let Some(&dep_role) = members.get(dep_name) else {

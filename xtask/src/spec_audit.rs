@@ -51,6 +51,13 @@ pub(crate) fn audit(paths: &[PathBuf], only: bool) -> anyhow::Result<AuditReport
     }
     let mut auditor = Auditor::new();
     let mut seen = std::collections::BTreeSet::new();
+    // What the compiled-in plugins own: their embedded objects are audited like files, the
+    // files of their metadata kinds by the plugins' own parsers.
+    let schemas = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(objectos_server::compiled_plugin_schemas())?;
+    let mut kind_files = Vec::new();
     for r in &roots {
         if !r.exists() {
             continue;
@@ -62,20 +69,32 @@ pub(crate) fn audit(paths: &[PathBuf], only: bool) -> anyhow::Result<AuditReport
             if !explicit && is_fixture(&file) {
                 continue;
             }
-            if !objectos_spec::audit::is_auditable(&name) || !seen.insert(file.clone()) {
+            let of_kind = schemas
+                .iter()
+                .flat_map(|s| s.kinds())
+                .any(|k| k.matches(&name));
+            let auditable = objectos_spec::audit::is_auditable(&name);
+            if !(auditable || of_kind) || !seen.insert(file.clone()) {
                 continue;
             }
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("{name}: cannot read: {e}"))?;
-            auditor.add_file(&name, &text);
+            if auditable {
+                auditor.add_file(&name, &text);
+            } else {
+                kind_files.push((name, text));
+            }
         }
     }
     if !only {
         for m in compiled_manifests() {
             auditor.add_manifest(m);
         }
+        objectos_server::audit_plugin_objects(&mut auditor, &schemas);
     }
-    Ok(auditor.finish())
+    let mut report = auditor.finish();
+    objectos_server::audit_plugin_kinds(&mut report, &kind_files, &schemas);
+    Ok(report)
 }
 
 fn is_fixture(path: &Path) -> bool {

@@ -1,4 +1,4 @@
-//! The command line: `objectos serve|migrate|validate|config`, parsed with clap derive.
+//! The command line: `objectos serve|migrate|validate|config|new|audit|user`, parsed with clap derive.
 
 use std::path::PathBuf;
 
@@ -6,29 +6,58 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Layer};
 
-/// ObjectOS: a metadata-driven business runtime.
+/// ObjectOS: a metadata-driven business runtime; serves a REST API for the objects described in YAML.
 #[derive(Debug, Parser)]
-#[command(name = "objectos", version, about, long_about = None)]
+#[command(
+    name = "objectos",
+    version,
+    long_about = None,
+    // A bare `objectos` shows the command list rather than a one-line usage error.
+    arg_required_else_help = true,
+    after_help = "Start with `objectos serve DIR` (DIR: a folder of *.object.yml files, e.g. presets/crm); `objectos help COMMAND` explains each command."
+)]
 pub struct Cli {
-    /// Configuration file (default: ./objectos.yml when present).
-    #[arg(long, global = true, value_name = "PATH")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub global: GlobalArgs,
 
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The options every command accepts, before or after the subcommand's name
+/// (`objectos --database-url URL audit verify` and `objectos audit verify --database-url URL`
+/// are the same): clap's `global` copies them onto every subcommand, nested ones included.
+/// Commands that never open the database (`validate`, `config schema`) accept and ignore them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlobalArgs {
+    /// Configuration file (default: ./objectos.yml when present).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Database URL: sqlite://PATH, sqlite::memory: or postgres://USER:PASS@HOST/DB [env: OBJECTOS_DATABASE_URL].
+    #[arg(long, global = true, value_name = "URL", value_parser = config::check_database_url)]
+    pub database_url: Option<String>,
+
+    /// Runtime mode: development, production or test [env: OBJECTOS_MODE].
+    #[arg(long, global = true, value_name = "MODE", value_parser = ["development", "production", "test"])]
+    pub mode: Option<String>,
+}
+
+// NOTE: the first line of each variant's doc comment is its line in `objectos --help`; keep
+// each to one line.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the REST API for the metadata in DIR.
+    /// Serve the REST API for the metadata in DIR (default 127.0.0.1:3000, SQLite ./objectos.db).
     Serve(ServeArgs),
-    /// Bring the database schema up to date with the metadata (additive only).
+    /// Bring the database schema up to date with the metadata (additive only; --dry-run plans).
     Migrate(MigrateArgs),
     /// Check the metadata in DIR against the spec (same output as `cargo xtask spec-audit`).
     Validate(ValidateArgs),
     /// Configuration tools: `config schema` prints the JSON Schema of `objectos.yml`.
     Config(ConfigArgs),
-    /// Audit log tools: verify the hash chains, export events.
+    /// Scaffolding: `new plugin NAME [--dir ROOT]` writes a plugin crate under crates/plugins/.
+    New(crate::scaffold::NewArgs),
+    /// Audit trail tools: `audit verify` checks the hash chains, `audit export` writes events.
     #[cfg(feature = "plugin-audit")]
     Audit(AuditArgs),
     /// User accounts: `user create --email E --password-stdin [--admin]`.
@@ -36,20 +65,12 @@ pub enum Command {
     User(UserArgs),
 }
 
-/// Settings shared by the commands that open the database.
+/// The metadata folder of the commands that open the database.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
     /// Folder with *.object.yml files (default: metadataDirs from the config, else none).
     #[arg(value_name = "DIR")]
     pub dir: Option<PathBuf>,
-
-    /// Database URL: sqlite://PATH, sqlite::memory: or postgres://USER:PASS@HOST/DB [env: OBJECTOS_DATABASE_URL].
-    #[arg(long, value_name = "URL", value_parser = config::check_database_url)]
-    pub database_url: Option<String>,
-
-    /// Runtime mode: development, production or test [env: OBJECTOS_MODE].
-    #[arg(long, value_name = "MODE", value_parser = ["development", "production", "test"])]
-    pub mode: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -77,6 +98,12 @@ pub struct ServeArgs {
         value_parser = clap::builder::ValueParser::new(|s: &str| s.parse::<config::PrintFormat>())
     )]
     pub print_config: Option<config::PrintFormat>,
+
+    /// Development: reload the metadata folders when a file changes. A valid edit swaps every
+    /// object and plugin metadata item at once (with the additive schema sync); an edit with
+    /// errors keeps the running metadata and logs every problem with its file and line.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -113,24 +140,33 @@ pub struct ValidateArgs {
     pub json: bool,
 }
 
-impl CommonArgs {
-    /// The flags as the highest-precedence configuration layer.
+impl GlobalArgs {
+    /// The global flags as the highest-precedence configuration layer.
     pub fn layer(&self) -> Layer {
         Layer {
             database_url: self.database_url.clone(),
-            metadata_dirs: self.dir.clone().map(|d| vec![d]),
             mode: self.mode.as_deref().and_then(|m| m.parse().ok()),
             ..Layer::default()
         }
     }
 }
 
+impl CommonArgs {
+    /// The global flags and DIR as the highest-precedence configuration layer.
+    pub fn layer(&self, global: &GlobalArgs) -> Layer {
+        Layer {
+            metadata_dirs: self.dir.clone().map(|d| vec![d]),
+            ..global.layer()
+        }
+    }
+}
+
 impl ServeArgs {
-    pub fn layer(&self) -> Layer {
+    pub fn layer(&self, global: &GlobalArgs) -> Layer {
         Layer {
             listen: self.listen.clone(),
             body_limit: self.body_limit,
-            ..self.common.layer()
+            ..self.common.layer(global)
         }
     }
 }

@@ -7,20 +7,24 @@
 pub mod cli;
 pub mod config;
 pub mod logging;
+pub mod output;
+pub mod scaffold;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use objectos_data::{DataConfig, DataEngine, DataPlugin};
+use objectos_data::{DataConfig, DataEngine, DataPlugin, PluginSchema};
 use objectos_http::{HttpConfig, HttpPlugin};
-use objectos_kernel::Kernel;
+use objectos_kernel::{Kernel, KernelBuilder};
 use objectos_spec::PluginManifest;
 use objectos_spec::audit::{AuditReport, Auditor};
 use objectos_spec::settings::ConfigSection;
 
 use crate::cli::{Cli, Command, ConfigCommand, MigrateArgs, ServeArgs, ValidateArgs};
 use crate::config::{ServerConfig, redact_url};
+use crate::output::outln;
 
 /// Exit code for invalid metadata or configuration (the server refuses to start).
 pub const EXIT_INVALID: u8 = 2;
@@ -100,6 +104,8 @@ pub fn main_entry() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        // The reader of our stdout left (`| head`): it has what it wanted (see `output`).
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("objectos: {e:#}");
             ExitCode::FAILURE
@@ -113,11 +119,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Serve(args) => serve(&cli, args, &cwd).await,
         Command::Migrate(args) => migrate(&cli, args, &cwd).await,
-        Command::Validate(args) => Ok(validate(args)),
+        Command::Validate(args) => validate(args).await,
+        Command::New(args) => scaffold::run(args, &cwd),
         Command::Config(args) => match args.command {
             ConfigCommand::Schema => {
                 let schema = config::schema(&config_sections());
-                println!("{}", serde_json::to_string_pretty(&schema)?);
+                outln!("{}", serde_json::to_string_pretty(&schema)?)?;
                 Ok(ExitCode::SUCCESS)
             }
         },
@@ -130,10 +137,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Loads file < env < flags, printing file warnings (unknown keys) to stderr.
 fn load_config(cli: &Cli, cwd: &Path, flags: config::Layer) -> Result<ServerConfig, ExitCode> {
-    let file = config::load_file(cli.config.as_deref(), cwd, &config_sections()).map_err(|e| {
-        eprintln!("{e}");
-        ExitCode::from(EXIT_INVALID)
-    })?;
+    let file =
+        config::load_file(cli.global.config.as_deref(), cwd, &config_sections()).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(EXIT_INVALID)
+        })?;
     for w in &file.warnings {
         eprintln!("{w}");
     }
@@ -160,8 +168,54 @@ fn audit_dirs(dirs: &[PathBuf]) -> anyhow::Result<AuditReport> {
                 .map_err(|e| anyhow::anyhow!("{name}: cannot read: {e}"))?;
             auditor.add_file(&name, &text);
         }
+        if dir.is_file() {
+            add_neighbours(&mut auditor, dir)?;
+        }
     }
     Ok(auditor.finish())
+}
+
+/// For a single file: the other metadata files of its package, as context, so the objects it
+/// refers to are known but their own problems are not reported. The package is the nearest
+/// folder above the file (at most three levels up) holding a `manifest.yml` or
+/// `objectstack.yml`, read with its subfolders; without one, the files beside it (not below:
+/// a file in a home folder must not walk the whole home).
+fn add_neighbours(auditor: &mut Auditor, file: &Path) -> anyhow::Result<()> {
+    let folder = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let has_manifest = |dir: &Path| {
+        ["manifest", "objectstack"].iter().any(|stem| {
+            ["yml", "yaml", "json"]
+                .iter()
+                .any(|ext| dir.join(format!("{stem}.{ext}")).is_file())
+        })
+    };
+    let neighbours = match folder.ancestors().take(4).find(|dir| has_manifest(dir)) {
+        Some(package) => walk(package)?,
+        None => {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+                .map_err(|e| anyhow::anyhow!("{}: cannot list: {e}", folder.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            files
+        }
+    };
+    let own = std::fs::canonicalize(file).ok();
+    for other in neighbours {
+        let name = other.display().to_string();
+        if !objectos_spec::audit::is_auditable(&name) || std::fs::canonicalize(&other).ok() == own {
+            continue;
+        }
+        // A neighbour that cannot be read only loses its objects as context.
+        if let Ok(text) = std::fs::read_to_string(&other) {
+            auditor.add_context_file(&name, &text);
+        }
+    }
+    Ok(())
 }
 
 /// Files under `root` (or `root` itself), sorted for stable output; hidden entries are skipped.
@@ -203,7 +257,20 @@ fn data_config(config: &ServerConfig) -> DataConfig {
             16
         },
         auto_migrate: true,
+        owned: Vec::new(),
     }
+}
+
+/// The file a SQLite URL names (`sqlite://PATH`, `sqlite:PATH`, query ignored), or `None` for
+/// an in-memory SQLite database and for PostgreSQL. Percent-escapes are not decoded: a path
+/// written with them is taken as missing, which errs on the side of not creating anything.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let memory =
+        path.is_empty() || path == ":memory:" || query.split('&').any(|pair| pair == "mode=memory");
+    (!memory).then(|| PathBuf::from(path))
 }
 
 /// The permissions plugin's settings from the `permissions:` section of `objectos.yml`.
@@ -218,15 +285,139 @@ pub fn authz_config(config: &ServerConfig) -> anyhow::Result<objectos_permission
     Ok(settings.authz_config(auth_compiled))
 }
 
+/// Handles into plugins of the kernel that `serve` reads after boot.
+struct PluginHandles {
+    /// Reaches the started auth service, which the banner asks whether an owner exists.
+    #[cfg(feature = "plugin-auth")]
+    auth: objectos_auth::AuthHandle,
+}
+
+/// The kernel of this build: the data and HTTP plugins and every plugin compiled in, each
+/// configured from its `objectos.yml` section. `serve` boots it; `migrate` and the other
+/// commands that open the database run only its `init` to learn what the plugins own.
+fn kernel_with_plugins(
+    config: &ServerConfig,
+    cwd: &Path,
+    http: HttpPlugin,
+) -> anyhow::Result<(KernelBuilder, PluginHandles)> {
+    let kernel = Kernel::builder()
+        .mode(config.mode)
+        .version(env!("CARGO_PKG_VERSION"))
+        .cwd(cwd.display().to_string())
+        .plugin({
+            let mut data = DataPlugin::new(data_config(config));
+            data.limits = config.data.clone();
+            data
+        })
+        .plugin(http);
+    #[cfg(feature = "plugin-permissions")]
+    let kernel = kernel.plugin(objectos_permissions::PermissionsPlugin::new(authz_config(
+        config,
+    )?));
+    #[cfg(feature = "plugin-audit")]
+    let kernel = kernel.plugin(objectos_audit::AuditPlugin::default());
+    #[cfg(feature = "plugin-auth")]
+    let (kernel, auth) = {
+        let plugin = objectos_auth::AuthPlugin::default();
+        let handle = plugin.handle();
+        (kernel.plugin(plugin), handle)
+    };
+    // Each plugin section of objectos.yml (checked against its type when the file was read)
+    // becomes the kernel configuration of the plugin that declared it.
+    let mut kernel = kernel;
+    for section in config_sections() {
+        if let Some(value) = config.plugins.get(section.name) {
+            kernel = kernel.config(section.plugin, value.clone());
+        }
+    }
+    Ok((
+        kernel,
+        PluginHandles {
+            #[cfg(feature = "plugin-auth")]
+            auth,
+        },
+    ))
+}
+
+/// What the plugins of this build own in the database (private tables, objects), read from a
+/// kernel that runs `init` only: the same contributions `serve` hands the data plugin, so
+/// `migrate` plans exactly what a start would create. Nothing is opened or started.
+async fn plugin_schemas(config: &ServerConfig, cwd: &Path) -> anyhow::Result<Vec<PluginSchema>> {
+    let (kernel, _) = kernel_with_plugins(config, cwd, HttpPlugin::new(HttpConfig::default()))?;
+    let kernel = kernel.build()?;
+    let failed = kernel.initialise().await?;
+    if let Some((plugin, error)) = failed.first() {
+        anyhow::bail!("plugin {plugin} cannot be initialised: {error}");
+    }
+    let contributions = kernel
+        .registry()
+        .contributions::<PluginSchema>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(objectos_data::owned_schemas(contributions))
+}
+
+/// What the plugins compiled into this build own (tables, embedded objects, metadata kinds),
+/// read from their `init` with the default configuration: for checks that run without a
+/// deployment (`cargo xtask spec-audit`).
+pub async fn compiled_plugin_schemas() -> anyhow::Result<Vec<PluginSchema>> {
+    plugin_schemas(&ServerConfig::default(), Path::new(".")).await
+}
+
+/// Adds the objects plugins ship inside their crates to an audit, named after their plugin.
+pub fn audit_plugin_objects(auditor: &mut Auditor, schemas: &[PluginSchema]) {
+    for schema in schemas {
+        for (path, text) in schema.objects() {
+            auditor.add_file(&format!("plugin {}: {path}", schema.plugin()), text);
+        }
+    }
+}
+
+/// Checks the files of the plugins' metadata kinds (`*.role.yml`, `*.flow.yml`, ...) with the
+/// plugins' own parsers, adding every located problem to `report`; files the spec audit
+/// already checks (objects, manifests, permission sets) are left to it.
+pub fn audit_plugin_kinds(
+    report: &mut AuditReport,
+    files: &[(String, String)],
+    schemas: &[PluginSchema],
+) {
+    for (name, text) in files {
+        if objectos_spec::audit::is_auditable(name) {
+            continue;
+        }
+        let Some(kind) = schemas
+            .iter()
+            .flat_map(|s| s.kinds())
+            .find(|k| k.matches(name))
+        else {
+            continue;
+        };
+        report.files_checked += 1;
+        if let Err(problems) = kind.parse_file(name, text) {
+            report.diagnostics.extend(problems);
+        }
+    }
+    // Files that cannot be read first, as the audit itself orders them.
+    objectos_spec::audit::sort_diagnostics(&mut report.diagnostics);
+}
+
+/// The data engine's configuration with the plugins' schemas, for the commands that open the
+/// database without booting the server.
+async fn data_config_with_plugins(config: &ServerConfig, cwd: &Path) -> anyhow::Result<DataConfig> {
+    Ok(DataConfig {
+        owned: plugin_schemas(config, cwd).await?,
+        ..data_config(config)
+    })
+}
+
 async fn serve(cli: &Cli, args: &ServeArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
-    let config = match load_config(cli, cwd, args.layer()) {
+    let config = match load_config(cli, cwd, args.layer(&cli.global)) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
     if let Some(format) = args.print_config {
         match config.render(&config_sections(), format) {
             Ok(text) => {
-                print!("{text}");
+                output::write(format_args!("{text}"))?;
                 return Ok(ExitCode::SUCCESS);
             }
             Err(e) => {
@@ -266,33 +457,11 @@ async fn serve(cli: &Cli, args: &ServeArgs, cwd: &Path) -> anyhow::Result<ExitCo
             .collect(),
     );
     let control = http.control();
-    let kernel = Kernel::builder()
-        .mode(config.mode)
-        .version(env!("CARGO_PKG_VERSION"))
-        .cwd(cwd.display().to_string())
-        .plugin({
-            let mut data = DataPlugin::new(data_config(&config));
-            data.limits = config.data.clone();
-            data
-        })
-        .plugin(http);
-    #[cfg(feature = "plugin-permissions")]
-    let kernel = kernel.plugin(objectos_permissions::PermissionsPlugin::new(
-        config.metadata_dirs.clone(),
-        authz_config(&config)?,
-    ));
-    #[cfg(feature = "plugin-audit")]
-    let kernel = kernel.plugin(objectos_audit::AuditPlugin::default());
+    let (kernel, handles) = kernel_with_plugins(&config, cwd, http)?;
     #[cfg(feature = "plugin-auth")]
-    let kernel = kernel.plugin(objectos_auth::AuthPlugin::default());
-    // Each plugin section of objectos.yml (checked against its type when the file was read)
-    // becomes the kernel configuration of the plugin that declared it.
-    let mut kernel = kernel;
-    for section in config_sections() {
-        if let Some(value) = config.plugins.get(section.name) {
-            kernel = kernel.config(section.plugin, value.clone());
-        }
-    }
+    let auth = handles.auth;
+    #[cfg(not(feature = "plugin-auth"))]
+    let _ = handles;
     let kernel = kernel.build()?;
     let kernel = Arc::new(kernel);
     control.attach(&kernel);
@@ -306,16 +475,79 @@ async fn serve(cli: &Cli, args: &ServeArgs, cwd: &Path) -> anyhow::Result<ExitCo
         kernel.shutdown().await;
         return Ok(ExitCode::from(EXIT_INVALID));
     }
-    match control.local_addr() {
-        Some(addr) => println!("ObjectOS listening on http://{addr}"),
-        None => println!("ObjectOS started (no HTTP listener)"),
+    #[cfg(feature = "plugin-auth")]
+    let needs_owner = match auth.service() {
+        Some(service) => match service.has_owner().await {
+            Ok(has) => !has,
+            Err(e) => {
+                tracing::debug!(error = %e, "Could not tell whether an owner exists; no sign-up hint.");
+                false
+            }
+        },
+        None => false,
+    };
+    #[cfg(not(feature = "plugin-auth"))]
+    let needs_owner = false;
+    let text = match control.local_addr() {
+        Some(addr) => banner(addr, &config, needs_owner),
+        None => "ObjectOS started (no HTTP listener)\n".to_owned(),
+    };
+    // A closed stdout must not stop a running server: the banner is a courtesy.
+    if let Err(e) = output::write(format_args!("{text}")) {
+        tracing::debug!(error = %e, "The start-up banner could not be written to stdout.");
     }
+    // Kept alive while the server runs; dropping it stops the watch.
+    let _watching = if args.watch {
+        let metadata = kernel
+            .registry()
+            .get_named::<objectos_data::MetadataHandle>(objectos_spec::manifest::services::METADATA)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Some(watch::spawn(&config.metadata_dirs, metadata)?)
+    } else {
+        None
+    };
     kernel.run_until_signal().await?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `serve` prints once it listens: the address (first line, the one tests and scripts
+/// parse), where to read the docs, the database, and, while no account exists, how to create
+/// the owner. Ends with an empty line, so a reader knows the banner is complete.
+fn banner(addr: std::net::SocketAddr, config: &ServerConfig, needs_owner: bool) -> String {
+    use std::fmt::Write as _;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    // A wildcard address cannot be opened in a browser; the links use loopback instead.
+    let mut reach = addr;
+    if addr.ip().is_unspecified() {
+        reach.set_ip(match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        });
+    }
+    let base = format!("http://{reach}");
+    let mut text = format!("ObjectOS listening on http://{addr}\n");
+    // `write!` into a String cannot fail.
+    let _ = writeln!(text, "  API docs:   {base}/api/v1/docs");
+    let _ = writeln!(text, "  Discovery:  {base}/api/v1/discovery");
+    let _ = writeln!(
+        text,
+        "  Database:   {} ({} mode)",
+        redact_url(&config.database_url),
+        config.mode.as_str()
+    );
+    if needs_owner {
+        let _ = writeln!(
+            text,
+            "  No account yet: the first to sign up becomes the owner and administrator:\n    curl -X POST {base}/api/v1/auth/sign-up/email -H 'content-type: application/json' -d '{{\"email\":\"me@example.com\",\"password\":\"Change-me-1\",\"name\":\"Me\"}}'\n    or: objectos user create --admin --email me@example.com --password-stdin (same database settings as this server)"
+        );
+    }
+    text.push('\n');
+    text
+}
+
 async fn migrate(cli: &Cli, args: &MigrateArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
-    let flags: config::Layer = args.common.layer();
+    let flags: config::Layer = args.common.layer(&cli.global);
     let config = match load_config(cli, cwd, flags) {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -332,34 +564,86 @@ async fn migrate(cli: &Cli, args: &MigrateArgs, cwd: &Path) -> anyhow::Result<Ex
         );
         return Ok(ExitCode::from(EXIT_INVALID));
     }
+    if config.metadata_dirs.is_empty() {
+        eprintln!(
+            "objectos: warning: no metadata folder given (pass DIR or set metadataDirs); only the system objects are migrated"
+        );
+    }
+    let shown = redact_url(&config.database_url);
+    // A dry run must not create the database it plans for, and opening a SQLite file creates
+    // it. A file that does not exist yet is planned on an empty in-memory database instead:
+    // the same plan a fresh file would get.
+    let fresh = args.dry_run
+        && sqlite_file(&config.database_url).is_some_and(|path| !cwd.join(path).exists());
+    let mut config = config;
+    if fresh {
+        config.database_url = "sqlite::memory:".to_owned();
+    }
     let engine = DataEngine::open(DataConfig {
         auto_migrate: false,
-        ..data_config(&config)
+        ..data_config_with_plugins(&config, cwd).await?
     })
     .await?;
     let plan = engine.plan_migration().await?;
     if args.dry_run {
-        println!("-- migration plan for {}", redact_url(&config.database_url));
-        println!("{plan}");
+        if fresh {
+            outln!(
+                "-- {shown} does not exist yet (nothing was created); plan for a new database:"
+            )?;
+        } else if plan.is_empty() {
+            outln!("-- {shown} is up to date: nothing to migrate")?;
+            return Ok(ExitCode::SUCCESS);
+        } else {
+            outln!("-- migration plan for {shown}")?;
+        }
+        outln!("{plan}")?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("Migrating {}", redact_url(&config.database_url));
-    let report = engine.migrate(&|step| println!("  {step}")).await?;
-    println!(
-        "Done: {} step(s) applied, {} manual step(s) skipped, {} object(s) recorded",
-        report.applied, report.skipped_manual, report.objects_recorded
-    );
+    outln!("Migrating {shown}")?;
+    // A reader that left must not stop a migration half-way: step lines that cannot be written
+    // are dropped, and the closed pipe is reported by the summary line below.
+    let report = engine
+        .migrate(&|step| {
+            let _ = outln!("  {step}");
+        })
+        .await?;
+    if report.applied == 0 && report.skipped_manual == 0 {
+        outln!("Up to date: nothing to migrate")?;
+    } else {
+        outln!(
+            "Done: {} step(s) applied, {} manual step(s) skipped, {} object(s) recorded",
+            report.applied,
+            report.skipped_manual,
+            report.objects_recorded
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn validate(args: &ValidateArgs) -> ExitCode {
-    let report = match audit_dirs(std::slice::from_ref(&args.dir)) {
+async fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
+    let mut report = match audit_dirs(std::slice::from_ref(&args.dir)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("objectos: {e}");
-            return ExitCode::from(EXIT_INVALID);
+            return Ok(ExitCode::from(EXIT_INVALID));
         }
     };
+    // The plugins' metadata kinds (roles, sharing rules, ...) are checked by their own parsers.
+    let schemas = compiled_plugin_schemas().await?;
+    let mut files = Vec::new();
+    for file in walk(&args.dir)? {
+        let name = file.display().to_string();
+        if schemas
+            .iter()
+            .flat_map(|s| s.kinds())
+            .any(|k| k.matches(&name))
+        {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("{name}: cannot read: {e}"))?;
+            files.push((name, text));
+        }
+    }
+    audit_plugin_kinds(&mut report, &files, &schemas);
     if args.json {
         let json = serde_json::json!({
             "diagnostics": report.diagnostics,
@@ -368,37 +652,30 @@ fn validate(args: &ValidateArgs) -> ExitCode {
             "errors": report.error_count(),
             "warnings": report.warning_count(),
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json).unwrap_or_default()
-        );
-        return if report.error_count() > 0 {
-            ExitCode::from(1)
-        } else {
-            ExitCode::SUCCESS
-        };
+        outln!("{}", serde_json::to_string_pretty(&json)?)?;
+    } else {
+        for d in &report.diagnostics {
+            outln!("{d}")?;
+        }
+        outln!(
+            "validate: {} file(s), {} object(s): {} error(s), {} warning(s)",
+            report.files_checked,
+            report.objects,
+            report.error_count(),
+            report.warning_count()
+        )?;
     }
-    for d in &report.diagnostics {
-        println!("{d}");
-    }
-    println!(
-        "validate: {} file(s), {} object(s): {} error(s), {} warning(s)",
-        report.files_checked,
-        report.objects,
-        report.error_count(),
-        report.warning_count()
-    );
-    if report.error_count() > 0 {
+    Ok(if report.error_count() > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    }
+    })
 }
 
 /// `objectos audit verify|export`: works on the database directly, without starting the server.
 #[cfg(feature = "plugin-audit")]
 async fn audit(cli: &Cli, args: &cli::AuditArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
-    let config = match load_config(cli, cwd, args.common.layer()) {
+    let config = match load_config(cli, cwd, args.common.layer(&cli.global)) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
@@ -412,19 +689,19 @@ async fn audit(cli: &Cli, args: &cli::AuditArgs, cwd: &Path) -> anyhow::Result<E
                 } else {
                     &b.tenant
                 };
-                println!(
+                outln!(
                     "BROKEN tenant {tenant} at seq {} (event {}): {}",
                     b.seq,
                     b.event_id.as_deref().unwrap_or("-"),
                     b.reason
-                );
+                )?;
             }
-            println!(
+            outln!(
                 "audit verify: {} chain(s), {} event(s): {}",
                 report.tenants,
                 report.events,
                 if report.ok() { "ok" } else { "BROKEN" }
-            );
+            )?;
             Ok(if report.ok() {
                 ExitCode::SUCCESS
             } else {
@@ -463,7 +740,7 @@ async fn audit(cli: &Cli, args: &cli::AuditArgs, cwd: &Path) -> anyhow::Result<E
                         path.display()
                     );
                 }
-                None => print!("{text}"),
+                None => output::write(format_args!("{text}"))?,
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -475,7 +752,7 @@ async fn audit(cli: &Cli, args: &cli::AuditArgs, cwd: &Path) -> anyhow::Result<E
 #[cfg(feature = "plugin-auth")]
 async fn user(cli: &Cli, args: &cli::UserArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
     let cli::UserCommand::Create(create) = &args.command;
-    let config = match load_config(cli, cwd, create.common.layer()) {
+    let config = match load_config(cli, cwd, create.common.layer(&cli.global)) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
@@ -485,7 +762,7 @@ async fn user(cli: &Cli, args: &cli::UserArgs, cwd: &Path) -> anyhow::Result<Exi
     let mut password = String::new();
     std::io::stdin().read_line(&mut password)?;
     let password = password.trim_end_matches(['\r', '\n']);
-    let engine = DataEngine::open(data_config(&config)).await?;
+    let engine = DataEngine::open(data_config_with_plugins(&config, cwd).await?).await?;
     let service = objectos_auth::AuthService::open(
         engine,
         objectos_auth::AuthConfig::default(),
@@ -505,7 +782,7 @@ async fn user(cli: &Cli, args: &cli::UserArgs, cwd: &Path) -> anyhow::Result<Exi
         .await
     {
         Ok((id, _org)) => {
-            println!(
+            outln!(
                 "Created user {id} ({}){}",
                 create.email.trim().to_lowercase(),
                 if create.admin {
@@ -513,7 +790,7 @@ async fn user(cli: &Cli, args: &cli::UserArgs, cwd: &Path) -> anyhow::Result<Exi
                 } else {
                     ""
                 }
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -569,5 +846,50 @@ mod tests {
             );
             assert!(names.insert(section.name), "{} twice", section.name);
         }
+    }
+}
+
+#[cfg(test)]
+mod command_tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_file_names_the_file_of_a_sqlite_url() {
+        let file = |url| sqlite_file(url).map(|p| p.display().to_string());
+        assert_eq!(
+            file("sqlite://./objectos.db?mode=rwc").as_deref(),
+            Some("./objectos.db")
+        );
+        assert_eq!(
+            file("sqlite:///var/lib/o.db").as_deref(),
+            Some("/var/lib/o.db")
+        );
+        assert_eq!(file("sqlite:o.db").as_deref(), Some("o.db"));
+        assert_eq!(file("sqlite::memory:"), None);
+        assert_eq!(file("sqlite://shared?mode=memory&cache=shared"), None);
+        assert_eq!(file("postgres://app:pw@db/app"), None);
+    }
+
+    #[test]
+    fn banner_links_use_loopback_for_a_wildcard_address_and_hide_the_password() {
+        let config = ServerConfig {
+            database_url: "postgres://app:s3cret@db.internal/app".to_owned(),
+            ..ServerConfig::default()
+        };
+        let addr: std::net::SocketAddr = "0.0.0.0:3000".parse().unwrap();
+        let text = banner(addr, &config, true);
+        assert!(
+            text.starts_with("ObjectOS listening on http://0.0.0.0:3000\n"),
+            "{text}"
+        );
+        assert!(text.contains("http://127.0.0.1:3000/api/v1/docs"), "{text}");
+        assert!(
+            text.contains("postgres://app:***@db.internal/app"),
+            "{text}"
+        );
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("sign-up/email"), "{text}");
+        assert!(!banner(addr, &config, false).contains("sign-up"));
+        assert!(text.ends_with("\n\n"), "{text}");
     }
 }

@@ -21,9 +21,11 @@ fn failed(object: &str, fields: Vec<FieldError>) -> DataError {
     }
 }
 
-/// Normalises and type-checks client input (the record on insert, the patch on update).
-pub(crate) fn coerce(plan: &ObjectPlan, input: &mut Record) -> Result<()> {
-    plan.rules.coerce(input).map_err(|e| failed(&plan.name, e))
+/// Normalises and type-checks client input (the record on insert, the patch on update). The
+/// problems are returned, not raised: [`validate`] reports them together with its own, so a
+/// request with an unknown field and a missing required one gets both in one answer.
+pub(crate) fn coerce(plan: &ObjectPlan, input: &mut Record) -> Vec<FieldError> {
+    plan.rules.coerce(input).err().unwrap_or_default()
 }
 
 /// Fills defaults for fields the input does not mention (insert only).
@@ -32,16 +34,35 @@ pub(crate) fn apply_defaults(plan: &ObjectPlan, input: &mut Record) {
 }
 
 /// Field checks and validation rules on the write; warnings are dropped, errors refuse it.
+/// `earlier` are the problems found before (refused and badly typed fields): they refuse the
+/// write too, in the same error, first.
 pub(crate) fn validate(
     plan: &ObjectPlan,
     kind: WriteKind,
     new: &Record,
     old: Option<&Record>,
+    earlier: Vec<FieldError>,
 ) -> Result<()> {
     plan.rules
-        .validate(kind, new, old, chrono::Utc::now())
+        .validate_after(kind, new, old, chrono::Utc::now(), earlier)
         .map(|_warnings| ())
         .map_err(|e| failed(&plan.name, e))
+}
+
+/// The error for a write whose input is refused (`earlier`: unknown fields, NUL characters,
+/// wrong types) before the stored record is read: those, with every other mistake the input
+/// alone shows (see `CompiledRules::validate_input`).
+pub(crate) fn refuse_input(
+    plan: &ObjectPlan,
+    kind: WriteKind,
+    input: &Record,
+    earlier: Vec<FieldError>,
+) -> DataError {
+    failed(
+        &plan.name,
+        plan.rules
+            .validate_input(kind, input, chrono::Utc::now(), earlier),
+    )
 }
 
 /// Formula fields, computed on read.

@@ -33,6 +33,14 @@ impl Dialect {
         }
     }
 
+    /// The dialect of a sea-orm backend (only the two the engine opens reach here).
+    pub(crate) fn of_backend(backend: DbBackend) -> Self {
+        match backend {
+            DbBackend::Postgres => Self::Postgres,
+            _ => Self::Sqlite,
+        }
+    }
+
     pub(crate) fn backend(self) -> DbBackend {
         match self {
             Self::Sqlite => DbBackend::Sqlite,

@@ -21,7 +21,7 @@ use serde_json::Value as Json;
 use crate::Record;
 use crate::context::OpContext;
 use crate::db::{self, Dialect, Sql};
-use crate::error::Result;
+use crate::error::{DataError, Result};
 use crate::hooks::Interceptor;
 use crate::meta::{self, MetadataSnapshot, ObjectPlan};
 use crate::schema::{self, MigrationPlan, MigrationReport, MigrationStep};
@@ -75,6 +75,9 @@ pub struct DataConfig {
     pub max_connections: u32,
     /// Run the additive schema sync at open.
     pub auto_migrate: bool,
+    /// What plugins own: private tables and objects shipped in their crates (the data plugin
+    /// fills it from the `PluginSchema` contributions).
+    pub owned: Vec<crate::owned::PluginSchema>,
 }
 
 impl Default for DataConfig {
@@ -85,6 +88,7 @@ impl Default for DataConfig {
             include_base: true,
             max_connections: 8,
             auto_migrate: true,
+            owned: Vec::new(),
         }
     }
 }
@@ -109,6 +113,8 @@ struct Inner {
     dirs: Vec<PathBuf>,
     include_base: bool,
     extra: Vec<ObjectSchema>,
+    /// Plugins' tables and objects (see [`DataConfig::owned`]).
+    owned: Vec<crate::owned::PluginSchema>,
     snapshot: ArcSwap<MetadataSnapshot>,
     interceptors: ArcSwap<Vec<Arc<dyn Interceptor>>>,
     /// SQLite allows one writer: writes queue here instead of failing with SQLITE_BUSY.
@@ -272,18 +278,24 @@ impl DataEngine {
     /// Connects, loads and validates metadata (all errors at once), creates internal tables and
     /// runs the additive schema sync when `auto_migrate` is set.
     pub async fn open(config: DataConfig) -> Result<DataEngine> {
-        let (schemas, warnings) = meta::load_schemas(&config.metadata_dirs, config.include_base)?;
+        check_owned(&config.owned)?;
+        let ((schemas, warnings), items) =
+            load_all(&config.metadata_dirs, config.include_base, &config.owned)?;
         for w in &warnings {
             tracing::warn!("{w}");
         }
+        let sources = Sources {
+            dirs: config.metadata_dirs.clone(),
+            include_base: config.include_base,
+            extra: Vec::new(),
+            owned: config.owned.clone(),
+        };
         let engine = Self::connect(
             &config.database_url,
             config.max_connections,
-            config.metadata_dirs.clone(),
-            config.include_base,
-            Vec::new(),
-            schemas,
-            warnings,
+            sources,
+            (schemas, warnings),
+            items,
         )
         .await?;
         if config.auto_migrate {
@@ -298,7 +310,20 @@ impl DataEngine {
             .iter()
             .map(|o| (format!("<memory:{}>", o.name), o.clone()))
             .collect();
-        let engine = Self::connect(url, 8, Vec::new(), false, objects, schemas, Vec::new()).await?;
+        let sources = Sources {
+            dirs: Vec::new(),
+            include_base: false,
+            extra: objects,
+            owned: Vec::new(),
+        };
+        let engine = Self::connect(
+            url,
+            8,
+            sources,
+            (schemas, Vec::new()),
+            crate::kinds::Items::new(),
+        )
+        .await?;
         engine.migrate_if_changed().await?;
         Ok(engine)
     }
@@ -306,14 +331,20 @@ impl DataEngine {
     async fn connect(
         url: &str,
         max_connections: u32,
-        dirs: Vec<PathBuf>,
-        include_base: bool,
-        extra: Vec<ObjectSchema>,
-        schemas: Vec<(String, ObjectSchema)>,
-        warnings: Vec<objectos_spec::Diagnostic>,
+        sources: Sources,
+        (schemas, warnings): meta::Loaded,
+        items: crate::kinds::Items,
     ) -> Result<DataEngine> {
+        let Sources {
+            dirs,
+            include_base,
+            extra,
+            owned,
+        } = sources;
         let dialect = Dialect::from_url(url)?;
-        let snapshot = meta::build_snapshot(dialect, schemas, warnings)?;
+        let mut snapshot = meta::build_snapshot(dialect, schemas, warnings)?;
+        snapshot.items = items;
+        check_table_names(&owned, &snapshot)?;
         let (pools, dialect) = db::connect(url, max_connections).await?;
         schema::ensure_internal(&pools.write, dialect).await?;
         let manual_checkpoint = pools.manual_checkpoint;
@@ -325,6 +356,7 @@ impl DataEngine {
                 dirs,
                 include_base,
                 extra,
+                owned,
                 snapshot: ArcSwap::from_pointee(snapshot),
                 interceptors: ArcSwap::from_pointee(Vec::new()),
                 write_lock: Arc::new(fair::FairLock::default()),
@@ -388,6 +420,57 @@ impl DataEngine {
         &self.inner.write
     }
 
+    /// The read pool as a [`crate::store::Store`], for a plugin's own tables: reads, and writes
+    /// that need no transaction on PostgreSQL. On a SQLite file prefer [`DataEngine::writer`]
+    /// for writes (see [`DataEngine::write_connection`] for why).
+    pub fn pool(&self) -> crate::store::Pool<'_> {
+        crate::store::Pool {
+            conn: &self.inner.db,
+            dialect: self.inner.dialect,
+        }
+    }
+
+    /// The pool the engine writes through as a [`crate::store::Store`]: single statements on a
+    /// plugin's own tables queue behind the engine's writes instead of racing them for SQLite's
+    /// write lock. Statements that must commit together belong in
+    /// [`DataEngine::begin_own_transaction`].
+    pub fn writer(&self) -> crate::store::Pool<'_> {
+        crate::store::Pool {
+            conn: &self.inner.write,
+            dialect: self.inner.dialect,
+        }
+    }
+
+    /// A read-only transaction that sees one state of the database throughout (repeatable read
+    /// on PostgreSQL), for reads that must agree with each other.
+    pub async fn begin_read_snapshot(&self) -> Result<crate::store::ReadSnapshot> {
+        use sea_orm::{AccessMode, IsolationLevel, TransactionTrait};
+        let (isolation, access) = match self.inner.dialect {
+            Dialect::Postgres => (
+                Some(IsolationLevel::RepeatableRead),
+                Some(AccessMode::ReadOnly),
+            ),
+            // SQLite has one isolation level (a read transaction is a snapshot in WAL mode);
+            // sea-orm warns when asked for another.
+            Dialect::Sqlite => (None, None),
+        };
+        let tx = self
+            .inner
+            .db
+            .begin_with_config(isolation, access)
+            .await
+            .map_err(db::map_db_err)?;
+        Ok(crate::store::ReadSnapshot {
+            tx,
+            dialect: self.inner.dialect,
+        })
+    }
+
+    /// The plugins' schemas the engine was opened with.
+    pub fn owned(&self) -> &[crate::owned::PluginSchema] {
+        &self.inner.owned
+    }
+
     /// How many statements record operations have run so far (lets tests prove batching).
     pub fn statement_count(&self) -> u64 {
         self.inner.statements.load(Ordering::Relaxed)
@@ -396,22 +479,67 @@ impl DataEngine {
     /// Re-reads the metadata folders, validates everything and swaps the snapshot in atomically.
     /// On error the old snapshot stays.
     pub async fn reload(&self) -> Result<()> {
-        let (mut schemas, warnings) =
-            meta::load_schemas(&self.inner.dirs, self.inner.include_base)?;
+        let snap = self.load_snapshot()?;
+        self.inner.snapshot.store(Arc::new(snap));
+        Ok(())
+    }
+
+    /// [`DataEngine::reload`] with the additive schema sync of the new metadata applied before
+    /// the swap (new tables, columns and indexes; nothing dropped), so no request ever sees an
+    /// object whose table does not exist yet. On any error (a file, a migration step) the old
+    /// snapshot stays and nothing of the migration is kept (it runs in one transaction).
+    pub async fn reload_and_migrate(&self) -> Result<MigrationReport> {
+        let snap = self.load_snapshot()?;
+        let _guard = self.lock_writer().await;
+        let plan = schema::plan(
+            &self.inner.write,
+            self.inner.dialect,
+            &snap,
+            &self.inner.owned,
+        )
+        .await?;
+        let report = if plan.is_empty() && plan.changed_objects.is_empty() {
+            MigrationReport::default()
+        } else {
+            schema::apply(
+                &self.inner.write,
+                self.inner.dialect,
+                &snap,
+                &self.inner.owned,
+                &plan,
+                &|_| {},
+            )
+            .await?
+        };
+        self.inner.snapshot.store(Arc::new(snap));
+        Ok(report)
+    }
+
+    /// Loads and checks a new snapshot from the engine's sources without installing it.
+    fn load_snapshot(&self) -> Result<MetadataSnapshot> {
+        let ((mut schemas, warnings), items) =
+            load_all(&self.inner.dirs, self.inner.include_base, &self.inner.owned)?;
         schemas.extend(
             self.inner
                 .extra
                 .iter()
                 .map(|o| (format!("<memory:{}>", o.name), o.clone())),
         );
-        let snap = meta::build_snapshot(self.inner.dialect, schemas, warnings)?;
-        self.inner.snapshot.store(Arc::new(snap));
-        Ok(())
+        let mut snap = meta::build_snapshot(self.inner.dialect, schemas, warnings)?;
+        snap.items = items;
+        check_table_names(&self.inner.owned, &snap)?;
+        Ok(snap)
     }
 
     /// The additive migration plan for the current metadata.
     pub async fn plan_migration(&self) -> Result<MigrationPlan> {
-        schema::plan(&self.inner.db, self.inner.dialect, &self.metadata()).await
+        schema::plan(
+            &self.inner.db,
+            self.inner.dialect,
+            &self.metadata(),
+            &self.inner.owned,
+        )
+        .await
     }
 
     /// Plans and applies the additive migration, calling `progress` before each step.
@@ -421,11 +549,18 @@ impl DataEngine {
     ) -> Result<MigrationReport> {
         let _guard = self.lock_writer().await;
         let snap = self.metadata();
-        let plan = schema::plan(&self.inner.write, self.inner.dialect, &snap).await?;
+        let plan = schema::plan(
+            &self.inner.write,
+            self.inner.dialect,
+            &snap,
+            &self.inner.owned,
+        )
+        .await?;
         schema::apply(
             &self.inner.write,
             self.inner.dialect,
             &snap,
+            &self.inner.owned,
             &plan,
             progress,
         )
@@ -438,7 +573,13 @@ impl DataEngine {
     async fn migrate_if_changed(&self) -> Result<()> {
         let current = {
             let _guard = self.lock_writer().await;
-            schema::is_current(&self.inner.write, self.inner.dialect, &self.metadata()).await?
+            schema::is_current(
+                &self.inner.write,
+                self.inner.dialect,
+                &self.metadata(),
+                &self.inner.owned,
+            )
+            .await?
         };
         if !current {
             self.migrate(&|_| {}).await?;
@@ -495,4 +636,112 @@ fn row_to_record(plan: &ObjectPlan, row: &sea_orm::QueryResult, dialect: Dialect
         rec.insert(name.clone(), value);
     }
     rec
+}
+
+/// Where the engine's metadata comes from, kept for [`DataEngine::reload`].
+struct Sources {
+    dirs: Vec<PathBuf>,
+    include_base: bool,
+    /// Objects given in code ([`DataEngine::open_with_objects`]).
+    extra: Vec<ObjectSchema>,
+    owned: Vec<crate::owned::PluginSchema>,
+}
+
+/// Loads the objects and every plugin metadata kind's items from the same folders, reporting
+/// the problems of both at once.
+fn load_all(
+    dirs: &[PathBuf],
+    include_base: bool,
+    owned: &[crate::owned::PluginSchema],
+) -> Result<(meta::Loaded, crate::kinds::Items)> {
+    let kinds: Vec<crate::kinds::MetadataKind> = owned
+        .iter()
+        .flat_map(|o| o.kinds().iter().cloned())
+        .collect();
+    let objects = meta::load_schemas(dirs, include_base, owned);
+    let items = crate::kinds::load(dirs, &kinds);
+    match (objects, items) {
+        (Ok(loaded), Ok(items)) => Ok((loaded, items)),
+        (Err(DataError::Metadata { mut diagnostics }), Err(mut more)) => {
+            diagnostics.append(&mut more);
+            Err(DataError::Metadata { diagnostics })
+        }
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(diagnostics)) => Err(DataError::Metadata { diagnostics }),
+    }
+}
+
+/// The internal tables of the engine, which no plugin may declare.
+const INTERNAL_TABLES: [&str; 3] = [
+    "_objectos_schema",
+    "_objectos_outbox",
+    "_objectos_autonumber",
+];
+
+/// Every problem of the plugins' table declarations at once: a malformed declaration, or a
+/// table two plugins claim.
+fn check_owned(owned: &[crate::owned::PluginSchema]) -> Result<()> {
+    let mut problems = Vec::new();
+    let mut claimed: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for schema in owned {
+        for table in schema.tables() {
+            for p in table.problems() {
+                problems.push(format!("plugin {}: {p}", schema.plugin()));
+            }
+            if let Some(other) = claimed.insert(table.name(), schema.plugin()) {
+                problems.push(format!(
+                    "table `{}` is declared by plugin {} and by plugin {}; a table has one owner",
+                    table.name(),
+                    other,
+                    schema.plugin()
+                ));
+            }
+            if INTERNAL_TABLES.contains(&table.name()) {
+                problems.push(format!(
+                    "plugin {}: table `{}` is the engine's own",
+                    schema.plugin(),
+                    table.name()
+                ));
+            }
+        }
+    }
+    let kinds: Vec<crate::kinds::MetadataKind> = owned
+        .iter()
+        .flat_map(|o| o.kinds().iter().cloned())
+        .collect();
+    if let Err(DataError::Config(more)) = crate::kinds::check_kinds(&kinds) {
+        problems.push(more);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(DataError::Config(problems.join("; ")))
+    }
+}
+
+/// A plugin table may not share its name with an object's table.
+fn check_table_names(owned: &[crate::owned::PluginSchema], snap: &MetadataSnapshot) -> Result<()> {
+    let mut problems = Vec::new();
+    for schema in owned {
+        for table in schema.tables() {
+            for object in snap.objects() {
+                if snap
+                    .plan(&object.name)
+                    .is_ok_and(|plan| plan.table == table.name())
+                {
+                    problems.push(format!(
+                        "plugin {}: table `{}` is also the table of object `{}`",
+                        schema.plugin(),
+                        table.name(),
+                        object.name
+                    ));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(DataError::Config(problems.join("; ")))
+    }
 }

@@ -5,7 +5,8 @@ use serde::Serialize;
 /// One problem with one field of a record, as sent in the `fields` array of a 400 response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
-    /// API name of the field (`name`, `account.email` for nested checks).
+    /// API name of the field (`name`, `account.email` for nested checks); for a validation rule
+    /// that concerns no field (its condition reads none), the rule's name.
     pub field: String,
     /// Stable machine code: `required`, `invalid_type`, `invalid_option`, `too_long`, `too_short`,
     /// `too_small`, `too_large`, `invalid_format`, `duplicate_value`, `readonly`, `unknown_field`,
@@ -30,6 +31,10 @@ pub struct FieldErrorDetail {
     /// For choice fields: the allowed option values.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub options: Option<Vec<String>>,
+    /// The validation rule that failed. A rule over several fields gives one error per field it
+    /// concerns (so a form highlights each), all naming the same rule (so a list shows it once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 impl FieldError {
@@ -62,6 +67,17 @@ impl FieldError {
     pub fn with_options(mut self, options: Vec<String>) -> Self {
         self.detail.get_or_insert_with(Box::default).options = Some(options);
         self
+    }
+
+    /// Names the validation rule that failed.
+    pub fn with_rule(mut self, rule: impl Into<String>) -> Self {
+        self.detail.get_or_insert_with(Box::default).rule = Some(rule.into());
+        self
+    }
+
+    /// The validation rule that failed, for errors of rules.
+    pub fn rule(&self) -> Option<&str> {
+        self.detail.as_ref()?.rule.as_deref()
     }
 }
 

@@ -7,11 +7,14 @@ mod engine;
 pub mod error;
 pub mod expr;
 mod hooks;
+mod kinds;
 mod meta;
 mod outbox;
+mod owned;
 mod plugin;
 mod schema;
 mod sqlgen;
+pub mod store;
 mod util;
 pub mod validate;
 mod value;
@@ -26,12 +29,15 @@ pub use engine::{
 };
 pub use error::{DataError, FieldError, FieldErrorDetail, Result};
 pub use hooks::{HookContext, Interceptor, Operation, WriteTx};
+pub use kinds::{MetaItem, MetadataKind, ParseResult};
 pub use meta::MetadataSnapshot;
 pub use outbox::{DispatcherHandle, EventSink};
+pub use owned::{ColumnDef, ColumnDefault, ColumnType, IndexDef, PluginSchema, TableDef};
 pub use plugin::{
     DataHandle, DataPlugin, InterceptorContribution, MANIFEST, MetadataHandle, PLUGIN_ID,
+    owned_schemas,
 };
-pub use schema::{MigrationPlan, MigrationReport, MigrationStep};
+pub use schema::{MigrationPlan, MigrationReport, MigrationStep, PluginSteps};
 pub use sqlgen::{DEFAULT_LIMIT, MAX_LIMIT};
 
 /// A record: field name to JSON value, in field order.

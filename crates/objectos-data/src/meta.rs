@@ -33,6 +33,8 @@ const BASE_OBJECTS: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/base_o
 #[derive(Debug)]
 pub struct MetadataSnapshot {
     objects: IndexMap<String, Arc<ObjectSchema>>,
+    /// The items of the plugins' metadata kinds, by kind (every contributed kind has an entry).
+    pub(crate) items: crate::kinds::Items,
     etags: HashMap<String, String>,
     pub(crate) plans: HashMap<String, Arc<ObjectPlan>>,
     warnings: Vec<Diagnostic>,
@@ -52,6 +54,21 @@ impl MetadataSnapshot {
     /// A stable hash of the object's JSON, usable as an HTTP ETag.
     pub fn etag(&self, name: &str) -> Option<&str> {
         self.etags.get(name).map(String::as_str)
+    }
+
+    /// The loaded items of a plugin's metadata kind (empty for an unknown kind).
+    pub fn items(&self, kind: &str) -> &[crate::kinds::MetaItem] {
+        self.items.get(kind).map_or(&[], Vec::as_slice)
+    }
+
+    /// One item of a kind.
+    pub fn item(&self, kind: &str, name: &str) -> Option<&crate::kinds::MetaItem> {
+        self.items(kind).iter().find(|i| i.name == name)
+    }
+
+    /// The names of the contributed metadata kinds.
+    pub fn kinds(&self) -> impl Iterator<Item = &str> {
+        self.items.keys().map(String::as_str)
     }
 
     /// Warnings found while loading (unknown keys and the like).
@@ -326,6 +343,7 @@ pub(crate) fn build_snapshot(
     }
     Ok(MetadataSnapshot {
         objects,
+        items: crate::kinds::Items::new(),
         etags,
         plans,
         warnings,
@@ -522,7 +540,11 @@ fn parse_object(
 
 /// Reads the configured folders (and the embedded base objects), validating everything and
 /// reporting all errors at once.
-pub(crate) fn load_schemas(dirs: &[PathBuf], include_base: bool) -> Result<Loaded> {
+pub(crate) fn load_schemas(
+    dirs: &[PathBuf],
+    include_base: bool,
+    owned: &[crate::owned::PluginSchema],
+) -> Result<Loaded> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let mut schemas = Vec::new();
@@ -530,6 +552,13 @@ pub(crate) fn load_schemas(dirs: &[PathBuf], include_base: bool) -> Result<Loade
     if include_base {
         for (path, text) in BASE_OBJECTS {
             sources.push(((*path).to_owned(), (*text).to_owned()));
+        }
+    }
+    // Plugins' objects come before the user's folders, so an object a user defines again is
+    // reported in the user's file, naming the plugin that owns it.
+    for schema in owned {
+        for (path, text) in schema.objects() {
+            sources.push((schema.object_label(path), text.clone()));
         }
     }
     for dir in dirs {

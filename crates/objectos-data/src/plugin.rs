@@ -8,14 +8,18 @@
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use objectos_kernel::{InitContext, Plugin, PluginError, PluginHandle, StartContext, StopContext};
+use objectos_kernel::{
+    Contribution, InitContext, Plugin, PluginError, PluginHandle, StartContext, StopContext,
+};
 use objectos_spec::event::data as record_events;
+use objectos_spec::event::metadata::MetadataReloaded;
 use objectos_spec::manifest::services;
 use objectos_spec::{Event, HealthReport, PluginManifest};
 
 use crate::engine::{DataConfig, DataEngine};
 use crate::meta::MetadataSnapshot;
 use crate::outbox::{DispatcherHandle, EventSink};
+use crate::owned::PluginSchema;
 
 /// The plugin id.
 pub const PLUGIN_ID: &str = "com.objectos.data";
@@ -25,8 +29,9 @@ pub const MANIFEST: PluginManifest = PluginManifest {
     description: "ObjectQL data engine: metadata registry, schema sync, queries and records over SQLite or PostgreSQL",
     provides: &[services::DATA, services::METADATA],
     permissions: &["data.read", "data.write", "events.publish"],
-    // `data.<object>.<verb>` for every object, which the metadata decides at start.
-    emits: &[record_events::ALL],
+    // `data.<object>.<verb>` for every object, which the metadata decides at start, and the
+    // snapshot's reloads.
+    emits: &[record_events::ALL, objectos_spec::event::metadata::RELOADED],
     ..PluginManifest::new(PLUGIN_ID, "Data Engine", env!("CARGO_PKG_VERSION"))
 };
 
@@ -44,6 +49,16 @@ impl std::fmt::Debug for InterceptorContribution {
     }
 }
 
+/// The plugins' [`PluginSchema`] contributions, each named after the plugin that contributed it
+/// (what the engine creates and migrates for them). `objectos migrate` reads the same list from
+/// a kernel that ran `init` only ([`objectos_kernel::Kernel::initialise`]).
+pub fn owned_schemas(contributions: &[Contribution<PluginSchema>]) -> Vec<PluginSchema> {
+    contributions
+        .iter()
+        .map(|c| c.value.clone().owned_by(c.plugin.clone()))
+        .collect()
+}
+
 /// The `data` service: the engine, available once the plugin has started.
 #[derive(Debug, Default)]
 pub struct DataHandle {
@@ -57,16 +72,52 @@ impl DataHandle {
     }
 }
 
-/// The `metadata` service: the current metadata snapshot.
+/// The `metadata` service: the current metadata snapshot, and reloading it.
 #[derive(Debug, Default)]
 pub struct MetadataHandle {
     data: Arc<DataHandle>,
+    /// The data plugin's kernel handle, to publish `metadata.reloaded` (set at start).
+    events: OnceLock<PluginHandle>,
+    /// One reload at a time: two overlapping reloads could install an older snapshot last.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl MetadataHandle {
     /// The current snapshot, or `None` before the data plugin has started.
     pub fn snapshot(&self) -> Option<Arc<MetadataSnapshot>> {
         self.data.engine().map(DataEngine::metadata)
+    }
+
+    /// Re-reads the metadata folders (objects and every plugin kind), applies the additive
+    /// schema sync and swaps the whole snapshot in, then publishes `metadata.reloaded` so the
+    /// plugins rebuild what they compile from it. On any error the running snapshot stays and
+    /// the error (with every located problem) is returned; nothing is published.
+    pub async fn reload(&self) -> crate::error::Result<MetadataReloaded> {
+        let _one = self.reloading.lock().await;
+        let engine = self.data.engine().ok_or_else(|| {
+            crate::error::DataError::Unavailable("the data engine has not started".into())
+        })?;
+        let report = engine.reload_and_migrate().await?;
+        let snap = engine.metadata();
+        let payload = MetadataReloaded {
+            objects: snap.objects().count(),
+            items: snap
+                .kinds()
+                .map(|k| (k.to_owned(), snap.items(k).len()))
+                .collect(),
+            migration_steps: report.applied,
+        };
+        if let Some(events) = self.events.get() {
+            let event = objectos_kernel::new_event(
+                objectos_spec::event::metadata::RELOADED,
+                PLUGIN_ID,
+                serde_json::to_value(&payload).unwrap_or_default(),
+            );
+            if let Err(e) = events.publish(event).await {
+                tracing::warn!(error = %e, "metadata.reloaded not published.");
+            }
+        }
+        Ok(payload)
     }
 }
 
@@ -78,17 +129,28 @@ pub struct DataPlugin {
     /// `objectos.yml`).
     pub limits: crate::engine::WriteLimits,
     handle: Arc<DataHandle>,
+    metadata: Arc<MetadataHandle>,
     dispatcher: tokio::sync::Mutex<Option<DispatcherHandle>>,
 }
 
 impl DataPlugin {
     pub fn new(config: DataConfig) -> Self {
+        let handle = Arc::new(DataHandle::default());
         Self {
             config,
             limits: crate::engine::WriteLimits::default(),
-            handle: Arc::new(DataHandle::default()),
+            metadata: Arc::new(MetadataHandle {
+                data: handle.clone(),
+                ..MetadataHandle::default()
+            }),
+            handle,
             dispatcher: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The handle registered as service `metadata` (reload it after the folders changed).
+    pub fn metadata(&self) -> Arc<MetadataHandle> {
+        self.metadata.clone()
     }
 
     /// The handle registered as service `data` (useful when wiring without a kernel).
@@ -134,17 +196,16 @@ impl Plugin for DataPlugin {
 
     fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
         cx.register::<DataHandle>(services::DATA, self.handle.clone())?;
-        cx.register::<MetadataHandle>(
-            services::METADATA,
-            Arc::new(MetadataHandle {
-                data: self.handle.clone(),
-            }),
-        )?;
+        cx.register::<MetadataHandle>(services::METADATA, self.metadata.clone())?;
         Ok(())
     }
 
     async fn start(&self, cx: &StartContext) -> Result<(), PluginError> {
-        let engine = DataEngine::open(self.config.clone())
+        let mut config = self.config.clone();
+        config
+            .owned
+            .extend(owned_schemas(cx.contributions::<PluginSchema>()?));
+        let engine = DataEngine::open(config)
             .await
             .map_err(|e| PluginError::config(PLUGIN_ID, e))?;
         engine.set_write_limits(self.limits.clone());
@@ -155,6 +216,7 @@ impl Plugin for DataPlugin {
         let dispatcher = engine.start_dispatcher(Arc::new(KernelSink(cx.handle())));
         *self.dispatcher.lock().await = Some(dispatcher);
         let _ = self.handle.cell.set(engine);
+        let _ = self.metadata.events.set(cx.handle());
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait, Value};
 use crate::db::{self, Dialect, Sql};
 use crate::error::{DataError, Result};
 use crate::meta::{Column, MetadataSnapshot, ObjectPlan};
+use crate::owned::PluginSchema;
 
 /// One step of a migration plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,13 @@ pub enum MigrationStep {
         columns: Vec<String>,
         sql: String,
     },
+    /// Drops an index the plugin that owns the table retired (it lists the name in its
+    /// `TableDef`); an index holds no data of its own.
+    RetireIndex {
+        object: String,
+        index: String,
+        sql: String,
+    },
     /// Something the engine will not do automatically (type change); printed as a SQL comment.
     Manual {
         object: String,
@@ -60,7 +68,8 @@ impl MigrationStep {
             Self::CreateTable { sql, .. }
             | Self::AddColumn { sql, .. }
             | Self::CreateIndex { sql, .. }
-            | Self::DropIndex { sql, .. } => Some(sql),
+            | Self::DropIndex { sql, .. }
+            | Self::RetireIndex { sql, .. } => Some(sql),
             Self::Manual { .. } => None,
         }
     }
@@ -72,6 +81,7 @@ impl MigrationStep {
             | Self::AddColumn { object, .. }
             | Self::CreateIndex { object, .. }
             | Self::DropIndex { object, .. }
+            | Self::RetireIndex { object, .. }
             | Self::Manual { object, .. } => object,
         }
     }
@@ -112,6 +122,12 @@ impl fmt::Display for MigrationStep {
                 replaced_by,
                 columns.join(", ")
             ),
+            Self::RetireIndex { sql, .. } => {
+                write!(
+                    f,
+                    "{sql}; -- retired by its plugin; dropping an index loses no data"
+                )
+            }
             other => write!(f, "{};", other.sql().unwrap_or_default()),
         }
     }
@@ -120,25 +136,59 @@ impl fmt::Display for MigrationStep {
 /// The additive plan: what `migrate` would run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MigrationPlan {
+    /// The steps of the metadata's objects and the engine's own tables.
     pub steps: Vec<MigrationStep>,
     /// Objects whose recorded hash differs from the current metadata (recorded on migrate).
     pub changed_objects: Vec<String>,
+    /// The steps of each plugin's private tables, per plugin (in the order plugins were
+    /// given; plugins with nothing to do included, with no steps).
+    pub plugins: Vec<PluginSteps>,
+}
+
+/// The steps of one plugin's private tables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginSteps {
+    pub plugin: String,
+    /// The tables the plugin declares.
+    pub tables: Vec<String>,
+    pub steps: Vec<MigrationStep>,
 }
 
 impl MigrationPlan {
     /// True when there is nothing to run (manual steps do not count: they are never run).
     pub fn is_empty(&self) -> bool {
+        self.all_steps()
+            .all(|s| matches!(s, MigrationStep::Manual { .. }))
+    }
+
+    /// Every step: the objects' first, then each plugin's.
+    pub fn all_steps(&self) -> impl Iterator<Item = &MigrationStep> {
         self.steps
             .iter()
-            .all(|s| matches!(s, MigrationStep::Manual { .. }))
+            .chain(self.plugins.iter().flat_map(|p| p.steps.iter()))
     }
 }
 
 impl fmt::Display for MigrationPlan {
-    /// One SQL statement per line.
+    /// One SQL statement per line; each plugin's tables under a comment naming the plugin.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for s in &self.steps {
             writeln!(f, "{s}")?;
+        }
+        for p in &self.plugins {
+            if p.steps.is_empty() {
+                writeln!(
+                    f,
+                    "-- plugin {}: {} up to date",
+                    p.plugin,
+                    p.tables.join(", ")
+                )?;
+            } else {
+                writeln!(f, "-- plugin {}: {}", p.plugin, p.tables.join(", "))?;
+                for s in &p.steps {
+                    writeln!(f, "{s}")?;
+                }
+            }
         }
         Ok(())
     }
@@ -548,11 +598,104 @@ fn index_steps(
     }
 }
 
-/// Computes the additive plan for every object of the snapshot.
+/// The steps that bring one plugin's private tables to its declaration.
+fn plugin_steps(
+    dialect: Dialect,
+    schema: &PluginSchema,
+    tables: &HashMap<String, HashMap<String, String>>,
+    indexes: &HashMap<String, String>,
+) -> PluginSteps {
+    let mut steps = Vec::new();
+    for table in schema.tables() {
+        let object = table.name().to_owned();
+        let existing = tables.get(table.name());
+        match existing {
+            None => steps.push(MigrationStep::CreateTable {
+                object: object.clone(),
+                sql: table.create_sql(dialect),
+            }),
+            Some(have) => {
+                for c in table.columns() {
+                    let want = table.column_sql(dialect, c);
+                    match have.get(&c.name) {
+                        None if table.primary().contains(&c.name)
+                            || (c.not_null && c.default.is_none())
+                            || c.unique =>
+                        {
+                            steps.push(MigrationStep::Manual {
+                                object: object.clone(),
+                                column: c.name.clone(),
+                                message: format!(
+                                    "the table has no column `{}` and it cannot be added in place (it is part of the primary key, unique, or NOT NULL without a default); rebuild the table by hand",
+                                    c.name
+                                ),
+                            });
+                        }
+                        None => steps.push(MigrationStep::AddColumn {
+                            object: object.clone(),
+                            column: c.name.clone(),
+                            sql: format!(
+                                "ALTER TABLE {} ADD COLUMN {want}",
+                                dialect.quote(table.name())
+                            ),
+                        }),
+                        Some(ty) if family(ty) != family(&want) => {
+                            steps.push(MigrationStep::Manual {
+                                object: object.clone(),
+                                column: c.name.clone(),
+                                message: format!(
+                                    "column type is {ty} but the plugin now declares {want}; migrate the data by hand (the engine never changes or drops a column)"
+                                ),
+                            });
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        for i in table.indexes() {
+            if !indexes.contains_key(&i.name) {
+                let create = table.index_sql(dialect, i);
+                // Rows of an existing table are made to satisfy the index first, in the same
+                // step (one transaction with the rest of the plan).
+                let sql = match (&i.prepare, existing) {
+                    (Some(prepare), Some(_)) => format!("{prepare};\n{create}"),
+                    _ => create,
+                };
+                steps.push(MigrationStep::CreateIndex {
+                    object: object.clone(),
+                    index: i.name.clone(),
+                    sql,
+                });
+            }
+        }
+        for r in table.retired() {
+            if indexes.get(r).is_some_and(|t| t == table.name()) {
+                steps.push(MigrationStep::RetireIndex {
+                    object: object.clone(),
+                    index: r.clone(),
+                    sql: format!("DROP INDEX IF EXISTS {}", dialect.quote(r)),
+                });
+            }
+        }
+    }
+    PluginSteps {
+        plugin: schema.plugin().to_owned(),
+        tables: schema
+            .tables()
+            .iter()
+            .map(|t| t.name().to_owned())
+            .collect(),
+        steps,
+    }
+}
+
+/// Computes the additive plan for every object of the snapshot and every plugin's tables.
 pub(crate) async fn plan(
     conn: &DatabaseConnection,
     dialect: Dialect,
     snap: &MetadataSnapshot,
+    owned: &[PluginSchema],
 ) -> Result<MigrationPlan> {
     let q = |s: &str| dialect.quote(s);
     let indexes = existing_indexes(conn, dialect).await?;
@@ -602,9 +745,15 @@ pub(crate) async fn plan(
         index_steps(dialect, plan, &indexes, &mut steps);
     }
     outbox_steps(dialect, &tables, &indexes, &mut steps);
+    let plugins = owned
+        .iter()
+        .filter(|o| !o.tables().is_empty())
+        .map(|o| plugin_steps(dialect, o, &tables, &indexes))
+        .collect();
     Ok(MigrationPlan {
         steps,
         changed_objects: changed,
+        plugins,
     })
 }
 
@@ -667,12 +816,13 @@ pub(crate) async fn apply(
     conn: &DatabaseConnection,
     dialect: Dialect,
     snap: &MetadataSnapshot,
+    owned: &[PluginSchema],
     plan: &MigrationPlan,
     progress: &(dyn Fn(&MigrationStep) + Send + Sync),
 ) -> Result<MigrationReport> {
     let mut report = MigrationReport::default();
     let mut batch = String::new();
-    for step in &plan.steps {
+    for step in plan.all_steps() {
         progress(step);
         match step.sql() {
             Some(sql) => {
@@ -699,6 +849,18 @@ pub(crate) async fn apply(
         .collect();
     report.objects_recorded = recorded.len();
     recorded.push((ENGINE_ROW.to_owned(), DDL_VERSION.to_owned()));
+    // A plugin whose table has a manual step is not recorded: the next start looks again.
+    for o in owned.iter().filter(|o| !o.tables().is_empty()) {
+        let manual = plan.plugins.iter().any(|p| {
+            p.plugin == o.plugin()
+                && p.steps
+                    .iter()
+                    .any(|s| matches!(s, MigrationStep::Manual { .. }))
+        });
+        if !manual {
+            recorded.push((o.record_key(), o.digest()));
+        }
+    }
     let mut sql = Sql::new(dialect);
     sql.push("INSERT INTO \"_objectos_schema\" (\"object\", \"hash\", \"applied_at\") VALUES ");
     for (i, (object, hash)) in recorded.into_iter().enumerate() {
@@ -724,7 +886,7 @@ pub(crate) async fn apply(
 async fn replay_for_error(conn: &DatabaseConnection, plan: &MigrationPlan) -> Option<DataError> {
     let tx = conn.begin().await.ok()?;
     let mut found = None;
-    for sql in plan.steps.iter().filter_map(MigrationStep::sql) {
+    for sql in plan.all_steps().filter_map(MigrationStep::sql) {
         if let Err(e) = tx.execute_unprepared(sql).await {
             found = Some(DataError::Database(format!(
                 "migration step `{sql}` failed: {e}"
@@ -753,14 +915,20 @@ pub(crate) async fn is_current(
     conn: &DatabaseConnection,
     dialect: Dialect,
     snap: &MetadataSnapshot,
+    owned: &[PluginSchema],
 ) -> Result<bool> {
     let hashes = recorded_hashes(conn, dialect).await?;
     if hashes.get(ENGINE_ROW).map(String::as_str) != Some(DDL_VERSION) {
         return Ok(false);
     }
-    Ok(snap
-        .objects()
-        .all(|o| hashes.get(&o.name).map(String::as_str) == snap.etag(&o.name)))
+    let plugins_current = owned
+        .iter()
+        .filter(|o| !o.tables().is_empty())
+        .all(|o| hashes.get(&o.record_key()) == Some(&o.digest()));
+    Ok(plugins_current
+        && snap
+            .objects()
+            .all(|o| hashes.get(&o.name).map(String::as_str) == snap.etag(&o.name)))
 }
 
 /// Creates the internal tables.

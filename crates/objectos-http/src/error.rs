@@ -125,6 +125,7 @@ impl HttpError {
                 400 => "BAD_REQUEST",
                 401 => "UNAUTHENTICATED",
                 403 => "PERMISSION_DENIED",
+                405 => "METHOD_NOT_ALLOWED",
                 406 => "NOT_ACCEPTABLE",
                 408 => "REQUEST_TIMEOUT",
                 409 => "CONFLICT",

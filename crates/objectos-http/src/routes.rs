@@ -3,6 +3,8 @@
 pub mod batch;
 pub mod data;
 pub mod discovery;
+pub mod docs;
+pub mod home;
 pub mod meta;
 pub mod openapi;
 pub mod system;

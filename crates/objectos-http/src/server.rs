@@ -92,7 +92,9 @@ pub fn build_service(
     for h in sorted {
         root = root.hoop(h.handler());
     }
+    // `/` itself: a browser pointed at the server's address lands on links, not a JSON 404.
     root = root
+        .get(routes::home::home)
         .push(routes::system::probe_router())
         .push(routes::discovery::well_known_router())
         .push(api_router());

@@ -239,8 +239,20 @@ impl Outcome {
 
 enum Phase {
     Built,
-    Running { started: Vec<usize> },
+    /// Every `init` ran ([`Kernel::initialise`]); no `start` yet.
+    Initialised(InitState),
+    Running {
+        started: Vec<usize>,
+    },
     Stopped,
+}
+
+/// What the `init` pass left for the `start` pass.
+struct InitState {
+    outcomes: Vec<Outcome>,
+    durations: Vec<Duration>,
+    errors: Vec<Option<PluginError>>,
+    boot_start: Instant,
 }
 
 /// What shutdown did.
@@ -459,9 +471,76 @@ impl Kernel {
     /// ([`KernelError::DuplicateTransport`], after every `init` and before any `start`).
     pub async fn boot(&self) -> Result<StartupReport, KernelError> {
         let mut phase = self.phase.lock().await;
+        let state = match std::mem::replace(&mut *phase, Phase::Stopped) {
+            Phase::Built => match self.init_pass().await {
+                Ok(state) => state,
+                Err(e) => {
+                    self.stopped.store(true, Ordering::Release);
+                    drop(phase);
+                    self.shared.bus.close(self.timeouts.drain).await;
+                    return Err(e);
+                }
+            },
+            Phase::Initialised(state) => state,
+            other => {
+                *phase = other;
+                return Err(KernelError::AlreadyBooted);
+            }
+        };
+        let report = self.start_pass(&mut phase, state).await?;
+        drop(phase);
+
+        let payload = serde_json::json!({
+            "instanceId": report.instance_id,
+            "started": report.plugins.iter().filter(|p| p.success).map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            "failed": report.plugins.iter().filter(|p| !p.success).map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        });
+        self.emit_kernel_event(names::KERNEL_READY, payload).await;
+        tracing::info!(
+            instance = %report.instance_id,
+            started = report.plugins.iter().filter(|p| p.success).count(),
+            failed = report.plugins.iter().filter(|p| !p.success).count(),
+            duration_ms = report.duration_ms,
+            "Kernel ready."
+        );
+        Ok(report)
+    }
+
+    /// Runs every `init` (no I/O: services, routes, contributions), freezes the registry and
+    /// installs a contributed event transport, without starting anything: a command that needs
+    /// to know what the plugins declare (`objectos migrate` reads their schema contributions
+    /// from [`Kernel::registry`]) prepares the kernel and reads the registry. [`Kernel::boot`]
+    /// then goes on with `start`; a kernel that is never booted needs no shutdown.
+    ///
+    /// Returns each plugin whose `init` failed, with its error.
+    pub async fn initialise(&self) -> Result<Vec<(String, String)>, KernelError> {
+        let mut phase = self.phase.lock().await;
         if !matches!(*phase, Phase::Built) {
             return Err(KernelError::AlreadyBooted);
         }
+        let state = match self.init_pass().await {
+            Ok(state) => state,
+            Err(e) => {
+                // The registry is frozen: a second init pass could register nothing.
+                *phase = Phase::Stopped;
+                self.stopped.store(true, Ordering::Release);
+                return Err(e);
+            }
+        };
+        let failed = self
+            .plan
+            .order
+            .iter()
+            .filter_map(|&i| {
+                let e = state.errors[i].as_ref()?;
+                Some((self.manifest(i).id.to_owned(), e.to_string()))
+            })
+            .collect();
+        *phase = Phase::Initialised(state);
+        Ok(failed)
+    }
+
+    async fn init_pass(&self) -> Result<InitState, KernelError> {
         let boot_start = Instant::now();
         let n = self.plugins.len();
         let mut outcomes = vec![Outcome::Pending; n];
@@ -500,13 +579,28 @@ impl Kernel {
 
         if let Err(e) = self.install_transport() {
             tracing::error!(error = %e, "Kernel boot refused.");
-            *phase = Phase::Stopped;
-            self.stopped.store(true, Ordering::Release);
-            drop(phase);
-            self.shared.bus.close(self.timeouts.drain).await;
             return Err(e);
         }
+        Ok(InitState {
+            outcomes,
+            durations,
+            errors,
+            boot_start,
+        })
+    }
 
+    async fn start_pass(
+        &self,
+        phase: &mut tokio::sync::MutexGuard<'_, Phase>,
+        state: InitState,
+    ) -> Result<StartupReport, KernelError> {
+        let InitState {
+            mut outcomes,
+            mut durations,
+            mut errors,
+            boot_start,
+        } = state;
+        let n = self.plugins.len();
         let mut started = Vec::with_capacity(n);
         for &i in &self.plan.order {
             if outcomes[i] != Outcome::Initialised {
@@ -569,22 +663,7 @@ impl Kernel {
 
         *self.outcomes.lock() = outcomes;
         *self.booted_at.lock() = Some(Instant::now());
-        *phase = Phase::Running { started };
-        drop(phase);
-
-        let payload = serde_json::json!({
-            "instanceId": report.instance_id,
-            "started": report.plugins.iter().filter(|p| p.success).map(|p| p.id.as_str()).collect::<Vec<_>>(),
-            "failed": report.plugins.iter().filter(|p| !p.success).map(|p| p.id.as_str()).collect::<Vec<_>>(),
-        });
-        self.emit_kernel_event(names::KERNEL_READY, payload).await;
-        tracing::info!(
-            instance = %report.instance_id,
-            started = report.plugins.iter().filter(|p| p.success).count(),
-            failed = report.plugins.iter().filter(|p| !p.success).count(),
-            duration_ms = report.duration_ms,
-            "Kernel ready."
-        );
+        **phase = Phase::Running { started };
         Ok(report)
     }
 
@@ -715,7 +794,7 @@ impl Kernel {
         self.stopped.store(true, Ordering::Release);
         let started = match std::mem::replace(&mut *phase, Phase::Stopped) {
             Phase::Running { started } => started,
-            Phase::Built => {
+            Phase::Built | Phase::Initialised(_) => {
                 self.shared.bus.close(self.timeouts.drain).await;
                 return ShutdownReport::default();
             }

@@ -51,6 +51,15 @@ fn base_facts() -> &'static [ObjectFacts] {
     })
 }
 
+/// The order diagnostics are reported in: files that cannot be read first (their syntax error is
+/// the cause of whatever else goes wrong), then by file and line. Stable, so one line's
+/// problems keep the order they were found in.
+pub fn sort_diagnostics(diagnostics: &mut [Diagnostic]) {
+    diagnostics.sort_by(|a, b| {
+        (!yaml::is_unreadable(a), &a.file, a.line).cmp(&(!yaml::is_unreadable(b), &b.file, b.line))
+    });
+}
+
 /// The kinds of file the audit understands.
 ///
 /// This is the dispatch seam: `*.permission.yml`, `*.workflow.yml` and `*.flow.yml` get a variant
@@ -136,6 +145,40 @@ struct AuditedObject {
     file: String,
     facts: ObjectFacts,
     value: Option<ObjectSchema>,
+    /// Added with [`Auditor::add_context_file`].
+    context: bool,
+}
+
+/// The object names an unreadable object file may define: its top-level `name:` (or `"name":`)
+/// line, read as plain text since the file cannot be parsed, and the file name's stem
+/// (`account.object.yml` defines `account` by convention).
+fn guess_object_names(path: &str, text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let file = path.rsplit(['/', '\\']).next().unwrap_or(path);
+    if let Some(stem) = file.split('.').next()
+        && !stem.is_empty()
+    {
+        names.push(stem.to_owned());
+    }
+    for line in text.lines() {
+        // YAML: the top-level key, at column 1. JSON: which level a `"name":` is on cannot be
+        // known without parsing, so any counts (a field's name too: at worst a real dangling
+        // reference to it waits until the syntax error is fixed).
+        let rest = line
+            .strip_prefix("name:")
+            .or_else(|| line.trim_start().strip_prefix("\"name\":"));
+        if let Some(rest) = rest {
+            let value = rest
+                .trim()
+                .trim_end_matches(',')
+                .trim_matches(|c| c == '"' || c == '\'')
+                .to_owned();
+            if !value.is_empty() && !names.contains(&value) {
+                names.push(value);
+            }
+        }
+    }
+    names
 }
 
 /// Collects files and compiled-in manifests, then checks them together.
@@ -147,6 +190,11 @@ pub struct Auditor {
     manifests: Vec<(String, ObjectStackManifest)>,
     /// Objects and fields named by permission files, checked once every object is known.
     permission_refs: Vec<(String, permission::NamedRef)>,
+    /// Object names that files which could not be read (syntax errors) may have defined: a
+    /// reference to one of them is a consequence of the syntax error, not reported on its own.
+    unreadable_names: Vec<String>,
+    /// Files added with [`Auditor::add_context_file`]: checked so references resolve, not reported.
+    context: std::collections::HashSet<String>,
 }
 
 impl Auditor {
@@ -165,11 +213,15 @@ impl Auditor {
         match kind {
             FileKind::Object => {
                 let (loaded, facts) = load_object_with_facts(path, text, format);
+                if loaded.diagnostics.iter().any(yaml::is_unreadable) {
+                    self.unreadable_names.extend(guess_object_names(path, text));
+                }
                 self.diagnostics.extend(loaded.diagnostics);
                 self.objects.push(AuditedObject {
                     file: path.to_owned(),
                     facts,
                     value: loaded.value,
+                    context: false,
                 });
             }
             FileKind::Manifest => {
@@ -188,6 +240,22 @@ impl Auditor {
         }
     }
 
+    /// Checks a file only so that what it defines is known to the cross-file checks: none of its
+    /// own problems is reported and it is not counted. `objectos validate FILE` adds the file's
+    /// neighbours this way, so a single file does not report the objects it refers to as missing.
+    pub fn add_context_file(&mut self, path: &str, text: &str) {
+        if FileKind::of(path).is_none() {
+            return;
+        }
+        let counted = (self.files_checked, self.objects.len());
+        self.add_file(path, text);
+        self.files_checked = counted.0;
+        for o in self.objects.iter_mut().skip(counted.1) {
+            o.context = true;
+        }
+        self.context.insert(path.to_owned());
+    }
+
     /// Checks a compiled-in plugin manifest.
     pub fn add_manifest(&mut self, m: &PluginManifest) {
         self.diagnostics.extend(validate_manifest(m));
@@ -199,17 +267,19 @@ impl Auditor {
         self.check_references();
         self.check_permission_refs();
         let mut diagnostics = self.diagnostics;
-        diagnostics.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        let context = self.context;
+        diagnostics.retain(|d| !context.contains(&d.file));
+        sort_diagnostics(&mut diagnostics);
         let failed = |file: &str| diagnostics.iter().any(|d| d.is_error() && d.file == file);
         let objects = self
             .objects
             .iter()
-            .filter(|o| o.facts.name.is_some())
+            .filter(|o| o.facts.name.is_some() && !o.context)
             .count();
         let object_schemas = self
             .objects
             .into_iter()
-            .filter(|o| !failed(&o.file))
+            .filter(|o| !o.context && !failed(&o.file))
             .filter_map(|o| o.value)
             .collect();
         let manifests = self
@@ -283,7 +353,9 @@ impl Auditor {
                 message,
             };
             let Some((_, target)) = known.iter().find(|(n, _)| *n == r.object) else {
-                if unknown.contains(&(file.as_str(), r.object.as_str())) {
+                if unknown.contains(&(file.as_str(), r.object.as_str()))
+                    || self.unreadable_names.contains(&r.object)
+                {
                     continue;
                 }
                 unknown.push((file.as_str(), r.object.as_str()));
@@ -333,6 +405,8 @@ impl Auditor {
                     message,
                 };
                 match known.iter().find(|(n, _)| *n == r.target) {
+                    // The object's file has a syntax error, reported (first) on its own.
+                    None if self.unreadable_names.contains(&r.target) => {}
                     None => {
                         let hint = suggest(&r.target, known.iter().map(|(n, _)| *n))
                             .map(|s| format!("did you mean `{s}`? "))

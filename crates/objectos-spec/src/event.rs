@@ -1,12 +1,13 @@
 //! The event envelope (spec `kernel/events`): what travels on the EventBus, the outbox and cross-node transports.
 //!
 //! The payloads of the events first-party plugins emit, with their names, live in the
-//! submodules (`data`, `auth`, `authz`), so a subscriber depends on this crate only, never on
+//! submodules (`data`, `metadata`, `auth`, `authz`), so a subscriber depends on this crate only, never on
 //! the emitting plugin (plugin spec 5.2).
 
 pub mod auth;
 pub mod authz;
 pub mod data;
+pub mod metadata;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

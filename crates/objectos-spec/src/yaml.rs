@@ -73,6 +73,55 @@ impl Located {
         Self { node, line, column }
     }
 
+    /// The 1-based line and column of the node `path` names (`objects.account.allowEdit`,
+    /// `rowLevelSecurity[1].using`, `fields.account.amount.editable`: keys may hold dots), or
+    /// of the deepest node on the way when the path goes further than the document; a problem a
+    /// typed validator reports by path is shown where it is.
+    pub fn position_of(&self, path: &str) -> (usize, usize) {
+        let mut node = self;
+        let mut pos = (self.line, self.column);
+        let mut rest = path;
+        while !rest.is_empty() {
+            if let Some(after) = rest.strip_prefix('[') {
+                let Some((index, tail)) = after.split_once(']') else {
+                    break;
+                };
+                let Some(item) = index
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| node.items().and_then(|items| items.get(i)))
+                else {
+                    break;
+                };
+                node = item;
+                pos = (item.line, item.column);
+                rest = tail.strip_prefix('.').unwrap_or(tail);
+                continue;
+            }
+            let Node::Map(entries) = &node.node else {
+                break;
+            };
+            // The longest key that the path continues from: `account.amount` before `account`.
+            let found = entries
+                .iter()
+                .filter(|(k, _)| {
+                    rest == k.name
+                        || rest
+                            .strip_prefix(k.name.as_str())
+                            .is_some_and(|t| t.starts_with('.') || t.starts_with('['))
+                })
+                .max_by_key(|(k, _)| k.name.len());
+            let Some((k, v)) = found else {
+                break;
+            };
+            pos = (k.line, k.column);
+            node = v;
+            let tail = &rest[k.name.len()..];
+            rest = tail.strip_prefix('.').unwrap_or(tail);
+        }
+        pos
+    }
+
     /// The value under `key` when this is a mapping.
     pub fn get(&self, key: &str) -> Option<&Located> {
         self.entries()?
@@ -374,11 +423,7 @@ fn check_yaml(text: &str) -> Result<(), (usize, usize, String)> {
                 .map(|l| (to_usize(l.line()), to_usize(l.column())))
                 .unwrap_or((0, 0));
             let message = serde_saphyr::UserMessageFormatter.format_message(&e);
-            Err((
-                line,
-                column,
-                format!("invalid YAML: {}", describe_yaml_error(&message)),
-            ))
+            Err((line, column, describe_yaml_error(&message, column)))
         }
     }
 }
@@ -390,8 +435,9 @@ fn to_usize(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 
-/// One line of plain text, with the budget messages of the parser put in words.
-fn describe_yaml_error(message: &str) -> String {
+/// One line of plain text: the budget messages of the parser, and its syntax errors, put in our
+/// words (see [`syntax_error`]).
+fn describe_yaml_error(message: &str, column: usize) -> String {
     let cleaned: String = message
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -399,7 +445,13 @@ fn describe_yaml_error(message: &str) -> String {
     let cleaned = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
     if cleaned.contains("Depth {") || cleaned.contains("recursion limit") {
         format!(
-            "nesting is deeper than {MAX_DEPTH} levels; metadata files may nest at most {MAX_DEPTH} mappings and lists"
+            "invalid YAML: nesting is deeper than {MAX_DEPTH} levels; metadata files may nest at most {MAX_DEPTH} mappings and lists"
+        )
+    } else if cleaned.contains("Documents {") {
+        syntax_error(
+            Format::Yaml,
+            column,
+            "the file holds more than one YAML document (a `---` line starts another); a metadata file holds exactly one",
         )
     } else if cleaned.contains("budget breached") || cleaned.contains("limits breached") {
         // The parser names the limit as `Kind { count: n }`; keep the kind for the curious.
@@ -409,11 +461,102 @@ fn describe_yaml_error(message: &str) -> String {
             .and_then(|s| s.split([' ', '{']).next())
             .unwrap_or("size");
         format!(
-            "the document is too large or expands too many aliases (limit `{limit}` reached); metadata files may hold at most {MAX_NODES} values with aliases expanded"
+            "invalid YAML: the document is too large or expands too many aliases (limit `{limit}` reached); metadata files may hold at most {MAX_NODES} values with aliases expanded"
         )
     } else {
-        cleaned
+        syntax_error(Format::Yaml, column, &yaml_in_words(&cleaned))
     }
+}
+
+/// The start of every message about a document that could not be read at all (syntax, size,
+/// nesting): nothing else of such a file is checked.
+const UNREADABLE_PREFIXES: &[&str] = &[
+    "YAML syntax error",
+    "JSON syntax error",
+    "invalid YAML",
+    "invalid JSON",
+];
+
+/// True when `d` says its file could not be read at all (a syntax error, or a size or nesting
+/// limit): such a file defines nothing, so later problems that name what it would have defined
+/// are consequences, and this one is the cause to show first.
+pub fn is_unreadable(d: &Diagnostic) -> bool {
+    d.path.is_empty() && UNREADABLE_PREFIXES.iter().any(|p| d.message.starts_with(p))
+}
+
+/// `YAML syntax error at column 7: <what is wrong>; nothing else in this file was checked`. The
+/// line is the diagnostic's own; the column is in the text because `file:line:` has no room for it.
+fn syntax_error(format: Format, column: usize, what: &str) -> String {
+    let at = if column > 0 {
+        format!(" at column {column}")
+    } else {
+        String::new()
+    };
+    format!(
+        "{} syntax error{at}: {what}; nothing else in this file was checked",
+        format.as_str()
+    )
+}
+
+/// The YAML parser's message for a syntax error, said the way a metadata author thinks about the
+/// file (what to change), with the parser's own words kept for the cases not listed.
+fn yaml_in_words(parser: &str) -> String {
+    let says = |s: &str| parser.contains(s);
+    let words = if says("unclosed bracket '['") {
+        "a list opened with `[` is not closed; add the `]`"
+    } else if says("unclosed bracket '{'") {
+        "a mapping opened with `{` is not closed; add the `}`"
+    } else if says("mismatched bracket") {
+        "a bracket is closed by the wrong kind: `[` needs `]` and `{` needs `}`"
+    } else if says("expected ',' or ']'") {
+        "an inline list `[...]` misses a `,` between two items or its closing `]`"
+    } else if says("expected ',' or '}'") {
+        "an inline mapping `{...}` misses a `,` between two entries or its closing `}`"
+    } else if says("tabs disallowed") || (says("tab") && says("indent")) {
+        "a tab is used for indentation; YAML indents with spaces only"
+    } else if says("unclosed quote") || (says("quoted scalar") && says("end of stream")) {
+        "a quoted value is not closed; add the closing quote"
+    } else if says("trailing content after") && says("quoted") {
+        "text follows a closing quote; quote the whole value or nothing of it"
+    } else if says("mapping values are not allowed") {
+        "unexpected `:`; a value that contains `: ` must be quoted, and a key belongs on its own line, indented under its parent"
+    } else if says("block sequence entries are not allowed") {
+        "a `- item` cannot start here; put a list on the lines below its key, each item indented under it"
+    } else if says("did not find expected '-'") {
+        "this line is not a `- item` like the lines above it; items of one list start in the same column, and a `key: value` cannot follow them at the same level"
+    } else if says("block mapping") && says("expected key") {
+        "this line does not line up with the keys above it; keys of one mapping start in the same column, and a `- item` cannot follow `key: value` lines at the same level"
+    } else if says("simple key expected ':'") || says("could not find expected ':'") {
+        "a key is not followed by `:`; write `key: value`, or indent a continued value further than its key"
+    } else if says("unexpected character") || says("cannot start any token") {
+        "a plain value cannot start with this character (`@`, `` ` ``, `%`, ...); put the value in quotes"
+    } else if says("unknown anchor") || says("unknown value") {
+        "an alias `*name` refers to no anchor `&name` defined above it"
+    } else {
+        return format!("the file cannot be read as YAML ({parser})");
+    };
+    words.to_owned()
+}
+
+/// serde_json's message for a syntax error, put in words a metadata author can act on.
+fn json_in_words(parser: &str) -> String {
+    let says = |s: &str| parser.contains(s);
+    let words = if says("key must be a string") {
+        "expected a key in double quotes; JSON keys are quoted, and a `,` may not come before `}`"
+    } else if says("trailing comma") {
+        "a `,` comes before a closing `]` or `}`; JSON allows none there"
+    } else if says("EOF while parsing a string") {
+        "a string is not closed; add the closing `\"`"
+    } else if says("EOF while parsing") {
+        "the file ends before every `{` and `[` is closed"
+    } else if says("trailing characters") {
+        "text follows the end of the document; a file holds one JSON value"
+    } else if says("expected ident") || says("expected value") {
+        "expected a value: a string in double quotes, a number, true, false, null, an object or a list"
+    } else {
+        return format!("the file cannot be read as JSON ({parser})");
+    };
+    words.to_owned()
 }
 
 /// Second pass: the located tree, built from the YAML event stream without recursion.
@@ -454,7 +597,16 @@ mod events {
         for event in Parser::new_from_str(text) {
             let (event, span) = event.map_err(|e| {
                 let m = e.marker();
-                (m.line(), m.col() + 1, format!("invalid YAML: {}", e.info()))
+                let column = m.col() + 1;
+                (
+                    m.line(),
+                    column,
+                    super::syntax_error(
+                        super::Format::Yaml,
+                        column,
+                        &super::yaml_in_words(&e.info()),
+                    ),
+                )
             })?;
             let (line, column) = position(&span);
             let done = match event {
@@ -471,11 +623,17 @@ mod events {
                     Some(located)
                 }
                 Event::Alias(id) => {
-                    let target = anchors.get(&id).ok_or((
-                        line,
-                        column,
-                        "invalid YAML: alias to an unknown anchor".to_owned(),
-                    ))?;
+                    let target = anchors.get(&id).ok_or_else(|| {
+                        (
+                            line,
+                            column,
+                            super::syntax_error(
+                                super::Format::Yaml,
+                                column,
+                                "an alias `*name` refers to no anchor `&name` defined above it",
+                            ),
+                        )
+                    })?;
                     // Count before copying, so an alias bomb stops before it allocates.
                     nodes += target.count();
                     if nodes > MAX_NODES {
@@ -574,8 +732,11 @@ mod events {
                                 return Err((
                                     node.line,
                                     node.column,
-                                    "invalid YAML: a list or mapping cannot be a mapping key"
-                                        .to_owned(),
+                                    super::syntax_error(
+                                        super::Format::Yaml,
+                                        node.column,
+                                        "a list or mapping cannot be a mapping key",
+                                    ),
                                 ));
                             }
                         };
@@ -757,7 +918,11 @@ mod json {
             // serde_json's own message ends with "at line X column Y"; the diagnostic carries those.
             let msg = e.to_string();
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
-            return Err((e.line(), e.column(), format!("invalid JSON: {msg}")));
+            return Err((
+                e.line(),
+                e.column(),
+                super::syntax_error(super::Format::Json, e.column(), &super::json_in_words(&msg)),
+            ));
         }
         let mut reader = Reader {
             text,
@@ -795,7 +960,13 @@ mod json {
 
         fn fail(&self, msg: &str) -> Error {
             let (line, column) = self.position(self.pos);
-            (line, column, format!("invalid JSON: {msg}"))
+            // The nesting limit is not a syntax error; say so.
+            let message = if msg.starts_with("nesting") {
+                format!("invalid JSON: {msg}")
+            } else {
+                super::syntax_error(super::Format::Json, column, msg)
+            };
+            (line, column, message)
         }
 
         fn peek(&self) -> Option<u8> {
@@ -1006,7 +1177,7 @@ mod tests {
         assert!(p.diagnostics[0].line >= 3, "{:?}", p.diagnostics);
         let j = parse("t.json", "{\n \"a\": 1,\n}", Format::Json);
         assert_eq!(j.diagnostics[0].line, 3);
-        assert!(j.diagnostics[0].message.starts_with("invalid JSON"));
+        assert!(j.diagnostics[0].message.starts_with("JSON syntax error"));
     }
 
     #[test]

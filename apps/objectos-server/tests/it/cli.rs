@@ -188,6 +188,10 @@ fn migrate_dry_run_prints_the_plan_and_changes_nothing() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.to_ascii_uppercase().contains("CREATE TABLE"), "{out}");
     assert!(out.contains("contact"), "{out}");
+    // The plan of a database that does not exist yet is shown without creating it.
+    assert!(out.contains("does not exist yet"), "{out}");
+    assert!(!db.exists(), "a dry run created {}", db.display());
+    assert!(!err.contains("no metadata folder"), "{err}");
 
     let (code, out, err) = run(objectos(dir.path())
         .arg("migrate")
@@ -195,20 +199,189 @@ fn migrate_dry_run_prints_the_plan_and_changes_nothing() {
         .args(["--database-url", &url]));
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("Done"), "{out}");
+    assert!(db.exists());
 
-    // Once applied, the plan has nothing to create.
+    // Once applied, the plan has nothing to create, and says so.
     let (code, out, _) = run(objectos(dir.path()).arg("migrate").arg(&meta).args([
         "--dry-run",
         "--database-url",
         &url,
     ]));
     assert_eq!(code, 0);
+    assert!(out.contains("up to date"), "{out}");
     assert!(
         !out.to_ascii_uppercase()
             .contains("CREATE TABLE \"CONTACT\"")
             && !out.to_ascii_uppercase().contains("CREATE TABLE CONTACT"),
         "{out}"
     );
+    let (code, out, _) = run(objectos(dir.path())
+        .arg("migrate")
+        .arg(&meta)
+        .args(["--database-url", &url]));
+    assert_eq!(code, 0);
+    assert!(out.contains("Up to date"), "{out}");
+
+    // Without a metadata folder only the system objects are migrated: a warning says so.
+    let (code, _, err) =
+        run(objectos(dir.path()).args(["migrate", "--dry-run", "--database-url", &url]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("no metadata folder given"), "{err}");
+}
+
+/// `--database-url`, `--mode` and `--config` are accepted before and after the subcommand.
+#[test]
+fn global_options_go_before_or_after_the_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.yml");
+    std::fs::write(&other, "listen: 127.0.0.1:7001\n").unwrap();
+    let orders: [&[&str]; 3] = [
+        &[
+            "--database-url",
+            "sqlite::memory:",
+            "--mode",
+            "test",
+            "--config",
+            "other.yml",
+            "serve",
+            "--print-config",
+        ],
+        &[
+            "serve",
+            "--print-config",
+            "--database-url",
+            "sqlite::memory:",
+            "--mode",
+            "test",
+            "--config",
+            "other.yml",
+        ],
+        &[
+            "--mode",
+            "test",
+            "serve",
+            "--database-url",
+            "sqlite::memory:",
+            "--print-config",
+            "--config",
+            "other.yml",
+        ],
+    ];
+    for args in orders {
+        let (code, out, err) = run(objectos(dir.path()).args(args));
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(
+            out.contains("databaseUrl: sqlite::memory:"),
+            "{args:?}: {out}"
+        );
+        assert!(out.contains("mode: test"), "{args:?}: {out}");
+        assert!(out.contains("listen: 127.0.0.1:7001"), "{args:?}: {out}");
+    }
+
+    // A nested subcommand takes them too, and uses them: the database is created where the
+    // flag after `audit verify` says.
+    #[cfg(feature = "plugin-audit")]
+    for (n, args) in [
+        ["audit", "verify", "--database-url"],
+        ["--database-url", "audit", "verify"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let db = dir.path().join(format!("audit-{n}.db"));
+        let url = format!("sqlite://{}?mode=rwc", db.display());
+        let mut cmd = objectos(dir.path());
+        if args[0] == "--database-url" {
+            cmd.arg("--database-url")
+                .arg(&url)
+                .args(["audit", "verify"]);
+        } else {
+            cmd.args(args).arg(&url);
+        }
+        let (code, out, err) = run(&mut cmd);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+        assert!(out.contains("audit verify: 0 chain(s)"), "{out}");
+        assert!(db.exists(), "{args:?} did not use {url}");
+    }
+}
+
+/// Every command that prints ends with exit code 0 and no panic when its reader has gone
+/// (`objectos audit export | head`). The pipe's read end is closed before the child starts,
+/// so its first write fails, whatever the timing.
+#[test]
+fn a_closed_stdout_ends_every_printing_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta = write_metadata(dir.path());
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("pipe.db").display());
+    let (code, _, err) = run(objectos(dir.path())
+        .arg("migrate")
+        .arg(&meta)
+        .args(["--database-url", &url]));
+    assert_eq!(code, 0, "{err}");
+    let meta = meta.display().to_string();
+    let mut commands: Vec<Vec<&str>> = vec![
+        vec!["config", "schema"],
+        vec!["validate", &meta],
+        vec!["validate", &meta, "--json"],
+        vec!["serve", "--print-config"],
+        vec!["migrate", &meta, "--dry-run", "--database-url", &url],
+        vec!["migrate", &meta, "--database-url", &url],
+        vec!["--help"],
+    ];
+    if cfg!(feature = "plugin-audit") {
+        commands.push(vec!["audit", "verify", "--database-url", &url]);
+        commands.push(vec!["audit", "export", "--database-url", &url]);
+        commands.push(vec![
+            "audit",
+            "export",
+            "--format",
+            "csv",
+            "--database-url",
+            &url,
+        ]);
+    }
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = objectos(dir.path())
+            .args(&args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            !err.to_lowercase().contains("broken pipe"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// `objectos --help` names every command with a one-line description.
+#[test]
+fn top_level_help_lists_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(objectos(dir.path()).arg("--help"));
+    assert_eq!(code, 0, "{err}");
+    let mut commands = vec!["serve", "migrate", "validate", "config"];
+    if cfg!(feature = "plugin-audit") {
+        commands.push("audit");
+    }
+    if cfg!(feature = "plugin-auth") {
+        commands.push("user");
+    }
+    for name in commands {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing: {out}"));
+        let description = line.trim_start()[name.len()..].trim();
+        assert!(description.len() > 20, "{name} has no description: {out}");
+    }
+    // A bare `objectos` shows the same list instead of a usage error alone.
+    let (_, out, err) = run(&mut objectos(dir.path()));
+    assert!(format!("{out}{err}").contains("serve "), "{out}{err}");
 }
 
 /// `objectos user create` reads the password from stdin and never echoes it.

@@ -4,6 +4,12 @@
 #[cfg(test)]
 mod cli;
 #[cfg(test)]
+mod metadata;
+#[cfg(test)]
+mod new_plugin;
+#[cfg(test)]
 mod serve;
 #[cfg(test)]
 mod support;
+#[cfg(test)]
+mod watch;

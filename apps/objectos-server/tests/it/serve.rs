@@ -1,4 +1,5 @@
-//! A real `objectos serve` on 127.0.0.1:0: wait for /ready, create and read a record.
+//! A real `objectos serve` on 127.0.0.1:0: the start-up banner, wait for /ready, create and
+//! read a record.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -34,14 +35,32 @@ fn serve_answers_over_http() {
             .spawn()
             .unwrap(),
     );
-    let stdout = child.0.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let banner = read_banner(&mut child);
+    let line = banner.lines().next().unwrap_or_default();
     let url = line
         .trim()
         .strip_prefix("ObjectOS listening on http://")
         .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
     let addr: SocketAddr = url.parse().unwrap();
+    // The banner says where to go next: the docs, discovery, the database in use.
+    assert!(
+        banner.contains(&format!("http://{addr}/api/v1/docs")),
+        "{banner}"
+    );
+    assert!(
+        banner.contains(&format!("http://{addr}/api/v1/discovery")),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("Database:   sqlite://./objectos.db?mode=rwc (development mode)"),
+        "{banner}"
+    );
+    // With auth compiled in and no account yet, it tells how the owner signs up.
+    assert_eq!(
+        banner.contains("/api/v1/auth/sign-up/email"),
+        cfg!(feature = "plugin-auth"),
+        "{banner}"
+    );
 
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -100,4 +119,40 @@ fn serve_answers_over_http() {
     let d: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(d["name"], "ObjectOS");
     assert_eq!(d["environment"], "development");
+
+    // Started again on the same database, which has its owner now: no sign-up hint.
+    #[cfg(feature = "plugin-auth")]
+    {
+        drop(child);
+        let mut again = Child(
+            objectos(dir.path())
+                .arg("serve")
+                .arg(&meta)
+                .args(["--listen", "127.0.0.1:0"])
+                .env("OBJECTOS_LOG", "warn")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap(),
+        );
+        let banner = read_banner(&mut again);
+        assert!(banner.contains("/api/v1/docs"), "{banner}");
+        assert!(!banner.contains("sign-up"), "{banner}");
+    }
+}
+
+/// The start-up banner: every line up to the empty line that ends it.
+fn read_banner(child: &mut Child) -> String {
+    let stdout = child.0.stdout.take().unwrap();
+    let mut reader = BufReader::new(stdout);
+    let mut banner = String::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(n > 0, "stdout ended inside the banner: {banner}");
+        if line.trim().is_empty() {
+            return banner;
+        }
+        banner.push_str(&line);
+    }
 }

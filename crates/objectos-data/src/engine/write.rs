@@ -86,8 +86,11 @@ impl DataEngine {
     }
 
     /// Removes what clients may not write: system fields and computed fields are dropped silently
-    /// (clients echo records back); unknown fields and values holding a NUL character are refused.
-    fn sanitize(&self, plan: &ObjectPlan, data: Record) -> Result<Record> {
+    /// (clients echo records back); unknown fields and values holding a NUL character are taken
+    /// out too and returned as field errors, which refuse the write together with whatever
+    /// validation finds (one answer with every mistake). They never reach the before-hooks,
+    /// which may already query with the input.
+    fn sanitize(&self, plan: &ObjectPlan, data: Record) -> (Record, Vec<FieldError>) {
         let mut out = Record::new();
         let mut refused = Vec::new();
         for (k, v) in data {
@@ -116,14 +119,7 @@ impl DataEngine {
                 )),
             }
         }
-        if !refused.is_empty() {
-            return Err(DataError::Validation {
-                object: plan.name.clone(),
-                message: refused[0].message.clone(),
-                fields: refused,
-            });
-        }
-        Ok(out)
+        (out, refused)
     }
 
     /// Converts and checks the values to write; type problems become field errors.
@@ -192,7 +188,7 @@ impl DataEngine {
     /// validation, uniqueness, autonumbers, the INSERT, after-hooks, then the outbox row.
     pub(super) async fn create_in(&self, scope: WriteScope<'_>, data: Record) -> Result<Record> {
         let WriteScope { tx, cx, plan, .. } = scope;
-        let mut input = self.sanitize(plan, data)?;
+        let (mut input, mut refused) = self.sanitize(plan, data);
         let hooks = self.hooks(&plan.name, Operation::Create);
         self.run_hooks(
             &hooks,
@@ -205,9 +201,9 @@ impl DataEngine {
             },
         )
         .await?;
-        checks::coerce(plan, &mut input)?;
+        refused.extend(checks::coerce(plan, &mut input));
         checks::apply_defaults(plan, &mut input);
-        checks::validate(plan, WriteKind::Insert, &input, None)?;
+        checks::validate(plan, WriteKind::Insert, &input, None, refused)?;
         let mut values = self.to_values(plan, &input)?;
         self.check_unique(scope, WriteKind::Insert, &input, &input, None)
             .await?;
@@ -406,7 +402,7 @@ impl DataEngine {
                 });
             }
         }
-        let mut input = self.sanitize(plan, patch)?;
+        let (mut input, mut refused) = self.sanitize(plan, patch);
         let hooks = self.hooks(&plan.name, Operation::Update);
         let mut query = QueryAst {
             filter: id_filter(id),
@@ -425,13 +421,26 @@ impl DataEngine {
             },
         )
         .await?;
-        checks::coerce(plan, &mut input)?;
+        refused.extend(checks::coerce(plan, &mut input));
+        // Mistakes of the input's shape (unknown fields, NUL characters, wrong types) depend on
+        // nothing stored: they are answered all together and before the visibility check, so a
+        // bad request is a 400 whatever record it names, with the other mistakes the input alone
+        // shows (a required field blanked, a value too long). Rules that read the stored record
+        // run only once the caller may see it.
+        if !refused.is_empty() {
+            return Err(checks::refuse_input(
+                plan,
+                WriteKind::Update,
+                &input,
+                refused,
+            ));
+        }
         self.still_visible(scope, id, &query).await?;
         let mut merged = previous.clone();
         for (k, v) in &input {
             merged.insert(k.clone(), v.clone());
         }
-        checks::validate(plan, WriteKind::Update, &input, Some(&previous))?;
+        checks::validate(plan, WriteKind::Update, &input, Some(&previous), refused)?;
         let values = self.to_values(plan, &input)?;
         self.check_unique(scope, WriteKind::Update, &merged, &input, Some(id))
             .await?;

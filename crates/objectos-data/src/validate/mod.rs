@@ -423,6 +423,23 @@ impl CompiledRules {
         old: Option<&Record>,
         now: DateTime<Utc>,
     ) -> Result<Vec<FieldError>, Vec<FieldError>> {
+        self.validate_after(kind, new, old, now, Vec::new())
+    }
+
+    /// Checks a write that earlier steps already found problems in (`earlier`: unknown fields,
+    /// values of the wrong type), so one answer lists every mistake of the request: `earlier`
+    /// first, then this check's. The fields `earlier` names are not checked again, nor are the
+    /// rules that concern them: a value that could not be read has no length to check, and a
+    /// rule reading it would only fail (or pass) for the same reason.
+    pub fn validate_after(
+        &self,
+        kind: WriteKind,
+        new: &Record,
+        old: Option<&Record>,
+        now: DateTime<Utc>,
+        earlier: Vec<FieldError>,
+    ) -> Result<Vec<FieldError>, Vec<FieldError>> {
+        let failed: Vec<&str> = earlier.iter().map(|e| e.field.as_str()).collect();
         let mut merged = old.cloned().unwrap_or_default();
         for (k, v) in new {
             merged.insert(k.clone(), v.clone());
@@ -430,32 +447,68 @@ impl CompiledRules {
         self.compute_formulas(&mut merged, now);
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
-        self.field_checks(kind, new, &merged, now, &mut errors);
+        self.field_checks(kind, new, &merged, now, &failed, true, &mut errors);
         let event = kind.event();
         for rule in &self.rules {
+            if rule.fields.iter().any(|f| failed.contains(&f.as_str())) {
+                continue;
+            }
             match rule.run(event, &merged, new, old, now) {
                 Outcome::Pass => {}
-                Outcome::Fail(e, RuleSeverity::Error) => errors.push(e),
-                Outcome::Fail(e, _) => warnings.push(e),
+                Outcome::Fail(e, RuleSeverity::Error) => errors.extend(e),
+                Outcome::Fail(e, _) => warnings.extend(e),
             }
         }
-        if errors.is_empty() {
+        if earlier.is_empty() && errors.is_empty() {
             Ok(warnings)
         } else {
-            Err(errors)
+            let mut all = earlier;
+            all.append(&mut errors);
+            Err(all)
         }
     }
 
+    /// The checks of a write that need nothing stored: `earlier` first, then required fields
+    /// missing (insert) or blanked by the patch (update), and the lengths and ranges of the
+    /// values sent; no conditional requirement and no rule, which read the stored record. For a
+    /// write whose input is refused before the stored record may be read: the answer then lists
+    /// every mistake the input alone shows, and is the same whether or not the caller may see
+    /// that record.
+    pub fn validate_input(
+        &self,
+        kind: WriteKind,
+        new: &Record,
+        now: DateTime<Utc>,
+        earlier: Vec<FieldError>,
+    ) -> Vec<FieldError> {
+        let failed: Vec<String> = earlier.iter().map(|e| e.field.clone()).collect();
+        let failed: Vec<&str> = failed.iter().map(String::as_str).collect();
+        let mut errors = earlier;
+        self.field_checks(kind, new, new, now, &failed, false, &mut errors);
+        errors
+    }
+
+    /// Required fields, conditional requirements (when `conditional`, as they read `merged`),
+    /// lengths and ranges.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one private step of `validate_after` and `validate_input`, which differ in these"
+    )]
     fn field_checks(
         &self,
         kind: WriteKind,
         new: &Record,
         merged: &Record,
         now: DateTime<Utc>,
+        failed: &[&str],
+        conditional: bool,
         errors: &mut Vec<FieldError>,
     ) {
         for field in self.schema.fields.values() {
-            if field.is_computed() || is_engine_managed(&self.schema, &field.name) {
+            if field.is_computed()
+                || is_engine_managed(&self.schema, &field.name)
+                || failed.contains(&field.name.as_str())
+            {
                 continue;
             }
             let name = &field.name;
@@ -472,7 +525,8 @@ impl CompiledRules {
                 errors.push(required);
                 continue;
             }
-            if let Some((_, expr)) = self.conditional_required.iter().find(|(f, _)| f == name)
+            if conditional
+                && let Some((_, expr)) = self.conditional_required.iter().find(|(f, _)| f == name)
                 && blank(merged.get(name))
             {
                 match expr.eval_bool(&EvalContext::new(merged, now)) {

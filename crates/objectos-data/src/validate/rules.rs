@@ -73,6 +73,48 @@ pub(crate) struct CompiledRule {
     pub(crate) events: Vec<RuleEvent>,
     pub(crate) severity: RuleSeverity,
     pub(crate) check: Check,
+    /// The fields the rule concerns, as a form shows them: a failure is reported on each (see
+    /// [`concerned_fields`]); empty when it reads none.
+    pub(crate) fields: Vec<String>,
+}
+
+/// The input fields behind the paths an expression reads, each once, in order: a lookup path
+/// (`account.name`) is its lookup field, a formula field is replaced by the fields its own
+/// expression reads (a form has no input for `net`, it has `amount` and `discount`), and fields
+/// the engine fills (system, tenant, soft-delete) are left out. Unknown names are skipped (the
+/// compiler reports them).
+pub(crate) fn concerned_fields(schema: &ObjectSchema, paths: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    // Formulas already expanded: formulas may share inputs, and a cycle must end.
+    let mut expanded: Vec<String> = Vec::new();
+    let mut stack: Vec<String> = paths.iter().rev().cloned().collect();
+    while let Some(path) = stack.pop() {
+        let head = path.split('.').next().unwrap_or(&path).to_owned();
+        let Some(field) = schema.field(&head) else {
+            continue;
+        };
+        if is_engine_managed(schema, &head) {
+            continue;
+        }
+        if field.kind == objectos_spec::object::FieldType::Formula {
+            if expanded.contains(&head) {
+                continue;
+            }
+            expanded.push(head);
+            if let Some(expr) = field
+                .expression
+                .as_deref()
+                .and_then(|e| Expr::parse(e).ok())
+            {
+                stack.extend(expr.fields().into_iter().rev());
+            }
+            continue;
+        }
+        if !out.contains(&head) {
+            out.push(head);
+        }
+    }
+    out
 }
 
 /// Compiles one rule; `parent` names the enclosing conditional rule for nested ones.
@@ -189,6 +231,38 @@ pub(crate) fn compile_rule(
         }
         RuleKind::Async { .. } | RuleKind::Custom { .. } => Some(Check::Skipped),
     };
+    let fields = match (&rule.rule, &check) {
+        // Declared fields are the author's word on what the rule concerns.
+        (RuleKind::CrossField { fields, .. }, _) if !fields.is_empty() => {
+            concerned_fields(schema, fields)
+        }
+        (_, Some(Check::Condition(expr))) => concerned_fields(schema, &expr.fields()),
+        (
+            RuleKind::Format { field, .. }
+            | RuleKind::StateMachine { field, .. }
+            | RuleKind::JsonSchema { field, .. }
+            | RuleKind::Async { field, .. },
+            _,
+        ) => concerned_fields(schema, std::slice::from_ref(field)),
+        (RuleKind::Unique { fields, .. }, _) => concerned_fields(schema, fields),
+        (
+            _,
+            Some(Check::Conditional {
+                when,
+                then,
+                otherwise,
+            }),
+        ) => {
+            // Everything it may look at: its condition and both branches.
+            let mut paths = when.fields();
+            paths.extend(then.fields.iter().cloned());
+            if let Some(o) = otherwise {
+                paths.extend(o.fields.iter().cloned());
+            }
+            concerned_fields(schema, &paths)
+        }
+        _ => Vec::new(),
+    };
     let check = if problems.is_empty() {
         check.unwrap_or(Check::Skipped)
     } else {
@@ -208,26 +282,46 @@ pub(crate) fn compile_rule(
         events: rule.events.clone(),
         severity: rule.severity,
         check,
+        fields,
     }
 }
 
 /// The outcome of running one rule.
 pub(crate) enum Outcome {
     Pass,
-    Fail(FieldError, RuleSeverity),
+    /// One error per field the rule concerns, all with the rule's message and name.
+    Fail(Vec<FieldError>, RuleSeverity),
 }
 
 impl CompiledRule {
+    /// The rule's failure, on `field` when one value is at fault, else on every field the rule
+    /// concerns (on its name when it concerns none).
     fn failure(&self, field: Option<&str>, code: &str, default_message: String) -> Outcome {
         let message = if self.message.is_empty() {
             default_message
         } else {
             self.message.clone()
         };
-        Outcome::Fail(
-            FieldError::new(field.unwrap_or(&self.name), code, message),
-            self.severity,
-        )
+        self.failure_with(field, code, message, self.severity)
+    }
+
+    fn failure_with(
+        &self,
+        field: Option<&str>,
+        code: &str,
+        message: String,
+        severity: RuleSeverity,
+    ) -> Outcome {
+        let targets: Vec<&str> = match field {
+            Some(f) => vec![f],
+            None if self.fields.is_empty() => vec![self.name.as_str()],
+            None => self.fields.iter().map(String::as_str).collect(),
+        };
+        let errors = targets
+            .into_iter()
+            .map(|f| FieldError::new(f, code, message.clone()).with_rule(&self.name))
+            .collect();
+        Outcome::Fail(errors, severity)
     }
 
     /// Runs the rule against the merged record (`record`), with the stored record for updates.
@@ -350,22 +444,24 @@ impl CompiledRule {
             }
             Check::Unique => Outcome::Pass,
             Check::Skipped => Outcome::Fail(
-                FieldError::new(
-                    self.name.clone(),
-                    "rule_skipped",
-                    format!(
-                        "Validation rule `{}` ({}) is not run by this server",
-                        self.name, self.type_name
-                    ),
-                ),
+                vec![
+                    FieldError::new(
+                        self.name.clone(),
+                        "rule_skipped",
+                        format!(
+                            "Validation rule `{}` ({}) is not run by this server",
+                            self.name, self.type_name
+                        ),
+                    )
+                    .with_rule(&self.name),
+                ],
                 RuleSeverity::Warning,
             ),
-            Check::Broken(text) => Outcome::Fail(
-                FieldError::new(
-                    self.name.clone(),
-                    "rule_failed",
-                    format!("Cannot run {text}"),
-                ),
+            // The rule's own message would blame the record for a metadata problem.
+            Check::Broken(text) => self.failure_with(
+                None,
+                "rule_failed",
+                format!("Cannot run {text}"),
                 RuleSeverity::Error,
             ),
         }

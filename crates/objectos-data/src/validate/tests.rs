@@ -734,11 +734,10 @@ fn script_rules_fail_when_true() {
     let errors = run(&s, WriteKind::Insert, json!({ "amount": -1 }), None).unwrap_err();
     assert_eq!(
         errors,
-        vec![FieldError::new(
-            "no_negative",
-            "rule_failed",
-            "Amount must be >= 0"
-        )]
+        vec![
+            FieldError::new("amount", "rule_failed", "Amount must be >= 0")
+                .with_rule("no_negative")
+        ]
     );
     // NULL conditions pass.
     assert!(run(&s, WriteKind::Insert, json!({}), None).is_ok());
@@ -781,6 +780,126 @@ fn rules_see_formulas_and_the_merged_record() {
     );
     let old = json!({ "amount": 10, "discount": 1 });
     assert!(run(&s, WriteKind::Update, json!({ "discount": 12 }), Some(old)).is_err());
+}
+
+/// A rule over several fields names each, so a form can highlight them: the declared `fields` of
+/// a cross_field rule, else what the condition reads, a formula replaced by its inputs, a lookup
+/// path by its lookup field, system fields left out.
+#[test]
+fn rule_errors_name_the_fields_they_concern() {
+    let fields_of = |rules: Value, input: Value| -> Vec<(String, Option<String>)> {
+        run(&with_rules(rules), WriteKind::Insert, input, None)
+            .unwrap_err()
+            .into_iter()
+            .map(|e| (e.field.clone(), e.rule().map(str::to_owned)))
+            .collect()
+    };
+    let named = |fields: &[&str], rule: &str| -> Vec<(String, Option<String>)> {
+        fields
+            .iter()
+            .map(|f| ((*f).to_owned(), Some(rule.to_owned())))
+            .collect()
+    };
+    // Declared fields win over what the condition reads (`net`, a formula).
+    assert_eq!(
+        fields_of(
+            json!([{ "name": "r", "type": "cross_field", "condition": "net <= 0", "fields": ["discount", "amount"], "message": "m" }]),
+            json!({ "amount": 1, "discount": 1 })
+        ),
+        named(&["discount", "amount"], "r")
+    );
+    // Without them: the formula's inputs, each once, in reading order.
+    assert_eq!(
+        fields_of(
+            json!([{ "name": "r", "type": "script", "condition": "AND(net <= 0, amount > 0, ISBLANK(created_at))", "message": "m" }]),
+            json!({ "amount": 1, "discount": 1 })
+        ),
+        named(&["amount", "discount"], "r")
+    );
+    // A condition that reads no field is reported on the rule's name, as before.
+    assert_eq!(
+        fields_of(
+            json!([{ "name": "always", "type": "script", "condition": "1 = 1", "message": "m" }]),
+            json!({})
+        ),
+        named(&["always"], "always")
+    );
+    // Every error carries the rule's message; the wire shape gains only `rule`.
+    let e = run(
+        &with_rules(json!([{ "name": "r", "type": "script", "condition": "amount > discount", "message": "Amount over discount" }])),
+        WriteKind::Insert,
+        json!({ "amount": 2, "discount": 1 }),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(
+        serde_json::to_value(&e).unwrap(),
+        json!([
+            { "field": "amount", "code": "rule_failed", "message": "Amount over discount", "rule": "r" },
+            { "field": "discount", "code": "rule_failed", "message": "Amount over discount", "rule": "r" }
+        ])
+    );
+}
+
+/// Problems found before validation come first in the same answer; their fields, and the rules
+/// over them, are not checked again.
+#[test]
+fn earlier_errors_are_reported_with_validation() {
+    let mut s = contact();
+    s.validations = serde_json::from_value(json!([
+        { "name": "needs_contact", "type": "script", "condition": "ISBLANK(email)", "message": "Give an email" },
+        { "name": "amount_positive", "type": "script", "condition": "amount < 0", "message": "Amount must be positive" }
+    ]))
+    .unwrap();
+    let compiled = CompiledRules::compile(&s).unwrap();
+    let earlier = vec![
+        FieldError::new(
+            "nickname",
+            "unknown_field",
+            "Unknown field `nickname` on contact",
+        ),
+        FieldError::new(
+            "amount",
+            "invalid_type",
+            "Amount must be a number but got text",
+        ),
+    ];
+    let input = rec(json!({ "amount": "lots", "name": "" }));
+    let errors = compiled
+        .validate_after(WriteKind::Insert, &input, None, now(), earlier)
+        .unwrap_err();
+    let got: Vec<(&str, &str)> = errors
+        .iter()
+        .map(|e| (e.field.as_str(), e.code.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("nickname", "unknown_field"),
+            ("amount", "invalid_type"),
+            ("name", "required"),
+            ("email", "rule_failed"),
+        ]
+    );
+    // Nothing earlier and nothing now: the write passes.
+    let ok = rec(json!({ "name": "A", "email": "a@b.co", "amount": 1 }));
+    assert!(
+        compiled
+            .validate_after(WriteKind::Insert, &ok, None, now(), Vec::new())
+            .is_ok()
+    );
+    // Earlier errors alone refuse it.
+    assert!(
+        compiled
+            .validate_after(
+                WriteKind::Insert,
+                &ok,
+                None,
+                now(),
+                vec![FieldError::new("x", "unknown_field", "m")]
+            )
+            .is_err()
+    );
 }
 
 #[test]
@@ -869,8 +988,9 @@ fn format_rules() {
     assert_eq!(
         errors,
         vec![
-            FieldError::new("code", "rule_failed", "Code looks like ABC-1"),
-            FieldError::new("email", "rule_failed", "`email` must be a valid email"),
+            FieldError::new("code", "rule_failed", "Code looks like ABC-1").with_rule("code_fmt"),
+            FieldError::new("email", "rule_failed", "`email` must be a valid email")
+                .with_rule("email_fmt"),
         ]
     );
     for (format, good, bad) in [
@@ -920,11 +1040,14 @@ fn state_machine_rules() {
     .unwrap_err();
     assert_eq!(
         e,
-        vec![FieldError::new(
-            "stage",
-            "invalid_transition",
-            "`stage` cannot change from `won` to `new`; `won` is a final state"
-        )]
+        vec![
+            FieldError::new(
+                "stage",
+                "invalid_transition",
+                "`stage` cannot change from `won` to `new`; `won` is a final state"
+            )
+            .with_rule("stage_flow")
+        ]
     );
     let e = run(
         &s,
@@ -958,11 +1081,10 @@ fn conditional_rules() {
     let e = run(&s, WriteKind::Insert, json!({ "amount": 5000 }), None).unwrap_err();
     assert_eq!(
         e,
-        vec![FieldError::new(
-            "big_needs_email",
-            "rule_failed",
-            "Big deals need an email"
-        )]
+        vec![
+            FieldError::new("email", "rule_failed", "Big deals need an email")
+                .with_rule("big_needs_email")
+        ]
     );
     let w = run(&s, WriteKind::Insert, json!({ "amount": -5 }), None).unwrap();
     assert_eq!(w[0].message, "Small deals cannot be negative");

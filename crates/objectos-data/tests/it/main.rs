@@ -4,16 +4,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod crud;
+mod form_errors;
 mod group;
 mod hooks;
 mod nul;
 mod outbox_cluster;
+mod owned;
 mod plugin;
 mod query;
 mod refs;
 mod rollup;
 mod schema;
 mod select;
+mod services;
 mod storage;
 mod tenant_unique;
 mod types;
@@ -150,6 +153,7 @@ pub async fn open(url: &str, files: &[(&str, &str)]) -> (DataEngine, tempfile::T
         include_base: false,
         max_connections: 4,
         auto_migrate: true,
+        owned: Vec::new(),
     };
     let engine = DataEngine::open(cfg)
         .await

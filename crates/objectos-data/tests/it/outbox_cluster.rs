@@ -98,6 +98,10 @@ const UNDELIVERED: &str =
     "SELECT COUNT(*)::bigint FROM \"_objectos_outbox\" WHERE \"dispatched_at\" IS NULL";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(
+    not(objectos_pg),
+    ignore = "needs PostgreSQL: set OBJECTOS_TEST_POSTGRES_URL"
+)]
 async fn two_engines_on_one_postgres_schema_publish_each_event_once_in_record_order() {
     let Some(base) = pg_url() else {
         return skip();
@@ -199,6 +203,10 @@ async fn two_engines_on_one_postgres_schema_publish_each_event_once_in_record_or
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(objectos_pg),
+    ignore = "needs PostgreSQL: set OBJECTOS_TEST_POSTGRES_URL"
+)]
 async fn a_claim_left_by_a_dead_node_is_taken_over_after_its_lease() {
     let Some(base) = pg_url() else {
         return skip();
@@ -285,6 +293,10 @@ async fn a_claim_left_by_a_dead_node_is_taken_over_after_its_lease() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(objectos_pg),
+    ignore = "needs PostgreSQL: set OBJECTOS_TEST_POSTGRES_URL"
+)]
 async fn an_outbox_made_before_claims_gets_the_claim_columns_from_the_plan() {
     let Some(base) = pg_url() else {
         return skip();
@@ -308,6 +320,7 @@ async fn an_outbox_made_before_claims_gets_the_claim_columns_from_the_plan() {
         include_base: false,
         max_connections: 2,
         auto_migrate,
+        owned: Vec::new(),
     };
 
     // What `objectos migrate --dry-run` prints.

@@ -25,6 +25,7 @@ async fn plugin_provides_data_and_publishes_record_events() {
         include_base: false,
         max_connections: 2,
         auto_migrate: true,
+        owned: Vec::new(),
     });
     let kernel = Kernel::builder().plugin(plugin).build().unwrap();
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -138,6 +139,7 @@ async fn contributed_interceptors_are_installed_before_the_engine_is_reachable()
         include_base: false,
         max_connections: 2,
         auto_migrate: true,
+        owned: Vec::new(),
     });
     let kernel = Kernel::builder()
         .plugin(plugin)

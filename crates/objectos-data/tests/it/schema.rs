@@ -108,6 +108,7 @@ async fn metadata_errors_are_all_reported() {
         include_base: false,
         max_connections: 1,
         auto_migrate: true,
+        owned: Vec::new(),
     })
     .await
     .unwrap_err();
@@ -137,6 +138,7 @@ async fn cross_object_reference_errors_name_file_and_path() {
         include_base: false,
         max_connections: 1,
         auto_migrate: true,
+        owned: Vec::new(),
     })
     .await
     .unwrap_err();
@@ -161,6 +163,7 @@ async fn embedded_base_objects_load_and_system_lookups_expand() {
         include_base: true,
         max_connections: 1,
         auto_migrate: true,
+        owned: Vec::new(),
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
@@ -225,6 +228,7 @@ async fn open_dir(url: &str, dir: &std::path::Path, auto_migrate: bool) -> DataE
         include_base: false,
         max_connections: 2,
         auto_migrate,
+        owned: Vec::new(),
     })
     .await
     .unwrap_or_else(|e| panic!("open failed: {e}"))
@@ -379,6 +383,7 @@ async fn outbox_gets_trace_columns(url: &str) {
         include_base: false,
         max_connections: 2,
         auto_migrate,
+        owned: Vec::new(),
     };
     let e = DataEngine::open(config(false)).await.unwrap();
     let plan = e.plan_migration().await.unwrap().to_string();

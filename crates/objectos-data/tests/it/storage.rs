@@ -30,6 +30,7 @@ async fn open_at(db: &Path, meta: &Path) -> DataEngine {
         include_base: false,
         max_connections: 4,
         auto_migrate: true,
+        owned: Vec::new(),
     })
     .await
     .unwrap_or_else(|e| panic!("open failed: {e}"))
@@ -421,6 +422,10 @@ async fn write_rates_per_organization_are_limited() {
 /// PostgreSQL connections cut under the engine (a restart, a failover, an idle timeout) answer
 /// 503 `SERVICE_UNAVAILABLE` (retryable) instead of a 500, and the pool heals by itself.
 #[tokio::test]
+#[cfg_attr(
+    not(objectos_pg),
+    ignore = "needs PostgreSQL: set OBJECTOS_TEST_POSTGRES_URL"
+)]
 async fn lost_postgres_connections_answer_unavailable_and_heal() {
     let Some(base) = crate::pg_url() else {
         eprintln!(

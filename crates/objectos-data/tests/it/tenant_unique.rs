@@ -174,6 +174,7 @@ async fn open_dir(url: &str, dir: &std::path::Path, auto_migrate: bool) -> DataE
         include_base: false,
         max_connections: 4,
         auto_migrate,
+        owned: Vec::new(),
     })
     .await
     .unwrap_or_else(|e| panic!("open failed: {e}"))
@@ -415,6 +416,10 @@ impl Interceptor for Gate {
 /// second INSERT waits on the first's index entry, then fails on the index; still a 409 naming
 /// the field. SQLite runs one write at a time, so it cannot race.
 #[tokio::test]
+#[cfg_attr(
+    not(objectos_pg),
+    ignore = "needs PostgreSQL: set OBJECTOS_TEST_POSTGRES_URL"
+)]
 async fn a_race_past_the_pre_check_is_a_duplicate_naming_the_field() {
     let Some(base) = crate::pg_url() else {
         eprintln!("PostgreSQL skipped: set OBJECTOS_TEST_POSTGRES_URL");
@@ -499,6 +504,7 @@ async fn the_bench_list_query_uses_the_declared_index() {
         include_base: true,
         max_connections: 1,
         auto_migrate: true,
+        owned: Vec::new(),
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));

@@ -1,7 +1,7 @@
 //! `/api/v1/meta`: metadata types, items of a type, and one item with `ETag` / `If-None-Match`.
 //!
-//! Metadata is file-based, so writes (`PUT`) answer 501. Singular and plural type names are the
-//! same type (`object` / `objects`).
+//! Metadata is file-based, so writes (`PUT`) answer 405 with `Allow: GET`. Singular and plural
+//! type names are the same type (`object` / `objects`).
 
 use salvo::http::StatusCode;
 use salvo::http::header::{CACHE_CONTROL, ETAG, HeaderValue, IF_NONE_MATCH};
@@ -94,14 +94,43 @@ fn items_of(state: &ApiState, kind: &str) -> Vec<(String, Value)> {
             .iter()
             .map(|p| (p.id.clone(), serde_json::to_value(p).unwrap_or(Value::Null)))
             .collect(),
-        _ => Vec::new(),
+        // A metadata kind a plugin contributed (the spec's `flow`, `role`, ... or its own).
+        other => state
+            .engine()
+            .metadata()
+            .items(other)
+            .iter()
+            .map(|i| (i.name.clone(), i.value.clone()))
+            .collect(),
     }
 }
 
-/// `GET /api/v1/meta` -> `{types}`.
+/// The type a path names: a spec type (singular or plural), or a kind a plugin contributed.
+fn resolve_type(state: &ApiState, raw: &str) -> Result<String, HttpError> {
+    if let Some(t) = canonical_type(raw) {
+        return Ok(t.to_owned());
+    }
+    let snapshot = state.engine().metadata();
+    let lower = raw.to_ascii_lowercase();
+    snapshot
+        .kinds()
+        .find(|k| *k == lower || format!("{k}s") == lower)
+        .map(str::to_owned)
+        .ok_or_else(|| unknown_type(raw))
+}
+
+/// `GET /api/v1/meta` -> `{types}`: the spec's types, then the kinds plugins contributed.
 #[handler]
-pub async fn list_types(res: &mut Response) {
-    res.render(Json(json!({ "types": METADATA_TYPES })));
+pub async fn list_types(depot: &mut Depot, res: &mut Response) -> Result<(), HttpError> {
+    let state = ApiState::from_depot(depot)?;
+    let mut types: Vec<String> = METADATA_TYPES.iter().map(|t| (*t).to_owned()).collect();
+    for kind in state.engine().metadata().kinds() {
+        if !types.iter().any(|t| t == kind) {
+            types.push(kind.to_owned());
+        }
+    }
+    res.render(Json(json!({ "types": types })));
+    Ok(())
 }
 
 /// `GET /api/v1/meta/{type}` -> `{type, items}`.
@@ -113,8 +142,8 @@ pub async fn list_items(
 ) -> Result<(), HttpError> {
     let state = ApiState::from_depot(depot)?;
     let raw = path_param(req, "type")?;
-    let kind = canonical_type(&raw).ok_or_else(|| unknown_type(&raw))?;
-    let items: Vec<Value> = items_of(state, kind).into_iter().map(|(_, v)| v).collect();
+    let kind = resolve_type(state, &raw)?;
+    let items: Vec<Value> = items_of(state, &kind).into_iter().map(|(_, v)| v).collect();
     res.render(Json(json!({ "type": kind, "items": items })));
     Ok(())
 }
@@ -157,7 +186,8 @@ pub async fn get_item(
     let state = ApiState::from_depot(depot)?;
     let raw = path_param(req, "type")?;
     let name = path_param(req, "name")?;
-    let kind = canonical_type(&raw).ok_or_else(|| unknown_type(&raw))?;
+    let kind = resolve_type(state, &raw)?;
+    let kind = kind.as_str();
     let not_found = || HttpError::NotFound {
         code: "METADATA_NOT_FOUND",
         message: format!("No {kind} named '{name}' is registered"),
@@ -169,6 +199,10 @@ pub async fn get_item(
         let etag = snapshot.etag(&name).map(str::to_owned);
         let body = json!({ "type": kind, "name": name, "sortability": sortability(&view), "item": view.item });
         (body, etag)
+    } else if let Some(item) = state.engine().metadata().item(kind, &name) {
+        // A plugin kind's item carries its own ETag, like an object.
+        let body = json!({ "type": kind, "name": name, "item": item.value });
+        (body, Some(item.etag.clone()))
     } else {
         let (_, item) = items_of(state, kind)
             .into_iter()
@@ -201,12 +235,18 @@ pub async fn get_item(
     Ok(())
 }
 
-/// `PUT /api/v1/meta/{type}/{name}`: metadata is file-based; edits are not supported over HTTP yet.
+/// `PUT /api/v1/meta/{type}/{name}`: metadata is file-based and read-only over HTTP, so the
+/// answer is 405 with `Allow: GET` and a message saying where to edit it (the route exists so the
+/// official client's `saveItem` gets that message instead of a bare 404). Not a 5xx: nothing is
+/// wrong with the server.
 #[handler]
-pub async fn put_item(req: &mut Request) -> Result<(), HttpError> {
+pub async fn put_item(req: &mut Request, res: &mut Response) -> Result<(), HttpError> {
     let raw = path_param(req, "type")?;
     let name = path_param(req, "name")?;
-    Err(HttpError::NotImplemented {
+    res.headers_mut()
+        .insert(salvo::http::header::ALLOW, HeaderValue::from_static("GET"));
+    Err(HttpError::Status {
+        status: StatusCode::METHOD_NOT_ALLOWED,
         message: format!(
             "Saving metadata over HTTP is not supported: {raw} '{name}' comes from the metadata folder; edit its file and reload the server"
         ),

@@ -1,5 +1,5 @@
-//! `GET /api/v1/openapi.json`: an OpenAPI 3.1 document generated from the loaded metadata, and the
-//! Swagger UI page at `/api/v1/docs` (assets embedded in salvo-oapi, nothing downloaded).
+//! `GET /api/v1/openapi.json`: an OpenAPI 3.1 document generated from the loaded metadata (the
+//! page that shows it, `/api/v1/docs`, is in `docs.rs`).
 //!
 //! The document is rebuilt per request from the current metadata snapshot, so a metadata reload is
 //! reflected at once; it is small (a few schemas and ten paths per object). Routes contributed by
@@ -9,7 +9,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use salvo::prelude::*;
-use salvo_oapi::swagger_ui::SwaggerUi;
 use serde_json::{Map, Value, json};
 
 use crate::contribution::{RouteContribution, RouteSecurity};
@@ -29,11 +28,7 @@ const SESSION_COOKIE: &str = "better-auth.session_token";
 pub fn router() -> Router {
     Router::new()
         .push(Router::with_path("openapi.json").get(openapi_json))
-        .push(
-            SwaggerUi::new(format!("{API_BASE}/openapi.json"))
-                .title("ObjectOS API")
-                .into_router("docs"),
-        )
+        .push(crate::routes::docs::router())
 }
 
 /// JSON Schema of one field's values (`nullable` adds `null` to the type, OpenAPI 3.1 style).
@@ -105,13 +100,31 @@ fn field_schema(field: &FieldView, for_output: bool) -> Value {
         if field.readonly() || field.system() {
             obj.insert("readOnly".into(), Value::Bool(true));
         }
-        if !field.required()
-            && let Some(Value::String(t)) = obj.get("type").cloned()
-        {
-            obj.insert("type".into(), json!([t, "null"]));
-        }
+    }
+    // A stored value may be null whatever the field says today (a field made required later,
+    // a system field on a single-tenant server, a lookup left empty), so every output value is
+    // nullable; input is nullable unless the field is required.
+    if for_output || !field.required() {
+        nullable(&mut schema);
     }
     schema
+}
+
+/// Lets `schema` also accept `null`, in the form it is written in: a `type` gains `"null"`, an
+/// `enum` the value `null`, a `oneOf` a null branch; a schema without either accepts it already.
+fn nullable(schema: &mut Value) {
+    let Some(obj) = schema.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::String(t)) = obj.get("type").cloned() {
+        obj.insert("type".into(), json!([t, "null"]));
+    } else if let Some(Value::Array(values)) = obj.get_mut("enum") {
+        if !values.contains(&Value::Null) {
+            values.push(Value::Null);
+        }
+    } else if let Some(Value::Array(branches)) = obj.get_mut("oneOf") {
+        branches.push(json!({ "type": "null" }));
+    }
 }
 
 fn schema_ref(name: &str) -> Value {
@@ -148,6 +161,18 @@ fn op(
         json!({ "description": "Success", "content": json_content(ok.1) }),
     );
     responses.extend(error_responses(errors));
+    // What any data operation may answer besides its own errors: no credential (with an auth
+    // plugin), a permission refused, a write rate exceeded, the database unavailable.
+    for (status, description) in [
+        ("401", "Not signed in (when an auth plugin is installed)"),
+        ("403", "Not allowed for this caller"),
+        ("429", "Too many requests or writes; retry later"),
+        ("503", "The database is not available; retry later"),
+    ] {
+        responses.entry(status).or_insert_with(
+            || json!({ "description": description, "content": json_content(schema_ref("Error")) }),
+        );
+    }
     let mut o =
         json!({ "summary": summary, "tags": [tag], "parameters": params, "responses": responses });
     if let (Some(body), Some(obj)) = (body, o.as_object_mut()) {
@@ -344,7 +369,11 @@ pub fn document(
     schemas.insert(
         "FieldError".into(),
         json!({ "type": "object", "required": ["field", "code", "message"], "properties": {
-            "field": { "type": "string" }, "code": { "type": "string" }, "message": { "type": "string" }, "label": { "type": "string" } } }),
+            "field": { "type": "string", "description": "The field at fault; for a validation rule that reads no field, the rule's name" },
+            "code": { "type": "string" }, "message": { "type": "string" }, "label": { "type": "string" },
+            "rule": { "type": "string", "description": "The validation rule that failed: a rule over several fields gives one error per field, each naming it" },
+            "constraint": { "description": "The violated constraint, such as {\"max\": 200}" },
+            "options": { "type": "array", "items": { "type": "string" }, "description": "For choice fields: the allowed values" } } }),
     );
     schemas.insert(
         "Error".into(),
@@ -455,6 +484,7 @@ pub fn document(
             ("413", "Body too large"),
             ("415", "Body is not JSON"),
             ("500", "Server error"),
+            ("507", "The database's storage is full"),
         ];
         paths.insert(base.clone(), json!({
             "get": op(format!("List {label} records"), name, list_params, None, ("200", schema_ref(&list)), read_errors),

@@ -6,6 +6,8 @@ mod batch;
 #[cfg(test)]
 mod data;
 #[cfg(test)]
+mod docs;
+#[cfg(test)]
 mod errors;
 #[cfg(test)]
 mod meta;

@@ -85,7 +85,14 @@ async fn metadata_types_items_and_item() {
                 .json(&json!({ "name": "contact" })),
         )
         .await;
-    r.error(501, "NOT_IMPLEMENTED");
+    r.error(405, "METHOD_NOT_ALLOWED");
+    assert_eq!(r.header("allow"), Some("GET"));
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("edit its file and reload the server")
+    );
 
     let r = h.get("/api/v1/meta/package/com.objectos.http").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -164,9 +171,21 @@ async fn openapi_document_follows_the_metadata() {
     assert!(item["patch"]["responses"].get("412").is_some());
     let schemas = &doc["components"]["schemas"];
     assert_eq!(schemas["contact.create"]["required"], json!(["name"]));
+    // An optional choice may be sent as null.
     assert_eq!(
         schemas["contact.create"]["properties"]["status"]["enum"],
-        json!(["new", "active", "closed"])
+        json!(["new", "active", "closed", null])
+    );
+    // Any stored value may come back null, a lookup's too (an id, the expanded record, or null).
+    let lookup = &schemas["contact"]["properties"]["account"]["oneOf"];
+    assert_eq!(lookup[2], json!({ "type": "null" }), "{lookup}");
+    assert_eq!(
+        schemas["contact"]["properties"]["name"]["type"],
+        json!(["string", "null"])
+    );
+    assert_eq!(
+        schemas["contact.create"]["properties"]["name"]["type"], "string",
+        "a required input is not nullable"
     );
     assert_eq!(
         schemas["contact.create"]["properties"]["email"]["format"],

@@ -46,6 +46,17 @@ impl Plugin for LocalesPlugin {
 
     fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
         cx.register::<String>(services::I18N, Arc::new("en".to_owned()))?;
+        // A metadata kind of the plugin's own: `*.locale.yml` files, served under /meta.
+        cx.contribute(
+            objectos_data::PluginSchema::new().kind(objectos_data::MetadataKind::new(
+                "locale",
+                "locale",
+                |doc| match doc["code"].as_str() {
+                    Some(code) => Ok(vec![(code.to_owned(), doc.clone())]),
+                    None => Err(vec![("code".into(), "a locale needs a code".into())]),
+                },
+            )),
+        )?;
         // A compatibility mount first: discovery must still advertise the service's own mount.
         cx.contribute(
             RouteContribution::new("legacy", || Router::with_path("locales").get(locales))
@@ -149,12 +160,18 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16,
 async fn kernel_boots_serves_and_stops() {
     let dir = tempfile::tempdir().unwrap();
     let meta = write_metadata(dir.path());
+    std::fs::write(
+        meta.join("french.locale.yml"),
+        "code: fr\nlabel: Français\n",
+    )
+    .unwrap();
     let data = DataPlugin::new(DataConfig {
         database_url: format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display()),
         metadata_dirs: vec![meta],
         include_base: false,
         max_connections: 2,
         auto_migrate: true,
+        owned: Vec::new(),
     });
     let http_plugin = HttpPlugin::new(HttpConfig {
         listen: "127.0.0.1:0".into(),
@@ -203,6 +220,23 @@ async fn kernel_boots_serves_and_stops() {
         // A service nobody provides keeps its status.
         assert_eq!(d["services"]["ai"]["status"], "unavailable");
         assert!(d["routes"].get("ai").is_none());
+        // The plugin's metadata kind is a metadata type with its items.
+        let (s, body) = http(addr, "GET", "/api/v1/meta", None);
+        assert_eq!(s, 200, "{body}");
+        assert!(body.contains("\"locale\""), "{body}");
+        let (s, body) = http(addr, "GET", "/api/v1/meta/locales", None);
+        assert_eq!(s, 200, "{body}");
+        let items: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(items["type"], "locale");
+        assert_eq!(items["items"][0]["label"], "Français");
+        let (s, body) = http(addr, "GET", "/api/v1/meta/locale/fr", None);
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["item"]["code"],
+            "fr"
+        );
+        let (s, _) = http(addr, "GET", "/api/v1/meta/locale/de", None);
+        assert_eq!(s, 404);
         let (s, body) = http(addr, "GET", "/api/v1/openapi.json", None);
         assert_eq!(s, 200, "{body}");
         let doc: Value = serde_json::from_str(&body).unwrap();

@@ -75,6 +75,7 @@ pub(crate) async fn open_engine(dir: &Path) -> DataEngine {
         include_base: false,
         max_connections: 2,
         auto_migrate: true,
+        owned: Vec::new(),
     })
     .await
     .unwrap()

@@ -67,3 +67,44 @@ async fn health_ready_packages() {
         .await
         .error(503, "SERVICE_UNAVAILABLE");
 }
+
+/// `GET /` is a small HTML page whose every link answers 200: a browser pointed at the server
+/// finds the docs instead of a JSON 404.
+#[tokio::test]
+async fn root_page_links_the_docs_discovery_openapi_and_probes() {
+    let h = Harness::new().await;
+    let r = h.get("/").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        r.header("content-type").map(|c| c.starts_with("text/html")),
+        Some(true)
+    );
+    let csp = r.header("content-security-policy").unwrap_or_default();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(r.text.contains("9.9.9"), "{}", r.text);
+    let links: Vec<&str> = r
+        .text
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    for wanted in [
+        "/api/v1/docs",
+        "/api/v1/discovery",
+        "/api/v1/openapi.json",
+        "/health",
+        "/ready",
+    ] {
+        assert!(links.contains(&wanted), "{wanted} missing from {links:?}");
+    }
+    for link in links {
+        let mut target = h.get(link).await;
+        // The docs page may send `/docs` on to `/docs/`; one redirect is fine, a dead link is not.
+        if target.status.is_redirection() {
+            let next = target.header("location").unwrap_or_default().to_owned();
+            assert!(next.starts_with('/'), "{link} redirects off-site: {next}");
+            target = h.get(&next).await;
+        }
+        assert_eq!(target.status, StatusCode::OK, "{link}: {}", target.text);
+    }
+}

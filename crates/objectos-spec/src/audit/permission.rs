@@ -7,7 +7,7 @@
 use crate::diag::Diagnostic;
 use crate::object::check::{Key, Kind, Pos, Sink, key, key_a, view};
 use crate::security::{ObjectOsPermission, PermissionSet, Problem};
-use crate::yaml::{self, Format, Located, Node, join};
+use crate::yaml::{self, Format, Located, join};
 
 /// An object (and optionally a field of it) a permission file names, with where it is named.
 #[derive(Debug, Clone)]
@@ -204,7 +204,7 @@ fn check_set_form(sink: &mut Sink, root: &Located, top: Pos, refs: &mut Vec<Name
             }
         }
     }
-    if sink.has_errors() {
+    if sink.has_shape_errors() {
         return;
     }
     match serde_json::from_value::<PermissionSet>(root.to_json()) {
@@ -262,7 +262,7 @@ fn check_profile_form(sink: &mut Sink, root: &Located, top: Pos, refs: &mut Vec<
             });
         }
     }
-    if sink.has_errors() {
+    if sink.has_shape_errors() {
         return;
     }
     let mut json = root.to_json();
@@ -286,50 +286,8 @@ fn locate_problems(sink: &mut Sink, root: &Located, problems: Vec<Problem>) {
     }
 }
 
-/// The position of the node `path` names (`objects.account.allowEdit`,
-/// `rowLevelSecurity[1].using`, `fields.account.amount.editable`: keys may hold dots), or of the
-/// deepest node on the way when the path goes further than the document.
+/// The position of the node `path` names (see [`Located::position_of`]).
 fn locate(root: &Located, path: &str) -> Pos {
-    let mut node = root;
-    let mut pos = Pos::from(root);
-    let mut rest = path;
-    while !rest.is_empty() {
-        if let Some(after) = rest.strip_prefix('[') {
-            let Some((index, tail)) = after.split_once(']') else {
-                break;
-            };
-            let Some(item) = index
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| node.items().and_then(|items| items.get(i)))
-            else {
-                break;
-            };
-            node = item;
-            pos = Pos::from(item);
-            rest = tail.strip_prefix('.').unwrap_or(tail);
-            continue;
-        }
-        let Node::Map(entries) = &node.node else {
-            break;
-        };
-        // The longest key that the path continues from: `account.amount` before `account`.
-        let found = entries
-            .iter()
-            .filter(|(k, _)| {
-                rest == k.name
-                    || rest
-                        .strip_prefix(k.name.as_str())
-                        .is_some_and(|t| t.starts_with('.') || t.starts_with('['))
-            })
-            .max_by_key(|(k, _)| k.name.len());
-        let Some((k, v)) = found else {
-            break;
-        };
-        pos = Pos::from(k);
-        node = v;
-        let tail = &rest[k.name.len()..];
-        rest = tail.strip_prefix('.').unwrap_or(tail);
-    }
-    pos
+    let (line, column) = root.position_of(path);
+    Pos { line, column }
 }

@@ -33,6 +33,8 @@ impl From<&LocatedKey> for Pos {
 pub(crate) struct Sink {
     file: String,
     pub(crate) diagnostics: Vec<Diagnostic>,
+    /// How many of the errors are unknown keys (see [`Sink::has_shape_errors`]).
+    unknown_keys: usize,
 }
 
 impl Sink {
@@ -40,6 +42,7 @@ impl Sink {
         Self {
             file: file.to_owned(),
             diagnostics: Vec::new(),
+            unknown_keys: 0,
         }
     }
 
@@ -65,6 +68,13 @@ impl Sink {
     pub(crate) fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
+
+    /// True when an error other than an unknown key was reported. Unknown keys do not stop the
+    /// typed checks that follow (the types skip keys they do not know), so a file with a typo
+    /// still gets every other problem reported at once.
+    pub(crate) fn has_shape_errors(&self) -> bool {
+        self.diagnostics.iter().filter(|d| d.is_error()).count() > self.unknown_keys
+    }
 }
 
 /// The shape a key's value must have.
@@ -82,6 +92,9 @@ pub(crate) enum Kind {
     /// One of these strings.
     OneOf(&'static [&'static str]),
     BoolOrMap,
+    /// A key of the ObjectStack spec that ObjectOS does not act on (UI hints, 17.x additions):
+    /// accepted with a warning, so metadata written for the spec loads, and kept so it round-trips.
+    Unused,
 }
 
 /// A known key of a mapping, its accepted aliases (snake_case spellings, ObjectOS names) and its shape.
@@ -125,9 +138,16 @@ struct Entry<'a> {
     ok: bool,
 }
 
+/// The prefix of custom keys: accepted anywhere in metadata, kept, and ignored by ObjectOS (the
+/// OpenAPI convention, and no ObjectStack key starts with it).
+pub(crate) const CUSTOM_KEY_PREFIX: &str = "x-";
+
 /// Checks that `node` is a mapping whose keys are in `keys`, with values of the right shape.
 ///
-/// Unknown keys are warnings (with a suggestion when one is close) unless `warn_unknown` is false.
+/// An unknown key is an error (with a suggestion when one is close): a misspelt `requird: true`
+/// would otherwise leave the field optional with nothing but a warning in a log. Keys starting
+/// with [`CUSTOM_KEY_PREFIX`] are the documented way to add custom data. With `warn_unknown`
+/// false unknown keys are let through silently (mappings whose keys are user data).
 /// Returns `None` (after reporting) when `node` is not a mapping.
 pub(crate) fn view<'a>(
     sink: &mut Sink,
@@ -152,20 +172,36 @@ pub(crate) fn view<'a>(
             .iter()
             .find(|s| s.name == k.name || s.aliases.contains(&k.name.as_str()))
         else {
-            if warn_unknown {
+            if warn_unknown && !k.name.starts_with(CUSTOM_KEY_PREFIX) {
+                let known = || keys.iter().filter(|s| !matches!(s.kind, Kind::Unused));
                 let message = match suggest(&k.name, keys.iter().map(|s| s.name)) {
                     Some(s) => format!("unknown key `{}`; did you mean `{s}`?", k.name),
                     None if keys.len() <= 16 => format!(
-                        "unknown key `{}` is ignored; {what} accepts {}",
+                        "unknown key `{}`; {what} accepts {} (custom keys start with `{CUSTOM_KEY_PREFIX}`)",
                         k.name,
-                        list(keys.iter().map(|s| s.name))
+                        list(known().map(|s| s.name))
                     ),
-                    None => format!("unknown key `{}` is ignored", k.name),
+                    None => format!(
+                        "unknown key `{}`; custom keys start with `{CUSTOM_KEY_PREFIX}`",
+                        k.name
+                    ),
                 };
-                sink.warning(k, path, message);
+                sink.error(k, path, message);
+                sink.unknown_keys += 1;
             }
             continue;
         };
+        if matches!(spec.kind, Kind::Unused) {
+            sink.warning(
+                k,
+                path,
+                format!(
+                    "`{}` is an ObjectStack key that ObjectOS does not act on; it is kept but has no effect here",
+                    k.name
+                ),
+            );
+            continue;
+        }
         if let Some(first) = out.iter().find(|e| e.name == spec.name) {
             sink.error(
                 k,
@@ -196,7 +232,7 @@ pub(crate) fn view<'a>(
 pub(crate) fn check_kind(sink: &mut Sink, node: &Located, path: &str, kind: Kind) -> bool {
     let found = || describe(node);
     let expected = match kind {
-        Kind::Any => return true,
+        Kind::Any | Kind::Unused => return true,
         Kind::Str if matches!(node.node, Node::String(_)) => return true,
         Kind::Str => match node.node {
             Node::Number(_) | Node::Bool(_) => {

@@ -46,7 +46,7 @@ const COVERED: &[&str] = &[
     "invalid/system_field_name.object.yml",
     "invalid/tab_indent.object.yml",
     "invalid/unknown_field_refs.object.yml",
-    "invalid/unknown_key_warning.object.yml",
+    "invalid/unknown_keys.object.yml",
     "invalid/unknown_rule_type.object.yml",
 ];
 
@@ -61,14 +61,11 @@ fn every_invalid_fixture_is_reported() {
     for f in COVERED.iter().filter(|f| !f.contains("duplicate_object_")) {
         let report = audit(&[f]);
         assert!(!report.diagnostics.is_empty(), "{f}: no diagnostic");
-        // Only the unknown-key fixture is made of warnings alone.
-        if !f.contains("unknown_key_warning") {
-            assert!(
-                report.error_count() > 0,
-                "{f}: no error:\n{}",
-                render(&report)
-            );
-        }
+        assert!(
+            report.error_count() > 0,
+            "{f}: no error:\n{}",
+            render(&report)
+        );
     }
 }
 
@@ -89,8 +86,8 @@ fn malformed_yaml() {
     check(
         &["invalid/malformed_yaml.object.yml"],
         expect![[r#"
-        invalid/malformed_yaml.object.yml:4: invalid YAML: while parsing a flow mapping, did not find expected ',' or '}'
-    "#]],
+            invalid/malformed_yaml.object.yml:4: YAML syntax error at column 7: an inline mapping `{...}` misses a `,` between two entries or its closing `}`; nothing else in this file was checked
+        "#]],
     );
 }
 
@@ -99,8 +96,8 @@ fn tab_indent() {
     check(
         &["invalid/tab_indent.object.yml"],
         expect![[r#"
-        invalid/tab_indent.object.yml:4: invalid YAML: tabs disallowed within this context (block indentation)
-    "#]],
+            invalid/tab_indent.object.yml:4: YAML syntax error at column 2: a tab is used for indentation; YAML indents with spaces only; nothing else in this file was checked
+        "#]],
     );
 }
 
@@ -250,16 +247,17 @@ fn duplicate_rule_names() {
 }
 
 #[test]
-fn unknown_key_warning() {
+fn unknown_keys() {
     check(
-        &["invalid/unknown_key_warning.object.yml"],
+        &["invalid/unknown_keys.object.yml"],
         expect![[r#"
-        invalid/unknown_key_warning.object.yml:2: warning: unknown key `lable`; did you mean `label`?
-        invalid/unknown_key_warning.object.yml:6: fields.subject: warning: unknown key `lable`; did you mean `label`?
-        invalid/unknown_key_warning.object.yml:7: fields.subject: warning: unknown key `requried`; did you mean `required`?
-        invalid/unknown_key_warning.object.yml:10: fields.body: warning: unknown key `colour` is ignored
-        invalid/unknown_key_warning.object.yml:11: fields.body.options: warning: `options` has no effect on a `textarea` field; only select, multiselect, radio and checkboxes use it
-    "#]],
+            invalid/unknown_keys.object.yml:2: unknown key `lable`; did you mean `label`?
+            invalid/unknown_keys.object.yml:7: fields.subject: unknown key `lable`; did you mean `label`?
+            invalid/unknown_keys.object.yml:8: fields.subject: unknown key `requried`; did you mean `required`?
+            invalid/unknown_keys.object.yml:12: fields.body: unknown key `colour`; custom keys start with `x-`
+            invalid/unknown_keys.object.yml:13: fields.body: warning: `widget` is an ObjectStack key that ObjectOS does not act on; it is kept but has no effect here
+            invalid/unknown_keys.object.yml:14: fields.body.options: warning: `options` has no effect on a `textarea` field; only select, multiselect, radio and checkboxes use it
+        "#]],
     );
 }
 
@@ -268,8 +266,8 @@ fn json_syntax_error() {
     check(
         &["invalid/json_syntax_error.object.json"],
         expect![[r#"
-        invalid/json_syntax_error.object.json:5: invalid JSON: key must be a string
-    "#]],
+            invalid/json_syntax_error.object.json:5: JSON syntax error at column 3: expected a key in double quotes; JSON keys are quoted, and a `,` may not come before `}`; nothing else in this file was checked
+        "#]],
     );
 }
 
@@ -461,9 +459,9 @@ fn manifest_json() {
     check(
         &["invalid/manifest_json/manifest.json"],
         expect![[r#"
-        invalid/manifest_json/manifest.json:1: missing required key `name`: a human-readable name
-        invalid/manifest_json/manifest.json:5: warning: unknown key `permisions`; did you mean `permissions`?
-    "#]],
+            invalid/manifest_json/manifest.json:1: missing required key `name`: a human-readable name
+            invalid/manifest_json/manifest.json:5: unknown key `permisions`; did you mean `permissions`?
+        "#]],
     );
 }
 
@@ -480,11 +478,22 @@ fn whole_invalid_folder() {
             "{f} produced no diagnostic"
         );
     }
+    let key = |d: &objectos_spec::diag::Diagnostic| {
+        (
+            !objectos_spec::yaml::is_unreadable(d),
+            d.file.clone(),
+            d.line,
+        )
+    };
     let sorted = report
         .diagnostics
         .windows(2)
-        .all(|w| (&w[0].file, w[0].line) <= (&w[1].file, w[1].line));
-    assert!(sorted, "diagnostics are sorted by file and line");
+        .all(|w| key(&w[0]) <= key(&w[1]));
+    assert!(
+        sorted,
+        "diagnostics are sorted: unreadable files first, then by file and line"
+    );
+    assert!(objectos_spec::yaml::is_unreadable(&report.diagnostics[0]));
 }
 
 /// `*.permission.yml`, spec PermissionSet form: the types' own checks, located by line, and the
@@ -495,7 +504,7 @@ fn bad_permission_set() {
         &["invalid/bad_permission_set.permission.yml"],
         expect![[r#"
             invalid/bad_permission_set.permission.yml:2: name: name "Directory Admin" is invalid; expected lowercase letters, digits and _, starting with a letter or _
-            invalid/bad_permission_set.permission.yml:5: objects.organization: warning: unknown key `alowRead`; did you mean `allowRead`?
+            invalid/bad_permission_set.permission.yml:5: objects.organization: unknown key `alowRead`; did you mean `allowRead`?
             invalid/bad_permission_set.permission.yml:5: objects.organization.allowCreate: allowCreate needs allowRead
             invalid/bad_permission_set.permission.yml:6: objects.usr: no object named `usr`: neither the audited files nor the base preset define it; did you mean `user`? known objects include `user`, `organization` or `role`
             invalid/bad_permission_set.permission.yml:8: fields.user.email.editable: a field cannot be editable without being readable

@@ -17,4 +17,6 @@ pub use event::{Actor, AuditEvent, Change, GENESIS_HASH};
 pub use plugin::{AuditPlugin, AuditStore, MANIFEST, PLUGIN_ID, prune_once};
 pub use recorder::{AuditInterceptor, ClientInfo, with_client};
 pub use redact::{REDACTED, Redactor};
-pub use store::{BrokenLink, EventFilter, EventPage, FieldHistory, PruneReport, VerifyReport};
+pub use store::{
+    BrokenLink, EventFilter, EventPage, FieldHistory, PruneReport, VerifyReport, schema,
+};

@@ -1,23 +1,22 @@
 //! The kernel plugin `com.objectos.audit`: contributes the audit interceptor, the routes and the
-//! client hoop at init, subscribes to `auth.**`, `authz.**` and `security.**`, creates its tables
-//! and starts the retention task at start.
+//! client hoop at init, contributes its tables (a `PluginSchema` the data plugin creates before
+//! any plugin starts), subscribes to `auth.**`, `authz.**` and `security.**`, and starts the
+//! retention task at start.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use objectos_data::{DataEngine, DataHandle, Dialect, InterceptorContribution};
+use objectos_data::{DataConfig, DataEngine, DataHandle, Dialect, InterceptorContribution};
 use objectos_http::{HoopContribution, RouteContribution};
 use objectos_kernel::{InitContext, Plugin, PluginError, StartContext, StopContext};
 use objectos_spec::manifest::{ConfigProperty, PluginDependency, services};
 use objectos_spec::{Event, PluginManifest};
-use sea_orm::{AccessMode, Database, DatabaseConnection, IsolationLevel, TransactionTrait};
 
 use crate::config::AuditConfig;
 use crate::error::{AuditError, Result};
 use crate::event::{AuditEvent, format_ts};
-use crate::recorder::{AuditInterceptor, dialect_of, event_from_bus};
+use crate::recorder::{AuditInterceptor, event_from_bus};
 use crate::redact::Redactor;
 use crate::routes::{ClientHoop, router};
 use crate::store::{self, EventFilter, PruneReport, VerifyReport};
@@ -81,7 +80,6 @@ pub(crate) struct Shared {
     pub(crate) config: AuditConfig,
     pub(crate) redactor: Arc<Redactor>,
     engine: OnceLock<DataEngine>,
-    schema_ready: Arc<AtomicBool>,
 }
 
 impl Shared {
@@ -117,7 +115,7 @@ impl AuditPlugin {
 /// Runs one retention pass: deletes what is older than `retention_days` and moves the anchors.
 pub async fn prune_once(engine: &DataEngine, retention_days: u32) -> Result<PruneReport> {
     let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(retention_days));
-    store::prune(engine.connection(), engine.dialect(), &format_ts(cutoff)).await
+    store::prune(engine, &format_ts(cutoff)).await
 }
 
 #[async_trait]
@@ -137,11 +135,12 @@ impl Plugin for AuditPlugin {
             config,
             redactor: redactor.clone(),
             engine: OnceLock::new(),
-            schema_ready: Arc::new(AtomicBool::new(false)),
         });
+        // The data plugin creates (and later migrates) the tables when it opens the engine, so
+        // they exist before any write reaches the interceptor or any plugin starts.
+        cx.contribute(store::schema())?;
         cx.contribute(InterceptorContribution(Arc::new(AuditInterceptor::new(
             redactor,
-            shared.schema_ready.clone(),
         ))))?;
         let routes = shared.clone();
         // The audit log has no in-process service object; naming `audit-log` here is what makes
@@ -180,10 +179,6 @@ impl Plugin for AuditPlugin {
             .engine()
             .cloned()
             .ok_or_else(|| PluginError::msg(AuditError::EngineUnavailable.to_string()))?;
-        store::ensure_schema(engine.connection(), engine.dialect())
-            .await
-            .map_err(|e| PluginError::msg(e.to_string()))?;
-        shared.schema_ready.store(true, Ordering::Release);
         let _ = shared.engine.set(engine.clone());
         if shared.config.retention_days > 0 {
             let days = shared.config.retention_days;
@@ -227,35 +222,40 @@ impl Plugin for AuditPlugin {
 /// Direct access to the audit tables without a kernel (CLI, tests).
 #[derive(Debug, Clone)]
 pub struct AuditStore {
-    conn: DatabaseConnection,
-    dialect: Dialect,
+    engine: DataEngine,
 }
 
 impl AuditStore {
-    /// Connects to `database_url` (the server's database) and makes sure the tables exist.
+    /// Opens the server's database at `database_url` with only the audit tables declared (no
+    /// objects are loaded), creating or migrating them like the data plugin would.
     pub async fn connect(database_url: &str) -> Result<Self> {
-        let conn = Database::connect(database_url)
-            .await
-            .map_err(|e| AuditError::db("connect", e))?;
-        let dialect = dialect_of(sea_orm::ConnectionTrait::get_database_backend(&conn));
-        store::ensure_schema(&conn, dialect).await?;
-        Ok(Self { conn, dialect })
+        let engine = DataEngine::open(DataConfig {
+            database_url: database_url.to_owned(),
+            metadata_dirs: Vec::new(),
+            include_base: false,
+            max_connections: 2,
+            auto_migrate: true,
+            owned: vec![store::schema().owned_by(PLUGIN_ID)],
+        })
+        .await
+        .map_err(|e| AuditError::db("connect", e))?;
+        Ok(Self { engine })
     }
 
-    /// Uses an open engine's connection.
+    /// Uses an open engine (one the data plugin opened with the audit tables contributed).
     pub fn from_engine(engine: &DataEngine) -> Self {
         Self {
-            conn: engine.connection().clone(),
-            dialect: engine.dialect(),
+            engine: engine.clone(),
         }
     }
 
-    pub fn connection(&self) -> &DatabaseConnection {
-        &self.conn
+    /// The engine the store reads and writes through.
+    pub fn engine(&self) -> &DataEngine {
+        &self.engine
     }
 
     pub fn dialect(&self) -> Dialect {
-        self.dialect
+        self.engine.dialect()
     }
 
     /// Verifies every chain, or one tenant's (`""` = events without a tenant).
@@ -264,44 +264,40 @@ impl AuditStore {
     /// on PostgreSQL, a read transaction on SQLite's WAL), so appends committing while the walk
     /// runs are not mistaken for rows missing behind the head.
     pub async fn verify(&self, tenant: Option<&str>) -> Result<VerifyReport> {
-        let (isolation, access) = match self.dialect {
-            Dialect::Postgres => (
-                Some(IsolationLevel::RepeatableRead),
-                Some(AccessMode::ReadOnly),
-            ),
-            // SQLite has one isolation level; sea-orm warns when asked for another.
-            Dialect::Sqlite => (None, None),
-        };
-        let tx = self
-            .conn
-            .begin_with_config(isolation, access)
+        let snapshot = self
+            .engine
+            .begin_read_snapshot()
             .await
             .map_err(|e| AuditError::db("begin verify snapshot", e))?;
-        let report = store::verify(&tx, self.dialect, tenant).await?;
-        // Read-only: rolling back releases the snapshot without writing anything.
-        tx.rollback()
+        let report = store::verify(&snapshot, tenant).await;
+        // Read-only: ending it releases the snapshot without writing anything, whatever the
+        // walk found; the walk's own error is the one worth reporting.
+        let finished = snapshot
+            .finish()
             .await
-            .map_err(|e| AuditError::db("end verify snapshot", e))?;
+            .map_err(|e| AuditError::db("end verify snapshot", e));
+        let report = report?;
+        finished?;
         Ok(report)
     }
 
     /// Every event matching `filter`, newest first.
     pub async fn export(&self, filter: &EventFilter) -> Result<Vec<AuditEvent>> {
-        store::export_all(&self.conn, self.dialect, filter).await
+        store::export_all(&self.engine.pool(), filter).await
     }
 
     /// One page of events.
     pub async fn events(&self, filter: &EventFilter) -> Result<store::EventPage> {
-        store::query_events(&self.conn, self.dialect, filter).await
+        store::query_events(&self.engine.pool(), filter).await
     }
 
     /// Deletes what is older than `cutoff` (RFC 3339), keeping chains verifiable.
     pub async fn prune_before(&self, cutoff: &str) -> Result<PruneReport> {
-        store::prune(&self.conn, self.dialect, cutoff).await
+        store::prune(&self.engine, cutoff).await
     }
 
     /// Appends an event in its own transaction.
     pub async fn append(&self, ev: AuditEvent) -> Result<AuditEvent> {
-        store::append_standalone(&self.conn, self.dialect, ev).await
+        store::append_own(&self.engine, ev).await
     }
 }

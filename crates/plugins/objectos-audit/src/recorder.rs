@@ -3,12 +3,10 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use objectos_data::{DataError, Dialect, HookContext, Interceptor, Operation, Principal};
+use objectos_data::{DataError, HookContext, Interceptor, Operation, Principal};
 use objectos_spec::Event;
-use sea_orm::{ConnectionTrait, DbBackend};
 use serde_json::Value;
 
 use crate::event::{Actor, AuditEvent};
@@ -56,21 +54,11 @@ pub fn actor_of(p: &Principal) -> Actor {
     }
 }
 
-pub(crate) fn dialect_of(backend: DbBackend) -> Dialect {
-    match backend {
-        DbBackend::Postgres => Dialect::Postgres,
-        _ => Dialect::Sqlite,
-    }
-}
-
 /// The after-interceptor on create, update and delete that writes the audit event (and field
 /// history) through the operation's transaction.
 #[derive(Debug, Clone)]
 pub struct AuditInterceptor {
     redactor: Arc<Redactor>,
-    /// Set once the plugin created the tables at start; until then (the HTTP listener may start
-    /// before the audit plugin) the hook creates them inside the operation's transaction.
-    schema_ready: Arc<AtomicBool>,
     /// Chain heads this process wrote: one statement per audited write while they hold.
     heads: Arc<store::HeadCache>,
 }
@@ -80,10 +68,9 @@ pub struct AuditInterceptor {
 pub const INTERCEPTOR_ORDER: i32 = 10_000;
 
 impl AuditInterceptor {
-    pub fn new(redactor: Arc<Redactor>, schema_ready: Arc<AtomicBool>) -> Self {
+    pub fn new(redactor: Arc<Redactor>) -> Self {
         Self {
             redactor,
-            schema_ready,
             heads: Arc::new(store::HeadCache::default()),
         }
     }
@@ -150,20 +137,16 @@ impl Interceptor for AuditInterceptor {
 
     async fn after(&self, hook: &mut HookContext<'_>) -> objectos_data::Result<()> {
         let ev = self.event_for(hook);
+        // The tables exist: the data plugin created them from the contributed schema before
+        // it installed this interceptor.
         let tx = hook.write_tx()?;
-        let dialect = dialect_of(tx.get_database_backend());
-        if !self.schema_ready.load(Ordering::Acquire) {
-            store::ensure_schema(&tx, dialect)
-                .await
-                .map_err(|e| DataError::Internal(format!("audit: {e}")))?;
-        }
-        let ev = store::append_cached(&tx, dialect, ev, &self.heads)
+        let ev = store::append_cached(&tx, ev, &self.heads)
             .await
             .map_err(|e| DataError::Internal(format!("audit: {e}")))?;
         // Field history covers the whole life of a record: the values it was created with
         // (old value null), every change, and the values it had when deleted (new value null).
         if hook.object.enable.track_history && !ev.changes.is_empty() {
-            store::insert_history(&tx, dialect, &ev)
+            store::insert_history(&tx, &ev)
                 .await
                 .map_err(|e| DataError::Internal(format!("audit field history: {e}")))?;
         }

@@ -186,8 +186,7 @@ impl AuditRoute {
         res: &mut Response,
     ) -> Result<(), AuditError> {
         let engine = self.shared.engine().ok_or(AuditError::EngineUnavailable)?;
-        let conn = engine.connection();
-        let dialect = engine.dialect();
+        let db = engine.pool();
         let mut f = filter_from(req, cx)?;
         match self.kind {
             Kind::Events | Kind::Trail => {
@@ -195,22 +194,15 @@ impl AuditRoute {
                     f.object = req.param::<String>("object");
                     f.record_id = req.param::<String>("id");
                 }
-                let page = store::query_events(conn, dialect, &f).await?;
+                let page = store::query_events(&db, &f).await?;
                 res.render(Json(page));
             }
             Kind::History => {
                 let object = req.param::<String>("object").unwrap_or_default();
                 let id = req.param::<String>("id").unwrap_or_default();
-                let rows = store::query_history(
-                    conn,
-                    dialect,
-                    &object,
-                    &id,
-                    f.tenant.as_deref(),
-                    f.limit,
-                    f.offset,
-                )
-                .await?;
+                let rows =
+                    store::query_history(&db, &object, &id, f.tenant.as_deref(), f.limit, f.offset)
+                        .await?;
                 res.render(Json(
                     json!({ "object": object, "recordId": id, "history": rows }),
                 ));
@@ -219,7 +211,7 @@ impl AuditRoute {
                 let format = req
                     .query::<String>("format")
                     .unwrap_or_else(|| "json".into());
-                let events = store::export_all(conn, dialect, &f).await?;
+                let events = store::export_all(&db, &f).await?;
                 match format.as_str() {
                     "csv" => {
                         res.headers_mut().insert(

@@ -1,5 +1,6 @@
-//! Storage: the audit tables (portable DDL for SQLite and PostgreSQL), chained appends,
-//! filtered queries, chain verification, retention pruning and field history.
+//! Storage: the audit tables (declared as a [`PluginSchema`] the data plugin creates and
+//! migrates), chained appends, filtered queries, chain verification, retention pruning and field
+//! history, all through the data crate's statement API ([`Store`]).
 //!
 //! Serialisation of chain appends: every append first upserts the tenant's row in
 //! `_objectos_audit_head` (a write, so on SQLite it takes the single write lock before anything is
@@ -11,10 +12,8 @@
 //! for and re-checks a concurrent writer's row like the upsert does) and inserts the event only
 //! if that UPDATE hit; a miss falls back to the path above.
 
-use objectos_data::Dialect;
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement, TransactionTrait, Value,
-};
+use objectos_data::store::{Row, Sql, SqlValue, Store};
+use objectos_data::{ColumnType, DataEngine, Dialect, PluginSchema, TableDef};
 use serde::Serialize;
 use serde_json::Value as Json;
 
@@ -30,139 +29,113 @@ pub const HISTORY_TABLE: &str = "_objectos_field_history";
 
 const EVENT_COLUMNS: &str = "id, tenant_id, seq, event_type, severity, occurred_at, actor_type, actor_id, actor_reason, ip, user_agent, object, record_id, operation, changes, result, request_id, description, details, prev_hash, hash";
 
-/// A SQL text with bound values, placeholders in the dialect's style.
-pub(crate) struct Q {
-    dialect: Dialect,
-    text: String,
-    values: Vec<Value>,
-}
-
-impl Q {
-    pub(crate) fn new(dialect: Dialect, text: &str) -> Self {
-        Self {
-            dialect,
-            text: text.to_owned(),
-            values: Vec::new(),
-        }
-    }
-
-    pub(crate) fn sql(&mut self, s: &str) -> &mut Self {
-        self.text.push_str(s);
-        self
-    }
-
-    pub(crate) fn bind(&mut self, v: impl Into<Value>) -> &mut Self {
-        self.values.push(v.into());
-        match self.dialect {
-            Dialect::Sqlite => self.text.push('?'),
-            Dialect::Postgres => {
-                let n = self.values.len();
-                self.text.push_str(&format!("${n}"));
-            }
-        }
-        self
-    }
-
-    fn statement(self) -> Statement {
-        let backend = match self.dialect {
-            Dialect::Sqlite => DbBackend::Sqlite,
-            Dialect::Postgres => DbBackend::Postgres,
-        };
-        Statement::from_sql_and_values(backend, self.text, self.values)
-    }
-
-    pub(crate) async fn exec<C: ConnectionTrait>(self, conn: &C, what: &str) -> Result<u64> {
-        conn.execute_raw(self.statement())
-            .await
-            .map(|r| r.rows_affected())
-            .map_err(|e| AuditError::db(what, e))
-    }
-
-    pub(crate) async fn rows<C: ConnectionTrait>(
-        self,
-        conn: &C,
-        what: &str,
-    ) -> Result<Vec<QueryResult>> {
-        conn.query_all_raw(self.statement())
-            .await
-            .map_err(|e| AuditError::db(what, e))
-    }
-}
-
-fn opt(v: &Option<String>) -> Value {
-    Value::String(v.clone())
-}
-
-/// Creates the tables and indexes when missing (idempotent).
-pub async fn ensure_schema<C: ConnectionTrait>(conn: &C, dialect: Dialect) -> Result<()> {
-    let stmts = [
-        format!(
-            "CREATE TABLE IF NOT EXISTS {EVENTS_TABLE} (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, seq BIGINT NOT NULL, \
-             event_type TEXT NOT NULL, severity TEXT NOT NULL, occurred_at TEXT NOT NULL, actor_type TEXT NOT NULL, \
-             actor_id TEXT, actor_reason TEXT, ip TEXT, user_agent TEXT, object TEXT, record_id TEXT, operation TEXT, \
-             changes TEXT NOT NULL, result TEXT NOT NULL, request_id TEXT, description TEXT, details TEXT NOT NULL, \
-             prev_hash TEXT NOT NULL, hash TEXT NOT NULL, UNIQUE (tenant_id, seq))"
-        ),
+/// The audit tables, contributed at `init`; the data plugin creates them (and adds what a later
+/// version declares) before any plugin starts. Names and types are those of the DDL the plugin
+/// ran itself before, so databases it created need no change.
+pub fn schema() -> PluginSchema {
+    use ColumnType::{BigInt, Text};
+    let events = TableDef::new(EVENTS_TABLE)
+        .required("id", Text)
+        .required("tenant_id", Text)
+        .required("seq", BigInt)
+        .required("event_type", Text)
+        .required("severity", Text)
+        .required("occurred_at", Text)
+        .required("actor_type", Text)
+        .column("actor_id", Text)
+        .column("actor_reason", Text)
+        .column("ip", Text)
+        .column("user_agent", Text)
+        .column("object", Text)
+        .column("record_id", Text)
+        .column("operation", Text)
+        .required("changes", Text)
+        .required("result", Text)
+        .column("request_id", Text)
+        .column("description", Text)
+        .required("details", Text)
+        .required("prev_hash", Text)
+        .required("hash", Text)
+        .primary_key(&["id"])
+        .unique(&["tenant_id", "seq"])
         // Every audited write pays for each index here, inside the write's transaction, so the
         // set is kept to what the reads need: the primary key (UUIDv7 ids, so it is also the
         // time index: `from`/`to` become id bounds), the chain (tenant, seq), the actor's and
         // the record's trails. Event types are few and filtered on the id-ordered scan.
-        format!("CREATE INDEX IF NOT EXISTS ix_audit_actor ON {EVENTS_TABLE} (actor_id, id)"),
-        format!(
-            "CREATE INDEX IF NOT EXISTS ix_audit_target ON {EVENTS_TABLE} (object, record_id, id)"
-        ),
+        .index("ix_audit_actor", &["actor_id", "id"])
+        .index("ix_audit_target", &["object", "record_id", "id"])
         // Indexes of earlier versions that the id order replaced.
-        "DROP INDEX IF EXISTS ix_audit_event_type".to_owned(),
-        "DROP INDEX IF EXISTS ix_audit_time".to_owned(),
-        "DROP INDEX IF EXISTS ix_audit_tenant_time".to_owned(),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {HEAD_TABLE} (tenant_id TEXT PRIMARY KEY, last_seq BIGINT NOT NULL, \
-             last_hash TEXT NOT NULL, anchor_seq BIGINT NOT NULL, anchor_hash TEXT NOT NULL, pruned_at TEXT)"
-        ),
-        format!(
-            "CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, object TEXT NOT NULL, \
-             record_id TEXT NOT NULL, field TEXT NOT NULL, old_value TEXT, new_value TEXT, actor_type TEXT NOT NULL, \
-             actor_id TEXT, changed_at TEXT NOT NULL, event_id TEXT NOT NULL)"
-        ),
-        format!(
-            "CREATE INDEX IF NOT EXISTS ix_field_history_record ON {HISTORY_TABLE} (object, record_id, changed_at)"
-        ),
-        format!("CREATE INDEX IF NOT EXISTS ix_field_history_time ON {HISTORY_TABLE} (changed_at)"),
-    ];
-    for s in stmts {
-        Q::new(dialect, &s)
-            .exec(conn, "create audit tables")
-            .await?;
-    }
-    Ok(())
+        .retired_index("ix_audit_event_type")
+        .retired_index("ix_audit_time")
+        .retired_index("ix_audit_tenant_time");
+    let head = TableDef::new(HEAD_TABLE)
+        .required("tenant_id", Text)
+        .required("last_seq", BigInt)
+        .required("last_hash", Text)
+        .required("anchor_seq", BigInt)
+        .required("anchor_hash", Text)
+        .column("pruned_at", Text)
+        .primary_key(&["tenant_id"]);
+    let history = TableDef::new(HISTORY_TABLE)
+        .required("id", Text)
+        .required("tenant_id", Text)
+        .required("object", Text)
+        .required("record_id", Text)
+        .required("field", Text)
+        .column("old_value", Text)
+        .column("new_value", Text)
+        .required("actor_type", Text)
+        .column("actor_id", Text)
+        .required("changed_at", Text)
+        .required("event_id", Text)
+        .primary_key(&["id"])
+        .index(
+            "ix_field_history_record",
+            &["object", "record_id", "changed_at"],
+        )
+        .index("ix_field_history_time", &["changed_at"]);
+    PluginSchema::new().table(events).table(head).table(history)
 }
 
-/// Appends `ev` to its tenant's chain through `conn` (a transaction: the caller commits).
+/// A statement starting with the fixed SQL `text`.
+fn sql(dialect: Dialect, text: &str) -> Sql {
+    let mut q = Sql::new(dialect);
+    q.push(text);
+    q
+}
+
+/// Runs `q`; an error names `what` the statement was for.
+async fn exec<S: Store + ?Sized>(db: &S, q: Sql, what: &str) -> Result<u64> {
+    db.execute(q).await.map_err(|e| AuditError::db(what, e))
+}
+
+/// Runs the query `q`; an error names `what` it was for.
+async fn fetch<S: Store + ?Sized>(db: &S, q: Sql, what: &str) -> Result<Vec<Row>> {
+    db.fetch_all(q).await.map_err(|e| AuditError::db(what, e))
+}
+
+/// Appends `ev` to its tenant's chain through `db` (a transaction: the caller commits).
 /// Fills `seq`, `prev_hash` and `hash` and returns the stored event.
-pub async fn append<C: ConnectionTrait>(
-    conn: &C,
-    dialect: Dialect,
-    mut ev: AuditEvent,
-) -> Result<AuditEvent> {
+pub async fn append<S: Store + ?Sized>(db: &S, mut ev: AuditEvent) -> Result<AuditEvent> {
     let tenant = ev.tenant_id.clone().unwrap_or_default();
     // One statement creates the head on first use, locks it (the no-op DO UPDATE takes the row
     // lock on PostgreSQL, as FOR UPDATE would; on SQLite the write transaction already holds
     // the database's write lock) and returns it: a round trip fewer than insert + select.
-    let mut q = Q::new(
-        dialect,
+    let mut q = sql(
+        db.dialect(),
         &format!(
             "INSERT INTO {HEAD_TABLE} (tenant_id, last_seq, last_hash, anchor_seq, anchor_hash) VALUES ("
         ),
     );
     q.bind(tenant.clone())
-        .sql(", 0, ")
+        .push(", 0, ")
         .bind(GENESIS_HASH)
-        .sql(", 0, ")
+        .push(", 0, ")
         .bind(GENESIS_HASH)
-        .sql(&format!(
+        .push(&format!(
             ") ON CONFLICT (tenant_id) DO UPDATE SET last_seq = {HEAD_TABLE}.last_seq RETURNING last_seq, last_hash"
         ));
-    let rows = q.rows(conn, "lock chain head").await?;
+    let rows = fetch(db, q, "lock chain head").await?;
     let row = rows.first().ok_or_else(|| {
         AuditError::db(
             "lock chain head",
@@ -174,43 +147,30 @@ pub async fn append<C: ConnectionTrait>(
     ev.seq = last_seq + 1;
     ev.prev_hash = last_hash;
     ev.hash = ev.compute_hash();
-    insert_event(conn, dialect, &ev, &tenant).await?;
-    let mut q = Q::new(dialect, &format!("UPDATE {HEAD_TABLE} SET last_seq = "));
+    insert_event(db, &ev, &tenant).await?;
+    let mut q = sql(
+        db.dialect(),
+        &format!("UPDATE {HEAD_TABLE} SET last_seq = "),
+    );
     q.bind(ev.seq)
-        .sql(", last_hash = ")
+        .push(", last_hash = ")
         .bind(ev.hash.clone())
-        .sql(" WHERE tenant_id = ")
+        .push(" WHERE tenant_id = ")
         .bind(tenant);
-    q.exec(conn, "advance chain head").await?;
+    exec(db, q, "advance chain head").await?;
     Ok(ev)
 }
 
-/// Appends in a transaction of its own (bus events, which have no data transaction).
-pub async fn append_standalone(
-    conn: &DatabaseConnection,
-    dialect: Dialect,
-    ev: AuditEvent,
-) -> Result<AuditEvent> {
-    let tx = conn
-        .begin()
-        .await
-        .map_err(|e| AuditError::db("begin audit transaction", e))?;
-    let ev = append(&tx, dialect, ev).await?;
-    tx.commit()
-        .await
-        .map_err(|e| AuditError::db("commit audit transaction", e))?;
-    Ok(ev)
-}
-
-/// Appends in a write transaction of its own on the engine's writer ([`DataEngine::begin_own_transaction`]):
-/// it queues with the engine's writes instead of racing them for SQLite's file lock, and a full
-/// disk leaves the connection reopened instead of out of step with its transaction.
-pub async fn append_own(engine: &objectos_data::DataEngine, ev: AuditEvent) -> Result<AuditEvent> {
+/// Appends in a write transaction of its own on the engine's writer
+/// ([`DataEngine::begin_own_transaction`]), for events that have no data transaction (bus
+/// events): it queues with the engine's writes instead of racing them for SQLite's file lock,
+/// and a full disk leaves the connection reopened instead of out of step with its transaction.
+pub async fn append_own(engine: &DataEngine, ev: AuditEvent) -> Result<AuditEvent> {
     let tx = engine
         .begin_own_transaction()
         .await
         .map_err(|e| AuditError::db("begin audit transaction", e))?;
-    let ev = append(&tx, engine.dialect(), ev).await?;
+    let ev = append(&tx, ev).await?;
     tx.commit()
         .await
         .map_err(|e| AuditError::db("commit audit transaction", e))?;
@@ -218,52 +178,41 @@ pub async fn append_own(engine: &objectos_data::DataEngine, ev: AuditEvent) -> R
 }
 
 /// The values of `EVENT_COLUMNS` for `ev`, in order.
-fn event_values(ev: &AuditEvent, tenant: &str) -> Vec<Value> {
+fn event_values(ev: &AuditEvent, tenant: &str) -> Vec<SqlValue> {
     let changes = serde_json::to_string(&ev.changes).unwrap_or_else(|_| "[]".into());
     let details = serde_json::to_string(&ev.details).unwrap_or_else(|_| "null".into());
     vec![
         ev.id.clone().into(),
-        tenant.to_owned().into(),
+        tenant.into(),
         ev.seq.into(),
         ev.event_type.clone().into(),
         ev.severity.clone().into(),
         ev.timestamp.clone().into(),
         ev.actor.kind.clone().into(),
-        opt(&ev.actor.id),
-        opt(&ev.actor.reason),
-        opt(&ev.actor.ip_address),
-        opt(&ev.actor.user_agent),
-        opt(&ev.object),
-        opt(&ev.record_id),
-        opt(&ev.operation),
+        (&ev.actor.id).into(),
+        (&ev.actor.reason).into(),
+        (&ev.actor.ip_address).into(),
+        (&ev.actor.user_agent).into(),
+        (&ev.object).into(),
+        (&ev.record_id).into(),
+        (&ev.operation).into(),
         changes.into(),
         ev.result.clone().into(),
-        opt(&ev.request_id),
-        opt(&ev.description),
+        (&ev.request_id).into(),
+        (&ev.description).into(),
         details.into(),
         ev.prev_hash.clone().into(),
         ev.hash.clone().into(),
     ]
 }
 
-async fn insert_event<C: ConnectionTrait>(
-    conn: &C,
-    dialect: Dialect,
-    ev: &AuditEvent,
-    tenant: &str,
-) -> Result<()> {
-    let mut q = Q::new(
-        dialect,
+async fn insert_event<S: Store + ?Sized>(db: &S, ev: &AuditEvent, tenant: &str) -> Result<()> {
+    let mut q = sql(
+        db.dialect(),
         &format!("INSERT INTO {EVENTS_TABLE} ({EVENT_COLUMNS}) VALUES ("),
     );
-    for (i, v) in event_values(ev, tenant).into_iter().enumerate() {
-        if i > 0 {
-            q.sql(", ");
-        }
-        q.bind(v);
-    }
-    q.sql(")");
-    q.exec(conn, "insert audit event").await?;
+    q.bind_list(event_values(ev, tenant)).push(")");
+    exec(db, q, "insert audit event").await?;
     Ok(())
 }
 
@@ -309,12 +258,12 @@ impl HeadCache {
 
 /// [`append`] through `cache`: one statement when the cached head is current, else the locking
 /// path (which refreshes the cache).
-pub async fn append_cached<C: ConnectionTrait>(
-    conn: &C,
-    dialect: Dialect,
+pub async fn append_cached<S: Store + ?Sized>(
+    db: &S,
     mut ev: AuditEvent,
     cache: &HeadCache,
 ) -> Result<AuditEvent> {
+    let dialect = db.dialect();
     let tenant = ev.tenant_id.clone().unwrap_or_default();
     if let Some((seq, hash)) = cache.get(&tenant) {
         ev.seq = seq + 1;
@@ -323,45 +272,40 @@ pub async fn append_cached<C: ConnectionTrait>(
         let mut q = match dialect {
             // Two statements in one round trip: the INSERT runs only if the UPDATE changed a row
             // (`changes()` is the row count of the statement just before it).
-            Dialect::Sqlite => Q::new(dialect, &format!("UPDATE {HEAD_TABLE} SET last_seq = ")),
+            Dialect::Sqlite => sql(dialect, &format!("UPDATE {HEAD_TABLE} SET last_seq = ")),
             // One statement: the INSERT selects from the UPDATE's result.
-            Dialect::Postgres => Q::new(
+            Dialect::Postgres => sql(
                 dialect,
                 &format!("WITH h AS (UPDATE {HEAD_TABLE} SET last_seq = "),
             ),
         };
         q.bind(ev.seq)
-            .sql(", last_hash = ")
+            .push(", last_hash = ")
             .bind(ev.hash.clone())
-            .sql(" WHERE tenant_id = ")
+            .push(" WHERE tenant_id = ")
             .bind(tenant.clone())
-            .sql(" AND last_seq = ")
+            .push(" AND last_seq = ")
             .bind(seq)
-            .sql(" AND last_hash = ")
+            .push(" AND last_hash = ")
             .bind(hash);
         match dialect {
-            Dialect::Sqlite => q.sql(&format!(
+            Dialect::Sqlite => q.push(&format!(
                 "; INSERT INTO {EVENTS_TABLE} ({EVENT_COLUMNS}) SELECT "
             )),
-            Dialect::Postgres => q.sql(&format!(
+            Dialect::Postgres => q.push(&format!(
                 " RETURNING 1) INSERT INTO {EVENTS_TABLE} ({EVENT_COLUMNS}) SELECT "
             )),
         };
-        for (i, v) in event_values(&ev, &tenant).into_iter().enumerate() {
-            if i > 0 {
-                q.sql(", ");
-            }
-            q.bind(v);
-        }
+        q.bind_list(event_values(&ev, &tenant));
         let written = match dialect {
             Dialect::Sqlite => 2,
             Dialect::Postgres => 1,
         };
         match dialect {
-            Dialect::Sqlite => q.sql(" WHERE changes() = 1"),
-            Dialect::Postgres => q.sql(" WHERE EXISTS (SELECT 1 FROM h)"),
+            Dialect::Sqlite => q.push(" WHERE changes() = 1"),
+            Dialect::Postgres => q.push(" WHERE EXISTS (SELECT 1 FROM h)"),
         };
-        if q.exec(conn, "append audit event").await? == written {
+        if exec(db, q, "append audit event").await? == written {
             cache
                 .hits
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -369,35 +313,34 @@ pub async fn append_cached<C: ConnectionTrait>(
             return Ok(ev);
         }
     }
-    let ev = append(conn, dialect, ev).await?;
+    let ev = append(db, ev).await?;
     cache.put(tenant, ev.seq, ev.hash.clone());
     Ok(ev)
 }
 
-fn get_i64(r: &QueryResult, i: usize, id: &str, col: &str) -> Result<i64> {
-    r.try_get_by_index::<i64>(i)
-        .map_err(|e| AuditError::Corrupt {
-            id: id.to_owned(),
-            column: col.to_owned(),
-            message: e.to_string(),
-        })
+/// A column that must be there, as `T`; the error names the row (`id`) and the column.
+fn get<T: objectos_data::store::FromColumn>(r: &Row, i: usize, id: &str, col: &str) -> Result<T> {
+    r.get::<T>(i).map_err(|e| AuditError::Corrupt {
+        id: id.to_owned(),
+        column: col.to_owned(),
+        message: e.to_string(),
+    })
 }
 
-fn get_str(r: &QueryResult, i: usize, id: &str, col: &str) -> Result<String> {
-    r.try_get_by_index::<String>(i)
-        .map_err(|e| AuditError::Corrupt {
-            id: id.to_owned(),
-            column: col.to_owned(),
-            message: e.to_string(),
-        })
+fn get_i64(r: &Row, i: usize, id: &str, col: &str) -> Result<i64> {
+    get(r, i, id, col)
 }
 
-fn get_opt(r: &QueryResult, i: usize) -> Option<String> {
-    r.try_get_by_index::<Option<String>>(i).ok().flatten()
+fn get_str(r: &Row, i: usize, id: &str, col: &str) -> Result<String> {
+    get(r, i, id, col)
+}
+
+fn get_opt(r: &Row, i: usize) -> Option<String> {
+    r.get::<Option<String>>(i).ok().flatten()
 }
 
 /// Reads a row selected with `EVENT_COLUMNS` back into an event.
-fn row_to_event(r: &QueryResult) -> Result<AuditEvent> {
+fn row_to_event(r: &Row) -> Result<AuditEvent> {
     let id = get_str(r, 0, "?", "id")?;
     let json = |i: usize, col: &str| -> Result<Json> {
         let text = get_str(r, i, &id, col)?;
@@ -471,45 +414,45 @@ pub struct EventPage {
     pub next_cursor: Option<String>,
 }
 
-fn push_filters(q: &mut Q, f: &EventFilter, with_cursor: bool) {
-    q.sql(" WHERE 1 = 1");
+fn push_filters(q: &mut Sql, f: &EventFilter, with_cursor: bool) {
+    q.push(" WHERE 1 = 1");
     if let Some(v) = &f.event_type {
         // A trailing `*` selects a family (`auth.*`).
         if let Some(prefix) = v.strip_suffix('*') {
-            q.sql(" AND event_type LIKE ").bind(format!("{prefix}%"));
+            q.push(" AND event_type LIKE ").bind(format!("{prefix}%"));
         } else {
-            q.sql(" AND event_type = ").bind(v.clone());
+            q.push(" AND event_type = ").bind(v.clone());
         }
     }
     if let Some(v) = &f.actor {
-        q.sql(" AND actor_id = ").bind(v.clone());
+        q.push(" AND actor_id = ").bind(v.clone());
     }
     if let Some(v) = &f.object {
-        q.sql(" AND object = ").bind(v.clone());
+        q.push(" AND object = ").bind(v.clone());
     }
     if let Some(v) = &f.record_id {
-        q.sql(" AND record_id = ").bind(v.clone());
+        q.push(" AND record_id = ").bind(v.clone());
     }
     // The exact bound is on `occurred_at`; the id bound (a little wider) lets the primary key
     // narrow the scan.
     if let Some(v) = &f.from {
         if let Some(id) = id_bound(v, -ID_BOUND_SLACK_MS) {
-            q.sql(" AND id >= ").bind(id);
+            q.push(" AND id >= ").bind(id);
         }
-        q.sql(" AND occurred_at >= ").bind(v.clone());
+        q.push(" AND occurred_at >= ").bind(v.clone());
     }
     if let Some(v) = &f.to {
         if let Some(id) = id_bound(v, ID_BOUND_SLACK_MS) {
-            q.sql(" AND id < ").bind(id);
+            q.push(" AND id < ").bind(id);
         }
-        q.sql(" AND occurred_at < ").bind(v.clone());
+        q.push(" AND occurred_at < ").bind(v.clone());
     }
     if let Some(v) = &f.tenant {
-        q.sql(" AND tenant_id = ").bind(v.clone());
+        q.push(" AND tenant_id = ").bind(v.clone());
     }
     // An empty cursor asks for the first page of cursor paging.
     if with_cursor && let Some(c) = f.cursor.as_ref().filter(|c| !c.is_empty()) {
-        q.sql(" AND id < ").bind(c.clone());
+        q.push(" AND id < ").bind(c.clone());
     }
 }
 
@@ -527,31 +470,28 @@ fn id_bound(time: &str, shift_ms: i64) -> Option<String> {
 }
 
 /// Events matching `f`, newest first (by id, which is time ordered).
-pub async fn query_events<C: ConnectionTrait>(
-    conn: &C,
-    dialect: Dialect,
-    f: &EventFilter,
-) -> Result<EventPage> {
-    let mut count = Q::new(dialect, &format!("SELECT COUNT(*) FROM {EVENTS_TABLE}"));
+pub async fn query_events<S: Store + ?Sized>(db: &S, f: &EventFilter) -> Result<EventPage> {
+    let dialect = db.dialect();
+    let mut count = sql(dialect, &format!("SELECT COUNT(*) FROM {EVENTS_TABLE}"));
     push_filters(&mut count, f, false);
-    let total = count
-        .rows(conn, "count audit events")
+    let total = fetch(db, count, "count audit events")
         .await?
         .first()
         .map(|r| get_i64(r, 0, "count", "count"))
         .transpose()?
         .unwrap_or(0);
-    let mut q = Q::new(
+    let mut q = sql(
         dialect,
         &format!("SELECT {EVENT_COLUMNS} FROM {EVENTS_TABLE}"),
     );
     push_filters(&mut q, f, true);
     // One extra row tells whether another page follows.
-    q.sql(" ORDER BY id DESC LIMIT ").bind((f.limit + 1) as i64);
+    q.push(" ORDER BY id DESC LIMIT ")
+        .bind((f.limit + 1) as i64);
     if f.cursor.is_none() && f.offset > 0 {
-        q.sql(" OFFSET ").bind(f.offset as i64);
+        q.push(" OFFSET ").bind(f.offset as i64);
     }
-    let rows = q.rows(conn, "query audit events").await?;
+    let rows = fetch(db, q, "query audit events").await?;
     let mut events = rows.iter().map(row_to_event).collect::<Result<Vec<_>>>()?;
     let has_more = events.len() as u64 > f.limit;
     events.truncate(f.limit as usize);
@@ -600,39 +540,36 @@ impl VerifyReport {
 /// Walks every tenant's chain (or only `tenant`) from its retention anchor and reports the first
 /// broken link of each: a gap in `seq`, a `prev_hash` that is not the previous row's hash, a hash
 /// that does not match the row's content, or a head that does not match the last row.
-pub async fn verify<C: ConnectionTrait>(
-    conn: &C,
-    dialect: Dialect,
-    tenant: Option<&str>,
-) -> Result<VerifyReport> {
-    let mut q = Q::new(
+pub async fn verify<S: Store + ?Sized>(db: &S, tenant: Option<&str>) -> Result<VerifyReport> {
+    let dialect = db.dialect();
+    let mut q = sql(
         dialect,
         &format!(
             "SELECT tenant_id, last_seq, last_hash, anchor_seq, anchor_hash FROM {HEAD_TABLE}"
         ),
     );
     if let Some(t) = tenant {
-        q.sql(" WHERE tenant_id = ").bind(t.to_owned());
+        q.push(" WHERE tenant_id = ").bind(t.to_owned());
     }
-    q.sql(" ORDER BY tenant_id");
-    let heads = q.rows(conn, "read chain heads").await?;
+    q.push(" ORDER BY tenant_id");
+    let heads = fetch(db, q, "read chain heads").await?;
     let mut report = VerifyReport {
         tenants: heads.len(),
         events: 0,
         broken: Vec::new(),
     };
     // Rows of a tenant without a head were inserted behind the chain's back.
-    let mut q = Q::new(
+    let mut q = sql(
         dialect,
         &format!(
             "SELECT e.tenant_id, MIN(e.seq) FROM {EVENTS_TABLE} e LEFT JOIN {HEAD_TABLE} h ON h.tenant_id = e.tenant_id WHERE h.tenant_id IS NULL"
         ),
     );
     if let Some(t) = tenant {
-        q.sql(" AND e.tenant_id = ").bind(t.to_owned());
+        q.push(" AND e.tenant_id = ").bind(t.to_owned());
     }
-    q.sql(" GROUP BY e.tenant_id");
-    for r in q.rows(conn, "find headless events").await? {
+    q.push(" GROUP BY e.tenant_id");
+    for r in fetch(db, q, "find headless events").await? {
         report.broken.push(BrokenLink {
             tenant: get_str(&r, 0, "head", "tenant_id")?,
             seq: get_i64(&r, 1, "head", "seq")?,
@@ -648,15 +585,15 @@ pub async fn verify<C: ConnectionTrait>(
         let mut expected_prev = get_str(&h, 4, &t, "anchor_hash")?;
         let mut broken = None;
         loop {
-            let mut q = Q::new(
+            let mut q = sql(
                 dialect,
                 &format!("SELECT {EVENT_COLUMNS} FROM {EVENTS_TABLE} WHERE tenant_id = "),
             );
             q.bind(t.clone())
-                .sql(" AND seq >= ")
+                .push(" AND seq >= ")
                 .bind(expected_seq)
-                .sql(" ORDER BY seq LIMIT 500");
-            let rows = q.rows(conn, "read chain").await?;
+                .push(" ORDER BY seq LIMIT 500");
+            let rows = fetch(db, q, "read chain").await?;
             if rows.is_empty() {
                 break;
             }
@@ -732,83 +669,83 @@ pub struct PruneReport {
 /// Deletes events older than `cutoff` (RFC 3339) from the start of every chain and moves each
 /// chain's anchor to the hash of the last deleted row, so the rest still verifies. Field history
 /// older than `cutoff` is deleted too (it is not chained).
-pub async fn prune(
-    conn: &DatabaseConnection,
-    dialect: Dialect,
-    cutoff: &str,
-) -> Result<PruneReport> {
+pub async fn prune(engine: &DataEngine, cutoff: &str) -> Result<PruneReport> {
+    let dialect = engine.dialect();
     let mut report = PruneReport::default();
-    let tenants = Q::new(dialect, &format!("SELECT tenant_id FROM {HEAD_TABLE}"))
-        .rows(conn, "list chains")
-        .await?;
+    let tenants = fetch(
+        &engine.pool(),
+        sql(dialect, &format!("SELECT tenant_id FROM {HEAD_TABLE}")),
+        "list chains",
+    )
+    .await?;
     for r in tenants {
         let t = get_str(&r, 0, "head", "tenant_id")?;
-        let tx = conn
-            .begin()
+        // One tenant per transaction, on the engine's writer: on SQLite it holds the write lock
+        // only as long as one chain takes, between the engine's writes rather than racing them.
+        let tx = engine
+            .begin_own_transaction()
             .await
             .map_err(|e| AuditError::db("begin prune", e))?;
         // Touching the head first serialises with appends (write lock / row lock).
-        let mut q = Q::new(
+        let mut q = sql(
             dialect,
             &format!("UPDATE {HEAD_TABLE} SET pruned_at = pruned_at WHERE tenant_id = "),
         );
         q.bind(t.clone());
-        q.exec(&tx, "lock chain head").await?;
-        let mut q = Q::new(
+        exec(&tx, q, "lock chain head").await?;
+        let mut q = sql(
             dialect,
             &format!("SELECT MAX(seq) FROM {EVENTS_TABLE} WHERE tenant_id = "),
         );
         q.bind(t.clone());
         // The id bound keeps the scan to the old events (the primary key is time ordered).
         if let Some(id) = id_bound(cutoff, ID_BOUND_SLACK_MS) {
-            q.sql(" AND id < ").bind(id);
+            q.push(" AND id < ").bind(id);
         }
-        q.sql(" AND occurred_at < ").bind(cutoff.to_owned());
-        let max: Option<i64> = q
-            .rows(&tx, "find prunable events")
+        q.push(" AND occurred_at < ").bind(cutoff);
+        let max: Option<i64> = fetch(&tx, q, "find prunable events")
             .await?
             .first()
-            .and_then(|r| r.try_get_by_index::<Option<i64>>(0).ok().flatten());
+            .and_then(|r| r.get::<Option<i64>>(0).ok().flatten());
         if let Some(max) = max {
-            let mut q = Q::new(
+            let mut q = sql(
                 dialect,
                 &format!("SELECT hash FROM {EVENTS_TABLE} WHERE tenant_id = "),
             );
-            q.bind(t.clone()).sql(" AND seq = ").bind(max);
-            let anchor = q
-                .rows(&tx, "read new anchor")
+            q.bind(t.clone()).push(" AND seq = ").bind(max);
+            let anchor = fetch(&tx, q, "read new anchor")
                 .await?
                 .first()
                 .map(|r| get_str(r, 0, &t, "hash"))
                 .transpose()?;
             if let Some(anchor) = anchor {
-                let mut q = Q::new(
+                let mut q = sql(
                     dialect,
                     &format!("DELETE FROM {EVENTS_TABLE} WHERE tenant_id = "),
                 );
-                q.bind(t.clone()).sql(" AND seq <= ").bind(max);
-                report.events += q.exec(&tx, "delete old events").await?;
-                let mut q = Q::new(dialect, &format!("UPDATE {HEAD_TABLE} SET anchor_seq = "));
+                q.bind(t.clone()).push(" AND seq <= ").bind(max);
+                report.events += exec(&tx, q, "delete old events").await?;
+                let mut q = sql(dialect, &format!("UPDATE {HEAD_TABLE} SET anchor_seq = "));
                 q.bind(max)
-                    .sql(", anchor_hash = ")
+                    .push(", anchor_hash = ")
                     .bind(anchor)
-                    .sql(", pruned_at = ")
+                    .push(", pruned_at = ")
                     .bind(crate::event::now_rfc3339())
-                    .sql(" WHERE tenant_id = ")
+                    .push(" WHERE tenant_id = ")
                     .bind(t.clone());
-                q.exec(&tx, "move chain anchor").await?;
+                exec(&tx, q, "move chain anchor").await?;
             }
         }
         tx.commit()
             .await
             .map_err(|e| AuditError::db("commit prune", e))?;
     }
-    let mut q = Q::new(
+    let mut q = sql(
         dialect,
         &format!("DELETE FROM {HISTORY_TABLE} WHERE changed_at < "),
     );
-    q.bind(cutoff.to_owned());
-    report.history = q.exec(conn, "delete old field history").await?;
+    q.bind(cutoff);
+    report.history = exec(&engine.writer(), q, "delete old field history").await?;
     Ok(report)
 }
 
@@ -830,22 +767,18 @@ pub struct FieldHistory {
 }
 
 /// Writes the history rows of one audited update (same transaction as the change).
-pub(crate) async fn insert_history<C: ConnectionTrait>(
-    conn: &C,
-    dialect: Dialect,
-    ev: &AuditEvent,
-) -> Result<()> {
+pub(crate) async fn insert_history<S: Store + ?Sized>(db: &S, ev: &AuditEvent) -> Result<()> {
     let (Some(object), Some(record_id)) = (&ev.object, &ev.record_id) else {
         return Ok(());
     };
     for c in &ev.changes {
-        let mut q = Q::new(
-            dialect,
+        let mut q = sql(
+            db.dialect(),
             &format!(
                 "INSERT INTO {HISTORY_TABLE} (id, tenant_id, object, record_id, field, old_value, new_value, actor_type, actor_id, changed_at, event_id) VALUES ("
             ),
         );
-        let vals: Vec<Value> = vec![
+        let vals: Vec<SqlValue> = vec![
             uuid::Uuid::now_v7().to_string().into(),
             ev.tenant_id.clone().unwrap_or_default().into(),
             object.clone().into(),
@@ -854,49 +787,42 @@ pub(crate) async fn insert_history<C: ConnectionTrait>(
             c.old_value.to_string().into(),
             c.new_value.to_string().into(),
             ev.actor.kind.clone().into(),
-            opt(&ev.actor.id),
+            (&ev.actor.id).into(),
             ev.timestamp.clone().into(),
             ev.id.clone().into(),
         ];
-        for (i, v) in vals.into_iter().enumerate() {
-            if i > 0 {
-                q.sql(", ");
-            }
-            q.bind(v);
-        }
-        q.sql(")");
-        q.exec(conn, "insert field history").await?;
+        q.bind_list(vals).push(")");
+        exec(db, q, "insert field history").await?;
     }
     Ok(())
 }
 
 /// Field history of one record, newest first.
-pub async fn query_history<C: ConnectionTrait>(
-    conn: &C,
-    dialect: Dialect,
+pub async fn query_history<S: Store + ?Sized>(
+    db: &S,
     object: &str,
     record_id: &str,
     tenant: Option<&str>,
     limit: u64,
     offset: u64,
 ) -> Result<Vec<FieldHistory>> {
-    let mut q = Q::new(
-        dialect,
+    let mut q = sql(
+        db.dialect(),
         &format!(
             "SELECT id, tenant_id, object, record_id, field, old_value, new_value, actor_type, actor_id, changed_at, event_id FROM {HISTORY_TABLE} WHERE object = "
         ),
     );
     q.bind(object.to_owned())
-        .sql(" AND record_id = ")
+        .push(" AND record_id = ")
         .bind(record_id.to_owned());
     if let Some(t) = tenant {
-        q.sql(" AND tenant_id = ").bind(t.to_owned());
+        q.push(" AND tenant_id = ").bind(t.to_owned());
     }
-    q.sql(" ORDER BY id DESC LIMIT ")
+    q.push(" ORDER BY id DESC LIMIT ")
         .bind(limit as i64)
-        .sql(" OFFSET ")
+        .push(" OFFSET ")
         .bind(offset as i64);
-    let rows = q.rows(conn, "query field history").await?;
+    let rows = fetch(db, q, "query field history").await?;
     rows.iter()
         .map(|r| {
             let id = get_str(r, 0, "?", "id")?;
@@ -981,18 +907,14 @@ pub fn to_csv(events: &[AuditEvent]) -> String {
 }
 
 /// Every event matching `f` (ignoring its paging), newest first, fetched page by page.
-pub async fn export_all<C: ConnectionTrait>(
-    conn: &C,
-    dialect: Dialect,
-    f: &EventFilter,
-) -> Result<Vec<AuditEvent>> {
+pub async fn export_all<S: Store + ?Sized>(db: &S, f: &EventFilter) -> Result<Vec<AuditEvent>> {
     let mut f = f.clone();
     f.limit = 1000;
     f.offset = 0;
     f.cursor = None;
     let mut out = Vec::new();
     loop {
-        let page = query_events(conn, dialect, &f).await?;
+        let page = query_events(db, &f).await?;
         let last = page.events.last().map(|e| e.id.clone());
         out.extend(page.events);
         match (page.has_more, last) {

@@ -154,7 +154,8 @@ pub struct AuthConfig {
     /// Email verification links and whether sign-in needs a verified address.
     pub email_verification: EmailVerificationConfig,
     /// The environment variable holding the 32-byte key (hex or base64) that encrypts TOTP
-    /// secrets at rest. Unset: secrets are stored unencrypted and a warning is logged at start.
+    /// secrets at rest. Unset: secrets are stored unencrypted, with a warning at start in
+    /// production mode (an info line in development and test).
     pub secret_key_env: String,
     /// Seconds a resolved session token is kept in memory (0 turns the cache off). Sign-out,
     /// revocation, bans, role and membership changes made through this node take effect at

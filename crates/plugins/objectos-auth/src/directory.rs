@@ -157,9 +157,7 @@ impl Directory for AuthDirectory {
             )
             .await
             .map_err(failed)?;
-        let n = row
-            .and_then(|r| r.try_get_by_index::<i64>(0).ok())
-            .unwrap_or(0);
+        let n = row.and_then(|r| r.get::<i64>(0).ok()).unwrap_or(0);
         Ok(usize::try_from(n).unwrap_or(0))
     }
 

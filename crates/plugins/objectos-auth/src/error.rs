@@ -201,13 +201,13 @@ pub enum AuthError {
 /// Result alias of this crate.
 pub type Result<T, E = AuthError> = std::result::Result<T, E>;
 
-impl From<sea_orm::DbErr> for AuthError {
-    fn from(e: sea_orm::DbErr) -> Self {
+impl From<DataError> for AuthError {
+    fn from(e: DataError) -> Self {
         // The data engine's classification: a full disk or a lost database answers 507/503
-        // (retryable), anything else stays a 500.
-        match DataError::from(e) {
+        // (retryable), a storage failure of the plugin's own tables stays this crate's 500.
+        match e {
             DataError::Database(message) => Self::Database(message),
-            transient => Self::Data(transient),
+            other => Self::Data(other),
         }
     }
 }

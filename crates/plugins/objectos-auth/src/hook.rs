@@ -5,8 +5,8 @@
 //! addresses are global and belong to the auth routes (see [`UserIdentityHook`]).
 
 use async_trait::async_trait;
+use objectos_data::store::Store;
 use objectos_data::{DataError, HookContext, Interceptor, Operation, Principal};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 
 use crate::http::ServiceCell;
 
@@ -64,26 +64,14 @@ impl Interceptor for UserStatusHook {
             .map(|s| s.now_millis())
             .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
         let tx = hook.write_tx()?;
-        let backend = tx.get_database_backend();
         for table in ["_objectos_auth_session", "_objectos_auth_api_key"] {
-            let sql = match backend {
-                DbBackend::Postgres => format!(
-                    r#"UPDATE "{table}" SET "revoked_at" = $1 WHERE "user_id" = $2 AND "revoked_at" IS NULL"#
-                ),
-                _ => format!(
-                    r#"UPDATE "{table}" SET "revoked_at" = ? WHERE "user_id" = ? AND "revoked_at" IS NULL"#
-                ),
-            };
-            tx.execute_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                vec![
-                    Value::BigInt(Some(now)),
-                    Value::String(Some(user_id.clone())),
-                ],
-            ))
-            .await
-            .map_err(|e| objectos_data::DataError::Database(e.to_string()))?;
+            let mut sql = tx.sql();
+            sql.push(&format!(r#"UPDATE "{table}" SET "revoked_at" = "#))
+                .bind(now)
+                .push(r#" WHERE "user_id" = "#)
+                .bind(user_id.as_str())
+                .push(r#" AND "revoked_at" IS NULL"#);
+            tx.execute(sql).await?;
         }
         // Cached resolutions of this user's sessions must go. This runs just before the commit;
         // a request resolving in that instant may re-cache the session for at most

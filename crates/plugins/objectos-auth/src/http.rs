@@ -1,17 +1,49 @@
 //! The HTTP surface: the `/api/v1/auth/*` routes the official client calls, and the session hoop
 //! that resolves a bearer token, API key or session cookie on every request.
+//!
+//! This file holds the router and its operations, the public and optional route lists, and the
+//! preludes and answers the handlers share; the handlers are in a submodule per area (`sessions`,
+//! `passwords`, `totp`, `api_keys`, `orgs`, `invitations`, `verification`, `admin`, `sso`) and the
+//! hoop in `hoop`.
 
 use std::sync::{Arc, OnceLock};
 
-use objectos_data::Principal;
 use objectos_http::{RequestContext, RouteOperation};
-use salvo::http::header::{AUTHORIZATION, CACHE_CONTROL, HeaderValue, SET_COOKIE, USER_AGENT};
-use salvo::http::{Method, StatusCode};
+use salvo::http::StatusCode;
+use salvo::http::header::{CACHE_CONTROL, HeaderValue, SET_COOKIE, USER_AGENT};
 use salvo::prelude::*;
 use serde_json::{Value as Json, json};
 
 use crate::error::AuthError;
 use crate::service::{AuthService, RequestMeta, Resolved};
+
+mod admin;
+mod api_keys;
+mod hoop;
+mod invitations;
+mod orgs;
+mod passwords;
+mod sessions;
+mod sso;
+mod totp;
+mod verification;
+
+use admin::{admin_ban_user, admin_create_user, admin_list_users, admin_unban_user};
+use api_keys::{api_key_create, api_key_delete, api_key_list};
+pub use hoop::SessionHoop;
+use invitations::{
+    org_accept_invitation, org_cancel_invitation, org_invite_member, org_list_invitations,
+    org_list_user_invitations, org_reject_invitation,
+};
+use orgs::{
+    org_add_member, org_create, org_list, org_list_members, org_remove_member, org_set_active,
+    org_update_member_role,
+};
+use passwords::{change_password, forget_password, reset_password};
+use sessions::{bootstrap_status, get_session, sign_in, sign_out, sign_up};
+use sso::{link_social, sign_in_social, sso_callback, sso_providers};
+use totp::{totp_disable, totp_enable, totp_verify};
+use verification::{send_verification_email, verify_email};
 
 /// The cookie the official server (better-auth) uses for the session token.
 pub const SESSION_COOKIE: &str = "better-auth.session_token";
@@ -103,30 +135,6 @@ fn is_protected(path: &str) -> bool {
         && !auth_route_in(path, OPTIONAL_AUTH_ROUTES)
 }
 
-/// The credential a request carries: `Authorization: Bearer`, `X-API-Key`, or the session cookie.
-fn credential(req: &Request) -> Option<String> {
-    let header = |name| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
-    if let Some(auth) = header(AUTHORIZATION.as_str()) {
-        let mut parts = auth.splitn(2, ' ');
-        let scheme = parts.next().unwrap_or("");
-        if scheme.eq_ignore_ascii_case("bearer") {
-            return parts.next().map(|t| t.trim().to_owned());
-        }
-    }
-    if let Some(key) = header("x-api-key") {
-        return Some(key.to_owned());
-    }
-    req.cookie(SESSION_COOKIE)
-        .map(|c| c.value().to_owned())
-        .filter(|v| !v.is_empty())
-}
-
 /// Where the request came from. The address is the HTTP plugin's client address (the TCP
 /// peer, or what a trusted proxy forwarded: `http.trustedProxies`), so rate limits, sessions and
 /// events see the real client; the bare peer only for a router mounted without the plugin.
@@ -142,93 +150,6 @@ fn request_meta(req: &Request, depot: &Depot) -> RequestMeta {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(256).collect()),
         request_id: cx.map(|c| c.request_id.clone()),
-    }
-}
-
-/// Resolves the caller on every request and enforces authentication on protected paths.
-#[derive(Clone)]
-pub struct SessionHoop {
-    cell: ServiceCell,
-}
-
-impl std::fmt::Debug for SessionHoop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SessionHoop")
-    }
-}
-
-impl SessionHoop {
-    pub fn new(cell: ServiceCell) -> Self {
-        Self { cell }
-    }
-}
-
-fn refuse(res: &mut Response, ctrl: &mut FlowCtrl, err: AuthError) {
-    res.render(err);
-    ctrl.skip_rest();
-}
-
-#[async_trait]
-impl Handler for SessionHoop {
-    async fn handle(
-        &self,
-        req: &mut Request,
-        depot: &mut Depot,
-        res: &mut Response,
-        ctrl: &mut FlowCtrl,
-    ) {
-        if req.method() == Method::OPTIONS {
-            return;
-        }
-        let path = req.uri().path().to_owned();
-        let protected = is_protected(&path);
-        let Some(service) = self.cell.get() else {
-            if protected {
-                refuse(res, ctrl, AuthError::NotReady);
-            }
-            return;
-        };
-        let Some(token) = credential(req) else {
-            if protected {
-                refuse(res, ctrl, AuthError::Unauthenticated);
-            }
-            return;
-        };
-        let meta = request_meta(req, depot);
-        match service.resolve(&token, &meta).await {
-            Ok(Some(who)) => {
-                let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
-                if who.api_key_id.is_some()
-                    && !read_only
-                    && !who.scopes.iter().any(|s| s == "write" || s == "admin")
-                    && !under(&path, AUTH_BASE)
-                {
-                    refuse(
-                        res,
-                        ctrl,
-                        AuthError::Forbidden("This API key is read-only (scope `read`).".into()),
-                    );
-                    return;
-                }
-                if let Ok(cx) = depot.get_typed::<RequestContext>() {
-                    let mut cx = cx.clone();
-                    cx.principal = Principal::User {
-                        id: who.user_id.clone(),
-                        roles: Vec::new(),
-                        permission_sets: Vec::new(),
-                        is_admin: who.is_admin,
-                    };
-                    cx.tenant = who.tenant.clone();
-                    depot.insert_typed(cx);
-                }
-                depot.insert_typed(AuthCaller { who, token });
-            }
-            // A stale credential on an open path (discovery, health, sign-in...) is ignored, so a
-            // browser with an expired cookie can still connect and sign in again.
-            Ok(None) if !protected && !auth_route_in(&path, OPTIONAL_AUTH_ROUTES) => {}
-            Ok(None) => refuse(res, ctrl, AuthError::Unauthenticated),
-            Err(e) => refuse(res, ctrl, e),
-        }
     }
 }
 
@@ -597,399 +518,6 @@ fn set_session(res: &mut Response, service: &AuthService, token: &str) {
     }
 }
 
-fn render_signed_in(res: &mut Response, service: &AuthService, signed: crate::service::SignedIn) {
-    set_session(res, service, &signed.token);
-    no_store(res);
-    res.render(Json(json!({ "token": signed.token, "user": signed.user })));
-}
-
-#[handler]
-async fn bootstrap_status(depot: &mut Depot) -> Answer {
-    let has_owner = service(depot)?.has_owner().await?;
-    Ok(Json(json!({ "hasOwner": has_owner })))
-}
-
-#[handler]
-async fn sign_up(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let (Call { svc, meta }, b, email) = Call::with_email(req, depot).await?;
-    if svc.config().email_verification.required {
-        // better-auth's answer when verification is required: the account, no session.
-        let user = svc
-            .sign_up_unverified(
-                &email,
-                b.text("password")?,
-                b.opt_text("name"),
-                b.opt_text("callbackURL"),
-            )
-            .await?;
-        no_store(res);
-        res.render(Json(json!({ "token": null, "user": user })));
-        return Ok(());
-    }
-    let signed = svc
-        .sign_up(&email, b.text("password")?, b.opt_text("name"), &meta)
-        .await?;
-    render_signed_in(res, &svc, signed);
-    Ok(())
-}
-
-#[handler]
-async fn sign_in(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let (Call { svc, meta }, b, email) = Call::with_email(req, depot).await?;
-    let code = b.opt_text("code").or_else(|| b.opt_text("totpCode"));
-    let signed = svc
-        .sign_in(&email, b.text("password")?, code, &meta)
-        .await?;
-    render_signed_in(res, &svc, signed);
-    Ok(())
-}
-
-#[handler]
-async fn get_session(depot: &mut Depot, res: &mut Response) -> Result<(), AuthError> {
-    let svc = service(depot)?;
-    no_store(res);
-    match depot.get_typed::<AuthCaller>().ok().cloned() {
-        Some(c) => res.render(Json(svc.session_view(&c.who, &c.token).await?)),
-        // better-auth answers an anonymous get-session with 200 and `null`.
-        None => res.render(Json(Json::Null)),
-    }
-    Ok(())
-}
-
-#[handler]
-async fn sign_out(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Answer {
-    let svc = service(depot)?;
-    if let Ok(c) = SignedInCall::new(req, depot) {
-        svc.sign_out(&c.who, &c.meta).await?;
-    }
-    if let Ok(v) = HeaderValue::from_str(&session_cookie(&svc, "", 0)) {
-        res.headers_mut().append(SET_COOKIE, v);
-    }
-    Ok(success_true())
-}
-
-#[handler]
-async fn forget_password(req: &mut Request, depot: &mut Depot) -> Answer {
-    let (Call { svc, meta }, _, email) = Call::with_email(req, depot).await?;
-    svc.forget_password(&email, &meta).await?;
-    // The same answer whether or not the email exists, so the route does not reveal accounts.
-    Ok(status_true())
-}
-
-#[handler]
-async fn reset_password(req: &mut Request, depot: &mut Depot) -> Answer {
-    let Call { svc, meta } = Call::new(req, depot)?.throttled()?;
-    let b = Body::read(req).await?;
-    svc.reset_password(b.text("token")?, b.text("newPassword")?, &meta)
-        .await?;
-    Ok(status_true())
-}
-
-#[handler]
-async fn change_password(req: &mut Request, depot: &mut Depot) -> Answer {
-    let (c, b) = SignedInCall::throttled_with_body(req, depot).await?;
-    c.svc
-        .change_password(
-            &c.who,
-            b.text("currentPassword")?,
-            b.text("newPassword")?,
-            &c.meta,
-        )
-        .await?;
-    Ok(status_true())
-}
-
-#[handler]
-async fn totp_enable(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Answer {
-    let (c, b) = SignedInCall::throttled_with_body(req, depot).await?;
-    let out = c.svc.totp_enable(&c.who, b.text("password")?).await?;
-    Ok(unstored(res, out))
-}
-
-#[handler]
-async fn totp_verify(req: &mut Request, depot: &mut Depot) -> Answer {
-    let (c, b) = SignedInCall::throttled_with_body(req, depot).await?;
-    c.svc.totp_verify(&c.who, b.text("code")?, &c.meta).await?;
-    Ok(status_true())
-}
-
-#[handler]
-async fn totp_disable(req: &mut Request, depot: &mut Depot) -> Answer {
-    let (c, b) = SignedInCall::throttled_with_body(req, depot).await?;
-    c.svc
-        .totp_disable(&c.who, b.text("password")?, &c.meta)
-        .await?;
-    Ok(status_true())
-}
-
-#[handler]
-async fn api_key_create(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Answer {
-    let (c, b) = SignedInCall::with_body(req, depot).await?;
-    let scopes = match b.get("scopes") {
-        None | Some(Json::Null) => Vec::new(),
-        Some(Json::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str().map(str::to_owned).ok_or_else(|| {
-                    AuthError::InvalidBody("`scopes` must be an array of strings".into())
-                })
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => {
-            return Err(AuthError::InvalidBody(
-                "`scopes` must be an array of strings".into(),
-            ));
-        }
-    };
-    let days = match b.get("expiresInDays") {
-        None | Some(Json::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .and_then(|d| u32::try_from(d).ok())
-                .filter(|d| *d > 0)
-                .ok_or_else(|| {
-                    AuthError::InvalidBody("`expiresInDays` must be a positive integer".into())
-                })?,
-        ),
-    };
-    let out = c
-        .svc
-        .create_api_key(&c.who, b.text("name")?, scopes, days, &c.meta)
-        .await?;
-    res.status_code(StatusCode::CREATED);
-    Ok(unstored(res, out))
-}
-
-#[handler]
-async fn api_key_list(req: &mut Request, depot: &mut Depot) -> Answer {
-    let c = SignedInCall::new(req, depot)?;
-    Ok(Json(c.svc.list_api_keys(&c.who).await?))
-}
-
-#[handler]
-async fn api_key_delete(req: &mut Request, depot: &mut Depot) -> Answer {
-    let (c, b) = SignedInCall::with_body(req, depot).await?;
-    c.svc
-        .revoke_api_key(&c.who, b.text("keyId")?, &c.meta)
-        .await?;
-    Ok(success_true())
-}
-
-#[handler]
-async fn org_list(req: &mut Request, depot: &mut Depot) -> Answer {
-    let c = SignedInCall::new(req, depot)?;
-    Ok(Json(c.svc.organizations(&c.who).await?))
-}
-
-/// `POST /organization/set-active` `{organizationId? | organizationSlug?}`.
-#[handler]
-async fn org_set_active(req: &mut Request, depot: &mut Depot) -> Answer {
-    let (c, b) = SignedInCall::with_body(req, depot).await?;
-    let out = c
-        .svc
-        .set_active_organization(
-            &c.who,
-            b.opt_text("organizationId"),
-            b.opt_text("organizationSlug"),
-            &c.meta,
-        )
-        .await?;
-    Ok(Json(out))
-}
-
-/// `POST /organization/create` `{name, slug?, logo?, keepCurrentActiveOrganization?}`.
-#[handler]
-async fn org_create(req: &mut Request, depot: &mut Depot) -> Answer {
-    let (c, b) = SignedInCall::with_body(req, depot).await?;
-    let out = c
-        .svc
-        .create_organization(
-            &c.who,
-            b.text("name")?,
-            b.opt_text("slug"),
-            b.opt_text("logo"),
-            b.flag("keepCurrentActiveOrganization"),
-            &c.meta,
-        )
-        .await?;
-    Ok(Json(out))
-}
-
-/// `POST /organization/add-member` `{userId | email, role?, organizationId?}`.
-#[handler]
-async fn org_add_member(req: &mut Request, depot: &mut Depot) -> Answer {
-    let (c, b) = SignedInCall::with_body(req, depot).await?;
-    let target = b.member_target(&["userId", "email"])?;
-    let out = c
-        .svc
-        .add_member(
-            &c.who,
-            target,
-            b.opt_text("role"),
-            b.opt_text("organizationId"),
-            &c.meta,
-        )
-        .await?;
-    Ok(Json(out))
-}
-
-/// `POST /organization/remove-member` `{memberIdOrEmail | userId | email, organizationId?}`.
-#[handler]
-async fn org_remove_member(req: &mut Request, depot: &mut Depot) -> Answer {
-    let (c, b) = SignedInCall::with_body(req, depot).await?;
-    let target = b.member_target(&["memberIdOrEmail", "userId", "email"])?;
-    let out = c
-        .svc
-        .remove_member(&c.who, target, b.opt_text("organizationId"), &c.meta)
-        .await?;
-    Ok(Json(out))
-}
-
-/// `POST /organization/update-member-role` `{memberId | userId, role, organizationId?}`.
-#[handler]
-async fn org_update_member_role(req: &mut Request, depot: &mut Depot) -> Answer {
-    let (c, b) = SignedInCall::with_body(req, depot).await?;
-    let target = b.member_target(&["memberId", "userId"])?;
-    let out = c
-        .svc
-        .update_member_role(
-            &c.who,
-            target,
-            b.text("role")?,
-            b.opt_text("organizationId"),
-            &c.meta,
-        )
-        .await?;
-    Ok(Json(out))
-}
-
-/// `POST /organization/invite-member` `{email, role?, organizationId?, resend?}`.
-#[handler]
-async fn org_invite_member(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Answer {
-    let (c, b) = SignedInCall::with_body(req, depot).await?;
-    let out = c
-        .svc
-        .invite_member(
-            &c.who,
-            b.text("email")?,
-            b.opt_text("role"),
-            b.opt_text("organizationId"),
-            b.flag("resend"),
-            &c.meta,
-        )
-        .await?;
-    Ok(unstored(res, out))
-}
-
-/// `GET /organization/list-invitations?organizationId=&limit=&offset=`.
-#[handler]
-async fn org_list_invitations(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Answer {
-    let (c, limit, offset, org) = SignedInCall::list(req, depot, "organizationId")?;
-    let out = c
-        .svc
-        .list_invitations(&c.who, org.as_deref(), limit, offset)
-        .await?;
-    Ok(unstored(res, out))
-}
-
-/// `GET /organization/list-user-invitations`.
-#[handler]
-async fn org_list_user_invitations(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Answer {
-    let c = SignedInCall::new(req, depot)?;
-    let out = c.svc.list_user_invitations(&c.who).await?;
-    Ok(unstored(res, out))
-}
-
-/// `POST /organization/cancel-invitation` `{invitationId}`.
-#[handler]
-async fn org_cancel_invitation(req: &mut Request, depot: &mut Depot) -> Answer {
-    let (c, b) = SignedInCall::with_body(req, depot).await?;
-    let out = c
-        .svc
-        .cancel_invitation(&c.who, b.text("invitationId")?, &c.meta)
-        .await?;
-    Ok(Json(out))
-}
-
-async fn answer_invitation(req: &mut Request, depot: &mut Depot, accept: bool) -> Answer {
-    let (c, b) = SignedInCall::with_body(req, depot).await?;
-    let out = c
-        .svc
-        .answer_invitation(
-            &c.who,
-            b.text("invitationId")?,
-            b.opt_text("token"),
-            accept,
-            &c.meta,
-        )
-        .await?;
-    Ok(Json(out))
-}
-
-/// `POST /organization/accept-invitation` `{invitationId, token?}`.
-#[handler]
-async fn org_accept_invitation(req: &mut Request, depot: &mut Depot) -> Answer {
-    answer_invitation(req, depot, true).await
-}
-
-/// `POST /organization/reject-invitation` `{invitationId, token?}`.
-#[handler]
-async fn org_reject_invitation(req: &mut Request, depot: &mut Depot) -> Answer {
-    answer_invitation(req, depot, false).await
-}
-
-/// `POST /send-verification-email` `{email, callbackURL?}`: `{status: true}` whether or not
-/// the address has an account (a signed-in caller may only ask for its own address).
-#[handler]
-async fn send_verification_email(req: &mut Request, depot: &mut Depot) -> Answer {
-    let (Call { svc, .. }, b, email) = Call::with_email(req, depot).await?;
-    let who = depot.get_typed::<AuthCaller>().ok().map(|c| c.who.clone());
-    svc.send_verification_email(who.as_ref(), &email, b.opt_text("callbackURL"))
-        .await?;
-    Ok(status_true())
-}
-
-/// `GET /verify-email?token=&callbackURL=`: `{status: true, user: null}`, or a redirect to
-/// `callbackURL` (with `?error=INVALID_TOKEN` when the token is refused).
-#[handler]
-async fn verify_email(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let Call { svc, meta } = Call::new(req, depot)?.throttled()?;
-    no_store(res);
-    let callback = match req
-        .query::<String>("callbackURL")
-        .filter(|c| !c.trim().is_empty())
-    {
-        Some(c) => Some(svc.sso().check_redirect("callbackURL", c.trim())?),
-        None => None,
-    };
-    let token = req.query::<String>("token").unwrap_or_default();
-    match (svc.verify_email(&token, &meta).await, callback) {
-        (Ok(()), Some(to)) => redirect(res, &to),
-        (Ok(()), None) => {
-            res.render(Json(json!({ "status": true, "user": null })));
-            Ok(())
-        }
-        (Err(e), Some(to)) if e.status().is_client_error() => redirect_with_error(res, &to, &e),
-        (Err(e), _) => Err(e),
-    }
-}
-
 /// `limit` and `offset` of a list route (defaults 100 and 0).
 fn paging(req: &Request) -> Result<(u64, u64), AuthError> {
     let num = |key: &str, default: u64| -> Result<u64, AuthError> {
@@ -1005,163 +533,6 @@ fn paging(req: &Request) -> Result<(u64, u64), AuthError> {
     Ok((num("limit", 100)?, num("offset", 0)?))
 }
 
-/// `GET /organization/list-members?organizationId=&limit=&offset=`.
-#[handler]
-async fn org_list_members(req: &mut Request, depot: &mut Depot) -> Answer {
-    let (c, limit, offset, org) = SignedInCall::list(req, depot, "organizationId")?;
-    let out = c
-        .svc
-        .list_members(&c.who, org.as_deref(), limit, offset)
-        .await?;
-    Ok(Json(out))
-}
-
-/// `POST /admin/create-user` `{email, password, name?, role?: user | admin}`.
-#[handler]
-async fn admin_create_user(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Answer {
-    let (c, b) = SignedInCall::with_body(req, depot).await?;
-    let out = c
-        .svc
-        .admin_create_user(
-            &c.who,
-            b.text("email")?,
-            b.text("password")?,
-            b.opt_text("name"),
-            b.opt_text("role"),
-            &c.meta,
-        )
-        .await?;
-    Ok(unstored(res, out))
-}
-
-/// `GET /admin/list-users?limit=&offset=&searchValue=`.
-#[handler]
-async fn admin_list_users(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Answer {
-    let (c, limit, offset, search) = SignedInCall::list(req, depot, "searchValue")?;
-    let out = c
-        .svc
-        .admin_list_users(&c.who, limit, offset, search.as_deref())
-        .await?;
-    Ok(unstored(res, out))
-}
-
-async fn set_banned(req: &mut Request, depot: &mut Depot, banned: bool) -> Answer {
-    let (c, b) = SignedInCall::with_body(req, depot).await?;
-    let out = c
-        .svc
-        .admin_set_banned(
-            &c.who,
-            b.text("userId")?,
-            banned,
-            b.opt_text("banReason"),
-            &c.meta,
-        )
-        .await?;
-    Ok(Json(out))
-}
-
-/// `POST /admin/ban-user` `{userId, banReason?}`.
-#[handler]
-async fn admin_ban_user(req: &mut Request, depot: &mut Depot) -> Answer {
-    set_banned(req, depot, true).await
-}
-
-/// `POST /admin/unban-user` `{userId}`.
-#[handler]
-async fn admin_unban_user(req: &mut Request, depot: &mut Depot) -> Answer {
-    set_banned(req, depot, false).await
-}
-
-#[handler]
-async fn sso_providers(depot: &mut Depot) -> Answer {
-    Ok(Json(service(depot)?.sso_providers()))
-}
-
-/// `POST /sign-in/social` (`{provider, callbackURL?, errorCallbackURL?, newUserCallbackURL?}`)
-/// and better-auth's generic-OAuth spelling `POST /sign-in/oauth2` (`{providerId, ...}`).
-#[handler]
-async fn sign_in_social(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let Call { svc, .. } = Call::new(req, depot)?.throttled()?;
-    let binding = sso_binding(req, &svc);
-    let start = social_body(&Body::read(req).await?)?;
-    let out = svc.sso_start(&start, binding.as_deref()).await?;
-    render_social_redirect(res, &svc, &out);
-    Ok(())
-}
-
-/// `POST /link-social` (`{provider, callbackURL?, errorCallbackURL?}`, better-auth's
-/// `linkSocial`): a signed-in user links a provider identity to the account; the callback then
-/// redirects to `callbackURL` without a new session.
-#[handler]
-async fn link_social(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let c = SignedInCall::new(req, depot)?;
-    c.svc.check_rate(&c.meta, None)?;
-    let binding = sso_binding(req, &c.svc);
-    let start = social_body(&Body::read(req).await?)?;
-    let out = c
-        .svc
-        .sso_link_start(&c.who, &start, binding.as_deref())
-        .await?;
-    render_social_redirect(res, &c.svc, &out);
-    Ok(())
-}
-
-fn social_body(b: &Body) -> Result<crate::sso::SocialSignIn, AuthError> {
-    let provider = match b.opt_text("provider") {
-        Some(p) => p,
-        None => b.text("providerId").map_err(|_| {
-            AuthError::InvalidBody("`provider` is required and must be a string".into())
-        })?,
-    };
-    let owned = |key: &str| b.opt_text(key).map(str::to_owned);
-    Ok(crate::sso::SocialSignIn {
-        provider: provider.to_owned(),
-        callback_url: owned("callbackURL"),
-        error_callback_url: owned("errorCallbackURL"),
-        new_user_callback_url: owned("newUserCallbackURL"),
-    })
-}
-
-/// The binding cookie's `Set-Cookie` value (`max_age` 0 clears it). Lax: the provider sends the
-/// browser back with a top-level GET, which carries Lax cookies.
-fn sso_cookie(svc: &AuthService, value: &str, max_age: i64) -> String {
-    if svc.config().cookie_secure {
-        format!(
-            "{SSO_STATE_COOKIE_SECURE}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax; Secure"
-        )
-    } else {
-        format!(
-            "{SSO_STATE_COOKIE}={value}; Max-Age={max_age}; Path={AUTH_BASE}; HttpOnly; SameSite=Lax"
-        )
-    }
-}
-
-/// The browser's binding cookie; with `cookieSecure` only the `__Host-` one counts.
-fn sso_binding(req: &Request, svc: &AuthService) -> Option<String> {
-    let name = if svc.config().cookie_secure {
-        SSO_STATE_COOKIE_SECURE
-    } else {
-        SSO_STATE_COOKIE
-    };
-    req.cookie(name).map(|c| c.value().to_owned())
-}
-
-fn render_social_redirect(res: &mut Response, svc: &AuthService, out: &crate::sso::SocialRedirect) {
-    if let Ok(v) = HeaderValue::from_str(&sso_cookie(svc, &out.binding, out.binding_max_age)) {
-        res.headers_mut().append(SET_COOKIE, v);
-    }
-    no_store(res);
-    res.render(Json(json!({ "url": out.url, "redirect": true })));
-}
-
 fn redirect(res: &mut Response, to: &str) -> Result<(), AuthError> {
     let r = Redirect::with_status_code(StatusCode::FOUND, to)
         .map_err(|_| AuthError::Internal("the redirect target is not a valid header".into()))?;
@@ -1173,66 +544,6 @@ fn redirect(res: &mut Response, to: &str) -> Result<(), AuthError> {
 fn redirect_with_error(res: &mut Response, to: &str, error: &AuthError) -> Result<(), AuthError> {
     let sep = if to.contains('?') { '&' } else { '?' };
     redirect(res, &format!("{to}{sep}error={}", error.code()))
-}
-
-/// `GET /callback/{provider}`: the provider sends the browser here with `code` and `state`
-/// (or `error`); on success the session cookie is set and the browser goes to `callbackURL`.
-#[handler]
-async fn sso_callback(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-) -> Result<(), AuthError> {
-    let Call { svc, meta } = Call::new(req, depot)?.throttled()?;
-    let provider = req.param::<String>("provider").unwrap_or_default();
-    let q = |key: &str| req.query::<String>(key);
-    let params = crate::sso::CallbackParams {
-        state: q("state"),
-        code: q("code"),
-        error: q("error"),
-        error_description: q("error_description"),
-        iss: q("iss"),
-    };
-    let binding = sso_binding(req, &svc);
-    // The session the browser already has (a `link-social` flow must finish in it).
-    let session_user = depot
-        .get_typed::<AuthCaller>()
-        .ok()
-        .filter(|c| c.who.session_id.is_some())
-        .map(|c| c.who.user_id.clone());
-    no_store(res);
-    let outcome = svc
-        .sso_callback(
-            &provider,
-            params,
-            binding.as_deref(),
-            session_user.as_deref(),
-            &meta,
-        )
-        .await;
-    // Once the state is used the binding has nothing left to bind; a callback whose state was
-    // refused leaves it, as it may belong to another flow still under way in this browser.
-    let consumed = match &outcome {
-        Ok(_) => true,
-        Err(f) => f.consumed,
-    };
-    if consumed && let Ok(v) = HeaderValue::from_str(&sso_cookie(&svc, "", 0)) {
-        res.headers_mut().append(SET_COOKIE, v);
-    }
-    match outcome {
-        Ok(done) => {
-            if let Some(signed) = &done.signed {
-                set_session(res, &svc, &signed.token);
-            }
-            redirect(res, &done.redirect)
-        }
-        Err(crate::sso::SsoFailure {
-            error,
-            redirect: Some(to),
-            ..
-        }) => redirect_with_error(res, &to, &error),
-        Err(failure) => Err(failure.error),
-    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use crate::mailer::Mail;
 use crate::orgs::{MAX_PAGE, check_manages, iso, new_member_role};
 use crate::service::{AuthService, RequestMeta, Resolved, events, fold_email, normalize_email};
 use crate::store::{get_i, get_os, get_s, i, s};
-use sea_orm::QueryResult;
+use objectos_data::store::Row;
 
 /// The columns every invitation query reads, in [`Invitation::from_row`]'s order.
 const COLUMNS: &str = r#""id", "org_id", "email", "role", "status", "inviter_id", "created_at", "expires_at", "token_hash""#;
@@ -43,7 +43,7 @@ struct Invitation {
 }
 
 impl Invitation {
-    fn from_row(r: &QueryResult) -> Result<Self> {
+    fn from_row(r: &Row) -> Result<Self> {
         Ok(Self {
             id: get_s(r, 0)?,
             org: get_s(r, 1)?,

@@ -42,3 +42,4 @@ pub use plugin::{AuthHandle, AuthPlugin, MANIFEST, PLUGIN_ID};
 pub use secretbox::SecretKey;
 pub use service::{API_KEY_PREFIX, AuthService, RequestMeta, Resolved, SignedIn, events};
 pub use sso::{CallbackParams, SocialRedirect, SocialSignIn, SsoFailure, SsoSignedIn};
+pub use store::schema;

@@ -16,7 +16,7 @@ use serde_json::{Value as Json, json};
 use crate::crypto;
 use crate::error::{AuthError, Result};
 use crate::service::{AuthService, Credential, RequestMeta, Resolved, events, manages, ms};
-use crate::store::{Tx, get_i, get_s, i, s};
+use crate::store::{Tx, get_i, get_os, get_s, i, s};
 
 /// Roles a member can have.
 pub(crate) const ROLES: &[&str] = &["owner", "admin", "member"];
@@ -236,6 +236,48 @@ impl AuthService {
             Some(r) => Ok(Some(get_s(&r, 0)?)),
             None => Ok(None),
         }
+    }
+
+    /// The deployment's own organization, which new members join and whose owners and admins
+    /// can be platform administrators: the first one created. Organization ids grow with time,
+    /// so it is the smallest id with a member (it always keeps its last owner). Ordering by the
+    /// owner memberships' times instead would hand the title to a user-made organization once
+    /// the first owner were demoted.
+    pub(crate) async fn default_org(&self) -> Result<Option<String>> {
+        Ok(self
+            .db()
+            .one(
+                r#"SELECT "org_id" FROM "_objectos_auth_member" ORDER BY "org_id" LIMIT 1"#,
+                vec![],
+            )
+            .await?
+            .and_then(|r| get_os(&r, 0)))
+    }
+
+    pub(crate) async fn org_of(&self, user_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .db()
+            .one(
+                r#"SELECT "org_id" FROM "_objectos_auth_member" WHERE "user_id" = ? ORDER BY "created_at", "org_id" LIMIT 1"#,
+                vec![s(user_id)],
+            )
+            .await?
+            .and_then(|r| get_os(&r, 0)))
+    }
+
+    /// The user's oldest membership: `(organization, role)`.
+    pub(crate) async fn first_membership(&self, user_id: &str) -> Result<Option<(String, String)>> {
+        let Some(row) = self
+            .db()
+            .one(
+                r#"SELECT "org_id", "role" FROM "_objectos_auth_member" WHERE "user_id" = ? ORDER BY "created_at", "org_id" LIMIT 1"#,
+                vec![s(user_id)],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((get_s(&row, 0)?, get_s(&row, 1)?)))
     }
 
     /// The organization a request acts on (`requested`, else the active one) and the caller's

@@ -10,7 +10,7 @@ use objectos_data::{DataHandle, InterceptorContribution};
 use objectos_http::{HoopContribution, RouteContribution};
 use objectos_kernel::{Directory, InitContext, Plugin, PluginError, StartContext};
 use objectos_spec::manifest::{capabilities, services};
-use objectos_spec::{HealthReport, HealthStatus, PluginManifest};
+use objectos_spec::{HealthReport, HealthStatus, PluginManifest, RuntimeMode};
 
 use crate::config::AuthConfig;
 use crate::directory::AuthDirectory;
@@ -147,6 +147,8 @@ impl Plugin for AuthPlugin {
             cell: self.cell.clone(),
         })))?;
         cx.contribute(InterceptorContribution(Arc::new(UserIdentityHook)))?;
+        // The private tables, created by the data plugin's migration before any start.
+        cx.contribute(crate::store::schema())?;
         cx.contribute(HoopContribution::new(
             SESSION_HOOP_ORDER,
             SessionHoop::new(self.cell.clone()),
@@ -180,6 +182,7 @@ impl Plugin for AuthPlugin {
             }
             Err(_) => self.mailer.clone(),
         };
+        let key_variable = config.secret_key_env.trim().to_owned();
         let service = AuthService::open_with_key(
             engine,
             config,
@@ -191,6 +194,22 @@ impl Plugin for AuthPlugin {
         .await
         .map_err(startup)?;
         service.check_secret_key().await.map_err(startup)?;
+        if !service.encrypts_totp_secrets() {
+            // Unencrypted seeds matter where real second factors live: production gets the
+            // warning; a development or test server, which usually has no key on purpose,
+            // gets one informational line instead of a warning at every start.
+            if cx.kernel().mode == RuntimeMode::Production {
+                tracing::warn!(
+                    variable = %key_variable,
+                    "No encryption key is configured: two-factor (TOTP) secrets are stored unencrypted. Set the variable to 32 random bytes (64 hex digits or base64) to encrypt them."
+                );
+            } else {
+                tracing::info!(
+                    variable = %key_variable,
+                    "TOTP secrets are stored unencrypted (no key set); set the variable before production."
+                );
+            }
+        }
         let _ = self.cell.set(service);
         Ok(())
     }

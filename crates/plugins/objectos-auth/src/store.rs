@@ -1,5 +1,5 @@
-//! The plugin's private tables (created with `IF NOT EXISTS` DDL that runs on SQLite and
-//! PostgreSQL) and a small helper that binds every value and adapts placeholders per dialect.
+//! The plugin's private tables (declared as a [`PluginSchema`] the engine's migration plan
+//! creates) and a small helper over the data crate's statement API that binds every value.
 //!
 //! Times are epoch milliseconds in BIGINT columns and flags are 0/1 BIGINTs, so the same SQL
 //! compares them on both databases. Tokens, codes and keys are stored only as SHA-256 hex digests.
@@ -7,63 +7,197 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use objectos_data::{DataEngine, Dialect, OwnTransaction};
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
+use objectos_data::store::{Row, Sql, SqlValue, Store};
+use objectos_data::{
+    ColumnDefault, ColumnType, DataEngine, Dialect, OwnTransaction, PluginSchema, TableDef,
+};
 
 use crate::error::Result;
 
-/// The DDL run at start; every statement is idempotent.
-const DDL: &[&str] = &[
-    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_credential" ("user_id" VARCHAR(64) PRIMARY KEY, "email" VARCHAR(255) NOT NULL UNIQUE, "password_hash" TEXT NOT NULL, "is_admin" BIGINT NOT NULL DEFAULT 0, "failed_count" BIGINT NOT NULL DEFAULT 0, "locked_until" BIGINT, "updated_at" BIGINT NOT NULL)"#,
-    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_session" ("id" VARCHAR(64) PRIMARY KEY, "token_hash" VARCHAR(64) NOT NULL UNIQUE, "user_id" VARCHAR(64) NOT NULL, "active_org" VARCHAR(64), "created_at" BIGINT NOT NULL, "last_seen_at" BIGINT NOT NULL, "expires_at" BIGINT NOT NULL, "ip" TEXT, "user_agent" TEXT, "revoked_at" BIGINT)"#,
-    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_session_user" ON "_objectos_auth_session" ("user_id")"#,
-    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_member" ("org_id" VARCHAR(64) NOT NULL, "user_id" VARCHAR(64) NOT NULL, "role" VARCHAR(32) NOT NULL, "created_at" BIGINT NOT NULL, PRIMARY KEY ("org_id", "user_id"))"#,
-    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_member_user" ON "_objectos_auth_member" ("user_id")"#,
-    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_api_key" ("id" VARCHAR(64) PRIMARY KEY, "user_id" VARCHAR(64) NOT NULL, "name" TEXT NOT NULL, "prefix" VARCHAR(16) NOT NULL, "key_hash" VARCHAR(64) NOT NULL UNIQUE, "scopes" TEXT NOT NULL, "org_id" VARCHAR(64), "created_at" BIGINT NOT NULL, "last_used_at" BIGINT, "expires_at" BIGINT, "revoked_at" BIGINT)"#,
-    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_totp" ("user_id" VARCHAR(64) PRIMARY KEY, "secret" TEXT NOT NULL, "enabled" BIGINT NOT NULL DEFAULT 0, "last_step" BIGINT, "created_at" BIGINT NOT NULL)"#,
-    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_recovery" ("user_id" VARCHAR(64) NOT NULL, "code_hash" VARCHAR(64) NOT NULL, "used_at" BIGINT, PRIMARY KEY ("user_id", "code_hash"))"#,
-    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_password_history" ("user_id" VARCHAR(64) NOT NULL, "password_hash" TEXT NOT NULL, "created_at" BIGINT NOT NULL)"#,
-    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_password_history_user" ON "_objectos_auth_password_history" ("user_id")"#,
-    // Failed sign-ins per normalised email (its SHA-256), whether or not an account has that
-    // email, so lockout behaves the same for every address and reveals nothing.
-    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_attempt" ("email_hash" VARCHAR(64) PRIMARY KEY, "failed_count" BIGINT NOT NULL DEFAULT 0, "locked_until" BIGINT, "updated_at" BIGINT NOT NULL)"#,
-    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_attempt_updated" ON "_objectos_auth_attempt" ("updated_at")"#,
-    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_reset" ("token_hash" VARCHAR(64) PRIMARY KEY, "user_id" VARCHAR(64) NOT NULL, "expires_at" BIGINT NOT NULL, "used_at" BIGINT)"#,
-    // Single sign-on: external identities (one per provider and subject) and started flows.
-    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_identity" ("provider" VARCHAR(64) NOT NULL, "subject" VARCHAR(255) NOT NULL, "user_id" VARCHAR(64) NOT NULL, "email" VARCHAR(255), "created_at" BIGINT NOT NULL, "last_login_at" BIGINT, PRIMARY KEY ("provider", "subject"))"#,
-    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_identity_user" ON "_objectos_auth_identity" ("user_id")"#,
-    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_sso_state" ("state_hash" VARCHAR(64) PRIMARY KEY, "provider" VARCHAR(64) NOT NULL, "binding_hash" VARCHAR(64) NOT NULL, "pkce_verifier" TEXT NOT NULL, "nonce" TEXT NOT NULL, "callback_url" TEXT NOT NULL, "error_callback_url" TEXT, "new_user_callback_url" TEXT, "created_at" BIGINT NOT NULL, "expires_at" BIGINT NOT NULL, "used_at" BIGINT)"#,
-    // The periodic sweep deletes by expiry.
-    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_sso_state_expires" ON "_objectos_auth_sso_state" ("expires_at")"#,
-    // Organization invitations. The id is 256 random bits (the accept link carries it), the email
-    // is normalised; `status` is pending, accepted, rejected or canceled.
-    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_invitation" ("id" VARCHAR(64) PRIMARY KEY, "org_id" VARCHAR(64) NOT NULL, "email" VARCHAR(255) NOT NULL, "role" VARCHAR(32) NOT NULL, "status" VARCHAR(16) NOT NULL, "inviter_id" VARCHAR(64) NOT NULL, "created_at" BIGINT NOT NULL, "expires_at" BIGINT NOT NULL, "updated_at" BIGINT NOT NULL)"#,
-    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_invitation_org" ON "_objectos_auth_invitation" ("org_id", "status")"#,
-    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_invitation_email" ON "_objectos_auth_invitation" ("email", "status")"#,
-    // One pending invitation per organization and address, so two concurrent invitations cannot
-    // both be created (the second insert does nothing and is answered like any repeat). Pending
-    // duplicates a database may hold from before the index are canceled first, the newest kept.
-    r#"UPDATE "_objectos_auth_invitation" SET "status" = 'canceled' WHERE "status" = 'pending' AND EXISTS (SELECT 1 FROM "_objectos_auth_invitation" n WHERE n."org_id" = "_objectos_auth_invitation"."org_id" AND n."email" = "_objectos_auth_invitation"."email" AND n."status" = 'pending' AND (n."created_at" > "_objectos_auth_invitation"."created_at" OR (n."created_at" = "_objectos_auth_invitation"."created_at" AND n."id" > "_objectos_auth_invitation"."id")))"#,
-    r#"CREATE UNIQUE INDEX IF NOT EXISTS "_objectos_auth_invitation_pending" ON "_objectos_auth_invitation" ("org_id", "email") WHERE "status" = 'pending'"#,
-    // Email verification links, stored as the token's SHA-256 with the address they verify.
-    r#"CREATE TABLE IF NOT EXISTS "_objectos_auth_verification" ("token_hash" VARCHAR(64) PRIMARY KEY, "user_id" VARCHAR(64) NOT NULL, "email" VARCHAR(255) NOT NULL, "expires_at" BIGINT NOT NULL, "used_at" BIGINT)"#,
-    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_verification_expires" ON "_objectos_auth_verification" ("expires_at")"#,
-    r#"CREATE INDEX IF NOT EXISTS "_objectos_auth_reset_expires" ON "_objectos_auth_reset" ("expires_at")"#,
-];
-
-/// Columns added to a table after its first release: `(table, column, type)`, all nullable, added
-/// at start when missing so existing databases gain them without a separate migration step.
-const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
-    // The issuer (oidc) or endpoint digest (oauth2) the identity's subject belongs to; NULL on
-    // rows linked before it existed, filled in at their next sign-in.
-    ("_objectos_auth_identity", "issuer", "TEXT"),
-    // The account a `link-social` flow links to (NULL for a sign-in).
-    ("_objectos_auth_sso_state", "link_user_id", "VARCHAR(64)"),
-    // The SHA-256 of the token only the invitation mail carries (the proof that whoever answers
-    // controls the invited address); NULL on invitations sent before it existed, which then need
-    // a verified address.
-    ("_objectos_auth_invitation", "token_hash", "VARCHAR(64)"),
-];
+/// The plugin's private tables, declared as data: the data plugin creates them (and adds what a
+/// later release declares) through the engine's migration plan before any plugin starts, so
+/// this crate issues no DDL. Names and types are those of the first releases, so existing
+/// databases match without a step.
+pub fn schema() -> PluginSchema {
+    use ColumnType::{BigInt, Text, Varchar};
+    let zero = || ColumnDefault::Int(0);
+    PluginSchema::new()
+        .table(
+            TableDef::new("_objectos_auth_credential")
+                .required("user_id", Varchar(64))
+                .required("email", Varchar(255))
+                .unique_column()
+                .required("password_hash", Text)
+                .required("is_admin", BigInt)
+                .default(zero())
+                .required("failed_count", BigInt)
+                .default(zero())
+                .column("locked_until", BigInt)
+                .required("updated_at", BigInt)
+                .primary_key(&["user_id"]),
+        )
+        .table(
+            TableDef::new("_objectos_auth_session")
+                .required("id", Varchar(64))
+                .required("token_hash", Varchar(64))
+                .unique_column()
+                .required("user_id", Varchar(64))
+                .column("active_org", Varchar(64))
+                .required("created_at", BigInt)
+                .required("last_seen_at", BigInt)
+                .required("expires_at", BigInt)
+                .column("ip", Text)
+                .column("user_agent", Text)
+                .column("revoked_at", BigInt)
+                .primary_key(&["id"])
+                .index("_objectos_auth_session_user", &["user_id"]),
+        )
+        .table(
+            TableDef::new("_objectos_auth_member")
+                .required("org_id", Varchar(64))
+                .required("user_id", Varchar(64))
+                .required("role", Varchar(32))
+                .required("created_at", BigInt)
+                .primary_key(&["org_id", "user_id"])
+                .index("_objectos_auth_member_user", &["user_id"]),
+        )
+        .table(
+            TableDef::new("_objectos_auth_api_key")
+                .required("id", Varchar(64))
+                .required("user_id", Varchar(64))
+                .required("name", Text)
+                .required("prefix", Varchar(16))
+                .required("key_hash", Varchar(64))
+                .unique_column()
+                .required("scopes", Text)
+                .column("org_id", Varchar(64))
+                .required("created_at", BigInt)
+                .column("last_used_at", BigInt)
+                .column("expires_at", BigInt)
+                .column("revoked_at", BigInt)
+                .primary_key(&["id"]),
+        )
+        .table(
+            TableDef::new("_objectos_auth_totp")
+                .required("user_id", Varchar(64))
+                .required("secret", Text)
+                .required("enabled", BigInt)
+                .default(zero())
+                .column("last_step", BigInt)
+                .required("created_at", BigInt)
+                .primary_key(&["user_id"]),
+        )
+        .table(
+            TableDef::new("_objectos_auth_recovery")
+                .required("user_id", Varchar(64))
+                .required("code_hash", Varchar(64))
+                .column("used_at", BigInt)
+                .primary_key(&["user_id", "code_hash"]),
+        )
+        .table(
+            TableDef::new("_objectos_auth_password_history")
+                .required("user_id", Varchar(64))
+                .required("password_hash", Text)
+                .required("created_at", BigInt)
+                .index("_objectos_auth_password_history_user", &["user_id"]),
+        )
+        // Failed sign-ins per normalised email (its SHA-256), whether or not an account has that
+        // email, so lockout behaves the same for every address and reveals nothing.
+        .table(
+            TableDef::new("_objectos_auth_attempt")
+                .required("email_hash", Varchar(64))
+                .required("failed_count", BigInt)
+                .default(zero())
+                .column("locked_until", BigInt)
+                .required("updated_at", BigInt)
+                .primary_key(&["email_hash"])
+                .index("_objectos_auth_attempt_updated", &["updated_at"]),
+        )
+        .table(
+            TableDef::new("_objectos_auth_reset")
+                .required("token_hash", Varchar(64))
+                .required("user_id", Varchar(64))
+                .required("expires_at", BigInt)
+                .column("used_at", BigInt)
+                .primary_key(&["token_hash"])
+                .index("_objectos_auth_reset_expires", &["expires_at"]),
+        )
+        // Single sign-on: external identities (one per provider and subject) and started flows.
+        .table(
+            TableDef::new("_objectos_auth_identity")
+                .required("provider", Varchar(64))
+                .required("subject", Varchar(255))
+                .required("user_id", Varchar(64))
+                .column("email", Varchar(255))
+                .required("created_at", BigInt)
+                .column("last_login_at", BigInt)
+                // The issuer (oidc) or endpoint digest (oauth2) the subject belongs to; NULL on
+                // rows linked before it existed, filled in at their next sign-in.
+                .column("issuer", Text)
+                .primary_key(&["provider", "subject"])
+                .index("_objectos_auth_identity_user", &["user_id"]),
+        )
+        .table(
+            TableDef::new("_objectos_auth_sso_state")
+                .required("state_hash", Varchar(64))
+                .required("provider", Varchar(64))
+                .required("binding_hash", Varchar(64))
+                .required("pkce_verifier", Text)
+                .required("nonce", Text)
+                .required("callback_url", Text)
+                .column("error_callback_url", Text)
+                .column("new_user_callback_url", Text)
+                .required("created_at", BigInt)
+                .required("expires_at", BigInt)
+                .column("used_at", BigInt)
+                // The account a `link-social` flow links to (NULL for a sign-in).
+                .column("link_user_id", Varchar(64))
+                .primary_key(&["state_hash"])
+                // The periodic sweep deletes by expiry.
+                .index("_objectos_auth_sso_state_expires", &["expires_at"]),
+        )
+        // Organization invitations. The id is 256 random bits (the accept link carries it), the
+        // email is normalised; `status` is pending, accepted, rejected or canceled.
+        .table(
+            TableDef::new("_objectos_auth_invitation")
+                .required("id", Varchar(64))
+                .required("org_id", Varchar(64))
+                .required("email", Varchar(255))
+                .required("role", Varchar(32))
+                .required("status", Varchar(16))
+                .required("inviter_id", Varchar(64))
+                .required("created_at", BigInt)
+                .required("expires_at", BigInt)
+                .required("updated_at", BigInt)
+                // The SHA-256 of the token only the invitation mail carries (the proof that
+                // whoever answers controls the invited address); NULL on invitations sent before
+                // it existed, which then need a verified address.
+                .column("token_hash", Varchar(64))
+                .primary_key(&["id"])
+                .index("_objectos_auth_invitation_org", &["org_id", "status"])
+                .index("_objectos_auth_invitation_email", &["email", "status"])
+                // One pending invitation per organization and address, so two concurrent
+                // invitations cannot both be created (the second insert does nothing and is
+                // answered like any repeat). Pending duplicates a database may hold from before
+                // the index are canceled first, the newest kept.
+                .unique_index("_objectos_auth_invitation_pending", &["org_id", "email"])
+                .where_("\"status\" = 'pending'")
+                .prepared_by(
+                    r#"UPDATE "_objectos_auth_invitation" SET "status" = 'canceled' WHERE "status" = 'pending' AND EXISTS (SELECT 1 FROM "_objectos_auth_invitation" n WHERE n."org_id" = "_objectos_auth_invitation"."org_id" AND n."email" = "_objectos_auth_invitation"."email" AND n."status" = 'pending' AND (n."created_at" > "_objectos_auth_invitation"."created_at" OR (n."created_at" = "_objectos_auth_invitation"."created_at" AND n."id" > "_objectos_auth_invitation"."id")))"#,
+                ),
+        )
+        // Email verification links, stored as the token's SHA-256 with the address they verify.
+        .table(
+            TableDef::new("_objectos_auth_verification")
+                .required("token_hash", Varchar(64))
+                .required("user_id", Varchar(64))
+                .required("email", Varchar(255))
+                .required("expires_at", BigInt)
+                .column("used_at", BigInt)
+                .primary_key(&["token_hash"])
+                .index("_objectos_auth_verification_expires", &["expires_at"]),
+        )
+}
 
 /// The engine's connection with dialect-aware statements.
 #[derive(Clone)]
@@ -101,43 +235,8 @@ impl Db {
         self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Creates the private tables.
-    pub(crate) async fn create_tables(&self) -> Result<()> {
-        for sql in DDL {
-            self.exec(sql, vec![]).await?;
-        }
-        for (table, column, ty) in ADDED_COLUMNS {
-            self.add_column(table, column, ty).await?;
-        }
-        Ok(())
-    }
-
-    /// Adds a nullable column unless the table has it already.
-    async fn add_column(&self, table: &str, column: &str, ty: &str) -> Result<()> {
-        match self.engine.dialect() {
-            Dialect::Postgres => {
-                let sql =
-                    format!(r#"ALTER TABLE "{table}" ADD COLUMN IF NOT EXISTS "{column}" {ty}"#);
-                self.exec(&sql, vec![]).await?;
-            }
-            Dialect::Sqlite => {
-                let alter = format!(r#"ALTER TABLE "{table}" ADD COLUMN "{column}" {ty}"#);
-                let probe =
-                    format!(r#"SELECT 1 FROM pragma_table_info('{table}') WHERE "name" = ?"#);
-                if self.one(&probe, vec![s(column)]).await?.is_none()
-                    && let Err(e) = self.exec(&alter, vec![]).await
-                    // Another process sharing the file may have added it since the probe.
-                    && self.one(&probe, vec![s(column)]).await?.is_none()
-                {
-                    return Err(e);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn statement(&self, sql: &str, values: Vec<Value>) -> Statement {
-        statement(self.engine.dialect(), sql, values)
+    fn statement(&self, sql: &str, values: Vec<SqlValue>) -> Result<Sql> {
+        Ok(Sql::with(self.engine.dialect(), sql, values)?)
     }
 
     /// Starts a write transaction: statements on it commit together or not at all (dropping
@@ -168,66 +267,43 @@ impl Db {
 
     /// Runs a statement; returns the rows affected. Counts as a write for the session cache
     /// (after the statement, so a resolution that read the old row is never kept).
-    pub(crate) async fn exec(&self, sql: &str, values: Vec<Value>) -> Result<u64> {
+    pub(crate) async fn exec(&self, sql: &str, values: Vec<SqlValue>) -> Result<u64> {
         let r = self
             .engine
-            .connection()
-            .execute_raw(self.statement(sql, values))
+            .pool()
+            .execute(self.statement(sql, values)?)
             .await;
         self.bump_epoch();
-        Ok(r?.rows_affected())
+        Ok(r?)
     }
 
     /// Runs a write that cannot change what any token resolves to (a session's activity time)
     /// on the engine's writer connection, so it queues behind data writes instead of racing
     /// them for SQLite's write lock. Does not invalidate the session cache.
-    pub(crate) async fn exec_activity(&self, sql: &str, values: Vec<Value>) -> Result<u64> {
-        let r = self
+    pub(crate) async fn exec_activity(&self, sql: &str, values: Vec<SqlValue>) -> Result<u64> {
+        Ok(self
             .engine
-            .write_connection()
-            .execute_raw(self.statement(sql, values))
-            .await?;
-        Ok(r.rows_affected())
+            .writer()
+            .execute(self.statement(sql, values)?)
+            .await?)
     }
 
     /// The first row, if any.
-    pub(crate) async fn one(&self, sql: &str, values: Vec<Value>) -> Result<Option<QueryResult>> {
+    pub(crate) async fn one(&self, sql: &str, values: Vec<SqlValue>) -> Result<Option<Row>> {
         Ok(self
             .engine
-            .connection()
-            .query_one_raw(self.statement(sql, values))
+            .pool()
+            .fetch_optional(self.statement(sql, values)?)
             .await?)
     }
 
     /// Every row.
-    pub(crate) async fn all(&self, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>> {
+    pub(crate) async fn all(&self, sql: &str, values: Vec<SqlValue>) -> Result<Vec<Row>> {
         Ok(self
             .engine
-            .connection()
-            .query_all_raw(self.statement(sql, values))
+            .pool()
+            .fetch_all(self.statement(sql, values)?)
             .await?)
-    }
-}
-
-/// A statement for `dialect`: `?` placeholders become `$1, $2, ...` on PostgreSQL (the SQL of
-/// this crate has no `?` inside literals).
-fn statement(dialect: Dialect, sql: &str, values: Vec<Value>) -> Statement {
-    match dialect {
-        Dialect::Sqlite => Statement::from_sql_and_values(DbBackend::Sqlite, sql, values),
-        Dialect::Postgres => {
-            let mut out = String::with_capacity(sql.len() + 8);
-            let mut n = 0;
-            for ch in sql.chars() {
-                if ch == '?' {
-                    n += 1;
-                    out.push('$');
-                    out.push_str(&n.to_string());
-                } else {
-                    out.push(ch);
-                }
-            }
-            Statement::from_sql_and_values(DbBackend::Postgres, out, values)
-        }
     }
 }
 
@@ -242,35 +318,31 @@ impl Tx {
     /// The suffix that makes a `SELECT` in this transaction lock the rows it returns until the
     /// commit (PostgreSQL; SQLite's transaction already holds the whole database's write lock).
     pub(crate) fn for_update(&self) -> &'static str {
-        match self.dialect {
-            Dialect::Postgres => " FOR UPDATE",
-            Dialect::Sqlite => "",
-        }
+        self.dialect.for_update()
     }
 
     /// The first row, if any.
-    pub(crate) async fn one(&self, sql: &str, values: Vec<Value>) -> Result<Option<QueryResult>> {
+    pub(crate) async fn one(&self, sql: &str, values: Vec<SqlValue>) -> Result<Option<Row>> {
         Ok(self
             .tx
-            .query_one_raw(statement(self.dialect, sql, values))
+            .fetch_optional(Sql::with(self.dialect, sql, values)?)
             .await?)
     }
 
     /// Every row.
-    pub(crate) async fn all(&self, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>> {
+    pub(crate) async fn all(&self, sql: &str, values: Vec<SqlValue>) -> Result<Vec<Row>> {
         Ok(self
             .tx
-            .query_all_raw(statement(self.dialect, sql, values))
+            .fetch_all(Sql::with(self.dialect, sql, values)?)
             .await?)
     }
 
     /// Runs a statement; returns the rows affected.
-    pub(crate) async fn exec(&self, sql: &str, values: Vec<Value>) -> Result<u64> {
-        let r = self
+    pub(crate) async fn exec(&self, sql: &str, values: Vec<SqlValue>) -> Result<u64> {
+        Ok(self
             .tx
-            .execute_raw(statement(self.dialect, sql, values))
-            .await?;
-        Ok(r.rows_affected())
+            .execute(Sql::with(self.dialect, sql, values)?)
+            .await?)
     }
 
     /// Makes every statement of the transaction durable.
@@ -282,37 +354,37 @@ impl Tx {
 }
 
 /// Bind helpers.
-pub(crate) fn s(v: impl Into<String>) -> Value {
-    Value::String(Some(v.into()))
+pub(crate) fn s(v: impl Into<String>) -> SqlValue {
+    SqlValue::Text(Some(v.into()))
 }
 
-pub(crate) fn os(v: Option<impl Into<String>>) -> Value {
-    Value::String(v.map(Into::into))
+pub(crate) fn os(v: Option<impl Into<String>>) -> SqlValue {
+    SqlValue::Text(v.map(Into::into))
 }
 
-pub(crate) fn i(v: i64) -> Value {
-    Value::BigInt(Some(v))
+pub(crate) fn i(v: i64) -> SqlValue {
+    SqlValue::Int(Some(v))
 }
 
-pub(crate) fn oi(v: Option<i64>) -> Value {
-    Value::BigInt(v)
+pub(crate) fn oi(v: Option<i64>) -> SqlValue {
+    SqlValue::Int(v)
 }
 
 /// Column readers that turn a missing or mistyped column into a storage error naming it.
-pub(crate) fn get_s(row: &QueryResult, idx: usize) -> Result<String> {
-    row.try_get_by_index::<String>(idx)
-        .map_err(|e| crate::error::AuthError::Database(format!("column {idx}: {e}")))
+pub(crate) fn get_s(row: &Row, idx: usize) -> Result<String> {
+    row.get::<String>(idx)
+        .map_err(|e| crate::error::AuthError::Database(e.to_string()))
 }
 
-pub(crate) fn get_os(row: &QueryResult, idx: usize) -> Option<String> {
-    row.try_get_by_index::<Option<String>>(idx).ok().flatten()
+pub(crate) fn get_os(row: &Row, idx: usize) -> Option<String> {
+    row.get::<Option<String>>(idx).ok().flatten()
 }
 
-pub(crate) fn get_i(row: &QueryResult, idx: usize) -> Result<i64> {
-    row.try_get_by_index::<i64>(idx)
-        .map_err(|e| crate::error::AuthError::Database(format!("column {idx}: {e}")))
+pub(crate) fn get_i(row: &Row, idx: usize) -> Result<i64> {
+    row.get::<i64>(idx)
+        .map_err(|e| crate::error::AuthError::Database(e.to_string()))
 }
 
-pub(crate) fn get_oi(row: &QueryResult, idx: usize) -> Option<i64> {
-    row.try_get_by_index::<Option<i64>>(idx).ok().flatten()
+pub(crate) fn get_oi(row: &Row, idx: usize) -> Option<i64> {
+    row.get::<Option<i64>>(idx).ok().flatten()
 }

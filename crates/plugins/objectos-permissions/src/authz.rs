@@ -7,19 +7,20 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use objectos_data::store::Store;
 use objectos_data::{
-    DataEngine, DataError, Dialect, MetadataSnapshot, OpContext, Principal, WriteTx,
+    ColumnDefault, ColumnType, DataEngine, DataError, MetadataSnapshot, OpContext, PluginSchema,
+    Principal, TableDef, WriteTx,
 };
 use objectos_kernel::{Directory, PluginHandle};
 use objectos_spec::event::authz::{self as authz_events, AssignmentChanged};
 use objectos_spec::object::FieldType;
-use objectos_spec::query::{Filter, FilterValue, Operator, QueryAst};
+use objectos_spec::query::{Filter, FilterValue, Operator};
 use objectos_spec::security::{
     AccessLevel, FieldPermission, ObjectPermission, Recipient, RecipientType, RlsOperation,
     SharingModel, SharingRule,
 };
 use parking_lot::{Mutex, RwLock};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
 use serde_json::Value;
 
 use crate::error::PermissionsError;
@@ -258,30 +259,6 @@ impl Membership for StoredMembership {
     }
 }
 
-/// The columns of `table` (empty when it does not exist).
-async fn table_columns(engine: &DataEngine, table: &str) -> Result<Vec<String>, PermissionsError> {
-    let conn = engine.connection();
-    let sql = match engine.dialect() {
-        Dialect::Postgres => {
-            "SELECT column_name::text FROM information_schema.columns \
-             WHERE table_schema = current_schema() AND table_name = $1"
-        }
-        _ => "SELECT name FROM pragma_table_info(?)",
-    };
-    let rows = conn
-        .query_all_raw(Statement::from_sql_and_values(
-            conn.get_database_backend(),
-            sql,
-            [table.into()],
-        ))
-        .await
-        .map_err(|e| PermissionsError::Store(e.to_string()))?;
-    Ok(rows
-        .iter()
-        .filter_map(|r| r.try_get_by_index::<String>(0).ok())
-        .collect())
-}
-
 /// The shared authorization state; cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Authz {
@@ -320,26 +297,29 @@ impl Authz {
         }
     }
 
-    /// Attaches the engine, creates (or migrates) the assignment table and loads the stored
-    /// assignments.
+    /// Attaches the engine and loads the stored assignments. The assignment table is the
+    /// plugin's [`schema`], created by the data plugin before any other plugin starts.
     pub async fn attach(&self, engine: DataEngine) -> Result<(), PermissionsError> {
-        ensure_table(&engine).await?;
-        let conn = engine.connection();
-        let rows = conn
-            .query_all_raw(Statement::from_string(
-                conn.get_database_backend(),
-                format!("SELECT \"user_id\", \"org_id\", \"kind\", \"name\" FROM \"{TABLE}\""),
-            ))
-            .await
-            .map_err(|e| PermissionsError::Store(e.to_string()))?;
+        let pool = engine.pool();
+        // Columns qualified with the table: SQLite reads an unqualified quoted name that is no
+        // column as a string literal, so a table of another shape (the plan's manual step,
+        // not yet rebuilt) would load every row under the organization "org_id".
+        let mut sql = pool.sql();
+        sql.push("SELECT a.\"user_id\", a.\"org_id\", a.\"kind\", a.\"name\" FROM ")
+            .ident(TABLE)
+            .push(" a");
+        let rows = pool.fetch_all(sql).await.map_err(store_err)?;
         let mut map = AssignmentMap::new();
         for r in rows {
-            let get = |i: usize| r.try_get_by_index::<String>(i).unwrap_or_default();
-            let entry = map.entry((get(0), get(1))).or_default();
-            if get(2) == "role" {
-                entry.roles.insert(get(3));
+            let user: String = r.get(0).map_err(store_err)?;
+            let org: String = r.get(1).map_err(store_err)?;
+            let kind: String = r.get(2).map_err(store_err)?;
+            let name: String = r.get(3).map_err(store_err)?;
+            let entry = map.entry((user, org)).or_default();
+            if kind == AssignmentKind::Role.as_str() {
+                entry.roles.insert(name);
             } else {
-                entry.sets.insert(get(3));
+                entry.sets.insert(name);
             }
         }
         *self.assignments.write() = map;
@@ -379,6 +359,20 @@ impl Authz {
     /// Re-reads the security files under `dirs`, compiles them against the engine's current
     /// metadata and swaps the model (dropping every cached decision). On any error the old
     /// model stays in force.
+    /// Recompiles the model from the engine's current metadata snapshot (the security kinds'
+    /// items, swapped with the objects by `DataEngine::reload`); the old model stays on error.
+    pub fn reload_from_snapshot(&self) -> Result<(), PermissionsError> {
+        let snap = self.snapshot().ok_or_else(|| {
+            PermissionsError::Store("the data engine is not started yet".to_owned())
+        })?;
+        let sources = crate::model::SecuritySources::from_snapshot(&snap)?;
+        let model = SecurityModel::compile(sources, &snap)?;
+        self.set_model(model);
+        Ok(())
+    }
+
+    /// Re-reads the security files of `dirs` (for hosts that embed the plugin without the
+    /// engine's metadata kinds); the old model stays on error.
     pub fn reload(&self, dirs: &[std::path::PathBuf]) -> Result<(), PermissionsError> {
         let snap = self.snapshot().ok_or_else(|| {
             PermissionsError::Store("the data engine is not started yet".to_owned())
@@ -770,29 +764,17 @@ impl Authz {
         let engine = self.engine.get().ok_or_else(|| {
             PermissionsError::Store("the data engine is not started yet".to_owned())
         })?;
-        let conn = engine.write_connection();
-        let backend = conn.get_database_backend();
-        let sql = format!(
-            "INSERT INTO \"{TABLE}\" (\"user_id\", \"org_id\", \"kind\", \"name\", \"created_at\") \
-             VALUES ({}) ON CONFLICT DO NOTHING",
-            placeholders(engine.dialect(), 5)
-        );
+        // One statement: the writer queues it behind the engine's writes (on a SQLite file a
+        // write through the read pool would race them for the file lock).
+        let writer = engine.writer();
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let res = conn
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [
-                    user_id.into(),
-                    org.clone().into(),
-                    kind.as_str().into(),
-                    name.into(),
-                    now.into(),
-                ],
-            ))
-            .await
-            .map_err(|e| PermissionsError::Store(e.to_string()))?;
-        let changed = res.rows_affected() > 0;
+        let mut sql = writer.sql();
+        sql.push("INSERT INTO ")
+            .ident(TABLE)
+            .push(" (\"user_id\", \"org_id\", \"kind\", \"name\", \"created_at\") VALUES (")
+            .bind_list([user_id, org.as_str(), kind.as_str(), name, now.as_str()])
+            .push(") ON CONFLICT DO NOTHING");
+        let changed = writer.execute(sql).await.map_err(store_err)? > 0;
         {
             let mut map = self.assignments.write();
             let entry = map.entry((user_id.to_owned(), org)).or_default();
@@ -828,29 +810,19 @@ impl Authz {
         let engine = self.engine.get().ok_or_else(|| {
             PermissionsError::Store("the data engine is not started yet".to_owned())
         })?;
-        let conn = engine.write_connection();
-        let d = engine.dialect();
-        let sql = format!(
-            "DELETE FROM \"{TABLE}\" WHERE \"user_id\" = {} AND \"org_id\" = {} AND \"kind\" = {} \
-             AND \"name\" = {}",
-            placeholder(d, 1),
-            placeholder(d, 2),
-            placeholder(d, 3),
-            placeholder(d, 4)
-        );
-        let res = conn
-            .execute_raw(Statement::from_sql_and_values(
-                conn.get_database_backend(),
-                sql,
-                [
-                    user_id.into(),
-                    org.clone().into(),
-                    kind.as_str().into(),
-                    name.into(),
-                ],
-            ))
-            .await
-            .map_err(|e| PermissionsError::Store(e.to_string()))?;
+        let writer = engine.writer();
+        let mut sql = writer.sql();
+        sql.push("DELETE FROM ")
+            .ident(TABLE)
+            .push(" WHERE \"user_id\" = ")
+            .bind(user_id)
+            .push(" AND \"org_id\" = ")
+            .bind(org.as_str())
+            .push(" AND \"kind\" = ")
+            .bind(kind.as_str())
+            .push(" AND \"name\" = ")
+            .bind(name);
+        let removed = writer.execute(sql).await.map_err(store_err)?;
         if let Some(entry) = self.assignments.write().get_mut(&(user_id.to_owned(), org)) {
             match kind {
                 AssignmentKind::PermissionSet => entry.sets.remove(name),
@@ -858,7 +830,7 @@ impl Authz {
             };
         }
         self.invalidate();
-        let changed = res.rows_affected() > 0;
+        let changed = removed > 0;
         if changed {
             let event = match kind {
                 AssignmentKind::PermissionSet => authz_events::PERMISSION_REVOKED,
@@ -876,25 +848,20 @@ impl Authz {
         let engine = self.engine.get().ok_or_else(|| {
             PermissionsError::Store("the data engine is not started yet".to_owned())
         })?;
-        let conn = engine.write_connection();
-        let d = engine.dialect();
-        let res = conn
-            .execute_raw(Statement::from_sql_and_values(
-                conn.get_database_backend(),
-                format!(
-                    "DELETE FROM \"{TABLE}\" WHERE \"user_id\" = {} AND \"org_id\" = {}",
-                    placeholder(d, 1),
-                    placeholder(d, 2)
-                ),
-                [user_id.into(), org.into()],
-            ))
-            .await
-            .map_err(|e| PermissionsError::Store(e.to_string()))?;
+        let writer = engine.writer();
+        let mut sql = writer.sql();
+        sql.push("DELETE FROM ")
+            .ident(TABLE)
+            .push(" WHERE \"user_id\" = ")
+            .bind(user_id)
+            .push(" AND \"org_id\" = ")
+            .bind(org);
+        let removed = writer.execute(sql).await.map_err(store_err)?;
         self.assignments
             .write()
             .remove(&(user_id.to_owned(), org.to_owned()));
         self.invalidate();
-        Ok(res.rows_affected())
+        Ok(removed)
     }
 
     /// The permission sets and roles stored for a user in organization `org` (`None`: the
@@ -996,141 +963,35 @@ impl Authz {
     }
 }
 
-/// The assignment table's DDL (portable); `org_id` is `""` for "no organization".
-fn create_table_sql(name: &str) -> String {
-    format!(
-        "CREATE TABLE IF NOT EXISTS \"{name}\" (\"user_id\" VARCHAR(255) NOT NULL, \
-         \"org_id\" VARCHAR(255) NOT NULL DEFAULT '', \"kind\" VARCHAR(32) NOT NULL, \
-         \"name\" VARCHAR(255) NOT NULL, \"created_at\" VARCHAR(40) NOT NULL, \
-         PRIMARY KEY (\"user_id\", \"org_id\", \"kind\", \"name\"))"
-    )
+/// The plugin's storage, contributed at `init` and created (or extended) by the data plugin's
+/// migration plan: the assignment table, keyed by user, organization (`""` is "no
+/// organization"), kind and name. Its shape is the one earlier releases created by hand, so
+/// existing databases need no step.
+///
+/// It also declares the security metadata kinds (`*.permission.yml`, `*.role.yml`,
+/// `*.sharing.yml`): the engine loads them with the objects, so a broken file stops the start
+/// or a reload with its line and path, and `/api/v1/meta/role` and friends serve them.
+pub fn schema() -> PluginSchema {
+    let kinds = crate::model::metadata_kinds();
+    kinds
+        .into_iter()
+        .fold(PluginSchema::new(), PluginSchema::kind)
+        .table(
+            TableDef::new(TABLE)
+                .required("user_id", ColumnType::Varchar(255))
+                .required("org_id", ColumnType::Varchar(255))
+                .default(ColumnDefault::Text(String::new()))
+                .required("kind", ColumnType::Varchar(32))
+                .required("name", ColumnType::Varchar(255))
+                .required("created_at", ColumnType::Varchar(40))
+                .primary_key(&["user_id", "org_id", "kind", "name"]),
+        )
 }
 
-/// Creates the assignment table, or moves one of the earlier shape (assignments per user, no
-/// organization) to the current one: every old row goes to the user's home organization (the
-/// `organization_id` of their `user` record; `""` when there is none). The move is one
-/// transaction, so a failure leaves the old table as it was.
-async fn ensure_table(engine: &DataEngine) -> Result<(), PermissionsError> {
-    let store = |e: sea_orm::DbErr| PermissionsError::Store(e.to_string());
-    let columns = table_columns(engine, TABLE).await?;
-    if columns.is_empty() {
-        engine
-            .write_connection()
-            .execute_unprepared(&create_table_sql(TABLE))
-            .await
-            .map_err(store)?;
-        return Ok(());
-    }
-    if columns.iter().any(|c| c == "org_id") {
-        return Ok(());
-    }
-    let conn = engine.connection();
-    let old = conn
-        .query_all_raw(Statement::from_string(
-            conn.get_database_backend(),
-            format!("SELECT \"user_id\", \"kind\", \"name\", \"created_at\" FROM \"{TABLE}\""),
-        ))
-        .await
-        .map_err(store)?;
-    let old: Vec<[String; 4]> = old
-        .iter()
-        .map(|r| std::array::from_fn(|i| r.try_get_by_index::<String>(i).unwrap_or_default()))
-        .collect();
-    let users: BTreeSet<String> = old.iter().map(|r| r[0].clone()).collect();
-    let homes = home_organizations(engine, &users).await?;
-    let moved = migrate_rows(engine.write_connection(), engine.dialect(), &old, &homes).await;
-    if let Err(e) = moved {
-        // Another node may have moved the table meanwhile; that is as good as done.
-        if table_columns(engine, TABLE)
-            .await?
-            .iter()
-            .any(|c| c == "org_id")
-        {
-            return Ok(());
-        }
-        return Err(e);
-    }
-    tracing::info!(
-        rows = old.len(),
-        "Permission assignments moved to per-organization storage (each to the user's home organization)."
-    );
-    Ok(())
-}
-
-/// The `organization_id` of each user record (users without one are left out).
-async fn home_organizations(
-    engine: &DataEngine,
-    users: &BTreeSet<String>,
-) -> Result<HashMap<String, String>, PermissionsError> {
-    let mut out = HashMap::new();
-    if users.is_empty() || engine.metadata().object("user").is_none() {
-        return Ok(out);
-    }
-    let sys = OpContext::system("permissions.migrate");
-    let ids: Vec<String> = users.iter().cloned().collect();
-    for chunk in ids.chunks(200) {
-        let query = QueryAst {
-            filter: in_filter("id", chunk.iter().cloned().map(Value::String).collect()),
-            limit: Some(chunk.len() as u64),
-            ..QueryAst::default()
-        };
-        let found = engine.find(&sys, "user", query).await?;
-        for r in found.records {
-            if let (Some(id), Some(org)) = (
-                r.get("id").and_then(Value::as_str),
-                r.get("organization_id").and_then(Value::as_str),
-            ) {
-                out.insert(id.to_owned(), org.to_owned());
-            }
-        }
-    }
-    Ok(out)
-}
-
-async fn migrate_rows(
-    conn: &DatabaseConnection,
-    dialect: Dialect,
-    old: &[[String; 4]],
-    homes: &HashMap<String, String>,
-) -> Result<(), PermissionsError> {
-    let store = |e: sea_orm::DbErr| PermissionsError::Store(e.to_string());
-    let next = format!("{TABLE}_next");
-    let tx = conn.begin().await.map_err(store)?;
-    let backend = tx.get_database_backend();
-    tx.execute_unprepared(&format!("DROP TABLE IF EXISTS \"{next}\""))
-        .await
-        .map_err(store)?;
-    tx.execute_unprepared(&create_table_sql(&next))
-        .await
-        .map_err(store)?;
-    let insert = format!(
-        "INSERT INTO \"{next}\" (\"user_id\", \"org_id\", \"kind\", \"name\", \"created_at\") \
-         VALUES ({}) ON CONFLICT DO NOTHING",
-        placeholders(dialect, 5)
-    );
-    for [user, kind, name, created] in old {
-        let org = homes.get(user).cloned().unwrap_or_default();
-        tx.execute_raw(Statement::from_sql_and_values(
-            backend,
-            insert.clone(),
-            [
-                user.clone().into(),
-                org.into(),
-                kind.clone().into(),
-                name.clone().into(),
-                created.clone().into(),
-            ],
-        ))
-        .await
-        .map_err(store)?;
-    }
-    tx.execute_unprepared(&format!("DROP TABLE \"{TABLE}\""))
-        .await
-        .map_err(store)?;
-    tx.execute_unprepared(&format!("ALTER TABLE \"{next}\" RENAME TO \"{TABLE}\""))
-        .await
-        .map_err(store)?;
-    tx.commit().await.map_err(store)
+/// A failure of the assignment table, reported as the store's (the message names the store
+/// rather than passing for a failure of the data operation being authorized).
+fn store_err(e: DataError) -> PermissionsError {
+    PermissionsError::Store(e.to_string())
 }
 
 fn in_filter(field: &str, values: Vec<Value>) -> Filter {
@@ -1139,18 +1000,4 @@ fn in_filter(field: &str, values: Vec<Value>) -> Filter {
         Operator::In,
         FilterValue::Value(Value::Array(values)),
     )
-}
-
-fn placeholder(dialect: Dialect, i: usize) -> String {
-    match dialect {
-        Dialect::Postgres => format!("${i}"),
-        _ => "?".to_owned(),
-    }
-}
-
-fn placeholders(dialect: Dialect, n: usize) -> String {
-    (1..=n)
-        .map(|i| placeholder(dialect, i))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

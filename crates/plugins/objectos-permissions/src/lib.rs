@@ -14,12 +14,15 @@ mod routes;
 pub use authorizer::{PermissionsAuthorizer, op_context};
 pub use authz::{
     AssignmentKind, Authz, AuthzConfig, DirectoryMembership, Effective, Membership,
-    StoredMembership, Subject,
+    StoredMembership, Subject, schema,
 };
 pub use config::{CONFIG_SECTION, PermissionsSettings};
 pub use error::PermissionsError;
 pub use interceptor::{NO_TENANT_MESSAGE, ORDER, PermissionInterceptor};
-pub use model::{CompiledPolicy, CompiledRule, SecurityModel, SecuritySources};
+pub use model::{
+    CompiledPolicy, CompiledRule, KIND_PERMISSION, KIND_ROLE, KIND_SHARING, SecurityModel,
+    SecuritySources, metadata_kinds,
+};
 pub use plugin::{EVENTS, MANIFEST, MEMBER_REMOVED, PLUGIN_ID, PermissionsPlugin};
 pub use routes::{
     objectos_operations, objectos_router, objectstack_operations, objectstack_router,

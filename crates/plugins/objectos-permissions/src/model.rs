@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use objectos_data::MetadataSnapshot;
+use objectos_data::{MetadataKind, MetadataSnapshot, ParseResult};
 use objectos_spec::object::ObjectSchema;
 use objectos_spec::security::{
     ObjectOsPermission, PermissionSet, RlsOperation, Role, SharingModel, SharingRule,
@@ -136,52 +136,117 @@ impl SecuritySources {
             problems.push(d.to_string());
         }
         let Some(root) = parsed.root else { return };
-        let json = root.to_json();
-        let located = |path: &str, message: &str| {
-            if path.is_empty() {
-                format!("{file}: {message}")
-            } else {
-                format!("{file}: {path}: {message}")
-            }
-        };
-        match kind {
-            "permission" if json.get("objectName").is_some() => {
-                match serde_json::from_value::<ObjectOsPermission>(json) {
-                    Ok(p) => {
-                        let found = p.validate();
-                        if found.is_empty() {
-                            self.permission_sets.extend(p.to_permission_sets());
-                        }
-                        problems.extend(found.iter().map(|(p, m)| located(p, m)));
-                    }
-                    Err(e) => problems.push(located("", &e.to_string())),
+        match Self::from_document(kind, &root.to_json()) {
+            Ok(found) => self.extend(found),
+            Err(found) => problems.extend(found.iter().map(|(path, message)| {
+                if path.is_empty() {
+                    format!("{file}: {message}")
+                } else {
+                    format!("{file}: {path}: {message}")
                 }
-            }
-            "permission" => match serde_json::from_value::<PermissionSet>(json) {
-                Ok(set) => {
-                    let found = set.validate();
-                    problems.extend(found.iter().map(|(p, m)| located(p, m)));
-                    self.permission_sets.push(set);
-                }
-                Err(e) => problems.push(located("", &e.to_string())),
-            },
-            "role" => match serde_json::from_value::<Role>(json) {
-                Ok(role) => {
-                    problems.extend(role.validate().iter().map(|(p, m)| located(p, m)));
-                    self.roles.push(role);
-                }
-                Err(e) => problems.push(located("", &e.to_string())),
-            },
-            _ => match serde_json::from_value::<SharingRule>(json) {
-                Ok(rule) => {
-                    problems.extend(rule.validate().iter().map(|(p, m)| located(p, m)));
-                    self.sharing_rules.push(rule);
-                }
-                Err(e) => problems.push(located("", &e.to_string())),
-            },
+            })),
         }
     }
+
+    /// One document of `kind` as JSON: what it defines, or every problem as (YAML path,
+    /// message). The parser behind both [`SecuritySources::add_document`] and the plugin's
+    /// metadata kinds.
+    pub fn from_document(
+        kind: &str,
+        json: &serde_json::Value,
+    ) -> Result<Self, Vec<(String, String)>> {
+        let decode = |e: serde_json::Error| vec![(String::new(), e.to_string())];
+        let checked = |found: Vec<(String, String)>| {
+            if found.is_empty() { Ok(()) } else { Err(found) }
+        };
+        let mut out = Self::default();
+        match kind {
+            "permission" if json.get("objectName").is_some() => {
+                let p: ObjectOsPermission = serde_json::from_value(json.clone()).map_err(decode)?;
+                checked(p.validate())?;
+                out.permission_sets.extend(p.to_permission_sets());
+            }
+            "permission" => {
+                let set: PermissionSet = serde_json::from_value(json.clone()).map_err(decode)?;
+                checked(set.validate())?;
+                out.permission_sets.push(set);
+            }
+            "role" => {
+                let role: Role = serde_json::from_value(json.clone()).map_err(decode)?;
+                checked(role.validate())?;
+                out.roles.push(role);
+            }
+            _ => {
+                let rule: SharingRule = serde_json::from_value(json.clone()).map_err(decode)?;
+                checked(rule.validate())?;
+                out.sharing_rules.push(rule);
+            }
+        }
+        Ok(out)
+    }
+
+    fn extend(&mut self, other: Self) {
+        self.permission_sets.extend(other.permission_sets);
+        self.roles.extend(other.roles);
+        self.sharing_rules.extend(other.sharing_rules);
+    }
+
+    /// The security metadata of a snapshot: the items of the plugin's metadata kinds, which the
+    /// engine loaded and validated with the objects (see [`metadata_kinds`]).
+    pub fn from_snapshot(snap: &MetadataSnapshot) -> Result<Self, PermissionsError> {
+        fn items<T: serde::de::DeserializeOwned>(
+            snap: &MetadataSnapshot,
+            kind: &str,
+        ) -> Result<Vec<T>, PermissionsError> {
+            snap.items(kind)
+                .iter()
+                .map(|i| {
+                    serde_json::from_value(i.value.clone())
+                        .map_err(|e| PermissionsError::Metadata(vec![format!("{}: {e}", i.file)]))
+                })
+                .collect()
+        }
+        Ok(Self {
+            permission_sets: items(snap, KIND_PERMISSION)?,
+            roles: items(snap, KIND_ROLE)?,
+            sharing_rules: items(snap, KIND_SHARING)?,
+        })
+    }
 }
+
+/// The metadata kinds of the security files: `*.permission.yml` (a spec `PermissionSet`, or the
+/// ObjectOS profile form, one file per object, whose files merge by set name), `*.role.yml`
+/// and `*.sharing.yml`. Items are kept as the spec types' JSON.
+pub fn metadata_kinds() -> Vec<MetadataKind> {
+    /// Each definition under its `name` (a serialisation failure is reported, not hidden).
+    fn named<T: serde::Serialize>(all: Vec<T>) -> ParseResult {
+        all.into_iter()
+            .map(|item| {
+                let value =
+                    serde_json::to_value(item).map_err(|e| vec![(String::new(), e.to_string())])?;
+                let name = value["name"].as_str().unwrap_or_default().to_owned();
+                Ok((name, value))
+            })
+            .collect()
+    }
+    vec![
+        MetadataKind::new(KIND_PERMISSION, KIND_PERMISSION, |doc| {
+            named(SecuritySources::from_document(KIND_PERMISSION, doc)?.permission_sets)
+        })
+        .merging(),
+        MetadataKind::new(KIND_ROLE, KIND_ROLE, |doc| {
+            named(SecuritySources::from_document(KIND_ROLE, doc)?.roles)
+        }),
+        MetadataKind::new(KIND_SHARING, KIND_SHARING, |doc| {
+            named(SecuritySources::from_document(KIND_SHARING, doc)?.sharing_rules)
+        }),
+    ]
+}
+
+/// The metadata kind names (also their file suffixes).
+pub const KIND_PERMISSION: &str = "permission";
+pub const KIND_ROLE: &str = "role";
+pub const KIND_SHARING: &str = "sharing";
 
 /// Whether `path` (possibly dotted through lookups) names a field of `schema`.
 fn field_exists(snap: &MetadataSnapshot, schema: &ObjectSchema, path: &str) -> bool {

@@ -1,9 +1,8 @@
 //! The kernel plugin: id `com.objectos.permissions`, provides `permissions` (the kernel's
-//! `Authorizer` contract); contributes the interceptor and the routes at init, loads the security
-//! metadata and the assignments at start, and takes membership from the `auth` directory when a
-//! plugin provides one.
+//! `Authorizer` contract); contributes its table (a `PluginSchema`), the interceptor and the
+//! routes at init, loads the security metadata and the assignments at start, and takes membership
+//! from the `auth` directory when a plugin provides one.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,7 +14,7 @@ use objectos_spec::manifest::{PluginDependency, capabilities, services};
 use objectos_spec::{Event, HealthReport, PluginManifest};
 
 use crate::authorizer::PermissionsAuthorizer;
-use crate::authz::{Authz, AuthzConfig, DirectoryMembership};
+use crate::authz::{self, Authz, AuthzConfig, DirectoryMembership};
 use crate::interceptor::PermissionInterceptor;
 use crate::model::{SecurityModel, SecuritySources};
 use crate::routes;
@@ -53,30 +52,29 @@ pub const MANIFEST: PluginManifest = PluginManifest {
         capabilities::FS_READ,
     ],
     emits: EVENTS,
-    subscribes: &[MEMBER_REMOVED],
+    subscribes: &[MEMBER_REMOVED, objectos_spec::event::metadata::RELOADED],
     ..PluginManifest::new(PLUGIN_ID, "Permissions", env!("CARGO_PKG_VERSION"))
 };
 
-/// The permissions plugin; its public fields are its settings.
+/// The permissions plugin. Its security files (`*.permission.yml`, `*.role.yml`,
+/// `*.sharing.yml`) are metadata kinds the data engine loads from its metadata folders with the
+/// objects (see [`crate::authz::schema`]).
 #[derive(Debug)]
 pub struct PermissionsPlugin {
-    /// Folders searched (recursively) for `*.permission.yml`, `*.role.yml`, `*.sharing.yml`;
-    /// normally the data engine's metadata folders.
-    pub metadata_dirs: Vec<PathBuf>,
     authz: Arc<Authz>,
 }
 
 impl PermissionsPlugin {
-    pub fn new(metadata_dirs: Vec<PathBuf>, config: AuthzConfig) -> Self {
+    pub fn new(config: AuthzConfig) -> Self {
         Self {
-            metadata_dirs,
             authz: Arc::new(Authz::new(config)),
         }
     }
 
-    /// Re-reads the security metadata (after the files changed); the old model stays on error.
+    /// Recompiles the security model from the engine's current metadata (after
+    /// `DataEngine::reload`); the old model stays on error.
     pub fn reload(&self) -> Result<(), crate::error::PermissionsError> {
-        self.authz.reload(&self.metadata_dirs)
+        self.authz.reload_from_snapshot()
     }
 
     /// The shared authorization state (registered as service `permissions` behind the kernel's
@@ -93,6 +91,8 @@ impl Plugin for PermissionsPlugin {
     }
 
     fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
+        // The data plugin creates the assignment table before any other plugin starts.
+        cx.contribute(authz::schema())?;
         cx.register::<dyn Authorizer>(
             services::PERMISSIONS,
             Arc::new(PermissionsAuthorizer::new(self.authz.clone())),
@@ -114,6 +114,22 @@ impl Plugin for PermissionsPlugin {
                 .service(services::PERMISSIONS)
                 .compat()
                 .operations(routes::objectstack_operations()),
+        )?;
+        // A reloaded snapshot carries new security files: the model is rebuilt from it (a
+        // model that no longer compiles keeps the old one, and says why).
+        let a = self.authz.clone();
+        cx.subscribe(
+            objectos_spec::event::metadata::RELOADED,
+            move |_event: Arc<Event>| {
+                let a = a.clone();
+                async move {
+                    match a.reload_from_snapshot() {
+                        Ok(()) => tracing::info!("Security model rebuilt from the reloaded metadata."),
+                        Err(e) => tracing::error!(error = %e, "The reloaded security metadata does not compile; the previous model stays."),
+                    }
+                    Ok(())
+                }
+            },
         )?;
         let a = self.authz.clone();
         cx.subscribe(MEMBER_REMOVED, move |event: Arc<Event>| {
@@ -142,7 +158,7 @@ impl Plugin for PermissionsPlugin {
             .engine()
             .cloned()
             .ok_or_else(|| PluginError::config(PLUGIN_ID, "the data engine has not started"))?;
-        let sources = SecuritySources::load(&self.metadata_dirs)
+        let sources = SecuritySources::from_snapshot(&engine.metadata())
             .map_err(|e| PluginError::config(PLUGIN_ID, e))?;
         let model = SecurityModel::compile(sources, &engine.metadata())
             .map_err(|e| PluginError::config(PLUGIN_ID, e))?;

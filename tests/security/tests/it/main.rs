@@ -22,6 +22,7 @@ mod prehijack;
 mod rollups;
 mod rows;
 mod secrets;
+mod services;
 mod storage;
 mod support;
 mod tenants;

@@ -125,6 +125,10 @@ async fn bus_events_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(objectos_pg),
+    ignore = "needs PostgreSQL: set OBJECTOS_TEST_POSTGRES_URL"
+)]
 async fn bus_events_postgres() {
     if let Some(h) = Harness::postgres().await {
         bus_scenario(&h).await;
@@ -200,6 +204,10 @@ async fn concurrent_appends_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(objectos_pg),
+    ignore = "needs PostgreSQL: set OBJECTOS_TEST_POSTGRES_URL"
+)]
 async fn concurrent_appends_postgres() {
     if let Some(h) = Harness::postgres().await {
         concurrency_scenario(&h).await;

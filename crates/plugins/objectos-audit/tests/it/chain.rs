@@ -80,6 +80,10 @@ async fn tampering_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(objectos_pg),
+    ignore = "needs PostgreSQL: set OBJECTOS_TEST_POSTGRES_URL"
+)]
 async fn tampering_postgres() {
     if let Some(h) = Harness::postgres().await {
         tamper_scenario(&h).await;
@@ -141,6 +145,10 @@ async fn retention_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(objectos_pg),
+    ignore = "needs PostgreSQL: set OBJECTOS_TEST_POSTGRES_URL"
+)]
 async fn retention_postgres() {
     if let Some(h) = Harness::postgres().await {
         retention_scenario(&h).await;
@@ -152,10 +160,9 @@ async fn retention_postgres() {
 /// else moved the head (an append in its own transaction, a write rolled back after appending)
 /// the next append notices, re-reads it, and the chain stays intact.
 async fn head_cache_scenario(h: &Harness) {
-    use objectos_audit::store::{HeadCache, append_cached, append_standalone};
+    use objectos_audit::store::{HeadCache, append_cached, append_own};
     use objectos_audit::{Actor, AuditEvent};
-    let conn = h.engine.write_connection();
-    let dialect = h.engine.dialect();
+    let writer = h.engine.writer();
     let cache = HeadCache::default();
     let event = |n: u32| {
         let mut ev = AuditEvent::new(
@@ -173,32 +180,23 @@ async fn head_cache_scenario(h: &Harness) {
     };
     // First append fills the cache through the locking path; the next two hit it.
     for n in 0..3 {
-        append_cached(conn, dialect, event(n), &cache)
-            .await
-            .unwrap();
+        append_cached(&writer, event(n), &cache).await.unwrap();
     }
     assert_eq!(cache.hits(), 2);
     // Another writer moves the head: the cached append misses, writes nothing twice, recovers.
-    append_standalone(conn, dialect, event(10)).await.unwrap();
-    let ev = append_cached(conn, dialect, event(3), &cache)
-        .await
-        .unwrap();
+    append_own(&h.engine, event(10)).await.unwrap();
+    let ev = append_cached(&writer, event(3), &cache).await.unwrap();
     assert_eq!(cache.hits(), 2);
     assert_eq!(ev.seq, 5);
     // A transaction that appended and rolled back leaves the cache ahead of the database.
     {
-        use sea_orm::TransactionTrait;
-        let tx = conn.begin().await.unwrap();
-        append_cached(&tx, dialect, event(4), &cache).await.unwrap();
+        let tx = h.engine.begin_own_transaction().await.unwrap();
+        append_cached(&tx, event(4), &cache).await.unwrap();
         tx.rollback().await.unwrap();
     }
-    let ev = append_cached(conn, dialect, event(5), &cache)
-        .await
-        .unwrap();
+    let ev = append_cached(&writer, event(5), &cache).await.unwrap();
     assert_eq!(ev.seq, 6);
-    append_cached(conn, dialect, event(6), &cache)
-        .await
-        .unwrap();
+    append_cached(&writer, event(6), &cache).await.unwrap();
     let report = h.store.verify(Some("cache-t")).await.unwrap();
     assert!(report.ok(), "{report:?}");
     assert_eq!(report.events, 7);
@@ -212,6 +210,10 @@ async fn head_cache_sqlite() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(objectos_pg),
+    ignore = "needs PostgreSQL: set OBJECTOS_TEST_POSTGRES_URL"
+)]
 async fn head_cache_postgres() {
     if let Some(h) = Harness::postgres().await {
         head_cache_scenario(&h).await;

@@ -12,3 +12,5 @@ mod chain;
 mod mutations;
 #[cfg(test)]
 mod routes;
+#[cfg(test)]
+mod schema;

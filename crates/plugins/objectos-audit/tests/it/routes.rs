@@ -229,6 +229,10 @@ async fn routes_sqlite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(objectos_pg),
+    ignore = "needs PostgreSQL: set OBJECTOS_TEST_POSTGRES_URL"
+)]
 async fn routes_postgres() {
     if let Some(h) = Harness::postgres().await {
         routes_scenario(&h).await;

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use objectos_audit::{AuditConfig, AuditPlugin, AuditStore};
+use objectos_data::store::{Sql, Store};
 use objectos_data::{
     DataConfig, DataEngine, DataError, DataHandle, DataPlugin, HookContext, Interceptor,
     InterceptorContribution, OpContext, Operation, Principal, Record,
@@ -15,6 +16,7 @@ use objectos_data::{
 use objectos_http::{HoopContribution, HttpConfig, HttpPlugin, RequestContext};
 use objectos_kernel::{InitContext, Kernel, Plugin, PluginError, PluginHandle, StartContext};
 use objectos_spec::PluginManifest;
+use objectos_testkit::TestDatabase;
 use salvo::prelude::*;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -156,40 +158,32 @@ pub(crate) struct Harness {
     pub(crate) addr: SocketAddr,
     /// The test plugin's handle, to publish fake auth events.
     pub(crate) publisher: PluginHandle,
+    /// The database the kernel runs on, dropped by [`Harness::stop`].
+    db: TestDatabase,
+    /// The metadata folder.
     _dir: TempDir,
 }
 
 impl Harness {
     pub(crate) async fn sqlite() -> Harness {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("a.db").display());
-        Self::boot(dir, url).await
+        Self::boot(TestDatabase::sqlite_file()).await
     }
 
     /// A fresh schema on the test PostgreSQL server, or `None` (with a note) when unset.
     pub(crate) async fn postgres() -> Option<Harness> {
-        let Ok(base) = std::env::var("OBJECTOS_TEST_POSTGRES_URL") else {
-            eprintln!("OBJECTOS_TEST_POSTGRES_URL is unset; skipping the PostgreSQL run");
-            return None;
-        };
-        let schema = format!("audit_{}", uuid::Uuid::now_v7().simple());
-        let conn = sea_orm::Database::connect(&base).await.unwrap();
-        sea_orm::ConnectionTrait::execute_unprepared(&conn, &format!("CREATE SCHEMA {schema}"))
-            .await
-            .unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options[search_path]={schema}");
-        Some(Self::boot(tempfile::tempdir().unwrap(), url).await)
+        Some(Self::boot(TestDatabase::postgres("audit").await?).await)
     }
 
-    async fn boot(dir: TempDir, url: String) -> Harness {
+    async fn boot(db: TestDatabase) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
         let meta = write_metadata(dir.path());
         let data = DataPlugin::new(DataConfig {
-            database_url: url,
+            database_url: db.url.clone(),
             metadata_dirs: vec![meta],
             include_base: false,
             max_connections: 4,
             auto_migrate: true,
+            owned: Vec::new(),
         });
         let handle: Arc<DataHandle> = data.handle();
         let http = HttpPlugin::new(HttpConfig {
@@ -228,20 +222,32 @@ impl Harness {
             store,
             addr,
             publisher: publisher.get().unwrap().clone(),
+            db,
             _dir: dir,
         }
     }
 
+    /// Shuts the kernel down, closes the database and drops its PostgreSQL schema.
     pub(crate) async fn stop(self) {
-        self.kernel.shutdown().await;
+        let Harness {
+            kernel,
+            engine,
+            store,
+            publisher,
+            db,
+            ..
+        } = self;
+        kernel.shutdown().await;
+        drop((kernel, engine, store, publisher));
+        db.cleanup().await;
     }
 
     /// Runs raw SQL against the database (tampering).
     pub(crate) async fn raw(&self, sql: &str) -> u64 {
-        sea_orm::ConnectionTrait::execute_unprepared(self.engine.connection(), sql)
+        let w = self.engine.writer();
+        w.execute(Sql::with(w.dialect(), sql, Vec::new()).unwrap())
             .await
             .unwrap()
-            .rows_affected()
     }
 
     pub(crate) async fn http(

@@ -129,6 +129,7 @@ async fn mail_goes_through_a_registered_notification_mailer() {
             include_base: true,
             max_connections: 2,
             auto_migrate: true,
+            owned: Vec::new(),
         }))
         .plugin(auth)
         .plugin(Notify(outbox.clone()))

@@ -17,6 +17,8 @@ mod proxies;
 #[cfg(test)]
 mod races;
 #[cfg(test)]
+mod services;
+#[cfg(test)]
 mod sso;
 #[cfg(test)]
 mod support;

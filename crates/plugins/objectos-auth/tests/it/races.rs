@@ -174,6 +174,11 @@ async fn pending_duplicates_from_before_the_index_are_resolved_at_start() {
         // A database written before the index: two pending invitations to one address.
         h.sql_exec(r#"DROP INDEX "_objectos_auth_invitation_pending""#)
             .await;
+        // Such a database has not recorded the plugin's current tables either.
+        h.sql_exec(
+            r#"DELETE FROM "_objectos_schema" WHERE "object" = '__plugin:com.objectos.auth'"#,
+        )
+        .await;
         for (id, at) in [("old", 1), ("new", 2)] {
             h.sql_exec(&format!(
                 r#"INSERT INTO "_objectos_auth_invitation" ("id", "org_id", "email", "role", "status", "inviter_id", "created_at", "expires_at", "updated_at") VALUES ('{id}', '{org}', 'dup@example.com', 'member', 'pending', 'x', {at}, 9999999999999, {at})"#

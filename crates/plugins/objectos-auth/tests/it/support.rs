@@ -194,6 +194,7 @@ impl H {
                 include_base: true,
                 max_connections: 2,
                 auto_migrate: true,
+                owned: Vec::new(),
             }))
             .plugin(auth.with_mailer(mailer.clone()))
             .plugin(Collector(events.clone()))
@@ -266,25 +267,23 @@ impl H {
     /// One text column of the first row `sql` returns (`?` placeholders on SQLite, `$n` on
     /// PostgreSQL: write the SQL without parameters).
     pub(crate) async fn sql_text(&self, sql: &str) -> Option<String> {
-        use sea_orm::ConnectionTrait;
+        use objectos_data::store::{Sql, Store};
         let engine = self.engine();
-        let conn = engine.connection();
-        let row = conn
-            .query_one_raw(sea_orm::Statement::from_string(
-                conn.get_database_backend(),
-                sql.to_owned(),
-            ))
+        let pool = engine.pool();
+        let row = pool
+            .fetch_optional(Sql::with(pool.dialect(), sql, vec![]).unwrap())
             .await
             .unwrap()?;
-        row.try_get_by_index::<Option<String>>(0).unwrap()
+        row.get::<Option<String>>(0).unwrap()
     }
 
     /// Runs a statement without parameters.
     pub(crate) async fn sql_exec(&self, sql: &str) {
-        use sea_orm::ConnectionTrait;
-        self.engine()
-            .connection()
-            .execute_unprepared(sql)
+        use objectos_data::store::{Sql, Store};
+        let engine = self.engine();
+        let writer = engine.writer();
+        writer
+            .execute(Sql::with(writer.dialect(), sql, vec![]).unwrap())
             .await
             .unwrap();
     }
@@ -415,57 +414,10 @@ impl H {
 }
 
 /// A database a scenario runs on: SQLite in memory always, and PostgreSQL (a fresh schema of
-/// its own, dropped by [`TestDb::cleanup`]) when `OBJECTOS_TEST_POSTGRES_URL` is set.
-pub(crate) struct TestDb {
-    pub(crate) label: &'static str,
-    pub(crate) url: String,
-    pg: Option<(String, String)>,
-}
-
-impl TestDb {
-    /// Drops the PostgreSQL schema (a failed test leaves it behind for inspection).
-    pub(crate) async fn cleanup(self) {
-        use sea_orm::{ConnectionTrait, Database};
-        if let Some((base, schema)) = self.pg {
-            let db = Database::connect(&base).await.unwrap();
-            db.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                .await
-                .unwrap();
-            db.close().await.ok();
-        }
-    }
-}
+/// its own, dropped by `cleanup`) when `OBJECTOS_TEST_POSTGRES_URL` is set.
+pub(crate) type TestDb = objectos_testkit::TestDatabase;
 
 /// SQLite, then PostgreSQL when configured (else a printed skip note).
 pub(crate) async fn databases(prefix: &str) -> Vec<TestDb> {
-    use sea_orm::{ConnectionTrait, Database};
-    let mut out = vec![TestDb {
-        label: "sqlite",
-        url: database_url(),
-        pg: None,
-    }];
-    match std::env::var("OBJECTOS_TEST_POSTGRES_URL") {
-        Ok(base) if !base.trim().is_empty() => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos();
-            let schema = format!("{prefix}_{nanos:x}_{}", std::process::id());
-            let db = Database::connect(&base).await.unwrap();
-            db.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
-                .await
-                .unwrap();
-            db.close().await.ok();
-            let sep = if base.contains('?') { '&' } else { '?' };
-            out.push(TestDb {
-                label: "postgres",
-                url: format!("{base}{sep}options[search_path]={schema}"),
-                pg: Some((base, schema)),
-            });
-        }
-        _ => eprintln!(
-            "OBJECTOS_TEST_POSTGRES_URL is not set; {prefix}: the PostgreSQL run is skipped"
-        ),
-    }
-    out
+    TestDb::all_in_memory(prefix).await
 }

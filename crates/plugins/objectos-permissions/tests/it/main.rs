@@ -10,23 +10,24 @@ mod org;
 mod plugin;
 mod records;
 mod references;
+mod services;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use objectos_data::{
     BatchItem, BatchOperation, BatchRequest, DataConfig, DataEngine, DataError, OpContext,
-    Principal, Record,
+    PluginSchema, Principal, Record,
 };
 use objectos_permissions::{
-    AssignmentKind, Authz, AuthzConfig, PermissionInterceptor, PermissionsError, SecurityModel,
-    SecuritySources,
+    AssignmentKind, Authz, AuthzConfig, PLUGIN_ID, PermissionInterceptor, PermissionsError,
+    SecurityModel, SecuritySources,
 };
 use objectos_spec::query::{
     AggregateFunction, Aggregation, FieldSelection, Filter, QueryAst, SearchQuery, SortNode,
     SortOrder,
 };
-use sea_orm::ConnectionTrait;
+use objectos_testkit::TestDatabase;
 use serde_json::{Value, json};
 
 pub(crate) const OBJECTS: &[(&str, &str)] = &[
@@ -202,29 +203,16 @@ pub(crate) fn id_of(r: &Record) -> String {
     r["id"].as_str().unwrap().to_owned()
 }
 
-fn pg_url() -> Option<String> {
-    std::env::var("OBJECTOS_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-}
-
 pub(crate) struct Env {
     pub(crate) engine: DataEngine,
     pub(crate) authz: Arc<Authz>,
     _dir: tempfile::TempDir,
-    pg: Option<(String, String)>,
 }
 
-impl Env {
-    async fn close(self) {
-        if let Some((base, schema)) = self.pg {
-            self.engine.connection().clone().close().await.ok();
-            let db = sea_orm::Database::connect(&base).await.unwrap();
-            db.execute_unprepared(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-                .await
-                .unwrap();
-        }
-    }
+/// The plugin's storage as the data plugin hands it to the engine (the tests open the engine
+/// themselves, without a kernel collecting the contribution).
+pub(crate) fn owned() -> Vec<PluginSchema> {
+    vec![objectos_permissions::schema().owned_by(PLUGIN_ID)]
 }
 
 pub(crate) fn write(dir: &Path, files: &[(&str, &str)]) {
@@ -233,7 +221,7 @@ pub(crate) fn write(dir: &Path, files: &[(&str, &str)]) {
     }
 }
 
-async fn open(url: String, pg: Option<(String, String)>, security: &[(&str, &str)]) -> Env {
+async fn open(url: String, security: &[(&str, &str)]) -> Env {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), OBJECTS);
     write(dir.path(), security);
@@ -243,6 +231,7 @@ async fn open(url: String, pg: Option<(String, String)>, security: &[(&str, &str
         include_base: false,
         max_connections: 4,
         auto_migrate: true,
+        owned: owned(),
     })
     .await
     .unwrap();
@@ -255,7 +244,6 @@ async fn open(url: String, pg: Option<(String, String)>, security: &[(&str, &str
         engine,
         authz,
         _dir: dir,
-        pg,
     }
 }
 
@@ -274,31 +262,10 @@ where
     F: Fn(Env) -> Fut,
     Fut: std::future::Future<Output = Env>,
 {
-    let tmp = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", tmp.path().join("t.db").display());
-    f(open(url, None, files).await).await.close().await;
-    match pg_url() {
-        Some(base) => {
-            let name = format!(
-                "perm_{:x}{:x}",
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos(),
-                std::process::id()
-            );
-            let db = sea_orm::Database::connect(&base).await.unwrap();
-            db.execute_unprepared(&format!("CREATE SCHEMA \"{name}\""))
-                .await
-                .unwrap();
-            let sep = if base.contains('?') { '&' } else { '?' };
-            let url = format!("{base}{sep}options[search_path]={name}");
-            f(open(url, Some((base, name)), files).await)
-                .await
-                .close()
-                .await;
-        }
-        None => eprintln!("PostgreSQL skipped: set OBJECTOS_TEST_POSTGRES_URL to run it too"),
+    for db in TestDatabase::all("perm").await {
+        // The engine and its connections go before the schema is dropped.
+        drop(f(open(db.url.clone(), files).await).await);
+        db.cleanup().await;
     }
 }
 
@@ -1220,6 +1187,7 @@ rowLevelSecurity:
         include_base: false,
         max_connections: 2,
         auto_migrate: true,
+        owned: Vec::new(),
     })
     .await
     .unwrap();

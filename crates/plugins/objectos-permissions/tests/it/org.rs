@@ -1,19 +1,20 @@
 //! Assignments per (user, organization): effective permissions follow the request's tenant,
 //! assigning needs membership of the caller's organization (from the directory contract, here a
-//! double), and rows of the earlier per-user table move to the user's home organization.
+//! double); the assignment table is the plugin's declared schema, and a table of the earlier
+//! per-user shape is left to the operator as a manual step.
 
 use std::sync::{Arc, Mutex};
 
-use objectos_data::OpContext;
+use objectos_data::store::{Sql, SqlValue, Store};
+use objectos_data::{MigrationStep, OpContext};
 use objectos_kernel::contracts::Caller;
 use objectos_kernel::{
     Directory, DirectoryUser, Membership, Organization, PluginError, async_trait,
 };
 use objectos_permissions::{
-    AssignmentKind, Authz, AuthzConfig, DirectoryMembership, PermissionsError, Subject,
+    AssignmentKind, Authz, AuthzConfig, DirectoryMembership, PLUGIN_ID, PermissionsError, Subject,
 };
 use objectos_spec::query::QueryAst;
-use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 
 use crate::{
@@ -85,32 +86,12 @@ pub(crate) fn directory(env: &Env) -> Arc<MemberList> {
     list
 }
 
-/// Runs SQL on the plugin's own assignment table (`?` placeholders).
-async fn exec(env: &Env, sql: &str, values: Vec<sea_orm::Value>) {
-    let conn = env.engine.connection();
-    let sql = if env.engine.dialect() == objectos_data::Dialect::Postgres {
-        // `?` placeholders in order -> `$n`.
-        let mut out = String::new();
-        let mut n = 0;
-        for c in sql.chars() {
-            if c == '?' {
-                n += 1;
-                out.push_str(&format!("${n}"));
-            } else {
-                out.push(c);
-            }
-        }
-        out
-    } else {
-        sql.to_owned()
-    };
-    conn.execute_raw(Statement::from_sql_and_values(
-        conn.get_database_backend(),
-        sql,
-        values,
-    ))
-    .await
-    .unwrap();
+/// Runs SQL on the plugin's own assignment table (`?` placeholders) through the engine's writer.
+async fn exec(env: &Env, sql: &str, values: Vec<SqlValue>) {
+    let w = env.engine.writer();
+    w.execute(Sql::with(w.dialect(), sql, values).unwrap())
+        .await
+        .unwrap();
 }
 
 fn in_org(cx: OpContext, org: &str) -> OpContext {
@@ -270,62 +251,117 @@ async fn without_the_member_table_the_home_organization_decides() {
     .await;
 }
 
+/// The assignment table as releases before the declared schema created it by hand.
+const CREATED_BY_HAND: &str = r#"CREATE TABLE "_objectos_permission_assignment" ("user_id" VARCHAR(255) NOT NULL, "org_id" VARCHAR(255) NOT NULL DEFAULT '', "kind" VARCHAR(32) NOT NULL, "name" VARCHAR(255) NOT NULL, "created_at" VARCHAR(40) NOT NULL, PRIMARY KEY ("user_id", "org_id", "kind", "name"))"#;
+
+/// The table of development builds before assignments were per organization (no `org_id`).
+const PER_USER: &str = r#"CREATE TABLE "_objectos_permission_assignment" ("user_id" VARCHAR(255) NOT NULL, "kind" VARCHAR(32) NOT NULL, "name" VARCHAR(255) NOT NULL, "created_at" VARCHAR(40) NOT NULL, PRIMARY KEY ("user_id", "kind", "name"))"#;
+
+/// The steps the engine's plan has for the plugin's tables.
+async fn plugin_steps(env: &Env) -> Vec<MigrationStep> {
+    let plan = env.engine.plan_migration().await.unwrap();
+    plan.plugins
+        .into_iter()
+        .find(|p| p.plugin == PLUGIN_ID)
+        .map(|p| p.steps)
+        .unwrap_or_default()
+}
+
 #[tokio::test]
-async fn per_user_assignments_move_to_the_home_organization() {
-    let files: Vec<(&str, &str)> = SECURITY.iter().chain(USERS).copied().collect();
-    each_backend_with(&files, |env| async move {
-        let e = &env.engine;
-        let mut ids = Vec::new();
-        for org in ["org_a", "org_b"] {
-            let cx = OpContext::system("seed").with_tenant(org);
-            let u = e.create(&cx, "user", rec(json!({"name": org}))).await.unwrap();
-            ids.push(id_of(&u));
-        }
-        // The table as earlier versions created it, with their rows.
+async fn the_declared_table_is_the_one_earlier_releases_created() {
+    each_backend(|env| async move {
+        // Created by the plan at open: nothing left to do.
+        assert!(plugin_steps(&env).await.is_empty());
+        // A database whose table an earlier release created by hand, with its rows, needs no
+        // step either: the declaration has exactly that shape.
         exec(&env, r#"DROP TABLE "_objectos_permission_assignment""#, vec![]).await;
+        exec(&env, CREATED_BY_HAND, vec![]).await;
         exec(
             &env,
-            r#"CREATE TABLE "_objectos_permission_assignment" ("user_id" VARCHAR(255) NOT NULL, "kind" VARCHAR(32) NOT NULL, "name" VARCHAR(255) NOT NULL, "created_at" VARCHAR(40) NOT NULL, PRIMARY KEY ("user_id", "kind", "name"))"#,
-            vec![],
+            r#"INSERT INTO "_objectos_permission_assignment" ("user_id", "org_id", "kind", "name", "created_at") VALUES (?, ?, ?, ?, '2026-01-01T00:00:00.000Z')"#,
+            vec!["u1".into(), "org_a".into(), "role".into(), "rep".into()],
         )
         .await;
-        let insert = r#"INSERT INTO "_objectos_permission_assignment" ("user_id", "kind", "name", "created_at") VALUES (?, ?, ?, '2026-01-01T00:00:00.000Z')"#;
-        exec(&env, insert, vec![ids[0].clone().into(), "permission_set".into(), "sales_rep".into()]).await;
-        exec(&env, insert, vec![ids[0].clone().into(), "role".into(), "rep".into()]).await;
-        exec(&env, insert, vec![ids[1].clone().into(), "permission_set".into(), "manager".into()]).await;
-        // A user that is not a record (any more) has no home: "no organization".
-        exec(&env, insert, vec!["gone".into(), "role".into(), "rep".into()]).await;
+        let steps = plugin_steps(&env).await;
+        assert!(steps.is_empty(), "{steps:?}");
         let again = Authz::new(AuthzConfig::default());
-        again.attach(e.clone()).await.unwrap();
+        again.attach(env.engine.clone()).await.unwrap();
         assert_eq!(
-            again.assignments_of(&ids[0], Some("org_a")),
-            (vec!["sales_rep".to_owned()], vec!["rep".to_owned()])
+            again.assignments_of("u1", Some("org_a")).1,
+            vec!["rep".to_owned()]
         );
-        assert!(again.assignments_of(&ids[0], Some("org_b")).0.is_empty());
-        assert_eq!(
-            again.assignments_of(&ids[1], Some("org_b")).0,
-            vec!["manager".to_owned()]
-        );
-        assert_eq!(again.assignments_of("gone", None).1, vec!["rep".to_owned()]);
-        // Attaching again finds the new shape and changes nothing.
-        let third = Authz::new(AuthzConfig::default());
-        third.attach(e.clone()).await.unwrap();
-        assert_eq!(
-            third.assignments_of(&ids[1], Some("org_b")).0,
-            vec!["manager".to_owned()]
-        );
-        let conn = e.connection();
-        let n = conn
-            .query_one_raw(Statement::from_string(
-                conn.get_database_backend(),
-                r#"SELECT COUNT(*) FROM "_objectos_permission_assignment""#.to_owned(),
-            ))
+        // The plugin writes to it as to its own table: an assignment made without a tenant is
+        // stored under `""`.
+        env.authz
+            .assign("u1", AssignmentKind::Role, "rep", &OpContext::system("setup"))
+            .await
+            .unwrap();
+        let p = env.engine.pool();
+        let count = Sql::with(
+            p.dialect(),
+            r#"SELECT COUNT(*) FROM "_objectos_permission_assignment" WHERE "org_id" = ?"#,
+            vec!["".into()],
+        )
+        .unwrap();
+        let n: i64 = p
+            .fetch_optional(count)
             .await
             .unwrap()
             .unwrap()
-            .try_get_by_index::<i64>(0)
+            .get(0)
             .unwrap();
-        assert_eq!(n, 4);
+        assert_eq!(n, 1);
+        env
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_per_user_table_is_a_manual_step_not_a_migration() {
+    each_backend(|env| async move {
+        exec(&env, r#"DROP TABLE "_objectos_permission_assignment""#, vec![]).await;
+        exec(&env, PER_USER, vec![]).await;
+        exec(
+            &env,
+            r#"INSERT INTO "_objectos_permission_assignment" ("user_id", "kind", "name", "created_at") VALUES (?, ?, ?, '2026-01-01T00:00:00.000Z')"#,
+            vec!["u1".into(), "role".into(), "rep".into()],
+        )
+        .await;
+        // `org_id` belongs to the primary key, so it cannot be added in place: the plan says
+        // so and leaves the table (and its row) alone.
+        let steps = plugin_steps(&env).await;
+        assert!(
+            steps.iter().any(|s| matches!(
+                s,
+                MigrationStep::Manual { object, column, message }
+                    if object == "_objectos_permission_assignment"
+                        && column == "org_id"
+                        && message.contains("rebuild the table by hand")
+            )),
+            "{steps:?}"
+        );
+        env.engine.migrate(&|_| {}).await.unwrap();
+        let p = env.engine.pool();
+        let count = Sql::with(
+            p.dialect(),
+            r#"SELECT COUNT(*) FROM "_objectos_permission_assignment""#,
+            vec![],
+        )
+        .unwrap();
+        let n: i64 = p
+            .fetch_optional(count)
+            .await
+            .unwrap()
+            .unwrap()
+            .get(0)
+            .unwrap();
+        assert_eq!(n, 1);
+        // Attaching to it fails with the store's error instead of reading rows of another shape.
+        let again = Authz::new(AuthzConfig::default());
+        assert!(matches!(
+            again.attach(env.engine.clone()).await,
+            Err(PermissionsError::Store(_))
+        ));
         env
     })
     .await;

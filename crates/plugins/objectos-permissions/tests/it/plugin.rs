@@ -23,6 +23,7 @@ fn data_plugin(meta: &std::path::Path, db: &std::path::Path) -> DataPlugin {
         include_base: false,
         max_connections: 2,
         auto_migrate: true,
+        owned: Vec::new(),
     })
 }
 
@@ -34,7 +35,7 @@ async fn boots_in_a_kernel_and_publishes_events() {
     write(meta.path(), OBJECTS);
     write(meta.path(), SECURITY);
     let db = tempfile::tempdir().unwrap();
-    let perms = PermissionsPlugin::new(vec![meta.path().to_path_buf()], AuthzConfig::default());
+    let perms = PermissionsPlugin::new(AuthzConfig::default());
     let authz = perms.authz();
     let kernel = Kernel::builder()
         .plugin(data_plugin(meta.path(), db.path()))
@@ -155,10 +156,7 @@ async fn refuses_to_start_on_bad_security_metadata() {
     let db = tempfile::tempdir().unwrap();
     let kernel = Kernel::builder()
         .plugin(data_plugin(meta.path(), db.path()))
-        .plugin(PermissionsPlugin::new(
-            vec![meta.path().to_path_buf()],
-            AuthzConfig::default(),
-        ))
+        .plugin(PermissionsPlugin::new(AuthzConfig::default()))
         .build()
         .unwrap();
     let startup = kernel.boot().await.unwrap();
@@ -186,6 +184,7 @@ async fn crm_preset_permissions_compile_and_apply() {
         include_base: true,
         max_connections: 2,
         auto_migrate: true,
+        owned: crate::owned(),
     })
     .await
     .unwrap();
@@ -275,10 +274,7 @@ async fn the_authorizer_contract_answers_like_the_interceptor() {
     let db = tempfile::tempdir().unwrap();
     let kernel = Kernel::builder()
         .plugin(data_plugin(meta.path(), db.path()))
-        .plugin(PermissionsPlugin::new(
-            vec![meta.path().to_path_buf()],
-            AuthzConfig::default(),
-        ))
+        .plugin(PermissionsPlugin::new(AuthzConfig::default()))
         .build()
         .unwrap();
     assert!(kernel.boot().await.unwrap().all_started());
@@ -409,10 +405,7 @@ async fn contributed_routes_name_their_service_and_are_in_the_openapi_document()
     let db = tempfile::tempdir().unwrap();
     let kernel = Kernel::builder()
         .plugin(data_plugin(meta.path(), db.path()))
-        .plugin(PermissionsPlugin::new(
-            vec![meta.path().to_path_buf()],
-            AuthzConfig::default(),
-        ))
+        .plugin(PermissionsPlugin::new(AuthzConfig::default()))
         .build()
         .unwrap();
     assert!(kernel.boot().await.unwrap().all_started());
