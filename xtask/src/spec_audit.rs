@@ -69,10 +69,7 @@ pub(crate) fn audit(paths: &[PathBuf], only: bool) -> anyhow::Result<AuditReport
             if !explicit && is_fixture(&file) {
                 continue;
             }
-            let of_kind = schemas
-                .iter()
-                .flat_map(|s| s.kinds())
-                .any(|k| k.matches(&name));
+            let of_kind = objectos_data::PluginSchema::kind_of(&schemas, &name).is_some();
             let auditable = objectos_spec::audit::is_auditable(&name);
             if !(auditable || of_kind) || !seen.insert(file.clone()) {
                 continue;

@@ -384,11 +384,7 @@ pub fn audit_plugin_kinds(
         if objectos_spec::audit::is_auditable(name) {
             continue;
         }
-        let Some(kind) = schemas
-            .iter()
-            .flat_map(|s| s.kinds())
-            .find(|k| k.matches(name))
-        else {
+        let Some(kind) = PluginSchema::kind_of(schemas, name) else {
             continue;
         };
         report.files_checked += 1;
@@ -633,11 +629,7 @@ async fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     let mut files = Vec::new();
     for file in walk(&args.dir)? {
         let name = file.display().to_string();
-        if schemas
-            .iter()
-            .flat_map(|s| s.kinds())
-            .any(|k| k.matches(&name))
-        {
+        if PluginSchema::kind_of(&schemas, &name).is_some() {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("{name}: cannot read: {e}"))?;
             files.push((name, text));

@@ -654,9 +654,8 @@ fn load_all(
     include_base: bool,
     owned: &[crate::owned::PluginSchema],
 ) -> Result<(meta::Loaded, crate::kinds::Items)> {
-    let kinds: Vec<crate::kinds::MetadataKind> = owned
-        .iter()
-        .flat_map(|o| o.kinds().iter().cloned())
+    let kinds: Vec<crate::kinds::MetadataKind> = crate::owned::PluginSchema::all_kinds(owned)
+        .cloned()
         .collect();
     let objects = meta::load_schemas(dirs, include_base, owned);
     let items = crate::kinds::load(dirs, &kinds);
@@ -705,9 +704,8 @@ fn check_owned(owned: &[crate::owned::PluginSchema]) -> Result<()> {
             }
         }
     }
-    let kinds: Vec<crate::kinds::MetadataKind> = owned
-        .iter()
-        .flat_map(|o| o.kinds().iter().cloned())
+    let kinds: Vec<crate::kinds::MetadataKind> = crate::owned::PluginSchema::all_kinds(owned)
+        .cloned()
         .collect();
     if let Err(DataError::Config(more)) = crate::kinds::check_kinds(&kinds) {
         problems.push(more);

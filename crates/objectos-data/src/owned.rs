@@ -428,6 +428,21 @@ impl PluginSchema {
         &self.kinds
     }
 
+    /// Every metadata kind the plugins declare.
+    pub fn all_kinds(
+        schemas: &[PluginSchema],
+    ) -> impl Iterator<Item = &crate::kinds::MetadataKind> {
+        schemas.iter().flat_map(|s| s.kinds.iter())
+    }
+
+    /// The plugin metadata kind a file at `path` belongs to, if any.
+    pub fn kind_of<'a>(
+        schemas: &'a [PluginSchema],
+        path: &str,
+    ) -> Option<&'a crate::kinds::MetadataKind> {
+        Self::all_kinds(schemas).find(|k| k.matches(path))
+    }
+
     pub fn plugin(&self) -> &str {
         &self.plugin
     }
