@@ -1,4 +1,4 @@
-//! Project automation (`cargo xtask <task>`): spec-audit, deps, tidy, json-schema, bench.
+//! Project automation (`cargo xtask <task>`): spec-audit, deps, tidy, json-schema, web, bench.
 //!
 //! Each task is one module; `main` only dispatches. Every check also runs as a `#[test]`, so a plain `cargo test` enforces it.
 
@@ -7,6 +7,7 @@ mod deps;
 mod json_schema;
 mod spec_audit;
 mod tidy;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -42,6 +43,11 @@ enum Task {
         #[arg(long)]
         check: bool,
     },
+    /// Rebuild the admin console (apps/web) into crates/objectos-web-shell/assets (`--check`: fail when the committed assets differ from a fresh build).
+    Web {
+        #[arg(long)]
+        check: bool,
+    },
     /// Load benchmarks: `bench http` serves presets/crm from the release build and updates docs/benchmarks.md.
     Bench(bench::BenchArgs),
 }
@@ -53,6 +59,7 @@ fn main() -> ExitCode {
         Task::Deps => deps::run(),
         Task::Tidy => tidy::run(),
         Task::JsonSchema { check } => json_schema::run(check),
+        Task::Web { check } => web::run(check),
         Task::Bench(args) => bench::run(&args),
     };
     match result {

@@ -76,6 +76,17 @@ pub(crate) fn audit(paths: &[PathBuf], only: bool) -> anyhow::Result<AuditReport
             }
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("{name}: cannot read: {e}"))?;
+            // A compiled-in plugin's embedded object is audited once, as the plugin's (below,
+            // `audit_plugin_objects`); read again as a file it would clash with itself.
+            let embedded = !explicit
+                && schemas.iter().any(|s| {
+                    s.objects()
+                        .iter()
+                        .any(|(path, body)| name.ends_with(&format!("/{path}")) && *body == text)
+                });
+            if embedded {
+                continue;
+            }
             if auditable {
                 auditor.add_file(&name, &text);
             } else {
@@ -91,6 +102,10 @@ pub(crate) fn audit(paths: &[PathBuf], only: bool) -> anyhow::Result<AuditReport
     }
     let mut report = auditor.finish();
     objectos_server::audit_plugin_kinds(&mut report, &kind_files, &schemas);
+    // Strings the translation bundles miss, per locale: warnings.
+    for r in roots.iter().filter(|r| r.exists()) {
+        objectos_server::audit_translations(&mut report, r);
+    }
     Ok(report)
 }
 

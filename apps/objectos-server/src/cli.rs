@@ -1,4 +1,4 @@
-//! The command line: `objectos serve|migrate|validate|config|new|audit|user`, parsed with clap derive.
+//! The command line: `objectos serve|migrate|validate|config|new|audit|user|jobs`, parsed with clap derive.
 
 use std::path::PathBuf;
 
@@ -41,6 +41,10 @@ pub struct GlobalArgs {
     /// Runtime mode: development, production or test [env: OBJECTOS_MODE].
     #[arg(long, global = true, value_name = "MODE", value_parser = ["development", "production", "test"])]
     pub mode: Option<String>,
+
+    /// Log format on stderr: text or json (one JSON object a line, with the request id) [env: OBJECTOS_LOG_FORMAT].
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
 }
 
 // NOTE: the first line of each variant's doc comment is its line in `objectos --help`; keep
@@ -63,6 +67,13 @@ pub enum Command {
     /// User accounts: `user create --email E --password-stdin [--admin]`.
     #[cfg(feature = "plugin-auth")]
     User(UserArgs),
+    /// Background jobs: `jobs list`, `jobs retry ID`, `jobs dead-letters [--replay ID]`.
+    #[cfg(feature = "plugin-jobs")]
+    Jobs(JobsArgs),
+    /// Translations: `i18n extract [DIR] [--locale L]` prints a bundle skeleton of every
+    /// translatable string of the metadata folder.
+    #[cfg(feature = "plugin-i18n")]
+    I18n(I18nArgs),
 }
 
 /// The metadata folder of the commands that open the database.
@@ -146,6 +157,7 @@ impl GlobalArgs {
         Layer {
             database_url: self.database_url.clone(),
             mode: self.mode.as_deref().and_then(|m| m.parse().ok()),
+            log_format: self.log_format.as_deref().and_then(|f| f.parse().ok()),
             ..Layer::default()
         }
     }
@@ -171,12 +183,74 @@ impl ServeArgs {
     }
 }
 
+#[cfg(feature = "plugin-i18n")]
+#[derive(Debug, Clone, Args)]
+pub struct I18nArgs {
+    #[command(subcommand)]
+    pub command: I18nCommand,
+}
+
+#[cfg(feature = "plugin-i18n")]
+#[derive(Debug, Clone, Subcommand)]
+pub enum I18nCommand {
+    /// Print a `*.translation.yml` skeleton for LOCALE of every translatable string of the
+    /// objects in DIR (labels, help texts, option labels, rule messages); strings the folder's
+    /// bundles already translate keep their translation.
+    Extract {
+        /// The metadata folder.
+        #[arg(value_name = "DIR", default_value = ".")]
+        dir: PathBuf,
+        /// The locale to write the skeleton for.
+        #[arg(long, value_name = "L", default_value = "de")]
+        locale: String,
+    },
+}
+
+#[cfg(feature = "plugin-jobs")]
+#[derive(Debug, Clone, Args)]
+pub struct JobsArgs {
+    #[command(subcommand)]
+    pub command: JobsCommand,
+}
+
+#[cfg(feature = "plugin-jobs")]
+#[derive(Debug, Clone, Subcommand)]
+pub enum JobsCommand {
+    /// Jobs, newest first, one per line (id, status, handler, queue, attempts, error).
+    List {
+        /// Only jobs in this state (scheduled, pending, running, completed, failed, cancelled, dead).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a failed, dead or cancelled job again with fresh attempts.
+    Retry {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Dead jobs (attempts used up or failed fatally); `--replay ID` runs one again.
+    DeadLetters {
+        #[arg(long, value_name = "ID")]
+        replay: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+}
+
 #[cfg(feature = "plugin-audit")]
 #[derive(Debug, Clone, Args)]
 pub struct AuditArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
-
+    // No DIR: the audit trail lives in the database alone, so a metadata folder would be
+    // accepted and silently ignored.
     #[command(subcommand)]
     pub command: AuditCommand,
 }

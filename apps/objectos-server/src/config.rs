@@ -4,7 +4,7 @@
 //! value is reported with its line and dotted path. Each layer is a [`Layer`] of optional values;
 //! [`resolve`] folds them in precedence order onto the defaults.
 //!
-//! The core keys (`listen`, `databaseUrl`, `metadataDirs`, `mode`, `http`, `log`, `data`) are
+//! The core keys (`listen`, `databaseUrl`, `metadataDirs`, `mode`, `http`, `log`, `data`, `cluster`) are
 //! known here; every other top-level section belongs to a plugin, which declares it as a
 //! [`ConfigSection`] (its settings type and JSON Schema). The caller passes the sections of the
 //! plugins compiled in, so this file names no plugin: a section is checked against its type and
@@ -18,7 +18,7 @@ use objectos_http::config::{IpCidr, parse_origin};
 use objectos_spec::RuntimeMode;
 use objectos_spec::diag::{Diagnostic, Severity};
 use objectos_spec::settings::{
-    ConfigSection, PathSegment, SettingsProblem, deserialize_all, format_path,
+    ConfigSection, PathSegment, Secret, SettingsProblem, deserialize_all, format_path,
 };
 use objectos_spec::yaml::{self, Format, Located, Node};
 use serde_json::{Value, json};
@@ -64,6 +64,7 @@ pub const CORE_KEYS: &[&str] = &[
     "http",
     "log",
     "data",
+    "cluster",
 ];
 
 /// How `--print-config` writes the effective configuration.
@@ -140,6 +141,12 @@ pub struct Layer {
     pub plugins: Option<std::collections::BTreeMap<String, Value>>,
     /// The `data:` section: the data engine's write limits.
     pub data: Option<objectos_data::WriteLimits>,
+    /// `cluster.nodeId`.
+    pub node_id: Option<String>,
+    /// `cluster.redisUrl`.
+    pub redis_url: Option<Secret>,
+    /// `cluster.amqpUrl`.
+    pub amqp_url: Option<Secret>,
 }
 
 impl Layer {
@@ -161,7 +168,10 @@ impl Layer {
             log_level,
             log_format,
             plugins,
-            data
+            data,
+            node_id,
+            redis_url,
+            amqp_url
         );
         self
     }
@@ -191,6 +201,12 @@ pub struct ServerConfig {
     pub plugins: std::collections::BTreeMap<String, Value>,
     /// The `data:` section: records per bulk request, the writer hold bound, write rates.
     pub data: objectos_data::WriteLimits,
+    /// `cluster.nodeId`; `None`: generated at start (host, pid and a random part).
+    pub node_id: Option<String>,
+    /// `cluster.redisUrl`: cache invalidations and the cross-node event bus.
+    pub redis_url: Option<Secret>,
+    /// `cluster.amqpUrl`: the distributed job queue.
+    pub amqp_url: Option<Secret>,
 }
 
 impl Default for ServerConfig {
@@ -209,6 +225,9 @@ impl Default for ServerConfig {
             log_format: LogFormat::Text,
             plugins: std::collections::BTreeMap::new(),
             data: objectos_data::WriteLimits::default(),
+            node_id: None,
+            redis_url: None,
+            amqp_url: None,
         }
     }
 }
@@ -232,6 +251,7 @@ impl ServerConfig {
             },
             "log": {"level": self.log_level, "format": self.log_format.to_string()},
             "data": serde_json::to_value(&self.data).map_err(|e| ConfigError::Print(e.to_string()))?,
+            "cluster": self.effective_cluster(),
         });
         for section in sections {
             let raw = self.plugins.get(section.name).unwrap_or(&Value::Null);
@@ -370,6 +390,16 @@ pub fn schema(sections: &[&ConfigSection]) -> Value {
             }
         },
         "data": {"type": "object", "additionalProperties": false, "description": "The data engine's write limits.", "properties": data_properties},
+        "cluster": {
+            "type": "object",
+            "additionalProperties": false,
+            "description": "Several nodes behind one load balancer: the services they share. Without them every service runs its embedded default.",
+            "properties": {
+                "nodeId": {"type": "string", "description": "This node's id, unique per running node; default: host, pid and a random part [env OBJECTOS_NODE_ID]."},
+                "redisUrl": {"type": "string", "writeOnly": true, "description": "redis://[:PASS@]HOST:PORT[/DB] or rediss://: cache invalidations and the cross-node event bus [env OBJECTOS_REDIS_URL]."},
+                "amqpUrl": {"type": "string", "writeOnly": true, "description": "amqp://USER:PASS@HOST:PORT/VHOST or amqps://: the distributed job queue [env OBJECTOS_AMQP_URL]."}
+            }
+        },
     });
     for section in sections {
         let sub = (section.schema)(&mut generator).to_value();
@@ -406,32 +436,79 @@ pub fn resolve(file: Layer, env: Layer, flags: Layer) -> ServerConfig {
         log_format: merged.log_format.unwrap_or(d.log_format),
         plugins: merged.plugins.unwrap_or(d.plugins),
         data: merged.data.unwrap_or(d.data),
+        node_id: merged.node_id.or(d.node_id),
+        redis_url: merged.redis_url.or(d.redis_url),
+        amqp_url: merged.amqp_url.or(d.amqp_url),
     }
 }
 
-/// Replaces the password of a URL such as `postgres://user:secret@host/db` with `***`.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_owned();
-    };
-    let userinfo = &authority[..at];
-    let Some(colon) = userinfo.find(':') else {
-        return url.to_owned();
-    };
-    format!(
-        "{}://{}:***@{}{}",
-        &url[..scheme_end],
-        &userinfo[..colon],
-        &authority[at + 1..],
-        &rest[authority_end..]
-    )
+impl ServerConfig {
+    /// The `cluster` section as set (an unset key is left out: the node id is generated at
+    /// start, and no URL means the embedded default), URL passwords redacted.
+    fn effective_cluster(&self) -> Value {
+        let mut out = serde_json::Map::new();
+        if let Some(id) = &self.node_id {
+            out.insert("nodeId".into(), json!(id));
+        }
+        for (key, url) in [("redisUrl", &self.redis_url), ("amqpUrl", &self.amqp_url)] {
+            if let Some(url) = url {
+                out.insert(key.into(), json!(redact_url(url.expose())));
+            }
+        }
+        Value::Object(out)
+    }
+
+    /// The kernel's view of the `cluster` section.
+    pub fn cluster(&self) -> objectos_kernel::ClusterSettings {
+        let mut settings = objectos_kernel::ClusterSettings::single_node();
+        if let Some(id) = &self.node_id {
+            settings.node_id = id.clone();
+        }
+        settings.redis_url = self.redis_url.clone();
+        settings.amqp_url = self.amqp_url.clone();
+        settings
+    }
 }
+
+/// A `cluster.nodeId`: what logs, leases and event envelopes name the node by.
+fn check_node_id(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    if t.is_empty() || t.len() > 128 {
+        return Err("a node id must have 1 to 128 characters".to_owned());
+    }
+    if !t
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+    {
+        return Err(format!(
+            "`{t}` is not a node id; use letters, digits, `-`, `_`, `.` and `:`"
+        ));
+    }
+    Ok(t.to_owned())
+}
+
+/// A service URL with one of `schemes`; the message never repeats the URL (it may hold a password).
+fn check_service_url(text: &str, schemes: &[&str]) -> Result<Secret, String> {
+    let t = text.trim();
+    let scheme = t.split_once("://").map(|(s, _)| s);
+    match scheme {
+        Some(s) if schemes.contains(&s) && t.len() > s.len() + 3 => Ok(Secret::new(t)),
+        _ => Err(format!(
+            "expected a URL starting with {}",
+            schemes
+                .iter()
+                .map(|s| format!("{s}://"))
+                .collect::<Vec<_>>()
+                .join(" or ")
+        )),
+    }
+}
+
+const REDIS_SCHEMES: &[&str] = &["redis", "rediss"];
+const AMQP_SCHEMES: &[&str] = &["amqp", "amqps"];
+
+/// Replaces the password of a URL such as `postgres://user:secret@host/db` with `***`.
+pub use objectos_kernel::cluster::redact_url;
 
 /// Parses a size: a plain number of bytes, or a number with `B`, `KB`/`KiB`, `MB`/`MiB`, `GB`/`GiB`
 /// (both spellings are powers of 1024, which is what people mean for body limits).
@@ -587,6 +664,17 @@ pub fn env_layer(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Layer, Confi
     }
     if let Some(v) = lookup("OBJECTOS_LOG_FORMAT") {
         layer.log_format = Some(v.parse().map_err(|m| bad("OBJECTOS_LOG_FORMAT", m))?);
+    }
+    if let Some(v) = lookup("OBJECTOS_NODE_ID") {
+        layer.node_id = Some(check_node_id(&v).map_err(|m| bad("OBJECTOS_NODE_ID", m))?);
+    }
+    if let Some(v) = lookup("OBJECTOS_REDIS_URL").filter(|v| !v.trim().is_empty()) {
+        layer.redis_url =
+            Some(check_service_url(&v, REDIS_SCHEMES).map_err(|m| bad("OBJECTOS_REDIS_URL", m))?);
+    }
+    if let Some(v) = lookup("OBJECTOS_AMQP_URL").filter(|v| !v.trim().is_empty()) {
+        layer.amqp_url =
+            Some(check_service_url(&v, AMQP_SCHEMES).map_err(|m| bad("OBJECTOS_AMQP_URL", m))?);
     }
     Ok(layer)
 }
@@ -746,6 +834,24 @@ pub fn parse_file_with(
                         .and_then(|s| cx.check(value, path, s.parse()))
                 }
                 _ => cx.unknown(value, path, "level, format"),
+            }),
+            "cluster" => cx.section(value, path, &mut |cx, key, value, path| match key {
+                "nodeId" => {
+                    layer.node_id = cx
+                        .string(value, path)
+                        .and_then(|s| cx.check(value, path, check_node_id(&s)))
+                }
+                "redisUrl" => {
+                    layer.redis_url = cx
+                        .string(value, path)
+                        .and_then(|s| cx.check(value, path, check_service_url(&s, REDIS_SCHEMES)))
+                }
+                "amqpUrl" => {
+                    layer.amqp_url = cx
+                        .string(value, path)
+                        .and_then(|s| cx.check(value, path, check_service_url(&s, AMQP_SCHEMES)))
+                }
+                _ => cx.unknown(value, path, "nodeId, redisUrl, amqpUrl"),
             }),
             "data" => {
                 // Typed through serde like a plugin section: an unknown key (a typo of a limit)
@@ -1013,7 +1119,7 @@ mial:
         .unwrap_err();
         assert_eq!(
             err,
-            "objectos.yml:2: mial: unknown key; known keys here: listen, databaseUrl, metadataDirs, mode, http, log, data, mail"
+            "objectos.yml:2: mial: unknown key; known keys here: listen, databaseUrl, metadataDirs, mode, http, log, data, cluster, mail"
         );
     }
 
@@ -1095,6 +1201,7 @@ mial:
                 "http",
                 "log",
                 "data",
+                "cluster",
                 "mail"
             ]
         );
@@ -1293,6 +1400,61 @@ mial:
                 .to_string();
             assert!(err.contains("invalid type"), "{yaml:?}: {err}");
         }
+    }
+
+    #[test]
+    fn cluster_section_reaches_the_kernel_with_urls_redacted() {
+        let yaml = "cluster:\n  nodeId: node-a\n  redisUrl: redis://:hunter2@cache:6379/0\n";
+        let f = parse_file("objectos.yml", yaml, Path::new("/")).unwrap();
+        let env = env_layer(&|k| {
+            (k == "OBJECTOS_AMQP_URL").then(|| "amqp://guest:pw@mq:5672/%2f".to_owned())
+        })
+        .unwrap();
+        let resolved = resolve(f.layer, env, Layer::default());
+        let cluster = resolved.cluster();
+        assert_eq!(cluster.node_id, "node-a");
+        assert_eq!(
+            cluster.redis_url.as_ref().map(Secret::expose),
+            Some("redis://:hunter2@cache:6379/0")
+        );
+        assert_eq!(
+            cluster.amqp_url.as_ref().map(Secret::expose),
+            Some("amqp://guest:pw@mq:5672/%2f")
+        );
+        let out = printed(&resolved);
+        assert!(
+            out.contains("cluster.redisUrl: redis://:***@cache:6379/0\n"),
+            "{out}"
+        );
+        assert!(!out.contains("hunter2") && !out.contains(":pw@"), "{out}");
+        assert!(!format!("{resolved:?}").contains("hunter2"));
+        // Without the section a node still gets an id of its own and no shared service.
+        let single = resolve(Layer::default(), Layer::default(), Layer::default()).cluster();
+        assert!(!single.node_id.is_empty() && !single.is_clustered());
+
+        let err = parse_file(
+            "objectos.yml",
+            "cluster:\n  redisUrl: http://cache:6379\n  nodeId: \"a b\"\n  peers: 2\n",
+            Path::new("/"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("objectos.yml:2: cluster.redisUrl: expected a URL starting with redis:// or rediss://"),
+            "{err}"
+        );
+        assert!(
+            err.contains("cluster.nodeId: `a b` is not a node id"),
+            "{err}"
+        );
+        assert!(err.contains("cluster.peers: unknown key"), "{err}");
+        let err = env_layer(&|k| (k == "OBJECTOS_REDIS_URL").then(|| "cache:6379".to_owned()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("OBJECTOS_REDIS_URL: expected a URL"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -49,6 +49,23 @@ pub fn compiled_plugins() -> Vec<CompiledPlugin> {
         core(&objectos_data::MANIFEST),
         core(&objectos_http::MANIFEST),
     ];
+    // NOTE: before auth and permissions, which use it (`optional_requires`) when present.
+    #[cfg(feature = "plugin-cache")]
+    out.push(CompiledPlugin {
+        manifest: &objectos_cache::MANIFEST,
+        config: Some(&objectos_cache::CONFIG_SECTION),
+    });
+    // NOTE: before audit, which schedules its retention on it (`optional_requires`) when present.
+    #[cfg(feature = "plugin-jobs")]
+    out.push(CompiledPlugin {
+        manifest: &objectos_jobs::MANIFEST,
+        config: Some(&objectos_jobs::CONFIG_SECTION),
+    });
+    #[cfg(feature = "plugin-storage")]
+    out.push(CompiledPlugin {
+        manifest: &objectos_storage::MANIFEST,
+        config: Some(&objectos_storage::CONFIG_SECTION),
+    });
     #[cfg(feature = "plugin-permissions")]
     out.push(CompiledPlugin {
         manifest: &objectos_permissions::MANIFEST,
@@ -63,6 +80,23 @@ pub fn compiled_plugins() -> Vec<CompiledPlugin> {
     out.push(CompiledPlugin {
         manifest: &objectos_auth::MANIFEST,
         config: Some(&objectos_auth::config::CONFIG_SECTION),
+    });
+    #[cfg(feature = "plugin-metrics")]
+    out.push(CompiledPlugin {
+        manifest: &objectos_metrics::MANIFEST,
+        config: Some(&objectos_metrics::CONFIG_SECTION),
+    });
+    #[cfg(feature = "plugin-web-shell")]
+    out.push(core(&objectos_web_shell::MANIFEST));
+    #[cfg(feature = "plugin-cluster")]
+    out.push(CompiledPlugin {
+        manifest: &objectos_cluster::MANIFEST,
+        config: Some(&objectos_cluster::CONFIG_SECTION),
+    });
+    #[cfg(feature = "plugin-i18n")]
+    out.push(CompiledPlugin {
+        manifest: &objectos_i18n::MANIFEST,
+        config: Some(&objectos_i18n::CONFIG_SECTION),
     });
     out
 }
@@ -132,7 +166,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit(&cli, args, &cwd).await,
         #[cfg(feature = "plugin-auth")]
         Command::User(args) => user(&cli, args, &cwd).await,
+        #[cfg(feature = "plugin-jobs")]
+        Command::Jobs(args) => jobs(&cli, args, &cwd).await,
+        #[cfg(feature = "plugin-i18n")]
+        Command::I18n(args) => i18n(args),
     }
+}
+
+/// `objectos i18n extract`: a bundle skeleton on stdout.
+#[cfg(feature = "plugin-i18n")]
+fn i18n(args: &cli::I18nArgs) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        cli::I18nCommand::Extract { dir, locale } => {
+            match objectos_i18n::extract::skeleton(dir, locale) {
+                Ok(text) => {
+                    outln!("{}", text.trim_end())?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("objectos i18n extract: {e}");
+                    Ok(ExitCode::from(EXIT_INVALID))
+                }
+            }
+        }
+    }
+}
+
+/// Adds a warning for every translatable string the translation bundles under `dir` miss,
+/// per locale (nothing without the i18n plugin, or without bundles).
+pub fn audit_translations(report: &mut AuditReport, dir: &Path) {
+    #[cfg(feature = "plugin-i18n")]
+    report
+        .diagnostics
+        .extend(objectos_i18n::extract::missing_keys(dir));
+    #[cfg(not(feature = "plugin-i18n"))]
+    let _ = (report, dir);
 }
 
 /// Loads file < env < flags, printing file warnings (unknown keys) to stderr.
@@ -304,24 +372,46 @@ fn kernel_with_plugins(
         .mode(config.mode)
         .version(env!("CARGO_PKG_VERSION"))
         .cwd(cwd.display().to_string())
+        .cluster(config.cluster())
         .plugin({
             let mut data = DataPlugin::new(data_config(config));
             data.limits = config.data.clone();
             data
         })
         .plugin(http);
+    // In process, or Redis when `cache.redisUrl` or `cluster.redisUrl` is set (`cache:` section).
+    #[cfg(feature = "plugin-cache")]
+    let kernel = kernel.plugin(objectos_cache::CachePlugin::default());
+    // Background jobs and `*.job.yml` schedules (`jobs:` section).
+    #[cfg(feature = "plugin-jobs")]
+    let kernel = kernel.plugin(objectos_jobs::JobsPlugin::default());
+    // Files: local folder or S3, the client's storage namespace (`storage:` section).
+    #[cfg(feature = "plugin-storage")]
+    let kernel = kernel.plugin(objectos_storage::StoragePlugin::default());
     #[cfg(feature = "plugin-permissions")]
     let kernel = kernel.plugin(objectos_permissions::PermissionsPlugin::new(authz_config(
         config,
     )?));
     #[cfg(feature = "plugin-audit")]
     let kernel = kernel.plugin(objectos_audit::AuditPlugin::default());
+    #[cfg(feature = "plugin-metrics")]
+    let kernel = kernel.plugin(objectos_metrics::MetricsPlugin::default());
+    // Reads cluster.redisUrl itself; without one it contributes no transport.
+    #[cfg(feature = "plugin-cluster")]
+    let kernel = kernel.plugin(objectos_cluster::ClusterPlugin::default());
     #[cfg(feature = "plugin-auth")]
     let (kernel, auth) = {
         let plugin = objectos_auth::AuthPlugin::default();
         let handle = plugin.handle();
         (kernel.plugin(plugin), handle)
     };
+    #[cfg(feature = "plugin-web-shell")]
+    let kernel = kernel.plugin(objectos_web_shell::WebShellPlugin);
+    // Translation bundles and Fluent files, translated metadata labels (`i18n:` section).
+    #[cfg(feature = "plugin-i18n")]
+    let kernel = kernel.plugin(objectos_i18n::I18nPlugin::new(
+        config.settings(&objectos_i18n::CONFIG_SECTION)?,
+    )?);
     // Each plugin section of objectos.yml (checked against its type when the file was read)
     // becomes the kernel configuration of the plugin that declared it.
     let mut kernel = kernel;
@@ -636,6 +726,7 @@ async fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
         }
     }
     audit_plugin_kinds(&mut report, &files, &schemas);
+    audit_translations(&mut report, &args.dir);
     if args.json {
         let json = serde_json::json!({
             "diagnostics": report.diagnostics,
@@ -664,10 +755,118 @@ async fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// `objectos jobs list|retry|dead-letters`: works on the job table directly, without starting
+/// the server; a running server's workers pick retried and replayed jobs up at their next poll.
+#[cfg(feature = "plugin-jobs")]
+async fn jobs(cli: &Cli, args: &cli::JobsArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
+    use objectos_kernel::contracts::{JobError, JobFilter, JobInfo, JobStatus};
+    let config = match load_config(cli, cwd, cli.global.layer()) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let admin = objectos_jobs::JobsAdmin::connect(&config.database_url).await?;
+    let line = |j: &JobInfo| {
+        format!(
+            "{}  {:<9}  {}  queue={}  attempts={}/{}{}",
+            j.id,
+            j.status.as_str(),
+            j.handler,
+            j.queue,
+            j.attempts,
+            j.max_attempts,
+            j.error
+                .as_deref()
+                .map(|e| format!("  error={e}"))
+                .unwrap_or_default()
+        )
+    };
+    // A refused retry or replay is the operator's mistake (exit 1 with the reason), not a crash.
+    let refused = |e: objectos_jobs::JobsError| -> anyhow::Result<ExitCode> {
+        match e {
+            objectos_jobs::JobsError::Job(
+                err @ (JobError::InvalidState { .. } | JobError::NotFound(_)),
+            ) => {
+                eprintln!("objectos jobs: {err}");
+                Ok(ExitCode::from(1))
+            }
+            other => Err(other.into()),
+        }
+    };
+    match &args.command {
+        cli::JobsCommand::List {
+            status,
+            queue,
+            limit,
+            json,
+        } => {
+            let status = match status.as_deref() {
+                None => None,
+                Some(s) => match JobStatus::parse(s) {
+                    Some(s) => Some(s),
+                    None => {
+                        eprintln!(
+                            "objectos jobs list: --status `{s}` is not a state; expected one of {}",
+                            JobStatus::ALL.map(JobStatus::as_str).join(", ")
+                        );
+                        return Ok(ExitCode::from(EXIT_INVALID));
+                    }
+                },
+            };
+            let page = admin
+                .list(&JobFilter {
+                    status,
+                    queue: queue.clone(),
+                    limit: *limit,
+                    ..JobFilter::default()
+                })
+                .await?;
+            if *json {
+                outln!("{}", serde_json::to_string_pretty(&page)?)?;
+            } else {
+                for j in &page.items {
+                    outln!("{}", line(j))?;
+                }
+                outln!("jobs: {} shown of {}", page.items.len(), page.total)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        cli::JobsCommand::Retry { id } => match admin.retry(id).await {
+            Ok(j) => {
+                outln!("{}", line(&j))?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => refused(e),
+        },
+        cli::JobsCommand::DeadLetters { replay, limit } => {
+            if let Some(id) = replay {
+                return match admin.replay(id).await {
+                    Ok(j) => {
+                        outln!("{}", line(&j))?;
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(e) => refused(e),
+                };
+            }
+            let page = admin
+                .list(&JobFilter {
+                    status: Some(JobStatus::Dead),
+                    limit: *limit,
+                    ..JobFilter::default()
+                })
+                .await?;
+            for j in &page.items {
+                outln!("{}", line(j))?;
+            }
+            outln!("dead letters: {} shown of {}", page.items.len(), page.total)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
 /// `objectos audit verify|export`: works on the database directly, without starting the server.
 #[cfg(feature = "plugin-audit")]
 async fn audit(cli: &Cli, args: &cli::AuditArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
-    let config = match load_config(cli, cwd, args.common.layer(&cli.global)) {
+    let config = match load_config(cli, cwd, cli.global.layer()) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };

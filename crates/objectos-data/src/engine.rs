@@ -104,6 +104,17 @@ pub struct FindResult {
     pub has_more: bool,
 }
 
+/// Connections of the read pool (see [`DataEngine::pool_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections checked out by a query or transaction.
+    pub in_use: u32,
+    /// Open connections waiting in the pool.
+    pub idle: u32,
+    /// The pool's maximum size.
+    pub max: u32,
+}
+
 struct Inner {
     /// Reads outside write transactions (and the pool handed to plugins).
     db: DatabaseConnection,
@@ -430,6 +441,52 @@ impl DataEngine {
         }
     }
 
+    /// The read pool's connections right now (for metrics and health). `None` for a connection
+    /// that is not a pool of this build's drivers.
+    pub fn pool_stats(&self) -> Option<PoolStats> {
+        let db = &self.inner.db;
+        // Asked by backend first: sea-orm's pool getters panic on the other backend.
+        let (size, idle, max) = match db.get_database_backend() {
+            sea_orm::DbBackend::Sqlite => {
+                let p = db.get_sqlite_connection_pool();
+                (p.size(), p.num_idle(), p.options().get_max_connections())
+            }
+            sea_orm::DbBackend::Postgres => {
+                let p = db.get_postgres_connection_pool();
+                (p.size(), p.num_idle(), p.options().get_max_connections())
+            }
+            _ => return None,
+        };
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
+        Some(PoolStats {
+            in_use: size - idle,
+            idle,
+            max,
+        })
+    }
+
+    /// Outbox rows not yet published (the dispatcher's backlog).
+    pub async fn outbox_backlog(&self) -> Result<u64> {
+        let mut sql = Sql::new(self.inner.dialect);
+        sql.push("SELECT COUNT(*) FROM \"_objectos_outbox\" WHERE \"dispatched_at\" IS NULL");
+        let rows = db::query(&self.inner.db, sql).await?;
+        let n: i64 = rows
+            .first()
+            .and_then(|r| r.try_get_by_index::<i64>(0).ok())
+            .unwrap_or(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Runs `SELECT 1` on the read pool and returns how long it took: the database check of
+    /// `/health`.
+    pub async fn ping(&self) -> Result<std::time::Duration> {
+        let started = std::time::Instant::now();
+        let mut sql = Sql::new(self.inner.dialect);
+        sql.push("SELECT 1");
+        db::query(&self.inner.db, sql).await?;
+        Ok(started.elapsed())
+    }
+
     /// The pool the engine writes through as a [`crate::store::Store`]: single statements on a
     /// plugin's own tables queue behind the engine's writes instead of racing them for SQLite's
     /// write lock. Statements that must commit together belong in
@@ -663,10 +720,14 @@ fn load_all(
         (Ok(loaded), Ok(items)) => Ok((loaded, items)),
         (Err(DataError::Metadata { mut diagnostics }), Err(mut more)) => {
             diagnostics.append(&mut more);
-            Err(DataError::Metadata { diagnostics })
+            let (errors, warnings) = diagnostics.into_iter().partition(|d| d.is_error());
+            Err(meta::metadata_error(errors, warnings))
         }
         (Err(e), _) => Err(e),
-        (Ok(_), Err(diagnostics)) => Err(DataError::Metadata { diagnostics }),
+        (Ok(_), Err(diagnostics)) => {
+            let (errors, warnings) = diagnostics.into_iter().partition(|d| d.is_error());
+            Err(meta::metadata_error(errors, warnings))
+        }
     }
 }
 

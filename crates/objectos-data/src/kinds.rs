@@ -26,6 +26,19 @@ pub type ParseResult = std::result::Result<Vec<(String, Value)>, Vec<(String, St
 
 type Parser = Arc<dyn Fn(&Value) -> ParseResult + Send + Sync>;
 
+/// What a text kind's parser makes of one file: its items as `(name, item)`, or every problem
+/// as `(line, column, message)` (1-based; 0 when the problem has no position).
+pub type TextParseResult = std::result::Result<Vec<(String, Value)>, Vec<(usize, usize, String)>>;
+
+type TextParser = Arc<dyn Fn(&str, &str) -> TextParseResult + Send + Sync>;
+
+/// How a kind reads its files: as a YAML/JSON document, or as text in its own syntax.
+#[derive(Clone)]
+enum Reader {
+    Document(Parser),
+    Text(TextParser),
+}
+
 /// A metadata kind: the files it reads and how.
 #[derive(Clone)]
 pub struct MetadataKind {
@@ -34,7 +47,7 @@ pub struct MetadataKind {
     plugin: String,
     /// Items of one name may come from several files (the plugin merges them).
     merging: bool,
-    parse: Parser,
+    reader: Reader,
 }
 
 impl fmt::Debug for MetadataKind {
@@ -68,7 +81,24 @@ impl MetadataKind {
             suffix: suffix.into(),
             plugin: String::new(),
             merging: false,
-            parse: Arc::new(parse),
+            reader: Reader::Document(Arc::new(parse)),
+        }
+    }
+
+    /// A kind named `name` reading text files `*.<extension>` in a syntax of its own (Fluent's
+    /// `*.ftl`), not YAML: `parse` gets the file's path and text, and locates each problem by
+    /// line and column.
+    pub fn text(
+        name: impl Into<String>,
+        extension: impl Into<String>,
+        parse: impl Fn(&str, &str) -> TextParseResult + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            suffix: extension.into(),
+            plugin: String::new(),
+            merging: false,
+            reader: Reader::Text(Arc::new(parse)),
         }
     }
 
@@ -133,6 +163,13 @@ impl MetadataKind {
             .next()
             .unwrap_or(path)
             .to_ascii_lowercase();
+        if matches!(self.reader, Reader::Text(_)) {
+            // `x.ftl`: any non-hidden stem.
+            return name
+                .strip_suffix(&self.suffix)
+                .and_then(|stem| stem.strip_suffix('.'))
+                .is_some_and(|stem| !stem.is_empty() && !stem.starts_with('.'));
+        }
         let Some(stem) = name
             .strip_suffix(".yml")
             .or_else(|| name.strip_suffix(".yaml"))
@@ -151,6 +188,28 @@ impl MetadataKind {
         file: &str,
         text: &str,
     ) -> std::result::Result<Vec<MetaItem>, Vec<Diagnostic>> {
+        let parse = match &self.reader {
+            Reader::Document(parse) => parse,
+            Reader::Text(parse) => {
+                return match parse(file, text) {
+                    Ok(items) => Ok(items
+                        .into_iter()
+                        .map(|(name, value)| MetaItem::new(&self.name, name, file, value))
+                        .collect()),
+                    Err(problems) => Err(problems
+                        .into_iter()
+                        .map(|(line, column, message)| Diagnostic {
+                            file: file.to_owned(),
+                            line,
+                            column,
+                            path: String::new(),
+                            severity: Severity::Error,
+                            message: format!("{} ({}): {message}", self.name, self.plugin),
+                        })
+                        .collect()),
+                };
+            }
+        };
         let parsed = yaml::parse(file, text, Format::from_path(file));
         let errors: Vec<Diagnostic> = parsed
             .diagnostics
@@ -161,7 +220,7 @@ impl MetadataKind {
         let Some(root) = parsed.root.filter(|_| errors.is_empty()) else {
             return Err(errors);
         };
-        match (self.parse)(&root.to_json()) {
+        match parse(&root.to_json()) {
             Ok(items) => Ok(items
                 .into_iter()
                 .map(|(name, value)| MetaItem::new(&self.name, name, file, value))
@@ -414,6 +473,28 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(syntax[0].line > 0, "{syntax:?}");
+    }
+
+    #[test]
+    fn text_kinds_match_their_extension_and_locate_problems() {
+        let k = MetadataKind::text("note", "note", |file, text| {
+            if text.starts_with('!') {
+                Err(vec![(1, 1, format!("{file}: bang"))])
+            } else {
+                Ok(vec![(file.to_owned(), Value::String(text.to_owned()))])
+            }
+        })
+        .owned_by("com.example.notes");
+        assert!(k.matches("a/b/x.note") && k.matches("X.NOTE"));
+        assert!(!k.matches("a/.note") && !k.matches("x.note.yml") && !k.matches("xnote"));
+        let ok = k.parse_file("a.note", "hi").unwrap_or_default();
+        assert_eq!(ok[0].value, "hi");
+        let bad = k.parse_file("a.note", "!").err().unwrap_or_default();
+        assert_eq!(
+            (bad[0].line, bad[0].file.as_str()),
+            (1, "a.note"),
+            "{bad:?}"
+        );
     }
 
     #[test]

@@ -7,8 +7,10 @@ mod engine;
 pub mod error;
 pub mod expr;
 mod hooks;
+mod jobs;
 mod kinds;
 mod meta;
+mod observe;
 mod outbox;
 mod owned;
 mod plugin;
@@ -25,11 +27,12 @@ pub use engine::{
     BatchItem, BatchItemError, BatchItemResult, BatchOperation, BatchOptions, BatchRequest,
     BatchResult, CROSS_BATCH_MAX_OPERATIONS, CrossBatchFailure, CrossBatchItemResult,
     CrossBatchOperation, CrossBatchOptions, CrossBatchRequest, CrossBatchResult, DataConfig,
-    DataEngine, FindResult, OwnTransaction, WriteLimits,
+    DataEngine, FindResult, OwnTransaction, PoolStats, WriteLimits,
 };
 pub use error::{DataError, FieldError, FieldErrorDetail, Result};
 pub use hooks::{HookContext, Interceptor, Operation, WriteTx};
-pub use kinds::{MetaItem, MetadataKind, ParseResult};
+pub use jobs::TransactionalJobQueue;
+pub use kinds::{MetaItem, MetadataKind, ParseResult, TextParseResult};
 pub use meta::MetadataSnapshot;
 pub use outbox::{DispatcherHandle, EventSink};
 pub use owned::{ColumnDef, ColumnDefault, ColumnType, IndexDef, PluginSchema, TableDef};

@@ -237,7 +237,7 @@ fn diag(file: &str, path: &str, message: String) -> Diagnostic {
 pub(crate) fn build_snapshot(
     dialect: Dialect,
     schemas: Vec<(String, ObjectSchema)>,
-    mut warnings: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
 ) -> Result<MetadataSnapshot> {
     let mut errors = Vec::new();
     let has_user = schemas.iter().any(|(_, s)| s.name == "user");
@@ -315,10 +315,7 @@ pub(crate) fn build_snapshot(
         }
     }
     if !errors.is_empty() {
-        errors.append(&mut warnings);
-        return Err(DataError::Metadata {
-            diagnostics: errors,
-        });
+        return Err(metadata_error(errors, warnings));
     }
     let mut plans = HashMap::with_capacity(objects.len());
     let mut etags = HashMap::with_capacity(objects.len());
@@ -336,10 +333,7 @@ pub(crate) fn build_snapshot(
         );
     }
     if !errors.is_empty() {
-        errors.append(&mut warnings);
-        return Err(DataError::Metadata {
-            diagnostics: errors,
-        });
+        return Err(metadata_error(errors, warnings));
     }
     Ok(MetadataSnapshot {
         objects,
@@ -591,9 +585,21 @@ pub(crate) fn load_schemas(
     if errors.is_empty() {
         Ok((schemas, warnings))
     } else {
-        errors.append(&mut warnings);
-        Err(DataError::Metadata {
-            diagnostics: errors,
-        })
+        Err(metadata_error(errors, warnings))
+    }
+}
+
+/// The error of a metadata load: errors before warnings, each in report order (a file that could
+/// not be read first: its syntax error is the cause of whatever else goes wrong; then by file
+/// and line), the order `objectos validate` prints them in.
+pub(crate) fn metadata_error(
+    mut errors: Vec<Diagnostic>,
+    mut warnings: Vec<Diagnostic>,
+) -> DataError {
+    objectos_spec::audit::sort_diagnostics(&mut errors);
+    objectos_spec::audit::sort_diagnostics(&mut warnings);
+    errors.append(&mut warnings);
+    DataError::Metadata {
+        diagnostics: errors,
     }
 }

@@ -14,12 +14,17 @@ use objectos_kernel::{
 use objectos_spec::event::data as record_events;
 use objectos_spec::event::metadata::MetadataReloaded;
 use objectos_spec::manifest::services;
-use objectos_spec::{Event, HealthReport, PluginManifest};
+use objectos_spec::{
+    BackendCheck, BackendState, Event, HealthReport, HealthStatus, PluginManifest,
+};
 
 use crate::engine::{DataConfig, DataEngine};
 use crate::meta::MetadataSnapshot;
 use crate::outbox::{DispatcherHandle, EventSink};
 use crate::owned::PluginSchema;
+
+/// How long the health check's `SELECT 1` may take before the database counts as down.
+const DATABASE_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The plugin id.
 pub const PLUGIN_ID: &str = "com.objectos.data";
@@ -220,8 +225,37 @@ impl Plugin for DataPlugin {
         Ok(())
     }
 
+    /// A `SELECT 1` on the read pool, timed, reported as the `database` backend (required:
+    /// nothing is served without it).
     async fn health(&self) -> HealthReport {
-        HealthReport::healthy()
+        let Some(engine) = self.handle.engine() else {
+            return HealthReport::with_status(HealthStatus::Unknown, "the database is not open");
+        };
+        let checked = chrono::Utc::now();
+        let (state, latency_ms, message) =
+            match tokio::time::timeout(DATABASE_CHECK_TIMEOUT, engine.ping()).await {
+                Ok(Ok(took)) => (BackendState::Up, Some(took.as_secs_f64() * 1000.0), None),
+                // The error names what failed (a refused connection, a timeout); the URL and
+                // its password are not part of it.
+                Ok(Err(e)) => (
+                    BackendState::Down,
+                    None,
+                    Some(format!("the check query failed ({})", e.code())),
+                ),
+                Err(_) => (
+                    BackendState::Down,
+                    None,
+                    Some(format!("no answer within {DATABASE_CHECK_TIMEOUT:?}")),
+                ),
+            };
+        HealthReport::healthy().backend_check(BackendCheck {
+            name: "database".into(),
+            state,
+            latency_ms,
+            last_check: checked,
+            required: true,
+            message,
+        })
     }
 
     async fn destroy(&self, _cx: &StopContext) -> Result<(), PluginError> {

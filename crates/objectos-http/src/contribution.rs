@@ -51,6 +51,9 @@ pub struct RouteOperation {
     pub request_body: Option<Value>,
     /// JSON Schema of the success response, when it is simple enough to state.
     pub response: Option<Value>,
+    /// JSON Schema of the error body, when the routes answer errors in a shape of their own
+    /// (the dispatcher envelope `{success:false,error:{...}}`); unset, the server's `Error`.
+    pub error_response: Option<Value>,
 }
 
 impl RouteOperation {
@@ -64,6 +67,7 @@ impl RouteOperation {
             security: RouteSecurity::Required,
             request_body: None,
             response: None,
+            error_response: None,
         }
     }
 
@@ -107,6 +111,12 @@ impl RouteOperation {
         self.response = Some(schema);
         self
     }
+
+    /// The JSON Schema of the error bodies, when they are not the server's `Error` shape.
+    pub fn errors(mut self, schema: Value) -> Self {
+        self.error_response = Some(schema);
+        self
+    }
 }
 
 /// A set of routes from a plugin.
@@ -127,6 +137,10 @@ pub struct RouteContribution {
     /// ObjectStack client asks `/auth/check` for permissions): documented, but not the mount
     /// discovery advertises for the service.
     pub compat: bool,
+    /// True when the routes read request bodies as streams larger than `http.bodyLimit` (file
+    /// uploads): the server's body limit is not applied to them, and their handlers bound what
+    /// they read themselves.
+    pub streaming_body: bool,
     build: Arc<dyn Fn() -> Router + Send + Sync>,
 }
 
@@ -137,6 +151,7 @@ impl fmt::Debug for RouteContribution {
             .field("service", &self.service)
             .field("operations", &self.operations.len())
             .field("compat", &self.compat)
+            .field("streaming_body", &self.streaming_body)
             .finish_non_exhaustive()
     }
 }
@@ -152,6 +167,7 @@ impl RouteContribution {
             service: None,
             operations: Vec::new(),
             compat: false,
+            streaming_body: false,
             build: Arc::new(build),
         }
     }
@@ -171,6 +187,13 @@ impl RouteContribution {
     /// Marks the routes as a compatibility mount under another service's path.
     pub fn compat(mut self) -> Self {
         self.compat = true;
+        self
+    }
+
+    /// Exempts the routes from the server's body limit (see
+    /// [`RouteContribution::streaming_body`]).
+    pub fn streaming_body(mut self) -> Self {
+        self.streaming_body = true;
         self
     }
 
@@ -224,6 +247,30 @@ impl RouteContribution {
     pub fn router(&self) -> Router {
         let mount = self.absolute_mount();
         Router::with_path(mount.trim_start_matches('/')).push((self.build)())
+    }
+}
+
+/// Where `GET /` sends a browser instead of the built-in links page: a plugin that serves a
+/// start page (the admin console at `/console`) contributes one in `init`. The HTTP plugin knows
+/// no such plugin by name; with several, the first contributed wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HomeRedirect {
+    /// An absolute path on this server (`/console/`); anything else is ignored.
+    pub location: String,
+}
+
+impl HomeRedirect {
+    pub fn new(location: impl Into<String>) -> Self {
+        Self {
+            location: location.into(),
+        }
+    }
+
+    /// The location when it is a same-server absolute path (`/x`, not `//host` or a URL), so a
+    /// contribution cannot turn `/` into an open redirect.
+    pub fn same_server_path(&self) -> Option<&str> {
+        let l = self.location.as_str();
+        (l.starts_with('/') && !l.starts_with("//") && !l.contains('\\')).then_some(l)
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use objectos_data::DataHandle;
+use objectos_kernel::contracts::I18n;
 use objectos_kernel::{
     InitContext, Kernel, KernelHealth, Plugin, PluginError, StartContext, StopContext, async_trait,
 };
@@ -15,7 +16,7 @@ use objectos_spec::{HealthReport, HealthStatus, PluginManifest};
 use parking_lot::Mutex;
 
 use crate::config::HttpConfig;
-use crate::contribution::{HoopContribution, RouteContribution};
+use crate::contribution::{HomeRedirect, HoopContribution, RouteContribution};
 use crate::server::{self, RunningServer};
 use crate::state::{ApiState, HealthProbe, ServiceEntry};
 
@@ -24,6 +25,8 @@ pub const MANIFEST: PluginManifest = PluginManifest {
     description: "HTTP server (salvo): discovery, /api/v1/data, /api/v1/meta, UI views, OpenAPI, health and readiness; mounts routes contributed by other plugins",
     provides: &[services::HTTP_SERVER],
     requires: &[services::DATA, services::METADATA],
+    // Translated metadata labels when a plugin provides `i18n` (started before this one).
+    optional_requires: &[services::I18N],
     permissions: &[
         capabilities::DATA_READ,
         capabilities::DATA_WRITE,
@@ -228,8 +231,16 @@ impl Plugin for HttpPlugin {
             .iter()
             .map(|c| c.value.clone())
             .collect();
+        let home_redirect = cx
+            .contributions::<HomeRedirect>()?
+            .iter()
+            .find_map(|c| c.value.same_server_path().map(str::to_owned));
         let kernel = self.control.kernel();
+        // Metadata labels are translated when a plugin provides `i18n` (registered at init).
+        let i18n = cx.get_named::<dyn I18n>(services::I18N).ok();
         let mut builder = ApiState::builder(engine)
+            .i18n(i18n)
+            .home_redirect(home_redirect)
             .config(self.config.clone())
             .mode(cx.kernel().mode)
             .version(cx.kernel().version.clone())

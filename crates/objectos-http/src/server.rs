@@ -71,7 +71,11 @@ pub fn api_router() -> Router {
     Router::with_path(API_BASE.trim_start_matches('/'))
         .get(routes::discovery::discovery)
         .push(routes::discovery::router())
-        .push(routes::data::router().hoop(hoops::require_json))
+        .push(
+            routes::data::router()
+                .hoop(hoops::require_json)
+                .hoop(crate::localize::translate_errors),
+        )
         .push(routes::meta::router().hoop(hoops::require_json))
         .push(routes::ui::router())
         .push(routes::system::packages_router())
@@ -86,18 +90,23 @@ pub fn build_service(
     hoop_contributions: &[HoopContribution],
 ) -> Service {
     let config = state.config().clone();
-    let mut root = Router::new().hoop(hoops::BodyLimit(config.body_limit));
+    // The body limit covers every route but contributions that stream large bodies (uploads),
+    // which are mounted beside the limited router and bound their reads themselves.
+    // Public operations are marked before any contributed hoop (authentication) looks.
+    let mut root = Router::new().hoop(crate::public::MarkPublic::new(contributions));
+    let mut limited = Router::new().hoop(hoops::BodyLimit(config.body_limit));
     let mut sorted: Vec<&HoopContribution> = hoop_contributions.iter().collect();
     sorted.sort_by_key(|h| h.order);
     for h in sorted {
         root = root.hoop(h.handler());
     }
     // `/` itself: a browser pointed at the server's address lands on links, not a JSON 404.
-    root = root
+    limited = limited
         .get(routes::home::home)
         .push(routes::system::probe_router())
         .push(routes::discovery::well_known_router())
         .push(api_router());
+    let mut streaming = Vec::new();
     for c in contributions {
         tracing::debug!(mount = %c.absolute_mount(), service = ?c.service_name(), "Mounting contributed routes.");
         // Only described contributions are checked: an undescribed one is simply absent from the
@@ -107,7 +116,15 @@ pub fn build_service(
                 tracing::warn!(mount = %c.absolute_mount(), %method, %path, "A contributed route has no operation description; it is missing from the OpenAPI document.");
             }
         }
-        root = root.push(c.router());
+        if c.streaming_body {
+            streaming.push(c.router());
+        } else {
+            limited = limited.push(c.router());
+        }
+    }
+    root = root.push(limited);
+    for r in streaming {
+        root = root.push(r);
     }
     let mut service = Service::new(root)
         // Outermost, so panics, refusals and unmatched routes get the headers too.

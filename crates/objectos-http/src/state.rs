@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use objectos_data::DataEngine;
+use objectos_kernel::contracts::I18n;
 use objectos_spec::manifest::ObjectStackManifest;
 use objectos_spec::{KernelHealth, RuntimeMode};
 use salvo::prelude::Depot;
@@ -44,6 +45,8 @@ struct Inner {
     packages: Vec<ObjectStackManifest>,
     probe: Option<Arc<dyn HealthProbe>>,
     ready: Arc<AtomicBool>,
+    home_redirect: Option<String>,
+    i18n: Option<Arc<dyn I18n>>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -67,6 +70,8 @@ pub struct ApiStateBuilder {
     packages: Vec<ObjectStackManifest>,
     probe: Option<Arc<dyn HealthProbe>>,
     ready: Arc<AtomicBool>,
+    home_redirect: Option<String>,
+    i18n: Option<Arc<dyn I18n>>,
 }
 
 impl std::fmt::Debug for dyn HealthProbe {
@@ -112,6 +117,18 @@ impl ApiStateBuilder {
         self
     }
 
+    /// Makes `GET /` redirect to `location` (a same-server path) instead of the links page.
+    pub fn home_redirect(mut self, location: Option<String>) -> Self {
+        self.home_redirect = location;
+        self
+    }
+
+    /// Translates metadata labels through `i18n` (the service a plugin registered as `i18n`).
+    pub fn i18n(mut self, i18n: Option<Arc<dyn I18n>>) -> Self {
+        self.i18n = i18n;
+        self
+    }
+
     pub fn build(self) -> ApiState {
         ApiState {
             inner: Arc::new(Inner {
@@ -123,6 +140,8 @@ impl ApiStateBuilder {
                 packages: self.packages,
                 probe: self.probe,
                 ready: self.ready,
+                home_redirect: self.home_redirect,
+                i18n: self.i18n,
             }),
         }
     }
@@ -140,7 +159,19 @@ impl ApiState {
             packages: Vec::new(),
             probe: None,
             ready: Arc::new(AtomicBool::new(true)),
+            home_redirect: None,
+            i18n: None,
         }
+    }
+
+    /// Where `GET /` redirects, when a plugin contributed a [`crate::HomeRedirect`].
+    pub fn home_redirect(&self) -> Option<&str> {
+        self.inner.home_redirect.as_deref()
+    }
+
+    /// The translation service, when a plugin provides `i18n`.
+    pub fn i18n(&self) -> Option<&Arc<dyn I18n>> {
+        self.inner.i18n.as_ref()
     }
 
     pub fn engine(&self) -> &DataEngine {

@@ -14,6 +14,7 @@ use objectos_spec::manifest::capabilities;
 use objectos_spec::{Event, KernelContext, PluginManifest};
 use serde::de::DeserializeOwned;
 
+use crate::cluster::ClusterSettings;
 use crate::contracts::Clock;
 use crate::error::{KernelError, PluginError};
 use crate::events::{
@@ -28,6 +29,7 @@ pub(crate) struct Shared {
     pub(crate) registry: Arc<ServiceRegistry>,
     pub(crate) bus: EventBus,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) cluster: Arc<ClusterSettings>,
 }
 
 /// A plugin's declarations, precompiled for checks.
@@ -96,6 +98,11 @@ impl PluginHandle {
     /// The kernel's clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.shared.clock
+    }
+
+    /// This node's id and the shared services (Redis, RabbitMQ) configured for the deployment.
+    pub fn cluster(&self) -> &ClusterSettings {
+        &self.shared.cluster
     }
 
     fn refuse(&self, what: String, missing_declaration: String) -> PluginError {

@@ -1,17 +1,37 @@
 //! Service contracts: what the kernel itself needs (a `Clock`, and the event-bus seams
 //! `DeadLetterStore` and `EventTransport` with its `TransportContribution`), and the contracts
 //! two or more crates share, each registered under its spec service name:
-//! [`Authorizer`] (`permissions`), [`Directory`] (`auth`) and [`Mailer`] (`notification`).
+//! [`Authorizer`] (`permissions`), [`Directory`] (`auth`), [`Mailer`] (`notification`) and
+//! [`Cache`] (`cache`: values and cross-node invalidations, used by auth and permissions).
 //!
-//! Other contracts (`Cache`, `KvStore`, `BlobStore`, `JobQueue`, `I18n`) arrive with the issues
-//! that need them; a contract moves here only when two crates need it.
+//! [`JobQueue`] (`job` and `queue`) is the job queue's contract (handlers, enqueue, retry,
+//! dead letters). [`BlobStore`] (`file-storage`) keeps file contents as streamed objects (local
+//! directory or S3). [`I18n`] (`i18n`) translates messages and metadata labels and formats
+//! values per locale (the HTTP plugin's `/api/v1/meta` and `/api/v1/ui` ask it). Other contracts
+//! (`KvStore`) arrive with the issues that need them; a contract moves here only when two crates
+//! need it.
 
 mod access;
+mod blob;
+mod cache;
 mod directory;
+mod i18n;
+mod jobs;
 mod mail;
 
 pub use access::{Access, Authorizer, Caller, FieldAccess, Principal};
+pub use blob::{BlobMeta, BlobRead, BlobStore, ByteStream};
+pub use cache::{
+    Cache, CacheState, CacheStats, Invalidation, InvalidationCallback, InvalidationOrigin,
+    InvalidationSubscription, NamespaceStats,
+};
 pub use directory::{Directory, DirectoryUser, Membership, Organization};
+pub use i18n::{DateStyle, I18n, I18nArg, LabelPart, LocaleInfo, LocaleRequest};
+pub use jobs::{
+    BuiltinSchedule, CancelFlag, DEFAULT_QUEUE, EnqueueRequest, Enqueued, JobContext, JobError,
+    JobFailure, JobFilter, JobHandler, JobId, JobInfo, JobPage, JobQueue, JobStatus, RetryPolicy,
+    handler_fn,
+};
 pub use mail::{Mail, Mailer};
 
 use std::collections::VecDeque;

@@ -191,6 +191,19 @@ pub enum KernelError {
     #[error("event transport `{transport}` failed: {message}")]
     Transport { transport: String, message: String },
 
+    /// A cache backend could not serve a request (see `contracts::Cache`).
+    #[error("cache `{backend}` failed: {message}")]
+    Cache { backend: String, message: String },
+
+    /// A blob store could not serve a request (see `contracts::BlobStore`); `key` is the
+    /// object's key in the store.
+    #[error("blob store `{backend}` failed on `{key}`: {message}")]
+    Blob {
+        backend: String,
+        key: String,
+        message: String,
+    },
+
     /// A second transport was offered to a bus that already has one.
     #[error(
         "event transport `{refused}` refused: the bus already carries transport `{existing}`; a node has one transport"

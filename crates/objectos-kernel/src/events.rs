@@ -222,6 +222,13 @@ pub struct SubscribeOptions {
     /// Queue capacity (at least 1); a full queue makes publishers wait.
     pub capacity: usize,
     pub retry: RetryPolicy,
+    /// Only events published on this node, none that the transport brought from another.
+    ///
+    /// For a subscriber that writes what it receives into storage every node shares (the audit
+    /// trail records `auth.*` events in the database): with a cross-node transport each node
+    /// would otherwise record every other node's events again. Subscribers that keep per-node
+    /// state (caches, live connections) want every node's events and leave it `false`.
+    pub local_only: bool,
 }
 
 impl Default for SubscribeOptions {
@@ -229,6 +236,7 @@ impl Default for SubscribeOptions {
         Self {
             capacity: 1024,
             retry: RetryPolicy::default(),
+            local_only: false,
         }
     }
 }
@@ -292,6 +300,8 @@ struct Subscriber {
     owner: Box<str>,
     pattern: EventPattern,
     lane: Lane,
+    /// [`SubscribeOptions::local_only`]: skipped for events from other nodes.
+    local_only: bool,
 }
 
 impl Subscriber {
@@ -490,7 +500,7 @@ impl EventBus {
         handler: impl Fn(&Event) -> Result<(), PluginError> + Send + Sync + 'static,
     ) -> Result<SubscriptionId, KernelError> {
         let pattern = EventPattern::parse(pattern)?;
-        Ok(self.add(owner, pattern, Lane::Sync(Box::new(handler))))
+        Ok(self.add(owner, pattern, Lane::Sync(Box::new(handler)), false))
     }
 
     /// Subscribes an asynchronous handler with its own bounded queue and task.
@@ -559,10 +569,16 @@ impl EventBus {
         };
         let task = runtime.spawn(worker.run(rx));
         self.inner.tasks.lock().push(task);
-        Ok(self.add(owner, pattern, Lane::Async(tx)))
+        Ok(self.add(owner, pattern, Lane::Async(tx), options.local_only))
     }
 
-    fn add(&self, owner: &str, pattern: EventPattern, lane: Lane) -> SubscriptionId {
+    fn add(
+        &self,
+        owner: &str,
+        pattern: EventPattern,
+        lane: Lane,
+        local_only: bool,
+    ) -> SubscriptionId {
         let id = SubscriptionId(self.inner.next_id.fetch_add(1, Ordering::Relaxed));
         let mut subs = self.inner.subscribers.lock();
         subs.push(Arc::new(Subscriber {
@@ -570,6 +586,7 @@ impl EventBus {
             owner: owner.into(),
             pattern,
             lane,
+            local_only,
         }));
         self.rebuild(&subs);
         id
@@ -661,12 +678,18 @@ impl EventBus {
     }
 
     async fn publish_local(&self, event: &Arc<Event>) -> Result<usize, KernelError> {
+        self.deliver_here(event, Origin::ThisNode).await
+    }
+
+    /// Queues `event` for this node's asynchronous subscribers; one from another node skips the
+    /// `local_only` ones.
+    async fn deliver_here(&self, event: &Arc<Event>, origin: Origin) -> Result<usize, KernelError> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(KernelError::BusClosed {
                 event: event.name.clone(),
             });
         }
-        let (mut delivered, waiting) = self.offer(event);
+        let (mut delivered, waiting) = self.offer(event, origin);
         for sub in waiting.into_iter().flatten() {
             if let Lane::Async(tx) = &sub.lane
                 && tx.push(event).await.is_ok()
@@ -679,11 +702,14 @@ impl EventBus {
 
     /// Tries every matching queue without waiting; returns the count delivered and the
     /// subscribers whose queue was full.
-    fn offer(&self, event: &Arc<Event>) -> (usize, Option<Vec<Arc<Subscriber>>>) {
+    fn offer(&self, event: &Arc<Event>, origin: Origin) -> (usize, Option<Vec<Arc<Subscriber>>>) {
         let routes = self.inner.routes.load();
         let mut delivered = 0;
         let mut waiting: Option<Vec<Arc<Subscriber>>> = None;
         routes.asynchronous.for_each(&event.name, |sub| {
+            if sub.local_only && origin == Origin::OtherNode {
+                return;
+            }
             let Lane::Async(tx) = &sub.lane else { return };
             match tx.try_push(event) {
                 Ok(()) => delivered += 1,
@@ -862,8 +888,17 @@ impl InboundSink {
         let Some(inner) = self.bus.upgrade() else {
             return Err(KernelError::BusClosed { event: event.name });
         };
-        EventBus { inner }.publish_local(&Arc::new(event)).await
+        EventBus { inner }
+            .deliver_here(&Arc::new(event), Origin::OtherNode)
+            .await
     }
+}
+
+/// Where an event being delivered was published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    ThisNode,
+    OtherNode,
 }
 
 /// What an asynchronous subscription runs per event.

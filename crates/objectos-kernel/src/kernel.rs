@@ -20,6 +20,7 @@ use objectos_spec::{
     StartupReport,
 };
 
+use crate::cluster::ClusterSettings;
 use crate::context::{InitContext, PluginHandle, Shared, StartContext, StopContext};
 use crate::contracts::{
     Clock, DeadLetterStore, EventTransport, MemoryDeadLetterStore, SystemClock,
@@ -66,6 +67,7 @@ pub struct KernelBuilder {
     clock: Arc<dyn Clock>,
     dead_letters: Option<Arc<dyn DeadLetterStore>>,
     transport: Option<Arc<dyn EventTransport>>,
+    cluster: ClusterSettings,
 }
 
 impl fmt::Debug for KernelBuilder {
@@ -98,6 +100,7 @@ impl Default for KernelBuilder {
             clock: Arc::new(SystemClock),
             dead_letters: None,
             transport: None,
+            cluster: ClusterSettings::default(),
         }
     }
 }
@@ -169,6 +172,13 @@ impl KernelBuilder {
         self
     }
 
+    /// This node's id and the shared services plugins reach other nodes through
+    /// (`objectos.yml`'s `cluster` section); plugins read it with `cx.cluster()`.
+    pub fn cluster(mut self, cluster: ClusterSettings) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
     /// Resolves the plugins and builds the kernel; every resolution problem is reported at once.
     pub fn build(self) -> Result<Kernel, KernelError> {
         let manifests: Vec<&PluginManifest> = self.plugins.iter().map(|p| p.manifest()).collect();
@@ -198,6 +208,7 @@ impl KernelBuilder {
             registry: Arc::new(ServiceRegistry::new()),
             bus,
             clock: self.clock,
+            cluster: Arc::new(self.cluster),
         });
         let handles = self
             .plugins

@@ -4,6 +4,7 @@
 //! `objectos-spec` and runtime basics. The crate README (below) describes the plugin contract.
 #![doc = include_str!("../README.md")]
 
+pub mod cluster;
 pub mod context;
 pub mod contracts;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod registry;
 pub mod resolve;
 
 pub use async_trait::async_trait;
+pub use cluster::ClusterSettings;
 pub use context::{InitContext, PluginHandle, StartContext, StopContext};
 pub use contracts::{
     Access, Authorizer, Caller, Clock, DeadLetter, DeadLetterStore, Directory, DirectoryUser,

@@ -21,7 +21,10 @@ pub use audit::{AuditReport, Auditor, load_manifest, validate_manifest};
 pub use context::{KernelContext, RuntimeMode};
 pub use diag::{Diagnostic, Severity};
 pub use event::{Event, EventMetadata, EventPriority};
-pub use health::{HealthReport, HealthStatus, KernelHealth, PluginStartupResult, StartupReport};
+pub use health::{
+    BackendCheck, BackendState, HealthReport, HealthStatus, KernelHealth, PluginStartupResult,
+    StartupReport,
+};
 pub use manifest::ObjectStackManifest;
 pub use manifest::{PackageType, PluginDependency, PluginManifest};
 pub use object::{

@@ -303,6 +303,16 @@ fn global_options_go_before_or_after_the_subcommand() {
         assert!(out.contains("audit verify: 0 chain(s)"), "{out}");
         assert!(db.exists(), "{args:?} did not use {url}");
     }
+
+    // `audit` reads the database only: a metadata folder is refused, not silently ignored.
+    #[cfg(feature = "plugin-audit")]
+    {
+        let (code, _, err) = run(objectos(dir.path()).args(["audit", "presets/crm", "verify"]));
+        assert_eq!(code, 2, "{err}");
+        let (code, _, err) = run(objectos(dir.path()).args(["audit", "verify", "presets/crm"]));
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("unexpected argument"), "{err}");
+    }
 }
 
 /// Every command that prints ends with exit code 0 and no panic when its reader has gone

@@ -77,6 +77,21 @@ fn a_syntax_error_is_reported_first_without_follow_on_errors() {
         out.contains("a_deal.object.yml:4: fields.title.maxLength"),
         "{out}"
     );
+
+    // `serve` loads the same folder in the same order: the syntax error leads there too.
+    let (code, _, err) = run(objectos(dir.path()).arg("serve").arg(&meta).args([
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        "sqlite::memory:",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    let syntax = err.find("z_account.object.yml:5: YAML syntax error");
+    let field = err.find("a_deal.object.yml:4: fields.title.maxLength");
+    assert!(
+        matches!((syntax, field), (Some(s), Some(f)) if s < f),
+        "the syntax error must come first: {err}"
+    );
 }
 
 #[test]

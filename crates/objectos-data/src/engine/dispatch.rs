@@ -45,6 +45,7 @@ impl DataEngine {
             } else {
                 Vec::new()
             };
+            let stamps: Vec<_> = batch.iter().map(|p| p.event.metadata.timestamp).collect();
             let (ids, events): (Vec<i64>, Vec<_>) =
                 batch.into_iter().map(|p| (p.id, p.event)).unzip();
             let (done, failed) = match sink.publish_many(events).await {
@@ -55,6 +56,7 @@ impl DataEngine {
                 }
             };
             outbox::trace_published(traced.get(..done).unwrap_or_default(), claim.as_deref());
+            crate::observe::outbox_published(stamps.get(..done).unwrap_or_default());
             {
                 let _g = if dialect == Dialect::Sqlite {
                     Some(self.lock_writer().await)

@@ -543,6 +543,7 @@ async fn commit_group(engine: &DataEngine, group: Group) -> Outcome {
     match &outcome {
         Ok(()) => {
             engine.inner.write_commits.fetch_add(1, Ordering::Relaxed);
+            crate::observe::group_committed(waiting.len() + 1);
             engine.inner.outbox_notify.notify_one();
         }
         Err(failure) => {

@@ -21,6 +21,13 @@ use crate::value::read_number;
 impl DataEngine {
     /// Finds records (or aggregated rows when the query has aggregations or groupBy).
     pub async fn find(&self, cx: &OpContext, object: &str, query: QueryAst) -> Result<FindResult> {
+        let _timer = crate::observe::OpTimer::start(
+            if query.aggregations.is_empty() && query.group_by.is_empty() {
+                "find"
+            } else {
+                "aggregate"
+            },
+        );
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
         let op = if query.aggregations.is_empty() && query.group_by.is_empty() {
@@ -40,6 +47,7 @@ impl DataEngine {
 
     /// The number of records matching `filter`.
     pub async fn count(&self, cx: &OpContext, object: &str, filter: Filter) -> Result<u64> {
+        let _timer = crate::observe::OpTimer::start("count");
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
         let mut query = QueryAst {
@@ -66,6 +74,7 @@ impl DataEngine {
         id: &str,
         query: QueryAst,
     ) -> Result<Record> {
+        let _timer = crate::observe::OpTimer::start("get");
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
         check_id(object, id)?;

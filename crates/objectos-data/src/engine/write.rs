@@ -30,6 +30,7 @@ use crate::value::{parse_datetime, to_db};
 impl DataEngine {
     /// Creates one record; returns it as stored (with computed fields).
     pub async fn create(&self, cx: &OpContext, object: &str, data: Record) -> Result<Record> {
+        let _timer = crate::observe::OpTimer::start("create");
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
         self.admit_writes(cx, 1)?;
@@ -53,6 +54,7 @@ impl DataEngine {
         patch: Record,
         if_match: Option<&str>,
     ) -> Result<Record> {
+        let _timer = crate::observe::OpTimer::start("update");
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
         check_id(object, id)?;
@@ -70,6 +72,7 @@ impl DataEngine {
 
     /// Deletes one record, applying `deleteBehavior` to records that reference it.
     pub async fn delete(&self, cx: &OpContext, object: &str, id: &str) -> Result<()> {
+        let _timer = crate::observe::OpTimer::start("delete");
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
         check_id(object, id)?;

@@ -2,7 +2,8 @@
 //! at the API docs, discovery, the OpenAPI document and the probes, instead of a JSON 404.
 //!
 //! The page is static text plus the version and mode: no script, no external assets, and a
-//! policy that allows nothing but its own inline style.
+//! policy that allows nothing but its own inline style. When a plugin contributed a
+//! [`crate::HomeRedirect`] (the admin console does), `/` redirects there instead.
 
 use salvo::http::HeaderValue;
 use salvo::http::header::CONTENT_SECURITY_POLICY;
@@ -67,6 +68,11 @@ fn escape(text: &str) -> String {
 #[handler]
 pub async fn home(depot: &mut Depot, res: &mut Response) -> Result<(), HttpError> {
     let state = ApiState::from_depot(depot)?;
+    // A start page contributed by a plugin (the admin console) replaces the links.
+    if let Some(location) = state.home_redirect() {
+        res.render(Redirect::found(location));
+        return Ok(());
+    }
     let body = page(state.version(), state.mode().as_str());
     res.headers_mut().insert(CONTENT_SECURITY_POLICY, HOME_CSP);
     res.render(Text::Html(body));
@@ -83,5 +89,22 @@ mod tests {
         assert!(html.contains("1.0&lt;script&gt;"), "{html}");
         assert!(html.contains("a&quot;b"), "{html}");
         assert!(!html.contains("<script>"), "{html}");
+    }
+
+    #[test]
+    fn home_redirect_only_to_this_server() {
+        use crate::HomeRedirect;
+        assert_eq!(
+            HomeRedirect::new("/console/").same_server_path(),
+            Some("/console/")
+        );
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "console",
+            "/\\evil.example",
+        ] {
+            assert_eq!(HomeRedirect::new(bad).same_server_path(), None, "{bad}");
+        }
     }
 }

@@ -9,6 +9,7 @@ use salvo::prelude::*;
 use serde_json::{Map, Value, json};
 
 use crate::error::HttpError;
+use crate::localize;
 use crate::routes::path_param;
 use crate::schema_view::ObjectView;
 use crate::state::ApiState;
@@ -143,7 +144,18 @@ pub async fn list_items(
     let state = ApiState::from_depot(depot)?;
     let raw = path_param(req, "type")?;
     let kind = resolve_type(state, &raw)?;
-    let items: Vec<Value> = items_of(state, &kind).into_iter().map(|(_, v)| v).collect();
+    let mut items = items_of(state, &kind);
+    // Object labels in the request's locale, when a plugin provides translations.
+    if kind == "object"
+        && let Some(i18n) = state.i18n()
+    {
+        let chain = localize::request_chain(&**i18n, req, depot).await;
+        for (name, item) in &mut items {
+            localize::object_item(&**i18n, &chain, name, item);
+        }
+        localize::vary_accept_language(res);
+    }
+    let items: Vec<Value> = items.into_iter().map(|(_, v)| v).collect();
     res.render(Json(json!({ "type": kind, "items": items })));
     Ok(())
 }
@@ -196,8 +208,20 @@ pub async fn get_item(
         let snapshot = state.engine().metadata();
         let schema = snapshot.object(&name).ok_or_else(not_found)?;
         let view = ObjectView::new(&name, &**schema);
-        let etag = snapshot.etag(&name).map(str::to_owned);
-        let body = json!({ "type": kind, "name": name, "sortability": sortability(&view), "item": view.item });
+        let mut etag = snapshot.etag(&name).map(str::to_owned);
+        let mut item = view.item.clone();
+        if let Some(i18n) = state.i18n() {
+            // A translated item is another representation: its ETag names the locale chain
+            // and the translations' revision, and caches key on Accept-Language.
+            let chain = localize::request_chain(&**i18n, req, depot).await;
+            localize::object_item(&**i18n, &chain, &name, &mut item);
+            if item != view.item {
+                etag = etag.map(|e| format!("{e}.{}.{}", chain.join("+"), i18n.revision()));
+            }
+            localize::vary_accept_language(res);
+        }
+        let body =
+            json!({ "type": kind, "name": name, "sortability": sortability(&view), "item": item });
         (body, etag)
     } else if let Some(item) = state.engine().metadata().item(kind, &name) {
         // A plugin kind's item carries its own ETag, like an object.

@@ -310,6 +310,10 @@ fn add_contributed(
             if let (Some(schema), Some(obj)) = (&o.response, ok.as_object_mut()) {
                 obj.insert("content".into(), json_content(schema.clone()));
             }
+            let error = o
+                .error_response
+                .clone()
+                .unwrap_or_else(|| schema_ref("Error"));
             let mut operation = json!({
                 "operationId": operation_id(&method, &path, &mut seen),
                 "summary": o.summary,
@@ -318,7 +322,7 @@ fn add_contributed(
                 "security": security_of(o.security),
                 "responses": {
                     "200": ok,
-                    "default": { "description": "Error", "content": json_content(schema_ref("Error")) },
+                    "default": { "description": "Error", "content": json_content(error) },
                 },
             });
             if let (Some(body), Some(obj)) = (&o.request_body, operation.as_object_mut()) {

@@ -48,18 +48,33 @@ pub async fn health(depot: &mut Depot, res: &mut Response) -> Result<(), HttpErr
     Ok(())
 }
 
-/// `GET /ready`: 200 once the kernel booted and every plugin started, else 503.
+/// `GET /ready`: 200 once the kernel booted and every plugin started, and while every required
+/// backing service a plugin checks (`details.backends` of its health report: the database,
+/// Redis, RabbitMQ ...) is up; else 503.
 #[handler]
 pub async fn ready(depot: &mut Depot, res: &mut Response) -> Result<(), HttpError> {
-    let state = ApiState::from_depot(depot)?;
-    if state.is_ready() {
+    let state = ApiState::from_depot(depot)?.clone();
+    let mut blocked = None;
+    if state.is_ready()
+        && let Some(probe) = state.probe()
+    {
+        let report = probe.health().await;
+        blocked = report.plugins.iter().find_map(|p| {
+            p.report
+                .required_backend_down()
+                .map(|b| format!("The {} is down (reported by {})", b.name, p.id))
+        });
+    }
+    if state.is_ready() && blocked.is_none() {
         res.render(Json(json!({ "ready": true })));
     } else {
         // Not ready is the answer start-up polls (orchestrators, the test harness) expect many
         // times over, not a failure: rendered without going through the error log, which would
         // write one ERROR line per poll.
         let not_ready = HttpError::Unavailable {
-            message: "The server is starting; not every plugin has started yet".into(),
+            message: blocked.unwrap_or_else(|| {
+                "The server is starting; not every plugin has started yet".into()
+            }),
         };
         res.status_code(not_ready.status());
         res.headers_mut().insert(

@@ -6,6 +6,7 @@ use salvo::prelude::*;
 use serde_json::{Value, json};
 
 use crate::error::HttpError;
+use crate::localize;
 use crate::routes::{path_param, query_pairs};
 use crate::schema_view::ObjectView;
 use crate::state::ApiState;
@@ -72,7 +73,13 @@ pub async fn get_view(
             object: object.clone(),
         })
     })?;
-    let view = ObjectView::new(&object, &**schema);
+    let mut view = ObjectView::new(&object, &**schema);
+    // Column labels in the request's locale, when a plugin provides translations.
+    if let Some(i18n) = state.i18n() {
+        let chain = localize::request_chain(&**i18n, req, depot).await;
+        localize::object_item(&**i18n, &chain, &object, &mut view.item);
+        localize::vary_accept_language(res);
+    }
     let body = generated_view(&view, &kind).ok_or_else(|| HttpError::InvalidQuery {
         object: Some(object.clone()),
         param: "type".into(),

@@ -9,8 +9,9 @@ use objectos_http::{
     HoopContribution, HttpConfig, HttpPlugin, RouteContribution, RouteOperation, RouteSecurity,
 };
 use objectos_kernel::{InitContext, Kernel, Plugin, PluginError, async_trait};
-use objectos_spec::PluginManifest;
+use objectos_spec::health::detail;
 use objectos_spec::manifest::services;
+use objectos_spec::{HealthReport, HealthStatus, PluginManifest};
 use salvo::prelude::*;
 use serde_json::Value;
 
@@ -89,6 +90,33 @@ impl Plugin for LocalesPlugin {
         )?;
         cx.contribute(HoopContribution::new(10, stamp))?;
         Ok(())
+    }
+
+    async fn health(&self) -> HealthReport {
+        HealthReport::healthy().backend("memory", "embedded")
+    }
+}
+
+/// A plugin that carries the event bus and says so in its health: discovery shows it under
+/// `eventBus` without knowing the plugin.
+struct BusCarrier;
+
+const BUS_MANIFEST: PluginManifest = PluginManifest::new("com.example.bus", "Bus carrier", "0.1.0");
+
+#[async_trait]
+impl Plugin for BusCarrier {
+    fn manifest(&self) -> &PluginManifest {
+        &BUS_MANIFEST
+    }
+
+    fn init(&self, _cx: &mut InitContext<'_>) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    async fn health(&self) -> HealthReport {
+        HealthReport::with_status(HealthStatus::Degraded, "reconnecting")
+            .backend("redis", "reconnecting")
+            .detail(detail::SERVES, vec![detail::EVENTS])
     }
 }
 
@@ -183,6 +211,7 @@ async fn kernel_boots_serves_and_stops() {
             .plugin(data)
             .plugin(http_plugin)
             .plugin(LocalesPlugin)
+            .plugin(BusCarrier)
             .build()
             .unwrap(),
     );
@@ -198,7 +227,16 @@ async fn kernel_boots_serves_and_stops() {
         let (s, body) = http(addr, "GET", "/health", None);
         assert_eq!(s, 200, "{body}");
         let health: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(health["plugins"].as_array().unwrap().len(), 3, "{body}");
+        assert_eq!(health["plugins"].as_array().unwrap().len(), 4, "{body}");
+        // Backends are reported per plugin under `details`.
+        assert_eq!(health["status"], "degraded", "{body}");
+        let provider = health["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == "com.example.locales")
+            .unwrap();
+        assert_eq!(provider["details"]["backend"], "memory", "{body}");
         let (s, body) = http(addr, "GET", "/api/v1/discovery", None);
         assert_eq!(s, 200);
         let d: Value = serde_json::from_str(&body).unwrap();
@@ -217,6 +255,21 @@ async fn kernel_boots_serves_and_stops() {
             "com.example.locales"
         );
         assert_eq!(d["capabilities"]["files"]["enabled"], true);
+        // The provider's health names the backend of each service it provides.
+        assert_eq!(d["services"]["i18n"]["backend"], "memory");
+        assert_eq!(d["services"]["i18n"]["state"], "embedded");
+        assert_eq!(d["services"]["file-storage"]["backend"], "memory");
+        assert!(d["services"]["data"].get("backend").is_none());
+        // The event bus is no spec service: it has its own entry.
+        assert_eq!(
+            d["eventBus"],
+            serde_json::json!({
+                "backend": "redis",
+                "state": "reconnecting",
+                "status": "degraded",
+                "provider": "com.example.bus",
+            })
+        );
         // A service nobody provides keeps its status.
         assert_eq!(d["services"]["ai"]["status"], "unavailable");
         assert!(d["routes"].get("ai").is_none());

@@ -40,6 +40,8 @@ async fn discovery_on_all_three_paths() {
     );
     assert_eq!(d["services"]["cache"]["status"], "unavailable");
     assert!(d["capabilities"].is_object());
+    // /api/v1/batch is served and atomic by default.
+    assert_eq!(d["capabilities"]["transactionalBatch"]["enabled"], true);
 }
 
 #[tokio::test]

@@ -563,6 +563,59 @@ async fn transport_seam_is_called_both_ways() {
     assert!(eventually(|| transport.published.lock().len() == 2).await);
 }
 
+/// A `local_only` subscriber (one that writes into storage every node shares) gets this node's
+/// events and none that the transport brought from another node; the others get both.
+#[tokio::test]
+async fn local_only_subscribers_skip_events_from_other_nodes() {
+    let transport = Arc::new(RecordingTransport::default());
+    let bus = EventBus::new(EventBusConfig {
+        transport: Some(transport.clone()),
+        ..EventBusConfig::default()
+    });
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    for (label, local_only) in [("shared", true), ("per-node", false)] {
+        let tx = tx.clone();
+        bus.subscribe(
+            label,
+            "auth.**",
+            move |e: Arc<Event>| {
+                let tx = tx.clone();
+                async move {
+                    tx.send(format!("{label}:{}", e.name)).unwrap();
+                    Ok(())
+                }
+            },
+            SubscribeOptions {
+                local_only,
+                ..SubscribeOptions::default()
+            },
+        )
+        .unwrap();
+    }
+    let sink = transport.inbound.lock().clone().unwrap();
+    assert_eq!(
+        sink.deliver(new_event("auth.login", "node-b", serde_json::json!(null)))
+            .await
+            .unwrap(),
+        1
+    );
+    bus.publish(ev("auth.logout")).await.unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(rx.recv().await.unwrap());
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "per-node:auth.login",
+            "per-node:auth.logout",
+            "shared:auth.logout"
+        ]
+    );
+    assert!(rx.try_recv().is_err());
+}
+
 #[tokio::test]
 async fn dead_letter_store_is_bounded() {
     let store = MemoryDeadLetterStore::new(2);
@@ -616,7 +669,11 @@ async fn inline_async_handler_is_queued_and_retried() {
                 Ok(())
             }
         },
-        SubscribeOptions { capacity: 2, retry },
+        SubscribeOptions {
+            capacity: 2,
+            retry,
+            ..SubscribeOptions::default()
+        },
     )
     .unwrap();
     bus.publish(ev("c.one")).await.unwrap();
@@ -739,6 +796,7 @@ async fn publish_many_isolates_a_failing_subscriber() {
         SubscribeOptions {
             retry: RetryPolicy::none(),
             capacity: 4,
+            ..SubscribeOptions::default()
         },
     )
     .unwrap();

@@ -9,7 +9,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use objectos_data::{DataConfig, DataEngine, DataHandle, Dialect, InterceptorContribution};
 use objectos_http::{HoopContribution, RouteContribution};
-use objectos_kernel::{InitContext, Plugin, PluginError, StartContext, StopContext};
+use objectos_kernel::contracts::{BuiltinSchedule, JobFailure, JobQueue, handler_fn};
+use objectos_kernel::{
+    InitContext, Plugin, PluginError, StartContext, StopContext, SubscribeOptions,
+};
 use objectos_spec::manifest::{ConfigProperty, PluginDependency, services};
 use objectos_spec::{Event, PluginManifest};
 
@@ -36,6 +39,9 @@ pub const MANIFEST: PluginManifest = PluginManifest {
         optional: false,
     }],
     requires: &[services::DATA],
+    // The retention pass runs as a scheduled job when a job queue is present (once per cluster
+    // instead of once per node), else on a timer of this plugin.
+    optional_requires: &[services::JOB],
     permissions: &[
         "data.read",
         "data.write",
@@ -112,6 +118,29 @@ impl AuditPlugin {
     }
 }
 
+/// The job handler (and built-in schedule) name of the retention pass.
+pub const RETENTION_JOB: &str = "audit.retention";
+
+/// Logs a retention pass's outcome; hands the error back for the job queue's retry.
+fn log_prune(result: Result<PruneReport>) -> Result<()> {
+    match result {
+        Ok(r) => {
+            if r.events + r.history > 0 {
+                tracing::info!(
+                    events = r.events,
+                    history = r.history,
+                    "Pruned audit rows past retention."
+                );
+            }
+            Ok(())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Audit retention pass failed; retrying later.");
+            Err(e)
+        }
+    }
+}
+
 /// Runs one retention pass: deletes what is older than `retention_days` and moves the anchors.
 pub async fn prune_once(engine: &DataEngine, retention_days: u32) -> Result<PruneReport> {
     let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(retention_days));
@@ -154,15 +183,24 @@ impl Plugin for AuditPlugin {
         cx.contribute(HoopContribution::new(-1000, ClientHoop))?;
         for pattern in SUBSCRIBED {
             let s = shared.clone();
-            cx.subscribe(pattern, move |event: Arc<Event>| {
-                let s = s.clone();
-                async move {
-                    s.record_bus_event(&event)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| PluginError::msg(e.to_string()))
-                }
-            })?;
+            // This node's events only: every node writes to the one shared trail, so an event
+            // another node's transport brings here was already recorded by the node it came from.
+            cx.subscribe_with(
+                pattern,
+                move |event: Arc<Event>| {
+                    let s = s.clone();
+                    async move {
+                        s.record_bus_event(&event)
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| PluginError::msg(e.to_string()))
+                    }
+                },
+                SubscribeOptions {
+                    local_only: true,
+                    ..SubscribeOptions::default()
+                },
+            )?;
         }
         let _ = self.shared.set(shared);
         Ok(())
@@ -183,23 +221,39 @@ impl Plugin for AuditPlugin {
         if shared.config.retention_days > 0 {
             let days = shared.config.retention_days;
             let every = Duration::from_secs(shared.config.prune_interval_secs.max(1));
+            if let Ok(jobs) = cx.get_named::<dyn JobQueue>(services::JOB) {
+                let handler_engine = engine.clone();
+                let scheduled = jobs
+                    .register_handler(
+                        RETENTION_JOB,
+                        handler_fn(move |_cx| {
+                            let engine = handler_engine.clone();
+                            async move {
+                                log_prune(prune_once(&engine, days).await)
+                                    .map_err(|e| JobFailure::retry(e.to_string()))
+                            }
+                        }),
+                    )
+                    .and_then(|()| {
+                        jobs.schedule(BuiltinSchedule {
+                            name: RETENTION_JOB.to_owned(),
+                            handler: RETENTION_JOB.to_owned(),
+                            every,
+                            payload: serde_json::Value::Null,
+                        })
+                    });
+                match scheduled {
+                    Ok(()) => return Ok(()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Could not schedule audit retention as a job; running it on a timer.")
+                    }
+                }
+            }
             let task = tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 loop {
                     tick.tick().await;
-                    match prune_once(&engine, days).await {
-                        Ok(r) if r.events + r.history > 0 => {
-                            tracing::info!(
-                                events = r.events,
-                                history = r.history,
-                                "Pruned audit rows past retention."
-                            )
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::warn!(error = %e, "Audit retention pass failed; retrying next interval.")
-                        }
-                    }
+                    let _ = log_prune(prune_once(&engine, days).await);
                 }
             });
             if let Ok(mut slot) = self.pruner.lock() {

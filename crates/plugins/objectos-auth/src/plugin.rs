@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use objectos_data::{DataHandle, InterceptorContribution};
 use objectos_http::{HoopContribution, RouteContribution};
+use objectos_kernel::contracts::Cache;
 use objectos_kernel::{Directory, InitContext, Plugin, PluginError, StartContext};
 use objectos_spec::manifest::{capabilities, services};
 use objectos_spec::{HealthReport, HealthStatus, PluginManifest, RuntimeMode};
@@ -32,7 +33,8 @@ pub const MANIFEST: PluginManifest = PluginManifest {
     provides: &[services::AUTH],
     requires: &[services::DATA],
     // A notification plugin's mailer, when one is installed; the logging mailer otherwise.
-    optional_requires: &[services::NOTIFICATION],
+    // A cache plugin, when installed, carries session invalidations between nodes.
+    optional_requires: &[services::NOTIFICATION, services::CACHE],
     permissions: &[
         capabilities::DATA_READ,
         capabilities::DATA_WRITE,
@@ -209,6 +211,11 @@ impl Plugin for AuthPlugin {
                     "TOTP secrets are stored unencrypted (no key set); set the variable before production."
                 );
             }
+        }
+        // Revocations reach the other nodes' session caches through the cache service, when
+        // one is installed (absent: the session cache is per node, as without a cluster).
+        if let Ok(cache) = cx.get_named::<dyn Cache>(services::CACHE) {
+            service.attach_cache(cache);
         }
         let _ = self.cell.set(service);
         Ok(())

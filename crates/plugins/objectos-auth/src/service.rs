@@ -278,6 +278,16 @@ impl AuthService {
         })
     }
 
+    /// Joins the cluster's invalidation channel (the `cache` service): sessions revoked, users
+    /// banned, roles changed here are dropped from the other nodes' session caches, and theirs
+    /// from ours (see `session_cache.rs`). The plugin calls it at start when a cache plugin is
+    /// installed; without it the cache is per node, as before. Needs a Tokio runtime.
+    pub fn attach_cache(&self, cache: Arc<dyn objectos_kernel::contracts::Cache>) {
+        self.inner
+            .sessions
+            .attach(cache, self.inner.db.epoch_handle());
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &AuthConfig {
         &self.inner.config

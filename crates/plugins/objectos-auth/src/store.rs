@@ -5,7 +5,6 @@
 //! compares them on both databases. Tokens, codes and keys are stored only as SHA-256 hex digests.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use objectos_data::store::{Row, Sql, SqlValue, Store};
 use objectos_data::{
@@ -13,6 +12,7 @@ use objectos_data::{
 };
 
 use crate::error::Result;
+use crate::session_cache::Epoch;
 
 /// The plugin's private tables, declared as data: the data plugin creates them (and adds what a
 /// later release declares) through the engine's migration plan before any plugin starts, so
@@ -205,7 +205,7 @@ pub(crate) struct Db {
     engine: DataEngine,
     /// Bumped after every write that may change what a token resolves to (see
     /// [`crate::session_cache`]): cached resolutions older than the last bump are not used.
-    epoch: Arc<AtomicU64>,
+    epoch: Arc<Epoch>,
 }
 
 impl std::fmt::Debug for Db {
@@ -220,19 +220,24 @@ impl Db {
     pub(crate) fn new(engine: DataEngine) -> Self {
         Self {
             engine,
-            epoch: Arc::new(AtomicU64::new(0)),
+            epoch: Arc::default(),
         }
     }
 
     /// The write generation: changes after any write of this crate's tables has committed.
     pub(crate) fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
+        self.epoch.get()
+    }
+
+    /// The generation itself, for the session cache's cluster link.
+    pub(crate) fn epoch_handle(&self) -> Arc<Epoch> {
+        self.epoch.clone()
     }
 
     /// Marks the cached session resolutions stale (writes made outside [`Db`], e.g. in a
     /// data-engine transaction by a hook).
     pub(crate) fn bump_epoch(&self) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.epoch.bump();
     }
 
     fn statement(&self, sql: &str, values: Vec<SqlValue>) -> Result<Sql> {
@@ -311,7 +316,7 @@ impl Db {
 pub(crate) struct Tx {
     tx: OwnTransaction,
     dialect: Dialect,
-    epoch: Arc<AtomicU64>,
+    epoch: Arc<Epoch>,
 }
 
 impl Tx {
@@ -348,7 +353,7 @@ impl Tx {
     /// Makes every statement of the transaction durable.
     pub(crate) async fn commit(self) -> Result<()> {
         let r = self.tx.commit().await;
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.epoch.bump();
         r.map_err(crate::error::AuthError::Data)
     }
 }

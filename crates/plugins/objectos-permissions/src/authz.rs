@@ -4,6 +4,7 @@
 //! one is registered; this crate never reads another plugin's tables.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
@@ -26,6 +27,10 @@ use serde_json::Value;
 use crate::error::PermissionsError;
 use crate::model::SecurityModel;
 use crate::rls::{UserValues, match_nothing};
+
+// Assignment changes between nodes, through the `cache` service when one is installed.
+mod cluster;
+pub use cluster::CLUSTER_NAMESPACE;
 
 /// Settings of the authorization service.
 #[derive(Debug, Clone)]
@@ -268,8 +273,13 @@ pub struct Authz {
     membership: RwLock<Option<Arc<dyn Membership>>>,
     assignments: RwLock<AssignmentMap>,
     cache: Mutex<HashMap<String, Arc<Effective>>>,
+    /// Moves on every [`Authz::invalidate`]: a decision computed while it moved may rest on the
+    /// old assignments or model, and is not cached.
+    generation: AtomicU64,
     events: OnceLock<PluginHandle>,
     published: Mutex<Vec<(String, Value)>>,
+    /// The other nodes, when a `cache` service is installed (see `authz/cluster.rs`).
+    cluster: OnceLock<cluster::ClusterLink>,
 }
 
 fn data_err(e: PermissionsError) -> DataError {
@@ -292,36 +302,17 @@ impl Authz {
             membership: RwLock::new(None),
             assignments: RwLock::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
             events: OnceLock::new(),
             published: Mutex::new(Vec::new()),
+            cluster: OnceLock::new(),
         }
     }
 
     /// Attaches the engine and loads the stored assignments. The assignment table is the
     /// plugin's [`schema`], created by the data plugin before any other plugin starts.
     pub async fn attach(&self, engine: DataEngine) -> Result<(), PermissionsError> {
-        let pool = engine.pool();
-        // Columns qualified with the table: SQLite reads an unqualified quoted name that is no
-        // column as a string literal, so a table of another shape (the plan's manual step,
-        // not yet rebuilt) would load every row under the organization "org_id".
-        let mut sql = pool.sql();
-        sql.push("SELECT a.\"user_id\", a.\"org_id\", a.\"kind\", a.\"name\" FROM ")
-            .ident(TABLE)
-            .push(" a");
-        let rows = pool.fetch_all(sql).await.map_err(store_err)?;
-        let mut map = AssignmentMap::new();
-        for r in rows {
-            let user: String = r.get(0).map_err(store_err)?;
-            let org: String = r.get(1).map_err(store_err)?;
-            let kind: String = r.get(2).map_err(store_err)?;
-            let name: String = r.get(3).map_err(store_err)?;
-            let entry = map.entry((user, org)).or_default();
-            if kind == AssignmentKind::Role.as_str() {
-                entry.roles.insert(name);
-            } else {
-                entry.sets.insert(name);
-            }
-        }
+        let map = load_assignments(&engine, None).await?;
         *self.assignments.write() = map;
         {
             let mut m = self.membership.write();
@@ -389,6 +380,7 @@ impl Authz {
 
     /// Drops every cached decision.
     pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.cache.lock().clear();
     }
 
@@ -447,6 +439,7 @@ impl Authz {
         if let Some(hit) = self.cache.lock().get(&key) {
             return hit.clone();
         }
+        let generation = self.generation.load(Ordering::Acquire);
         let model = self.model();
         let assigned = id
             .and_then(|u| {
@@ -497,7 +490,12 @@ impl Authz {
         eff.fields = field_sets;
         eff.permission_sets = names;
         let eff = Arc::new(eff);
-        self.cache.lock().insert(key, eff.clone());
+        let mut cache = self.cache.lock();
+        // An invalidation since the start (here or from another node) may have changed what
+        // this was computed from: use it once, do not keep it.
+        if self.generation.load(Ordering::Acquire) == generation {
+            cache.insert(key, eff.clone());
+        }
         eff
     }
 
@@ -784,6 +782,8 @@ impl Authz {
             };
         }
         self.invalidate();
+        self.publish_change(user_id, org_key(by.tenant.as_deref()))
+            .await;
         if changed {
             let event = match kind {
                 AssignmentKind::PermissionSet => authz_events::PERMISSION_GRANTED,
@@ -830,6 +830,8 @@ impl Authz {
             };
         }
         self.invalidate();
+        self.publish_change(user_id, org_key(by.tenant.as_deref()))
+            .await;
         let changed = removed > 0;
         if changed {
             let event = match kind {
@@ -861,6 +863,7 @@ impl Authz {
             .write()
             .remove(&(user_id.to_owned(), org.to_owned()));
         self.invalidate();
+        self.publish_change(user_id, org).await;
         Ok(removed)
     }
 
@@ -990,6 +993,42 @@ pub fn schema() -> PluginSchema {
 
 /// A failure of the assignment table, reported as the store's (the message names the store
 /// rather than passing for a failure of the data operation being authorized).
+/// The stored assignments: all of them, or (`only`) those of one user in one organization.
+async fn load_assignments(
+    engine: &DataEngine,
+    only: Option<(&str, &str)>,
+) -> Result<AssignmentMap, PermissionsError> {
+    let pool = engine.pool();
+    // Columns qualified with the table: SQLite reads an unqualified quoted name that is no
+    // column as a string literal, so a table of another shape (the plan's manual step,
+    // not yet rebuilt) would load every row under the organization "org_id".
+    let mut sql = pool.sql();
+    sql.push("SELECT a.\"user_id\", a.\"org_id\", a.\"kind\", a.\"name\" FROM ")
+        .ident(TABLE)
+        .push(" a");
+    if let Some((user, org)) = only {
+        sql.push(" WHERE a.\"user_id\" = ")
+            .bind(user)
+            .push(" AND a.\"org_id\" = ")
+            .bind(org);
+    }
+    let rows = pool.fetch_all(sql).await.map_err(store_err)?;
+    let mut map = AssignmentMap::new();
+    for r in rows {
+        let user: String = r.get(0).map_err(store_err)?;
+        let org: String = r.get(1).map_err(store_err)?;
+        let kind: String = r.get(2).map_err(store_err)?;
+        let name: String = r.get(3).map_err(store_err)?;
+        let entry = map.entry((user, org)).or_default();
+        if kind == AssignmentKind::Role.as_str() {
+            entry.roles.insert(name);
+        } else {
+            entry.sets.insert(name);
+        }
+    }
+    Ok(map)
+}
+
 fn store_err(e: DataError) -> PermissionsError {
     PermissionsError::Store(e.to_string())
 }

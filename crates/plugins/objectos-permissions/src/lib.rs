@@ -13,8 +13,8 @@ mod routes;
 
 pub use authorizer::{PermissionsAuthorizer, op_context};
 pub use authz::{
-    AssignmentKind, Authz, AuthzConfig, DirectoryMembership, Effective, Membership,
-    StoredMembership, Subject, schema,
+    AssignmentKind, Authz, AuthzConfig, CLUSTER_NAMESPACE, DirectoryMembership, Effective,
+    Membership, StoredMembership, Subject, schema,
 };
 pub use config::{CONFIG_SECTION, PermissionsSettings};
 pub use error::PermissionsError;

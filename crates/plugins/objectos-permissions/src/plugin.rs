@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use objectos_data::{DataHandle, InterceptorContribution};
 use objectos_http::RouteContribution;
+use objectos_kernel::contracts::Cache;
 use objectos_kernel::{Authorizer, Directory, InitContext, Plugin, PluginError, StartContext};
 use objectos_spec::event::auth::AuthEvent;
 use objectos_spec::manifest::{PluginDependency, capabilities, services};
@@ -35,8 +36,9 @@ pub const MANIFEST: PluginManifest = PluginManifest {
     provides: &[services::PERMISSIONS],
     requires: &[services::DATA, services::METADATA],
     // Membership from the auth plugin's directory; without it, from user records (minimal
-    // builds without auth).
-    optional_requires: &[services::AUTH],
+    // builds without auth). A cache plugin, when installed, carries assignment changes between
+    // nodes.
+    optional_requires: &[services::AUTH, services::CACHE],
     dependencies: &[PluginDependency {
         id: objectos_data::PLUGIN_ID,
         version: "*",
@@ -173,6 +175,11 @@ impl Plugin for PermissionsPlugin {
             .await
             .map_err(|e| PluginError::config(PLUGIN_ID, e))?;
         self.authz.set_event_handle(cx.handle());
+        // Assignment changes reach the other nodes through the cache service, when one is
+        // installed (see `authz/cluster.rs`); without it each node knows its own writes only.
+        if let Ok(cache) = cx.get_named::<dyn Cache>(services::CACHE) {
+            self.authz.attach_cache(cache);
+        }
         Ok(())
     }
 

@@ -23,6 +23,38 @@ pub(crate) async fn run(b: &Backend) {
     let owner = srv.sign_up("founder", "Founder-Passw0rd-n04").await;
     let r = api.get("/api/v1/auth/bootstrap-status", None).await;
     assert_eq!(r.body["hasOwner"], true, "[{label}] {}", r.text);
+    // Translations (issue #14): the i18n routes answer anonymous callers (declared public by
+    // their plugin), while metadata itself stays closed and reads German when asked.
+    let r = api.get("/api/v1/i18n/labels/account/de", None).await;
+    assert_eq!(r.status, 200, "[{label}] {}", r.text);
+    assert_eq!(
+        r.body["data"]["labels"]["type"]["options"]["customer"], "Kunde",
+        "[{label}] {}",
+        r.text
+    );
+    assert_eq!(api.get("/api/v1/i18n/locales", None).await.status, 200);
+    assert_eq!(
+        api.get("/api/v1/meta/object/account", None).await.status,
+        401
+    );
+    let bearer = format!("Bearer {}", owner.token);
+    let r = api
+        .send(
+            "GET",
+            "/api/v1/meta/object/account",
+            &[
+                ("authorization", &bearer),
+                ("accept-language", "de-CH, en;q=0.5"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "[{label}] {}", r.text);
+    assert_eq!(
+        r.body["item"]["pluralLabel"], "Firmen",
+        "[{label}] {}",
+        r.text
+    );
     // Nobody else can sign up; the owner creates the second user.
     let r = api
         .post(

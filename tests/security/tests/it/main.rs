@@ -18,6 +18,7 @@ mod fields;
 mod injection;
 mod nul;
 mod object_perms;
+mod observability;
 mod prehijack;
 mod rollups;
 mod rows;
@@ -94,6 +95,13 @@ async fn injection_attempts_fail_with_400_and_change_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn metrics_need_their_token_health_times_the_database_and_json_logs_carry_request_ids() {
+    for b in backends() {
+        observability::run(&b).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn no_secret_reaches_a_log_an_audit_event_or_an_answer() {
     for b in backends() {
         secrets::run(&b).await;
@@ -164,6 +172,20 @@ async fn two_servers_on_one_database_publish_each_outbox_event_once() {
     for b in backends() {
         cluster::run(&b).await;
     }
+}
+
+/// Two nodes on one PostgreSQL schema and one Redis (`OBJECTOS_TEST_REDIS_URL`).
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(
+    not(all(objectos_pg, objectos_redis)),
+    ignore = "needs OBJECTOS_TEST_POSTGRES_URL and OBJECTOS_TEST_REDIS_URL"
+)]
+async fn two_nodes_on_redis_share_events_and_session_revocations() {
+    let pg = std::env::var("OBJECTOS_TEST_POSTGRES_URL").unwrap();
+    let redis = std::env::var("OBJECTOS_TEST_REDIS_URL").unwrap();
+    let pair = cluster::RedisPair::start(&pg, &redis).await;
+    let owner = cluster::events_over_redis(&pair).await;
+    cluster::revocation_over_redis(&pair, &owner).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -73,7 +73,8 @@ impl Handler for SessionHoop {
             return;
         }
         let path = req.uri().path().to_owned();
-        let protected = is_protected(&path);
+        // Operations a plugin declared public (`RouteOperation::public`) need no credential.
+        let protected = is_protected(&path) && !objectos_http::is_public_route(depot);
         let Some(service) = self.cell.get() else {
             if protected {
                 refuse(res, ctrl, AuthError::NotReady);

@@ -5,6 +5,8 @@
 #[cfg(test)]
 mod accounts;
 #[cfg(test)]
+mod cluster;
+#[cfg(test)]
 mod directory;
 #[cfg(test)]
 mod flows;

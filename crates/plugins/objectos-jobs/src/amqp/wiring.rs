@@ -1,0 +1,261 @@
+//! The RabbitMQ backend as the plugin's [`Delivery`] (`jobs.backend: rabbitmq`): its settings
+//! (`jobs.rabbitmq`, the URL from `cluster.amqpUrl`), and the job table seen through
+//! [`JobRows`]: the relay reads `JobTable::unrelayed`, consumers claim with
+//! `JobTable::claim_id` and run through [`Core::run_claimed`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use objectos_kernel::ClusterSettings;
+use objectos_kernel::contracts::JobStatus;
+use objectos_spec::settings::{Secret, SettingsProblem};
+use parking_lot::Mutex;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::topology::Topology;
+use super::{
+    AmqpBackend, AmqpQueue, AmqpSettings, AmqpState, AmqpStatus, DEFAULT_MAX_PRIORITY,
+    DEFAULT_PREFIX, Delivered, JobRows, Outcome, Outgoing,
+};
+use crate::core::{self, Core};
+use crate::delivery::Delivery;
+use crate::error::{JobsError, Result};
+
+/// How long stop waits for jobs running on this node before leaving them to redelivery.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// `jobs.rabbitmq` in `objectos.yml`: the broker side of `backend: rabbitmq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct RabbitmqSettings {
+    /// Prefix of every exchange and queue name (`[a-z0-9._-]`, at most 64 characters); nodes
+    /// of one deployment share it, two deployments on one broker must not.
+    pub prefix: String,
+    /// Unacknowledged deliveries per queue on this node (0: the queue's `workers`), which is
+    /// also how many of its jobs run here at once.
+    pub prefetch: u16,
+    /// The work queues' `x-max-priority`; job priorities are clamped to 0..=this. Changing it
+    /// needs the work queues deleted first (RabbitMQ refuses other arguments on a queue).
+    pub max_priority: u8,
+    /// Rows the relay publishes per round.
+    pub relay_batch: u32,
+}
+
+impl Default for RabbitmqSettings {
+    fn default() -> Self {
+        Self {
+            prefix: DEFAULT_PREFIX.to_owned(),
+            prefetch: 0,
+            max_priority: DEFAULT_MAX_PRIORITY,
+            relay_batch: 500,
+        }
+    }
+}
+
+impl RabbitmqSettings {
+    /// What is wrong, with paths under `rabbitmq.`.
+    pub fn problems(&self) -> Vec<SettingsProblem> {
+        let mut out = Vec::new();
+        if let Err(error) = Topology::new(&self.prefix, 1) {
+            out.push(SettingsProblem::at("rabbitmq.prefix", error.to_string()));
+        }
+        if self.max_priority == 0 {
+            out.push(SettingsProblem::at(
+                "rabbitmq.maxPriority",
+                "must be from 1 to 255 (RabbitMQ advises at most 10)",
+            ));
+        }
+        if self.relay_batch == 0 || self.relay_batch > 10_000 {
+            out.push(SettingsProblem::at(
+                "rabbitmq.relayBatch",
+                "must be from 1 to 10000",
+            ));
+        }
+        out
+    }
+}
+
+/// The RabbitMQ delivery of one node.
+#[derive(Debug)]
+pub struct RabbitmqDelivery {
+    url: Secret,
+    node: String,
+    settings: RabbitmqSettings,
+    backend: Mutex<Option<AmqpBackend>>,
+}
+
+impl RabbitmqDelivery {
+    /// Fails when no broker URL is configured.
+    pub fn new(cluster: &ClusterSettings, settings: &RabbitmqSettings) -> Result<Self> {
+        let Some(url) = cluster.amqp_url.clone() else {
+            return Err(JobsError::Config(
+                "jobs.backend is `rabbitmq` but no broker URL is configured: set cluster.amqpUrl in objectos.yml or OBJECTOS_AMQP_URL".to_owned(),
+            ));
+        };
+        Ok(Self {
+            url,
+            node: cluster.node_id.clone(),
+            settings: settings.clone(),
+            backend: Mutex::new(None),
+        })
+    }
+
+    /// The connection's state and counters (`None` before start).
+    pub fn status(&self) -> Option<AmqpStatus> {
+        self.backend.lock().as_ref().map(AmqpBackend::status)
+    }
+
+    fn queue(&self, core: &Core, name: String) -> AmqpQueue {
+        let prefetch = if self.settings.prefetch > 0 {
+            self.settings.prefetch
+        } else {
+            u16::try_from(core.settings().workers_of(&name)).unwrap_or(u16::MAX)
+        };
+        AmqpQueue { name, prefetch }
+    }
+}
+
+#[async_trait]
+impl Delivery for RabbitmqDelivery {
+    fn name(&self) -> &'static str {
+        "rabbitmq"
+    }
+
+    async fn start(&self, core: Arc<Core>, queues: Vec<String>) -> Result<()> {
+        let mut settings = AmqpSettings::new(self.url.clone(), Vec::<String>::new());
+        settings.queues = queues
+            .into_iter()
+            .map(|name| self.queue(&core, name))
+            .collect();
+        settings.prefix = self.settings.prefix.clone();
+        settings.max_priority = self.settings.max_priority;
+        settings.relay_batch = usize::try_from(self.settings.relay_batch).unwrap_or(500);
+        settings.relay_interval = core.settings().poll_interval();
+        settings.connection_name = format!("objectos {}", self.node);
+        let backend = AmqpBackend::new(settings, Arc::new(CoreRows { core }))?;
+        backend.start();
+        *self.backend.lock() = Some(backend);
+        Ok(())
+    }
+
+    fn wake(&self, queue: &str) {
+        let backend = self.backend.lock().clone();
+        let Some(backend) = backend else {
+            return;
+        };
+        if !backend.consumes(queue) {
+            // A queue first seen now gets consumers on this node, like the embedded workers.
+            let prefetch = if self.settings.prefetch > 0 {
+                self.settings.prefetch
+            } else {
+                crate::config::JobsSettings::default()
+                    .workers
+                    .try_into()
+                    .unwrap_or(u16::MAX)
+            };
+            let added = backend.consume(AmqpQueue {
+                name: queue.to_owned(),
+                prefetch,
+            });
+            if let Err(error) = added {
+                tracing::warn!(queue, %error, "jobs: queue not consumed from RabbitMQ");
+            }
+        }
+        backend.wake();
+    }
+
+    async fn stop(&self) {
+        let backend = self.backend.lock().take();
+        if let Some(backend) = backend {
+            backend.stop(STOP_GRACE).await;
+        }
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        self.status()
+            .and_then(|status| serde_json::to_value(status).ok())
+    }
+
+    fn problem(&self) -> Option<String> {
+        let status = self.status()?;
+        match status.state {
+            AmqpState::Connected | AmqpState::Stopped => None,
+            AmqpState::Connecting => Some(format!("connecting to RabbitMQ at {}", status.url)),
+            AmqpState::Reconnecting => Some(format!(
+                "RabbitMQ at {} unreachable ({} attempts; jobs wait in the table): {}",
+                status.url,
+                status.attempts,
+                status.last_error.as_deref().unwrap_or("unknown error")
+            )),
+        }
+    }
+}
+
+/// The plugin's job table and runner seen by the RabbitMQ backend.
+#[derive(Debug)]
+struct CoreRows {
+    core: Arc<Core>,
+}
+
+#[async_trait]
+impl JobRows for CoreRows {
+    async fn unpublished(&self, limit: usize) -> Result<Vec<Outgoing>> {
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        let rows = self.core.table().unrelayed(limit).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, queue, priority)| Outgoing {
+                id,
+                queue,
+                priority,
+            })
+            .collect())
+    }
+
+    async fn mark_published(&self, ids: &[String]) -> Result<()> {
+        self.core.table().mark_relayed(ids).await
+    }
+
+    async fn run(&self, job: &Delivered) -> Result<Outcome> {
+        let table = self.core.table();
+        let claimed = table
+            .claim_id(&job.id, self.core.worker(), self.core.lease_until())
+            .await?;
+        let Some(claimed) = claimed else {
+            return self.unclaimable(job).await;
+        };
+        Ok(match self.core.run_claimed(claimed).await {
+            // A completion is written in the next batch: until then the row stays running
+            // under this node's lease, and if the node dies first the lease expires and the
+            // maintenance loop hands the row to a relay again; so acknowledging now loses
+            // nothing.
+            core::Outcome::Completed | core::Outcome::Lost => Outcome::Done,
+            core::Outcome::Failed(JobStatus::Dead) => Outcome::DeadLetter,
+            core::Outcome::Failed(JobStatus::Scheduled) => self.unclaimable(job).await?,
+            core::Outcome::Failed(_) => Outcome::Done,
+        })
+    }
+}
+
+impl CoreRows {
+    /// The delivery could not claim the row: a retry or delayed job not due yet goes through a
+    /// delay tier; anything else (running elsewhere, finished, cancelled, gone) is a duplicate
+    /// to drop. A row running under a dead worker's lease comes back through the maintenance
+    /// loop (lease expiry clears its relay mark) rather than through this message.
+    async fn unclaimable(&self, job: &Delivered) -> Result<Outcome> {
+        let Some(info) = self.core.table().get(&job.id).await? else {
+            return Ok(Outcome::Done);
+        };
+        let due_in = (info.run_at - Utc::now()).to_std().unwrap_or_default();
+        Ok(match info.status {
+            JobStatus::Scheduled | JobStatus::Pending if !due_in.is_zero() => {
+                Outcome::RetryAfter(due_in)
+            }
+            // Due, yet not claimable a moment ago: another consumer claimed it in between.
+            _ => Outcome::Done,
+        })
+    }
+}

@@ -1,0 +1,260 @@
+//! The queue's shared state on one node ([`Core`]): the handlers, the job table, the jobs
+//! running here with their cancel flags, and [`Core::run_claimed`], which runs one claimed job
+//! (timeout, cancellation, panic capture) and records its outcome. Every delivery (the
+//! embedded workers, a transport's consumers) hands claimed jobs to it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use objectos_kernel::contracts::{CancelFlag, JobContext, JobFailure, JobHandler, JobStatus};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::mpsc;
+
+use crate::config::JobsSettings;
+use crate::table::{Claimed, JobTable, now_ms};
+
+/// What became of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    /// Written as a retry, a dead letter or a cancellation.
+    Failed(JobStatus),
+    /// The worker no longer held the job (its lease expired and another took it).
+    Lost,
+}
+
+/// A finished job waiting for the batched completion write.
+#[derive(Debug)]
+pub(crate) struct Completion {
+    pub(crate) id: String,
+    pub(crate) keyed: bool,
+}
+
+/// One node's queue state.
+pub struct Core {
+    pub(crate) settings: JobsSettings,
+    pub(crate) table: JobTable,
+    /// This node's worker identity: the cluster node id plus a per-start suffix, so a
+    /// restarted node never mistakes its predecessor's leases for its own.
+    pub(crate) worker: String,
+    pub(crate) handlers: Arc<RwLock<HashMap<String, Arc<dyn JobHandler>>>>,
+    running: Mutex<HashMap<String, CancelFlag>>,
+    completions: mpsc::UnboundedSender<Completion>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("worker", &self.worker)
+            .field("running", &self.running.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// A core and the receiving end of its completion channel (drained by
+    /// [`Core::complete_loop`]).
+    pub(crate) fn new(
+        settings: JobsSettings,
+        table: JobTable,
+        node: &str,
+        handlers: Arc<RwLock<HashMap<String, Arc<dyn JobHandler>>>>,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Completion>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let core = Arc::new(Self {
+            settings,
+            table,
+            worker: format!("{node}/{}", &suffix[..8]),
+            handlers,
+            running: Mutex::new(HashMap::new()),
+            completions: tx,
+        });
+        (core, rx)
+    }
+
+    pub fn table(&self) -> &JobTable {
+        &self.table
+    }
+
+    pub fn worker(&self) -> &str {
+        &self.worker
+    }
+
+    pub fn settings(&self) -> &JobsSettings {
+        &self.settings
+    }
+
+    /// Epoch ms a lease taken now runs until.
+    pub fn lease_until(&self) -> i64 {
+        now_ms() + i64::try_from(self.settings.lease_ms).unwrap_or(i64::MAX / 2)
+    }
+
+    /// Jobs running on this node now.
+    pub fn running(&self) -> usize {
+        self.running.lock().len()
+    }
+
+    /// Sets the cancel flag of `id` if it runs here; true when it did.
+    pub(crate) fn cancel_local(&self, id: &str) -> bool {
+        match self.running.lock().get(id) {
+            Some(flag) => {
+                flag.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs one claimed job and records the outcome: a completion goes to the batched
+    /// writer (the row stays `running`, under its lease, until that write), a failure is
+    /// written at once.
+    pub async fn run_claimed(&self, job: Claimed) -> Outcome {
+        let handler = self.handlers.read().get(&job.handler).cloned();
+        let timeout_ms = if job.timeout_ms > 0 {
+            u64::try_from(job.timeout_ms).unwrap_or(u64::MAX)
+        } else {
+            self.settings.default_timeout_ms
+        };
+        let timeout = Duration::from_millis(timeout_ms.max(1));
+        let cancel = CancelFlag::new();
+        self.running.lock().insert(job.id.clone(), cancel.clone());
+        let mut timed_out = false;
+        let result = match handler {
+            None => Err(JobFailure::retry(format!(
+                "no handler `{}` is registered on node {}",
+                job.handler, self.worker
+            ))),
+            Some(handler) => {
+                let payload = serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::Null);
+                let cx = JobContext {
+                    id: job.id.clone(),
+                    handler: job.handler.clone(),
+                    attempt: job.attempt,
+                    payload,
+                    cancel: cancel.clone(),
+                    deadline: Instant::now().checked_add(timeout),
+                    schedule: job.schedule.clone(),
+                };
+                let run = std::panic::AssertUnwindSafe(handler.run(cx)).catch_unwind();
+                tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => Err(JobFailure::fatal("cancelled")),
+                    r = tokio::time::timeout(timeout, run) => match r {
+                        Ok(Ok(r)) => r,
+                        Ok(Err(_)) => Err(JobFailure::retry("the handler panicked")),
+                        Err(_) => {
+                            timed_out = true;
+                            cancel.cancel();
+                            Err(JobFailure::retry(format!("timed out after {timeout_ms} ms")))
+                        }
+                    },
+                }
+            }
+        };
+        // A cancel requested while the handler ran wins over its result: a handler that saw
+        // the flag and returned early did not finish its work.
+        let cancelled = cancel.is_cancelled() && !timed_out;
+        let result = if cancelled {
+            Err(JobFailure::fatal("cancelled"))
+        } else {
+            result
+        };
+        self.running.lock().remove(&job.id);
+        match result {
+            Ok(()) => {
+                let keyed = job.idempotency_key.is_some();
+                if self
+                    .completions
+                    .send(Completion {
+                        id: job.id.clone(),
+                        keyed,
+                    })
+                    .is_err()
+                {
+                    // The completion writer is gone (shutting down): write this one directly.
+                    if let Err(e) = self
+                        .table
+                        .complete(&self.worker, &[(job.id.clone(), keyed)])
+                        .await
+                    {
+                        tracing::warn!(job = %job.id, error = %e, "Could not record a completed job; it runs again after its lease.");
+                    }
+                }
+                Outcome::Completed
+            }
+            Err(failure) => self.record_failure(&job, &failure, cancelled).await,
+        }
+    }
+
+    async fn record_failure(
+        &self,
+        job: &Claimed,
+        failure: &JobFailure,
+        cancelled: bool,
+    ) -> Outcome {
+        let retry_in = (failure.retryable && !cancelled && job.attempt < job.max_attempts)
+            .then(|| backoff_ms(job));
+        match self
+            .table
+            .fail(&self.worker, job, &failure.message, retry_in, cancelled)
+            .await
+        {
+            Ok(Some(status)) => {
+                if status == JobStatus::Dead {
+                    tracing::warn!(job = %job.id, handler = %job.handler, attempts = job.attempt, error = %failure.message, "Job dead-lettered.");
+                } else {
+                    tracing::debug!(job = %job.id, handler = %job.handler, attempt = job.attempt, error = %failure.message, status = %status, "Job attempt failed.");
+                }
+                Outcome::Failed(status)
+            }
+            Ok(None) => Outcome::Lost,
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e, "Could not record a failed job attempt; it comes back after its lease.");
+                Outcome::Lost
+            }
+        }
+    }
+
+    /// Writes completions in batches: what arrived while the last write ran goes in the next
+    /// statement, so the write rate adapts to the completion rate. Ends when every sender
+    /// (the core) is gone.
+    pub(crate) async fn complete_loop(
+        self: Arc<Self>,
+        mut rx: mpsc::UnboundedReceiver<Completion>,
+    ) {
+        let max = usize::try_from(self.settings.batch_size)
+            .unwrap_or(256)
+            .max(1);
+        let mut batch: Vec<(String, bool)> = Vec::with_capacity(max);
+        while let Some(first) = rx.recv().await {
+            batch.push((first.id, first.keyed));
+            while batch.len() < max {
+                match rx.try_recv() {
+                    Ok(c) => batch.push((c.id, c.keyed)),
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = self.table.complete(&self.worker, &batch).await {
+                tracing::warn!(jobs = batch.len(), error = %e, "Could not record completed jobs; they run again after their leases.");
+            }
+            batch.clear();
+        }
+    }
+}
+
+/// The delay before the next attempt of `job`, with the policy's jitter.
+pub(crate) fn backoff_ms(job: &Claimed) -> i64 {
+    let base = job.retry.delay_after(job.attempt);
+    let ms = i64::try_from(base.as_millis()).unwrap_or(i64::MAX / 2);
+    if job.retry.jitter && ms > 1 {
+        // Up to half of the delay taken off, so jobs that failed together spread out.
+        let r = uuid::Uuid::new_v4().as_u128() as u64;
+        let span = u64::try_from(ms / 2).unwrap_or(0).max(1);
+        ms - i64::try_from(r % span).unwrap_or(0)
+    } else {
+        ms
+    }
+}

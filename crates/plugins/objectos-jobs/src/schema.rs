@@ -1,0 +1,52 @@
+//! What the jobs plugin owns in the data engine, declared as data (plugin spec 6.5 and 6.6):
+//! the `sys_job_run` object (whose table is the queue), the private tables for idempotency
+//! keys, leases and schedule ticks, and the `job` metadata kind (`*.job.yml`).
+
+use objectos_data::{ColumnType, MetadataKind, PluginSchema, TableDef};
+
+use crate::schedule;
+use crate::table::{KEY_TABLE, LEASE_TABLE, TICK_TABLE};
+
+/// The object job runs are visible as (`/api/v1/data/sys_job_run`, administrators only unless
+/// a permission set grants it).
+pub const OBJECT: &str = "sys_job_run";
+
+/// Everything the plugin owns, contributed at `init`.
+pub fn schema() -> PluginSchema {
+    PluginSchema::new()
+        .object(
+            "objects/sys_job_run.object.yml",
+            include_str!("../objects/sys_job_run.object.yml"),
+        )
+        // A key row exists while its job is unfinished; the primary key makes a second
+        // enqueue with the key a no-op on both databases (the role a partial unique index
+        // on the job table would play, which object tables cannot declare).
+        .table(
+            TableDef::new(KEY_TABLE)
+                .required("key", ColumnType::Varchar(255))
+                .required("job_id", ColumnType::Varchar(64))
+                .required("created_ms", ColumnType::BigInt)
+                .primary_key(&["key"])
+                .index("_objectos_jobs_key_job", &["job_id"]),
+        )
+        .table(
+            TableDef::new(LEASE_TABLE)
+                .required("name", ColumnType::Varchar(128))
+                .required("holder", ColumnType::Varchar(255))
+                .required("until_ms", ColumnType::BigInt)
+                .primary_key(&["name"]),
+        )
+        .table(
+            TableDef::new(TICK_TABLE)
+                .required("schedule", ColumnType::Varchar(255))
+                .required("tick_ms", ColumnType::BigInt)
+                .required("job_id", ColumnType::Varchar(64))
+                .primary_key(&["schedule", "tick_ms"]),
+        )
+        .kind(MetadataKind::typed(
+            schedule::KIND,
+            schedule::KIND,
+            schedule::name_of,
+            schedule::validate,
+        ))
+}

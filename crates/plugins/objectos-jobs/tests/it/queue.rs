@@ -1,0 +1,527 @@
+//! The queue's semantics: retries with backoff, timeouts, cancellation, dead letters and
+//! replay, idempotency keys, priorities and concurrency limits, transactional enqueue, lease
+//! expiry.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use objectos_data::OpContext;
+use objectos_jobs::table::{JobTable, now_ms};
+use objectos_kernel::contracts::{
+    EnqueueRequest, JobError, JobFailure, JobFilter, JobStatus, RetryPolicy, handler_fn,
+};
+use parking_lot::Mutex;
+use serde_json::json;
+
+use crate::support::{Harness, Options, fast_settings};
+
+fn policy(max_attempts: u32, backoff_ms: u64) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        backoff: Duration::from_millis(backoff_ms),
+        multiplier: 2.0,
+        max_delay: Duration::from_secs(10),
+        jitter: false,
+    }
+}
+
+/// Fails twice (retryably), then succeeds: three attempts, the gaps growing with the backoff;
+/// with two attempts allowed the job is dead-lettered, and a replay runs it to completion.
+async fn retry_backoff_dead_letter_replay(url: &str) {
+    let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let s = starts.clone();
+    let h = Harness::boot(
+        url,
+        Options {
+            handlers: vec![(
+                "flaky".into(),
+                handler_fn(move |cx| {
+                    let s = s.clone();
+                    async move {
+                        s.lock().push(Instant::now());
+                        if cx.attempt < 3 {
+                            Err(JobFailure::retry(format!("attempt {} failed", cx.attempt)))
+                        } else {
+                            Ok(())
+                        }
+                    }
+                }),
+            )],
+            ..Options::default()
+        },
+    )
+    .await;
+    let id = h
+        .queue
+        .enqueue(EnqueueRequest {
+            retry: Some(policy(3, 200)),
+            ..EnqueueRequest::new("flaky", json!({"n": 1}))
+        })
+        .await
+        .unwrap()
+        .id;
+    let info = h.wait_status(&id, JobStatus::Completed).await;
+    assert_eq!(info.attempts, 3);
+    let t = starts.lock().clone();
+    assert_eq!(t.len(), 3);
+    assert!(
+        t[1] - t[0] >= Duration::from_millis(200),
+        "{:?}",
+        t[1] - t[0]
+    );
+    assert!(
+        t[2] - t[1] >= Duration::from_millis(400),
+        "{:?}",
+        t[2] - t[1]
+    );
+
+    // Two attempts only: dead after the second failure, with the last error kept.
+    starts.lock().clear();
+    let id = h
+        .queue
+        .enqueue(EnqueueRequest {
+            retry: Some(policy(2, 50)),
+            ..EnqueueRequest::new("flaky", json!({"n": 2}))
+        })
+        .await
+        .unwrap()
+        .id;
+    let dead = h.wait_status(&id, JobStatus::Dead).await;
+    assert_eq!(dead.attempts, 2);
+    assert_eq!(dead.error.as_deref(), Some("attempt 2 failed"));
+    let letters = h.queue.dead_letters(10, 0).await.unwrap();
+    assert!(letters.items.iter().any(|j| j.id == id));
+    // Retrying or replaying is refused for a job that is not dead / failed.
+    let done = h
+        .queue
+        .list(JobFilter {
+            status: Some(JobStatus::Completed),
+            ..JobFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        h.queue.replay(&done.items[0].id).await,
+        Err(JobError::InvalidState {
+            status: JobStatus::Completed,
+            ..
+        })
+    ));
+    // Replay: fresh attempts; this handler fails attempts 1 and 2 again, so give it room.
+    h.queue.replay(&id).await.unwrap();
+    let info = h.wait_status(&id, JobStatus::Dead).await;
+    assert_eq!(info.attempts, 2, "a replay starts counting again");
+    h.stop().await;
+}
+on_both!(retry_backoff_dead_letter_replay);
+
+/// A fatal failure is dead-lettered at once, whatever attempts remain.
+async fn fatal_failure_is_not_retried(url: &str) {
+    let h = Harness::boot(
+        url,
+        Options {
+            handlers: vec![(
+                "bad".into(),
+                handler_fn(|_| async { Err(JobFailure::fatal("malformed payload")) }),
+            )],
+            ..Options::default()
+        },
+    )
+    .await;
+    let id = h
+        .queue
+        .enqueue(EnqueueRequest {
+            retry: Some(policy(5, 10)),
+            ..EnqueueRequest::new("bad", json!(null))
+        })
+        .await
+        .unwrap()
+        .id;
+    let info = h.wait_status(&id, JobStatus::Dead).await;
+    assert_eq!(info.attempts, 1);
+    assert_eq!(info.error.as_deref(), Some("malformed payload"));
+    h.stop().await;
+}
+on_both!(fatal_failure_is_not_retried);
+
+/// An attempt over its time limit is stopped (its cancel flag set) and counts as a retryable
+/// failure.
+async fn timeout_stops_the_attempt(url: &str) {
+    let saw_cancel = Arc::new(AtomicUsize::new(0));
+    let seen = saw_cancel.clone();
+    let h = Harness::boot(
+        url,
+        Options {
+            handlers: vec![(
+                "slow".into(),
+                handler_fn(move |cx| {
+                    let seen = seen.clone();
+                    async move {
+                        // A cooperative handler: watches its flag in a task of its own.
+                        let flag = cx.cancel.clone();
+                        tokio::spawn(async move {
+                            flag.cancelled().await;
+                            seen.fetch_add(1, Ordering::SeqCst);
+                        });
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        Ok(())
+                    }
+                }),
+            )],
+            ..Options::default()
+        },
+    )
+    .await;
+    let started = Instant::now();
+    let id = h
+        .queue
+        .enqueue(EnqueueRequest {
+            retry: Some(policy(2, 10)),
+            timeout: Some(Duration::from_millis(200)),
+            ..EnqueueRequest::new("slow", json!(null))
+        })
+        .await
+        .unwrap()
+        .id;
+    let info = h.wait_status(&id, JobStatus::Dead).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(info.attempts, 2);
+    assert_eq!(info.error.as_deref(), Some("timed out after 200 ms"));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(saw_cancel.load(Ordering::SeqCst), 2);
+    h.stop().await;
+}
+on_both!(timeout_stops_the_attempt);
+
+/// Cancelling a waiting job, a running job (its handler sees the flag), and refusing to cancel
+/// a finished one.
+async fn cancel_waiting_and_running(url: &str) {
+    let h = Harness::boot(
+        url,
+        Options {
+            handlers: vec![
+                (
+                    "wait".into(),
+                    handler_fn(|cx| async move {
+                        cx.cancel.cancelled().await;
+                        Ok(())
+                    }),
+                ),
+                ("noop".into(), handler_fn(|_| async { Ok(()) })),
+            ],
+            ..Options::default()
+        },
+    )
+    .await;
+    // Waiting (delayed an hour).
+    let later = h
+        .queue
+        .enqueue(EnqueueRequest {
+            delay: Some(Duration::from_secs(3600)),
+            ..EnqueueRequest::new("noop", json!(null))
+        })
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        h.queue.get(&later).await.unwrap().unwrap().status,
+        JobStatus::Scheduled
+    );
+    let c = h.queue.cancel(&later).await.unwrap();
+    assert_eq!(c.status, JobStatus::Cancelled);
+    // Running.
+    let running = h
+        .queue
+        .enqueue(EnqueueRequest::new("wait", json!(null)))
+        .await
+        .unwrap()
+        .id;
+    h.wait_status(&running, JobStatus::Running).await;
+    let c = h.queue.cancel(&running).await.unwrap();
+    assert!(c.cancel_requested);
+    let info = h.wait_status(&running, JobStatus::Cancelled).await;
+    assert_eq!(info.attempts, 1);
+    // Finished: 409-worthy.
+    let done = h
+        .queue
+        .enqueue(EnqueueRequest::new("noop", json!(null)))
+        .await
+        .unwrap()
+        .id;
+    h.wait_status(&done, JobStatus::Completed).await;
+    assert!(matches!(
+        h.queue.cancel(&done).await,
+        Err(JobError::InvalidState {
+            status: JobStatus::Completed,
+            ..
+        })
+    ));
+    assert!(matches!(
+        h.queue.cancel("nope").await,
+        Err(JobError::NotFound(_))
+    ));
+    // A cancelled job can be retried.
+    h.queue.retry(&later).await.unwrap();
+    h.wait_status(&later, JobStatus::Completed).await;
+    h.stop().await;
+}
+on_both!(cancel_waiting_and_running);
+
+/// A second enqueue with the key of a pending job returns the first id and writes nothing;
+/// after the first finished, the key is free again. Unknown handlers are refused.
+async fn idempotency_keys(url: &str) {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r = runs.clone();
+    let h = Harness::boot(
+        url,
+        Options {
+            handlers: vec![(
+                "count".into(),
+                handler_fn(move |_| {
+                    let r = r.clone();
+                    async move {
+                        r.fetch_add(1, Ordering::SeqCst);
+                        Ok(())
+                    }
+                }),
+            )],
+            ..Options::default()
+        },
+    )
+    .await;
+    let req = || EnqueueRequest {
+        idempotency_key: Some("invoice-42".into()),
+        delay: Some(Duration::from_millis(300)),
+        ..EnqueueRequest::new("count", json!(null))
+    };
+    let first = h.queue.enqueue(req()).await.unwrap();
+    assert!(first.created);
+    let second = h.queue.enqueue(req()).await.unwrap();
+    assert!(!second.created);
+    assert_eq!(first.id, second.id);
+    h.wait_status(&first.id, JobStatus::Completed).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let total = h.queue.list(JobFilter::default()).await.unwrap().total;
+    assert_eq!(total, 1, "the second enqueue wrote nothing");
+    // Finished: the key is free.
+    let third = h.queue.enqueue(req()).await.unwrap();
+    assert!(third.created);
+    assert_ne!(third.id, first.id);
+    h.wait_status(&third.id, JobStatus::Completed).await;
+    // Unknown handler: refused, nothing written.
+    assert!(matches!(
+        h.queue
+            .enqueue(EnqueueRequest::new("no.such.handler", json!(null)))
+            .await,
+        Err(JobError::UnknownHandler(_))
+    ));
+    assert_eq!(h.queue.list(JobFilter::default()).await.unwrap().total, 2);
+    h.stop().await;
+}
+on_both!(idempotency_keys);
+
+/// A queue limited to one worker never runs two jobs at once; among due jobs the higher
+/// priority runs first.
+async fn priorities_and_concurrency(url: &str) {
+    let active = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let order: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let (a, p, o) = (active.clone(), peak.clone(), order.clone());
+    let mut settings = fast_settings();
+    settings
+        .queues
+        .insert("narrow".into(), objectos_jobs::QueueSettings { workers: 1 });
+    let h = Harness::boot(
+        url,
+        Options {
+            settings,
+            handlers: vec![(
+                "track".into(),
+                handler_fn(move |cx| {
+                    let (a, p, o) = (a.clone(), p.clone(), o.clone());
+                    async move {
+                        let now = a.fetch_add(1, Ordering::SeqCst) + 1;
+                        p.fetch_max(now, Ordering::SeqCst);
+                        o.lock().push(cx.payload["p"].as_i64().unwrap_or(0));
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        a.fetch_sub(1, Ordering::SeqCst);
+                        Ok(())
+                    }
+                }),
+            )],
+            ..Options::default()
+        },
+    )
+    .await;
+    // All become due together (same run_at), so the order is by priority alone.
+    let at = chrono::Utc::now() + chrono::Duration::milliseconds(400);
+    let mut ids = Vec::new();
+    for p in [1, 5, 3, 9, 7] {
+        ids.push(
+            h.queue
+                .enqueue(EnqueueRequest {
+                    queue: Some("narrow".into()),
+                    priority: p,
+                    run_at: Some(at),
+                    ..EnqueueRequest::new("track", json!({"p": p}))
+                })
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    for id in &ids {
+        h.wait_status(id, JobStatus::Completed).await;
+    }
+    assert_eq!(peak.load(Ordering::SeqCst), 1);
+    assert_eq!(*order.lock(), vec![9, 7, 5, 3, 1]);
+    h.stop().await;
+}
+on_both!(priorities_and_concurrency);
+
+/// Enqueued inside a record write's transaction: the job exists iff the record commits.
+async fn transactional_enqueue(url: &str) {
+    let h = Harness::boot(
+        url,
+        Options {
+            handlers: vec![("test.order".into(), handler_fn(|_| async { Ok(()) }))],
+            ..Options::default()
+        },
+    )
+    .await;
+    let cx = OpContext::system("test");
+    let ok = h
+        .engine
+        .create(
+            &cx,
+            "order",
+            json!({"name": "ok"}).as_object().unwrap().clone(),
+        )
+        .await;
+    assert!(ok.is_ok(), "{ok:?}");
+    let failed = h
+        .engine
+        .create(
+            &cx,
+            "order",
+            json!({"name": "FAIL"}).as_object().unwrap().clone(),
+        )
+        .await;
+    assert!(failed.is_err());
+    let jobs = h.queue.list(JobFilter::default()).await.unwrap();
+    assert_eq!(jobs.total, 1, "{jobs:?}");
+    assert_eq!(jobs.items[0].payload, json!({"name": "ok"}));
+    h.wait_status(&jobs.items[0].id, JobStatus::Completed).await;
+    h.stop().await;
+}
+on_both!(transactional_enqueue);
+
+/// A job claimed by a worker that vanished (its lease never renewed) comes back after the
+/// lease and completes here; its attempt counts.
+async fn lease_expiry_redelivers(url: &str) {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r = runs.clone();
+    let h = Harness::boot(
+        url,
+        Options {
+            handlers: vec![(
+                "once".into(),
+                handler_fn(move |_| {
+                    let r = r.clone();
+                    async move {
+                        r.fetch_add(1, Ordering::SeqCst);
+                        Ok(())
+                    }
+                }),
+            )],
+            ..Options::default()
+        },
+    )
+    .await;
+    // A queue this node has no workers for yet, so only the vanished worker claims it.
+    let table = JobTable::new(h.engine.clone());
+    let job = objectos_jobs::table::NewJob {
+        id: objectos_jobs::service::new_id(),
+        handler: "once".into(),
+        queue: "orphans".into(),
+        priority: 0,
+        payload: "{}".into(),
+        retry: policy(3, 10),
+        timeout_ms: 0,
+        idempotency_key: None,
+        schedule: None,
+        run_at_ms: now_ms(),
+    };
+    table
+        .insert_rows(&h.engine.writer(), std::slice::from_ref(&job))
+        .await
+        .unwrap();
+    let claimed = table
+        .claim("orphans", 10, "crashed-node/0", now_ms() + 300)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        h.queue.get(&job.id).await.unwrap().unwrap().status,
+        JobStatus::Running
+    );
+    let info = h.wait_status(&job.id, JobStatus::Completed).await;
+    assert_eq!(info.attempts, 2, "the vanished worker's attempt counts");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    // The vanished worker cannot record anything any more.
+    assert_eq!(
+        table
+            .complete("crashed-node/0", &[(job.id.clone(), false)])
+            .await
+            .unwrap(),
+        0
+    );
+    h.stop().await;
+}
+on_both!(lease_expiry_redelivers);
+
+/// Many jobs through batched claims and completions all complete, once each.
+async fn many_jobs_complete_once(url: &str) {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r = runs.clone();
+    let h = Harness::boot(
+        url,
+        Options {
+            handlers: vec![(
+                "noop".into(),
+                handler_fn(move |_| {
+                    let r = r.clone();
+                    async move {
+                        r.fetch_add(1, Ordering::SeqCst);
+                        Ok(())
+                    }
+                }),
+            )],
+            ..Options::default()
+        },
+    )
+    .await;
+    let ids = h
+        .service
+        .enqueue_many(
+            (0..2000)
+                .map(|i| EnqueueRequest::new("noop", json!({"i": i})))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2000);
+    for _ in 0..500 {
+        let counts = h.queue.counts().await.unwrap();
+        if counts.get("completed").copied() == Some(2000) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let counts = h.queue.counts().await.unwrap();
+    assert_eq!(counts.get("completed").copied(), Some(2000), "{counts:?}");
+    assert_eq!(runs.load(Ordering::SeqCst), 2000);
+    h.stop().await;
+}
+on_both!(many_jobs_complete_once);

@@ -1,0 +1,218 @@
+//! The kernel plugin `com.objectos.storage`.
+//!
+//! `init` reads the settings, makes the URL signer, registers the [`StorageService`] as the
+//! `file-storage` service (`dyn BlobStore`), and contributes the schema and the routes. `start`
+//! opens the backend, takes the data engine and, when present, the permissions plugin's
+//! `Authorizer`, and starts the cleanup of expired uploads: a job on the job queue when the
+//! jobs plugin runs, else a timer task of its own.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use objectos_data::DataHandle;
+use objectos_kernel::contracts::{
+    Authorizer, BlobStore, BuiltinSchedule, JobFailure, JobQueue, handler_fn,
+};
+use objectos_kernel::{InitContext, Plugin, PluginError, StartContext, StopContext, async_trait};
+use objectos_spec::PluginManifest;
+use objectos_spec::manifest::services;
+use objectos_spec::settings::{PluginSettings, format_path};
+
+use crate::config::{BackendKind, StorageSettings};
+use crate::local::LocalBlobStore;
+use crate::service::{Started, StorageService};
+use crate::sign::Signer;
+use crate::{CONFIG_SECTION, MANIFEST, PLUGIN_ID, SERVICE, routes, schema};
+
+/// The job handler that removes expired upload sessions.
+pub const CLEANUP_HANDLER: &str = "storage.cleanup";
+
+/// The plugin; its public field is its settings (used when the kernel has no configuration).
+#[derive(Debug, Default)]
+pub struct StoragePlugin {
+    pub settings: StorageSettings,
+    service: Arc<OnceLock<Arc<StorageService>>>,
+    cleanup: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl StoragePlugin {
+    pub fn new(settings: StorageSettings) -> Self {
+        Self {
+            settings,
+            ..Self::default()
+        }
+    }
+
+    /// The service, once `init` ran (tests and hosts reach sessions and cleanup through it).
+    pub fn service_cell(&self) -> Arc<OnceLock<Arc<StorageService>>> {
+        self.service.clone()
+    }
+}
+
+/// The signing key: the setting, else the variable it names, else a random key for this
+/// process (signed URLs then do not survive a restart and differ between nodes).
+fn signer(settings: &StorageSettings) -> Result<Signer, PluginError> {
+    let from_env = std::env::var(settings.signing_key_env.trim())
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let key: Vec<u8> = match (&settings.signing_key, from_env) {
+        (Some(k), _) => k.expose().as_bytes().to_vec(),
+        (None, Some(v)) => v.into_bytes(),
+        (None, None) => {
+            tracing::warn!(
+                plugin = PLUGIN_ID,
+                variable = %settings.signing_key_env,
+                "No storage signing key is configured; signed URLs use a random key and stop working after a restart."
+            );
+            let mut k = [0u8; 32];
+            getrandom::fill(&mut k).map_err(|e| PluginError::config(PLUGIN_ID, e.to_string()))?;
+            k.to_vec()
+        }
+    };
+    Signer::new(&key).ok_or_else(|| PluginError::config(PLUGIN_ID, "the signing key is not usable"))
+}
+
+async fn open_backend(settings: &StorageSettings) -> Result<Arc<dyn BlobStore>, PluginError> {
+    let startup = |message: String| PluginError::Startup {
+        plugin: PLUGIN_ID.to_owned(),
+        message,
+    };
+    match settings.backend {
+        BackendKind::Local => {
+            let store = LocalBlobStore::open(&settings.local.root)
+                .await
+                .map_err(|e| startup(e.to_string()))?;
+            tracing::info!(plugin = PLUGIN_ID, root = %settings.local.root.display(), "Files are stored in a local folder.");
+            Ok(Arc::new(store))
+        }
+        BackendKind::S3 => crate::s3::open(&settings.s3).map_err(|e| startup(e.to_string())),
+    }
+}
+
+#[async_trait]
+impl Plugin for StoragePlugin {
+    fn manifest(&self) -> &PluginManifest {
+        &MANIFEST
+    }
+
+    fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
+        let settings = if cx.config().is_null() {
+            self.settings.clone()
+        } else {
+            cx.config_as::<StorageSettings>()?
+        };
+        let problems: Vec<String> = settings
+            .problems()
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}: {}",
+                    format_path(CONFIG_SECTION.name, &p.path),
+                    p.message
+                )
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(PluginError::config(PLUGIN_ID, problems.join("; ")));
+        }
+        let signer = signer(&settings)?;
+        let service = Arc::new(StorageService::new(settings, signer));
+        cx.register::<dyn BlobStore>(SERVICE, service.clone())?;
+        cx.contribute(schema())?;
+        cx.contribute(routes::contribution(service.clone()))?;
+        let _ = self.service.set(service);
+        Ok(())
+    }
+
+    async fn start(&self, cx: &StartContext) -> Result<(), PluginError> {
+        let service = self
+            .service
+            .get()
+            .ok_or_else(|| PluginError::msg("start called before init"))?
+            .clone();
+        let engine = cx
+            .get_named::<DataHandle>(services::DATA)?
+            .engine()
+            .cloned()
+            .ok_or_else(|| {
+                PluginError::msg("the data engine is not open; the data plugin must start first")
+            })?;
+        let blobs = open_backend(service.settings()).await?;
+        let authorizer = cx.get_named::<dyn Authorizer>(services::PERMISSIONS).ok();
+        if authorizer.is_none() {
+            tracing::info!(
+                plugin = PLUGIN_ID,
+                "No permissions plugin: files attached to records are readable by every member of their organization."
+            );
+        }
+        service.set_started(Started {
+            engine,
+            blobs,
+            authorizer,
+        });
+        let every = Duration::from_secs(service.settings().cleanup_interval_seconds);
+        match cx.get_named::<dyn JobQueue>(services::JOB) {
+            Ok(queue) => {
+                let s = service.clone();
+                let handler = handler_fn(move |_cx| {
+                    let s = s.clone();
+                    async move {
+                        s.cleanup_expired()
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| JobFailure::retry(e.to_string()))
+                    }
+                });
+                let installed = queue
+                    .register_handler(CLEANUP_HANDLER, handler)
+                    .and_then(|()| {
+                        queue.schedule(BuiltinSchedule {
+                            name: CLEANUP_HANDLER.into(),
+                            handler: CLEANUP_HANDLER.into(),
+                            every,
+                            payload: serde_json::Value::Null,
+                        })
+                    });
+                installed.map_err(|e| PluginError::Startup {
+                    plugin: PLUGIN_ID.to_owned(),
+                    message: format!("cannot schedule the upload cleanup: {e}"),
+                })?;
+            }
+            Err(_) => {
+                let s = service.clone();
+                let task = tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(every);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tick.tick().await;
+                        match s.cleanup_expired().await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(
+                                plugin = PLUGIN_ID,
+                                sessions = n,
+                                "Expired uploads removed."
+                            ),
+                            Err(e) => {
+                                tracing::warn!(plugin = PLUGIN_ID, error = %e, "Upload cleanup failed; retrying at the next tick.")
+                            }
+                        }
+                    }
+                });
+                if let Ok(mut slot) = self.cleanup.lock() {
+                    *slot = Some(task);
+                }
+            }
+        }
+        tracing::info!(plugin = PLUGIN_ID, backend = %service.backend(), "Plugin started.");
+        Ok(())
+    }
+
+    async fn destroy(&self, _cx: &StopContext) -> Result<(), PluginError> {
+        if let Ok(mut slot) = self.cleanup.lock()
+            && let Some(task) = slot.take()
+        {
+            task.abort();
+        }
+        Ok(())
+    }
+}
