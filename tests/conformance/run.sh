@@ -82,7 +82,9 @@ run_backend() {
   echo "== $label: $bin serve presets/crm --listen 127.0.0.1:$port --database-url $(sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#' <<<"$db_url")"
   local started
   started=$(date +%s%N)
-  (cd "$root" && exec "$bin" serve presets/crm --listen "127.0.0.1:$port" --database-url "$db_url") >"$log" 2>&1 &
+  # Started in its own folder under $tmp: the storage plugin keeps uploaded files under ./files.
+  mkdir -p "$tmp/cwd-$label"
+  (cd "$tmp/cwd-$label" && exec "$bin" serve "$root/presets/crm" --listen "127.0.0.1:$port" --database-url "$db_url") >"$log" 2>&1 &
   server_pid=$!
 
   local deadline=$((SECONDS + ready_timeout)) ready=0

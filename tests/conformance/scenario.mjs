@@ -25,8 +25,11 @@ const exchanges = [];
 
 async function recordingFetch(input, init = {}) {
   const method = init.method ?? 'GET';
-  const url = typeof input === 'string' ? input : input.toString();
-  const res = await globalThis.fetch(input, init);
+  // Storage hands out relative URLs (the signed upload and download URLs), as the official server
+  // does: a browser resolves them against the page, Node's fetch needs the base.
+  const target = typeof input === 'string' && input.startsWith('/') ? new URL(input, baseUrl).toString() : input;
+  const url = typeof target === 'string' ? target : target.toString();
+  const res = await globalThis.fetch(target, init);
   const text = await res.clone().text();
   lastExchange = {
     method,
@@ -449,6 +452,76 @@ await step('crm.6 account roll-ups: contact count and opportunity total', async 
   const r = await client.data.get('account', ids.account);
   eq(r.record?.contact_count, 1, 'record.contact_count');
   eq(r.record.total_opportunity_amount, 50000, 'record.total_opportunity_amount');
+});
+
+// --- files: the client's storage namespace (client-surface-17.4.md 2.3) and a PDF attached to the
+// account's `attachments` field (a multiple file field of presets/crm) ----------------------------
+
+const PDF = new TextEncoder().encode('%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n');
+const MIB = 1024 * 1024;
+
+await step('files.1 upload a PDF (storage.upload: presigned, signed raw PUT, complete)', async () => {
+  const up = await client.storage.upload(new File([PDF], 'offer.pdf', { type: 'application/pdf' }));
+  eq(up.success, true, 'envelope.success');
+  has(up.data, { name: 'offer.pdf', size: PDF.length, mimeType: 'application/pdf' }, 'data');
+  check(typeof up.data.fileId === 'string' && up.data.fileId.length > 0, 'data.fileId must be a non-empty string', up.data);
+  ids.pdf = up.data.fileId;
+});
+
+await step('files.2 attach the PDF to the account (data.update attachments: [fileId])', async () => {
+  needs(ids.pdf, 'files.1');
+  needs(ids.account, '5a');
+  const r = await client.data.update('account', ids.account, { attachments: [ids.pdf] });
+  eq(r.record?.attachments, [ids.pdf], 'record.attachments');
+  const g = await client.data.get('account', ids.account);
+  eq(g.record?.attachments, [ids.pdf], 'stored attachments');
+});
+
+await step('files.3 download it (storage.getDownloadUrl, then the signed URL)', async () => {
+  needs(ids.pdf, 'files.1');
+  const url = await client.storage.getDownloadUrl(ids.pdf);
+  check(typeof url === 'string' && url.startsWith('/api/v1/storage/_local/raw/'), 'a relative signed URL', url);
+  // The signed URL is the credential: no Authorization header.
+  const res = await recordingFetch(url);
+  eq(res.status, 200, 'status');
+  eq(res.headers.get('content-type'), 'application/pdf', 'content-type');
+  eq(Buffer.from(await res.arrayBuffer()).equals(Buffer.from(PDF)), true, 'the downloaded bytes are the uploaded ones');
+});
+
+await step('files.4 a file type the field refuses (expect 415 UNSUPPORTED_MEDIA_TYPE)', async () => {
+  needs(ids.pdf, 'files.1');
+  // gzip, whatever the client claims: the type is sniffed from the content.
+  const gz = new Uint8Array([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0, 0x03, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  const up = await client.storage.upload(new File([gz], 'offer2.pdf', { type: 'application/pdf' }));
+  eq(up.data?.mimeType, 'application/gzip', 'sniffed mimeType');
+  await expectError(
+    client.data.update('account', ids.account, { attachments: [ids.pdf, up.data.fileId] }),
+    { httpStatus: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+    'attach a gzip file',
+  );
+});
+
+await step('files.5 an id that names no file (expect 400 VALIDATION_FAILED)', async () => {
+  needs(ids.account, '5a');
+  const err = await expectError(
+    client.data.update('account', ids.account, { attachments: ['0000000000000000zzzz'] }),
+    { httpStatus: 400, code: 'VALIDATION_FAILED' },
+    'attach an unknown file id',
+  );
+  eq(err.fields?.[0]?.field, 'attachments', 'error.fields[0].field');
+});
+
+await step('files.6 chunked upload resumed after the first part (initChunkedUpload, uploadPart, resumeUpload)', async () => {
+  const total = 5 * MIB + 10;
+  const bytes = new Uint8Array(total);
+  bytes.set(PDF);
+  const init = await client.storage.initChunkedUpload({ filename: 'big.pdf', mimeType: 'application/pdf', totalSize: total });
+  has(init.data, { totalChunks: 2, chunkSize: 5 * MIB }, 'init.data');
+  const first = await client.storage.uploadPart(init.data.uploadId, 0, init.data.resumeToken, new Blob([bytes.slice(0, 5 * MIB)]));
+  has(first.data, { chunkIndex: 0, bytesReceived: 5 * MIB }, 'uploadPart.data');
+  // As after a dropped connection: progress says one chunk is there, the rest is sent, then complete.
+  const done = await client.storage.resumeUpload(init.data.uploadId, bytes.buffer, 5 * MIB, init.data.resumeToken);
+  has(done.data, { fileId: init.data.fileId, size: total, mimeType: 'application/pdf' }, 'complete.data');
 });
 
 await step('crm.7 delete account cascades to its opportunities and clears contact lookups', async () => {

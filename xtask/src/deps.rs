@@ -92,6 +92,8 @@ fn allowed(role: Role, dep: Role) -> bool {
         (Http, Spec | Kernel | Data) => true,
         (WebShell, Spec | Kernel | Http) => true,
         (Plugin, Spec | Kernel | Data | Http) => true,
+        // The test kernel boots the data and HTTP plugins; only tests link it (checked below).
+        (Testkit, Spec | Kernel | Data | Http) => true,
         (Server, _) => true,
         (Tooling, Plugin) => false,
         (Tooling, _) => true,

@@ -66,6 +66,13 @@ pub fn compiled_plugins() -> Vec<CompiledPlugin> {
         manifest: &objectos_storage::MANIFEST,
         config: Some(&objectos_storage::CONFIG_SECTION),
     });
+    // NOTE: after jobs (deliveries run as jobs) and before auth, which sends its mail through
+    // it (`optional_requires`) when present.
+    #[cfg(feature = "plugin-notification")]
+    out.push(CompiledPlugin {
+        manifest: &objectos_notification::MANIFEST,
+        config: Some(&objectos_notification::CONFIG_SECTION),
+    });
     #[cfg(feature = "plugin-permissions")]
     out.push(CompiledPlugin {
         manifest: &objectos_permissions::MANIFEST,
@@ -87,7 +94,10 @@ pub fn compiled_plugins() -> Vec<CompiledPlugin> {
         config: Some(&objectos_metrics::CONFIG_SECTION),
     });
     #[cfg(feature = "plugin-web-shell")]
-    out.push(core(&objectos_web_shell::MANIFEST));
+    out.push(CompiledPlugin {
+        manifest: &objectos_web_shell::MANIFEST,
+        config: Some(&objectos_web_shell::CONFIG_SECTION),
+    });
     #[cfg(feature = "plugin-cluster")]
     out.push(CompiledPlugin {
         manifest: &objectos_cluster::MANIFEST,
@@ -388,6 +398,10 @@ fn kernel_with_plugins(
     // Files: local folder or S3, the client's storage namespace (`storage:` section).
     #[cfg(feature = "plugin-storage")]
     let kernel = kernel.plugin(objectos_storage::StoragePlugin::default());
+    // Email over SMTP, the in-app inbox, webhooks; auth's mails go through it
+    // (`notifications:` section).
+    #[cfg(feature = "plugin-notification")]
+    let kernel = kernel.plugin(objectos_notification::NotificationPlugin::default());
     #[cfg(feature = "plugin-permissions")]
     let kernel = kernel.plugin(objectos_permissions::PermissionsPlugin::new(authz_config(
         config,
@@ -512,7 +526,7 @@ async fn serve(cli: &Cli, args: &ServeArgs, cwd: &Path) -> anyhow::Result<ExitCo
             }
         }
     }
-    logging::init(&config);
+    let telemetry = logging::init(&config);
     // Metadata problems are reported all at once, with file and path, before anything starts.
     let report = audit_dirs(&config.metadata_dirs)?;
     for d in &report.diagnostics {
@@ -593,6 +607,8 @@ async fn serve(cli: &Cli, args: &ServeArgs, cwd: &Path) -> anyhow::Result<ExitCo
         None
     };
     kernel.run_until_signal().await?;
+    // After the kernel stopped, so the shutdown's spans are exported too.
+    telemetry.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,25 +1,87 @@
 //! Structured logs through tracing-subscriber: text or JSON on stderr, filtered by `RUST_LOG`
-//! (when set) or the configured level (`log.level` / `OBJECTOS_LOG`).
+//! (when set) or the configured level (`log.level` / `OBJECTOS_LOG`), and, with the metrics
+//! plugin compiled in and `metrics.tracing.enabled`, OpenTelemetry traces over OTLP.
+//!
+//! The level filter applies to the log lines only: the trace layer has its own (ObjectOS spans
+//! at debug and up), so `info` logs and full traces go together.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::{LogFormat, ServerConfig};
 
+/// What must outlive the server for its telemetry: the trace exporter, flushed at the end.
+#[derive(Debug, Default)]
+pub struct LogGuard {
+    #[cfg(feature = "plugin-metrics")]
+    tracing: Option<objectos_metrics::Tracing>,
+}
+
+impl LogGuard {
+    /// Exports the spans still queued and stops the exporter (bounded by its timeout).
+    pub async fn shutdown(self) {
+        #[cfg(feature = "plugin-metrics")]
+        if let Some(t) = self.tracing {
+            // The SDK's shutdown blocks until the export thread is done.
+            let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
+        }
+    }
+}
+
+type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+
 /// Installs the global subscriber; a second call (tests running commands in-process) is a no-op.
-pub fn init(config: &ServerConfig) {
+/// Call it inside the Tokio runtime: the trace exporter's channel runs on it.
+pub fn init(config: &ServerConfig) -> LogGuard {
+    if tracing::dispatcher::has_been_set() {
+        // The first configuration wins; a second exporter would never get a span.
+        return LogGuard::default();
+    }
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
         .or_else(|| EnvFilter::try_new(&config.log_level).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let result = match config.log_format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let fmt: BoxedLayer = match config.log_format {
+        LogFormat::Text => fmt.with_filter(filter).boxed(),
+        LogFormat::Json => fmt.json().flatten_event(true).with_filter(filter).boxed(),
     };
+    #[allow(unused_mut)]
+    let mut layers: Vec<BoxedLayer> = vec![fmt];
+    #[allow(unused_mut)]
+    let mut guard = LogGuard::default();
+    #[cfg(feature = "plugin-metrics")]
+    let mut failed: Option<String> = None;
+    #[cfg(feature = "plugin-metrics")]
+    if let Some(tracing_config) = trace_settings(config) {
+        match objectos_metrics::otel::layer::<Registry>(&tracing_config, env!("CARGO_PKG_VERSION"))
+        {
+            Ok((layer, tracing)) => {
+                layers.push(layer);
+                guard.tracing = Some(tracing);
+            }
+            Err(e) => failed = Some(e.to_string()),
+        }
+    }
     // An already installed subscriber is fine: the first configuration wins.
-    let _ = result;
+    let _ = tracing_subscriber::registry().with(layers).try_init();
+    #[cfg(feature = "plugin-metrics")]
+    if let Some(e) = failed {
+        tracing::warn!(error = %e, "Tracing is enabled but could not start; no traces are exported.");
+    } else if guard.tracing.is_some() {
+        tracing::info!("Exporting OpenTelemetry traces (metrics.tracing).");
+    }
+    guard
+}
+
+/// `metrics.tracing` when enabled (the section was checked when the file was read).
+#[cfg(feature = "plugin-metrics")]
+fn trace_settings(config: &ServerConfig) -> Option<objectos_metrics::TracingConfig> {
+    let section = config.plugins.get("metrics")?;
+    let metrics: objectos_metrics::MetricsConfig = serde_json::from_value(section.clone()).ok()?;
+    metrics.tracing.enabled.then_some(metrics.tracing)
 }

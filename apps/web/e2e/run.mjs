@@ -1,15 +1,18 @@
 // End-to-end test of the admin console in a real browser: starts `objectos serve presets/crm` on a
 // fresh SQLite database (and PostgreSQL when OBJECTOS_TEST_POSTGRES_URL is set and psql can make a
 // scratch database), drives Debian's chromium headless with playwright-core, and walks a new
-// user's first session: owner sign-up, create, edit, a validation error at its field, delete, the
-// system page, sign-out. Every step saves a screenshot under e2e/output/<backend>/; a failing
+// user's first session: owner sign-up, create, edit, the record's audit trail, a validation error
+// at its field, delete, the system page; then the administration pages (users, permissions,
+// organizations, API keys, jobs, files), sign-out, a restricted user (the crm preset's
+// support_agent set: fewer rows, no hidden field, no admin pages) and the forgotten password. Every step saves a screenshot under e2e/output/<backend>/; a failing
 // step also keeps a Playwright trace there, next to the server's log (open with `npx playwright show-trace`).
 //
+// The server gets a generated objectos.yml: `console.title`, and a storage folder in the run's output.
 // Usage: node e2e/run.mjs [path/to/objectos]   (default $CARGO_TARGET_DIR/debug/objectos)
 // Env:   CHROMIUM (default: chromium on PATH), E2E_METADATA (default presets/crm, relative to the repository), OBJECTOS_TEST_POSTGRES_URL, READY_TIMEOUT (s, default 60)
 // Prints one line per step and `N passed, M failed`; exits non-zero on any failure.
 import { spawn, execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, createWriteStream } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, createWriteStream, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir, homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -23,6 +26,8 @@ const bin = process.argv[2] ?? process.env.OBJECTOS_BIN ?? join(targetDir, "debu
 const readyTimeout = Number(process.env.READY_TIMEOUT ?? 60) * 1000;
 const outRoot = join(here, "output");
 const preset = process.env.E2E_METADATA ?? "presets/crm";
+// The `console.title` the run configures; the first step checks the console shows it.
+const consoleTitle = "CRM console";
 
 function findChromium() {
   if (process.env.CHROMIUM) return process.env.CHROMIUM;
@@ -50,7 +55,10 @@ async function startServer(databaseUrl, dir) {
   const port = await freePort();
   const log = join(dir, "server.log");
   const out = createWriteStream(log);
-  const child = spawn(bin, ["serve", preset, "--listen", `127.0.0.1:${port}`, "--database-url", databaseUrl], {
+  // Uploaded files go to the run's folder, not the default ./files of the repository.
+  const config = join(dir, "objectos.yml");
+  writeFileSync(config, `console:\n  title: ${JSON.stringify(consoleTitle)}\nstorage:\n  local:\n    root: ${JSON.stringify(join(dir, "files"))}\n`);
+  const child = spawn(bin, ["serve", preset, "--config", config, "--listen", `127.0.0.1:${port}`, "--database-url", databaseUrl], {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -82,12 +90,15 @@ async function stopServer(child) {
 /** The user's first session, as a list of named steps sharing one page. */
 function steps(base) {
   const owner = { name: "Olivia Owner", email: "owner@example.com", password: "Console-Passw0rd!" };
+  const agent = { name: "Sam Support", email: "support@example.com", password: "Support-Passw0rd!" };
   const field = (page, name) => page.locator(`[data-field="${name}"]`);
   return [
     ["/ redirects to the console, which asks for the first owner", async (page) => {
       await page.goto(`${base}/`);
       await page.getByRole("heading", { name: "Create the owner account", exact: true }).waitFor();
       if (!page.url().startsWith(`${base}/console/sign-in`)) throw new Error(`landed on ${page.url()}`);
+      await page.getByText(consoleTitle, { exact: true }).waitFor();
+      await page.waitForFunction((title) => document.title === title, consoleTitle);
     }],
     ["first-run sign-up signs the owner in and shows the objects", async (page) => {
       await page.getByLabel("Name").fill(owner.name);
@@ -126,6 +137,18 @@ function steps(base) {
       await page.getByRole("heading", { name: "Acme Corp", exact: true }).waitFor();
       await field(page, "industry").getByText("Technology").waitFor();
       await field(page, "phone").getByText("+1 555 0100").waitFor();
+    }],
+    ["the record's audit trail shows the edit, and the hash chain verifies", async (page) => {
+      await page.getByRole("link", { name: "Audit trail" }).click();
+      await page.getByRole("heading", { name: /^Audit trail of account / }).waitFor();
+      const update = page.getByRole("row", { name: /^data\.update account / }).first();
+      await update.getByText('industry: "other" → "technology"').waitFor();
+      await page.getByRole("button", { name: "Verify the chain" }).click();
+      await page.getByText(/^Intact: \d+ events in 1 chain\(s\) verified\.$/).waitFor();
+      const csv = page.getByRole("link", { name: "Export CSV" });
+      if (!((await csv.getAttribute("href")) ?? "").includes("object=account")) throw new Error("the export ignores the filters");
+      await page.goBack();
+      await page.getByRole("heading", { name: "Acme Corp", exact: true }).waitFor();
     }],
     ["a contact linked to it through the lookup shows it by name, and the account lists the contact", async (page) => {
       await page.getByRole("link", { name: "Contacts" }).click();
@@ -178,12 +201,133 @@ function steps(base) {
       await page.getByRole("cell", { name: "com.objectos.webshell" }).waitFor();
       await page.getByRole("cell", { name: "com.objectos.auth" }).waitFor();
     }],
+    ["users page: create a user; a refusal is shown at the form with its request id", async (page) => {
+      await page.getByRole("link", { name: "Users" }).click();
+      await page.getByRole("heading", { name: "Users", exact: true }).waitFor();
+      await page.getByRole("row", { name: owner.email }).waitFor();
+      const form = page.getByRole("form", { name: "Create a user" });
+      await form.getByLabel("Email").fill(agent.email);
+      await form.getByLabel("Name").fill(agent.name);
+      await form.getByLabel("Initial password").fill("short");
+      await form.getByRole("button", { name: "Create user" }).click();
+      const refusal = form.getByRole("alert");
+      await refusal.getByText("WEAK_PASSWORD", { exact: false }).waitFor();
+      await refusal.getByText(/Request id: \S+/).waitFor();
+      if ((await form.getByLabel("Email").inputValue()) !== agent.email) throw new Error("the typed email was lost");
+      await form.getByLabel("Initial password").fill(agent.password);
+      await form.getByRole("button", { name: "Create user" }).click();
+      await form.getByText(`${agent.email} was created.`).waitFor();
+      await page.getByRole("row", { name: agent.email }).getByText("active").waitFor();
+    }],
+    ["permissions page: assign the crm preset's support_agent set; who-has-what lists it", async (page) => {
+      await page.getByRole("link", { name: "Permissions" }).click();
+      await page.getByRole("row", { name: "support_agent" }).getByText("account.annual_revenue: hidden").waitFor();
+      await page.getByLabel("User", { exact: true }).selectOption({ label: agent.email });
+      await page.getByLabel("Permission set").selectOption("support_agent");
+      await page.getByRole("button", { name: "Assign", exact: true }).click();
+      await page.getByRole("row", { name: agent.email }).getByText("support_agent").waitFor();
+    }],
+    ["organizations page lists the owner's organization and its members", async (page) => {
+      await page.getByRole("link", { name: "Organizations" }).click();
+      await page.getByRole("heading", { name: "Organizations", exact: true }).waitFor();
+      await page.getByRole("row", { name: agent.email }).waitFor();
+      await page.getByLabel("Organization", { exact: true }).waitFor();
+    }],
+    ["API keys: the secret is shown once, and the key can be revoked", async (page) => {
+      await page.getByRole("link", { name: "API keys" }).click();
+      await page.getByLabel("Name").fill("ci key");
+      await page.getByRole("button", { name: "Create key" }).click();
+      const secret = await page.getByTestId("api-key-secret").textContent();
+      if (!secret || secret.length < 20) throw new Error(`no secret shown: ${secret}`);
+      const row = page.getByRole("row", { name: "ci key" });
+      await row.getByRole("button", { name: "Revoke" }).click();
+      await row.getByText("revoked", { exact: true }).waitFor();
+    }],
+    ["jobs page lists the queue and the dead letters", async (page) => {
+      await page.getByRole("link", { name: "Jobs" }).click();
+      await page.getByRole("heading", { name: "Jobs", exact: true }).waitFor();
+      await page.getByRole("table", { name: "Jobs" }).waitFor();
+      await page.getByLabel("Status").selectOption("dead");
+      await page.getByRole("tab", { name: "Dead letters" }).click();
+      await page.getByRole("table", { name: "Dead letters" }).waitFor();
+    }],
+    ["files page lists the stored files and uploads one", async (page) => {
+      await page.getByRole("link", { name: "Files" }).click();
+      await page.getByRole("heading", { name: "Files", exact: true }).waitFor();
+      await page.getByLabel("File", { exact: true }).setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("hello from the console\n") });
+      await page.getByRole("button", { name: "Upload" }).click();
+      await page.getByText("notes.txt was uploaded.").waitFor();
+      await page.getByRole("row", { name: "notes.txt" }).getByRole("link", { name: "notes.txt" }).waitFor();
+    }],
+    ["at 360 px wide and in the dark theme, the menu and an admin page still work", async (page) => {
+      // Left narrow and dark for this step's screenshot; the next step restores both.
+      await page.setViewportSize({ width: 360, height: 740 });
+      await page.getByRole("button", { name: "☰" }).click();
+      await page.getByRole("link", { name: "Users" }).click();
+      await page.getByRole("heading", { name: "Users", exact: true }).waitFor();
+      await page.getByRole("button", { name: "☰" }).click();
+      await page.getByRole("button", { name: "Switch theme" }).click();
+      if (!(await page.evaluate(() => document.documentElement.classList.contains("dark")))) throw new Error("the dark theme is not on");
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      if (overflow > 0) throw new Error(`the page is ${overflow} px wider than the screen`);
+    }],
+    ["two accounts for the restricted user, one of them inactive", async (page) => {
+      await page.getByRole("button", { name: "Switch theme" }).click();
+      await page.setViewportSize({ width: 1280, height: 800 });
+      for (const body of [{ name: "Open Ltd", annual_revenue: 250000 }, { name: "Dormant Inc", is_active: false }]) {
+        const r = await page.request.post(`${base}/api/v1/data/account`, { data: body, headers: { origin: base } });
+        if (!r.ok()) throw new Error(`create ${body.name}: ${r.status()} ${await r.text()}`);
+      }
+      await page.getByRole("link", { name: "Accounts" }).click();
+      await page.getByRole("link", { name: "Dormant Inc" }).waitFor();
+      await page.getByRole("link", { name: "Open Ltd" }).click();
+      await field(page, "annual_revenue").waitFor();
+    }],
     ["sign out returns to sign-in", async (page) => {
       await page.getByRole("button", { name: "Sign out" }).click();
       await page.getByRole("heading", { name: "Sign in", exact: true }).waitFor();
       await page.goto(`${base}/console/o/account`);
       await page.getByRole("heading", { name: "Sign in", exact: true }).waitFor();
       if (!page.url().includes("next=%2Fo%2Faccount")) throw new Error(`no way back to the page: ${page.url()}`);
+    }],
+    ["the restricted user sees fewer rows, no hidden field and no administration", async (page) => {
+      await page.getByLabel("Email").fill(agent.email);
+      await page.getByLabel("Password").fill(agent.password);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByRole("heading", { name: "Accounts", exact: true }).waitFor();
+      await page.getByRole("link", { name: "Open Ltd" }).waitFor();
+      await page.getByText("1–1 of 1").waitFor();
+      if (await page.getByRole("link", { name: "Dormant Inc" }).count()) throw new Error("the inactive account is visible");
+      if (await page.getByRole("link", { name: "New Account" }).count()) throw new Error("create is offered without the permission");
+      for (const name of ["Users", "Audit log", "Jobs", "Permissions"]) {
+        if (await page.getByRole("link", { name, exact: true }).count()) throw new Error(`the admin page ${name} is offered`);
+      }
+      await page.getByRole("link", { name: "Open Ltd" }).click();
+      await page.getByRole("heading", { name: "Open Ltd", exact: true }).waitFor();
+      await field(page, "name").waitFor();
+      if (await field(page, "annual_revenue").count()) throw new Error("the hidden field annual_revenue is shown");
+      if (await page.getByRole("link", { name: "Edit" }).count()) throw new Error("edit is offered without the permission");
+    }],
+    ["an admin page opened by address shows the server's refusal in words", async (page) => {
+      await page.goto(`${base}/console/admin/audit`);
+      const alert = page.getByRole("alert").first();
+      await alert.getByText("Only administrators may read the audit log").waitFor();
+      await alert.getByText(/PERMISSION_DENIED · HTTP 403 · Request id: \S+/).waitFor();
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.getByRole("heading", { name: "Sign in", exact: true }).waitFor();
+    }],
+    ["forgotten password: the reset mail is asked for, and a bad link is refused in words", async (page) => {
+      await page.getByRole("link", { name: "Forgot your password?" }).click();
+      await page.getByLabel("Email").fill(agent.email);
+      await page.getByRole("button", { name: "Send the reset link" }).click();
+      await page.getByText(`If ${agent.email} has an account, a reset link is on its way.`, { exact: false }).waitFor();
+      // The mail's link goes to /reset-password (auth.resetUrl), which the server sends on to the console.
+      await page.goto(`${base}/reset-password?token=not-a-real-token`);
+      await page.getByRole("heading", { name: "Choose a new password" }).waitFor();
+      await page.getByLabel("New password", { exact: true }).fill("Another-Passw0rd!");
+      await page.getByLabel("Repeat the new password").fill("Another-Passw0rd!");
+      await page.getByRole("button", { name: "Set the password" }).click();
+      await page.getByRole("alert").getByText("INVALID_TOKEN", { exact: false }).waitFor();
     }],
   ];
 }

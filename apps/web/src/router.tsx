@@ -1,4 +1,4 @@
-// Routes: sign-in outside the shell; inside it the object pages and the administration pages
+// Routes: sign-in and the password reset pages outside the shell; inside it the object pages and the administration pages
 // from the registry. Every page but sign-in is loaded lazily.
 import { createBrowserRouter } from "react-router";
 import { Shell } from "./components/Shell";
@@ -9,6 +9,8 @@ export function makeRouter() {
   return createBrowserRouter(
     [
       { path: "/sign-in", element: <SignIn /> },
+      { path: "/forgot-password", lazy: async () => ({ Component: (await import("./pages/PasswordReset")).ForgotPassword }) },
+      { path: "/reset-password", lazy: async () => ({ Component: (await import("./pages/PasswordReset")).ResetPassword }) },
       {
         path: "/",
         element: <Shell />,

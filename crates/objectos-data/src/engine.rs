@@ -548,6 +548,7 @@ impl DataEngine {
     pub async fn reload_and_migrate(&self) -> Result<MigrationReport> {
         let snap = self.load_snapshot()?;
         let _guard = self.lock_writer().await;
+        let cluster = self.cluster_migration_lock().await?;
         let plan = schema::plan(
             &self.inner.write,
             self.inner.dialect,
@@ -568,6 +569,7 @@ impl DataEngine {
             )
             .await?
         };
+        release_migration_lock(cluster).await;
         self.inner.snapshot.store(Arc::new(snap));
         Ok(report)
     }
@@ -605,6 +607,7 @@ impl DataEngine {
         progress: &(dyn Fn(&MigrationStep) + Send + Sync),
     ) -> Result<MigrationReport> {
         let _guard = self.lock_writer().await;
+        let cluster = self.cluster_migration_lock().await?;
         let snap = self.metadata();
         let plan = schema::plan(
             &self.inner.write,
@@ -613,7 +616,7 @@ impl DataEngine {
             &self.inner.owned,
         )
         .await?;
-        schema::apply(
+        let report = schema::apply(
             &self.inner.write,
             self.inner.dialect,
             &snap,
@@ -621,7 +624,25 @@ impl DataEngine {
             &plan,
             progress,
         )
-        .await
+        .await;
+        release_migration_lock(cluster).await;
+        report
+    }
+
+    /// On PostgreSQL, a transaction holding the cluster-wide migration lock: nodes starting
+    /// together plan and apply one after the other, each planning after the previous one
+    /// committed (so the later ones find nothing left to create). It holds one pooled
+    /// connection while planning and applying use others, so a pool of one connection goes
+    /// without it (a single-connection node is not one of several starting at once).
+    async fn cluster_migration_lock(&self) -> Result<Option<sea_orm::DatabaseTransaction>> {
+        if self.inner.dialect != Dialect::Postgres || self.pool_stats().is_none_or(|p| p.max < 2) {
+            return Ok(None);
+        }
+        let tx = sea_orm::TransactionTrait::begin(&self.inner.write)
+            .await
+            .map_err(db::map_db_err)?;
+        schema::lock_migrations(&tx, self.inner.dialect).await?;
+        Ok(Some(tx))
     }
 
     /// Start-up sync: when the database records exactly the current metadata's hashes under the
@@ -661,23 +682,31 @@ impl DataEngine {
 
     async fn q(&self, conn: Conn<'_>, sql: Sql) -> Result<Vec<sea_orm::QueryResult>> {
         self.inner.statements.fetch_add(1, Ordering::Relaxed);
-        match conn {
-            Conn::Pool(c) => db::query(c, sql).await,
-            Conn::Tx(t) => group::query_all(t, sql.statement())
-                .await
-                .map_err(db::map_db_err),
-        }
+        let span = crate::observe::statement_span(&sql);
+        let run = async {
+            match conn {
+                Conn::Pool(c) => db::query(c, sql).await,
+                Conn::Tx(t) => group::query_all(t, sql.statement())
+                    .await
+                    .map_err(db::map_db_err),
+            }
+        };
+        tracing::Instrument::instrument(run, span).await
     }
 
     async fn x(&self, conn: Conn<'_>, sql: Sql) -> Result<u64> {
         self.inner.statements.fetch_add(1, Ordering::Relaxed);
-        match conn {
-            Conn::Pool(c) => db::exec(c, sql).await,
-            Conn::Tx(t) => group::execute(t, sql.statement())
-                .await
-                .map(|r| r.rows_affected())
-                .map_err(db::map_db_err),
-        }
+        let span = crate::observe::statement_span(&sql);
+        let run = async {
+            match conn {
+                Conn::Pool(c) => db::exec(c, sql).await,
+                Conn::Tx(t) => group::execute(t, sql.statement())
+                    .await
+                    .map(|r| r.rows_affected())
+                    .map_err(db::map_db_err),
+            }
+        };
+        tracing::Instrument::instrument(run, span).await
     }
 }
 
@@ -802,5 +831,14 @@ fn check_table_names(owned: &[crate::owned::PluginSchema], snap: &MetadataSnapsh
         Ok(())
     } else {
         Err(DataError::Config(problems.join("; ")))
+    }
+}
+
+/// Ends the transaction that held the migration lock (see `cluster_migration_lock`); it wrote
+/// nothing, so rolling back only releases the lock, and a failure leaves the connection to the
+/// pool, which drops the session and with it the lock.
+async fn release_migration_lock(lock: Option<sea_orm::DatabaseTransaction>) {
+    if let Some(tx) = lock {
+        let _ = tx.rollback().await;
     }
 }

@@ -10,7 +10,7 @@ pub struct FieldError {
     pub field: String,
     /// Stable machine code: `required`, `invalid_type`, `invalid_option`, `too_long`, `too_short`,
     /// `too_small`, `too_large`, `invalid_format`, `duplicate_value`, `readonly`, `unknown_field`,
-    /// `invalid_reference`, `rule_failed`, `invalid_transition`.
+    /// `invalid_reference`, `rule_failed`, `invalid_transition`, `unsupported_media_type`.
     pub code: String,
     /// Human message naming the field by its label, e.g. `Name is required`.
     pub message: String,
@@ -110,6 +110,14 @@ pub enum DataError {
     /// Malformed request body (not an object, wrong shape).
     #[error("{message}")]
     InvalidBody { object: String, message: String },
+    /// A value whose media type its field does not accept: a file written into a `file` or
+    /// `image` field whose content type is not among the field's allowed types (415).
+    #[error("{message}")]
+    UnsupportedMediaType {
+        object: String,
+        message: String,
+        fields: Vec<FieldError>,
+    },
     /// A unique field or unique rule would be violated.
     #[error("{message}")]
     Duplicate {
@@ -186,6 +194,7 @@ impl DataError {
             Self::ObjectNotFound { .. } => "OBJECT_NOT_FOUND",
             Self::RecordNotFound { .. } => "RECORD_NOT_FOUND",
             Self::Validation { .. } => "VALIDATION_FAILED",
+            Self::UnsupportedMediaType { .. } => "UNSUPPORTED_MEDIA_TYPE",
             Self::InvalidQuery { .. } => "INVALID_QUERY",
             Self::InvalidBody { .. } => "INVALID_BODY",
             Self::Duplicate { .. } => "DUPLICATE_VALUE",
@@ -210,6 +219,7 @@ impl DataError {
         match self {
             Self::ObjectNotFound { .. } | Self::RecordNotFound { .. } => "not_found",
             Self::Validation { .. }
+            | Self::UnsupportedMediaType { .. }
             | Self::InvalidQuery { .. }
             | Self::InvalidBody { .. }
             | Self::Metadata { .. }
@@ -235,6 +245,7 @@ impl DataError {
             | Self::InvalidBody { .. }
             | Self::Metadata { .. }
             | Self::Config(_) => 400,
+            Self::UnsupportedMediaType { .. } => 415,
             Self::Duplicate { .. } | Self::DeleteRestricted { .. } => 409,
             Self::ConcurrentModification { .. } => 412,
             Self::OperationNotAllowed { .. } | Self::Forbidden { .. } => 403,
@@ -253,6 +264,7 @@ impl DataError {
             Self::ObjectNotFound { object }
             | Self::RecordNotFound { object, .. }
             | Self::Validation { object, .. }
+            | Self::UnsupportedMediaType { object, .. }
             | Self::InvalidQuery { object, .. }
             | Self::InvalidBody { object, .. }
             | Self::Duplicate { object, .. }
@@ -268,7 +280,9 @@ impl DataError {
     /// Field-level problems, if any.
     pub fn field_errors(&self) -> &[FieldError] {
         match self {
-            Self::Validation { fields, .. } | Self::Duplicate { fields, .. } => fields,
+            Self::Validation { fields, .. }
+            | Self::UnsupportedMediaType { fields, .. }
+            | Self::Duplicate { fields, .. } => fields,
             _ => &[],
         }
     }

@@ -37,6 +37,15 @@ impl Drop for OpTimer {
     }
 }
 
+/// Histogram: how long a write waited for the database (a pooled connection on PostgreSQL,
+/// the single writer on SQLite) before its transaction began.
+pub(crate) const POOL_WAIT: &str = "objectos_data_pool_wait_seconds";
+
+/// A write waited since `since` for its connection.
+pub(crate) fn pool_waited(since: Instant) {
+    metrics::histogram!(POOL_WAIT, "pool" => "write").record(since.elapsed().as_secs_f64());
+}
+
 /// A group commit of `members` writes went through.
 pub(crate) fn group_committed(members: usize) {
     metrics::histogram!(GROUP_COMMIT_SIZE).record(members as f64);
@@ -53,4 +62,38 @@ pub(crate) fn outbox_published(stamps: &[chrono::DateTime<chrono::Utc>]) {
     for t in stamps {
         lag.record((now - *t).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6);
     }
+}
+
+/// The span of one SQL statement (debug level: created only when the tracing backend asks for
+/// it). It carries the statement text with its placeholders, never the bound values, which may
+/// be record data or secrets.
+pub(crate) fn statement_span(sql: &crate::db::Sql) -> tracing::Span {
+    tracing::debug_span!(
+        "db.statement",
+        otel.name = statement_verb(&sql.text),
+        db.system = match sql.dialect {
+            crate::db::Dialect::Sqlite => "sqlite",
+            crate::db::Dialect::Postgres => "postgresql",
+        },
+        db.statement = %sql.text,
+    )
+}
+
+/// The statement's first keyword (`SELECT`, `INSERT`, ...), a short span name from a closed set.
+fn statement_verb(text: &str) -> &'static str {
+    let first = text.split_whitespace().next().unwrap_or("");
+    for verb in [
+        "SELECT",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "WITH",
+        "SAVEPOINT",
+        "RELEASE",
+    ] {
+        if first.eq_ignore_ascii_case(verb) {
+            return verb;
+        }
+    }
+    "SQL"
 }

@@ -3,7 +3,7 @@
 //! Design: `init` (no I/O allowed) registers a [`DataHandle`] under `data` and a [`MetadataHandle`]
 //! under `metadata`; both are empty cells that `start` fills once the database is open and the
 //! metadata loaded. Consumers look the handle up at their own `start` (which runs after ours,
-//! since they depend on us) and call [`DataHandle::engine`].
+//! since they depend on us) and call [`DataHandle::require_engine`].
 
 use std::sync::{Arc, OnceLock};
 
@@ -74,6 +74,24 @@ impl DataHandle {
     /// The engine, or `None` before the data plugin's `start` has run.
     pub fn engine(&self) -> Option<&DataEngine> {
         self.cell.get()
+    }
+
+    /// The engine for a plugin's `start`: looks up the `data` service through the plugin's own
+    /// handle and returns the open engine, or a startup error naming the plugin. Every plugin
+    /// that works on records needs this, so the lookup and its error live here once.
+    pub fn require_engine(cx: &PluginHandle) -> Result<DataEngine, PluginError> {
+        cx.get_named::<DataHandle>(services::DATA)?
+            .engine()
+            .cloned()
+            .ok_or_else(|| PluginError::Startup {
+                plugin: cx.plugin_id().to_owned(),
+                // Not open at a dependent's `start` means the kernel did not order it after the
+                // data plugin, which only happens when the manifest does not require `data`.
+                message: format!(
+                    "the data engine is not open; list the `{}` service in the manifest's `requires` so the data plugin starts first",
+                    services::DATA
+                ),
+            })
     }
 }
 

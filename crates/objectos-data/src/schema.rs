@@ -932,11 +932,33 @@ pub(crate) async fn is_current(
 }
 
 /// Creates the internal tables.
-pub(crate) async fn ensure_internal<C: ConnectionTrait>(conn: &C, dialect: Dialect) -> Result<()> {
-    // One batch, one round trip; every statement is IF NOT EXISTS.
+pub(crate) async fn ensure_internal(conn: &DatabaseConnection, dialect: Dialect) -> Result<()> {
+    // One batch, one round trip; every statement is IF NOT EXISTS. In one transaction behind
+    // the cluster's migration lock: nodes starting together on an empty PostgreSQL database
+    // would otherwise race on the same CREATE TABLE (IF NOT EXISTS does not stop two at once).
     let batch = internal_ddl(dialect).join(";\n");
-    conn.execute_unprepared(&batch)
+    let tx = conn.begin().await.map_err(db::map_db_err)?;
+    lock_migrations(&tx, dialect).await?;
+    tx.execute_unprepared(&batch)
         .await
         .map_err(|e| DataError::Database(format!("cannot create internal table: {e}")))?;
+    tx.commit().await.map_err(db::map_db_err)?;
+    Ok(())
+}
+
+/// The PostgreSQL advisory lock key every node's schema changes take ("objectos" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x6f62_6a65_6374_6f73;
+
+/// Takes the cluster-wide migration lock for the rest of `tx` (PostgreSQL; SQLite's write
+/// lock already serializes schema changes): a node that starts while another migrates waits,
+/// then finds the tables there, instead of failing on a catalog row the other just created.
+pub(crate) async fn lock_migrations<C: ConnectionTrait>(tx: &C, dialect: Dialect) -> Result<()> {
+    if dialect == Dialect::Postgres {
+        tx.execute_unprepared(&format!(
+            "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+        ))
+        .await
+        .map_err(|e| DataError::Database(format!("cannot take the migration lock: {e}")))?;
+    }
     Ok(())
 }

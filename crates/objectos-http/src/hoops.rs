@@ -190,16 +190,37 @@ pub async fn request_context(
         locale,
         client_ip,
     });
+    // Salvo has routed the request before the first hoop runs, so the route template (never the
+    // raw path, which holds ids) names the span: `otel.name` and `otel.kind` are read by the
+    // OpenTelemetry layer (metrics.tracing) when the span starts, `otel.status_code` at its end.
+    // `trace_id` is filled in once the client's `traceparent` is taken (a malformed one is
+    // ignored: a new trace starts), so every log line of the request carries it.
+    let route = format!("/{}", req.matched_path().trim_matches('/'));
     let span = tracing::info_span!(
         "http.request",
         method = %req.method(),
         path = %req.uri().path(),
         request_id = %request_id,
+        trace_id = tracing::field::Empty,
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
+        otel.name = %format_args!("{} {route}", req.method()),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
     );
+    if objectos_kernel::trace::enabled() {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        objectos_kernel::trace::continue_remote(&span, header("traceparent"), header("tracestate"));
+    }
     let started = Instant::now();
     async {
         ctrl.call_next(req, depot, res).await;
         let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
+        let current = tracing::Span::current();
+        current.record("http.response.status_code", status);
+        if status >= 500 {
+            current.record("otel.status_code", "ERROR");
+        }
         tracing::debug!(
             status,
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,

@@ -213,13 +213,7 @@ impl Plugin for HttpPlugin {
     }
 
     async fn start(&self, cx: &StartContext) -> Result<(), PluginError> {
-        let data = cx.get_named::<DataHandle>(services::DATA)?;
-        let engine = data.engine().cloned().ok_or_else(|| PluginError::Startup {
-            plugin: MANIFEST.id.to_owned(),
-            message:
-                "the data engine is not open; the data plugin must start before the HTTP plugin"
-                    .into(),
-        })?;
+        let engine = DataHandle::require_engine(cx)?;
         let contributed: Vec<(String, RouteContribution)> = cx
             .contributions::<RouteContribution>()?
             .iter()

@@ -95,6 +95,11 @@ impl PluginHandle {
         &self.shared.kernel
     }
 
+    /// Queue depth and dead letters of the event bus (read-only; the metrics plugin's gauges).
+    pub fn event_stats(&self) -> crate::events::EventStats {
+        self.shared.bus.stats()
+    }
+
     /// The kernel's clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.shared.clock

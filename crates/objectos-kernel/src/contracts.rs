@@ -7,9 +7,10 @@
 //! [`JobQueue`] (`job` and `queue`) is the job queue's contract (handlers, enqueue, retry,
 //! dead letters). [`BlobStore`] (`file-storage`) keeps file contents as streamed objects (local
 //! directory or S3). [`I18n`] (`i18n`) translates messages and metadata labels and formats
-//! values per locale (the HTTP plugin's `/api/v1/meta` and `/api/v1/ui` ask it). Other contracts
-//! (`KvStore`) arrive with the issues that need them; a contract moves here only when two crates
-//! need it.
+//! values per locale (the HTTP plugin's `/api/v1/meta` and `/api/v1/ui` ask it). [`Notifier`]
+//! (`notification`) queues email, in-app and webhook messages and is also the [`Mailer`]. Other
+//! contracts (`KvStore`) arrive with the issues that need them; a contract moves here only when
+//! two crates need it.
 
 mod access;
 mod blob;
@@ -18,6 +19,7 @@ mod directory;
 mod i18n;
 mod jobs;
 mod mail;
+mod notify;
 
 pub use access::{Access, Authorizer, Caller, FieldAccess, Principal};
 pub use blob::{BlobMeta, BlobRead, BlobStore, ByteStream};
@@ -29,10 +31,13 @@ pub use directory::{Directory, DirectoryUser, Membership, Organization};
 pub use i18n::{DateStyle, I18n, I18nArg, LabelPart, LocaleInfo, LocaleRequest};
 pub use jobs::{
     BuiltinSchedule, CancelFlag, DEFAULT_QUEUE, EnqueueRequest, Enqueued, JobContext, JobError,
-    JobFailure, JobFilter, JobHandler, JobId, JobInfo, JobPage, JobQueue, JobStatus, RetryPolicy,
-    handler_fn,
+    JobFailure, JobFilter, JobHandler, JobId, JobInfo, JobPage, JobQueue, JobStatus, Periodic,
+    RetryPolicy, handler_fn, run_every,
 };
 pub use mail::{Mail, Mailer};
+pub use notify::{
+    Delivery, DeliveryStatus, EmailRequest, InAppRequest, Notifier, TemplateRef, mailer_of,
+};
 
 use std::collections::VecDeque;
 use std::fmt;

@@ -396,6 +396,9 @@ impl fmt::Debug for EventBusConfig {
 }
 
 struct BusInner {
+    /// Events every asynchronous subscription gave up on (sent to the dead-letter store), for
+    /// [`EventBus::stats`].
+    dead_lettered: Arc<AtomicU64>,
     routes: ArcSwap<Routes>,
     subscribers: Mutex<Vec<Arc<Subscriber>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -405,6 +408,15 @@ struct BusInner {
     /// Set once (from the config, or by the kernel after every `init`) and never replaced, so
     /// publishing reads it with one atomic load.
     transport: OnceLock<Arc<dyn EventTransport>>,
+}
+
+/// A snapshot of the bus for metrics ([`EventBus::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventStats {
+    /// Events queued for asynchronous subscribers and not yet taken by their tasks.
+    pub queued: usize,
+    /// Events sent to the dead-letter store after every retry failed.
+    pub dead_lettered: u64,
 }
 
 /// The event bus. Cloning is cheap and shares the bus.
@@ -436,6 +448,7 @@ impl EventBus {
         let configured = config.transport.clone();
         let bus = Self {
             inner: Arc::new(BusInner {
+                dead_lettered: Arc::new(AtomicU64::new(0)),
                 routes: ArcSwap::from_pointee(Routes::default()),
                 subscribers: Mutex::new(Vec::new()),
                 tasks: Mutex::new(Vec::new()),
@@ -475,6 +488,26 @@ impl EventBus {
             });
         }
         Ok(())
+    }
+
+    /// Events waiting in the asynchronous subscriptions' queues now, and events sent to the
+    /// dead-letter store since the bus was built: what the metrics plugin reads at scrape time
+    /// (one lock per subscription, so not for a hot path).
+    pub fn stats(&self) -> EventStats {
+        let queued = self
+            .inner
+            .subscribers
+            .lock()
+            .iter()
+            .map(|s| match &s.lane {
+                Lane::Async(tx) => tx.len(),
+                Lane::Sync(_) => 0,
+            })
+            .sum();
+        EventStats {
+            queued,
+            dead_lettered: self.inner.dead_lettered.load(Ordering::Relaxed),
+        }
     }
 
     /// The installed transport's name, if any.
@@ -565,6 +598,7 @@ impl EventBus {
             label: format!("`{owner}` on `{pattern}`"),
             retry: options.retry,
             dead_letters: self.inner.config.dead_letters.clone(),
+            dead_lettered: self.inner.dead_lettered.clone(),
             clock: self.inner.config.clock.clone(),
         };
         let task = runtime.spawn(worker.run(rx));
@@ -913,6 +947,7 @@ struct Worker {
     label: String,
     retry: RetryPolicy,
     dead_letters: Arc<dyn DeadLetterStore>,
+    dead_lettered: Arc<AtomicU64>,
     clock: Arc<dyn Clock>,
 }
 
@@ -968,6 +1003,7 @@ impl Worker {
             }
         }
         tracing::error!(event = %event.name, subscriber = %self.label, retries, %error, "Event handler failed after every retry; sending the event to the dead-letter store.");
+        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
         let letter = DeadLetter {
             event: (*event).clone(),
             subscriber: self.label.clone(),

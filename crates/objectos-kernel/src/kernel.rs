@@ -385,6 +385,9 @@ impl Kernel {
         }
     }
 
+    // One span per lifecycle step, a child of `kernel.boot`, so a trace shows which plugin a
+    // slow or failed start belongs to.
+    #[tracing::instrument(name = "plugin.init", level = "debug", skip_all, fields(plugin = self.manifest(i).id))]
     fn run_init(&self, i: usize) -> Result<(), PluginError> {
         let m = self.manifest(i);
         let config = self.config.get(m.id).unwrap_or(&NULL_CONFIG);
@@ -427,6 +430,7 @@ impl Kernel {
         Ok(())
     }
 
+    #[tracing::instrument(name = "plugin.start", level = "debug", skip_all, fields(plugin = self.manifest(i).id))]
     async fn run_start(&self, i: usize) -> Result<(), PluginError> {
         let id = self.manifest(i).id;
         let cx = StartContext::new(self.handles[i].clone());
@@ -480,6 +484,7 @@ impl Kernel {
     /// Plugin failures are recorded in the report, not returned; the error cases are a second
     /// boot ([`KernelError::AlreadyBooted`]) and two event transports
     /// ([`KernelError::DuplicateTransport`], after every `init` and before any `start`).
+    #[tracing::instrument(name = "kernel.boot", level = "debug", skip_all)]
     pub async fn boot(&self) -> Result<StartupReport, KernelError> {
         let mut phase = self.phase.lock().await;
         let state = match std::mem::replace(&mut *phase, Phase::Stopped) {
@@ -799,6 +804,7 @@ impl Kernel {
 
     /// Emits `kernel.shutdown`, runs `destroy` in reverse start order (each bounded by the destroy
     /// timeout), then closes the event bus. A second call does nothing.
+    #[tracing::instrument(name = "kernel.shutdown", level = "debug", skip_all)]
     pub async fn shutdown(&self) -> ShutdownReport {
         let t0 = Instant::now();
         let mut phase = self.phase.lock().await;
@@ -820,7 +826,10 @@ impl Kernel {
         for &i in started.iter().rev() {
             let id = self.manifest(i).id;
             let cx = StopContext::new(self.handles[i].clone());
-            let fut = AssertUnwindSafe(self.plugins[i].destroy(&cx)).catch_unwind();
+            let fut = tracing::Instrument::instrument(
+                AssertUnwindSafe(self.plugins[i].destroy(&cx)).catch_unwind(),
+                tracing::debug_span!("plugin.destroy", plugin = id),
+            );
             let result = match tokio::time::timeout(self.timeouts.destroy, fut).await {
                 Ok(Ok(r)) => r,
                 Ok(Err(payload)) => Err(PluginError::Panicked {

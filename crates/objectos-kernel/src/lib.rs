@@ -15,6 +15,7 @@ pub mod plugin;
 mod queue;
 pub mod registry;
 pub mod resolve;
+pub mod trace;
 
 pub use async_trait::async_trait;
 pub use cluster::ClusterSettings;
@@ -26,8 +27,8 @@ pub use contracts::{
 };
 pub use error::{BoxError, KernelError, PluginError};
 pub use events::{
-    Backoff, EventBus, EventBusConfig, EventHandler, EventPattern, HandlerError, InboundSink,
-    RetryPolicy, SubscribeOptions, SubscriptionId, SyncHandler, new_event,
+    Backoff, EventBus, EventBusConfig, EventHandler, EventPattern, EventStats, HandlerError,
+    InboundSink, RetryPolicy, SubscribeOptions, SubscriptionId, SyncHandler, new_event,
 };
 pub use kernel::{Kernel, KernelBuilder, ShutdownReport, Timeouts};
 pub use plugin::Plugin;

@@ -150,6 +150,11 @@ impl fmt::Debug for Sender {
 }
 
 impl Sender {
+    /// Events queued and not yet taken (for [`crate::EventBus::stats`]).
+    pub(crate) fn len(&self) -> usize {
+        self.queue.state.lock().items.len()
+    }
+
     /// Queues one event without waiting.
     pub(crate) fn try_push(&self, event: &Arc<Event>) -> Result<(), PushError> {
         {

@@ -3,6 +3,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod assets;
+pub mod config;
 mod routes;
 
 use objectos_http::{HomeRedirect, RouteContribution};
@@ -10,9 +11,11 @@ use objectos_kernel::async_trait;
 use objectos_kernel::{InitContext, Plugin, PluginError};
 use objectos_spec::PluginManifest;
 use objectos_spec::manifest::{PluginDependency, capabilities};
+use objectos_spec::settings::{PluginSettings, format_path};
 
 pub use assets::{Asset, find};
-pub use routes::{CONSOLE_CSP, resolve, router};
+pub use config::{CONFIG_SECTION, ConsoleConfig};
+pub use routes::{CONSOLE_CSP, console_router, reset_link_router, resolve, router};
 
 /// The plugin id (the spec audit allows no `_` in ids, hence one word).
 pub const PLUGIN_ID: &str = "com.objectos.webshell";
@@ -20,8 +23,11 @@ pub const PLUGIN_ID: &str = "com.objectos.webshell";
 /// Where the console is served; the app is built with this base path (`apps/web/vite.config.ts`).
 pub const MOUNT: &str = "/console";
 
+/// The auth plugin's default password reset link (`auth.resetUrl`), sent on to the console.
+pub const RESET_LINK: &str = "/reset-password";
+
 pub const MANIFEST: PluginManifest = PluginManifest {
-    description: "Admin console: the apps/web single-page app, embedded in the binary and served at /console (SPA fallback, immutable hashed assets, strict Content-Security-Policy); / redirects there",
+    description: "Admin console: the apps/web single-page app, embedded in the binary and served at /console (SPA fallback, immutable hashed assets, strict Content-Security-Policy); / and the default password reset link redirect there",
     dependencies: &[PluginDependency {
         id: objectos_http::MANIFEST.id,
         version: ">=0.1",
@@ -31,8 +37,8 @@ pub const MANIFEST: PluginManifest = PluginManifest {
     ..PluginManifest::new(PLUGIN_ID, "Web Shell", env!("CARGO_PKG_VERSION"))
 };
 
-/// The plugin: no settings; compiling it in (feature `plugin-web-shell` of the server) turns the
-/// console on.
+/// The plugin. Its `console:` section ([`ConsoleConfig`]) can turn the console off or rename it;
+/// compiling it in (feature `plugin-web-shell` of the server) is what makes it available.
 #[derive(Debug, Default)]
 pub struct WebShellPlugin;
 
@@ -43,9 +49,29 @@ impl Plugin for WebShellPlugin {
     }
 
     fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
+        let config = if cx.config().is_null() {
+            ConsoleConfig::default()
+        } else {
+            cx.config_as::<ConsoleConfig>()?
+        };
+        let problems: Vec<String> = config
+            .problems()
+            .iter()
+            .map(|p| format!("{}: {}", format_path("console", &p.path), p.message))
+            .collect();
+        if !problems.is_empty() {
+            return Err(PluginError::config(PLUGIN_ID, problems.join("; ")));
+        }
+        if !config.enabled {
+            return Ok(());
+        }
         // The console is a page, not an API: it has no operations for the OpenAPI document and
         // no service for discovery (the `ui` service is the HTTP plugin's view endpoints).
-        cx.contribute(RouteContribution::new(MOUNT, router))?;
+        let title = config.title;
+        cx.contribute(RouteContribution::new(MOUNT, move || {
+            console_router(&title)
+        }))?;
+        cx.contribute(RouteContribution::new(RESET_LINK, reset_link_router))?;
         cx.contribute(HomeRedirect::new(format!("{MOUNT}/")))?;
         Ok(())
     }

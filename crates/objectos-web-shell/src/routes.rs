@@ -3,6 +3,7 @@
 
 use salvo::http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, HeaderValue, IF_NONE_MATCH,
+    LOCATION,
 };
 use salvo::http::{ResBody, StatusCode};
 use salvo::prelude::*;
@@ -16,11 +17,71 @@ pub const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 const REVALIDATE: HeaderValue = HeaderValue::from_static("no-cache");
 
-/// The console router, relative to its mount.
+/// The console router with the default settings, relative to its mount.
+///
+/// (The password reset link's router is [`reset_link_router`].)
 pub fn router() -> Router {
+    console_router(&crate::ConsoleConfig::default().title)
+}
+
+/// The console router, relative to its mount: `settings.json` (what the app reads at start:
+/// the `console.title`), then the embedded files with the app shell as fallback.
+pub fn console_router(title: &str) -> Router {
+    let settings = serde_json::json!({ "title": title }).to_string();
     Router::new()
         .get(serve)
+        .push(Router::with_path("settings.json").get(Settings(settings)))
         .push(Router::with_path("{**path}").get(serve))
+}
+
+/// `GET /console/settings.json`: the console's settings, revalidated on every load.
+struct Settings(String);
+
+#[async_trait]
+impl Handler for Settings {
+    async fn handle(
+        &self,
+        _req: &mut Request,
+        _depot: &mut Depot,
+        res: &mut Response,
+        _ctrl: &mut FlowCtrl,
+    ) {
+        let headers = res.headers_mut();
+        headers.insert(CACHE_CONTROL, REVALIDATE);
+        headers.insert(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONSOLE_CSP),
+        );
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        res.body(ResBody::Once(self.0.clone().into_bytes().into()));
+    }
+}
+
+/// `GET /reset-password?token=…`: the auth plugin's default reset link (`auth.resetUrl`) lands
+/// on the console's reset page, with the query string kept.
+pub fn reset_link_router() -> Router {
+    Router::new().get(reset_link)
+}
+
+#[handler]
+async fn reset_link(req: &mut Request, res: &mut Response) {
+    let target = match req.uri().query() {
+        Some(q) if !q.is_empty() => format!("{}/reset-password?{q}", crate::MOUNT),
+        _ => format!("{}/reset-password", crate::MOUNT),
+    };
+    // The query came in a valid request line, so it is a valid header value; an empty
+    // Location is never sent.
+    if let Ok(location) = HeaderValue::from_str(&target) {
+        res.status_code(StatusCode::FOUND);
+        res.headers_mut().insert(LOCATION, location);
+        res.headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    } else {
+        res.status_code(StatusCode::BAD_REQUEST);
+    }
 }
 
 /// What a request path resolves to: a file, the app shell (a client-side route), or nothing (a
@@ -88,6 +149,36 @@ mod tests {
         assert_eq!(resolve("/objects/account/new"), Some(index));
         assert_eq!(resolve("assets/missing-1234.js"), None);
         assert_eq!(resolve("favicon-nope.png"), None);
+    }
+
+    #[tokio::test]
+    async fn settings_carry_the_configured_title() {
+        let svc = Service::new(Router::with_path("console").push(console_router("Acme \"Ops\"")));
+        let mut res = TestClient::get("http://127.0.0.1/console/settings.json")
+            .send(&svc)
+            .await;
+        assert_eq!(res.status_code, Some(StatusCode::OK));
+        assert_eq!(res.headers()[CACHE_CONTROL], "no-cache");
+        let body: serde_json::Value =
+            serde_json::from_str(&res.take_string().await.unwrap()).unwrap();
+        assert_eq!(body, serde_json::json!({ "title": "Acme \"Ops\"" }));
+    }
+
+    #[tokio::test]
+    async fn the_reset_link_lands_on_the_console_page_with_its_token() {
+        let svc = Service::new(Router::with_path("reset-password").push(reset_link_router()));
+        let res = TestClient::get("http://127.0.0.1/reset-password?token=abc%2Fdef")
+            .send(&svc)
+            .await;
+        assert_eq!(res.status_code, Some(StatusCode::FOUND));
+        assert_eq!(
+            res.headers()[LOCATION],
+            "/console/reset-password?token=abc%2Fdef"
+        );
+        let res = TestClient::get("http://127.0.0.1/reset-password")
+            .send(&svc)
+            .await;
+        assert_eq!(res.headers()[LOCATION], "/console/reset-password");
     }
 
     #[tokio::test]

@@ -1,14 +1,17 @@
-// The frame around every signed-in page: navigation from the server's metadata (apps, objects)
-// and the administration registry, the user with sign-out, the theme switch. A lost session
+// The frame around every signed-in page: the organization switcher, navigation from the server's
+// metadata (apps, objects) and the administration registry (administrators see every page, others
+// only theirs), the user with sign-out, the theme switch. A lost session
 // sends the user to sign-in and back here afterwards.
 import { useEffect, useState } from "react";
 import { NavLink, Navigate, Outlet, useLocation, useNavigate } from "react-router";
 import { useQueryClient } from "@tanstack/react-query";
 import { setUnauthenticatedHandler } from "../lib/api";
-import { useAuthActions, useSession } from "../lib/auth";
+import { isAdmin, useAuthActions, useSession, type Session } from "../lib/auth";
+import { OrgSwitcher } from "./OrgSwitcher";
 import { objectPlural } from "../lib/fields";
 import { t } from "../lib/i18n";
 import { useApps, useObjects } from "../lib/meta";
+import { useAppTitle } from "../lib/settings";
 import { toggleTheme } from "../lib/theme";
 import { adminPages } from "../pages/registry";
 import { ErrorNotice, Loading } from "./ErrorNotice";
@@ -24,6 +27,7 @@ export function Shell() {
   const navigate = useNavigate();
   const qc = useQueryClient();
   const [menuOpen, setMenuOpen] = useState(false);
+  const title = useAppTitle();
   const here = location.pathname + location.search;
 
   useEffect(() => {
@@ -42,7 +46,7 @@ export function Shell() {
   return (
     <div className="flex min-h-full flex-col md:flex-row">
       <header className="flex items-center justify-between border-b border-border px-4 py-2 md:hidden">
-        <span className="font-semibold">{t("app.title")}</span>
+        <span className="font-semibold">{title}</span>
         <Button variant="outline" aria-expanded={menuOpen} aria-controls="sidebar" onClick={() => setMenuOpen((o) => !o)}>
           ☰
         </Button>
@@ -54,8 +58,9 @@ export function Shell() {
           menuOpen ? "block" : "hidden",
         )}
       >
-        <div className="mb-4 hidden px-3 font-semibold md:block">{t("app.title")}</div>
-        <Navigation />
+        <div className="mb-4 hidden px-3 font-semibold md:block">{title}</div>
+        <OrgSwitcher session={session.data} />
+        <Navigation session={session.data} />
         <div className="mt-6 border-t border-border pt-3">
           <p className="truncate px-3 text-xs text-muted-foreground" title={session.data.user.email}>
             {t("auth.signedInAs", { email: session.data.user.email })}
@@ -75,9 +80,11 @@ export function Shell() {
   );
 }
 
-function Navigation() {
+function Navigation({ session }: { session: Session }) {
   const objects = useObjects();
   const apps = useApps();
+  const admin = isAdmin(session);
+  const pages = adminPages.filter((p) => admin || !p.adminOnly);
   return (
     <nav aria-label={t("nav.objects")} className="space-y-4">
       {apps.data && apps.data.length > 0 && (
@@ -103,7 +110,7 @@ function Navigation() {
       <section>
         <h2 className="px-3 text-xs font-semibold uppercase text-muted-foreground">{t("nav.admin")}</h2>
         <ul>
-          {adminPages.map((p) => (
+          {pages.map((p) => (
             <li key={p.path}>
               <NavLink to={`/admin/${p.path}`} className={linkClass}>{t(p.label)}</NavLink>
             </li>

@@ -44,9 +44,12 @@ function url(path: string, query?: Query): string {
   return qs ? `${path}?${qs}` : path;
 }
 
-/** Reads the error body shapes the server sends: `{error, code, message?, fields?}`. */
+/** Reads the error body shapes the server sends: `{error, code, message?, fields?}`, or the
+ * storage envelope `{success: false, error: {code, message}}`. */
 export function errorFromBody(status: number, body: unknown, requestId: string | null): ApiError {
-  const b = (body && typeof body === "object" ? body : {}) as Record<string, unknown>;
+  let b = (body && typeof body === "object" ? body : {}) as Record<string, unknown>;
+  // The storage routes' envelope: {success: false, error: {code, message}}.
+  if (b.error && typeof b.error === "object") b = b.error as Record<string, unknown>;
   const code = typeof b.code === "string" ? b.code : `HTTP_${status}`;
   const message =
     (typeof b.message === "string" && b.message) ||
@@ -103,4 +106,6 @@ export const api = {
   post: <T>(path: string, body: unknown = {}) => request<T>("POST", path, { body }),
   patch: <T>(path: string, body: unknown) => request<T>("PATCH", path, { body }),
   del: <T>(path: string) => request<T>("DELETE", path),
+  /** Any method with a JSON body (DELETE /permissions/assignments takes one). */
+  send: <T>(method: string, path: string, body: unknown) => request<T>(method, path, { body }),
 };

@@ -8,11 +8,39 @@ export interface SessionUser {
   id: string;
   name?: string;
   email: string;
+  /** `admin` when the user manages the active organization (or is the platform administrator). */
+  role?: string;
   isPlatformAdmin?: boolean;
 }
 
 export interface Session {
   user: SessionUser;
+  session?: { activeOrganizationId?: string | null; activeOrganizationRole?: string | null };
+}
+
+/** Whether to show the administration pages. Only a hint for the navigation: the server
+ * refuses non-administrators on those routes anyway. */
+export function isAdmin(s: Session | null | undefined): boolean {
+  return !!s && (s.user.role === "admin" || s.user.isPlatformAdmin === true);
+}
+
+export interface SsoProvider {
+  id: string;
+  name: string;
+  type?: string;
+}
+
+/** The single sign-on providers the server offers (public; none when the list fails). */
+export function useProviders() {
+  return useQuery({
+    queryKey: ["sso-providers"],
+    queryFn: async () => {
+      const body = await api.get<unknown>(`${API}/auth/providers`, undefined, true);
+      return (Array.isArray(body) ? body : []) as SsoProvider[];
+    },
+    retry: false,
+    staleTime: 300_000,
+  });
 }
 
 export function useSession() {
@@ -47,8 +75,23 @@ export function useAuthActions() {
     await qc.invalidateQueries({ queryKey: ["session"] });
   };
   return {
-    signIn: async (email: string, password: string) => {
-      await api.post(`${API}/auth/sign-in/email`, { email, password });
+    /** `code`: the TOTP code, when the server answered TWO_FACTOR_REQUIRED. */
+    signIn: async (email: string, password: string, code?: string) => {
+      await api.post(`${API}/auth/sign-in/email`, code ? { email, password, code } : { email, password });
+      await refresh();
+    },
+    /** Starts single sign-on: the server answers the provider's URL, the browser goes there and
+     * comes back to `callbackURL` signed in. */
+    signInWith: async (provider: string, callbackURL: string, errorCallbackURL: string) => {
+      const out = await api.post<{ url?: string }>(`${API}/auth/sign-in/social`, { provider, callbackURL, errorCallbackURL });
+      if (out?.url) window.location.assign(out.url);
+    },
+    /** The server mails a link to its `auth.resetUrl` (by default /reset-password, which the
+     * console's server sends on to /console/reset-password). */
+    forgotPassword: (email: string) => api.post(`${API}/auth/forget-password`, { email }),
+    resetPassword: (token: string, newPassword: string) => api.post(`${API}/auth/reset-password`, { token, newPassword }),
+    switchOrganization: async (organizationId: string) => {
+      await api.post(`${API}/auth/organization/set-active`, { organizationId });
       await refresh();
     },
     signUp: async (name: string, email: string, password: string) => {

@@ -11,6 +11,7 @@ import {
   recordBody,
   toFormValue,
   toObjectMeta,
+  viewColumns,
   type ObjectAccess,
 } from "./fields";
 
@@ -93,5 +94,29 @@ describe("field types and values", () => {
     expect(recordBody(fields, { name: "Ann", email: "", amount: "3" })).toEqual({ name: "Ann", amount: 3 });
     expect(recordBody(fields, { name: "Ann", email: "", amount: "4" }, { id: "1", name: "Ann", email: null, amount: 3 })).toEqual({ amount: 4 });
     expect(recordBody(fields, { name: "Ann", email: "", amount: "" }, { id: "1", name: "Ann", email: "a@x", amount: 3 })).toEqual({ email: null, amount: null });
+  });
+});
+
+describe("viewColumns", () => {
+  const meta = toObjectMeta({
+    name: "deal",
+    fields: {
+      created_at: { type: "datetime", system: true },
+      name: { type: "text", label: "Name" },
+      amount: { type: "currency" },
+      notes: { type: "textarea" },
+      secret: { type: "text" },
+      stage: { type: "select", options: [] },
+    },
+  });
+  const access = fullAccess(meta);
+  access.fields.secret = { readable: false, editable: false };
+  it("follows the view's order, without unreadable or long-text fields", () => {
+    const view = { list: { columns: [{ field: "created_at" }, { field: "stage" }, { field: "secret" }, { field: "notes" }, { field: "name" }, { field: "gone" }] } };
+    expect(viewColumns(meta, access, view).map((f) => f.name)).toEqual(["stage", "name"]);
+  });
+  it("falls back on the fields without a usable view", () => {
+    expect(viewColumns(meta, access, null).map((f) => f.name)).toEqual(["name", "amount", "stage"]);
+    expect(viewColumns(meta, access, { list: { columns: [{ field: "secret" }] } }).map((f) => f.name)).toEqual(["name", "amount", "stage"]);
   });
 });

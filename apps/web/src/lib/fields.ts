@@ -109,6 +109,28 @@ export function listColumns(meta: ObjectMeta, access: ObjectAccess, max = 6): Fi
     .slice(0, max);
 }
 
+/** The server's list view (`GET /api/v1/ui/view/:object/list`): `{list: {columns: [{field}]}}`. */
+export interface ListView {
+  list?: { columns?: { field?: string }[] };
+}
+
+/** The list's columns in the order the server's list view gives, keeping only fields the user
+ * may read and the list can show; the field-based default when there is no usable view. */
+export function viewColumns(meta: ObjectMeta, access: ObjectAccess, view: ListView | null | undefined, max = 6): FieldMeta[] {
+  const fallback = listColumns(meta, access, max);
+  const names = view?.list?.columns?.map((c) => c.field).filter((n): n is string => typeof n === "string") ?? [];
+  if (names.length === 0) return fallback;
+  const byName = new Map(meta.fields.map((f) => [f.name, f]));
+  const shown = names
+    .map((n) => byName.get(n))
+    // System fields (ids, timestamps, owner) stay out, as in the default: the server's generated
+    // view lists the timestamps first, which would make a date the record's link.
+    .filter((f): f is FieldMeta => !!f && !f.hidden && !f.system && f.name !== "id" && readable(access, f))
+    .filter((f) => !["textarea", "markdown", "html", "json"].includes(f.type))
+    .slice(0, max);
+  return shown.length > 0 ? shown : fallback;
+}
+
 /** Fields on the record page and in forms: the visible business fields the user may read, then
  * the record's creation and modification times. */
 export function formFields(meta: ObjectMeta, access: ObjectAccess): FieldMeta[] {

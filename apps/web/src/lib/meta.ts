@@ -2,7 +2,7 @@
 // object's fields, and what the signed-in user may do with it (from the permissions service).
 import { useQuery } from "@tanstack/react-query";
 import { API, ApiError, api } from "./api";
-import { fullAccess, toObjectMeta, type ObjectAccess, type ObjectMeta } from "./fields";
+import { fullAccess, toObjectMeta, type ListView, type ObjectAccess, type ObjectMeta } from "./fields";
 
 interface ItemsResponse {
   items: Record<string, unknown>[];
@@ -71,6 +71,23 @@ export function useObjectAccess(meta: ObjectMeta | undefined) {
         };
       } catch (e) {
         if (e instanceof ApiError && e.status === 404 && e.code === "ROUTE_NOT_FOUND") return fullAccess(m);
+        throw e;
+      }
+    },
+  });
+}
+
+/** The server's list view for `name` (`/api/v1/ui/view/:object/list`); null when the server has
+ * no view service, so the list falls back on the object's fields. */
+export function useListView(name: string) {
+  return useQuery({
+    queryKey: ["ui-view", name, "list"],
+    staleTime: 60_000,
+    queryFn: async (): Promise<ListView | null> => {
+      try {
+        return await api.get<ListView>(`${API}/ui/view/${encodeURIComponent(name)}/list`);
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 404) return null;
         throw e;
       }
     },

@@ -1,10 +1,11 @@
-// One object's records: columns from its fields (those the user may read), server-side sort,
+// One object's records: columns from the server's list view (/ui/view) or else its fields (those
+// the user may read), server-side sort,
 // paging and search, lookups shown by name.
 import { useState } from "react";
 import { Link, useParams, useSearchParams } from "react-router";
-import { expandFor, fieldLabel, formatValue, listColumns, nextSort, objectLabel, objectPlural } from "../lib/fields";
+import { expandFor, fieldLabel, formatValue, nextSort, objectLabel, objectPlural, viewColumns } from "../lib/fields";
 import { t } from "../lib/i18n";
-import { useObjectAccess, useObjectMeta, useObjects } from "../lib/meta";
+import { useListView, useObjectAccess, useObjectMeta, useObjects } from "../lib/meta";
 import { useRecords } from "../lib/records";
 import { ErrorNotice, Loading } from "../components/ErrorNotice";
 import { Button } from "../components/ui/button";
@@ -23,7 +24,10 @@ export default function ObjectList() {
   const skip = Number(params.get("skip") ?? 0) || 0;
   const sort = params.get("sort") ?? undefined;
   const q = params.get("q") ?? "";
-  const columns = meta.data && access.data ? listColumns(meta.data, access.data) : [];
+  const view = useListView(object);
+  // The view only orders the columns: a failed view request falls back on the fields.
+  const viewDone = view.isSuccess || view.isError;
+  const columns = meta.data && access.data && viewDone ? viewColumns(meta.data, access.data, view.data) : [];
   const known = new Set(objects.data?.map((o) => o.name) ?? []);
   const records = useRecords(
     object,
@@ -34,7 +38,7 @@ export default function ObjectList() {
       search: q || undefined,
       expand: expandFor(columns, known),
     },
-    !!meta.data && !!access.data && !!objects.data,
+    !!meta.data && !!access.data && !!objects.data && viewDone,
   );
 
   const update = (changes: Record<string, string | undefined>) => {

@@ -1,10 +1,11 @@
 // One record: its fields (those the user may read), lists of the records whose lookups point at
-// it, edit and delete (with confirmation).
+// it, edit and delete (with confirmation), and for administrators a link to its audit trail.
 import { useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 import { useQueryClient } from "@tanstack/react-query";
 import { api } from "../lib/api";
 import { fieldLabel, formatValue, formFields, listColumns, objectLabel, objectPlural, recordName, type FieldMeta, type ObjectMeta } from "../lib/fields";
+import { isAdmin, useSession } from "../lib/auth";
 import { t } from "../lib/i18n";
 import { useObjectAccess, useObjectMeta, useObjects } from "../lib/meta";
 import { dataPath, unwrapRecord, useRecord, useRecords } from "../lib/records";
@@ -24,6 +25,8 @@ export default function RecordPage() {
   const navigate = useNavigate();
   const qc = useQueryClient();
   const [confirming, setConfirming] = useState(false);
+  // The audit log is for administrators (the server refuses others).
+  const admin = isAdmin(useSession().data);
   const [deleteError, setDeleteError] = useState<unknown>(null);
 
   if (meta.isPending || access.isPending || record.isPending) return <Loading />;
@@ -57,6 +60,14 @@ export default function RecordPage() {
       <div className="flex flex-wrap items-center justify-between gap-2">
         <h1 className="text-2xl font-semibold">{recordName(r) || objectLabel(m)}</h1>
         <div className="flex gap-2">
+          {admin && (
+            <Link
+              to={`/admin/audit?object=${encodeURIComponent(object)}&recordId=${encodeURIComponent(id)}`}
+              className="inline-flex h-9 items-center rounded-md px-4 text-sm font-medium hover:bg-muted"
+            >
+              {t("audit.trail")}
+            </Link>
+          )}
           {access.data.allowEdit && (
             <Link to={`/o/${object}/${encodeURIComponent(id)}/edit`} className="inline-flex h-9 items-center rounded-md border border-border px-4 text-sm font-medium hover:bg-muted">
               {t("record.edit")}

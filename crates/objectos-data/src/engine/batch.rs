@@ -107,6 +107,7 @@ pub struct BatchResult {
 
 impl DataEngine {
     /// Creates several records atomically: all or none.
+    #[tracing::instrument(name = "data.create_many", level = "debug", skip_all, fields(object = object))]
     pub async fn create_many(
         &self,
         cx: &OpContext,
@@ -139,6 +140,7 @@ impl DataEngine {
 
     /// Runs a batch: atomic (one transaction, all or nothing) unless `continueOnError`, which
     /// gives each item its own transaction and per-item results.
+    #[tracing::instrument(name = "data.batch", level = "debug", skip_all, fields(object = object))]
     pub async fn batch(
         &self,
         cx: &OpContext,

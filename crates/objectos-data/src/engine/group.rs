@@ -244,10 +244,16 @@ impl DataEngine {
     /// (`BEGIN IMMEDIATE` on SQLite, so the write lock is taken at once).
     pub(crate) async fn begin_write(&self, cx: &OpContext) -> Result<WriteUnit> {
         if self.inner.dialect != db::Dialect::Sqlite {
+            // The wait for a pooled connection (and its BEGIN).
+            let waited = std::time::Instant::now();
             let tx = self.inner.write.begin().await.map_err(db::map_db_err)?;
+            crate::observe::pool_waited(waited);
             return Ok(self.unit(None, new_group(tx), false));
         }
+        // The wait for SQLite's single writer: the pool's bottleneck on a file.
+        let waited = std::time::Instant::now();
         let guard = self.queue_for_writer(cx.tenant.as_deref()).await;
+        crate::observe::pool_waited(waited);
         if self.inner.group_commit
             && let Some(mut group) = self.take_parked()
         {

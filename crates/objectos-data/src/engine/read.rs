@@ -20,6 +20,9 @@ use crate::value::read_number;
 
 impl DataEngine {
     /// Finds records (or aggregated rows when the query has aggregations or groupBy).
+    // One span per engine operation (debug: off unless the tracing backend asks for it), the
+    // parent of its SQL statements' spans.
+    #[tracing::instrument(name = "data.find", level = "debug", skip_all, fields(object = object))]
     pub async fn find(&self, cx: &OpContext, object: &str, query: QueryAst) -> Result<FindResult> {
         let _timer = crate::observe::OpTimer::start(
             if query.aggregations.is_empty() && query.group_by.is_empty() {
@@ -46,6 +49,7 @@ impl DataEngine {
     }
 
     /// The number of records matching `filter`.
+    #[tracing::instrument(name = "data.count", level = "debug", skip_all, fields(object = object))]
     pub async fn count(&self, cx: &OpContext, object: &str, filter: Filter) -> Result<u64> {
         let _timer = crate::observe::OpTimer::start("count");
         let snap = self.metadata();
@@ -67,6 +71,7 @@ impl DataEngine {
     }
 
     /// One record by id, with `select` and `expand` from `query` (RecordNotFound otherwise).
+    #[tracing::instrument(name = "data.get", level = "debug", skip_all, fields(object = object))]
     pub async fn get(
         &self,
         cx: &OpContext,

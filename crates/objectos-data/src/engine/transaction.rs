@@ -165,6 +165,7 @@ impl DataEngine {
     /// Without `atomic`, each operation has its own transaction. The request is checked as a
     /// whole first (size, objects, ids, `$ref`s naming earlier operations), so a malformed one
     /// writes nothing in either mode.
+    #[tracing::instrument(name = "data.cross_batch", level = "debug", skip_all)]
     pub async fn cross_batch(
         &self,
         cx: &OpContext,

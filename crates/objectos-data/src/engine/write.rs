@@ -29,6 +29,7 @@ use crate::value::{parse_datetime, to_db};
 
 impl DataEngine {
     /// Creates one record; returns it as stored (with computed fields).
+    #[tracing::instrument(name = "data.create", level = "debug", skip_all, fields(object = object))]
     pub async fn create(&self, cx: &OpContext, object: &str, data: Record) -> Result<Record> {
         let _timer = crate::observe::OpTimer::start("create");
         let snap = self.metadata();
@@ -46,6 +47,7 @@ impl DataEngine {
     }
 
     /// Updates one record; `if_match` (an ETag from [`DataEngine::version_of`]) guards against lost updates.
+    #[tracing::instrument(name = "data.update", level = "debug", skip_all, fields(object = object))]
     pub async fn update(
         &self,
         cx: &OpContext,
@@ -71,6 +73,7 @@ impl DataEngine {
     }
 
     /// Deletes one record, applying `deleteBehavior` to records that reference it.
+    #[tracing::instrument(name = "data.delete", level = "debug", skip_all, fields(object = object))]
     pub async fn delete(&self, cx: &OpContext, object: &str, id: &str) -> Result<()> {
         let _timer = crate::observe::OpTimer::start("delete");
         let snap = self.metadata();

@@ -160,3 +160,103 @@ async fn contributed_interceptors_are_installed_before_the_engine_is_reachable()
     assert_eq!(err.code(), "PERMISSION_DENIED");
     kernel.shutdown().await;
 }
+
+/// A plugin that needs the engine at `start`, as every record-working plugin does; it keeps what
+/// `DataHandle::require_engine` answered.
+#[derive(Default)]
+struct NeedsEngine {
+    answer: Arc<Mutex<Option<Result<(), String>>>>,
+}
+
+const NEEDS_ENGINE: objectos_spec::PluginManifest = objectos_spec::PluginManifest {
+    requires: &[objectos_spec::manifest::services::DATA],
+    ..objectos_spec::PluginManifest::new("com.example.needs-engine", "Needs engine", "0.1.0")
+};
+
+#[objectos_kernel::async_trait]
+impl objectos_kernel::Plugin for NeedsEngine {
+    fn manifest(&self) -> &objectos_spec::PluginManifest {
+        &NEEDS_ENGINE
+    }
+    fn init(
+        &self,
+        _cx: &mut objectos_kernel::InitContext<'_>,
+    ) -> Result<(), objectos_kernel::PluginError> {
+        Ok(())
+    }
+    async fn start(
+        &self,
+        cx: &objectos_kernel::StartContext,
+    ) -> Result<(), objectos_kernel::PluginError> {
+        let answer = DataHandle::require_engine(cx);
+        *self.answer.lock().unwrap() = Some(
+            answer
+                .as_ref()
+                .map(|_| ())
+                .map_err(std::string::ToString::to_string),
+        );
+        answer.map(|_| ())
+    }
+}
+
+/// Provides `data` with a handle whose engine never opens: what a consumer sees when it was
+/// started before the real data plugin.
+struct EmptyData;
+
+const EMPTY_DATA: objectos_spec::PluginManifest = objectos_spec::PluginManifest {
+    provides: &[objectos_spec::manifest::services::DATA],
+    ..objectos_spec::PluginManifest::new("com.example.empty-data", "Empty data", "0.1.0")
+};
+
+#[objectos_kernel::async_trait]
+impl objectos_kernel::Plugin for EmptyData {
+    fn manifest(&self) -> &objectos_spec::PluginManifest {
+        &EMPTY_DATA
+    }
+    fn init(
+        &self,
+        cx: &mut objectos_kernel::InitContext<'_>,
+    ) -> Result<(), objectos_kernel::PluginError> {
+        cx.register::<DataHandle>(
+            objectos_spec::manifest::services::DATA,
+            Arc::new(DataHandle::default()),
+        )
+    }
+}
+
+#[tokio::test]
+async fn require_engine_returns_the_open_engine_or_names_the_plugin() {
+    let db = tempfile::tempdir().unwrap();
+    let plugin = DataPlugin::new(DataConfig {
+        database_url: format!("sqlite://{}?mode=rwc", db.path().join("r.db").display()),
+        metadata_dirs: Vec::new(),
+        include_base: false,
+        max_connections: 2,
+        auto_migrate: true,
+        owned: Vec::new(),
+    });
+    let consumer = NeedsEngine::default();
+    let answer = consumer.answer.clone();
+    let kernel = Kernel::builder()
+        .plugin(consumer)
+        .plugin(plugin)
+        .build()
+        .unwrap();
+    kernel.boot().await.unwrap();
+    assert_eq!(answer.lock().unwrap().clone(), Some(Ok(())));
+    kernel.shutdown().await;
+
+    let consumer = NeedsEngine::default();
+    let answer = consumer.answer.clone();
+    let kernel = Kernel::builder()
+        .plugin(consumer)
+        .plugin(EmptyData)
+        .build()
+        .unwrap();
+    // The kernel isolates a plugin that fails to start, so look at what it was told.
+    let _ = kernel.boot().await;
+    let message = answer.lock().unwrap().clone().unwrap().unwrap_err();
+    assert!(message.contains("com.example.needs-engine"), "{message}");
+    assert!(message.contains("data engine is not open"), "{message}");
+    kernel.shutdown().await;
+}

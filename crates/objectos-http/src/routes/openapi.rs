@@ -486,7 +486,7 @@ pub fn document(
             ("404", "Unknown object or record"),
             ("409", "Duplicate value"),
             ("413", "Body too large"),
-            ("415", "Body is not JSON"),
+            ("415", "Not JSON, or a file type a field refuses"),
             ("500", "Server error"),
             ("507", "The database's storage is full"),
         ];

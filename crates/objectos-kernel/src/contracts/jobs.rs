@@ -256,6 +256,9 @@ pub enum JobError {
     /// The request itself is malformed; the message names the field.
     #[error("invalid job request: {0}")]
     Invalid(String),
+    /// The handler refused the payload ([`JobHandler::validate`]); nothing was enqueued.
+    #[error("invalid payload for job handler `{handler}`: {message}")]
+    InvalidPayload { handler: String, message: String },
     /// The queue is not running yet (its plugin has not started).
     #[error("the job queue is not available: {0}")]
     Unavailable(String),
@@ -357,6 +360,14 @@ pub struct JobContext {
 #[async_trait]
 pub trait JobHandler: Send + Sync + 'static {
     async fn run(&self, cx: JobContext) -> Result<(), JobFailure>;
+
+    /// Checks a payload before it is enqueued (or a schedule's payload at start), so a
+    /// malformed one is refused to the caller with [`JobError::InvalidPayload`] instead of
+    /// failing later in a worker; the message names the field. Accepts anything by default.
+    fn validate(&self, payload: &serde_json::Value) -> Result<(), String> {
+        let _ = payload;
+        Ok(())
+    }
 }
 
 /// A handler from an async closure.
@@ -391,6 +402,85 @@ pub struct BuiltinSchedule {
     /// How often it runs.
     pub every: Duration,
     pub payload: serde_json::Value,
+}
+
+/// A plugin's periodic housekeeping as [`run_every`] set it up. Stopping or dropping it stops
+/// the local timer when that is what runs the work (a schedule on the job queue lives as long
+/// as the queue).
+#[derive(Debug, Default)]
+pub struct Periodic {
+    timer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Periodic {
+    /// True when the work runs on a timer on this node rather than as a scheduled job.
+    pub fn on_local_timer(&self) -> bool {
+        self.timer.is_some()
+    }
+
+    /// Stops the local timer, if any.
+    pub fn stop(&mut self) {
+        if let Some(timer) = self.timer.take() {
+            timer.abort();
+        }
+    }
+}
+
+impl Drop for Periodic {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs `work` every `every` under `name` (`audit.retention`): with a job queue, as a handler
+/// of that name on a built-in schedule, so it runs once per tick across the cluster with the
+/// queue's retries; without one, or when the queue refuses the schedule (the name is taken),
+/// on a timer on this node, where a failure is logged and waits for the next tick. Call it
+/// from the plugin's `start` (handlers register then). Needs a Tokio runtime.
+pub fn run_every<F, Fut>(
+    queue: Option<&Arc<dyn JobQueue>>,
+    name: &str,
+    every: Duration,
+    work: F,
+) -> Periodic
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), JobFailure>> + Send + 'static,
+{
+    let work = Arc::new(work);
+    if let Some(queue) = queue {
+        let job_work = Arc::clone(&work);
+        let installed = queue
+            .register_handler(name, handler_fn(move |_cx| (job_work)()))
+            .and_then(|()| {
+                queue.schedule(BuiltinSchedule {
+                    name: name.to_owned(),
+                    handler: name.to_owned(),
+                    every,
+                    payload: serde_json::Value::Null,
+                })
+            });
+        match installed {
+            Ok(()) => return Periodic::default(),
+            Err(error) => tracing::warn!(
+                schedule = name,
+                %error,
+                "Could not schedule this work as a job; running it on a timer on this node."
+            ),
+        }
+    }
+    let name = name.to_owned();
+    let timer = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(failure) = (work)().await {
+                tracing::warn!(schedule = %name, error = %failure.message, "Periodic work failed; trying again at the next tick.");
+            }
+        }
+    });
+    Periodic { timer: Some(timer) }
 }
 
 /// The job queue. Handlers are registered at the owning plugin's `start` (the registry is

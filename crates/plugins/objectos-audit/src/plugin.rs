@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use objectos_data::{DataConfig, DataEngine, DataHandle, Dialect, InterceptorContribution};
 use objectos_http::{HoopContribution, RouteContribution};
-use objectos_kernel::contracts::{BuiltinSchedule, JobFailure, JobQueue, handler_fn};
+use objectos_kernel::contracts::{JobFailure, JobQueue, Periodic, run_every};
 use objectos_kernel::{
     InitContext, Plugin, PluginError, StartContext, StopContext, SubscribeOptions,
 };
@@ -106,7 +106,7 @@ impl Shared {
 pub struct AuditPlugin {
     pub config: AuditConfig,
     shared: OnceLock<Arc<Shared>>,
-    pruner: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    pruner: std::sync::Mutex<Periodic>,
 }
 
 impl AuditPlugin {
@@ -212,62 +212,29 @@ impl Plugin for AuditPlugin {
             .get()
             .ok_or_else(|| PluginError::msg("start called before init"))?
             .clone();
-        let engine = cx
-            .get_named::<DataHandle>(services::DATA)?
-            .engine()
-            .cloned()
-            .ok_or_else(|| PluginError::msg(AuditError::EngineUnavailable.to_string()))?;
+        let engine = DataHandle::require_engine(cx)?;
         let _ = shared.engine.set(engine.clone());
         if shared.config.retention_days > 0 {
             let days = shared.config.retention_days;
             let every = Duration::from_secs(shared.config.prune_interval_secs.max(1));
-            if let Ok(jobs) = cx.get_named::<dyn JobQueue>(services::JOB) {
-                let handler_engine = engine.clone();
-                let scheduled = jobs
-                    .register_handler(
-                        RETENTION_JOB,
-                        handler_fn(move |_cx| {
-                            let engine = handler_engine.clone();
-                            async move {
-                                log_prune(prune_once(&engine, days).await)
-                                    .map_err(|e| JobFailure::retry(e.to_string()))
-                            }
-                        }),
-                    )
-                    .and_then(|()| {
-                        jobs.schedule(BuiltinSchedule {
-                            name: RETENTION_JOB.to_owned(),
-                            handler: RETENTION_JOB.to_owned(),
-                            every,
-                            payload: serde_json::Value::Null,
-                        })
-                    });
-                match scheduled {
-                    Ok(()) => return Ok(()),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "Could not schedule audit retention as a job; running it on a timer.")
-                    }
-                }
-            }
-            let task = tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                loop {
-                    tick.tick().await;
-                    let _ = log_prune(prune_once(&engine, days).await);
+            let jobs = cx.get_named::<dyn JobQueue>(services::JOB).ok();
+            let periodic = run_every(jobs.as_ref(), RETENTION_JOB, every, move || {
+                let engine = engine.clone();
+                async move {
+                    log_prune(prune_once(&engine, days).await)
+                        .map_err(|e| JobFailure::retry(e.to_string()))
                 }
             });
             if let Ok(mut slot) = self.pruner.lock() {
-                *slot = Some(task);
+                *slot = periodic;
             }
         }
         Ok(())
     }
 
     async fn destroy(&self, _cx: &StopContext) -> std::result::Result<(), PluginError> {
-        if let Ok(mut slot) = self.pruner.lock()
-            && let Some(task) = slot.take()
-        {
-            task.abort();
+        if let Ok(mut slot) = self.pruner.lock() {
+            slot.stop();
         }
         Ok(())
     }

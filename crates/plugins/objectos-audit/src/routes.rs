@@ -171,6 +171,7 @@ enum Kind {
     Trail,
     History,
     Export,
+    Verify,
 }
 
 struct AuditRoute {
@@ -206,6 +207,17 @@ impl AuditRoute {
                 res.render(Json(
                     json!({ "object": object, "recordId": id, "history": rows }),
                 ));
+            }
+            Kind::Verify => {
+                // The caller's tenant's chain (an administrator of an organization), or every
+                // chain for a caller without one (the platform administrator, the system).
+                let report = crate::plugin::AuditStore::from_engine(engine)
+                    .verify(f.tenant.as_deref())
+                    .await?;
+                res.render(Json(json!({
+                    "ok": report.ok(), "tenants": report.tenants, "events": report.events,
+                    "broken": report.broken,
+                })));
             }
             Kind::Export => {
                 let format = req
@@ -273,6 +285,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .push(Router::with_path("trail/{object}/{id}").get(r(Kind::Trail)))
         .push(Router::with_path("history/{object}/{id}").get(r(Kind::History)))
         .push(Router::with_path("export").get(r(Kind::Export)))
+        .push(Router::with_path("verify").get(r(Kind::Verify)))
 }
 
 /// The operations of [`router`], for the OpenAPI document (kept next to it so both change
@@ -292,6 +305,14 @@ pub fn operations() -> Vec<RouteOperation> {
             "export",
             "Every matching event as JSON or CSV (format=json|csv)",
         ),
+        RouteOperation::get(
+            "verify",
+            "Verifies the hash chain of the caller's organization (every chain without one)",
+        )
+        .returns(json!({ "type": "object", "properties": {
+            "ok": { "type": "boolean" }, "tenants": { "type": "integer" },
+            "events": { "type": "integer" },
+            "broken": { "type": "array", "items": { "type": "object" } } } })),
     ]
 }
 

@@ -166,6 +166,7 @@ pub async fn append<S: Store + ?Sized>(db: &S, mut ev: AuditEvent) -> Result<Aud
 /// events): it queues with the engine's writes instead of racing them for SQLite's file lock,
 /// and a full disk leaves the connection reopened instead of out of step with its transaction.
 pub async fn append_own(engine: &DataEngine, ev: AuditEvent) -> Result<AuditEvent> {
+    let _timer = AppendTimer::start("own");
     let tx = engine
         .begin_own_transaction()
         .await
@@ -256,6 +257,30 @@ impl HeadCache {
     }
 }
 
+/// Records `objectos_audit_append_duration_seconds{path}` when dropped, however the append
+/// ends: `write` for a row appended in a data write's transaction, `own` for one in a
+/// transaction of its own (bus events).
+struct AppendTimer {
+    path: &'static str,
+    started: std::time::Instant,
+}
+
+impl AppendTimer {
+    fn start(path: &'static str) -> Self {
+        Self {
+            path,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Drop for AppendTimer {
+    fn drop(&mut self) {
+        metrics::histogram!("objectos_audit_append_duration_seconds", "path" => self.path)
+            .record(self.started.elapsed().as_secs_f64());
+    }
+}
+
 /// [`append`] through `cache`: one statement when the cached head is current, else the locking
 /// path (which refreshes the cache).
 pub async fn append_cached<S: Store + ?Sized>(
@@ -263,6 +288,7 @@ pub async fn append_cached<S: Store + ?Sized>(
     mut ev: AuditEvent,
     cache: &HeadCache,
 ) -> Result<AuditEvent> {
+    let _timer = AppendTimer::start("write");
     let dialect = db.dialect();
     let tenant = ev.tenant_id.clone().unwrap_or_default();
     if let Some((seq, hash)) = cache.get(&tenant) {

@@ -98,14 +98,9 @@ const OPTIONAL_AUTH_ROUTES: &[&str] = &["get-session", "me"];
 /// Everything under the API base needs a principal once the auth plugin is installed (routes
 /// other plugins add are closed by default), except these open paths (and their sub-paths).
 const API_BASE: &str = "/api/v1";
-/// `/api/v1/metrics/prometheus` is guarded by the metrics plugin's own token or address list (a
-/// scraper holds no session), like `/metrics`.
-const OPEN_API_PATHS: &[&str] = &[
-    "/api/v1/discovery",
-    "/api/v1/openapi.json",
-    "/api/v1/docs",
-    "/api/v1/metrics/prometheus",
-];
+/// Plugins open their own routes through `RouteOperation::public` (the metrics plugin's
+/// `/api/v1/metrics/prometheus`, guarded by its token or address list), not through this list.
+const OPEN_API_PATHS: &[&str] = &["/api/v1/discovery", "/api/v1/openapi.json", "/api/v1/docs"];
 
 fn under(path: &str, prefix: &str) -> bool {
     path == prefix

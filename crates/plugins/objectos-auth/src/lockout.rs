@@ -37,6 +37,9 @@ impl AuthService {
             }))
     }
 
+    // The attempt table plays no part in resolving a session, so its writes go through
+    // `exec_uncached`: a sign-in (which clears the failures) must not drop every cached session.
+
     /// Counts one failure; `Some(seconds)` when it locks the email for that long.
     pub(crate) async fn count_failure(&self, email_key: &str) -> Result<Option<u64>> {
         let now = ms(self.now());
@@ -56,7 +59,7 @@ impl AuthService {
         };
         if self.inner_failures().fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
             self.db()
-                .exec(
+                .exec_uncached(
                     r#"DELETE FROM "_objectos_auth_attempt" WHERE "updated_at" < ? AND ("locked_until" IS NULL OR "locked_until" < ?)"#,
                     vec![i(now - FORGET_AFTER_MS), i(now)],
                 )
@@ -66,7 +69,7 @@ impl AuthService {
             return Ok(None);
         }
         self.db()
-            .exec(
+            .exec_uncached(
                 r#"UPDATE "_objectos_auth_attempt" SET "failed_count" = 0, "locked_until" = ? WHERE "email_hash" = ?"#,
                 vec![i(now + minutes(lock.lock_minutes)), s(email_key)],
             )
@@ -77,7 +80,7 @@ impl AuthService {
     /// Forgets the email's failures (a successful sign-in, a new password).
     pub(crate) async fn clear_failures(&self, email_key: &str) -> Result<()> {
         self.db()
-            .exec(
+            .exec_uncached(
                 r#"DELETE FROM "_objectos_auth_attempt" WHERE "email_hash" = ?"#,
                 vec![s(email_key)],
             )

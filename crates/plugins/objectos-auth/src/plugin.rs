@@ -159,11 +159,7 @@ impl Plugin for AuthPlugin {
     }
 
     async fn start(&self, cx: &StartContext) -> Result<(), PluginError> {
-        let data = cx.get_named::<DataHandle>(services::DATA)?;
-        let engine = data.engine().cloned().ok_or_else(|| PluginError::Startup {
-            plugin: PLUGIN_ID.to_owned(),
-            message: "the data engine is not open; the data plugin must start first".into(),
-        })?;
+        let engine = DataHandle::require_engine(cx)?;
         let config = self
             .effective
             .get()
@@ -174,7 +170,13 @@ impl Plugin for AuthPlugin {
             message: e.to_string(),
         };
         // Registered mailer first; an absent (or failed) notification plugin leaves ours.
-        let mailer = match cx.get_named::<dyn Mailer>(services::NOTIFICATION) {
+        // The notification plugin registers its `Notifier`, which is also a mailer; a plain
+        // `Mailer` under the name (a test's, a host's) is taken as well.
+        let registered = cx
+            .get_named::<dyn objectos_kernel::contracts::Notifier>(services::NOTIFICATION)
+            .map(objectos_kernel::contracts::mailer_of)
+            .or_else(|_| cx.get_named::<dyn Mailer>(services::NOTIFICATION));
+        let mailer = match registered {
             Ok(m) => {
                 tracing::info!(
                     plugin = PLUGIN_ID,

@@ -348,6 +348,18 @@ impl AuthService {
         meta: &RequestMeta,
         details: AuthDetails,
     ) {
+        // Every sign-in outcome passes through here as its event, so the counters sit here too
+        // (with or without an event bus).
+        match name {
+            events::LOGIN => metrics::counter!("objectos_auth_sign_ins_total").increment(1),
+            events::LOGIN_FAILED => {
+                metrics::counter!("objectos_auth_sign_in_failures_total").increment(1);
+            }
+            events::ACCOUNT_LOCKED => {
+                metrics::counter!("objectos_auth_lockouts_total").increment(1)
+            }
+            _ => {}
+        }
         let Some(handle) = &self.inner.events else {
             return;
         };

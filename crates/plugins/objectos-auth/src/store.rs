@@ -282,10 +282,12 @@ impl Db {
         Ok(r?)
     }
 
-    /// Runs a write that cannot change what any token resolves to (a session's activity time)
-    /// on the engine's writer connection, so it queues behind data writes instead of racing
-    /// them for SQLite's write lock. Does not invalidate the session cache.
-    pub(crate) async fn exec_activity(&self, sql: &str, values: Vec<SqlValue>) -> Result<u64> {
+    /// Runs a write that cannot change what any cached token resolves to (a session's activity
+    /// time, a new session's row under a token nobody has presented yet) on the engine's writer
+    /// connection, so it queues behind data writes instead of racing them for SQLite's write
+    /// lock. Does not invalidate the session cache: a sign-in must not cost every node every
+    /// cached session.
+    pub(crate) async fn exec_uncached(&self, sql: &str, values: Vec<SqlValue>) -> Result<u64> {
         Ok(self
             .engine
             .writer()

@@ -150,11 +150,7 @@ impl Plugin for I18nPlugin {
     }
 
     async fn start(&self, cx: &StartContext) -> Result<(), PluginError> {
-        let handle = cx.get_named::<DataHandle>(services::DATA)?;
-        let engine = handle
-            .engine()
-            .cloned()
-            .ok_or_else(|| PluginError::config(PLUGIN_ID, "the data engine has not started"))?;
+        let engine = DataHandle::require_engine(cx)?;
         self.service
             .attach(engine)
             .map_err(|e| PluginError::config(PLUGIN_ID, e.to_string()))?;

@@ -6,10 +6,11 @@
 //! - a **relay** reads committed rows the broker has not confirmed yet ([`JobRows::unpublished`]),
 //!   publishes them with publisher confirms and marks them published; a crash between the commit
 //!   and the confirm only means the relay (of any node) publishes the row again later;
-//! - **consumers** (manual acks, a prefetch per queue) hand each delivered id to
-//!   [`JobRows::run`], which claims the row (its lease is the de-duplication), runs the handler
-//!   and records the outcome; the message is acknowledged only after that, so a worker that dies
-//!   mid-job leaves it unacknowledged and RabbitMQ delivers it again (at least once);
+//! - **consumers** (manual acks, a prefetch per queue) hand the ids delivered together to
+//!   [`JobRows::take`], which claims their rows in one statement (the lease is the
+//!   de-duplication); each claimed job then runs as its own task and records its outcome; the
+//!   message is acknowledged only after that, so a worker that dies mid-job leaves it
+//!   unacknowledged and RabbitMQ delivers it again (at least once);
 //! - a retry goes through a delay tier (a queue whose messages expire back into the work exchange)
 //!   before the message is acknowledged; a job out of attempts is rejected into the dead-letter
 //!   exchange;
@@ -77,7 +78,7 @@ pub struct Delivered {
     pub redelivered: bool,
 }
 
-/// What became of a delivered job, as recorded in the job table by [`JobRows::run`].
+/// What became of a delivered job, as recorded in the job table by a [`JobRun`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// The row needs nothing more from this message: the job ran and completed, or it was already
@@ -92,22 +93,37 @@ pub enum Outcome {
     DeadLetter,
 }
 
+/// What finishes one delivered job (see [`JobRows::take`]): run it as its own task, then
+/// acknowledge, delay or reject the message by the outcome.
+pub type JobRun = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Outcome, JobsError>> + Send + 'static>,
+>;
+
 /// What the RabbitMQ backend needs from the job table, implemented by the jobs plugin's store.
 ///
 /// Every method may be called from several nodes at once for the same rows: the relay of every
-/// node may publish a row, and a row may be delivered twice. [`JobRows::run`]'s claim is what
+/// node may publish a row, and a row may be delivered twice. [`JobRows::take`]'s claim is what
 /// makes a job run once in the normal case.
 #[async_trait]
 pub trait JobRows: Send + Sync + 'static {
-    /// Up to `limit` committed, due jobs that no relay has had confirmed yet, oldest first.
+    /// Up to `limit` committed, due jobs that no relay has had confirmed yet, oldest first,
+    /// held for this relay (other nodes' relays skip them) until [`JobRows::mark_published`],
+    /// [`JobRows::release_unpublished`] or the hold's expiry.
     async fn unpublished(&self, limit: usize) -> Result<Vec<Outgoing>, JobsError>;
 
     /// Records that the broker confirmed these jobs, so no relay publishes them again.
     async fn mark_published(&self, ids: &[String]) -> Result<(), JobsError>;
 
-    /// Claims the delivered job's row, runs its handler and records the outcome. An error means
-    /// the table could not be reached: the delivery is retried after a short delay.
-    async fn run(&self, job: &Delivered) -> Result<Outcome, JobsError>;
+    /// Hands back jobs taken by [`JobRows::unpublished`] that the broker did not confirm, so
+    /// the next round publishes them.
+    async fn release_unpublished(&self, ids: &[String]) -> Result<(), JobsError>;
+
+    /// Claims the rows of a batch of delivered jobs (one statement where the table allows)
+    /// and returns, in the same order, what finishes each delivery: the handler's run and its
+    /// recorded outcome for a claimed row, the duplicate or not-yet-due check for the others.
+    /// An error (here or from a run) means the table could not be reached: the delivery is
+    /// retried after a short delay.
+    async fn take(&self, jobs: Vec<Delivered>) -> Result<Vec<JobRun>, JobsError>;
 }
 
 /// Settings of the RabbitMQ backend (`jobs.rabbitmq` in `objectos.yml`; the URL comes from the
@@ -575,6 +591,7 @@ async fn run_connected(shared: &Arc<Shared>, connection: &Connection) -> Result<
             queue.name.clone(),
             consumer,
             retry_channel.clone(),
+            queue.prefetch,
         ));
         consumed.push(queue.name.clone());
     }
@@ -624,6 +641,7 @@ async fn run_connected(shared: &Arc<Shared>, connection: &Connection) -> Result<
                                 queue.name.clone(),
                                 consumer,
                                 retry_channel.clone(),
+                                queue.prefetch,
                             ));
                             consumed.push(queue.name);
                         }

@@ -1,5 +1,6 @@
 //! The `jobs:` section of `objectos.yml` ([`CONFIG_SECTION`]): backend, workers per queue,
-//! leases, polling, default retry policy and timeout, retention of finished runs.
+//! leases, polling, default retry policy and timeout, retention of finished runs, and the hosts
+//! the built-in `http.request` handler may call (`jobs.http`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -108,6 +109,8 @@ pub struct JobsSettings {
     pub scheduler: bool,
     /// The broker side of `backend: rabbitmq` (the URL is `cluster.amqpUrl`).
     pub rabbitmq: crate::amqp::RabbitmqSettings,
+    /// What the built-in `http.request` handler may call.
+    pub http: crate::http::HttpSettings,
 }
 
 impl Default for JobsSettings {
@@ -124,6 +127,7 @@ impl Default for JobsSettings {
             keep_finished_days: 7,
             scheduler: true,
             rabbitmq: crate::amqp::RabbitmqSettings::default(),
+            http: crate::http::HttpSettings::default(),
         }
     }
 }
@@ -182,6 +186,9 @@ impl PluginSettings for JobsSettings {
             ));
         }
         out.extend(self.rabbitmq.problems());
+        for (path, message) in self.http.problems() {
+            out.push(SettingsProblem::at(&path, &message));
+        }
         out
     }
 }

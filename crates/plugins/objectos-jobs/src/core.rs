@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use objectos_kernel::contracts::{CancelFlag, JobContext, JobFailure, JobHandler, JobStatus};
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::JobsSettings;
 use crate::table::{Claimed, JobTable, now_ms};
@@ -30,7 +30,16 @@ pub enum Outcome {
 pub(crate) struct Completion {
     pub(crate) id: String,
     pub(crate) keyed: bool,
+    /// Told once the write committed (true) or finally failed (false): a transport
+    /// acknowledges its message only after the row says `completed`.
+    pub(crate) written: Option<oneshot::Sender<bool>>,
 }
+
+/// How often a failed completion write is tried again before the jobs are left to their
+/// leases (and run again): a deadlock or a dropped connection clears within these tries.
+const COMPLETE_TRIES: u32 = 5;
+/// The pause before the first retry of a completion write; doubled for each further one.
+const COMPLETE_RETRY: Duration = Duration::from_millis(50);
 
 /// One node's queue state.
 pub struct Core {
@@ -112,6 +121,17 @@ impl Core {
     /// writer (the row stays `running`, under its lease, until that write), a failure is
     /// written at once.
     pub async fn run_claimed(&self, job: Claimed) -> Outcome {
+        self.run_claimed_with(job, false).await
+    }
+
+    /// [`Core::run_claimed`], returning only once the outcome is in the table: what a
+    /// transport needs before it acknowledges the message (a completion the batch writer could
+    /// not record is [`Outcome::Lost`], so the message is not acknowledged as done).
+    pub async fn run_claimed_recorded(&self, job: Claimed) -> Outcome {
+        self.run_claimed_with(job, true).await
+    }
+
+    async fn run_claimed_with(&self, job: Claimed, wait_for_write: bool) -> Outcome {
         let handler = self.handlers.read().get(&job.handler).cloned();
         let timeout_ms = if job.timeout_ms > 0 {
             u64::try_from(job.timeout_ms).unwrap_or(u64::MAX)
@@ -138,7 +158,20 @@ impl Core {
                     deadline: Instant::now().checked_add(timeout),
                     schedule: job.schedule.clone(),
                 };
-                let run = std::panic::AssertUnwindSafe(handler.run(cx)).catch_unwind();
+                // One span per attempt (debug: exported only with metrics.tracing on), a child
+                // of the enqueuing request's span when the row carries its `traceparent`
+                // (docs/observability.md, "Trace context"), else the root of a trace.
+                let span = tracing::debug_span!(
+                    "job.run",
+                    handler = %job.handler,
+                    attempt = job.attempt,
+                    trace_id = tracing::field::Empty,
+                );
+                objectos_kernel::trace::continue_remote(&span, job.traceparent.as_deref(), None);
+                let run = tracing::Instrument::instrument(
+                    std::panic::AssertUnwindSafe(handler.run(cx)).catch_unwind(),
+                    span,
+                );
                 tokio::select! {
                     biased;
                     () = cancel.cancelled() => Err(JobFailure::fatal("cancelled")),
@@ -166,24 +199,38 @@ impl Core {
         match result {
             Ok(()) => {
                 let keyed = job.idempotency_key.is_some();
-                if self
-                    .completions
-                    .send(Completion {
-                        id: job.id.clone(),
-                        keyed,
-                    })
-                    .is_err()
-                {
+                let (tx, rx) = if wait_for_write {
+                    let (tx, rx) = oneshot::channel();
+                    (Some(tx), Some(rx))
+                } else {
+                    (None, None)
+                };
+                let sent = self.completions.send(Completion {
+                    id: job.id.clone(),
+                    keyed,
+                    written: tx,
+                });
+                let recorded = match (sent, rx) {
+                    (Ok(()), Some(rx)) => rx.await.unwrap_or(false),
+                    (Ok(()), None) => true,
                     // The completion writer is gone (shutting down): write this one directly.
-                    if let Err(e) = self
+                    (Err(_), _) => match self
                         .table
                         .complete(&self.worker, &[(job.id.clone(), keyed)])
                         .await
                     {
-                        tracing::warn!(job = %job.id, error = %e, "Could not record a completed job; it runs again after its lease.");
-                    }
+                        Ok(_) => true,
+                        Err(e) => {
+                            tracing::warn!(job = %job.id, error = %e, "Could not record a completed job; it runs again after its lease.");
+                            false
+                        }
+                    },
+                };
+                if recorded {
+                    Outcome::Completed
+                } else {
+                    Outcome::Lost
                 }
-                Outcome::Completed
             }
             Err(failure) => self.record_failure(&job, &failure, cancelled).await,
         }
@@ -229,19 +276,43 @@ impl Core {
             .unwrap_or(256)
             .max(1);
         let mut batch: Vec<(String, bool)> = Vec::with_capacity(max);
+        let mut waiters: Vec<oneshot::Sender<bool>> = Vec::new();
         while let Some(first) = rx.recv().await {
-            batch.push((first.id, first.keyed));
-            while batch.len() < max {
-                match rx.try_recv() {
-                    Ok(c) => batch.push((c.id, c.keyed)),
-                    Err(_) => break,
+            let mut next = Some(first);
+            while let Some(c) = next.take() {
+                batch.push((c.id, c.keyed));
+                waiters.extend(c.written);
+                if batch.len() < max {
+                    next = rx.try_recv().ok();
                 }
             }
-            if let Err(e) = self.table.complete(&self.worker, &batch).await {
-                tracing::warn!(jobs = batch.len(), error = %e, "Could not record completed jobs; they run again after their leases.");
+            let written = self.complete_with_retries(&batch).await;
+            for w in waiters.drain(..) {
+                let _ = w.send(written);
             }
             batch.clear();
         }
+    }
+
+    /// Writes one batch of completions, trying again with a growing pause when the database
+    /// refuses (PostgreSQL can abort a statement as a deadlock victim or lose a connection);
+    /// false once every try failed, when the jobs run again after their leases.
+    async fn complete_with_retries(&self, batch: &[(String, bool)]) -> bool {
+        let mut pause = COMPLETE_RETRY;
+        for attempt in 1..=COMPLETE_TRIES {
+            match self.table.complete(&self.worker, batch).await {
+                Ok(_) => return true,
+                Err(e) if attempt < COMPLETE_TRIES => {
+                    tracing::debug!(jobs = batch.len(), attempt, error = %e, "Recording completed jobs failed; trying again.");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(e) => {
+                    tracing::warn!(jobs = batch.len(), error = %e, "Could not record completed jobs; they run again after their leases.");
+                }
+            }
+        }
+        false
     }
 }
 

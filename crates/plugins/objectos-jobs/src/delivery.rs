@@ -2,18 +2,20 @@
 //!
 //! The job table is always the record of truth: a job exists when its row commits (in the
 //! enqueuer's transaction or its own), and its state changes only through the table
-//! (`JobTable::claim`/`claim_id` to start, [`Core::run_claimed`] to record the outcome).
+//! (`JobTable::claim`/`claim_ids` to start, [`Core::run_claimed`] to record the outcome).
 //! A [`Delivery`] only decides how a worker learns which row to claim:
 //!
 //! - [`Embedded`] (backend `embedded`): per queue, a loop claims batches of due rows from the
 //!   table (`FOR UPDATE SKIP LOCKED` on PostgreSQL), woken at once by enqueues on this node
 //!   and by polling for other nodes' enqueues.
 //! - The RabbitMQ delivery (backend `rabbitmq`, `crate::amqp`): the table acts as the outbox.
-//!   A relay publishes committed pending rows (`JobTable::unrelayed`) with publisher confirms
-//!   and marks them (`JobTable::mark_relayed`); consumers claim each delivered id
-//!   (`JobTable::claim_id`: `None` means a duplicate, acknowledged and dropped) and run it
-//!   through [`Core::run_claimed`]. A crash between commit and publish loses nothing: the row
-//!   stays unrelayed and is published on the next pass.
+//!   A relay takes committed pending rows (`JobTable::take_unrelayed`, which holds them against
+//!   other nodes' relays), publishes them with publisher confirms and marks them
+//!   (`JobTable::mark_relayed`); consumers claim the ids delivered together in one statement
+//!   (`JobTable::claim_ids`: an id it does not return is a duplicate, acknowledged and
+//!   dropped, or not due yet), run each through [`Core::run_claimed_recorded`] and acknowledge
+//!   it once its outcome is written. A crash between commit and publish loses nothing: the
+//!   row's hold expires and it is published on a later pass.
 //!
 //! What every delivery gets for free from the plugin's maintenance loop (`maintain`): lease
 //! renewal of this node's running jobs, re-delivery of jobs whose worker's lease expired

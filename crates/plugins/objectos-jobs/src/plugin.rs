@@ -1,5 +1,6 @@
 //! The kernel plugin `com.objectos.jobs`: registers [`JobsService`] as `job` (`dyn JobQueue`)
-//! and `queue` (`dyn TransactionalJobQueue`), contributes its schema and routes at init, and at
+//! and `queue` (`dyn TransactionalJobQueue`) with the built-in `http.request` handler,
+//! contributes its schema and routes at init, and at
 //! start opens the table, starts the delivery (embedded workers, or the RabbitMQ transport),
 //! the completion writer, the maintenance loop and the scheduler.
 
@@ -79,6 +80,14 @@ pub const MANIFEST: PluginManifest = PluginManifest {
             required: false,
             secret: false,
             default: Some("500"),
+        },
+        ConfigProperty {
+            key: "http",
+            kind: "object",
+            description: "The built-in http.request handler: allowHosts (hosts it may call; none by default), timeoutMs, maxTimeoutMs",
+            required: false,
+            secret: false,
+            default: Some("{\"allowHosts\":[],\"timeoutMs\":10000,\"maxTimeoutMs\":300000}"),
         },
     ],
     ..PluginManifest::new(PLUGIN_ID, "Jobs", env!("CARGO_PKG_VERSION"))
@@ -214,7 +223,13 @@ impl Plugin for JobsPlugin {
                     .join("; ")
             )));
         }
+        // The built-in handler; it refuses every host until `jobs.http.allowHosts` lists some.
+        let http = crate::http::HttpHandler::new(&settings.http)
+            .map_err(|e| PluginError::msg(e.to_string()))?;
         let service = Arc::new(JobsService::new(settings));
+        service
+            .register_handler(crate::http::HANDLER, Arc::new(http))
+            .map_err(|e| PluginError::msg(e.to_string()))?;
         cx.register::<dyn JobQueue>(services::JOB, service.clone())?;
         cx.register::<dyn TransactionalJobQueue>(services::QUEUE, service.clone())?;
         cx.contribute(crate::schema::schema())?;
@@ -247,11 +262,7 @@ impl Plugin for JobsPlugin {
             .get()
             .ok_or_else(|| PluginError::msg("start called before init"))?
             .clone();
-        let engine = cx
-            .get_named::<DataHandle>(services::DATA)?
-            .engine()
-            .cloned()
-            .ok_or_else(|| PluginError::msg(crate::JobsError::EngineUnavailable.to_string()))?;
+        let engine = DataHandle::require_engine(cx)?;
         let settings = service.settings().clone();
         let delivery = delivery_for(&settings, cx.cluster())?;
         let (core, completions) = Core::new(

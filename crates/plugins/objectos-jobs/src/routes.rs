@@ -1,21 +1,179 @@
-//! HTTP routes under `/api/v1/jobs`: list and get jobs, retry, cancel, the dead-letter store
-//! and replay. Administrators only (anonymous: 401, other users: 403), errors as
+//! HTTP routes under `/api/v1/jobs`: enqueue, list and get jobs, retry, cancel, the dead-letter
+//! store and replay. Administrators only (anonymous: 401, other users: 403), errors as
 //! `{error, code, message}` like the other plugins' routes; a retry or cancel the job's state
-//! does not allow is 409 `INVALID_STATE`.
+//! does not allow is 409 `INVALID_STATE`; an enqueue the queue refuses is 400 with
+//! `UNKNOWN_HANDLER`, `UNKNOWN_QUEUE`, `INVALID_PAYLOAD` or `INVALID_BODY`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use objectos_data::Principal;
 use objectos_http::{RequestContext, RouteOperation};
-use objectos_kernel::contracts::{JobError, JobFilter, JobQueue, JobStatus};
+use objectos_kernel::contracts::{
+    DEFAULT_QUEUE, EnqueueRequest, JobError, JobFilter, JobQueue, JobStatus, RetryPolicy,
+};
 use salvo::http::StatusCode;
 use salvo::prelude::*;
-use serde_json::json;
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 use crate::service::JobsService;
 
 /// Largest page size.
 pub const MAX_PAGE: u32 = 1000;
+
+/// Longest `delayMs` of an enqueue (ten years): a job's time stays a valid date.
+pub const MAX_DELAY_MS: u64 = 10 * 366 * 86_400_000;
+/// 9999-12-31T23:59:59.999Z, the latest time RFC 3339 can write.
+const LATEST_RUN_AT_MS: i64 = 253_402_300_799_999;
+/// Most `maxAttempts` of an enqueue.
+pub const MAX_ATTEMPTS: u32 = 100;
+/// Longest `timeoutMs` of an enqueue (a day).
+pub const MAX_TIMEOUT_MS: u64 = 86_400_000;
+/// Largest `|priority|` of an enqueue.
+pub const MAX_PRIORITY: i32 = 1_000_000;
+
+/// The body of `POST /api/v1/jobs`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct EnqueueBody {
+    handler: String,
+    #[serde(default)]
+    payload: Value,
+    #[serde(default)]
+    queue: Option<String>,
+    #[serde(default)]
+    priority: i32,
+    #[serde(default)]
+    run_at: Option<String>,
+    #[serde(default)]
+    delay_ms: Option<u64>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    #[serde(default)]
+    max_attempts: Option<u32>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+const ENQUEUE_EXPECTED: &str = "{handler, payload?, queue?, priority?, runAt?, delayMs?, idempotencyKey?, maxAttempts?, timeoutMs?}";
+
+/// Why an enqueue was refused: `(code, message)`, always a 400.
+type Refusal = (&'static str, String);
+
+fn bad(message: impl Into<String>) -> Refusal {
+    ("INVALID_BODY", message.into())
+}
+
+/// The request an enqueue body asks for, checked field by field.
+fn enqueue_request(service: &JobsService, body: EnqueueBody) -> Result<EnqueueRequest, Refusal> {
+    if body.handler.trim().is_empty() {
+        return Err(bad("handler: must name a registered handler"));
+    }
+    if !service.handlers_set().contains(&body.handler) {
+        return Err((
+            "UNKNOWN_HANDLER",
+            format!(
+                "handler: no job handler `{}` is registered; registered: {}",
+                body.handler.chars().take(255).collect::<String>(),
+                service
+                    .handlers_set()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    if let Some(q) = &body.queue {
+        // A queue no node configured would get workers only on the node that took the
+        // enqueue; the route accepts the configured ones.
+        if q != DEFAULT_QUEUE && !service.settings().queues.contains_key(q) {
+            let mut known: Vec<&str> = service
+                .settings()
+                .queues
+                .keys()
+                .map(String::as_str)
+                .collect();
+            if !known.contains(&DEFAULT_QUEUE) {
+                known.insert(0, DEFAULT_QUEUE);
+            }
+            return Err((
+                "UNKNOWN_QUEUE",
+                format!(
+                    "queue: `{}` is not a configured queue (jobs.queues); known: {}",
+                    q.chars().take(64).collect::<String>(),
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    if body.priority.unsigned_abs() > MAX_PRIORITY.unsigned_abs() {
+        return Err(bad(format!(
+            "priority: must be from -{MAX_PRIORITY} to {MAX_PRIORITY}"
+        )));
+    }
+    let run_at = match &body.run_at {
+        None => None,
+        Some(t) => Some(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|e| bad(format!("runAt: `{t}` is not an RFC 3339 date-time: {e}")))?
+                .with_timezone(&chrono::Utc),
+        ),
+    };
+    if body.delay_ms.is_some_and(|d| d > MAX_DELAY_MS) {
+        return Err(bad(format!("delayMs: must be from 0 to {MAX_DELAY_MS}")));
+    }
+    if let Some(t) = run_at {
+        // Times are stored as epoch milliseconds and shown as RFC 3339, which has four-digit
+        // years; the delay is added to runAt.
+        let due = t
+            .timestamp_millis()
+            .saturating_add(i64::try_from(body.delay_ms.unwrap_or(0)).unwrap_or(i64::MAX));
+        if !(0..=LATEST_RUN_AT_MS).contains(&due) {
+            return Err(bad(
+                "runAt: with delayMs, must fall between 1970-01-01 and 9999-12-31",
+            ));
+        }
+    }
+    if let Some(k) = &body.idempotency_key
+        && (k.is_empty() || k.chars().count() > 255 || k.chars().any(char::is_control))
+    {
+        return Err(bad(
+            "idempotencyKey: must be 1-255 characters without control characters",
+        ));
+    }
+    let retry = match body.max_attempts {
+        None => None,
+        Some(n) if (1..=MAX_ATTEMPTS).contains(&n) => Some(RetryPolicy {
+            max_attempts: n,
+            ..service.settings().retry.policy()
+        }),
+        Some(_) => {
+            return Err(bad(format!(
+                "maxAttempts: must be from 1 to {MAX_ATTEMPTS}"
+            )));
+        }
+    };
+    if body
+        .timeout_ms
+        .is_some_and(|t| t == 0 || t > MAX_TIMEOUT_MS)
+    {
+        return Err(bad(format!(
+            "timeoutMs: must be from 1 to {MAX_TIMEOUT_MS}"
+        )));
+    }
+    Ok(EnqueueRequest {
+        handler: body.handler,
+        payload: body.payload,
+        queue: body.queue,
+        priority: body.priority,
+        run_at,
+        delay: body.delay_ms.map(Duration::from_millis),
+        idempotency_key: body.idempotency_key,
+        retry,
+        timeout: body.timeout_ms.map(Duration::from_millis),
+    })
+}
 
 fn error(res: &mut Response, status: StatusCode, code: &str, message: &str) {
     res.status_code(status);
@@ -124,6 +282,7 @@ fn filter_from(req: &Request) -> Result<JobFilter, JobError> {
 
 #[derive(Clone, Copy, Debug)]
 enum Kind {
+    Enqueue,
     List,
     Get,
     Retry,
@@ -138,10 +297,66 @@ struct JobsRoute {
 }
 
 impl JobsRoute {
+    /// `POST /api/v1/jobs`: refusals of the body are rendered here (400 with their code);
+    /// what the queue itself fails with is returned.
+    async fn enqueue(&self, req: &mut Request, res: &mut Response) -> Result<(), JobError> {
+        let body = match objectos_http::body::json_typed::<EnqueueBody>(req, None, ENQUEUE_EXPECTED)
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => {
+                error(res, e.status(), e.code(), &e.to_string());
+                return Ok(());
+            }
+        };
+        let request = match enqueue_request(&self.service, body) {
+            Ok(r) => r,
+            Err((code, message)) => {
+                error(res, StatusCode::BAD_REQUEST, code, &message);
+                return Ok(());
+            }
+        };
+        match self.service.enqueue(request).await {
+            Ok(out) => {
+                let mut answer = json!({ "id": out.id, "created": out.created });
+                if let Some(job) = self.service.get(&out.id).await? {
+                    answer["job"] =
+                        serde_json::to_value(job).map_err(|e| JobError::Backend(e.to_string()))?;
+                }
+                res.render(Json(answer));
+                Ok(())
+            }
+            Err(JobError::InvalidPayload { handler, message }) => {
+                error(
+                    res,
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_PAYLOAD",
+                    &format!("payload (handler `{handler}`): {message}"),
+                );
+                Ok(())
+            }
+            Err(JobError::UnknownHandler(h)) => {
+                error(
+                    res,
+                    StatusCode::BAD_REQUEST,
+                    "UNKNOWN_HANDLER",
+                    &format!("handler: no job handler `{h}` is registered"),
+                );
+                Ok(())
+            }
+            Err(JobError::Invalid(m)) => {
+                error(res, StatusCode::BAD_REQUEST, "INVALID_BODY", &m);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     async fn run(&self, req: &mut Request, res: &mut Response) -> Result<(), JobError> {
         let id = req.param::<String>("id").unwrap_or_default();
         let s = &self.service;
         match self.kind {
+            Kind::Enqueue => self.enqueue(req, res).await?,
             Kind::List => res.render(Json(s.list(filter_from(req)?).await?)),
             Kind::DeadLetters => {
                 let mut f = filter_from(req)?;
@@ -186,6 +401,7 @@ pub(crate) fn router(service: Arc<JobsService>) -> Router {
     };
     Router::new()
         .get(r(Kind::List))
+        .post(r(Kind::Enqueue))
         .push(Router::with_path("dead-letters").get(r(Kind::DeadLetters)))
         .push(Router::with_path("dead-letters/{id}/replay").post(r(Kind::Replay)))
         .push(Router::with_path("{id}").get(r(Kind::Get)))
@@ -214,7 +430,32 @@ pub fn operations() -> Vec<RouteOperation> {
         "worker": { "type": ["string", "null"] } } });
     let page = json!({ "type": "object", "properties": {
         "items": { "type": "array", "items": job.clone() }, "total": { "type": "integer" } } });
+    let enqueue = json!({
+        "type": "object",
+        "required": ["handler"],
+        "additionalProperties": false,
+        "properties": {
+            "handler": { "type": "string", "minLength": 1, "maxLength": 255,
+                "description": "A registered handler, e.g. http.request" },
+            "payload": { "description": "Handed to the handler; checked by it before anything is stored" },
+            "queue": { "type": "string", "description": "default, or a queue under jobs.queues" },
+            "priority": { "type": "integer", "minimum": -MAX_PRIORITY, "maximum": MAX_PRIORITY },
+            "runAt": { "type": "string", "format": "date-time" },
+            "delayMs": { "type": "integer", "minimum": 0, "maximum": MAX_DELAY_MS },
+            "idempotencyKey": { "type": "string", "minLength": 1, "maxLength": 255 },
+            "maxAttempts": { "type": "integer", "minimum": 1, "maximum": MAX_ATTEMPTS },
+            "timeoutMs": { "type": "integer", "minimum": 1, "maximum": MAX_TIMEOUT_MS }
+        }
+    });
+    let enqueued = json!({ "type": "object", "required": ["id", "created"], "properties": {
+        "id": { "type": "string" }, "created": { "type": "boolean" }, "job": job.clone() } });
     vec![
+        RouteOperation::post(
+            "",
+            "Enqueues a job for a registered handler (400 UNKNOWN_HANDLER, UNKNOWN_QUEUE, INVALID_PAYLOAD or INVALID_BODY); a repeated idempotencyKey of a waiting or running job answers that job with created: false",
+        )
+        .body(enqueue)
+        .returns(enqueued),
         RouteOperation::get(
             "",
             "Jobs, newest first (query: status, queue, handler, limit, offset)",

@@ -47,6 +47,10 @@ pub struct JobDefinition {
     pub timeout_ms: Option<u64>,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Handed to the handler as `payload` of `{schedule, tick, payload}` (an ObjectOS
+    /// extension of the spec's Job; the `http.request` handler reads its request here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
 }
 
 fn yes() -> bool {
@@ -274,7 +278,7 @@ pub(crate) fn planned(service: &JobsService, core: &Core) -> Vec<Planned> {
             compiled,
             retry: def.retry_policy.clone(),
             timeout_ms: def.timeout_ms,
-            payload: serde_json::Value::Null,
+            payload: def.payload.clone().unwrap_or(serde_json::Value::Null),
         });
     }
     for b in service.builtin_schedules() {
@@ -300,6 +304,26 @@ pub(crate) fn unknown_handlers(plans: &[Planned], handlers: &BTreeSet<String>) -
                     handlers.iter().cloned().collect::<Vec<_>>().join(", ")
                 }
             )
+        })
+        .collect()
+}
+
+/// The schedules whose payload their (registered) handler refuses, as `file: payload: message`
+/// lines; such a schedule still runs, and each run fails until the file is fixed.
+pub(crate) fn invalid_payloads(
+    plans: &[Planned],
+    handlers: &std::collections::HashMap<String, Arc<dyn objectos_kernel::contracts::JobHandler>>,
+) -> Vec<String> {
+    plans
+        .iter()
+        .filter_map(|p| {
+            let message = handlers.get(&p.handler)?.validate(&p.payload).err()?;
+            Some(format!(
+                "{}: payload: {message} (job `{}`, handler `{}`)",
+                p.file.as_deref().unwrap_or("(built-in schedule)"),
+                p.name,
+                p.handler
+            ))
         })
         .collect()
 }
@@ -338,6 +362,8 @@ fn new_job(core: &Core, p: &Planned, tick: i64) -> NewJob {
         idempotency_key: None,
         schedule: Some(p.name.clone()),
         run_at_ms: tick,
+        // A tick belongs to no request: each run starts a trace of its own.
+        traceparent: None,
     }
 }
 

@@ -94,15 +94,19 @@ impl JobsService {
         self.running.get().map(|r| r.delivery.name())
     }
 
-    /// Checks every schedule's handler against the registered ones (at `kernel.ready`, when
-    /// every plugin has registered its handlers); the problems are logged with the file and
-    /// kept for health. Returns them.
+    /// Checks every schedule's handler against the registered ones, and its payload against
+    /// its handler (at `kernel.ready`, when every plugin has registered its handlers); the
+    /// problems are logged with the file and kept for health. Returns them.
     pub fn check_schedules(&self) -> Vec<String> {
         let Some(r) = self.running.get() else {
             return Vec::new();
         };
         let plans = crate::schedule::planned(self, &r.core);
-        let lines = crate::schedule::unknown_handlers(&plans, &self.handlers_set());
+        let mut lines = crate::schedule::unknown_handlers(&plans, &self.handlers_set());
+        lines.extend(crate::schedule::invalid_payloads(
+            &plans,
+            &self.handlers.read(),
+        ));
         for line in &lines {
             tracing::error!(problem = %line, "Job schedule refers to an unknown handler; it will not run.");
         }
@@ -126,8 +130,15 @@ impl JobsService {
         if request.handler.trim().is_empty() {
             return Err(JobError::Invalid("`handler` must not be empty".into()));
         }
-        if !self.handlers.read().contains_key(&request.handler) {
+        let handler = self.handlers.read().get(&request.handler).cloned();
+        let Some(handler) = handler else {
             return Err(JobError::UnknownHandler(request.handler));
+        };
+        if let Err(message) = handler.validate(&request.payload) {
+            return Err(JobError::InvalidPayload {
+                handler: request.handler,
+                message,
+            });
         }
         let queue = request.queue.unwrap_or_else(|| DEFAULT_QUEUE.to_owned());
         if !valid_queue(&queue) {
@@ -170,6 +181,8 @@ impl JobsService {
             idempotency_key: request.idempotency_key,
             schedule: None,
             run_at_ms: run_at,
+            // The request (or job) enqueuing this one: its attempts join that trace.
+            traceparent: objectos_kernel::trace::current().map(|h| h.traceparent),
         })
     }
 

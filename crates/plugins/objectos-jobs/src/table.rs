@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use objectos_data::store::{Row, Sql, SqlValue, Store};
+use objectos_data::store::{FromColumn, Row, Sql, SqlValue, Store};
 use objectos_data::{DataEngine, Dialect};
 use objectos_kernel::contracts::{
     Enqueued, JobError, JobFilter, JobId, JobInfo, JobPage, JobStatus, RetryPolicy,
@@ -33,7 +33,7 @@ pub const TICK_TABLE: &str = "_objectos_jobs_tick";
 const INFO_COLUMNS: &str = "\"id\", \"handler\", \"queue\", \"status\", \"priority\", \"payload\", \"attempts\", \"max_attempts\", \"error\", \"idempotency_key\", \"schedule\", \"cancel_requested\", \"created_ms\", \"run_at_ms\", \"started_ms\", \"finished_ms\", \"worker\"";
 
 /// The columns a claim returns, in order (see [`Claimed::from_row`]).
-const CLAIM_COLUMNS: &str = "\"id\", \"handler\", \"queue\", \"payload\", \"attempts\", \"max_attempts\", \"retry_policy\", \"timeout_ms\", \"idempotency_key\", \"schedule\"";
+const CLAIM_COLUMNS: &str = "\"id\", \"handler\", \"queue\", \"payload\", \"attempts\", \"max_attempts\", \"retry_policy\", \"timeout_ms\", \"idempotency_key\", \"schedule\", \"traceparent\"";
 
 /// Epoch milliseconds now.
 pub fn now_ms() -> i64 {
@@ -57,6 +57,8 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
     pub schedule: Option<String>,
     pub run_at_ms: i64,
+    /// The enqueuing request's trace context, continued by the attempt's span.
+    pub traceparent: Option<String>,
 }
 
 impl NewJob {
@@ -84,74 +86,138 @@ pub struct Claimed {
     pub timeout_ms: i64,
     pub idempotency_key: Option<String>,
     pub schedule: Option<String>,
+    /// The enqueuer's trace context (W3C `traceparent`), when tracing was on.
+    pub traceparent: Option<String>,
+}
+
+/// One row's columns, each read error naming the row's id: a row that does not decode is
+/// [`JobsError::Corrupt`], which lists skip and report instead of failing the whole page.
+struct Cols<'a> {
+    row: &'a Row,
+    id: String,
+}
+
+impl<'a> Cols<'a> {
+    /// Reads the id (column 0); without it the row cannot even be named.
+    fn new(row: &'a Row, what: &'static str) -> Result<Self> {
+        let id = row.get(0).map_err(|e| JobsError::db(what, e))?;
+        Ok(Self { row, id })
+    }
+
+    fn get<T: FromColumn>(&self, idx: usize) -> Result<T> {
+        self.row.get(idx).map_err(|e| JobsError::Corrupt {
+            id: self.id.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    /// A whole-number column that may be null, as `u32` (0 when null or out of range).
+    fn count(&self, idx: usize) -> Result<u32> {
+        Ok(u32::try_from(self.get::<Option<i64>>(idx)?.unwrap_or(0)).unwrap_or(0))
+    }
 }
 
 impl Claimed {
     fn from_row(row: &Row) -> Result<Self> {
-        let id: String = row.get(0).map_err(|e| JobsError::db("read claim", e))?;
-        let corrupt = |e: objectos_data::DataError| JobsError::Corrupt {
-            id: id.clone(),
-            message: e.to_string(),
-        };
-        let policy: Option<String> = row.get(6).map_err(corrupt)?;
+        let c = Cols::new(row, "read claim")?;
+        let policy: Option<String> = c.get(6)?;
         let retry = policy
             .as_deref()
             .and_then(|p| serde_json::from_str(p).ok())
             .unwrap_or_default();
         Ok(Self {
-            handler: row.get(1).map_err(corrupt)?,
-            queue: row.get(2).map_err(corrupt)?,
-            payload: row
-                .get::<Option<String>>(3)
-                .map_err(corrupt)?
+            handler: c.get(1)?,
+            queue: c.get(2)?,
+            payload: c
+                .get::<Option<String>>(3)?
                 .unwrap_or_else(|| "null".to_owned()),
-            attempt: u32::try_from(row.get::<i64>(4).map_err(corrupt)?).unwrap_or(1),
-            max_attempts: u32::try_from(row.get::<i64>(5).map_err(corrupt)?).unwrap_or(1),
+            attempt: c.count(4)?.max(1),
+            max_attempts: c.count(5)?.max(1),
             retry,
-            timeout_ms: row.get::<Option<i64>>(7).map_err(corrupt)?.unwrap_or(0),
-            idempotency_key: row.get(8).map_err(corrupt)?,
-            schedule: row.get(9).map_err(corrupt)?,
-            id,
+            timeout_ms: c.get::<Option<i64>>(7)?.unwrap_or(0),
+            idempotency_key: c.get(8)?,
+            schedule: c.get(9)?,
+            traceparent: c.get(10)?,
+            id: c.id,
         })
     }
 }
 
 fn info_from_row(row: &Row) -> Result<JobInfo> {
-    let id: String = row.get(0).map_err(|e| JobsError::db("read job", e))?;
-    let corrupt = |e: objectos_data::DataError| JobsError::Corrupt {
-        id: id.clone(),
-        message: e.to_string(),
-    };
-    let status: String = row.get(3).map_err(corrupt)?;
-    let payload: Option<String> = row.get(5).map_err(corrupt)?;
+    let c = Cols::new(row, "read job")?;
+    let status: String = c.get(3)?;
+    let payload: Option<String> = c.get(5)?;
     Ok(JobInfo {
-        handler: row.get(1).map_err(corrupt)?,
-        queue: row.get(2).map_err(corrupt)?,
+        handler: c.get(1)?,
+        queue: c.get(2)?,
         status: JobStatus::parse(&status).ok_or_else(|| JobsError::Corrupt {
-            id: id.clone(),
+            id: c.id.clone(),
             message: format!("unknown status `{status}`"),
         })?,
-        priority: i32::try_from(row.get::<i64>(4).map_err(corrupt)?).unwrap_or(0),
+        priority: i32::try_from(c.get::<i64>(4)?).unwrap_or(0),
         payload: payload
             .as_deref()
             .and_then(|p| serde_json::from_str(p).ok())
             .unwrap_or(serde_json::Value::Null),
-        attempts: u32::try_from(row.get::<i64>(6).map_err(corrupt)?).unwrap_or(0),
-        max_attempts: u32::try_from(row.get::<i64>(7).map_err(corrupt)?).unwrap_or(0),
-        error: row.get(8).map_err(corrupt)?,
-        idempotency_key: row.get(9).map_err(corrupt)?,
-        schedule: row.get(10).map_err(corrupt)?,
-        cancel_requested: row
-            .get::<Option<bool>>(11)
-            .map_err(corrupt)?
-            .unwrap_or(false),
-        created_at: ts(row.get::<Option<i64>>(12).map_err(corrupt)?.unwrap_or(0)),
-        run_at: ts(row.get::<Option<i64>>(13).map_err(corrupt)?.unwrap_or(0)),
-        started_at: row.get::<Option<i64>>(14).map_err(corrupt)?.map(ts),
-        finished_at: row.get::<Option<i64>>(15).map_err(corrupt)?.map(ts),
-        worker: row.get(16).map_err(corrupt)?,
-        id,
+        attempts: c.count(6)?,
+        max_attempts: c.count(7)?,
+        error: c.get(8)?,
+        idempotency_key: c.get(9)?,
+        schedule: c.get(10)?,
+        cancel_requested: c.get::<Option<bool>>(11)?.unwrap_or(false),
+        created_at: ts(c.get::<Option<i64>>(12)?.unwrap_or(0)),
+        run_at: ts(c.get::<Option<i64>>(13)?.unwrap_or(0)),
+        started_at: c.get::<Option<i64>>(14)?.map(ts),
+        finished_at: c.get::<Option<i64>>(15)?.map(ts),
+        worker: c.get(16)?,
+        id: c.id,
     })
+}
+
+/// Decodes rows, skipping (and logging) the ones that do not decode; returns the good ones and
+/// the ids of the skipped ones.
+fn decode_all<T>(rows: &[Row], decode: fn(&Row) -> Result<T>) -> Result<(Vec<T>, Vec<JobId>)> {
+    let mut good = Vec::with_capacity(rows.len());
+    let mut bad = Vec::new();
+    for row in rows {
+        match decode(row) {
+            Ok(v) => good.push(v),
+            Err(JobsError::Corrupt { id, message }) => {
+                tracing::warn!(job = %id, %message, "jobs: a job row does not decode; skipped");
+                bad.push(id);
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok((good, bad))
+}
+
+/// On PostgreSQL, a statement that changes several rows takes their locks in id order (or skips
+/// rows locked by others), so two of them never wait on each other in a cycle: completions,
+/// lease renewals, relay marks and reclaims of one node run concurrently, and without a fixed
+/// order PostgreSQL aborts one of them as a deadlock. `cond` selects the rows; on SQLite (one
+/// writer) it is used as it is.
+fn rows_where(d: Dialect, cond: &str, skip_locked: bool) -> String {
+    format!("{}{cond}{}", lock_open(d), lock_close(d, skip_locked))
+}
+
+/// The text before a [`rows_where`] condition, for statements built with binds.
+fn lock_open(d: Dialect) -> String {
+    match d {
+        Dialect::Sqlite => "(".to_owned(),
+        Dialect::Postgres => {
+            format!("\"id\" IN (SELECT \"id\" FROM \"{JOB_TABLE}\" WHERE ")
+        }
+    }
+}
+
+/// The text after a [`rows_where`] condition.
+fn lock_close(d: Dialect, skip_locked: bool) -> &'static str {
+    match (d, skip_locked) {
+        (Dialect::Sqlite, _) => ")",
+        (Dialect::Postgres, false) => " ORDER BY \"id\" FOR UPDATE)",
+        (Dialect::Postgres, true) => " ORDER BY \"id\" FOR UPDATE SKIP LOCKED)",
+    }
 }
 
 fn sql(dialect: Dialect, text: &str, values: Vec<SqlValue>) -> Result<Sql> {
@@ -162,7 +228,7 @@ fn wire_ts(ms: i64) -> String {
     ts(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Rows in a `VALUES` list per insert statement (17 values each, under PostgreSQL's 65535
+/// Rows in a `VALUES` list per insert statement (18 values each, under PostgreSQL's 65535
 /// parameters and SQLite's 32766).
 const INSERT_CHUNK: usize = 500;
 
@@ -258,7 +324,7 @@ impl JobTable {
         for chunk in jobs.chunks(INSERT_CHUNK) {
             let mut q = Sql::new(d);
             q.push(&format!(
-                "INSERT INTO \"{JOB_TABLE}\" (\"id\", \"created_at\", \"updated_at\", \"created_ms\", \"handler\", \"queue\", \"status\", \"priority\", \"priority_rank\", \"payload\", \"attempts\", \"max_attempts\", \"retry_policy\", \"timeout_ms\", \"idempotency_key\", \"schedule\", \"cancel_requested\", \"run_at_ms\") VALUES "
+                "INSERT INTO \"{JOB_TABLE}\" (\"id\", \"created_at\", \"updated_at\", \"created_ms\", \"handler\", \"queue\", \"status\", \"priority\", \"priority_rank\", \"payload\", \"attempts\", \"max_attempts\", \"retry_policy\", \"timeout_ms\", \"idempotency_key\", \"schedule\", \"cancel_requested\", \"run_at_ms\", \"traceparent\") VALUES "
             ));
             for (i, job) in chunk.iter().enumerate() {
                 if i > 0 {
@@ -298,6 +364,8 @@ impl JobTable {
                     .bind(false)
                     .push(", ")
                     .bind(job.run_at_ms)
+                    .push(", ")
+                    .bind(&job.traceparent)
                     .push(")");
             }
             store
@@ -346,66 +414,123 @@ impl JobTable {
             .fetch_all(q)
             .await
             .map_err(|e| JobsError::db("claim jobs", e))?;
-        rows.iter().map(Claimed::from_row).collect()
+        let (claimed, corrupt) = decode_all(&rows, Claimed::from_row)?;
+        self.bury_corrupt(&corrupt, worker).await;
+        Ok(claimed)
     }
 
-    /// Claims one job by id if it is due (`pending`, or `scheduled` and past its time): what a
-    /// transport's consumer does with a delivered id. `None`: another worker has it or it is
-    /// finished (a duplicate delivery, to be acknowledged and dropped).
-    pub async fn claim_id(
+    /// Dead-letters claimed rows that do not decode: they can never run, and left `running`
+    /// they would come back after every lease.
+    async fn bury_corrupt(&self, ids: &[JobId], worker: &str) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut q = Sql::new(self.dialect());
+        q.push(&format!(
+            "UPDATE \"{JOB_TABLE}\" SET \"status\" = 'dead', \"error\" = 'the job row does not decode', \"finished_ms\" = "
+        ))
+        .bind(now_ms())
+        .push(", \"lease_until_ms\" = NULL WHERE \"worker\" = ")
+        .bind(worker)
+        .push(" AND \"id\" IN (")
+        .bind_list(ids.iter())
+        .push(")");
+        if let Err(error) = self.engine.writer().execute(q).await {
+            tracing::warn!(%error, "jobs: could not dead-letter undecodable job rows");
+        }
+    }
+
+    /// Claims, in one statement, the jobs among `ids` that are due (`pending`, or `scheduled`
+    /// and past their time), or whose worker stopped renewing its lease (attempts and no
+    /// cancel left): what a transport's consumer does with the ids delivered together. An id
+    /// missing from the answer is another worker's or finished (a duplicate delivery, to be
+    /// acknowledged and dropped) or not due yet.
+    pub async fn claim_ids(
         &self,
-        id: &str,
+        ids: &[&str],
         worker: &str,
         lease_until: i64,
-    ) -> Result<Option<Claimed>> {
+    ) -> Result<Vec<Claimed>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let d = self.dialect();
         let now = now_ms();
-        let q = sql(
-            d,
-            &format!(
-                "UPDATE \"{JOB_TABLE}\" SET \"status\" = 'running', \"attempts\" = \"attempts\" + 1, \"worker\" = ?, \"lease_until_ms\" = ?, \"started_ms\" = ?, \"finished_ms\" = NULL WHERE \"id\" = ? AND (\"status\" = 'pending' OR (\"status\" = 'scheduled' AND \"run_at_ms\" <= ?)) RETURNING {CLAIM_COLUMNS}"
-            ),
-            vec![
-                worker.into(),
-                lease_until.into(),
-                now.into(),
-                id.into(),
-                now.into(),
-            ],
-        )?;
-        let row = self
-            .engine
-            .writer()
-            .fetch_optional(q)
-            .await
-            .map_err(|e| JobsError::db("claim job", e))?;
-        row.as_ref().map(Claimed::from_row).transpose()
-    }
-
-    /// Pending jobs not yet handed to a transport, oldest first (the outbox side of an
-    /// external delivery).
-    pub async fn unrelayed(&self, limit: u32) -> Result<Vec<(JobId, String, i32)>> {
-        let d = self.dialect();
+        let mut q = Sql::new(d);
+        q.push(&format!(
+            "UPDATE \"{JOB_TABLE}\" SET \"status\" = 'running', \"attempts\" = \"attempts\" + 1, \"worker\" = "
+        ))
+        .bind(worker)
+        .push(", \"lease_until_ms\" = ")
+        .bind(lease_until)
+        .push(", \"started_ms\" = ")
+        .bind(now)
+        .push(", \"finished_ms\" = NULL WHERE ")
+        // Not SKIP LOCKED: a row locked now is being marked relayed, and must be waited for,
+        // not taken for someone else's.
+        .push(&lock_open(d))
+        .push("\"id\" IN (")
+        .bind_list(ids.iter().copied())
+        .push(") AND (\"status\" = 'pending' OR (\"status\" = 'scheduled' AND \"run_at_ms\" <= ")
+        .bind(now)
+        .push(") OR (\"status\" = 'running' AND \"lease_until_ms\" < ")
+        .bind(now)
+        .push(" AND \"attempts\" < \"max_attempts\" AND \"cancel_requested\" = ")
+        .bind(false)
+        .push("))")
+        .push(lock_close(d, false))
+        .push(&format!(" RETURNING {CLAIM_COLUMNS}"));
         let rows = self
             .engine
-            .pool()
+            .writer()
+            .fetch_all(q)
+            .await
+            .map_err(|e| JobsError::db("claim delivered jobs", e))?;
+        let (claimed, corrupt) = decode_all(&rows, Claimed::from_row)?;
+        self.bury_corrupt(&corrupt, worker).await;
+        Ok(claimed)
+    }
+
+    /// Takes up to `limit` pending jobs no transport has accepted, oldest first, for this
+    /// relay: each is marked in flight (`relayed_ms` = minus the epoch ms the mark holds
+    /// until) so the relays of other nodes skip it while this one publishes. A relay that dies
+    /// before [`JobTable::mark_relayed`] leaves marks that expire after `hold_ms`, and the rows
+    /// go out again from any relay.
+    pub async fn take_unrelayed(
+        &self,
+        limit: u32,
+        hold_ms: i64,
+    ) -> Result<Vec<(JobId, String, i32)>> {
+        let d = self.dialect();
+        let now = now_ms();
+        let lock = match d {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let rows = self
+            .engine
+            .writer()
             .fetch_all(sql(
                 d,
                 &format!(
-                    "SELECT \"id\", \"queue\", \"priority\" FROM \"{JOB_TABLE}\" WHERE \"status\" = 'pending' AND \"relayed_ms\" IS NULL ORDER BY \"run_at_ms\" LIMIT ?"
+                    "UPDATE \"{JOB_TABLE}\" SET \"relayed_ms\" = ? WHERE \"id\" IN (SELECT \"id\" FROM \"{JOB_TABLE}\" WHERE \"status\" = 'pending' AND (\"relayed_ms\" IS NULL OR (\"relayed_ms\" < 0 AND \"relayed_ms\" > ?)) ORDER BY \"run_at_ms\" LIMIT ?{lock}) RETURNING \"id\", \"queue\", \"priority\""
                 ),
-                vec![i64::from(limit).into()],
+                vec![
+                    (-(now + hold_ms)).into(),
+                    (-now).into(),
+                    i64::from(limit).into(),
+                ],
             )?)
             .await
-            .map_err(|e| JobsError::db("read unrelayed jobs", e))?;
-        rows.iter()
-            .map(|r| {
-                let id: String = r.get(0).map_err(|e| JobsError::db("read job", e))?;
-                let queue: String = r.get(1).map_err(|e| JobsError::db("read job", e))?;
-                let priority: i64 = r.get(2).map_err(|e| JobsError::db("read job", e))?;
-                Ok((id, queue, i32::try_from(priority).unwrap_or(0)))
-            })
-            .collect()
+            .map_err(|e| JobsError::db("take unrelayed jobs", e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let c = Cols::new(r, "read unrelayed job")?;
+            let queue: String = c.get(1)?;
+            let priority: i64 = c.get(2)?;
+            out.push((c.id, queue, i32::try_from(priority).unwrap_or(0)));
+        }
+        Ok(out)
     }
 
     /// Records that a transport has accepted `ids` (after its publisher confirm).
@@ -417,14 +542,41 @@ impl JobTable {
         let mut q = Sql::new(d);
         q.push(&format!("UPDATE \"{JOB_TABLE}\" SET \"relayed_ms\" = "))
             .bind(now_ms())
-            .push(" WHERE \"id\" IN (")
+            .push(" WHERE ")
+            .push(&lock_open(d))
+            .push("\"id\" IN (")
             .bind_list(ids.iter())
-            .push(")");
+            .push(")")
+            .push(lock_close(d, false));
         self.engine
             .writer()
             .execute(q)
             .await
             .map_err(|e| JobsError::db("mark jobs relayed", e))?;
+        Ok(())
+    }
+
+    /// Lifts this relay's in-flight marks from `ids` the transport did not accept, so the next
+    /// round (of any node) publishes them again instead of waiting for the marks to expire.
+    pub async fn release_relayed(&self, ids: &[JobId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let d = self.dialect();
+        let mut q = Sql::new(d);
+        q.push(&format!(
+            "UPDATE \"{JOB_TABLE}\" SET \"relayed_ms\" = NULL WHERE "
+        ))
+        .push(&lock_open(d))
+        .push("\"relayed_ms\" < 0 AND \"id\" IN (")
+        .bind_list(ids.iter())
+        .push(")")
+        .push(lock_close(d, false));
+        self.engine
+            .writer()
+            .execute(q)
+            .await
+            .map_err(|e| JobsError::db("release relay marks", e))?;
         Ok(())
     }
 
@@ -445,11 +597,14 @@ impl JobTable {
         .bind(now)
         .push(", \"duration_ms\" = ")
         .bind(now)
-        .push(" - \"started_ms\", \"lease_until_ms\" = NULL, \"error\" = NULL WHERE \"status\" = 'running' AND \"worker\" = ")
+        .push(" - \"started_ms\", \"lease_until_ms\" = NULL, \"error\" = NULL WHERE ")
+        .push(&lock_open(d))
+        .push("\"status\" = 'running' AND \"worker\" = ")
         .bind(worker)
         .push(" AND \"id\" IN (")
         .bind_list(jobs.iter().map(|(id, _)| id))
-        .push(")");
+        .push(")")
+        .push(lock_close(d, false));
         let done = self
             .engine
             .writer()
@@ -546,7 +701,9 @@ impl JobTable {
             .execute(sql(
                 d,
                 &format!(
-                    "UPDATE \"{JOB_TABLE}\" SET \"lease_until_ms\" = ? WHERE \"status\" = 'running' AND \"worker\" = ?"
+                    "UPDATE \"{JOB_TABLE}\" SET \"lease_until_ms\" = ? WHERE {}",
+                    // A row locked now is being completed or failed: it needs no renewal.
+                    rows_where(d, "\"status\" = 'running' AND \"worker\" = ?", true)
                 ),
                 vec![lease_until.into(), worker.into()],
             )?)
@@ -576,7 +733,8 @@ impl JobTable {
         let d = self.dialect();
         let now = now_ms();
         let w = self.engine.writer();
-        let expired = "\"status\" = 'running' AND \"lease_until_ms\" < ?";
+        // Rows locked now are being completed, failed or renewed: not expired after all.
+        let expired = &rows_where(d, "\"status\" = 'running' AND \"lease_until_ms\" < ?", true);
         w.execute(sql(
             d,
             &format!(
@@ -618,7 +776,8 @@ impl JobTable {
             .fetch_all(sql(
                 d,
                 &format!(
-                    "UPDATE \"{JOB_TABLE}\" SET \"status\" = 'pending' WHERE \"status\" = 'scheduled' AND \"run_at_ms\" <= ? RETURNING \"queue\""
+                    "UPDATE \"{JOB_TABLE}\" SET \"status\" = 'pending' WHERE {} RETURNING \"queue\"",
+                    rows_where(d, "\"status\" = 'scheduled' AND \"run_at_ms\" <= ?", true)
                 ),
                 vec![now.into()],
             )?)
@@ -635,7 +794,12 @@ impl JobTable {
             .execute(sql(
                 d,
                 &format!(
-                    "DELETE FROM \"{JOB_TABLE}\" WHERE \"status\" IN ('completed', 'cancelled') AND \"finished_ms\" < ?"
+                    "DELETE FROM \"{JOB_TABLE}\" WHERE {}",
+                    rows_where(
+                        d,
+                        "\"status\" IN ('completed', 'cancelled') AND \"finished_ms\" < ?",
+                        true
+                    )
                 ),
                 vec![before_ms.into()],
             )?)
@@ -708,8 +872,10 @@ impl JobTable {
             .transpose()
             .map_err(|e| JobsError::db("count jobs", e))?
             .unwrap_or(0);
+        // A row that does not decode is left out (and logged) rather than failing the page.
+        let (items, _skipped) = decode_all(&rows, info_from_row)?;
         Ok(JobPage {
-            items: rows.iter().map(info_from_row).collect::<Result<_>>()?,
+            items,
             total: u64::try_from(total).unwrap_or(0),
         })
     }

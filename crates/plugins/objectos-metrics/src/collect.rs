@@ -18,6 +18,13 @@ pub fn plugin_health(health: &KernelHealth) {
     }
 }
 
+/// The event bus's queues and dead letters.
+pub fn events(handle: &objectos_kernel::PluginHandle) {
+    let stats = handle.event_stats();
+    metrics::gauge!(names::EVENTS_QUEUE_DEPTH).set(stats.queued as f64);
+    metrics::counter!(names::EVENTS_DEAD_LETTERS).absolute(stats.dead_lettered);
+}
+
 /// The read pool's connections and the outbox backlog.
 pub async fn database(engine: &DataEngine) {
     if let Some(pool) = engine.pool_stats() {

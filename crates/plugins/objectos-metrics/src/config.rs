@@ -41,6 +41,9 @@ pub struct MetricsConfig {
     pub allow: Vec<String>,
     /// Histogram bucket bounds, in seconds, of every metric whose name ends in `_seconds`.
     pub buckets: Vec<f64>,
+    /// OpenTelemetry traces over OTLP/gRPC (off by default); read by the server when it sets up
+    /// logging, before the plugins start.
+    pub tracing: crate::otel::TracingConfig,
 }
 
 impl Default for MetricsConfig {
@@ -51,6 +54,7 @@ impl Default for MetricsConfig {
             token_env: DEFAULT_TOKEN_ENV.to_owned(),
             allow: Vec::new(),
             buckets: DEFAULT_BUCKETS.to_vec(),
+            tracing: crate::otel::TracingConfig::default(),
         }
     }
 }
@@ -95,6 +99,7 @@ impl PluginSettings for MetricsConfig {
                 "must be an environment variable name (letters, digits and _)",
             ));
         }
+        out.extend(self.tracing.problems());
         out
     }
 }

@@ -9,6 +9,9 @@ pub enum MetricsError {
     /// The Prometheus recorder could not be built or installed.
     #[error("cannot install the Prometheus recorder: {0}")]
     Recorder(String),
+    /// The OpenTelemetry exporter could not be built (`metrics.tracing`).
+    #[error("cannot start trace export: {0}")]
+    Tracing(String),
 }
 
 /// Result alias of this crate.

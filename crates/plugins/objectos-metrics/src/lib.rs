@@ -8,12 +8,14 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod names;
+pub mod otel;
 pub mod plugin;
 pub mod recorder;
 
 pub use config::{Access, CONFIG_SECTION, MetricsConfig};
 pub use error::{MetricsError, Result};
 pub use http::{MetricsHoop, Scrape};
+pub use otel::{Tracing, TracingConfig};
 pub use plugin::{MANIFEST, MetricsPlugin, MetricsService};
 
 /// The plugin id.

@@ -38,3 +38,35 @@ pub const BUILD_INFO: &str = "objectos_build_info";
 pub const UPTIME: &str = "objectos_kernel_uptime_seconds";
 /// Counter: scrapes refused (no or a wrong token, an address outside `allow`).
 pub const SCRAPES_REFUSED: &str = "objectos_metrics_scrapes_refused_total";
+/// Counter: spans dropped because the OTLP collector did not take them (`metrics.tracing`).
+pub const TRACING_SPANS_DROPPED: &str = "objectos_tracing_spans_dropped_total";
+/// Histogram: how long a write waited for a database connection (PostgreSQL's pool, SQLite's
+/// single writer), by `pool` (`write`); recorded by objectos-data.
+pub const DATA_POOL_WAIT: &str = "objectos_data_pool_wait_seconds";
+
+/// Gauge: events queued for asynchronous subscribers and not yet handled; read at scrape time.
+pub const EVENTS_QUEUE_DEPTH: &str = "objectos_events_queue_depth";
+/// Counter: events sent to the dead-letter store after every retry failed; read at scrape time
+/// from the kernel's bus (since the kernel started).
+pub const EVENTS_DEAD_LETTERS: &str = "objectos_events_dead_letters_total";
+
+/// Counter: object-level permission decisions, by `operation` (read, create, edit, delete) and
+/// `decision` (allow, deny); recorded by objectos-permissions.
+pub const PERMISSIONS_DECISIONS: &str = "objectos_permissions_decisions_total";
+/// Counter: effective-permission look-ups answered from the cache (hit ratio: hits over hits
+/// plus misses); recorded by objectos-permissions.
+pub const PERMISSIONS_CACHE_HITS: &str = "objectos_permissions_cache_hits_total";
+/// Counter: effective-permission look-ups computed anew.
+pub const PERMISSIONS_CACHE_MISSES: &str = "objectos_permissions_cache_misses_total";
+
+/// Counter: successful sign-ins (sessions opened); recorded by objectos-auth.
+pub const AUTH_SIGN_INS: &str = "objectos_auth_sign_ins_total";
+/// Counter: failed sign-ins (wrong password, unknown email, wrong second factor, locked,
+/// disabled or unverified account); recorded by objectos-auth.
+pub const AUTH_SIGN_IN_FAILURES: &str = "objectos_auth_sign_in_failures_total";
+/// Counter: emails locked after repeated failures; recorded by objectos-auth.
+pub const AUTH_LOCKOUTS: &str = "objectos_auth_lockouts_total";
+
+/// Histogram: time to append one audit row (hash chain included), by `path` (`write`: in the
+/// data write's transaction, `own`: bus events); recorded by objectos-audit.
+pub const AUDIT_APPEND_DURATION: &str = "objectos_audit_append_duration_seconds";

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use metrics_exporter_prometheus::PrometheusHandle;
 use objectos_data::{DataEngine, DataHandle};
-use objectos_http::{HoopContribution, RouteContribution};
+use objectos_http::{HoopContribution, RouteContribution, RouteOperation};
 use objectos_kernel::{InitContext, Plugin, PluginError, StartContext, StopContext};
 use objectos_spec::manifest::{ConfigProperty, PluginDependency, services};
 use objectos_spec::settings::{PluginSettings, format_path};
@@ -71,6 +71,14 @@ pub const MANIFEST: PluginManifest = PluginManifest {
             secret: false,
             default: None,
         },
+        ConfigProperty {
+            key: "tracing",
+            kind: "object",
+            description: "OpenTelemetry traces over OTLP/gRPC: enabled (false), endpoint, samplingRatio, serviceName, resource, timeoutSeconds",
+            required: false,
+            secret: false,
+            default: None,
+        },
     ],
     ..PluginManifest::new(PLUGIN_ID, "Metrics", env!("CARGO_PKG_VERSION"))
 };
@@ -81,6 +89,8 @@ pub(crate) struct Shared {
     pub(crate) access: Access,
     handle: Option<PrometheusHandle>,
     engine: OnceLock<DataEngine>,
+    /// The plugin's kernel handle, for the event bus's stats.
+    kernel: OnceLock<objectos_kernel::PluginHandle>,
     started: Instant,
 }
 
@@ -92,6 +102,9 @@ impl Shared {
         };
         if let Some(engine) = self.engine.get() {
             collect::database(engine).await;
+        }
+        if let Some(kernel) = self.kernel.get() {
+            collect::events(kernel);
         }
         metrics::gauge!(names::UPTIME).set(self.started.elapsed().as_secs_f64());
         handle.render()
@@ -166,6 +179,7 @@ impl Plugin for MetricsPlugin {
             access,
             handle,
             engine: OnceLock::new(),
+            kernel: OnceLock::new(),
             started: Instant::now(),
         });
         cx.register(
@@ -182,13 +196,22 @@ impl Plugin for MetricsPlugin {
             cx.contribute(RouteContribution::new("/metrics", move || {
                 Router::new().get(Scrape(root.clone()))
             }))?;
-            // The path the ObjectStack reference server serves them at.
+            // The path the ObjectStack reference server serves them at. Public for the auth
+            // plugin (a scraper holds no session): the scrape handler checks the metrics token
+            // or address itself.
             let api = shared.clone();
             cx.contribute(
                 RouteContribution::new("metrics", move || {
                     Router::with_path("prometheus").get(Scrape(api.clone()))
                 })
-                .service(services::METRICS),
+                .service(services::METRICS)
+                .operations(vec![
+                    RouteOperation::get(
+                        "prometheus",
+                        "The metrics in the Prometheus text format (metrics token or an address in metrics.allow)",
+                    )
+                    .public(),
+                ]),
             )?;
         }
         let _ = self.shared.set(shared);
@@ -204,6 +227,7 @@ impl Plugin for MetricsPlugin {
         if let Some(engine) = cx.get_named::<DataHandle>(services::DATA)?.engine() {
             let _ = shared.engine.set(engine.clone());
         }
+        let _ = shared.kernel.set(cx.handle());
         if let Some(handle) = shared.handle.clone() {
             if !shared.access.has_token() {
                 tracing::info!(

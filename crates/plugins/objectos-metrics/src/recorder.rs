@@ -100,6 +100,57 @@ fn describe() {
         Unit::Seconds,
         "Seconds since the metrics plugin started."
     );
+    describe_histogram!(
+        names::DATA_POOL_WAIT,
+        Unit::Seconds,
+        "Time a write waited for a database connection, by pool."
+    );
+    describe_gauge!(
+        names::EVENTS_QUEUE_DEPTH,
+        Unit::Count,
+        "Events queued for asynchronous subscribers."
+    );
+    describe_counter!(
+        names::EVENTS_DEAD_LETTERS,
+        Unit::Count,
+        "Events sent to the dead-letter store."
+    );
+    describe_counter!(
+        names::PERMISSIONS_DECISIONS,
+        Unit::Count,
+        "Object permission decisions, by operation and decision."
+    );
+    describe_counter!(
+        names::PERMISSIONS_CACHE_HITS,
+        Unit::Count,
+        "Effective permissions answered from the cache."
+    );
+    describe_counter!(
+        names::PERMISSIONS_CACHE_MISSES,
+        Unit::Count,
+        "Effective permissions computed anew."
+    );
+    describe_counter!(names::AUTH_SIGN_INS, Unit::Count, "Successful sign-ins.");
+    describe_counter!(
+        names::AUTH_SIGN_IN_FAILURES,
+        Unit::Count,
+        "Failed sign-ins."
+    );
+    describe_counter!(
+        names::AUTH_LOCKOUTS,
+        Unit::Count,
+        "Emails locked after repeated failed sign-ins."
+    );
+    describe_histogram!(
+        names::AUDIT_APPEND_DURATION,
+        Unit::Seconds,
+        "Time to append one audit row, by path."
+    );
+    describe_counter!(
+        names::TRACING_SPANS_DROPPED,
+        Unit::Count,
+        "Spans dropped because the OTLP collector did not take them."
+    );
     describe_counter!(
         names::SCRAPES_REFUSED,
         Unit::Count,

@@ -437,8 +437,10 @@ impl Authz {
     ) -> Arc<Effective> {
         let key = format!("{id:?}|{tenant:?}|{roles:?}|{sets:?}");
         if let Some(hit) = self.cache.lock().get(&key) {
+            metrics::counter!("objectos_permissions_cache_hits_total").increment(1);
             return hit.clone();
         }
+        metrics::counter!("objectos_permissions_cache_misses_total").increment(1);
         let generation = self.generation.load(Ordering::Acquire);
         let model = self.model();
         let assigned = id
@@ -869,6 +871,26 @@ impl Authz {
 
     /// The permission sets and roles stored for a user in organization `org` (`None`: the
     /// assignments for contexts without a tenant).
+    /// Every user with an assignment in `org`, sorted by user id: (user id, sets, roles).
+    pub fn assignments_in(&self, org: Option<&str>) -> Vec<(String, Vec<String>, Vec<String>)> {
+        let key = org_key(org);
+        let mut out: Vec<_> = self
+            .assignments
+            .read()
+            .iter()
+            .filter(|((_, o), a)| o == key && !(a.sets.is_empty() && a.roles.is_empty()))
+            .map(|((user, _), a)| {
+                (
+                    user.clone(),
+                    a.sets.iter().cloned().collect(),
+                    a.roles.iter().cloned().collect(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     pub fn assignments_of(&self, user_id: &str, org: Option<&str>) -> (Vec<String>, Vec<String>) {
         let a = self
             .assignments

@@ -89,6 +89,13 @@ impl PermissionInterceptor {
             Operation::Update => (p.allow_edit, "edit"),
             Operation::Delete => (p.allow_delete, "delete"),
         };
+        // Labels from closed sets: the verb and the outcome, never the object or the user.
+        metrics::counter!(
+            "objectos_permissions_decisions_total",
+            "operation" => verb,
+            "decision" => if ok { "allow" } else { "deny" }
+        )
+        .increment(1);
         if ok {
             Ok(())
         } else {

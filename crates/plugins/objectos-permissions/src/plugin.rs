@@ -155,11 +155,7 @@ impl Plugin for PermissionsPlugin {
     }
 
     async fn start(&self, cx: &StartContext) -> Result<(), PluginError> {
-        let handle = cx.get_named::<DataHandle>(services::DATA)?;
-        let engine = handle
-            .engine()
-            .cloned()
-            .ok_or_else(|| PluginError::config(PLUGIN_ID, "the data engine has not started"))?;
+        let engine = DataHandle::require_engine(cx)?;
         let sources = SecuritySources::from_snapshot(&engine.metadata())
             .map_err(|e| PluginError::config(PLUGIN_ID, e))?;
         let model = SecurityModel::compile(sources, &engine.metadata())

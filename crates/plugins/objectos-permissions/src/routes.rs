@@ -62,6 +62,7 @@ enum Kind {
     Sets,
     Assign,
     Unassign,
+    Assignments,
 }
 
 /// Routes for `/api/v1/permissions` (ObjectOS paths).
@@ -77,6 +78,7 @@ pub fn objectos_router(authz: Arc<Authz>) -> Router {
         .push(Router::with_path("object/{object}").get(h(Kind::Object)))
         .push(
             Router::with_path("assignments")
+                .get(h(Kind::Assignments))
                 .post(h(Kind::Assign))
                 .delete(h(Kind::Unassign)),
         )
@@ -86,6 +88,20 @@ fn check_body() -> Value {
     json!({ "type": "object", "required": ["object", "action"], "properties": {
         "object": { "type": "string" }, "action": { "type": "string" },
         "recordId": { "type": "string" }, "field": { "type": "string" } } })
+}
+
+/// Refuses (403) a caller that is neither an administrator nor the system.
+fn require_admin(cx: &OpContext, message: &str) -> Result<(), HttpError> {
+    if matches!(
+        cx.principal,
+        Principal::System { .. } | Principal::User { is_admin: true, .. }
+    ) {
+        return Ok(());
+    }
+    Err(HttpError::data(DataError::Forbidden {
+        object: String::new(),
+        message: message.to_owned(),
+    }))
 }
 
 /// The operations of [`objectos_router`], for the OpenAPI document (kept next to it so both
@@ -105,6 +121,10 @@ pub fn objectos_operations() -> Vec<RouteOperation> {
         ),
         RouteOperation::get("sets", "The permission sets defined in metadata"),
         RouteOperation::get("object/{object}", "The caller's permissions on one object"),
+        RouteOperation::get(
+            "assignments",
+            "Who has which permission sets and roles in the caller's organization (administrators; query: userId)",
+        ),
         RouteOperation::post(
             "assignments",
             "Assign a permission set or role to a user (administrators)",
@@ -177,17 +197,22 @@ impl Routes {
                 sets.sort_by(|a, b| a.name.cmp(&b.name));
                 Ok(json!({"sets": sets}))
             }
+            Kind::Assignments => {
+                require_admin(&cx, "Only administrators may list permission assignments")?;
+                let only = req.query::<String>("userId").filter(|u| !u.is_empty());
+                let list: Vec<Value> = self
+                    .authz
+                    .assignments_in(cx.tenant.as_deref())
+                    .into_iter()
+                    .filter(|(user, _, _)| only.as_ref().is_none_or(|u| u == user))
+                    .map(|(user, sets, roles)| {
+                        json!({"userId": user, "permissionSets": sets, "roles": roles})
+                    })
+                    .collect();
+                Ok(json!({"organizationId": cx.tenant, "assignments": list}))
+            }
             Kind::Assign | Kind::Unassign => {
-                let admin = matches!(
-                    cx.principal,
-                    Principal::System { .. } | Principal::User { is_admin: true, .. }
-                );
-                if !admin {
-                    return Err(HttpError::data(DataError::Forbidden {
-                        object: String::new(),
-                        message: "Only administrators may change permission assignments".to_owned(),
-                    }));
-                }
+                require_admin(&cx, "Only administrators may change permission assignments")?;
                 let b = body(req).await?;
                 let user = b
                     .get("userId")

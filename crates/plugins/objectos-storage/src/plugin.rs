@@ -1,7 +1,8 @@
 //! The kernel plugin `com.objectos.storage`.
 //!
 //! `init` reads the settings, makes the URL signer, registers the [`StorageService`] as the
-//! `file-storage` service (`dyn BlobStore`), and contributes the schema and the routes. `start`
+//! `file-storage` service (`dyn BlobStore`), and contributes the schema, the routes and the
+//! interceptor that checks file ids written into records ([`FileFieldGuard`]). `start`
 //! opens the backend, takes the data engine and, when present, the permissions plugin's
 //! `Authorizer`, and starts the cleanup of expired uploads: a job on the job queue when the
 //! jobs plugin runs, else a timer task of its own.
@@ -9,9 +10,9 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use objectos_data::DataHandle;
+use objectos_data::{DataHandle, InterceptorContribution};
 use objectos_kernel::contracts::{
-    Authorizer, BlobStore, BuiltinSchedule, JobFailure, JobQueue, handler_fn,
+    Authorizer, BlobStore, JobFailure, JobQueue, Periodic, run_every,
 };
 use objectos_kernel::{InitContext, Plugin, PluginError, StartContext, StopContext, async_trait};
 use objectos_spec::PluginManifest;
@@ -19,6 +20,7 @@ use objectos_spec::manifest::services;
 use objectos_spec::settings::{PluginSettings, format_path};
 
 use crate::config::{BackendKind, StorageSettings};
+use crate::guard::FileFieldGuard;
 use crate::local::LocalBlobStore;
 use crate::service::{Started, StorageService};
 use crate::sign::Signer;
@@ -32,7 +34,7 @@ pub const CLEANUP_HANDLER: &str = "storage.cleanup";
 pub struct StoragePlugin {
     pub settings: StorageSettings,
     service: Arc<OnceLock<Arc<StorageService>>>,
-    cleanup: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    cleanup: Mutex<Periodic>,
 }
 
 impl StoragePlugin {
@@ -120,6 +122,10 @@ impl Plugin for StoragePlugin {
         cx.register::<dyn BlobStore>(SERVICE, service.clone())?;
         cx.contribute(schema())?;
         cx.contribute(routes::contribution(service.clone()))?;
+        // Installed by the data plugin before any request: no record write escapes it.
+        cx.contribute(InterceptorContribution(Arc::new(FileFieldGuard::new(
+            Arc::downgrade(&service),
+        ))))?;
         let _ = self.service.set(service);
         Ok(())
     }
@@ -130,13 +136,7 @@ impl Plugin for StoragePlugin {
             .get()
             .ok_or_else(|| PluginError::msg("start called before init"))?
             .clone();
-        let engine = cx
-            .get_named::<DataHandle>(services::DATA)?
-            .engine()
-            .cloned()
-            .ok_or_else(|| {
-                PluginError::msg("the data engine is not open; the data plugin must start first")
-            })?;
+        let engine = DataHandle::require_engine(cx)?;
         let blobs = open_backend(service.settings()).await?;
         let authorizer = cx.get_named::<dyn Authorizer>(services::PERMISSIONS).ok();
         if authorizer.is_none() {
@@ -151,67 +151,35 @@ impl Plugin for StoragePlugin {
             authorizer,
         });
         let every = Duration::from_secs(service.settings().cleanup_interval_seconds);
-        match cx.get_named::<dyn JobQueue>(services::JOB) {
-            Ok(queue) => {
-                let s = service.clone();
-                let handler = handler_fn(move |_cx| {
-                    let s = s.clone();
-                    async move {
-                        s.cleanup_expired()
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| JobFailure::retry(e.to_string()))
+        let queue = cx.get_named::<dyn JobQueue>(services::JOB).ok();
+        let s = service.clone();
+        let periodic = run_every(queue.as_ref(), CLEANUP_HANDLER, every, move || {
+            let s = s.clone();
+            async move {
+                match s.cleanup_expired().await {
+                    Ok(0) => Ok(()),
+                    Ok(n) => {
+                        tracing::info!(
+                            plugin = PLUGIN_ID,
+                            sessions = n,
+                            "Expired uploads removed."
+                        );
+                        Ok(())
                     }
-                });
-                let installed = queue
-                    .register_handler(CLEANUP_HANDLER, handler)
-                    .and_then(|()| {
-                        queue.schedule(BuiltinSchedule {
-                            name: CLEANUP_HANDLER.into(),
-                            handler: CLEANUP_HANDLER.into(),
-                            every,
-                            payload: serde_json::Value::Null,
-                        })
-                    });
-                installed.map_err(|e| PluginError::Startup {
-                    plugin: PLUGIN_ID.to_owned(),
-                    message: format!("cannot schedule the upload cleanup: {e}"),
-                })?;
-            }
-            Err(_) => {
-                let s = service.clone();
-                let task = tokio::spawn(async move {
-                    let mut tick = tokio::time::interval(every);
-                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    loop {
-                        tick.tick().await;
-                        match s.cleanup_expired().await {
-                            Ok(0) => {}
-                            Ok(n) => tracing::info!(
-                                plugin = PLUGIN_ID,
-                                sessions = n,
-                                "Expired uploads removed."
-                            ),
-                            Err(e) => {
-                                tracing::warn!(plugin = PLUGIN_ID, error = %e, "Upload cleanup failed; retrying at the next tick.")
-                            }
-                        }
-                    }
-                });
-                if let Ok(mut slot) = self.cleanup.lock() {
-                    *slot = Some(task);
+                    Err(e) => Err(JobFailure::retry(e.to_string())),
                 }
             }
+        });
+        if let Ok(mut slot) = self.cleanup.lock() {
+            *slot = periodic;
         }
         tracing::info!(plugin = PLUGIN_ID, backend = %service.backend(), "Plugin started.");
         Ok(())
     }
 
     async fn destroy(&self, _cx: &StopContext) -> Result<(), PluginError> {
-        if let Ok(mut slot) = self.cleanup.lock()
-            && let Some(task) = slot.take()
-        {
-            task.abort();
+        if let Ok(mut slot) = self.cleanup.lock() {
+            slot.stop();
         }
         Ok(())
     }

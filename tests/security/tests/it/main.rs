@@ -16,6 +16,8 @@ mod crm;
 mod csrf;
 mod fields;
 mod injection;
+mod jobs;
+mod mail;
 mod nul;
 mod object_perms;
 mod observability;
@@ -188,6 +190,35 @@ async fn two_nodes_on_redis_share_events_and_session_revocations() {
     cluster::revocation_over_redis(&pair, &owner).await;
 }
 
+/// Two nodes on one PostgreSQL schema with the embedded job queue: a schedule ticks once per
+/// second across both, 1,000 jobs enqueued through both complete once each, and a node killed
+/// mid-run loses none of its jobs.
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(not(objectos_pg), ignore = "needs OBJECTOS_TEST_POSTGRES_URL")]
+async fn two_nodes_run_each_tick_and_job_once_and_survive_a_killed_node_embedded() {
+    let pg = std::env::var("OBJECTOS_TEST_POSTGRES_URL").unwrap();
+    jobs::two_nodes(&pg, jobs::JobBackend::Embedded).await;
+}
+
+/// The same through RabbitMQ (`jobs.backend: rabbitmq`, `OBJECTOS_TEST_AMQP_URL`).
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(
+    not(all(objectos_pg, objectos_amqp)),
+    ignore = "needs OBJECTOS_TEST_POSTGRES_URL and OBJECTOS_TEST_AMQP_URL"
+)]
+async fn two_nodes_run_each_tick_and_job_once_and_survive_a_killed_node_rabbitmq() {
+    let pg = std::env::var("OBJECTOS_TEST_POSTGRES_URL").unwrap();
+    let amqp = std::env::var("OBJECTOS_TEST_AMQP_URL").unwrap();
+    jobs::two_nodes(&pg, jobs::JobBackend::Rabbitmq(amqp)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_cannot_read_or_manage_job_runs() {
+    for b in backends() {
+        jobs::members_cannot_read_job_runs(&b).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_self_made_organization_cannot_pre_hijack_an_invited_account() {
     for b in backends() {
@@ -199,5 +230,12 @@ async fn a_self_made_organization_cannot_pre_hijack_an_invited_account() {
 async fn a_self_made_organization_cannot_tell_which_addresses_have_accounts() {
     for b in backends() {
         prehijack::enumeration(&b).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forgotten_password_is_reset_from_the_mail_an_smtp_server_received() {
+    for b in backends() {
+        mail::password_reset_by_mail(&b).await;
     }
 }

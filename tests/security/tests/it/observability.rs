@@ -2,7 +2,8 @@
 //! scrape without the metrics token (401) and, with it, count a signed-in workload by route
 //! template (never a record id); `/health` reports the database as a timed, required backend;
 //! with `OBJECTOS_LOG_FORMAT=json` every log line is one JSON object, and the lines a request
-//! writes carry its request id.
+//! writes carry its request id and, with `metrics.tracing` on, the trace id of the client's
+//! `traceparent`. The collector configured here is not there: requests are answered all the same.
 
 use serde_json::{Value, json};
 
@@ -27,11 +28,24 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// The trace a client continues in the traced requests below.
+const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+
 pub(crate) async fn run(b: &Backend) {
+    // Tracing on, towards a port where nothing listens (free a moment ago).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        "{}metrics:\n  tracing:\n    enabled: true\n    endpoint: http://127.0.0.1:{closed}\n    timeoutSeconds: 1\n",
+        crate::support::CONFIG
+    );
     let srv = Server::start_with(
         b,
         &fixture_app(),
-        crate::support::CONFIG,
+        &config,
         None,
         &[
             ("OBJECTOS_LOG_FORMAT", "json"),
@@ -84,12 +98,31 @@ pub(crate) async fn run(b: &Backend) {
                 &[
                     ("authorization", &format!("Bearer {}", owner.token)),
                     ("x-request-id", traced),
+                    ("traceparent", &format!("00-{TRACE_ID}-b7ad6b7169203331-01")),
                 ],
                 None,
             )
             .await;
         assert_eq!(r.status, 200, "[{label}] {}", r.text);
     }
+    // Failed sign-ins and a lockout: an unknown email, as many wrong attempts as
+    // `lockout.maxFailedAttempts` (3) allows.
+    for _ in 0..3 {
+        let r = api
+            .post(
+                "/api/v1/auth/sign-in/email",
+                None,
+                json!({"email": "nobody-obs@example.com", "password": "Wrong-Pw-1234"}),
+            )
+            .await;
+        assert!(r.status >= 400 && r.status < 500, "[{label}] {}", r.text);
+    }
+    // A member is no administrator: reading a memo takes a permission decision.
+    let member = srv.sign_up("obsmember", "Obs-Member-Pw-1234").await;
+    let r = api
+        .get(&format!("/api/v1/data/memo/{id}"), member.t())
+        .await;
+    assert!(r.status < 500, "[{label}] {}", r.text);
     let after = api
         .send("GET", "/metrics", &[("authorization", &bearer)], None)
         .await
@@ -112,6 +145,40 @@ pub(crate) async fn run(b: &Backend) {
         "[{label}] {after}"
     );
     assert!(!after.contains(&id), "[{label}] a record id became a label");
+    let moved = |name: &str, labels: &[(&str, &str)]| {
+        sample(&after, name, labels) - sample(&before, name, labels)
+    };
+    assert_eq!(
+        moved("objectos_auth_sign_in_failures_total", &[]),
+        3.0,
+        "[{label}] {after}"
+    );
+    assert_eq!(
+        moved("objectos_auth_lockouts_total", &[]),
+        1.0,
+        "[{label}] {after}"
+    );
+    assert_eq!(
+        moved(
+            "objectos_permissions_decisions_total",
+            &[("operation", "read")]
+        ),
+        1.0,
+        "[{label}] {after}"
+    );
+    assert!(
+        moved("objectos_permissions_cache_hits_total", &[])
+            + moved("objectos_permissions_cache_misses_total", &[])
+            >= 1.0,
+        "[{label}] {after}"
+    );
+    assert!(
+        moved(
+            "objectos_audit_append_duration_seconds_count",
+            &[("path", "write")]
+        ) >= 1.0,
+        "[{label}] {after}"
+    );
 
     // The database as a backend of the data plugin's health, timed.
     let health = api.get("/health", None).await;
@@ -139,6 +206,10 @@ pub(crate) async fn run(b: &Backend) {
             .unwrap_or_else(|e| panic!("[{label}] not a JSON log line ({e}): {line}"));
         if v["span"]["request_id"] == traced {
             of_request += 1;
+            assert_eq!(
+                v["span"]["trace_id"], TRACE_ID,
+                "[{label}] a line of the traced request without its trace id: {line}"
+            );
         }
     }
     assert!(

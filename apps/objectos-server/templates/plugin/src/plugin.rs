@@ -8,7 +8,6 @@ use std::sync::{Arc, OnceLock};
 
 use objectos_data::{DataEngine, DataHandle};
 use objectos_kernel::{InitContext, Plugin, PluginError, StartContext, async_trait};
-use objectos_spec::manifest::services;
 use objectos_spec::settings::{PluginSettings, format_path};
 use objectos_spec::{Event, PluginManifest};
 use serde::Serialize;
@@ -124,13 +123,7 @@ impl Plugin for {{Pascal}}Plugin {
             .service
             .get()
             .ok_or_else(|| PluginError::msg("start called before init"))?;
-        let engine = cx
-            .get_named::<DataHandle>(services::DATA)?
-            .engine()
-            .cloned()
-            .ok_or_else(|| {
-                PluginError::msg("the data engine is not open; the data plugin must start first")
-            })?;
+        let engine = DataHandle::require_engine(cx)?;
         let items = engine.metadata().items(KIND).len();
         let _ = service.engine.set(engine);
         tracing::info!(plugin = PLUGIN_ID, items, "Plugin started.");

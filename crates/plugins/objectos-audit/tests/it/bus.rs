@@ -15,7 +15,7 @@ fn event(name: &str, payload: Value) -> Event {
         name: name.into(),
         payload,
         metadata: EventMetadata {
-            source: "com.example.audittest".into(),
+            source: objectos_testkit::TEST_PLUGIN_ID.into(),
             timestamp: chrono::Utc::now(),
             ..EventMetadata::default()
         },

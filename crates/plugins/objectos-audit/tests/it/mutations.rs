@@ -264,7 +264,7 @@ async fn http_writes_carry_ip_user_agent_and_request_id() {
     let ev = all_events(&h).await.pop().unwrap();
     assert_eq!(ev.actor.id.as_deref(), Some("carol"));
     assert_eq!(ev.actor.ip_address.as_deref(), Some("127.0.0.1"));
-    assert_eq!(ev.actor.user_agent.as_deref(), Some("audit-test/1.0"));
+    assert_eq!(ev.actor.user_agent.as_deref(), Some("objectos-testkit/1.0"));
     assert_eq!(ev.request_id.as_deref(), Some("rid-42"));
     h.stop().await;
 }

@@ -32,6 +32,7 @@ async fn routes_scenario(h: &Harness) {
         "/api/v1/audit/export?format=csv",
         "/api/v1/audit/trail/task/x",
         "/api/v1/audit/history/task/x",
+        "/api/v1/audit/verify",
     ] {
         let (s, body) = h.http("GET", path, &[], None).await;
         assert_eq!(s, 401, "{path}: {body}");
@@ -186,6 +187,12 @@ async fn routes_scenario(h: &Harness) {
         .http("GET", "/api/v1/audit/export?format=xml", ADMIN, None)
         .await;
     assert_eq!(s, 400, "{body}");
+
+    // Chain verification: every chain, intact.
+    let v = h.get_json("/api/v1/audit/verify", ADMIN).await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["events"], 7, "{v}");
+    assert_eq!(v["broken"], json!([]));
 
     // A caller bound to a tenant sees only that tenant.
     e.create(

@@ -26,8 +26,9 @@ impl AuthService {
         let id = uuid::Uuid::now_v7().simple().to_string();
         let now = ms(self.now());
         let expires = now + minutes(self.inner.config.session_policy.absolute_timeout);
+        // A fresh random token: no cached resolution can be about it (misses are not cached).
         self.db()
-            .exec(
+            .exec_uncached(
                 r#"INSERT INTO "_objectos_auth_session" ("id", "token_hash", "user_id", "active_org", "created_at", "last_seen_at", "expires_at", "ip", "user_agent") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
                 vec![
                     s(&id),
@@ -333,7 +334,7 @@ impl AuthService {
     /// Writes a session's activity time (see [`session_cache::activity_interval`]).
     async fn record_activity(&self, session_id: &str, now: i64) -> Result<()> {
         self.db()
-            .exec_activity(
+            .exec_uncached(
                 r#"UPDATE "_objectos_auth_session" SET "last_seen_at" = ? WHERE "id" = ?"#,
                 vec![i(now), s(session_id)],
             )

@@ -200,7 +200,7 @@ async fn sign_in_lockout_and_unlock() {
     }
     let text = serde_json::to_string(
         &*h.events
-            .lock()
+            .all()
             .iter()
             .map(|e| e.payload.clone())
             .collect::<Vec<_>>(),

@@ -124,7 +124,7 @@ async fn behind_a_trusted_proxy(h: H) {
         .error(401, "INVALID_CREDENTIALS");
     let ev = h
         .events
-        .lock()
+        .all()
         .iter()
         .rev()
         .find(|e| e.name == "auth.login_failed")

@@ -423,7 +423,7 @@ async fn oidc_sign_in_against_a_real_provider_on(idp: OidcProvider, url: String)
     let login = h.event("auth.login").await;
     let sso_login = h
         .events
-        .lock()
+        .all()
         .iter()
         .find(|e| e.name == "auth.login" && e.payload["reason"] == "sso")
         .cloned()
@@ -556,7 +556,7 @@ async fn oidc_sign_in_against_a_real_provider_on(idp: OidcProvider, url: String)
     }
     let failed = h
         .events
-        .lock()
+        .all()
         .iter()
         .any(|e| e.name == "auth.login_failed" && e.payload["reason"] == "sso_provider_error");
     assert!(failed, "{:?}", h.event_names());
@@ -591,7 +591,7 @@ async fn oidc_sign_in_against_a_real_provider_on(idp: OidcProvider, url: String)
         .error(404, "SSO_UNKNOWN_PROVIDER");
     let text = serde_json::to_string(
         &*h.events
-            .lock()
+            .all()
             .iter()
             .map(|e| e.payload.clone())
             .collect::<Vec<_>>(),
@@ -759,7 +759,7 @@ async fn oauth2_provider_and_the_linking_policy_on(idp: OidcProvider, url: Strin
         .error(409, "SSO_PROVIDER_ALREADY_LINKED");
     assert_eq!(
         h.events
-            .lock()
+            .all()
             .iter()
             .filter(|e| e.name == "auth.identity_linked")
             .count(),
@@ -878,7 +878,7 @@ async fn racing_callbacks_and_forged_answers_on(idp: OidcProvider, url: String) 
     // Four callbacks race on one state: exactly one session.
     let logins = || {
         h.events
-            .lock()
+            .all()
             .iter()
             .filter(|e| e.name == "auth.login" && e.payload["reason"] == "sso")
             .count()

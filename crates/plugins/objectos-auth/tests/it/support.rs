@@ -1,4 +1,5 @@
-//! The test harness: kernel with a manual clock, an event collector plugin, request helpers.
+//! The auth plugin on the shared test kernel (`objectos-testkit`) with a manual clock and an
+//! event collector, plus request helpers that go through the plugin's own session hoop.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -9,60 +10,19 @@ use chrono::{TimeZone, Utc};
 use objectos_auth::{
     Argon2Config, AuthConfig, AuthPlugin, LoggingMailer, RateLimitConfig, SecretKey,
 };
-use objectos_data::{DataConfig, DataHandle, DataPlugin};
 use objectos_http::{
-    ApiState, HoopContribution, HttpConfig, HttpPlugin, RouteContribution, ServiceEntry,
-    build_service,
+    ApiState, HoopContribution, HttpConfig, RouteContribution, ServiceEntry, build_service,
 };
-use objectos_kernel::{InitContext, Kernel, ManualClock, Plugin, PluginError, async_trait};
-use objectos_spec::{Event, PluginManifest, RuntimeMode};
-use parking_lot_shim::Mutex;
+use objectos_kernel::{Kernel, ManualClock};
+use objectos_spec::{Event, RuntimeMode};
+use objectos_testkit::{Events, TestKernel};
 use salvo::http::{HeaderMap, StatusCode};
 use salvo::prelude::Service;
 use salvo::test::{RequestBuilder, ResponseExt, TestClient};
 use serde_json::{Value, json};
 
-/// A tiny std-based mutex wrapper (the test binary does not depend on parking_lot).
-pub(crate) mod parking_lot_shim {
-    pub(crate) struct Mutex<T>(std::sync::Mutex<T>);
-    impl<T> Mutex<T> {
-        pub(crate) fn new(v: T) -> Self {
-            Self(std::sync::Mutex::new(v))
-        }
-        pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, T> {
-            self.0.lock().unwrap_or_else(|e| e.into_inner())
-        }
-    }
-}
-
 pub(crate) const BASE: &str = "http://127.0.0.1:5800";
 pub(crate) const PASSWORD: &str = "Bench-Passw0rd!";
-
-/// Collects every `auth.*` and `security.*` event.
-struct Collector(Arc<Mutex<Vec<Event>>>);
-
-const COLLECTOR: PluginManifest = PluginManifest {
-    permissions: &["events.subscribe"],
-    subscribes: &["auth.**", "security.**"],
-    ..PluginManifest::new("com.example.collector", "Collector", "0.1.0")
-};
-
-#[async_trait]
-impl Plugin for Collector {
-    fn manifest(&self) -> &PluginManifest {
-        &COLLECTOR
-    }
-    fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
-        for p in ["auth.**", "security.**"] {
-            let sink = self.0.clone();
-            cx.subscribe_inline(p, move |e| {
-                sink.lock().push(e.clone());
-                Ok(())
-            })?;
-        }
-        Ok(())
-    }
-}
 
 pub(crate) fn test_config() -> AuthConfig {
     AuthConfig {
@@ -87,8 +47,10 @@ pub(crate) struct H {
     pub(crate) mailer: Arc<LoggingMailer>,
     /// The plugin's service cell, for tests that call the service directly.
     pub(crate) auth: objectos_auth::AuthHandle,
-    pub(crate) events: Arc<Mutex<Vec<Event>>>,
+    /// Every `auth.*` and `security.*` event.
+    pub(crate) events: Events,
     pub(crate) addr: std::net::SocketAddr,
+    tk: TestKernel,
 }
 
 #[derive(Debug)]
@@ -179,42 +141,22 @@ impl H {
         ));
         let mailer = Arc::new(LoggingMailer::new());
         let auth_handle = auth.handle();
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let http = HttpPlugin::new(HttpConfig {
-            listen: "127.0.0.1:0".into(),
-            ..HttpConfig::default()
-        });
-        let control = http.control();
-        let kernel = Kernel::builder()
+        // The plugin's own session hoop signs requests in: no `x-test-*` session here.
+        let tk = TestKernel::builder()
+            .database_url(url)
+            .include_base(true)
+            .max_connections(2)
             .mode(RuntimeMode::Test)
             .clock(clock.clone())
-            .plugin(DataPlugin::new(DataConfig {
-                database_url: url,
-                metadata_dirs: Vec::new(),
-                include_base: true,
-                max_connections: 2,
-                auto_migrate: true,
-                owned: Vec::new(),
-            }))
+            .without_session()
+            .collect("auth.**")
+            .collect("security.**")
             .plugin(auth.with_mailer(mailer.clone()))
-            .plugin(Collector(events.clone()))
-            .plugin(http)
-            .build()
-            .unwrap();
-        let kernel = Arc::new(kernel);
-        control.attach(&kernel);
-        let report = kernel.boot().await.unwrap();
-        if !report.all_started() {
-            kernel.shutdown().await;
-            return Err(format!("{report:?}"));
-        }
+            .try_boot()
+            .await?;
+        let kernel = tk.kernel.clone();
         let reg = kernel.registry();
-        let engine = reg
-            .get_named::<DataHandle>("data")
-            .unwrap()
-            .engine()
-            .cloned()
-            .unwrap();
+        let engine = tk.engine.clone();
         let routes: Vec<RouteContribution> = reg
             .contributions::<RouteContribution>()
             .unwrap()
@@ -241,51 +183,27 @@ impl H {
             })
             .build();
         let service = build_service(state, &routes, &hoops);
-        let addr = control.local_addr().unwrap();
         Ok(Self {
             kernel,
             service,
             clock,
             mailer,
             auth: auth_handle,
-            events,
-            addr,
+            events: tk.events.clone(),
+            addr: tk.addr(),
+            tk,
         })
-    }
-
-    /// The data engine (for checks of what the plugin stored).
-    pub(crate) fn engine(&self) -> objectos_data::DataEngine {
-        self.kernel
-            .registry()
-            .get_named::<DataHandle>("data")
-            .unwrap()
-            .engine()
-            .cloned()
-            .unwrap()
     }
 
     /// One text column of the first row `sql` returns (`?` placeholders on SQLite, `$n` on
     /// PostgreSQL: write the SQL without parameters).
     pub(crate) async fn sql_text(&self, sql: &str) -> Option<String> {
-        use objectos_data::store::{Sql, Store};
-        let engine = self.engine();
-        let pool = engine.pool();
-        let row = pool
-            .fetch_optional(Sql::with(pool.dialect(), sql, vec![]).unwrap())
-            .await
-            .unwrap()?;
-        row.get::<Option<String>>(0).unwrap()
+        self.tk.query_text(sql).await
     }
 
     /// Runs a statement without parameters.
     pub(crate) async fn sql_exec(&self, sql: &str) {
-        use objectos_data::store::{Sql, Store};
-        let engine = self.engine();
-        let writer = engine.writer();
-        writer
-            .execute(Sql::with(writer.dialect(), sql, vec![]).unwrap())
-            .await
-            .unwrap();
+        self.tk.exec(sql).await;
     }
 
     pub(crate) async fn send(&self, req: RequestBuilder) -> Reply {
@@ -368,17 +286,11 @@ impl H {
 
     /// Waits (bounded) until an event named `name` was delivered, and returns it.
     pub(crate) async fn event(&self, name: &str) -> Event {
-        for _ in 0..500 {
-            if let Some(e) = self.events.lock().iter().find(|e| e.name == name) {
-                return e.clone();
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("event {name} never arrived; got {:?}", self.event_names());
+        self.events.wait_for(name).await
     }
 
     pub(crate) fn event_names(&self) -> Vec<String> {
-        self.events.lock().iter().map(|e| e.name.clone()).collect()
+        self.events.names()
     }
 
     /// A GET over the real listener (for discovery as the plugin itself builds it).
@@ -401,7 +313,14 @@ impl H {
     }
 
     pub(crate) async fn stop(self) {
-        self.kernel.shutdown().await;
+        let Self {
+            kernel,
+            service,
+            tk,
+            ..
+        } = self;
+        drop((kernel, service));
+        tk.stop().await;
     }
 }
 

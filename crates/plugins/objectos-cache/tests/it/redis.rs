@@ -9,7 +9,7 @@ use std::time::Duration;
 use objectos_cache::{CacheConfig, ObjectCache};
 use objectos_kernel::contracts::{Cache, CacheState, InvalidationOrigin};
 
-use crate::support::{Relay, Seen, config, eventually, host_port, redis_url};
+use crate::support::{Relay, Seen, config, eventually, redis_url};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -196,7 +196,7 @@ async fn a_killed_subscription_resyncs_what_it_missed() {
     let cfg = config(1000);
     let url = redis_url();
     // n2 reaches Redis through a relay, so its connections can be told from everyone else's.
-    let relay = Relay::start(host_port(&url)).await;
+    let relay = Relay::start(&url, true).await;
     let n1 = node(&cfg, &url, &unique("n1")).await;
     let n2 = node(&cfg, &relay.url(), &unique("n2")).await;
     let resyncs = Arc::new(AtomicUsize::new(0));
@@ -243,7 +243,7 @@ async fn a_killed_subscription_resyncs_what_it_missed() {
 async fn a_node_cut_off_from_redis_keeps_serving_within_the_staleness_bound_and_recovers() {
     let cfg = config(400);
     let url = redis_url();
-    let relay = Relay::start(host_port(&url)).await;
+    let relay = Relay::start(&url, true).await;
     let n1 = node(&cfg, &url, &unique("n1")).await;
     // n2 reaches Redis through the relay only.
     let n2 = node(&cfg, &relay.url(), &unique("n2")).await;

@@ -1,8 +1,8 @@
-//! Test nodes (a kernel with the cluster plugin on a unique stream), an event collector, a TCP
-//! proxy that can cut a node off from Redis, and raw Redis commands for the test itself.
+//! Test nodes (a kernel with the cluster plugin on a unique stream), an event collector and raw
+//! Redis commands for the test itself; polling and the proxy that cuts a node off from Redis
+//! come from `objectos-testkit`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis;
@@ -10,7 +10,6 @@ use objectos_cluster::{ClusterPlugin, EventsSettings};
 use objectos_kernel::{ClusterSettings, Event, Kernel, SubscribeOptions};
 use objectos_spec::settings::Secret;
 use parking_lot::Mutex;
-use tokio::net::{TcpListener, TcpStream};
 
 pub(crate) fn redis_url() -> String {
     std::env::var("OBJECTOS_TEST_REDIS_URL").expect("OBJECTOS_TEST_REDIS_URL")
@@ -159,16 +158,7 @@ impl Node {
 }
 
 /// Polls `cond` every 10 ms until it holds or `limit` passes; returns whether it held.
-pub(crate) async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    cond()
-}
+pub(crate) use objectos_testkit::wait::until as eventually;
 
 /// Runs a Redis command on a fresh connection of the test itself.
 pub(crate) async fn command<T: redis::FromRedisValue>(cmd: &redis::Cmd) -> T {
@@ -200,78 +190,20 @@ pub(crate) async fn kill_clients_named(name: &str) -> usize {
     killed
 }
 
-/// A TCP proxy in front of Redis that can be switched off: while down it refuses every
-/// connection and cuts the open ones, as if Redis had gone away.
-pub(crate) struct Proxy {
-    pub(crate) url: String,
-    up: Arc<AtomicBool>,
-    generation: Arc<tokio::sync::watch::Sender<u64>>,
-    task: tokio::task::JoinHandle<()>,
-}
+/// A TCP proxy in front of Redis that can be switched off (`set_up(false)` refuses every
+/// connection and cuts the open ones, as if Redis had gone away).
+pub(crate) struct Proxy(objectos_testkit::TcpRelay);
 
 impl Proxy {
     pub(crate) async fn start(up: bool) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
-        let port = listener.local_addr().expect("addr").port();
-        let real = redis_url();
-        let (scheme, rest) = real.split_once("://").expect("redis url");
-        let (userinfo, hostpart) = match rest.rsplit_once('@') {
-            Some((u, h)) => (format!("{u}@"), h),
-            None => (String::new(), rest),
-        };
-        let (authority, path) = hostpart
-            .split_once('/')
-            .map_or((hostpart, ""), |(a, p)| (a, p));
-        let upstream = authority.to_owned();
-        let url = format!(
-            "{scheme}://{userinfo}127.0.0.1:{port}{}",
-            if path.is_empty() {
-                String::new()
-            } else {
-                format!("/{path}")
-            }
-        );
-        let up = Arc::new(AtomicBool::new(up));
-        let (gen_tx, _) = tokio::sync::watch::channel(0u64);
-        let generation = Arc::new(gen_tx);
-        let (flag, gens) = (up.clone(), generation.clone());
-        let task = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !flag.load(Ordering::SeqCst) {
-                    drop(inbound);
-                    continue;
-                }
-                let upstream = upstream.clone();
-                let mut cut = gens.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(&upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut.changed() => {}
-                    }
-                });
-            }
-        });
-        Self {
-            url,
-            up,
-            generation,
-            task,
-        }
+        Self(objectos_testkit::TcpRelay::start(&redis_url(), up).await)
+    }
+
+    pub(crate) fn url(&self) -> String {
+        self.0.url()
     }
 
     pub(crate) fn set_up(&self, up: bool) {
-        self.up.store(up, Ordering::SeqCst);
-        if !up {
-            self.generation.send_modify(|g| *g += 1);
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
+        self.0.set_up(up);
     }
 }

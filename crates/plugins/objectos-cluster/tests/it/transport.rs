@@ -96,7 +96,7 @@ async fn a_killed_connection_resumes_from_the_last_id_without_losing_events() {
 async fn redis_down_at_start_serves_locally_reports_degraded_and_recovers() {
     let stream = Stream::unique();
     let proxy = Proxy::start(false).await;
-    let a = Node::start("down-a", &proxy.url, settings(&stream)).await;
+    let a = Node::start("down-a", &proxy.url(), settings(&stream)).await;
     // The node started although Redis is unreachable, and its own events flow locally.
     let local = a.publish("test.while.down", 1).await;
     assert!(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
@@ -47,40 +47,94 @@ pub(super) async fn open(
     Ok(consumer)
 }
 
-/// Hands deliveries to job tasks until the consumer ends, which ends the session.
+/// Hands deliveries to job tasks until the consumer ends, which ends the session. The
+/// deliveries already waiting when one arrives (up to the prefetch) go together, so their rows
+/// are claimed in one statement instead of one each.
 pub(super) async fn run(
     shared: Arc<Shared>,
     queue: String,
     mut consumer: Consumer,
     retry: Channel,
+    prefetch: u16,
 ) -> Result<(), SessionEnd> {
-    while let Some(delivery) = consumer.next().await {
-        let delivery = delivery?;
-        let task = handle(Arc::clone(&shared), queue.clone(), delivery, retry.clone());
+    let max = usize::from(prefetch.max(1));
+    while let Some(first) = consumer.next().await {
+        let mut batch = vec![first?];
+        while batch.len() < max {
+            match consumer.next().now_or_never() {
+                Some(Some(delivery)) => batch.push(delivery?),
+                Some(None) | None => break,
+            }
+        }
+        let task = handle(Arc::clone(&shared), queue.clone(), batch, retry.clone());
         shared.spawn_job(task);
     }
     Err(SessionEnd::Closed("a RabbitMQ consumer was cancelled"))
 }
 
-async fn handle(shared: Arc<Shared>, queue: String, delivery: Delivery, retry: Channel) {
-    let Ok(body) = serde_json::from_slice::<Body>(&delivery.data) else {
-        // Not one of ours: keep it for an operator instead of redelivering it forever.
-        tracing::warn!(queue = %queue, "jobs: rejected an unreadable RabbitMQ message into the dead letters");
-        reject(&shared, &delivery).await;
+/// Claims a batch's rows, then finishes each delivery in its own task so a slow job holds
+/// only its own message.
+async fn handle(shared: Arc<Shared>, queue: String, deliveries: Vec<Delivery>, retry: Channel) {
+    let mut jobs = Vec::with_capacity(deliveries.len());
+    let mut kept = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        let Ok(body) = serde_json::from_slice::<Body>(&delivery.data) else {
+            // Not one of ours: keep it for an operator instead of redelivering it forever.
+            tracing::warn!(queue = %queue, "jobs: rejected an unreadable RabbitMQ message into the dead letters");
+            reject(&shared, &delivery).await;
+            continue;
+        };
+        jobs.push(Delivered {
+            id: body.id,
+            queue: body.queue,
+            redelivered: delivery.redelivered,
+        });
+        kept.push(delivery);
+    }
+    if jobs.is_empty() {
         return;
+    }
+    let runs = match shared.table.take(jobs.clone()).await {
+        Ok(runs) if runs.len() == jobs.len() => runs,
+        Ok(_) => {
+            tracing::warn!(queue = %queue, "jobs: the job table answered a batch of deliveries with the wrong count; trying again shortly");
+            Vec::new()
+        }
+        Err(error) => {
+            tracing::warn!(queue = %queue, %error, "jobs: could not claim delivered jobs; trying again shortly");
+            Vec::new()
+        }
     };
-    let job = Delivered {
-        id: body.id,
-        queue: body.queue,
-        redelivered: delivery.redelivered,
-    };
-    match shared.table.run(&job).await {
-        Ok(Outcome::Done) => ack(&shared, &delivery).await,
-        Ok(Outcome::RetryAfter(delay)) => later(&shared, &retry, &job, &delivery, delay).await,
-        Ok(Outcome::DeadLetter) => reject(&shared, &delivery).await,
+    if runs.is_empty() {
+        for (job, delivery) in jobs.iter().zip(&kept) {
+            later(&shared, &retry, job, delivery, TABLE_RETRY).await;
+        }
+        return;
+    }
+    for ((run, job), delivery) in runs.into_iter().zip(jobs).zip(kept) {
+        let shared2 = Arc::clone(&shared);
+        let retry = retry.clone();
+        shared.spawn_job(async move {
+            finish(&shared2, &retry, &job, &delivery, run.await).await;
+        });
+    }
+}
+
+/// Acknowledges, delays or rejects one delivery by what became of its job.
+async fn finish(
+    shared: &Shared,
+    retry: &Channel,
+    job: &Delivered,
+    delivery: &Delivery,
+    outcome: Result<Outcome, crate::error::JobsError>,
+) {
+    match outcome {
+        Ok(Outcome::Done) => ack(shared, delivery).await,
+        Ok(Outcome::RetryAfter(delay)) => later(shared, retry, job, delivery, delay).await,
+        Ok(Outcome::DeadLetter) => reject(shared, delivery).await,
         Err(error) => {
             tracing::warn!(job = %job.id, %error, "jobs: could not run a delivered job; trying again shortly");
-            later(&shared, &retry, &job, &delivery, TABLE_RETRY).await;
+            later(shared, retry, job, delivery, TABLE_RETRY).await;
         }
     }
 }

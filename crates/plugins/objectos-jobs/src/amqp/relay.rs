@@ -77,12 +77,14 @@ async fn publish_batch(
 ) -> Result<(), SessionEnd> {
     let exchange = short(&shared.topology.work_exchange());
     let mut pending = Vec::with_capacity(rows.len());
+    let mut unsent = Vec::new();
     for row in rows {
         if !declared.contains(&row.queue) {
             // A queue no node consumes yet: declare it so the message waits there instead of
             // being returned as unroutable.
             if let Err(error) = shared.topology.work_queue(&row.queue) {
                 tracing::warn!(job = %row.id, %error, "jobs: job left unpublished");
+                unsent.push(row.id);
                 continue;
             }
             shared
@@ -96,6 +98,7 @@ async fn publish_batch(
             queue: row.queue.clone(),
         };
         let Ok(payload) = serde_json::to_vec(&body) else {
+            unsent.push(row.id);
             continue;
         };
         let max = i32::from(shared.topology.max_priority());
@@ -120,7 +123,13 @@ async fn publish_batch(
         // A nack or a returned message leaves the row unpublished for the next round.
         if confirmation.is_ack() && confirmation.take_message().is_none() {
             confirmed.push(id);
+        } else {
+            unsent.push(id);
         }
+    }
+    if let Err(error) = shared.table.release_unpublished(&unsent).await {
+        // Their holds expire instead; the rows go out a little later.
+        tracing::debug!(%error, count = unsent.len(), "jobs: could not release unpublished jobs");
     }
     if confirmed.is_empty() {
         return Ok(());

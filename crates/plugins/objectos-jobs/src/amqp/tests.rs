@@ -120,7 +120,7 @@ enum Handler {
 }
 
 /// One node's view of the table: the shared rows and this node's handler.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Node {
     table: Arc<Table>,
     handler: Handler,
@@ -160,6 +160,30 @@ impl JobRows for Node {
         Ok(())
     }
 
+    async fn release_unpublished(&self, ids: &[String]) -> Result<(), JobsError> {
+        let mut rows = self.table.rows.lock();
+        for id in ids {
+            if let Some(row) = rows.get_mut(id) {
+                row.relaying_until = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn take(&self, jobs: Vec<Delivered>) -> Result<Vec<JobRun>, JobsError> {
+        Ok(jobs
+            .into_iter()
+            .map(|job| {
+                let node = self.clone();
+                let run: JobRun = Box::pin(async move { node.run(&job).await });
+                run
+            })
+            .collect())
+    }
+}
+
+impl Node {
+    /// Claims, runs and records one job, like the plugin's table does for a batch.
     async fn run(&self, job: &Delivered) -> Result<Outcome, JobsError> {
         let now = Instant::now();
         let attempt = {

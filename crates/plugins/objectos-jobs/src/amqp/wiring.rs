@@ -1,8 +1,10 @@
 //! The RabbitMQ backend as the plugin's [`Delivery`] (`jobs.backend: rabbitmq`): its settings
 //! (`jobs.rabbitmq`, the URL from `cluster.amqpUrl`), and the job table seen through
-//! [`JobRows`]: the relay reads `JobTable::unrelayed`, consumers claim with
-//! `JobTable::claim_id` and run through [`Core::run_claimed`].
+//! [`JobRows`]: the relay takes rows with `JobTable::take_unrelayed`, consumers claim a batch
+//! of deliveries with `JobTable::claim_ids` and run each through
+//! [`Core::run_claimed_recorded`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,11 +20,16 @@ use serde::{Deserialize, Serialize};
 use super::topology::Topology;
 use super::{
     AmqpBackend, AmqpQueue, AmqpSettings, AmqpState, AmqpStatus, DEFAULT_MAX_PRIORITY,
-    DEFAULT_PREFIX, Delivered, JobRows, Outcome, Outgoing,
+    DEFAULT_PREFIX, Delivered, JobRows, JobRun, Outcome, Outgoing,
 };
 use crate::core::{self, Core};
 use crate::delivery::Delivery;
 use crate::error::{JobsError, Result};
+use crate::table::Claimed;
+
+/// How long a relay's in-flight mark keeps other relays off a row it is publishing; a relay
+/// that dies mid-publish delays its rows by at most this.
+const RELAY_HOLD_MS: i64 = 15_000;
 
 /// How long stop waits for jobs running on this node before leaving them to redelivery.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -204,7 +211,11 @@ struct CoreRows {
 impl JobRows for CoreRows {
     async fn unpublished(&self, limit: usize) -> Result<Vec<Outgoing>> {
         let limit = u32::try_from(limit).unwrap_or(u32::MAX);
-        let rows = self.core.table().unrelayed(limit).await?;
+        let rows = self
+            .core
+            .table()
+            .take_unrelayed(limit, RELAY_HOLD_MS)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(id, queue, priority)| Outgoing {
@@ -219,32 +230,54 @@ impl JobRows for CoreRows {
         self.core.table().mark_relayed(ids).await
     }
 
-    async fn run(&self, job: &Delivered) -> Result<Outcome> {
-        let table = self.core.table();
-        let claimed = table
-            .claim_id(&job.id, self.core.worker(), self.core.lease_until())
+    async fn release_unpublished(&self, ids: &[String]) -> Result<()> {
+        self.core.table().release_relayed(ids).await
+    }
+
+    async fn take(&self, jobs: Vec<Delivered>) -> Result<Vec<JobRun>> {
+        let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+        let claimed = self
+            .core
+            .table()
+            .claim_ids(&ids, self.core.worker(), self.core.lease_until())
             .await?;
-        let Some(claimed) = claimed else {
-            return self.unclaimable(job).await;
-        };
-        Ok(match self.core.run_claimed(claimed).await {
-            // A completion is written in the next batch: until then the row stays running
-            // under this node's lease, and if the node dies first the lease expires and the
-            // maintenance loop hands the row to a relay again; so acknowledging now loses
-            // nothing.
+        let mut claimed: HashMap<String, Claimed> =
+            claimed.into_iter().map(|c| (c.id.clone(), c)).collect();
+        Ok(jobs
+            .into_iter()
+            .map(|job| {
+                let rows = CoreRows {
+                    core: Arc::clone(&self.core),
+                };
+                let run: JobRun = match claimed.remove(&job.id) {
+                    Some(claimed) => Box::pin(async move { rows.run(&job, claimed).await }),
+                    None => Box::pin(async move { rows.unclaimable(&job).await }),
+                };
+                run
+            })
+            .collect())
+    }
+}
+
+impl CoreRows {
+    /// Runs a claimed job; returns once its outcome is in the table.
+    async fn run(&self, job: &Delivered, claimed: Claimed) -> Result<Outcome> {
+        Ok(match self.core.run_claimed_recorded(claimed).await {
+            // The row says `completed` now. `Lost`: the row is no longer this worker's, or its
+            // outcome could not be written; either way the lease brings it back if it needs
+            // another run, not this message.
             core::Outcome::Completed | core::Outcome::Lost => Outcome::Done,
             core::Outcome::Failed(JobStatus::Dead) => Outcome::DeadLetter,
             core::Outcome::Failed(JobStatus::Scheduled) => self.unclaimable(job).await?,
             core::Outcome::Failed(_) => Outcome::Done,
         })
     }
-}
 
-impl CoreRows {
     /// The delivery could not claim the row: a retry or delayed job not due yet goes through a
-    /// delay tier; anything else (running elsewhere, finished, cancelled, gone) is a duplicate
-    /// to drop. A row running under a dead worker's lease comes back through the maintenance
-    /// loop (lease expiry clears its relay mark) rather than through this message.
+    /// delay tier; so does a redelivered message whose row another worker still leases (that
+    /// worker's connection died with the message unacknowledged: it may be dead too, and once
+    /// its lease runs out the claim takes the row over). Anything else (finished, cancelled,
+    /// gone, or a duplicate publish of a running job) is dropped.
     async fn unclaimable(&self, job: &Delivered) -> Result<Outcome> {
         let Some(info) = self.core.table().get(&job.id).await? else {
             return Ok(Outcome::Done);
@@ -253,6 +286,11 @@ impl CoreRows {
         Ok(match info.status {
             JobStatus::Scheduled | JobStatus::Pending if !due_in.is_zero() => {
                 Outcome::RetryAfter(due_in)
+            }
+            JobStatus::Running
+                if job.redelivered && info.worker.as_deref() != Some(self.core.worker()) =>
+            {
+                Outcome::RetryAfter(self.core.settings().lease())
             }
             // Due, yet not claimable a moment ago: another consumer claimed it in between.
             _ => Outcome::Done,

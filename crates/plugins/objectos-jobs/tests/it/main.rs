@@ -33,6 +33,8 @@ macro_rules! on_both {
 #[cfg(test)]
 mod amqp;
 #[cfg(test)]
+mod http;
+#[cfg(test)]
 mod queue;
 #[cfg(test)]
 mod routes;

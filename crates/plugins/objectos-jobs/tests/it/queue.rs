@@ -452,6 +452,7 @@ async fn lease_expiry_redelivers(url: &str) {
         idempotency_key: None,
         schedule: None,
         run_at_ms: now_ms(),
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
     };
     table
         .insert_rows(&h.engine.writer(), std::slice::from_ref(&job))
@@ -462,6 +463,8 @@ async fn lease_expiry_redelivers(url: &str) {
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
+    // The enqueuer's trace context comes back with every claim of the row.
+    assert_eq!(claimed[0].traceparent, job.traceparent);
     assert_eq!(
         h.queue.get(&job.id).await.unwrap().unwrap().status,
         JobStatus::Running

@@ -3,7 +3,7 @@
 
 use objectos_metrics::MetricsConfig;
 use objectos_metrics::names;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::{Harness, SERIAL, TOKEN};
 
@@ -151,6 +151,9 @@ async fn a_workload_moves_the_counters_by_its_own_amounts() {
         after.text
     );
     assert_eq!(delta(&ops, &[("operation", "get")]), 7.0, "{}", after.text);
+    // Each create waited once for the writer (SQLite's single writer here).
+    let waits = format!("{}_count", names::DATA_POOL_WAIT);
+    assert_eq!(delta(&waits, &[("pool", "write")]), 3.0, "{}", after.text);
     // Route templates only: no record id ever becomes a label.
     for id in &ids {
         assert!(!after.text.contains(id.as_str()), "{id} in {}", after.text);
@@ -182,5 +185,86 @@ async fn a_workload_moves_the_counters_by_its_own_amounts() {
     assert!(after.has(names::DATA_POOL_MAX), "{}", after.text);
     assert!(after.has(names::DATA_OUTBOX_BACKLOG), "{}", after.text);
     assert!(after.has(names::HTTP_IN_FLIGHT), "{}", after.text);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_event_bus_queue_and_its_dead_letters_are_scraped() {
+    use std::sync::Arc;
+
+    use objectos_kernel::{PluginError, RetryPolicy, SubscribeOptions, new_event};
+
+    let _turn = SERIAL.lock().await;
+    let h = Harness::with_token().await;
+    let bus = h.kernel.bus().clone();
+    // A subscriber that holds its first event until released, so later ones stay queued.
+    let entered = Arc::new(tokio::sync::Semaphore::new(0));
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let (e, r) = (entered.clone(), release.clone());
+    bus.subscribe(
+        "metrics-test",
+        "test.slow",
+        move |_event| {
+            let (e, r) = (e.clone(), r.clone());
+            async move {
+                e.add_permits(1);
+                r.acquire().await.map(|p| p.forget()).ok();
+                Ok(())
+            }
+        },
+        SubscribeOptions::default(),
+    )
+    .unwrap();
+    // And one that always fails, without retries: each event becomes a dead letter.
+    bus.subscribe_inline(
+        "metrics-test",
+        "test.fails",
+        |_| Err(PluginError::msg("always fails")),
+        SubscribeOptions {
+            retry: RetryPolicy::none(),
+            ..SubscribeOptions::default()
+        },
+    )
+    .unwrap();
+    let before = h.scrape().await;
+    assert_eq!(
+        before.sum(names::EVENTS_QUEUE_DEPTH, &[]),
+        0.0,
+        "{}",
+        before.text
+    );
+
+    bus.publish(new_event("test.slow", "test", json!({})))
+        .await
+        .unwrap();
+    entered.acquire().await.unwrap().forget();
+    for _ in 0..2 {
+        bus.publish(new_event("test.slow", "test", json!({})))
+            .await
+            .unwrap();
+    }
+    for _ in 0..3 {
+        bus.publish(new_event("test.fails", "test", json!({})))
+            .await
+            .unwrap();
+    }
+    // Polled, not timed: the failing subscriber's task hands each event on in its own time.
+    while bus.dead_letters().len().await < 3 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let during = h.scrape().await;
+    assert_eq!(
+        during.sum(names::EVENTS_QUEUE_DEPTH, &[]),
+        2.0,
+        "{}",
+        during.text
+    );
+    assert_eq!(
+        during.sum(names::EVENTS_DEAD_LETTERS, &[]) - before.sum(names::EVENTS_DEAD_LETTERS, &[]),
+        3.0,
+        "{}",
+        during.text
+    );
+    release.add_permits(3);
     h.stop().await;
 }

@@ -1,9 +1,9 @@
-//! The permission routes and the data routes over HTTP (salvo's TestClient), with a test hoop
-//! that sets the principal from an `x-test-user` header (`admin`, or `id:set1,set2`).
+//! The permission routes and the data routes over HTTP (salvo's TestClient), signed in with the
+//! testkit's session headers (`call` takes `admin`, or `id:set1,set2`).
 
-use objectos_data::Principal;
-use objectos_http::{ApiState, HoopContribution, RequestContext, RouteContribution, build_service};
+use objectos_http::{ApiState, RouteContribution, build_service};
 use objectos_permissions::{objectos_router, objectstack_router};
+use objectos_testkit::Who;
 use salvo::prelude::*;
 use salvo::test::{ResponseExt, TestClient};
 use serde_json::{Value, json};
@@ -12,37 +12,16 @@ use crate::{Env, each_backend, id_of, rec, user};
 
 const BASE: &str = "http://127.0.0.1:5800";
 
-#[handler]
-async fn test_user(req: &mut Request, depot: &mut Depot) {
-    let Some(spec) = req.header::<String>("x-test-user") else {
-        return;
-    };
-    let principal = if spec == "admin" {
-        Principal::User {
-            id: "root".into(),
-            roles: vec![],
-            permission_sets: vec![],
-            is_admin: true,
-        }
+/// Who `who` names: `admin`, or `id:set1,set2`, acting in organization org_a.
+fn who(spec: &str) -> Who {
+    let who = if spec == "admin" {
+        Who::admin()
     } else {
-        let (id, sets) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
-        Principal::User {
-            id: id.into(),
-            roles: vec![],
-            permission_sets: sets
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            is_admin: false,
-        }
+        let (id, sets) = spec.split_once(':').unwrap_or((spec, ""));
+        let sets: Vec<&str> = sets.split(',').filter(|s| !s.is_empty()).collect();
+        Who::user(id).sets(&sets)
     };
-    if let Ok(ctx) = depot.get_typed::<RequestContext>() {
-        let mut ctx = ctx.clone();
-        ctx.principal = principal;
-        ctx.tenant = Some("org_a".into());
-        depot.insert_typed(ctx);
-    }
+    who.tenant("org_a")
 }
 
 #[handler]
@@ -60,14 +39,14 @@ pub(crate) fn service(env: &Env) -> Service {
         RouteContribution::new("permissions", move || objectos_router(a.clone())),
         RouteContribution::new("auth", move || objectstack_router(b.clone())),
     ];
-    build_service(state, &routes, &[HoopContribution::new(0, test_user)])
+    build_service(state, &routes, &[objectos_testkit::session::hoop()])
 }
 
 pub(crate) async fn call(
     svc: &Service,
     method: &str,
     path: &str,
-    who: &str,
+    spec: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
     let url = format!("{BASE}{path}");
@@ -77,7 +56,10 @@ pub(crate) async fn call(
         "DELETE" => TestClient::delete(url),
         _ => TestClient::patch(url),
     };
-    req = req.add_header("x-test-user", who, true);
+    for (name, value) in who(spec).headers() {
+        let name = salvo::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+        req = req.add_header(name, value, true);
+    }
     if let Some(b) = body {
         req = req.json(&b);
     }
@@ -242,6 +224,29 @@ async fn assignment_routes_are_admin_only_and_take_effect() {
         )
         .await;
         assert_eq!(s, 200);
+        // Who has what: administrators only, optionally for one user.
+        let (s, b) = call(
+            &svc,
+            "GET",
+            "/api/v1/permissions/assignments",
+            "u1:sales_rep",
+            None,
+        )
+        .await;
+        assert_eq!((s, b["code"].clone()), (403, json!("PERMISSION_DENIED")));
+        let (s, b) = call(
+            &svc,
+            "GET",
+            "/api/v1/permissions/assignments?userId=u7",
+            "admin",
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(
+            b["assignments"],
+            json!([{"userId": "u7", "permissionSets": ["sales_rep"], "roles": ["rep"]}])
+        );
         let (s, b) = call(
             &svc,
             "POST",
@@ -427,11 +432,13 @@ async fn hidden_and_missing_link_targets_answer_byte_identically() {
             .unwrap();
         let mut bodies = Vec::new();
         for id in [id_of(&hidden), "no-such-account".to_owned()] {
-            let mut res = TestClient::post(format!("{BASE}/api/v1/data/opportunity"))
-                .add_header("x-test-user", "u2:sales_rep", true)
-                .json(&json!({"name": "O", "stage": "open", "account": id}))
-                .send(&svc)
-                .await;
+            let mut req = TestClient::post(format!("{BASE}/api/v1/data/opportunity"))
+                .json(&json!({"name": "O", "stage": "open", "account": id}));
+            for (name, value) in who("u2:sales_rep").headers() {
+                let name = salvo::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+                req = req.add_header(name, value, true);
+            }
+            let mut res = req.send(&svc).await;
             let status = res.status_code.map(|s| s.as_u16());
             bodies.push((status, res.take_string().await.unwrap()));
         }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use objectos_data::{
     BatchItem, BatchOperation, BatchRequest, DataConfig, DataEngine, DataError, OpContext,
-    PluginSchema, Principal, Record,
+    PluginSchema, Record,
 };
 use objectos_permissions::{
     AssignmentKind, Authz, AuthzConfig, PLUGIN_ID, PermissionInterceptor, PermissionsError,
@@ -28,7 +28,7 @@ use objectos_spec::query::{
     AggregateFunction, Aggregation, FieldSelection, Filter, QueryAst, SearchQuery, SortNode,
     SortOrder,
 };
-use objectos_testkit::TestDatabase;
+use objectos_testkit::{TestDatabase, Who};
 use serde_json::{Value, json};
 
 pub(crate) const OBJECTS: &[(&str, &str)] = &[
@@ -149,21 +149,9 @@ sharedWith: { type: user, value: u3 }
     ),
 ];
 
+/// A restricted user with permission sets, in organization org_a.
 pub(crate) fn user(id: &str, sets: &[&str]) -> OpContext {
-    OpContext {
-        principal: Principal::User {
-            id: id.into(),
-            roles: vec![],
-            permission_sets: sets.iter().map(|s| s.to_string()).collect(),
-            is_admin: false,
-        },
-        tenant: Some("org_a".into()),
-        locale: None,
-        request_id: None,
-        cascade_of: None,
-        correlation_id: None,
-        causation_id: None,
-    }
+    Who::user(id).sets(sets).tenant("org_a").op_context()
 }
 
 fn sys() -> OpContext {
@@ -177,28 +165,10 @@ fn sys_a() -> OpContext {
 }
 
 fn admin(tenant: &str) -> OpContext {
-    OpContext {
-        principal: Principal::User {
-            id: "root".into(),
-            roles: vec![],
-            permission_sets: vec![],
-            is_admin: true,
-        },
-        tenant: Some(tenant.into()),
-        locale: None,
-        request_id: None,
-        cascade_of: None,
-        correlation_id: None,
-        causation_id: None,
-    }
+    objectos_testkit::admin_cx(tenant)
 }
 
-pub(crate) fn rec(v: Value) -> Record {
-    match v {
-        Value::Object(m) => m,
-        other => panic!("not an object: {other}"),
-    }
-}
+pub(crate) use objectos_testkit::rec;
 
 pub(crate) fn id_of(r: &Record) -> String {
     r["id"].as_str().unwrap().to_owned()

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod attach;
 mod s3;
 mod support;
 mod uploads;

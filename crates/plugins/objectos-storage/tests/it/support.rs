@@ -15,7 +15,7 @@ use objectos_kernel::contracts::{Access, Authorizer, Caller, FieldAccess};
 use objectos_kernel::{InitContext, Kernel, Plugin, PluginError};
 use objectos_spec::PluginManifest;
 use objectos_spec::manifest::services;
-use objectos_spec::query::Filter;
+use objectos_spec::query::{Filter, FilterValue, Operator};
 use objectos_storage::{StoragePlugin, StorageService, StorageSettings};
 use objectos_testkit::TestDatabase;
 use salvo::prelude::*;
@@ -37,6 +37,10 @@ fields:
   logo:
     type: image
     label: Logo
+  attachments:
+    type: file
+    label: Attachments
+    multiple: true
 ";
 
 pub(crate) const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n";
@@ -85,19 +89,36 @@ impl Authorizer for TestAuthz {
         Ok(!record.is_some_and(|r| self.hidden_records.lock().unwrap().contains(r)))
     }
 
+    /// The hidden records, as `allowed` answers for each: the contract says both agree.
     fn row_filter(
         &self,
         _caller: &Caller,
         _access: Access,
         _object: &str,
     ) -> Result<Option<Filter>, PluginError> {
-        Ok(Some(Filter::True))
+        let hidden: Vec<Value> = self
+            .hidden_records
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .map(Value::String)
+            .collect();
+        Ok(Some(if hidden.is_empty() {
+            Filter::True
+        } else {
+            Filter::condition(
+                "id",
+                Operator::Nin,
+                FilterValue::Value(Value::Array(hidden)),
+            )
+        }))
     }
 
     fn field_access(&self, caller: &Caller, object: &str) -> Result<FieldAccess, PluginError> {
         let user = caller.principal.user_id().unwrap_or_default().to_owned();
         let hidden = self.hidden_fields.lock().unwrap();
-        let fields: Vec<String> = ["id", "name", "contract", "logo"]
+        let fields: Vec<String> = ["id", "name", "contract", "logo", "attachments"]
             .into_iter()
             .filter(|f| !hidden.contains(&(user.clone(), object.to_owned(), (*f).to_owned())))
             .map(str::to_owned)
@@ -229,6 +250,19 @@ impl Harness {
             .await
             .unwrap()
             .unwrap()
+    }
+
+    /// Uploads `content` as `user` in `org` and answers the new file's id.
+    pub(crate) async fn upload_id(
+        &self,
+        user: &str,
+        org: &str,
+        name: &str,
+        content: &[u8],
+    ) -> String {
+        let done = self.upload(user, org, name, content).await;
+        assert_eq!(done.status, 200, "{}", done.text());
+        done.json()["data"]["fileId"].as_str().unwrap().to_owned()
     }
 
     /// The three steps of the client's `storage.upload`, as `user` in `org`; the `complete`
