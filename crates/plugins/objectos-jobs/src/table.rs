@@ -535,16 +535,38 @@ impl JobTable {
 
     /// Records that a transport has accepted `ids` (after its publisher confirm).
     pub async fn mark_relayed(&self, ids: &[JobId]) -> Result<()> {
+        self.set_relay_mark(ids, Some(now_ms()), false, "mark jobs relayed")
+            .await
+    }
+
+    /// Lifts this relay's in-flight marks from `ids` the transport did not accept, so the next
+    /// round (of any node) publishes them again instead of waiting for the marks to expire.
+    pub async fn release_relayed(&self, ids: &[JobId]) -> Result<()> {
+        self.set_relay_mark(ids, None, true, "release relay marks")
+            .await
+    }
+
+    /// Sets `relayed_ms` of `ids` to `mark` (of those in flight only, with `only_in_flight`).
+    async fn set_relay_mark(
+        &self,
+        ids: &[JobId],
+        mark: Option<i64>,
+        only_in_flight: bool,
+        what: &'static str,
+    ) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
         let d = self.dialect();
         let mut q = Sql::new(d);
         q.push(&format!("UPDATE \"{JOB_TABLE}\" SET \"relayed_ms\" = "))
-            .bind(now_ms())
+            .bind(mark)
             .push(" WHERE ")
-            .push(&lock_open(d))
-            .push("\"id\" IN (")
+            .push(&lock_open(d));
+        if only_in_flight {
+            q.push("\"relayed_ms\" < 0 AND ");
+        }
+        q.push("\"id\" IN (")
             .bind_list(ids.iter())
             .push(")")
             .push(lock_close(d, false));
@@ -552,31 +574,7 @@ impl JobTable {
             .writer()
             .execute(q)
             .await
-            .map_err(|e| JobsError::db("mark jobs relayed", e))?;
-        Ok(())
-    }
-
-    /// Lifts this relay's in-flight marks from `ids` the transport did not accept, so the next
-    /// round (of any node) publishes them again instead of waiting for the marks to expire.
-    pub async fn release_relayed(&self, ids: &[JobId]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let d = self.dialect();
-        let mut q = Sql::new(d);
-        q.push(&format!(
-            "UPDATE \"{JOB_TABLE}\" SET \"relayed_ms\" = NULL WHERE "
-        ))
-        .push(&lock_open(d))
-        .push("\"relayed_ms\" < 0 AND \"id\" IN (")
-        .bind_list(ids.iter())
-        .push(")")
-        .push(lock_close(d, false));
-        self.engine
-            .writer()
-            .execute(q)
-            .await
-            .map_err(|e| JobsError::db("release relay marks", e))?;
+            .map_err(|e| JobsError::db(what, e))?;
         Ok(())
     }
 
