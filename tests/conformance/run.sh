@@ -82,7 +82,8 @@ run_backend() {
   echo "== $label: $bin serve presets/crm --listen 127.0.0.1:$port --database-url $(sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#' <<<"$db_url")"
   local started
   started=$(date +%s%N)
-  # Started in its own folder under $tmp: the storage plugin keeps uploaded files under ./files.
+  # Started in its own folder under $tmp: uploaded files go next to the SQLite database, and to
+  # ./files of the working folder with PostgreSQL.
   mkdir -p "$tmp/cwd-$label"
   (cd "$tmp/cwd-$label" && exec "$bin" serve "$root/presets/crm" --listen "127.0.0.1:$port" --database-url "$db_url") >"$log" 2>&1 &
   server_pid=$!

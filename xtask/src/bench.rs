@@ -1,13 +1,17 @@
 //! `cargo xtask bench <suite>`: load benchmarks whose figures go into docs/benchmarks.md.
 //!
 //! - `http` ([`http`]): the REST API of `objectos serve presets/crm` from the release build;
-//! - `jobs` ([`jobs`]): the jobs plugin's no-op throughput and enqueue-to-start latency.
+//! - `jobs` ([`jobs`]): the jobs plugin's no-op throughput and enqueue-to-start latency;
+//! - `notifications` ([`notifications`]): email enqueue latency and delivery throughput;
+//! - `storage` ([`storage`]): a 256 MiB upload and download against a raw disk copy, with RSS.
 //!
 //! This module holds what the suites share: the arguments, the release target folder and the
 //! marked sections of docs/benchmarks.md each suite rewrites.
 
 mod http;
 mod jobs;
+mod notifications;
+mod storage;
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +29,14 @@ pub(crate) enum Suite {
     /// `OBJECTOS_TEST_POSTGRES_URL`, PostgreSQL; again through RabbitMQ with
     /// `OBJECTOS_TEST_AMQP_URL`.
     Jobs,
+    /// The notification plugin: email enqueue latency (p50, p99) in the request path and
+    /// mails/s delivered to a local SMTP sink (the `notification_bench` example, release
+    /// build), on a SQLite file and, with `OBJECTOS_TEST_POSTGRES_URL`, PostgreSQL.
+    Notifications,
+    /// The storage plugin: a 256 MiB file uploaded (presigned and chunked) and downloaded
+    /// through a release `objectos serve`, against a raw copy on the same disk, with the
+    /// server's RSS growth (`--binary` to reuse a build).
+    Storage,
 }
 
 /// Which build and set-up the HTTP suite measures.
@@ -99,6 +111,11 @@ pub(crate) struct BenchArgs {
     /// replace the recorded one): get, list, create, update, sign-in.
     #[arg(long, value_enum, value_name = "SCENARIO")]
     only: Vec<Op>,
+    /// `bench http --profile secured` only: YAML appended to the bench's objectos.yml (top-level
+    /// sections other than `auth`), e.g. `metrics: {enabled: false}` or a Redis `cache:` section,
+    /// to measure what a setting costs. Implies --no-write: the recorded table is the default setup.
+    #[arg(long, value_name = "PATH")]
+    extra_config: Option<PathBuf>,
 }
 
 const START_MARKER: &str = "<!-- http-bench:start -->";
@@ -109,6 +126,8 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<bool> {
     match args.suite {
         Suite::Http => http::http(args),
         Suite::Jobs => jobs::jobs(args),
+        Suite::Notifications => notifications::notifications(args),
+        Suite::Storage => storage::storage(args),
     }
 }
 
@@ -118,6 +137,90 @@ fn target_dir(root: &Path, args: &BenchArgs) -> PathBuf {
         .or_else(|| std::env::var_os("OBJECTOS_RELEASE_TARGET_DIR").map(PathBuf::from))
         .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from))
         .unwrap_or_else(|| root.join("target"))
+}
+
+/// Runs `cargo <cargo_args>` from `root` with the release target folder of `args` (see
+/// [`target_dir`]); `note` is printed after the command (how long a cold build takes).
+fn cargo_build(
+    root: &Path,
+    args: &BenchArgs,
+    cargo_args: &[&str],
+    note: &str,
+) -> anyhow::Result<()> {
+    let target = target_dir(root, args);
+    println!(
+        "bench: CARGO_TARGET_DIR={} cargo {}{note}",
+        target.display(),
+        cargo_args.join(" ")
+    );
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(cargo_args)
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(root)
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        anyhow::bail!("`cargo {}` failed ({status})", cargo_args.join(" "));
+    }
+    Ok(())
+}
+
+/// Builds the release `example` of `package` (unless `--skip-build`), runs it from the project
+/// root and returns the JSON objects it printed, one a line (other lines are progress).
+fn example_rows(
+    args: &BenchArgs,
+    package: &str,
+    example: &str,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let root = crate::project_root();
+    let binary = target_dir(&root, args)
+        .join("release")
+        .join("examples")
+        .join(example);
+    if !args.skip_build {
+        let build = ["build", "--release", "-p", package, "--example", example];
+        cargo_build(&root, args, &build, "")?;
+    }
+    if !binary.is_file() {
+        anyhow::bail!(
+            "{} not found; run without --skip-build once",
+            binary.display()
+        );
+    }
+    let out = std::process::Command::new(&binary)
+        .current_dir(&root)
+        .output()
+        .with_context(|| format!("cannot run {}", binary.display()))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "{} failed ({}): {}",
+            binary.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    if rows.is_empty() {
+        anyhow::bail!("the benchmark printed no results");
+    }
+    Ok(rows)
+}
+
+/// Prints `md` and, unless `--no-write`, writes it between `markers` of docs/benchmarks.md.
+fn publish(args: &BenchArgs, md: &str, markers: (&str, &str)) -> anyhow::Result<()> {
+    println!("{md}");
+    if args.no_write {
+        println!("bench: --no-write given; docs/benchmarks.md left unchanged");
+    } else {
+        let path = crate::project_root().join("docs").join("benchmarks.md");
+        write_section(&path, md, markers)?;
+        println!("bench: updated {}", crate::display_path(&path));
+    }
+    Ok(())
 }
 
 /// Replaces the text between the profile's markers in `path` with `section`.

@@ -108,6 +108,7 @@ pub fn compiled_plugins() -> Vec<CompiledPlugin> {
         manifest: &objectos_i18n::MANIFEST,
         config: Some(&objectos_i18n::CONFIG_SECTION),
     });
+    // objectos-new-plugin: compiled-plugins (`objectos new plugin` inserts above this line)
     out
 }
 
@@ -351,6 +352,14 @@ fn sqlite_file(url: &str) -> Option<PathBuf> {
     (!memory).then(|| PathBuf::from(path))
 }
 
+/// The data folder: the folder of the SQLite database file, resolved against `cwd`; `None`
+/// for PostgreSQL and an in-memory database (plugins then use the working folder).
+#[cfg_attr(not(feature = "plugin-storage"), allow(dead_code))]
+fn data_dir(config: &ServerConfig, cwd: &Path) -> Option<PathBuf> {
+    let file = cwd.join(sqlite_file(&config.database_url)?);
+    file.parent().map(Path::to_path_buf)
+}
+
 /// The permissions plugin's settings from the `permissions:` section of `objectos.yml`.
 #[cfg(feature = "plugin-permissions")]
 pub fn authz_config(config: &ServerConfig) -> anyhow::Result<objectos_permissions::AuthzConfig> {
@@ -395,9 +404,14 @@ fn kernel_with_plugins(
     // Background jobs and `*.job.yml` schedules (`jobs:` section).
     #[cfg(feature = "plugin-jobs")]
     let kernel = kernel.plugin(objectos_jobs::JobsPlugin::default());
-    // Files: local folder or S3, the client's storage namespace (`storage:` section).
+    // Files: local folder or S3, the client's storage namespace (`storage:` section). The local
+    // folder defaults to `files` next to the SQLite database (the data folder), not the
+    // working folder.
     #[cfg(feature = "plugin-storage")]
-    let kernel = kernel.plugin(objectos_storage::StoragePlugin::default());
+    let kernel = kernel.plugin(match data_dir(config, cwd) {
+        Some(dir) => objectos_storage::StoragePlugin::default().with_data_dir(dir),
+        None => objectos_storage::StoragePlugin::default(),
+    });
     // Email over SMTP, the in-app inbox, webhooks; auth's mails go through it
     // (`notifications:` section).
     #[cfg(feature = "plugin-notification")]
@@ -420,12 +434,13 @@ fn kernel_with_plugins(
         (kernel.plugin(plugin), handle)
     };
     #[cfg(feature = "plugin-web-shell")]
-    let kernel = kernel.plugin(objectos_web_shell::WebShellPlugin);
+    let kernel = kernel.plugin(objectos_web_shell::WebShellPlugin::default());
     // Translation bundles and Fluent files, translated metadata labels (`i18n:` section).
     #[cfg(feature = "plugin-i18n")]
     let kernel = kernel.plugin(objectos_i18n::I18nPlugin::new(
         config.settings(&objectos_i18n::CONFIG_SECTION)?,
     )?);
+    // objectos-new-plugin: kernel-plugins (`objectos new plugin` inserts above this line)
     // Each plugin section of objectos.yml (checked against its type when the file was read)
     // becomes the kernel configuration of the plugin that declared it.
     let mut kernel = kernel;
@@ -1075,6 +1090,25 @@ mod command_tests {
         assert_eq!(file("sqlite::memory:"), None);
         assert_eq!(file("sqlite://shared?mode=memory&cache=shared"), None);
         assert_eq!(file("postgres://app:pw@db/app"), None);
+    }
+
+    #[test]
+    fn the_data_folder_is_the_sqlite_files_folder() {
+        let dir = |url: &str| {
+            let config = ServerConfig {
+                database_url: url.to_owned(),
+                ..ServerConfig::default()
+            };
+            data_dir(&config, Path::new("/work"))
+        };
+        assert_eq!(
+            dir("sqlite:///var/lib/o.db?mode=rwc"),
+            Some(PathBuf::from("/var/lib"))
+        );
+        assert_eq!(dir("sqlite:o.db"), Some(PathBuf::from("/work")));
+        assert_eq!(dir("sqlite://data/o.db"), Some(PathBuf::from("/work/data")));
+        assert_eq!(dir("sqlite::memory:"), None);
+        assert_eq!(dir("postgres://db/app"), None);
     }
 
     #[test]

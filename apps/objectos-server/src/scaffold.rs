@@ -1,19 +1,23 @@
 //! `objectos new plugin NAME`: writes a compiling plugin crate at
 //! `crates/plugins/objectos-NAME/` of a workspace (manifest, settings section, owned object,
-//! metadata kind, route, event subscriber, integration test) and prints how to wire it into the
-//! server. `docs/specs/plugin.md` ("Writing a plugin") walks through the result.
+//! metadata kind, route, event subscriber, integration test), wires it into the server behind
+//! the feature `plugin-NAME`, and prints what is left to a reviewer. `docs/specs/plugin.md`
+//! ("Writing a plugin") walks through the result.
 //!
 //! The templates are files under `templates/plugin/`, embedded in the binary with
 //! `include_str!`, with `{{placeholder}}`s replaced by the forms of the name ([`PluginName`]);
 //! plain string replacement is enough for them, so there is no template engine.
 //!
-//! The generator writes the new folder and nothing else. Wiring the plugin in means editing
-//! shared, hand-maintained files (the workspace `Cargo.toml`, the server's `Cargo.toml` and
-//! `lib.rs`, `ARCHITECTURE.md`, `objectos-spec`), where the right place is a reviewer's call
-//! (should the plugin join the `standard` profile? where does its codemap entry go?) and where
-//! an insertion keyed to text that has since moved would land wrongly or half-way. So those
-//! steps are printed, exactly, instead; and a refused or failed run leaves the workspace as it
-//! was, since the only thing ever created is the new folder, removed again on a write error.
+//! Wiring means inserting lines into three shared files (the workspace `Cargo.toml`, the
+//! server's `Cargo.toml` and `src/lib.rs`) at marker lines kept there for it (`wire.rs`): every
+//! insertion is planned before anything is written, a missing marker or a file that already
+//! names the plugin refuses the run, and the crate folder and the edits are written together or
+//! not at all. What needs a reviewer's call (joining the `standard` profile, the codemap entry
+//! in `ARCHITECTURE.md`, the service and event names in `objectos-spec`) is printed instead.
+//! `--no-wire` writes the folder alone and prints the wiring too, for a workspace without the
+//! server.
+
+mod wire;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,7 +36,8 @@ pub struct NewArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum NewCommand {
     /// Write a plugin crate at crates/plugins/objectos-NAME (manifest, settings, object,
-    /// metadata kind, route, subscriber, test) and print how to wire it into the server.
+    /// metadata kind, route, subscriber, test) and wire it into the server behind the feature
+    /// plugin-NAME.
     Plugin(NewPluginArgs),
 }
 
@@ -46,6 +51,11 @@ pub struct NewPluginArgs {
     /// The workspace root: the folder whose Cargo.toml has the `[workspace]` section.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub dir: PathBuf,
+
+    /// Write only the crate folder and print the edits that wire it in, instead of making them
+    /// (for a workspace whose files have no `objectos-new-plugin:` marker lines).
+    #[arg(long)]
+    pub no_wire: bool,
 }
 
 /// Why nothing was generated.
@@ -63,6 +73,16 @@ pub enum ScaffoldError {
         .dir.display()
     )]
     Exists { dir: PathBuf },
+    #[error(
+        "{}: {reason}; nothing was written (or pass --no-wire to write only the crate and print the wiring)",
+        .path.display()
+    )]
+    CannotWire { path: PathBuf, reason: String },
+    #[error(
+        "{}: it already names {what}, so the plugin seems to exist; nothing was written (pick another name, or remove that wiring first)",
+        .path.display()
+    )]
+    AlreadyWired { path: PathBuf, what: String },
     #[error("{}: {source}", .path.display())]
     Io {
         path: PathBuf,
@@ -289,11 +309,16 @@ pub struct Generated {
     pub files: Vec<String>,
     /// Whether the workspace's `members` already include `crates/plugins/*`.
     pub member_glob: bool,
+    /// The shared files edited to wire the crate in, each with what was added (empty with
+    /// `--no-wire`).
+    pub wired: Vec<(String, Vec<String>)>,
 }
 
-/// Writes the crate for `name` into the workspace at `workspace`; refuses a bad name, a folder
-/// that is not a workspace root and an existing crate folder, writing nothing.
-pub fn generate(workspace: &Path, name: &str) -> Result<Generated, ScaffoldError> {
+/// Writes the crate for `name` into the workspace at `workspace` and, with `wire`, the lines
+/// that compile it into the server; refuses a bad name, a folder that is not a workspace root,
+/// an existing crate folder, a shared file without its marker or already naming the plugin,
+/// writing nothing.
+pub fn generate(workspace: &Path, name: &str, wire: bool) -> Result<Generated, ScaffoldError> {
     let name = PluginName::parse(name)?;
     let manifest_path = workspace.join("Cargo.toml");
     let manifest = std::fs::read_to_string(&manifest_path).unwrap_or_default();
@@ -307,6 +332,11 @@ pub fn generate(workspace: &Path, name: &str) -> Result<Generated, ScaffoldError
     if dir.symlink_metadata().is_ok() {
         return Err(ScaffoldError::Exists { dir });
     }
+    let edits = if wire {
+        wire::plan(workspace, &name)?
+    } else {
+        Vec::new()
+    };
     let files = render(&name);
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -322,8 +352,9 @@ pub fn generate(workspace: &Path, name: &str) -> Result<Generated, ScaffoldError
             source: e,
         },
     })?;
-    if let Err(e) = write_all(&dir, &files) {
-        // The folder is new and ours: removing it leaves the workspace as it was.
+    if let Err(e) = write_all(&dir, &files).and_then(|()| wire::apply(&edits)) {
+        // The folder is new and ours, and `apply` put back any file it replaced: removing the
+        // folder leaves the workspace as it was.
         let _ = std::fs::remove_dir_all(&dir);
         return Err(e);
     }
@@ -331,7 +362,11 @@ pub fn generate(workspace: &Path, name: &str) -> Result<Generated, ScaffoldError
         name,
         dir,
         files: files.into_iter().map(|(path, _)| path).collect(),
-        member_glob: manifest.contains("\"crates/plugins/*\""),
+        member_glob: wire::members_glob(&manifest),
+        wired: edits
+            .into_iter()
+            .map(|e| (e.file.to_owned(), e.added))
+            .collect(),
     })
 }
 
@@ -352,7 +387,7 @@ fn write_all(dir: &Path, files: &[(String, String)]) -> Result<(), ScaffoldError
     Ok(())
 }
 
-/// The steps that wire the generated crate into the workspace and the server, as text.
+/// What the command did to the shared files and what is left, as text.
 pub fn next_steps(g: &Generated) -> String {
     let n = &g.name;
     let package = n.package();
@@ -360,6 +395,56 @@ pub fn next_steps(g: &Generated) -> String {
     let feature = format!("plugin-{}", n.name);
     let pascal = &n.pascal;
     let upper = n.snake.to_ascii_uppercase();
+    let codemap = format!(
+        "   ARCHITECTURE.md: add a codemap heading for it, ### `{package}`, with a paragraph on what
+   it does (`cargo xtask deps`, also run as a test, fails until every workspace crate has one)."
+    );
+    let names = format!(
+        "   crates/objectos-spec: add `pub const {upper}: &str = \"{kebab}\";` to manifest::services and
+   its ALL (the spec audit flags unknown service names in `provides`, and discovery lists only
+   those names), and before another crate subscribes, move `ItemReceived` with its name
+   `{snake}.item.received` from src/event.rs to a module objectos_spec::event::{snake}.
+   crates/objectos-http, routes/discovery.rs, route_of(): a line for {upper}, so discovery
+   advertises the route /api/v1/{kebab} with the service.",
+        kebab = n.kebab,
+        snake = n.snake,
+    );
+    let check = format!(
+        "       cargo nextest run -p {package}
+       cargo clippy -p {package} --all-targets -- -D warnings
+       cargo check -p objectos-server --features {feature}"
+    );
+    if !g.wired.is_empty() {
+        let mut wired = String::new();
+        for (file, added) in &g.wired {
+            wired.push_str(&format!("  {file}: {}\n", added.join(", ")));
+        }
+        if g.member_glob {
+            wired.push_str(
+                "  (Cargo.toml: the workspace `members` already include \"crates/plugins/*\".)\n",
+            );
+        }
+        return format!(
+            "\
+Wired it into the server behind the feature {feature}:
+{wired}
+Left to you (the words or the place are a reviewer's call; docs/specs/plugin.md,
+\"Writing a plugin\", explains each):
+
+1. Give it a codemap entry.
+{codemap}
+
+2. Ship it in the default build, if it should be: add \"{feature}\" to `standard` in
+   apps/objectos-server/Cargo.toml (until then: --features {feature}).
+
+3. Make its names known (spec 2.3 and 5.2):
+{names}
+
+4. Check it:
+{check}
+"
+        );
+    }
     let members = if g.member_glob {
         "   Cargo.toml: nothing to do, the workspace `members` already include \"crates/plugins/*\".".to_owned()
     } else {
@@ -367,13 +452,12 @@ pub fn next_steps(g: &Generated) -> String {
     };
     format!(
         "\
-Next steps (the generator wrote only the new folder; these edit shared files, so they are yours
-to make and review; docs/specs/plugin.md, \"Writing a plugin\", explains each):
+Next steps (with --no-wire the generator wrote only the new folder; docs/specs/plugin.md,
+\"Writing a plugin\", explains each):
 
 1. Make it a workspace crate.
 {members}
-   ARCHITECTURE.md: add a codemap heading for it, ### `{package}`, with a paragraph on what
-   it does (`cargo xtask deps`, also run as a test, fails until every workspace crate has one).
+{codemap}
    Cargo.toml, [workspace.dependencies]:
        {package} = {{ path = \"crates/plugins/{package}\" }}
 
@@ -394,19 +478,11 @@ to make and review; docs/specs/plugin.md, \"Writing a plugin\", explains each):
        let kernel = kernel.plugin({krate}::{pascal}Plugin::default());
 
 4. Make its names known (spec 2.3 and 5.2):
-   crates/objectos-spec: add `pub const {upper}: &str = \"{kebab}\";` to manifest::services and
-   its ALL (the spec audit flags unknown service names in `provides`, and discovery lists only
-   those names), and before another crate subscribes, move `ItemReceived` with its name
-   `{snake}.item.received` from src/event.rs to a module objectos_spec::event::{snake}.
-   crates/objectos-http, routes/discovery.rs, route_of(): a line for {upper}, so discovery
-   advertises the route /api/v1/{kebab} with the service.
+{names}
 
 5. Check it:
-       cargo nextest run -p {package}
-       cargo clippy -p {package} --all-targets -- -D warnings
-",
-        kebab = n.kebab,
-        snake = n.snake,
+{check}
+"
     )
 }
 
@@ -414,8 +490,9 @@ to make and review; docs/specs/plugin.md, \"Writing a plugin\", explains each):
 pub fn run(args: &NewArgs, cwd: &Path) -> anyhow::Result<ExitCode> {
     match &args.command {
         NewCommand::Plugin(p) => {
-            let workspace = cwd.join(&p.dir);
-            let g = generate(&workspace, &p.name)?;
+            // Without `.` segments, so the paths in messages read plainly.
+            let workspace: PathBuf = cwd.join(&p.dir).components().collect();
+            let g = generate(&workspace, &p.name, !p.no_wire)?;
             let shown = g.dir.strip_prefix(cwd).unwrap_or(&g.dir);
             outln!(
                 "Created {} (plugin com.objectos.{}):",

@@ -7,6 +7,7 @@ import { RouterProvider } from "react-router";
 import { ApiError } from "./lib/api";
 import { makeRouter } from "./router";
 import { applyStoredTheme } from "./lib/theme";
+import { loadLocale } from "./lib/i18n";
 import "./index.css";
 
 applyStoredTheme();
@@ -21,8 +22,18 @@ const queryClient = new QueryClient({
   },
 });
 
+// The browser's language, when the console or the i18n plugin has it; English otherwise. Waited for
+// briefly so the first paint is in that language, never long enough to delay it much.
+const language = navigator.language || "en";
+const localized = language.toLowerCase().startsWith("en")
+  ? Promise.resolve("en")
+  : Promise.race([loadLocale(language), new Promise<string>((ok) => setTimeout(() => ok("en"), 400))]);
+
 const root = document.getElementById("root");
-if (root) {
+// Not a top-level await: that would make the bundler split the entry into several files.
+void localized.then((lang) => {
+  if (!root) return;
+  document.documentElement.lang = lang;
   createRoot(root).render(
     <StrictMode>
       <QueryClientProvider client={queryClient}>
@@ -30,4 +41,4 @@ if (root) {
       </QueryClientProvider>
     </StrictMode>,
   );
-}
+});

@@ -68,14 +68,27 @@ pub(crate) fn outbox_published(stamps: &[chrono::DateTime<chrono::Utc>]) {
 /// it). It carries the statement text with its placeholders, never the bound values, which may
 /// be record data or secrets.
 pub(crate) fn statement_span(sql: &crate::db::Sql) -> tracing::Span {
+    text_span(sql.dialect, &sql.text, None)
+}
+
+/// The span of a statement a plugin runs through [`crate::store`] (its own tables, the jobs
+/// queue, the audit chain): the same `db.statement` span as the engine's, with `db.caller =
+/// "plugin"` so a trace tells the two apart. Free while tracing is off: the text is only
+/// formatted when the span is enabled.
+pub(crate) fn store_span(dialect: crate::db::Dialect, text: &str) -> tracing::Span {
+    text_span(dialect, text, Some("plugin"))
+}
+
+fn text_span(dialect: crate::db::Dialect, text: &str, caller: Option<&str>) -> tracing::Span {
     tracing::debug_span!(
         "db.statement",
-        otel.name = statement_verb(&sql.text),
-        db.system = match sql.dialect {
+        otel.name = statement_verb(text),
+        db.system = match dialect {
             crate::db::Dialect::Sqlite => "sqlite",
             crate::db::Dialect::Postgres => "postgresql",
         },
-        db.statement = %sql.text,
+        db.statement = %text,
+        db.caller = caller,
     )
 }
 

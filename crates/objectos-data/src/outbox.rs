@@ -51,15 +51,22 @@ pub(crate) struct Row {
     request_id: Option<String>,
     correlation_id: Option<String>,
     causation_id: Option<String>,
+    /// The W3C trace context of the span that wrote the row (the data operation's), when
+    /// tracing is on, so subscribers continue the request's trace.
+    traceparent: Option<String>,
+    tracestate: Option<String>,
 }
 
-/// The envelope columns added after the first release (DDL version 5), on both databases: what
-/// the dispatcher puts into the event's metadata besides the actor and tenant. Created with the
-/// table, or added to an older one by the migration plan; rows written before read as NULL.
-pub(crate) const TRACE_COLUMNS: [(&str, &str); 3] = [
+/// The envelope columns added after the first release, on both databases: what the dispatcher
+/// puts into the event's metadata besides the actor and tenant (the ids: DDL version 5; the W3C
+/// trace context: version 6). Created with the table, or added to an older one by the migration
+/// plan; rows written before read as NULL.
+pub(crate) const TRACE_COLUMNS: [(&str, &str); 5] = [
     ("request_id", "TEXT"),
     ("correlation_id", "TEXT"),
     ("causation_id", "TEXT"),
+    ("traceparent", "TEXT"),
+    ("tracestate", "TEXT"),
 ];
 
 tokio::task_local! {
@@ -121,6 +128,13 @@ pub(crate) async fn write<C: ConnectionTrait>(
     let text = payload
         .to_json()
         .map_err(|e| DataError::Internal(format!("cannot encode an outbox payload: {e}")))?;
+    // The current span is the data operation's (a child of the request's or of the event
+    // handler's span); one atomic load and nothing else while tracing is off.
+    let trace = objectos_kernel::trace::current();
+    let (traceparent, tracestate) = match trace {
+        Some(h) => (Some(h.traceparent), h.tracestate),
+        None => (None, None),
+    };
     let mut row = Some(Row {
         event_id: new_id(),
         event_name: events::event_name(object, payload.verb()),
@@ -133,6 +147,8 @@ pub(crate) async fn write<C: ConnectionTrait>(
         request_id: cx.request_id.clone(),
         correlation_id: cx.correlation_id.clone(),
         causation_id: cx.causation_id.clone(),
+        traceparent,
+        tracestate,
     });
     // Outside a buffered operation the closure never runs and the row stays here.
     let _ = BUFFER.try_with(|b| {
@@ -146,7 +162,7 @@ pub(crate) async fn write<C: ConnectionTrait>(
     }
 }
 
-/// Rows per INSERT statement (11 bound values each, far below either database's limit).
+/// Rows per INSERT statement (13 bound values each, far below either database's limit).
 const INSERT_CHUNK: usize = 128;
 
 /// Inserts outbox rows with multi-row INSERTs, in order.
@@ -158,7 +174,7 @@ pub(crate) async fn insert_rows<C: ConnectionTrait>(
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let mut sql = Sql::new(dialect);
-        sql.push("INSERT INTO \"_objectos_outbox\" (\"event_id\", \"event_name\", \"object\", \"record_id\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\", \"request_id\", \"correlation_id\", \"causation_id\") VALUES ");
+        sql.push("INSERT INTO \"_objectos_outbox\" (\"event_id\", \"event_name\", \"object\", \"record_id\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\", \"request_id\", \"correlation_id\", \"causation_id\", \"traceparent\", \"tracestate\") VALUES ");
         for (i, r) in rows.by_ref().take(INSERT_CHUNK).enumerate() {
             sql.push(if i == 0 { "(" } else { ", (" })
                 .param(Value::from(r.event_id))
@@ -182,6 +198,10 @@ pub(crate) async fn insert_rows<C: ConnectionTrait>(
                 .param(Value::String(r.correlation_id))
                 .push(", ")
                 .param(Value::String(r.causation_id))
+                .push(", ")
+                .param(Value::String(r.traceparent))
+                .push(", ")
+                .param(Value::String(r.tracestate))
                 .push(")");
         }
         db::exec(tx, sql).await?;
@@ -204,13 +224,13 @@ pub(crate) async fn pending<C: ConnectionTrait>(
     limit: u64,
 ) -> Result<Vec<Pending>> {
     let mut sql = Sql::new(dialect);
-    sql.push("SELECT \"id\", \"event_id\", \"event_name\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\", \"request_id\", \"correlation_id\", \"causation_id\" FROM \"_objectos_outbox\" WHERE \"dispatched_at\" IS NULL ORDER BY \"id\"")
+    sql.push("SELECT \"id\", \"event_id\", \"event_name\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\", \"request_id\", \"correlation_id\", \"causation_id\", \"traceparent\", \"tracestate\" FROM \"_objectos_outbox\" WHERE \"dispatched_at\" IS NULL ORDER BY \"id\"")
         .limit(limit);
     parse_pending(db::query(conn, sql).await?)
 }
 
 /// Turns rows of (id, event_id, event_name, payload, user_id, tenant_id, created_at, request_id,
-/// correlation_id, causation_id) into events.
+/// correlation_id, causation_id, traceparent, tracestate) into events.
 fn parse_pending(rows: Vec<sea_orm::QueryResult>) -> Result<Vec<Pending>> {
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
@@ -239,6 +259,8 @@ fn parse_pending(rows: Vec<sea_orm::QueryResult>) -> Result<Vec<Pending>> {
                     request_id: get(7),
                     correlation_id: get(8),
                     causation_id: get(9),
+                    traceparent: get(10),
+                    tracestate: get(11),
                     priority: EventPriority::Normal,
                 },
             },
@@ -318,7 +340,7 @@ pub(crate) async fn claim(conn: &DatabaseConnection, limit: u64) -> Result<Claim
         ))
         .push(" WHERE \"id\" IN (SELECT c.\"id\" FROM \"_objectos_outbox\" AS c WHERE c.\"dispatched_at\" IS NULL AND (c.\"claimed_until\" IS NULL OR c.\"claimed_until\" < statement_timestamp()) AND NOT EXISTS (SELECT 1 FROM \"_objectos_outbox\" AS e WHERE e.\"object\" = c.\"object\" AND e.\"record_id\" = c.\"record_id\" AND e.\"id\" < c.\"id\" AND e.\"dispatched_at\" IS NULL AND e.\"claimed_until\" >= statement_timestamp()) ORDER BY c.\"id\"")
         .limit(limit)
-        .push(" FOR UPDATE OF c SKIP LOCKED) RETURNING \"id\", \"event_id\", \"event_name\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\", \"request_id\", \"correlation_id\", \"causation_id\"");
+        .push(" FOR UPDATE OF c SKIP LOCKED) RETURNING \"id\", \"event_id\", \"event_name\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\", \"request_id\", \"correlation_id\", \"causation_id\", \"traceparent\", \"tracestate\"");
     let rows = db::query(&tx, sql).await?;
     tx.commit().await.map_err(db::map_db_err)?;
     let mut rows = parse_pending(rows)?;

@@ -278,7 +278,8 @@ pub(crate) fn internal_ddl(dialect: Dialect) -> Vec<String> {
             .map(|(name, ty)| format!(", \"{name}\" {ty}"))
             .collect(),
     };
-    // The event envelope's request, correlation and causation ids (DDL version 5).
+    // The event envelope's request, correlation and causation ids (DDL version 5) and trace
+    // context (version 6).
     for (name, ty) in crate::outbox::TRACE_COLUMNS {
         extra.push_str(&format!(", \"{name}\" {ty}"));
     }
@@ -906,8 +907,9 @@ const ENGINE_ROW: &str = "__objectos_ddl";
 /// and get what the new rules add. 3: unique indexes of tenant-scoped objects lead with
 /// `organization_id` (they hold per organization); the global ones are dropped. 4: the outbox's
 /// claim columns and per-record index on PostgreSQL (`outbox_steps`). 5: the outbox's request,
-/// correlation and causation id columns on both databases (`outbox_steps`).
-pub(crate) const DDL_VERSION: &str = "5";
+/// correlation and causation id columns on both databases (`outbox_steps`). 6: the outbox's
+/// `traceparent` and `tracestate` columns (`outbox_steps`).
+pub(crate) const DDL_VERSION: &str = "6";
 
 /// True when the database records exactly the current metadata's hashes under the current DDL
 /// rules: nothing can be missing, so start-up skips introspection. One query.

@@ -10,6 +10,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult, Statement, Value};
+use tracing::Instrument as _;
 
 use crate::db::{self, Dialect};
 use crate::error::{DataError, Result};
@@ -374,23 +375,30 @@ pub trait Store: Send + Sync {
     async fn fetch_optional(&self, sql: Sql) -> Result<Option<Row>>;
 }
 
-/// Runs statements through any sea-orm connection (a pool, a transaction).
+/// Runs statements through any sea-orm connection (a pool, a transaction), each in a
+/// `db.statement` span like the engine's own (text with placeholders, never the values).
 pub(crate) async fn execute_on<C: ConnectionTrait>(c: &C, sql: Sql) -> Result<u64> {
+    let span = crate::observe::store_span(sql.dialect, &sql.text);
     c.execute_raw(sql.statement())
+        .instrument(span)
         .await
         .map(|r| r.rows_affected())
         .map_err(db::map_db_err)
 }
 
 pub(crate) async fn fetch_all_on<C: ConnectionTrait>(c: &C, sql: Sql) -> Result<Vec<Row>> {
+    let span = crate::observe::store_span(sql.dialect, &sql.text);
     c.query_all_raw(sql.statement())
+        .instrument(span)
         .await
         .map(|rows| rows.into_iter().map(Row).collect())
         .map_err(db::map_db_err)
 }
 
 pub(crate) async fn fetch_optional_on<C: ConnectionTrait>(c: &C, sql: Sql) -> Result<Option<Row>> {
+    let span = crate::observe::store_span(sql.dialect, &sql.text);
     c.query_one_raw(sql.statement())
+        .instrument(span)
         .await
         .map(|row| row.map(Row))
         .map_err(db::map_db_err)

@@ -274,6 +274,40 @@ impl HomeRedirect {
     }
 }
 
+/// An origin other than the server's own that the browser pages it serves may connect to (the
+/// console's `Content-Security-Policy` `connect-src`): a plugin that hands the browser URLs on
+/// another origin (a storage backend's direct upload URLs) contributes it in `init`, and the web
+/// shell reads every contribution at start. The HTTP plugin itself does nothing with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectOrigin {
+    /// A URL or origin (`https://s3.example.com`, `http://127.0.0.1:9000/bucket`).
+    pub url: String,
+}
+
+impl ConnectOrigin {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into() }
+    }
+
+    /// The origin (`scheme://host[:port]`, lowercase) of an `http` or `https` URL, or `None`
+    /// for anything else: only host and port characters pass, so a contribution cannot add
+    /// another directive or source expression to the policy.
+    pub fn origin(&self) -> Option<String> {
+        let url = self.url.trim();
+        let (scheme, rest) = url.split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return None;
+        }
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']');
+        if authority.is_empty() || authority.starts_with(':') || !authority.chars().all(ok) {
+            return None;
+        }
+        Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
+    }
+}
+
 /// Walks a router tree, joining path filters and recording the method of every handler.
 fn collect_endpoints(router: &Router, prefix: &str, out: &mut Vec<(Method, String)>) {
     let mut path = prefix.to_owned();

@@ -17,7 +17,7 @@ pub mod state;
 
 pub use config::HttpConfig;
 pub use contribution::{
-    HomeRedirect, HoopContribution, RouteContribution, RouteOperation, RouteSecurity,
+    ConnectOrigin, HomeRedirect, HoopContribution, RouteContribution, RouteOperation, RouteSecurity,
 };
 pub use error::{HttpError, Result};
 pub use hoops::RequestContext;

@@ -4,13 +4,15 @@
 //! (only names in `requires` or `provides`), publishing (only names matching `emits`, with the
 //! `events.publish` permission) and the kernel context. It is cheap to clone, so a plugin can keep
 //! one in the tasks it spawns. [`InitContext`], [`StartContext`] and [`StopContext`] dereference
-//! to it; `InitContext` adds registration, contributions, subscriptions and configuration.
+//! to it; `InitContext` adds registration, contributions, subscriptions and configuration
+//! (`settings_or`: a plugin's typed `objectos.yml` section, checked, every problem located).
 
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
 use objectos_spec::manifest::capabilities;
+use objectos_spec::settings::{ConfigSection, PluginSettings, SettingsProblem, deserialize_all};
 use objectos_spec::{Event, KernelContext, PluginManifest};
 use serde::de::DeserializeOwned;
 
@@ -336,6 +338,47 @@ impl<'a> InitContext<'a> {
                 ),
             )
         })
+    }
+
+    /// The plugin's settings from its `objectos.yml` section: `T::default()` when none was given.
+    /// See [`InitContext::settings_or`].
+    pub fn settings<T: PluginSettings>(&self, section: &ConfigSection) -> Result<T, PluginError> {
+        self.settings_or(section, T::default())
+    }
+
+    /// The plugin's settings from its `objectos.yml` section, or `default` (usually the settings
+    /// the host built the plugin with) when none was given (`null`), then checked with
+    /// [`PluginSettings::problems`]. The server checked the file's section already; a host that
+    /// builds a kernel itself has not, so every unknown key, bad value and failed check comes
+    /// back at once as [`PluginError::Settings`], each problem with its path in `section`.
+    pub fn settings_or<T: PluginSettings>(
+        &self,
+        section: &ConfigSection,
+        default: T,
+    ) -> Result<T, PluginError> {
+        let settings = if self.config.is_null() {
+            default
+        } else {
+            deserialize_all::<T>(self.config).map_err(|p| self.settings_error(section, p))?
+        };
+        let problems = settings.problems();
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(self.settings_error(section, problems))
+        }
+    }
+
+    fn settings_error(
+        &self,
+        section: &ConfigSection,
+        problems: Vec<SettingsProblem>,
+    ) -> PluginError {
+        PluginError::Settings {
+            plugin: self.plugin_id().to_owned(),
+            section: section.name.to_owned(),
+            problems,
+        }
     }
 
     /// Registers a service under its spec `name` and its contract type `T`; `name` must be in `provides`.

@@ -8,6 +8,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use objectos_spec::settings::{SettingsProblem, format_path};
+
 /// A boxed error used as the source of [`PluginError::Other`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -235,6 +237,24 @@ impl fmt::Display for ProblemList<'_> {
     }
 }
 
+/// Settings problems as `section.path: message`, separated by `; `.
+struct SettingsProblems<'a> {
+    section: &'a str,
+    problems: &'a [SettingsProblem],
+}
+
+impl fmt::Display for SettingsProblems<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", format_path(self.section, &p.path), p.message)?;
+        }
+        Ok(())
+    }
+}
+
 impl KernelError {
     /// The individual problems of a resolution error, or the error itself for any other variant.
     pub fn problems(&self) -> &[KernelError] {
@@ -252,6 +272,18 @@ pub enum PluginError {
     /// The plugin's configuration is missing or invalid.
     #[error("plugin `{plugin}` configuration is invalid: {message}")]
     Config { plugin: String, message: String },
+
+    /// The plugin's `objectos.yml` section (its kernel configuration) has problems, each with
+    /// its path inside the section (`InitContext::settings_or`).
+    #[error(
+        "plugin `{plugin}` configuration is invalid: {}",
+        SettingsProblems { section, problems }
+    )]
+    Settings {
+        plugin: String,
+        section: String,
+        problems: Vec<SettingsProblem>,
+    },
 
     /// The plugin asked for something its manifest does not declare.
     #[error("plugin `{plugin}` may not {what}: {missing_declaration}")]
@@ -343,7 +375,7 @@ impl PluginError {
     /// A short machine-readable code for reports (`config`, `capability`, `service`, ...).
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Config { .. } => "config",
+            Self::Config { .. } | Self::Settings { .. } => "config",
             Self::Capability { .. } => "capability",
             Self::Service { .. } => "service",
             Self::Event { .. } => "event",

@@ -15,6 +15,13 @@
 //! subscription order. Routing takes no lock and allocates nothing on the common path; queueing
 //! takes each matching subscriber's queue lock once per event, or once per run of equally named
 //! events with [`EventBus::publish_many`] (see `queue.rs`).
+//!
+//! Trace context: while a tracing backend is installed ([`crate::trace`]), an event made or
+//! published inside a traced span carries that span's W3C `traceparent` in its metadata (unless
+//! it already has one, as outbox events do), and an asynchronous subscriber handles it in an
+//! `event.handle` span whose parent is that context, so the work a subscriber does (its writes,
+//! the jobs it enqueues, the webhooks it calls) stays in the trace of the request that caused
+//! it. Without a backend this is one atomic load per event.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -32,6 +39,7 @@ use objectos_spec::event::validate_event_name;
 use objectos_spec::{Event, EventMetadata};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 use crate::contracts::{
     Clock, DeadLetter, DeadLetterStore, EventTransport, MemoryDeadLetterStore, SystemClock,
@@ -150,7 +158,7 @@ pub(crate) fn make_event(
     payload: serde_json::Value,
     clock: &dyn Clock,
 ) -> Event {
-    Event {
+    let mut event = Event {
         id: uuid::Uuid::now_v7().to_string(),
         name,
         payload,
@@ -159,7 +167,58 @@ pub(crate) fn make_event(
             timestamp: clock.now(),
             ..EventMetadata::default()
         },
+    };
+    stamp_trace(&mut event.metadata);
+    event
+}
+
+/// Gives `metadata` the current span's trace context, unless it carries one already (an event
+/// made inside the traced work, an outbox event written by a traced request) or no tracing
+/// backend is installed.
+fn stamp_trace(metadata: &mut EventMetadata) {
+    if metadata.traceparent.is_some() || !crate::trace::enabled() {
+        return;
     }
+    if let Some(h) = crate::trace::current() {
+        metadata.traceparent = Some(h.traceparent);
+        metadata.tracestate = h.tracestate;
+    }
+}
+
+/// [`stamp_trace`] on an event about to be published: copies it only when it needs the stamp
+/// and someone else holds it too.
+fn stamped(mut event: Arc<Event>) -> Arc<Event> {
+    if event.metadata.traceparent.is_none()
+        && crate::trace::enabled()
+        && let Some(h) = crate::trace::current()
+    {
+        let m = &mut Arc::make_mut(&mut event).metadata;
+        m.traceparent = Some(h.traceparent);
+        m.tracestate = h.tracestate;
+    }
+    event
+}
+
+/// The span an asynchronous subscriber handles `event` in: a child of the context the event
+/// carries. `None` (no span at all) while tracing is off or when the event carries no context,
+/// so untraced events cost nothing and start no trace of their own.
+fn handler_span(event: &Event, subscriber: &str) -> Option<tracing::Span> {
+    if !crate::trace::enabled() {
+        return None;
+    }
+    let traceparent = event.metadata.traceparent.as_deref()?;
+    let span = tracing::debug_span!(
+        "event.handle",
+        otel.kind = "consumer",
+        event = %event.name,
+        subscriber = %subscriber,
+        trace_id = tracing::field::Empty,
+    );
+    if span.is_disabled() {
+        return None;
+    }
+    crate::trace::continue_remote(&span, Some(traceparent), event.tracestate());
+    Some(span)
 }
 
 /// How long to wait between retries.
@@ -692,7 +751,7 @@ impl EventBus {
     /// Queues the event for every matching asynchronous subscriber, waiting while a queue is full,
     /// then hands it to the transport. Returns how many local subscribers received it.
     pub async fn publish(&self, event: impl Into<Arc<Event>>) -> Result<usize, KernelError> {
-        let event = event.into();
+        let event = stamped(event.into());
         let delivered = self.publish_local(&event).await?;
         if let Some(t) = self.inner.transport.get()
             && let Err(error) = t.publish(&event).await
@@ -708,7 +767,7 @@ impl EventBus {
         &self,
         event: impl Into<Arc<Event>>,
     ) -> Result<usize, KernelError> {
-        self.publish_local(&event.into()).await
+        self.publish_local(&stamped(event.into())).await
     }
 
     async fn publish_local(&self, event: &Arc<Event>) -> Result<usize, KernelError> {
@@ -820,7 +879,7 @@ impl EventBus {
     ///
     /// On success the transport (if any) publishes in a spawned task.
     pub fn try_publish(&self, event: impl Into<Arc<Event>>) -> Result<usize, KernelError> {
-        let event = event.into();
+        let event = stamped(event.into());
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(KernelError::BusClosed {
                 event: event.name.clone(),
@@ -961,19 +1020,37 @@ impl Worker {
             match &self.handler {
                 AsyncHandler::Inline(f) => {
                     for event in batch.drain(..) {
-                        if let Err(error) = call_inline(f, &event) {
-                            self.recover(event, error).await;
+                        let span = handler_span(&event, &self.label);
+                        let outcome = {
+                            let _entered = span.as_ref().map(tracing::Span::enter);
+                            call_inline(f, &event)
+                        };
+                        if let Err(error) = outcome {
+                            self.recover_in(span, event, error).await;
                         }
                     }
                 }
                 AsyncHandler::Future(h) => {
                     for event in batch.drain(..) {
-                        if let Err(error) = call_future(h, &event).await {
-                            self.recover(event, error).await;
+                        let span = handler_span(&event, &self.label);
+                        let outcome = match &span {
+                            Some(s) => call_future(h, &event).instrument(s.clone()).await,
+                            None => call_future(h, &event).await,
+                        };
+                        if let Err(error) = outcome {
+                            self.recover_in(span, event, error).await;
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// [`Worker::recover`] inside the handler's span, when there is one.
+    async fn recover_in(&self, span: Option<tracing::Span>, event: Arc<Event>, error: String) {
+        match span {
+            Some(s) => self.recover(event, error).instrument(s).await,
+            None => self.recover(event, error).await,
         }
     }
 

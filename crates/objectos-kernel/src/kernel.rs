@@ -904,7 +904,7 @@ fn startup_error(e: &PluginError, outcome: &Outcome) -> StartupError {
         };
     }
     let name = match e {
-        PluginError::Config { .. } => "ConfigError",
+        PluginError::Config { .. } | PluginError::Settings { .. } => "ConfigError",
         PluginError::Capability { .. } => "CapabilityError",
         PluginError::Service { .. } => "ServiceError",
         PluginError::Event { .. } => "EventError",

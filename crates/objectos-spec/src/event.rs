@@ -51,6 +51,14 @@ pub struct EventMetadata {
     /// Id of the event that led to this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causation_id: Option<String>,
+    /// W3C Trace Context (`00-<trace id>-<span id>-<flags>`) of the span that caused the event
+    /// (the request, data operation or job), when tracing was on: a subscriber continues the
+    /// trace from it, and outbound calls it makes (webhooks) send it on as their `traceparent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// The W3C `tracestate` that goes with `traceparent`, when not empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
     #[serde(default)]
     pub priority: EventPriority,
 }
@@ -62,6 +70,19 @@ pub struct Event {
     pub name: String,
     pub payload: serde_json::Value,
     pub metadata: EventMetadata,
+}
+
+impl Event {
+    /// The W3C `traceparent` of the work that caused this event, if it was traced: what a
+    /// subscriber continues and an outbound request (a webhook) sends as its header.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.metadata.traceparent.as_deref()
+    }
+
+    /// The W3C `tracestate` sent along with [`Event::traceparent`], if any.
+    pub fn tracestate(&self) -> Option<&str> {
+        self.metadata.tracestate.as_deref()
+    }
 }
 
 /// Well-known event names of the kernel itself (the plugins' are in `data`, `auth`, `authz`).
@@ -126,5 +147,25 @@ mod tests {
         let v = serde_json::to_value(&m).unwrap_or_default();
         assert_eq!(v["causationId"], "e1");
         assert!(v.get("requestId").is_none() && v.get("correlationId").is_none());
+        assert!(v.get("traceparent").is_none() && v.get("tracestate").is_none());
+    }
+
+    #[test]
+    fn trace_context_travels_in_the_metadata() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let e = Event {
+            id: "e1".into(),
+            name: "data.contact.created".into(),
+            payload: serde_json::Value::Null,
+            metadata: EventMetadata {
+                traceparent: Some(tp.into()),
+                ..EventMetadata::default()
+            },
+        };
+        let v = serde_json::to_value(&e).unwrap_or_default();
+        assert_eq!(v["metadata"]["traceparent"], tp);
+        let back: Event = serde_json::from_value(v).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(back.traceparent(), Some(tp));
+        assert_eq!(back.tracestate(), None);
     }
 }

@@ -84,6 +84,7 @@ pub struct TestKernelBuilder {
     interceptors: Vec<Arc<dyn Interceptor>>,
     hoops: Vec<HoopContribution>,
     collect: Vec<String>,
+    version: Option<String>,
 }
 
 impl std::fmt::Debug for TestKernelBuilder {
@@ -115,11 +116,18 @@ impl Default for TestKernelBuilder {
             interceptors: Vec::new(),
             hoops: Vec::new(),
             collect: Vec::new(),
+            version: None,
         }
     }
 }
 
 impl TestKernelBuilder {
+    /// The kernel's version (what `objectos_build_info` and discovery report).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
     /// Runs on `db` (default: a SQLite file of its own), whose schema [`TestKernel::stop`] drops.
     pub fn database(mut self, db: TestDatabase) -> Self {
         self.db = Some(db);
@@ -263,6 +271,7 @@ impl TestKernelBuilder {
             interceptors,
             hoops,
             collect,
+            version,
         } = self;
         let db = match (db, &url) {
             (Some(db), _) => Some(db),
@@ -297,6 +306,9 @@ impl TestKernelBuilder {
         }
         if let Some(cluster) = cluster {
             builder = builder.cluster(cluster);
+        }
+        if let Some(version) = version {
+            builder = builder.version(version);
         }
         for p in plugins {
             builder = builder.boxed_plugin(p);

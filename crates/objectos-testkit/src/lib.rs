@@ -13,6 +13,7 @@
 //!   included, with bounded waits.
 //! - [`wait`], [`TcpRelay`], [`rec`], [`user_cx`]: polling, a cuttable TCP relay in front of a
 //!   service, and operation contexts.
+//! - `otlp` (feature `otlp`): an OTLP/gRPC trace receiver on loopback that keeps every span.
 //!
 //! A harness failure is a test failure, so this crate unwraps and panics where a test would.
 
@@ -25,6 +26,8 @@ mod db;
 mod events;
 pub mod http;
 mod kernel;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 mod relay;
 pub mod session;
 pub mod wait;

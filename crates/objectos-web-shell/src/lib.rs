@@ -6,16 +6,17 @@ pub mod assets;
 pub mod config;
 mod routes;
 
-use objectos_http::{HomeRedirect, RouteContribution};
+use objectos_http::{ConnectOrigin, HomeRedirect, RouteContribution};
 use objectos_kernel::async_trait;
-use objectos_kernel::{InitContext, Plugin, PluginError};
+use objectos_kernel::{InitContext, Plugin, PluginError, StartContext};
 use objectos_spec::PluginManifest;
 use objectos_spec::manifest::{PluginDependency, capabilities};
-use objectos_spec::settings::{PluginSettings, format_path};
 
 pub use assets::{Asset, find};
 pub use config::{CONFIG_SECTION, ConsoleConfig};
-pub use routes::{CONSOLE_CSP, console_router, reset_link_router, resolve, router};
+pub use routes::{
+    CONSOLE_CSP, Policy, console_csp, console_router, reset_link_router, resolve, router,
+};
 
 /// The plugin id (the spec audit allows no `_` in ids, hence one word).
 pub const PLUGIN_ID: &str = "com.objectos.webshell";
@@ -39,8 +40,20 @@ pub const MANIFEST: PluginManifest = PluginManifest {
 
 /// The plugin. Its `console:` section ([`ConsoleConfig`]) can turn the console off or rename it;
 /// compiling it in (feature `plugin-web-shell` of the server) is what makes it available.
+///
+/// Its pages may connect to the origins other plugins contribute as [`ConnectOrigin`] (a
+/// storage backend's direct upload URLs): read at `start`, once every plugin's `init` ran.
 #[derive(Debug, Default)]
-pub struct WebShellPlugin;
+pub struct WebShellPlugin {
+    policy: Policy,
+}
+
+impl WebShellPlugin {
+    /// The policy the console's answers carry (tests read it after `start`).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}
 
 #[async_trait]
 impl Plugin for WebShellPlugin {
@@ -49,30 +62,36 @@ impl Plugin for WebShellPlugin {
     }
 
     fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
-        let config = if cx.config().is_null() {
-            ConsoleConfig::default()
-        } else {
-            cx.config_as::<ConsoleConfig>()?
-        };
-        let problems: Vec<String> = config
-            .problems()
-            .iter()
-            .map(|p| format!("{}: {}", format_path("console", &p.path), p.message))
-            .collect();
-        if !problems.is_empty() {
-            return Err(PluginError::config(PLUGIN_ID, problems.join("; ")));
-        }
+        let config = cx.settings::<ConsoleConfig>(&CONFIG_SECTION)?;
         if !config.enabled {
             return Ok(());
         }
         // The console is a page, not an API: it has no operations for the OpenAPI document and
         // no service for discovery (the `ui` service is the HTTP plugin's view endpoints).
         let title = config.title;
+        let policy = self.policy.clone();
         cx.contribute(RouteContribution::new(MOUNT, move || {
-            console_router(&title)
+            console_router(&title, policy.clone())
         }))?;
         cx.contribute(RouteContribution::new(RESET_LINK, reset_link_router))?;
         cx.contribute(HomeRedirect::new(format!("{MOUNT}/")))?;
+        Ok(())
+    }
+
+    async fn start(&self, cx: &StartContext) -> Result<(), PluginError> {
+        let mut origins = Vec::new();
+        for c in cx.contributions::<ConnectOrigin>()? {
+            match c.value.origin() {
+                Some(o) => origins.push(o),
+                None => tracing::warn!(
+                    plugin = PLUGIN_ID,
+                    from = %c.plugin,
+                    url = %c.value.url,
+                    "A contributed connect origin is not an http(s) origin; the console does not allow it."
+                ),
+            }
+        }
+        self.policy.set(&origins);
         Ok(())
     }
 }

@@ -8,11 +8,51 @@ use salvo::http::header::{
 use salvo::http::{ResBody, StatusCode};
 use salvo::prelude::*;
 
+use std::sync::{Arc, OnceLock};
+
 use crate::assets::{self, Asset};
 
 /// Only this server's own files and API: no inline script or style, no other origin, no
 /// framing, no plugins. `data:` images cover the small icons CSS may inline.
 pub const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
+
+/// [`CONSOLE_CSP`] with `origins` added to `connect-src` (the origins plugins contributed as
+/// `objectos_http::ConnectOrigin`, already reduced to `scheme://host[:port]`), deduplicated in
+/// order so the header is the same on every node.
+pub fn console_csp(origins: &[String]) -> String {
+    let mut connect = vec!["'self'".to_owned()];
+    for o in origins {
+        if !connect.contains(o) {
+            connect.push(o.clone());
+        }
+    }
+    CONSOLE_CSP.replace(
+        "connect-src 'self'",
+        &format!("connect-src {}", connect.join(" ")),
+    )
+}
+
+/// The policy the console's answers carry: [`CONSOLE_CSP`] until the plugin's `start` has read
+/// the contributed origins (every plugin's `init` has run by then), the extended one after.
+#[derive(Debug, Clone, Default)]
+pub struct Policy(Arc<OnceLock<HeaderValue>>);
+
+impl Policy {
+    /// Fixes the policy to [`console_csp`] of `origins`; later calls change nothing.
+    pub fn set(&self, origins: &[String]) {
+        // Origins are checked to host and port characters, so the value is a valid header.
+        if let Ok(v) = HeaderValue::from_str(&console_csp(origins)) {
+            let _ = self.0.set(v);
+        }
+    }
+
+    fn header(&self) -> HeaderValue {
+        self.0
+            .get()
+            .cloned()
+            .unwrap_or(HeaderValue::from_static(CONSOLE_CSP))
+    }
+}
 
 const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 const REVALIDATE: HeaderValue = HeaderValue::from_static("no-cache");
@@ -21,21 +61,22 @@ const REVALIDATE: HeaderValue = HeaderValue::from_static("no-cache");
 ///
 /// (The password reset link's router is [`reset_link_router`].)
 pub fn router() -> Router {
-    console_router(&crate::ConsoleConfig::default().title)
+    console_router(&crate::ConsoleConfig::default().title, Policy::default())
 }
 
 /// The console router, relative to its mount: `settings.json` (what the app reads at start:
 /// the `console.title`), then the embedded files with the app shell as fallback.
-pub fn console_router(title: &str) -> Router {
+pub fn console_router(title: &str, policy: Policy) -> Router {
     let settings = serde_json::json!({ "title": title }).to_string();
+    let files = Serve(policy.clone());
     Router::new()
-        .get(serve)
-        .push(Router::with_path("settings.json").get(Settings(settings)))
-        .push(Router::with_path("{**path}").get(serve))
+        .get(files.clone())
+        .push(Router::with_path("settings.json").get(Settings(settings, policy)))
+        .push(Router::with_path("{**path}").get(files))
 }
 
 /// `GET /console/settings.json`: the console's settings, revalidated on every load.
-struct Settings(String);
+struct Settings(String, Policy);
 
 #[async_trait]
 impl Handler for Settings {
@@ -48,10 +89,7 @@ impl Handler for Settings {
     ) {
         let headers = res.headers_mut();
         headers.insert(CACHE_CONTROL, REVALIDATE);
-        headers.insert(
-            CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONSOLE_CSP),
-        );
+        headers.insert(CONTENT_SECURITY_POLICY, self.1.header());
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/json; charset=utf-8"),
@@ -98,8 +136,24 @@ pub fn resolve(path: &str) -> Option<&'static Asset> {
     assets::find("index.html")
 }
 
-#[handler]
-async fn serve(req: &mut Request, res: &mut Response) {
+/// The embedded files and the app shell, with the console's policy.
+#[derive(Clone)]
+struct Serve(Policy);
+
+#[async_trait]
+impl Handler for Serve {
+    async fn handle(
+        &self,
+        req: &mut Request,
+        _depot: &mut Depot,
+        res: &mut Response,
+        _ctrl: &mut FlowCtrl,
+    ) {
+        serve(req, res, self.0.header());
+    }
+}
+
+fn serve(req: &mut Request, res: &mut Response, policy: HeaderValue) {
     let path = req.param::<String>("path").unwrap_or_default();
     let Some(asset) = resolve(&path) else {
         // Empty body: the server's catcher answers with its JSON error shape.
@@ -116,10 +170,7 @@ async fn serve(req: &mut Request, res: &mut Response) {
             REVALIDATE
         },
     );
-    headers.insert(
-        CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONSOLE_CSP),
-    );
+    headers.insert(CONTENT_SECURITY_POLICY, policy);
     headers.insert(ETAG, HeaderValue::from_static(asset.etag));
     let fresh = req
         .headers()
@@ -153,7 +204,9 @@ mod tests {
 
     #[tokio::test]
     async fn settings_carry_the_configured_title() {
-        let svc = Service::new(Router::with_path("console").push(console_router("Acme \"Ops\"")));
+        let svc = Service::new(
+            Router::with_path("console").push(console_router("Acme \"Ops\"", Policy::default())),
+        );
         let mut res = TestClient::get("http://127.0.0.1/console/settings.json")
             .send(&svc)
             .await;
@@ -225,5 +278,61 @@ mod tests {
             .send(&svc)
             .await;
         assert_eq!(res.status_code, Some(StatusCode::NOT_FOUND));
+    }
+
+    #[tokio::test]
+    async fn contributed_origins_join_connect_src_and_nothing_else() {
+        use objectos_http::ConnectOrigin;
+        // What a storage backend handing out direct upload URLs would contribute, and junk.
+        let contributed = [
+            "https://S3.Example.com/bucket/key?x=1",
+            "http://127.0.0.1:9000",
+            "https://s3.example.com",
+            "https://evil.example; script-src *",
+            "javascript:alert(1)",
+            "ftp://files.example.com",
+        ];
+        let origins: Vec<String> = contributed
+            .iter()
+            .filter_map(|u| ConnectOrigin::new(*u).origin())
+            .collect();
+        assert_eq!(
+            origins,
+            [
+                "https://s3.example.com",
+                "http://127.0.0.1:9000",
+                "https://s3.example.com"
+            ]
+        );
+        let policy = Policy::default();
+        let svc = Service::new(
+            Router::with_path("console").push(console_router("ObjectOS", policy.clone())),
+        );
+        // Before the plugin's start: the strict default.
+        let res = TestClient::get("http://127.0.0.1/console/")
+            .send(&svc)
+            .await;
+        assert_eq!(res.headers()[CONTENT_SECURITY_POLICY], CONSOLE_CSP);
+        policy.set(&origins);
+        let expected = CONSOLE_CSP.replace(
+            "connect-src 'self'",
+            "connect-src 'self' https://s3.example.com http://127.0.0.1:9000",
+        );
+        for path in [
+            "/console/",
+            "/console/admin/files",
+            "/console/settings.json",
+        ] {
+            let res = TestClient::get(format!("http://127.0.0.1{path}"))
+                .send(&svc)
+                .await;
+            assert_eq!(
+                res.headers()[CONTENT_SECURITY_POLICY],
+                expected.as_str(),
+                "{path}"
+            );
+        }
+        // Nothing else of the policy moved.
+        assert_eq!(console_csp(&[]), CONSOLE_CSP);
     }
 }

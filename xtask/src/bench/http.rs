@@ -27,7 +27,7 @@ mod load;
 mod report;
 mod sample;
 
-use super::{BenchArgs, Profile, target_dir, write_section};
+use super::{BenchArgs, Profile, cargo_build, target_dir, write_section};
 use crate::project_root;
 use load::{Conn, Rng, run_scenario};
 use report::{fmt_cpu, fmt_latency, render};
@@ -57,6 +57,11 @@ const STATUSES: [&str; 3] = ["new", "active", "closed"];
 pub(super) fn http(args: &BenchArgs) -> anyhow::Result<bool> {
     if args.duration == 0 {
         bail!("--duration must be at least 1 second, got 0");
+    }
+    if args.extra_config.is_some() && args.profile != Profile::Secured {
+        bail!(
+            "--extra-config needs --profile secured (the minimal build has no plugins to configure)"
+        );
     }
     let root = project_root();
     let binary = match &args.binary {
@@ -93,8 +98,10 @@ pub(super) fn http(args: &BenchArgs) -> anyhow::Result<bool> {
     let report = runtime.block_on(measure(&root, &binary, args))?;
     let markdown = render(&report, args, release);
     println!("{markdown}");
-    if args.no_write || !args.only.is_empty() {
-        println!("bench: --no-write or --only given; docs/benchmarks.md left unchanged");
+    if args.no_write || !args.only.is_empty() || args.extra_config.is_some() {
+        println!(
+            "bench: --no-write, --only or --extra-config given; docs/benchmarks.md left unchanged"
+        );
     } else if !release {
         println!(
             "bench: {} is not a release build (no `release` folder in its path): these are DEBUG numbers, so docs/benchmarks.md is left unchanged",
@@ -117,23 +124,12 @@ fn build_release(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     // standard build, where every request goes through the session hoop, permissions and audit.
     let mut cargo_args = vec!["build", "--release", "-p", "objectos-server"];
     cargo_args.extend_from_slice(args.profile.cargo_features());
-    let target = target_dir(root, args);
-    println!(
-        "bench: CARGO_TARGET_DIR={} cargo {} (about 15+ minutes cold on 2 cores)",
-        target.display(),
-        cargo_args.join(" ")
-    );
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(&cargo_args)
-        .env("CARGO_TARGET_DIR", &target)
-        .current_dir(root)
-        .status()
-        .context("cannot run cargo")?;
-    if !status.success() {
-        bail!("`cargo {}` failed ({status})", cargo_args.join(" "));
-    }
-    Ok(())
+    cargo_build(
+        root,
+        args,
+        &cargo_args,
+        " (about 15+ minutes cold on 2 cores)",
+    )
 }
 
 // --- the measurement ------------------------------------------------------------------------------
@@ -290,11 +286,11 @@ async fn measure(root: &Path, binary: &Path, args: &BenchArgs) -> anyhow::Result
         let dir = tmp.0.join(format!("cold-{i}"));
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let (mut probe, took) = start_server(root, binary, &dir, args.profile).await?;
+        let (mut probe, took) = start_server(root, binary, &dir, args).await?;
         probe.stop();
         starts.push(took);
     }
-    let (mut server, first) = start_server(root, binary, &tmp.0, args.profile).await?;
+    let (mut server, first) = start_server(root, binary, &tmp.0, args).await?;
     starts.push(first);
     starts.sort_unstable();
     let cold_start = starts[starts.len() / 2];
@@ -413,16 +409,27 @@ async fn measure(root: &Path, binary: &Path, args: &BenchArgs) -> anyhow::Result
 /// The secured profile's metadata: presets/crm plus a permission set for the bench user with a
 /// row-level-security policy on `contact` (own records only) and a field hidden by field-level
 /// security; and an `objectos.yml` that opens sign-up and lifts the sign-in rate limit (the bench
-/// signs in far more often than the per-minute limits allow).
-fn secured_setup(root: &Path, tmp: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+/// signs in far more often than the per-minute limits allow). `extra` (`--extra-config`) is
+/// appended to that file: the overhead runs switch metrics, tracing or the Redis cache on with it.
+fn secured_setup(
+    root: &Path,
+    tmp: &Path,
+    extra: Option<&Path>,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
     let meta = tmp.join("crm");
     copy_dir(&root.join("presets").join("crm"), &meta)?;
     let perms = meta.join("permissions");
     std::fs::create_dir_all(&perms)?;
     std::fs::write(perms.join("bench_rep.permission.yml"), BENCH_PERMISSION_SET)
         .context("cannot write the bench permission set")?;
+    let mut text = BENCH_CONFIG.to_owned();
+    if let Some(extra) = extra {
+        let more = std::fs::read_to_string(extra)
+            .with_context(|| format!("cannot read --extra-config {}", extra.display()))?;
+        text.push_str(&more);
+    }
     let config = tmp.join("objectos.yml");
-    std::fs::write(&config, BENCH_CONFIG).context("cannot write the bench objectos.yml")?;
+    std::fs::write(&config, text).context("cannot write the bench objectos.yml")?;
     Ok((meta, config))
 }
 
@@ -557,7 +564,7 @@ async fn start_server(
     root: &Path,
     binary: &Path,
     tmp: &Path,
-    profile: Profile,
+    bench: &BenchArgs,
 ) -> anyhow::Result<(Server, Duration)> {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -572,10 +579,10 @@ async fn start_server(
         .context("cannot duplicate the server log handle")?;
     let db = format!("sqlite://{}?mode=rwc", tmp.join("bench.db").display());
     let mut args: Vec<String> = Vec::new();
-    match profile {
+    match bench.profile {
         Profile::Minimal => args.extend(["serve".to_owned(), "presets/crm".to_owned()]),
         Profile::Secured => {
-            let (meta, config) = secured_setup(root, tmp)?;
+            let (meta, config) = secured_setup(root, tmp, bench.extra_config.as_deref())?;
             args.extend([
                 "--config".to_owned(),
                 config.display().to_string(),

@@ -3,6 +3,8 @@
 
 #[cfg(test)]
 mod cli;
+#[cfg(all(test, feature = "plugin-storage", feature = "plugin-permissions"))]
+mod files;
 #[cfg(test)]
 mod metadata;
 #[cfg(test)]

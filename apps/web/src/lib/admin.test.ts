@@ -1,7 +1,7 @@
 // The administration helpers: list envelopes, which job actions the server accepts, the audit
 // export link, changes and sizes in words, and the storage error envelope.
 import { describe, expect, it } from "vitest";
-import { audit, describeChange, formatBytes, jobs, listOf } from "./admin";
+import { audit, describeChange, describeRowFilter, formatBytes, jobs, listOf } from "./admin";
 import { errorFromBody } from "./api";
 import { describeFields, describeGrants } from "../pages/admin/Permissions";
 import { filterFrom } from "../pages/admin/Audit";
@@ -69,5 +69,15 @@ describe("errorFromBody", () => {
   it("still reads the usual shape", () => {
     const e = errorFromBody(403, { error: "No", code: "PERMISSION_DENIED", message: "Not allowed" }, null);
     expect([e.code, e.message]).toEqual(["PERMISSION_DENIED", "Not allowed"]);
+  });
+});
+
+describe("row filters", () => {
+  it("puts the server's filter in words", () => {
+    expect(describeRowFilter({})).toBe("all");
+    expect(describeRowFilter(null)).toBe("none");
+    expect(describeRowFilter(undefined)).toBe("none");
+    expect(describeRowFilter({ $not: {} })).toBe("none");
+    expect(describeRowFilter({ is_active: true })).toBe('{"is_active":true}');
   });
 });

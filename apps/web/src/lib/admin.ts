@@ -129,6 +129,19 @@ export interface ObjectPermissions {
   fieldPermissions?: Record<string, { readable?: boolean; editable?: boolean }>;
 }
 
+/** `GET /permissions/effective?userId=&object=`: another user's permissions (administrators). */
+export interface UserObjectPermissions extends ObjectPermissions {
+  userId?: string | null;
+  organizationId?: string | null;
+  /** The user administers the organization: every check is bypassed there. */
+  admin?: boolean;
+  /** Read and edit row filters in object form: `{}` every record, `null` not granted. */
+  rowFilter?: unknown;
+  editFilter?: unknown;
+  permissionSets?: string[];
+  roles?: string[];
+}
+
 export const permissions = {
   sets: async () => listOf<PermissionSet>(await api.get(`${API}/permissions/sets`), "sets"),
   assignments: async () => listOf<Assignment>(await api.get(`${API}/permissions/assignments`), "assignments"),
@@ -137,7 +150,22 @@ export const permissions = {
     api.send<Assignment>("DELETE", `${API}/permissions/assignments`, { userId, permissionSet }),
   /** The signed-in user's own permissions on an object (the server answers for the caller only). */
   object: (object: string) => api.get<ObjectPermissions>(`${API}/permissions/object/${encodeURIComponent(object)}`),
+  /** Another user's permissions on an object, as that user's session would have them. */
+  ofUser: (userId: string, object: string) =>
+    api.get<UserObjectPermissions>(
+      `${API}/permissions/effective?userId=${encodeURIComponent(userId)}&object=${encodeURIComponent(object)}`,
+    ),
 };
+
+/** A row filter in words: every record, none, or the filter's JSON. */
+export function describeRowFilter(filter: unknown): string {
+  if (filter === null || filter === undefined) return "none";
+  const json = JSON.stringify(filter);
+  if (json === "{}") return "all";
+  // The permissions plugin's "match nothing" (`{"$not": {}}`).
+  if (json === '{"$not":{}}') return "none";
+  return json;
+}
 
 export interface AuditEvent {
   id: string;

@@ -1,6 +1,8 @@
-// One layer for every UI string, so the i18n plugin's bundles can replace the English one later
-// (`setMessages`). Keys are stable identifiers; `{name}` placeholders are filled from `vars`.
-const en = {
+// One layer for every UI string. Keys are stable identifiers; `{name}` placeholders are filled from
+// `vars`. English is built in; German and French are lazy chunks (`locales/`), and the i18n plugin's
+// bundles override any of them: `loadLocale` reads the `console.<key>` entries of the `messages`
+// group of `GET /api/v1/i18n/translations/:locale` (the official client's i18n namespace).
+export const en = {
   "app.title": "ObjectOS",
   "nav.objects": "Objects",
   "nav.admin": "Administration",
@@ -77,7 +79,13 @@ const en = {
   "perm.roles": "Roles",
   "perm.object": "Object",
   "perm.effective": "Effective permissions",
-  "perm.effectiveHelp": "What you may do with an object, as the server computes it for your session.",
+  "perm.effectiveHelp": "What a user may do with an object, as the server computes it for that user's session.",
+  "perm.of": "Permissions of",
+  "perm.me": "— me —",
+  "perm.bypass": "Administrator of this organization: every check is bypassed.",
+  "perm.crud": "Object permissions",
+  "perm.rowFilter": "Records readable",
+  "perm.editFilter": "Records editable",
   "keys.create": "New API key",
   "keys.createButton": "Create key",
   "keys.expiresInDays": "Expires in (days)",
@@ -175,10 +183,58 @@ const en = {
 } as const;
 
 export type MessageKey = keyof typeof en;
+/** A translation: any subset of the keys (a missing key falls back to English). */
+export type Messages = Partial<Record<MessageKey, string>>;
 let messages: Record<string, string> = { ...en };
 
+/** The translations shipped with the console, by language; English is `en` itself. */
+export const bundled: Record<string, () => Promise<Messages>> = {
+  de: async () => (await import("./locales/de")).default,
+  fr: async () => (await import("./locales/fr")).default,
+};
+
+/** The prefix of the console's keys in an i18n bundle's `messages` (`console.nav.users`). */
+export const SERVER_PREFIX = "console.";
+
+/** The console's strings among a translations answer's `messages`; unknown keys are ignored. */
+export function fromServer(body: unknown): Messages {
+  const data = (body as { data?: { translations?: { messages?: unknown } } } | null)?.data;
+  const found = data?.translations?.messages;
+  const out: Record<string, string> = {};
+  if (!found || typeof found !== "object") return out;
+  for (const [k, v] of Object.entries(found as Record<string, unknown>)) {
+    const key = k.startsWith(SERVER_PREFIX) ? k.slice(SERVER_PREFIX.length) : null;
+    if (key && key in en && typeof v === "string") out[key] = v;
+  }
+  return out;
+}
+
+/**
+ * Switches to `locale` (a BCP 47 tag such as `de-CH`): the shipped strings of its language, then
+ * the server's (`/api/v1/i18n/translations/:locale`, when the i18n plugin runs). Any failure keeps
+ * what is there: a missing translation is English, never an error. Answers the language used.
+ */
+export async function loadLocale(locale: string, fetcher: typeof fetch = fetch): Promise<string> {
+  const lang = locale.toLowerCase().split("-")[0] ?? "en";
+  const shipped = bundled[lang] ? await bundled[lang]().catch(() => ({})) : {};
+  let server: Messages = {};
+  if (lang !== "en") {
+    try {
+      const res = await fetcher(`/api/v1/i18n/translations/${encodeURIComponent(locale)}`, {
+        headers: { accept: "application/json" },
+        credentials: "same-origin",
+      });
+      if (res.ok) server = fromServer(await res.json());
+    } catch {
+      // No i18n plugin or no network: the shipped strings stay.
+    }
+  }
+  setMessages({ ...shipped, ...server });
+  return Object.keys(shipped).length || Object.keys(server).length ? lang : "en";
+}
+
 /** Replaces (part of) the bundle, e.g. with strings from the i18n plugin. */
-export function setMessages(bundle: Partial<Record<MessageKey, string>>): void {
+export function setMessages(bundle: Messages): void {
   messages = { ...en, ...bundle };
 }
 

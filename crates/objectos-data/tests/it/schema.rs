@@ -362,7 +362,7 @@ async fn a_failed_migration_names_its_statement_and_keeps_nothing() {
 }
 
 /// A database made before DDL version 5 gets the outbox's request, correlation and causation
-/// columns from the plan (listed by `objectos migrate --dry-run`, applied by the next start),
+/// columns (and version 6's trace context columns) from the plan (listed by `objectos migrate --dry-run`, applied by the next start),
 /// and the rows it had pending are still dispatched, without those ids.
 async fn outbox_gets_trace_columns(url: &str) {
     let (e, dir) = open(url, CRM).await;
@@ -370,6 +370,8 @@ async fn outbox_gets_trace_columns(url: &str) {
         "ALTER TABLE \"_objectos_outbox\" DROP COLUMN \"request_id\"",
         "ALTER TABLE \"_objectos_outbox\" DROP COLUMN \"correlation_id\"",
         "ALTER TABLE \"_objectos_outbox\" DROP COLUMN \"causation_id\"",
+        "ALTER TABLE \"_objectos_outbox\" DROP COLUMN \"traceparent\"",
+        "ALTER TABLE \"_objectos_outbox\" DROP COLUMN \"tracestate\"",
         "INSERT INTO \"_objectos_outbox\" (\"event_id\", \"event_name\", \"object\", \"record_id\", \"payload\", \"user_id\", \"tenant_id\", \"created_at\") VALUES ('old-1', 'data.account.created', 'account', 'r0', '{\"object\":\"account\",\"recordId\":\"r0\"}', 'u1', 'org1', '2026-01-01T00:00:00.000Z')",
         "UPDATE \"_objectos_schema\" SET \"hash\" = '4' WHERE \"object\" = '__objectos_ddl'",
     ] {
@@ -387,10 +389,16 @@ async fn outbox_gets_trace_columns(url: &str) {
     };
     let e = DataEngine::open(config(false)).await.unwrap();
     let plan = e.plan_migration().await.unwrap().to_string();
-    for column in ["request_id", "correlation_id", "causation_id"] {
+    for column in [
+        "request_id",
+        "correlation_id",
+        "causation_id",
+        "traceparent",
+        "tracestate",
+    ] {
         assert!(plan.contains(&format!("\"{column}\" TEXT;")), "{plan}");
     }
-    assert_eq!(plan.lines().count(), 3, "{plan}");
+    assert_eq!(plan.lines().count(), 5, "{plan}");
     e.connection().clone().close().await.ok();
     drop(e);
 

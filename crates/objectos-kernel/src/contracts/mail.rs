@@ -15,6 +15,9 @@ pub struct Mail {
     pub body: String,
     /// The action link inside the body (a reset link carries a secret token).
     pub link: Option<String>,
+    /// The organization the mail is about, when known (an invitation's; the recipient's
+    /// oldest membership for a reset or verification): its administrators see the message.
+    pub organization: Option<String>,
 }
 
 impl fmt::Debug for Mail {

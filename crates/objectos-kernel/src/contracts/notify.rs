@@ -80,6 +80,9 @@ pub struct EmailRequest {
     pub topic: Option<String>,
     /// Essential mail (password reset, verification) ignores preferences.
     pub essential: bool,
+    /// The user the mail is for, when the sender knows it: that user's channel and topic
+    /// preferences apply too (without it, only those recorded for the address do).
+    pub recipient_id: Option<String>,
 }
 
 impl fmt::Debug for EmailRequest {

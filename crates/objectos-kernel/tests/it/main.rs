@@ -9,5 +9,6 @@ mod health;
 mod lifecycle;
 mod registry;
 mod resolve;
+mod settings;
 mod support;
 mod transport;

@@ -77,7 +77,7 @@ impl Interceptor for UserStatusHook {
         // a request resolving in that instant may re-cache the session for at most
         // `sessionCacheSeconds` (documented).
         if let Some(service) = self.cell.get() {
-            service.sessions_changed();
+            service.user_sessions_changed(&user_id);
         }
         tracing::info!(user_id = %user_id, "User is no longer active; sessions and API keys revoked.");
         Ok(())

@@ -101,7 +101,7 @@ impl AuthService {
     async fn close_pending(&self, id: &str, status: &str, now: i64) -> Result<bool> {
         let n = self
             .db()
-            .exec(
+            .exec_uncached(
                 r#"UPDATE "_objectos_auth_invitation" SET "status" = ?, "updated_at" = ? WHERE "id" = ? AND "status" = 'pending'"#,
                 vec![s(status), i(now), s(id)],
             )
@@ -157,7 +157,7 @@ impl AuthService {
         let (id, resent) = match pending {
             Some((id, expiry)) if expiry > now && resend => {
                 self.db()
-                    .exec(
+                    .exec_uncached(
                         r#"UPDATE "_objectos_auth_invitation" SET "role" = ?, "inviter_id" = ?, "expires_at" = ?, "updated_at" = ?, "token_hash" = ? WHERE "id" = ? AND "status" = 'pending'"#,
                         vec![s(role), s(&who.user_id), i(expires), i(now), s(&token_hash), s(&id)],
                     )
@@ -170,7 +170,7 @@ impl AuthService {
                 // a new one to the address replaces it.
                 if let Some((old, _)) = expired {
                     self.db()
-                        .exec(
+                        .exec_uncached(
                             r#"UPDATE "_objectos_auth_invitation" SET "status" = 'canceled', "updated_at" = ? WHERE "id" = ? AND "status" = 'pending' AND "expires_at" <= ?"#,
                             vec![i(now), s(&old), i(now)],
                         )
@@ -179,7 +179,7 @@ impl AuthService {
                 let id = crypto::random_token()?;
                 let added = self
                     .db()
-                    .exec(
+                    .exec_uncached(
                         r#"INSERT INTO "_objectos_auth_invitation" ("id", "org_id", "email", "role", "status", "inviter_id", "created_at", "expires_at", "updated_at", "token_hash") VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"#,
                         vec![s(&id), s(&org), s(&email), s(role), s(&who.user_id), i(now), i(expires), i(now), s(&token_hash)],
                     )
@@ -212,6 +212,7 @@ impl AuthService {
         // with it proves that the address's mailbox was read.
         let link = format!("{base}{sep}invitationId={id}&token={token}");
         self.mail(Mail {
+            organization: Some(org.to_string()),
             to: email.clone(),
             subject: format!("You are invited to join {org_name}"),
             body: format!(
@@ -444,7 +445,10 @@ impl AuthService {
             };
             return Ok(json!({"invitation": out.json(), "member": null}));
         }
-        let tx = self.db().begin().await?;
+        let mut tx = self.db().begin().await?;
+        // The invitation, and the accepting user's membership and session: only their cached
+        // sessions go stale.
+        tx.concerns_user(&who.user_id);
         // The claim is conditional, so two concurrent accepts cannot both succeed.
         let claimed = tx
             .exec(

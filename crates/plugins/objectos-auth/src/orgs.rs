@@ -438,7 +438,8 @@ impl AuthService {
             .ok_or_else(|| AuthError::Internal("created organization has no id".into()))?;
         let now = ms(self.now());
         self.db()
-            .exec(
+            .exec_for(
+                &who.user_id,
                 r#"INSERT INTO "_objectos_auth_member" ("org_id", "user_id", "role", "created_at") VALUES (?, ?, 'owner', ?)"#,
                 vec![s(&org), s(&who.user_id), i(now)],
             )
@@ -448,7 +449,8 @@ impl AuthService {
         let limit = self.config().organization.limit_per_user;
         if self.owned_organizations(&who.user_id).await? > i64::from(limit) {
             self.db()
-                .exec(
+                .exec_for(
+                    &who.user_id,
                     r#"DELETE FROM "_objectos_auth_member" WHERE "org_id" = ? AND "user_id" = ?"#,
                     vec![s(&org), s(&who.user_id)],
                 )
@@ -468,7 +470,8 @@ impl AuthService {
         }
         if !keep_active {
             self.db()
-                .exec(
+                .exec_for(
+                    &who.user_id,
                     r#"UPDATE "_objectos_auth_session" SET "active_org" = ? WHERE "id" = ?"#,
                     vec![s(&org), s(session)],
                 )
@@ -567,7 +570,8 @@ impl AuthService {
             return Err(AuthError::OrganizationNotFound(shown));
         };
         self.db()
-            .exec(
+            .exec_for(
+                &who.user_id,
                 r#"UPDATE "_objectos_auth_session" SET "active_org" = ? WHERE "id" = ?"#,
                 vec![s(&org), s(session)],
             )
@@ -633,7 +637,8 @@ impl AuthService {
         let now = ms(self.now());
         let added = self
             .db()
-            .exec(
+            .exec_for(
+                &cred.user_id,
                 r#"INSERT INTO "_objectos_auth_member" ("org_id", "user_id", "role", "created_at") VALUES (?, ?, ?, ?) ON CONFLICT ("org_id", "user_id") DO NOTHING"#,
                 vec![s(&org), s(&cred.user_id), s(role), i(now)],
             )
@@ -678,7 +683,9 @@ impl AuthService {
         let not_found = || AuthError::UserNotFound(target.trim().to_owned());
         let cred = self.find_user(target).await?.ok_or_else(not_found)?;
         // The checks and the write in one transaction over the memberships they read.
-        let tx = self.db().begin().await?;
+        let mut tx = self.db().begin().await?;
+        // Only the member's role changes: only their cached sessions go stale.
+        tx.concerns_user(&cred.user_id);
         let held = decide_on(&tx, &org, &who.user_id, &cred.user_id).await?;
         // The caller's role as it is now: a concurrent change may have taken it away.
         let my_role = held
@@ -738,7 +745,10 @@ impl AuthService {
         let leaving = user_id == who.user_id;
         // Every check and write in one transaction over the memberships the checks read, so a
         // concurrent removal or demotion cannot take the last owner away in between.
-        let tx = self.db().begin().await?;
+        let mut tx = self.db().begin().await?;
+        // The membership, sessions and keys of the member removed: only their cached sessions
+        // go stale.
+        tx.concerns_user(&user_id);
         let held = decide_on(&tx, &org, &who.user_id, &user_id).await?;
         let (role, _) = held.target.ok_or_else(not_found)?;
         let my_role = held

@@ -219,6 +219,9 @@ impl Plugin for AuthPlugin {
         if let Ok(cache) = cx.get_named::<dyn Cache>(services::CACHE) {
             service.attach_cache(cache);
         }
+        // `objectos_auth_sessions_active`, recounted now and every 30 s (and after each
+        // session change).
+        service.spawn_sessions_gauge();
         let _ = self.cell.set(service);
         Ok(())
     }

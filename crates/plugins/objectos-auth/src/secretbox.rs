@@ -157,7 +157,8 @@ impl AuthService {
             (Some(key), false) => {
                 let sealed = key.seal(stored, user_id)?;
                 self.db()
-                    .exec(
+                    .exec_for(
+                        user_id,
                         r#"UPDATE "_objectos_auth_totp" SET "secret" = ? WHERE "user_id" = ? AND "secret" = ?"#,
                         vec![s(sealed), s(user_id), s(stored)],
                     )

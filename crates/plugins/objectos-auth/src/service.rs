@@ -32,6 +32,7 @@ mod totp;
 /// Event names this plugin publishes (declared in the manifest's `emits`); they and their
 /// payload ([`AuthEvent`]) live in `objectos-spec`, so subscribers need not depend on this crate.
 pub use objectos_spec::event::auth as events;
+pub use sessions::SESSIONS_ACTIVE;
 
 /// Prefix of API keys, so the hoop can tell them from session tokens.
 pub const API_KEY_PREFIX: &str = "osk_";
@@ -257,6 +258,7 @@ impl AuthService {
         let dummy_hash = hasher.hash(&crypto::random_token()?)?;
         let sso = Sso::new(&config.sso)?;
         let db = Db::new(engine.clone());
+        let db_epoch = db.epoch_handle();
         let config_cache_seconds = config.session_cache_seconds;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -273,7 +275,7 @@ impl AuthService {
                 create_lock: tokio::sync::Mutex::new(()),
                 sso,
                 secret_key,
-                sessions: SessionCache::new(config_cache_seconds),
+                sessions: SessionCache::new(config_cache_seconds, db_epoch),
             }),
         })
     }
@@ -283,9 +285,7 @@ impl AuthService {
     /// from ours (see `session_cache.rs`). The plugin calls it at start when a cache plugin is
     /// installed; without it the cache is per node, as before. Needs a Tokio runtime.
     pub fn attach_cache(&self, cache: Arc<dyn objectos_kernel::contracts::Cache>) {
-        self.inner
-            .sessions
-            .attach(cache, self.inner.db.epoch_handle());
+        self.inner.sessions.attach(cache);
     }
 
     /// The configuration in force.
@@ -316,6 +316,21 @@ impl AuthService {
 
     pub(crate) fn sso(&self) -> &Sso {
         &self.inner.sso
+    }
+
+    /// The organization a user's account mails belong to: the oldest membership (the one a
+    /// session starts in), none for a user without one or when it cannot be read (a mail is
+    /// never held back for it).
+    pub(crate) async fn primary_org(&self, user_id: &str) -> Option<String> {
+        let rows = self
+            .db()
+            .all(
+                r#"SELECT "org_id" FROM "_objectos_auth_member" WHERE "user_id" = ? ORDER BY "created_at", "org_id""#,
+                vec![crate::store::s(user_id)],
+            )
+            .await
+            .ok()?;
+        rows.first().and_then(|r| crate::store::get_s(r, 0).ok())
     }
 
     /// Hands one mail to the mailer; a refusal is an internal error (the mail's content, which

@@ -938,14 +938,14 @@ impl AuthService {
                 .is_ok()
         {
             self.db()
-                .exec(
+                .exec_uncached(
                     r#"DELETE FROM "_objectos_auth_sso_state" WHERE "expires_at" < ?"#,
                     vec![i(now - 3_600_000)],
                 )
                 .await?;
         }
         self.db()
-            .exec(
+            .exec_uncached(
                 r#"INSERT INTO "_objectos_auth_sso_state" ("state_hash", "provider", "binding_hash", "pkce_verifier", "nonce", "callback_url", "error_callback_url", "new_user_callback_url", "created_at", "expires_at", "link_user_id") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
                 vec![
                     s(crypto::sha256_hex(&started.state)),
@@ -1053,7 +1053,7 @@ impl AuthService {
         // the verifier and nonce are wiped, as nothing needs them again.
         let claimed = self
             .db()
-            .exec(
+            .exec_uncached(
                 r#"UPDATE "_objectos_auth_sso_state" SET "used_at" = ?, "pkce_verifier" = '', "nonce" = '' WHERE "state_hash" = ? AND "used_at" IS NULL"#,
                 vec![i(self.now_millis()), s(&hash)],
             )
@@ -1158,7 +1158,7 @@ impl AuthService {
     async fn touch_identity(&self, p: &Provider, who: &ExternalIdentity) -> Result<()> {
         let email = who.email.as_deref().and_then(|e| normalize_email(e).ok());
         self.db()
-            .exec(
+            .exec_uncached(
                 r#"UPDATE "_objectos_auth_identity" SET "last_login_at" = ?, "email" = COALESCE(?, "email"), "issuer" = ? WHERE "provider" = ? AND "subject" = ?"#,
                 vec![
                     i(self.now_millis()),
@@ -1188,7 +1188,7 @@ impl AuthService {
         let user_id = get_s(&row, 0)?;
         if self.credential_by("user_id", &user_id).await?.is_none() {
             self.db()
-                .exec(
+                .exec_uncached(
                     r#"DELETE FROM "_objectos_auth_identity" WHERE "provider" = ? AND "subject" = ?"#,
                     vec![s(&p.cfg.id), s(&who.subject)],
                 )
@@ -1289,7 +1289,8 @@ impl AuthService {
     ) -> Result<bool> {
         let n = self
             .db()
-            .exec(
+            .exec_for(
+                user_id,
                 r#"INSERT INTO "_objectos_auth_identity" ("provider", "subject", "user_id", "email", "issuer", "created_at") VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT ("provider", "subject") DO NOTHING"#,
                 vec![
                     s(&p.cfg.id),

@@ -224,20 +224,15 @@ impl Db {
         }
     }
 
-    /// The write generation: changes after any write of this crate's tables has committed.
-    pub(crate) fn epoch(&self) -> u64 {
-        self.epoch.get()
-    }
-
     /// The generation itself, for the session cache's cluster link.
     pub(crate) fn epoch_handle(&self) -> Arc<Epoch> {
         self.epoch.clone()
     }
 
-    /// Marks the cached session resolutions stale (writes made outside [`Db`], e.g. in a
-    /// data-engine transaction by a hook).
-    pub(crate) fn bump_epoch(&self) {
-        self.epoch.bump();
+    /// Marks `user_id`'s cached session resolutions stale (writes made outside [`Db`] that
+    /// concern that user alone, e.g. in a data-engine transaction by a hook).
+    pub(crate) fn bump_user(&self, user_id: &str) {
+        self.epoch.bump_user(user_id);
     }
 
     fn statement(&self, sql: &str, values: Vec<SqlValue>) -> Result<Sql> {
@@ -267,23 +262,36 @@ impl Db {
             tx,
             dialect,
             epoch: self.epoch.clone(),
+            reach: None,
         })
     }
 
-    /// Runs a statement; returns the rows affected. Counts as a write for the session cache
-    /// (after the statement, so a resolution that read the old row is never kept).
-    pub(crate) async fn exec(&self, sql: &str, values: Vec<SqlValue>) -> Result<u64> {
+    /// Runs a statement that concerns `user_id` alone (their sessions, credential or
+    /// memberships); returns the rows affected. Makes only that user's cached resolutions stale,
+    /// here and on the other nodes, after the statement (so a resolution that read the old row
+    /// is never kept).
+    ///
+    /// There is deliberately no plain write: each one says whom it concerns, or that it cannot
+    /// change a resolution ([`Db::exec_uncached`]); a [`Tx`] that names nobody makes every
+    /// resolution stale.
+    pub(crate) async fn exec_for(
+        &self,
+        user_id: &str,
+        sql: &str,
+        values: Vec<SqlValue>,
+    ) -> Result<u64> {
         let r = self
             .engine
             .pool()
             .execute(self.statement(sql, values)?)
             .await;
-        self.bump_epoch();
+        self.epoch.bump_user(user_id);
         Ok(r?)
     }
 
     /// Runs a write that cannot change what any cached token resolves to (a session's activity
-    /// time, a new session's row under a token nobody has presented yet) on the engine's writer
+    /// time, a new session's row under a token nobody has presented yet, the one-time tokens of
+    /// resets, verifications and SSO round trips) on the engine's writer
     /// connection, so it queues behind data writes instead of racing them for SQLite's write
     /// lock. Does not invalidate the session cache: a sign-in must not cost every node every
     /// cached session.
@@ -319,6 +327,8 @@ pub(crate) struct Tx {
     tx: OwnTransaction,
     dialect: Dialect,
     epoch: Arc<Epoch>,
+    /// The users whose cached resolutions the commit makes stale; `None`: everyone's.
+    reach: Option<Vec<String>>,
 }
 
 impl Tx {
@@ -352,10 +362,22 @@ impl Tx {
             .await?)
     }
 
+    /// Declares that every statement of this transaction concerns `user_id` (or another user
+    /// declared the same way) alone: the commit then makes only their cached resolutions stale
+    /// instead of everyone's. Call it once per user concerned.
+    pub(crate) fn concerns_user(&mut self, user_id: &str) {
+        self.reach
+            .get_or_insert_with(Vec::new)
+            .push(user_id.to_owned());
+    }
+
     /// Makes every statement of the transaction durable.
     pub(crate) async fn commit(self) -> Result<()> {
         let r = self.tx.commit().await;
-        self.epoch.bump();
+        match &self.reach {
+            Some(users) => users.iter().for_each(|u| self.epoch.bump_user(u)),
+            None => self.epoch.bump(),
+        }
         r.map_err(crate::error::AuthError::Data)
     }
 }

@@ -67,13 +67,13 @@ impl AuthService {
             None => ("", "", now),
         };
         self.db()
-            .exec(
+            .exec_uncached(
                 r#"INSERT INTO "_objectos_auth_verification" ("token_hash", "user_id", "email", "expires_at") VALUES (?, ?, ?, ?)"#,
                 vec![s(crypto::sha256_hex(&token)), s(owner), s(email), i(expires)],
             )
             .await?;
         self.db()
-            .exec(
+            .exec_uncached(
                 r#"DELETE FROM "_objectos_auth_verification" WHERE "expires_at" < ?"#,
                 vec![i(now - KEEP_EXPIRED_MS)],
             )
@@ -88,7 +88,9 @@ impl AuthService {
             link.push_str("&callbackURL=");
             link.push_str(&query_value(cb));
         }
+        let organization = self.primary_org(owner).await;
         self.mail(Mail {
+            organization,
             to: email.to_owned(),
             subject: "Verify your email address".into(),
             body: format!(
@@ -187,7 +189,7 @@ impl AuthService {
         }
         let claimed = self
             .db()
-            .exec(
+            .exec_uncached(
                 r#"UPDATE "_objectos_auth_verification" SET "used_at" = ? WHERE "token_hash" = ? AND "used_at" IS NULL"#,
                 vec![i(now), s(&hash)],
             )

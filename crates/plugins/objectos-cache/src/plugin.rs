@@ -10,7 +10,6 @@ use objectos_kernel::contracts::{Cache, CacheState};
 use objectos_kernel::{InitContext, Plugin, PluginError, StartContext, StopContext};
 use objectos_spec::health::{CheckStatus, HealthCheck};
 use objectos_spec::manifest::{ConfigProperty, services};
-use objectos_spec::settings::{PluginSettings, format_path};
 use objectos_spec::{HealthReport, HealthStatus, PluginManifest};
 
 use crate::config::{BackendChoice, CacheConfig};
@@ -84,19 +83,7 @@ impl Plugin for CachePlugin {
     }
 
     fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
-        let config = if cx.config().is_null() {
-            self.config.clone()
-        } else {
-            cx.config_as::<CacheConfig>()?
-        };
-        let problems: Vec<String> = config
-            .problems()
-            .into_iter()
-            .map(|p| format!("{}: {}", format_path("cache", &p.path), p.message))
-            .collect();
-        if !problems.is_empty() {
-            return Err(PluginError::config(PLUGIN_ID, problems.join("; ")));
-        }
+        let config = cx.settings_or(&crate::CONFIG_SECTION, self.config.clone())?;
         let cluster = cx.cluster();
         let url = config
             .redis_url

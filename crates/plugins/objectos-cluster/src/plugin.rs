@@ -62,11 +62,7 @@ impl Plugin for ClusterPlugin {
     }
 
     fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
-        let settings = if cx.config().is_null() {
-            self.settings.clone()
-        } else {
-            cx.config_as::<EventsSettings>()?
-        };
+        let settings = cx.settings_or(&crate::CONFIG_SECTION, self.settings.clone())?;
         let cluster = cx.cluster().clone();
         let transport = match &cluster.redis_url {
             Some(url) => {

@@ -19,6 +19,7 @@
 //!   and jitter; [`AmqpBackend::status`] reports its state for `/health` and discovery, with the
 //!   URL's password masked.
 
+mod acks;
 mod consumer;
 mod relay;
 mod topology;
@@ -45,7 +46,7 @@ use tokio::task::JoinSet;
 
 use crate::error::JobsError;
 
-pub use topology::{DELAY_TIERS_MS, Topology, delete_topology};
+pub use topology::{DELAY_TIERS_MS, Topology, TopologyCleanup, delete_topology};
 pub use wiring::{RabbitmqDelivery, RabbitmqSettings};
 
 /// The prefix of every exchange and queue name unless configured otherwise.
@@ -141,6 +142,8 @@ pub struct AmqpSettings {
     pub max_priority: u8,
     /// How many rows the relay publishes per round.
     pub relay_batch: usize,
+    /// At most how many deliveries a consumer claims in one statement.
+    pub claim_batch: usize,
     /// How often the relay looks for rows nobody told it about (enqueued by other nodes, or left
     /// unpublished by a crash); enqueues on this node wake it at once ([`AmqpBackend::wake`]).
     pub relay_interval: Duration,
@@ -153,8 +156,9 @@ pub struct AmqpSettings {
 pub struct AmqpQueue {
     /// The job queue's name (`[a-z0-9._-]`).
     pub name: String,
-    /// Unacknowledged deliveries this node holds for the queue, which is also the number of its
-    /// jobs this node runs at once.
+    /// Unacknowledged deliveries this node holds for the queue: the jobs running here, being
+    /// claimed, or waiting for their outcome's write (how many run at once is the table side's
+    /// business: the plugin's `workers`).
     pub prefetch: u16,
 }
 
@@ -173,6 +177,7 @@ impl AmqpSettings {
                 .collect(),
             max_priority: DEFAULT_MAX_PRIORITY,
             relay_batch: 500,
+            claim_batch: 256,
             relay_interval: Duration::from_millis(250),
             connection_name: "objectos".to_owned(),
         }
@@ -591,7 +596,7 @@ async fn run_connected(shared: &Arc<Shared>, connection: &Connection) -> Result<
             queue.name.clone(),
             consumer,
             retry_channel.clone(),
-            queue.prefetch,
+            claim_batch(shared, queue),
         ));
         consumed.push(queue.name.clone());
     }
@@ -641,7 +646,7 @@ async fn run_connected(shared: &Arc<Shared>, connection: &Connection) -> Result<
                                 queue.name.clone(),
                                 consumer,
                                 retry_channel.clone(),
-                                queue.prefetch,
+                                claim_batch(shared, &queue),
                             ));
                             consumed.push(queue.name);
                         }
@@ -656,6 +661,11 @@ async fn run_connected(shared: &Arc<Shared>, connection: &Connection) -> Result<
     };
     tasks.abort_all();
     end
+}
+
+/// How many deliveries of `queue` one claim statement takes at most.
+fn claim_batch(shared: &Shared, queue: &AmqpQueue) -> usize {
+    usize::from(queue.prefetch).min(shared.settings.claim_batch.max(1))
 }
 
 /// `text` with the URL's password replaced by `***` wherever it appears (a library error may

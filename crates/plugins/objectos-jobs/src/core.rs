@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use objectos_kernel::contracts::{CancelFlag, JobContext, JobFailure, JobHandler, JobStatus};
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::config::JobsSettings;
 use crate::table::{Claimed, JobTable, now_ms};
@@ -50,6 +50,10 @@ pub struct Core {
     pub(crate) worker: String,
     pub(crate) handlers: Arc<RwLock<HashMap<String, Arc<dyn JobHandler>>>>,
     running: Mutex<HashMap<String, CancelFlag>>,
+    /// Per queue, the handlers a transport may run at once (`workers`): a transport holds
+    /// more claimed deliveries than that (its prefetch), and a slot covers the handler only,
+    /// not the wait for the completion write, so the writes of many jobs share a statement.
+    slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     completions: mpsc::UnboundedSender<Completion>,
 }
 
@@ -79,6 +83,7 @@ impl Core {
             worker: format!("{node}/{}", &suffix[..8]),
             handlers,
             running: Mutex::new(HashMap::new()),
+            slots: Mutex::new(HashMap::new()),
             completions: tx,
         });
         (core, rx)
@@ -121,17 +126,40 @@ impl Core {
     /// writer (the row stays `running`, under its lease, until that write), a failure is
     /// written at once.
     pub async fn run_claimed(&self, job: Claimed) -> Outcome {
-        self.run_claimed_with(job, false).await
+        self.run_claimed_with(job, false, None).await
     }
 
     /// [`Core::run_claimed`], returning only once the outcome is in the table: what a
     /// transport needs before it acknowledges the message (a completion the batch writer could
-    /// not record is [`Outcome::Lost`], so the message is not acknowledged as done).
+    /// not record is [`Outcome::Lost`], so the message is not acknowledged as done). The
+    /// handler waits for one of the queue's `workers` slots, held until it returns.
     pub async fn run_claimed_recorded(&self, job: Claimed) -> Outcome {
-        self.run_claimed_with(job, true).await
+        let slots = self.queue_slots(&job.queue);
+        // The semaphore is never closed; without a permit the job still runs (unbounded).
+        let permit = slots.acquire_owned().await.ok();
+        self.run_claimed_with(job, true, permit).await
     }
 
-    async fn run_claimed_with(&self, job: Claimed, wait_for_write: bool) -> Outcome {
+    /// The handler slots of `queue` (its `workers`), created on first use.
+    fn queue_slots(&self, queue: &str) -> Arc<Semaphore> {
+        let mut slots = self.slots.lock();
+        if let Some(s) = slots.get(queue) {
+            return Arc::clone(s);
+        }
+        let workers = usize::try_from(self.settings.workers_of(queue))
+            .unwrap_or(16)
+            .max(1);
+        let s = Arc::new(Semaphore::new(workers));
+        slots.insert(queue.to_owned(), Arc::clone(&s));
+        s
+    }
+
+    async fn run_claimed_with(
+        &self,
+        job: Claimed,
+        wait_for_write: bool,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Outcome {
         let handler = self.handlers.read().get(&job.handler).cloned();
         let timeout_ms = if job.timeout_ms > 0 {
             u64::try_from(job.timeout_ms).unwrap_or(u64::MAX)
@@ -196,6 +224,8 @@ impl Core {
             result
         };
         self.running.lock().remove(&job.id);
+        // The handler is done: the next job may start while this one's outcome is written.
+        drop(slot);
         match result {
             Ok(()) => {
                 let keyed = job.idempotency_key.is_some();

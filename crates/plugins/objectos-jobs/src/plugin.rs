@@ -13,7 +13,6 @@ use objectos_http::RouteContribution;
 use objectos_kernel::contracts::{DEFAULT_QUEUE, JobQueue};
 use objectos_kernel::{InitContext, Plugin, PluginError, StartContext, StopContext};
 use objectos_spec::manifest::{ConfigProperty, PluginDependency, services};
-use objectos_spec::settings::PluginSettings;
 use objectos_spec::{Event, HealthReport, HealthStatus, PluginManifest};
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -203,26 +202,7 @@ impl Plugin for JobsPlugin {
     }
 
     fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
-        let settings = if cx.config().is_null() {
-            self.settings.clone()
-        } else {
-            cx.config_as::<JobsSettings>()?
-        };
-        let problems = settings.problems();
-        if !problems.is_empty() {
-            return Err(PluginError::msg(format!(
-                "invalid jobs settings: {}",
-                problems
-                    .iter()
-                    .map(|p| format!(
-                        "{}: {}",
-                        objectos_spec::settings::format_path("jobs", &p.path),
-                        p.message
-                    ))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )));
-        }
+        let settings = cx.settings_or(&crate::CONFIG_SECTION, self.settings.clone())?;
         // The built-in handler; it refuses every host until `jobs.http.allowHosts` lists some.
         let http = crate::http::HttpHandler::new(&settings.http)
             .map_err(|e| PluginError::msg(e.to_string()))?;
@@ -265,9 +245,11 @@ impl Plugin for JobsPlugin {
         let engine = DataHandle::require_engine(cx)?;
         let settings = service.settings().clone();
         let delivery = delivery_for(&settings, cx.cluster())?;
+        let table = JobTable::new(engine);
+        table.tune_storage().await;
         let (core, completions) = Core::new(
             settings.clone(),
-            JobTable::new(engine),
+            table,
             &cx.cluster().node_id,
             service.handlers.clone(),
         );

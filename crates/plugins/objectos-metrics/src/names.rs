@@ -66,7 +66,119 @@ pub const AUTH_SIGN_INS: &str = "objectos_auth_sign_ins_total";
 pub const AUTH_SIGN_IN_FAILURES: &str = "objectos_auth_sign_in_failures_total";
 /// Counter: emails locked after repeated failures; recorded by objectos-auth.
 pub const AUTH_LOCKOUTS: &str = "objectos_auth_lockouts_total";
+/// Gauge: sessions usable now (not revoked, within their absolute and idle timeouts), counted
+/// in the shared session table after every sign-in, sign-out and revocation and every 30 s;
+/// every node reports the cluster's total. Recorded by objectos-auth.
+pub const AUTH_SESSIONS_ACTIVE: &str = "objectos_auth_sessions_active";
 
 /// Histogram: time to append one audit row (hash chain included), by `path` (`write`: in the
 /// data write's transaction, `own`: bus events); recorded by objectos-audit.
 pub const AUDIT_APPEND_DURATION: &str = "objectos_audit_append_duration_seconds";
+
+/// Every built-in name above: what the dashboard may use (checked by the test below).
+pub const ALL: &[&str] = &[
+    HTTP_REQUESTS,
+    HTTP_DURATION,
+    HTTP_IN_FLIGHT,
+    DATA_OPERATION_DURATION,
+    DATA_GROUP_COMMIT_SIZE,
+    DATA_POOL_CONNECTIONS,
+    DATA_POOL_MAX,
+    DATA_OUTBOX_BACKLOG,
+    DATA_OUTBOX_DISPATCHED,
+    DATA_OUTBOX_LAG,
+    KERNEL_PLUGIN_HEALTHY,
+    BUILD_INFO,
+    UPTIME,
+    SCRAPES_REFUSED,
+    TRACING_SPANS_DROPPED,
+    DATA_POOL_WAIT,
+    EVENTS_QUEUE_DEPTH,
+    EVENTS_DEAD_LETTERS,
+    PERMISSIONS_DECISIONS,
+    PERMISSIONS_CACHE_HITS,
+    PERMISSIONS_CACHE_MISSES,
+    AUTH_SIGN_INS,
+    AUTH_SIGN_IN_FAILURES,
+    AUTH_LOCKOUTS,
+    AUTH_SESSIONS_ACTIVE,
+    AUDIT_APPEND_DURATION,
+];
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::ALL;
+
+    /// The metric names a PromQL expression mentions (`objectos_...`), with the series suffixes
+    /// of a histogram (`_bucket`, `_sum`, `_count`) taken off when the rest is a known name.
+    fn names_in(expr: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = expr;
+        while let Some(at) = rest.find("objectos_") {
+            let tail = &rest[at..];
+            let len = tail
+                .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+                .unwrap_or(tail.len());
+            let name = &tail[..len];
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|b| ALL.contains(b)))
+                .unwrap_or(name);
+            out.push(base.to_owned());
+            rest = &tail[len..];
+        }
+        out
+    }
+
+    /// `docs/grafana/objectos.json` is valid JSON, every metric a panel queries is a built-in
+    /// name (a typo or a renamed metric would leave a panel empty without anyone noticing), and
+    /// every built-in name has a panel.
+    #[test]
+    fn the_dashboard_uses_exactly_the_built_in_names() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../docs/grafana/objectos.json"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut used = BTreeSet::new();
+        let mut ids = BTreeSet::new();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            assert!(
+                ids.insert(panel["id"].as_i64().unwrap()),
+                "duplicate id: {panel}"
+            );
+            let targets = panel["targets"].as_array().unwrap();
+            assert!(!targets.is_empty(), "a panel without queries: {panel}");
+            for t in targets {
+                let expr = t["expr"].as_str().unwrap();
+                let names = names_in(expr);
+                assert!(!names.is_empty(), "no metric in {expr}");
+                used.extend(names);
+            }
+        }
+        let known: BTreeSet<String> = ALL.iter().map(|s| (*s).to_owned()).collect();
+        let unknown: Vec<&String> = used.difference(&known).collect();
+        assert!(
+            unknown.is_empty(),
+            "the dashboard queries unknown metrics: {unknown:?}"
+        );
+        let missing: Vec<&String> = known.difference(&used).collect();
+        assert!(missing.is_empty(), "metrics without a panel: {missing:?}");
+    }
+
+    #[test]
+    fn histogram_series_map_to_their_name() {
+        assert_eq!(
+            names_in(
+                "rate(objectos_http_request_duration_seconds_bucket{a=\"b\"}[1m]) / objectos_data_outbox_backlog"
+            ),
+            [
+                "objectos_http_request_duration_seconds",
+                "objectos_data_outbox_backlog"
+            ]
+        );
+    }
+}

@@ -11,7 +11,6 @@ use objectos_data::{DataEngine, DataHandle};
 use objectos_http::{HoopContribution, RouteContribution, RouteOperation};
 use objectos_kernel::{InitContext, Plugin, PluginError, StartContext, StopContext};
 use objectos_spec::manifest::{ConfigProperty, PluginDependency, services};
-use objectos_spec::settings::{PluginSettings, format_path};
 use objectos_spec::{HealthReport, HealthStatus, PluginManifest};
 use salvo::Router;
 
@@ -153,19 +152,7 @@ impl Plugin for MetricsPlugin {
     }
 
     fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
-        let config = if cx.config().is_null() {
-            self.config.clone()
-        } else {
-            cx.config_as::<MetricsConfig>()?
-        };
-        let problems = config.problems();
-        if !problems.is_empty() {
-            let lines: Vec<String> = problems
-                .iter()
-                .map(|p| format!("{}: {}", format_path("", &p.path), p.message))
-                .collect();
-            return Err(PluginError::config(PLUGIN_ID, lines.join("; ")));
-        }
+        let config = cx.settings_or(&crate::CONFIG_SECTION, self.config.clone())?;
         let access = Access::resolve(&config).map_err(|m| PluginError::config(PLUGIN_ID, m))?;
         let handle = if config.enabled {
             let handle = recorder::install(&config.buckets)

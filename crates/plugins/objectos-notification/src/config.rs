@@ -163,6 +163,158 @@ impl Default for WebhookSettings {
     }
 }
 
+/// How an HTTP provider's body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyFormat {
+    /// `application/json`: the rendered `body` as is.
+    #[default]
+    Json,
+    /// `application/x-www-form-urlencoded`: `body` must be a flat object (Twilio-like APIs).
+    Form,
+}
+
+/// One SMS or push provider reached over HTTP (`notifications.sms`, `notifications.push`): a
+/// request per message, its `url`, header values and the string leaves of `body` rendered
+/// with handlebars from the message (`to`, `title`, `text`, `data`, `secret`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct HttpProviderSettings {
+    /// A name for logs and the delivery records (`twilio`, `fcm`).
+    pub name: String,
+    /// The endpoint (a template: `https://api.example.com/accounts/{{secret}}/messages`).
+    pub url: String,
+    /// `POST` (default) or `PUT`.
+    pub method: String,
+    /// Header values are templates too (`Authorization: "Bearer {{secret}}"`).
+    pub headers: BTreeMap<String, String>,
+    /// The credential exposed to the templates as `{{secret}}` (or `secretEnv`'s variable).
+    pub secret: Option<Secret>,
+    /// The variable read for the secret when `secret` is not given.
+    pub secret_env: Option<String>,
+    /// The body: any JSON value whose strings are templates.
+    pub body: serde_json::Value,
+    pub format: BodyFormat,
+    /// The statuses meaning success (default: any 2xx).
+    pub success_status: Vec<u16>,
+    /// Seconds one request may take.
+    pub timeout_seconds: u64,
+}
+
+impl Default for HttpProviderSettings {
+    fn default() -> Self {
+        Self {
+            name: "http".to_owned(),
+            url: String::new(),
+            method: "POST".to_owned(),
+            headers: BTreeMap::new(),
+            secret: None,
+            secret_env: None,
+            body: serde_json::Value::Null,
+            format: BodyFormat::Json,
+            success_status: Vec::new(),
+            timeout_seconds: 10,
+        }
+    }
+}
+
+impl HttpProviderSettings {
+    /// The secret: the setting, else the variable `secretEnv` names.
+    pub fn effective_secret(&self) -> Option<Secret> {
+        self.secret.clone().or_else(|| {
+            let var = self.secret_env.as_deref()?.trim();
+            std::env::var(var)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(Secret::new)
+        })
+    }
+
+    fn problems(&self, at: &str, out: &mut Vec<SettingsProblem>) {
+        if self.url.trim().is_empty() {
+            out.push(SettingsProblem::at(
+                &format!("{at}.url"),
+                "the provider needs a `url`",
+            ));
+        } else if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            out.push(SettingsProblem::at(
+                &format!("{at}.url"),
+                format!("`{}` is not an http or https URL", self.url),
+            ));
+        }
+        if !matches!(
+            self.method.to_ascii_uppercase().as_str(),
+            "POST" | "PUT" | "PATCH"
+        ) {
+            out.push(SettingsProblem::at(
+                &format!("{at}.method"),
+                format!("`{}`: expected POST, PUT or PATCH", self.method),
+            ));
+        }
+        if self.format == BodyFormat::Form
+            && !self
+                .body
+                .as_object()
+                .is_some_and(|o| o.values().all(|v| !v.is_object() && !v.is_array()))
+        {
+            out.push(SettingsProblem::at(
+                &format!("{at}.body"),
+                "`format: form` needs a flat object body (field to value)",
+            ));
+        }
+        if self.timeout_seconds == 0 {
+            out.push(SettingsProblem::at(
+                &format!("{at}.timeoutSeconds"),
+                "0 is out of range; expected a number of seconds of at least 1",
+            ));
+        }
+        if let Some(bad) = self
+            .success_status
+            .iter()
+            .find(|s| !(100..=599).contains(*s))
+        {
+            out.push(SettingsProblem::at(
+                &format!("{at}.successStatus"),
+                format!("{bad} is not an HTTP status"),
+            ));
+        }
+        let mut templates: Vec<(String, &str)> = vec![(format!("{at}.url"), &self.url)];
+        for (k, v) in &self.headers {
+            templates.push((format!("{at}.headers.{k}"), v));
+        }
+        for (path, t) in templates {
+            if let Err(e) = handlebars::Template::compile(t) {
+                out.push(SettingsProblem::at(
+                    &path,
+                    format!("handlebars syntax error: {e}"),
+                ));
+            }
+        }
+        let mut leaves = Vec::new();
+        crate::provider::string_leaves(&self.body, &format!("{at}.body"), &mut leaves);
+        for (path, t) in leaves {
+            if let Err(e) = handlebars::Template::compile(&t) {
+                out.push(SettingsProblem::at(
+                    &path,
+                    format!("handlebars syntax error: {e}"),
+                ));
+            }
+        }
+    }
+}
+
+/// `notifications.unsubscribe`: the signed one-click links of non-essential mail.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct UnsubscribeSettings {
+    /// The server's public origin (`https://crm.example.com`); without it, mail carries no
+    /// `List-Unsubscribe` header (a link must be absolute).
+    pub base_url: Option<String>,
+    /// The HMAC-SHA256 key of the links (16 characters at least); default: a random key kept
+    /// in the database, so links survive restarts and work across nodes.
+    pub secret: Option<Secret>,
+}
+
 /// The settings (camelCase keys).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
@@ -170,6 +322,11 @@ pub struct NotificationSettings {
     pub email: EmailSettings,
     pub delivery: DeliverySettings,
     pub webhook: WebhookSettings,
+    /// The SMS provider (none: SMS sends are refused).
+    pub sms: Option<HttpProviderSettings>,
+    /// The push provider (none: push sends are refused).
+    pub push: Option<HttpProviderSettings>,
+    pub unsubscribe: UnsubscribeSettings,
     /// The locale of templates when the request names none.
     pub default_locale: Option<String>,
 }
@@ -236,6 +393,28 @@ impl PluginSettings for NotificationSettings {
                 "webhook.secret",
                 "the key is too short; expected at least 16 characters",
             ));
+        }
+        if let Some(s) = &self.unsubscribe.secret
+            && s.expose().len() < 16
+        {
+            out.push(SettingsProblem::at(
+                "unsubscribe.secret",
+                "the key is too short; expected at least 16 characters",
+            ));
+        }
+        if let Some(b) = &self.unsubscribe.base_url
+            && !(b.starts_with("http://") || b.starts_with("https://"))
+        {
+            out.push(SettingsProblem::at(
+                "unsubscribe.baseUrl",
+                format!("`{b}` is not an http or https origin"),
+            ));
+        }
+        if let Some(p) = &self.sms {
+            p.problems("sms", &mut out);
+        }
+        if let Some(p) = &self.push {
+            p.problems("push", &mut out);
         }
         out
     }

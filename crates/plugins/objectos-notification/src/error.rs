@@ -31,6 +31,12 @@ pub enum NotificationError {
     Config(String),
     #[error("job queue: {0}")]
     Queue(String),
+    /// Another request holds the idempotency key and has not finished queueing its message.
+    #[error("{0}")]
+    Conflict(String),
+    /// An unsubscribe token that is malformed or not signed by this server.
+    #[error("the unsubscribe link is not valid")]
+    InvalidToken,
 }
 
 impl NotificationError {
@@ -47,6 +53,8 @@ impl NotificationError {
             Self::Delivery { .. } => "DELIVERY_FAILED",
             Self::Data(e) => e.code(),
             Self::Config(_) | Self::Queue(_) => "NOTIFICATION_ERROR",
+            Self::Conflict(_) => "IDEMPOTENCY_CONFLICT",
+            Self::InvalidToken => "INVALID_TOKEN",
         }
     }
 
@@ -58,6 +66,8 @@ impl NotificationError {
                 StatusCode::BAD_REQUEST
             }
             Self::TemplateNotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::InvalidToken => StatusCode::BAD_REQUEST,
             Self::NotStarted => StatusCode::SERVICE_UNAVAILABLE,
             Self::Data(e) => {
                 StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

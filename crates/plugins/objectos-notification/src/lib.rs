@@ -1,17 +1,24 @@
 //! ObjectOS notification plugin (`com.objectos.notification`, service `notification`): email over
-//! SMTP through `lettre`, an in-app inbox per user and signed webhooks, each message an
-//! `sys_email` / `sys_notification` record with its status, delivered through the job queue
+//! SMTP through `lettre`, SMS and push through HTTP provider adapters, an in-app inbox per user,
+//! and signed webhooks (called directly or declared as `*.webhook.yml` for record events), each
+//! message a `sys_email` / `sys_notification_delivery` / `sys_webhook_delivery` record with its
+//! status, subject to the recipients' channel and topic preferences unless essential, delivered through the job queue
 //! when the jobs plugin runs (retries with backoff, dead letters) and by a task of its own
 //! otherwise. Templates (`*.template.yml`, handlebars, per locale, strict) are a metadata kind.
 //!
 //! Modules: settings ([`config`]), what the plugin owns ([`schema`]), templates
-//! ([`template`]), the SMTP transport ([`smtp`]), webhooks ([`webhook`]), the service
+//! ([`template`]), the SMTP transport ([`smtp`]), SMS and push providers ([`provider`]),
+//! preferences and unsubscribe links ([`prefs`]), webhooks ([`webhook`], declared ones in
+//! [`hooks`]), the service
 //! implementing the kernel's `Notifier` and `Mailer` ([`service`]), the routes ([`routes`]) and
 //! the kernel plugin ([`plugin`]).
 
 pub mod config;
 pub mod error;
+pub mod hooks;
 pub mod plugin;
+pub mod prefs;
+pub mod provider;
 pub mod routes;
 pub mod schema;
 pub mod service;
@@ -59,7 +66,10 @@ pub const MANIFEST: PluginManifest = PluginManifest {
         capabilities::DATA_WRITE,
         capabilities::ROUTES_MOUNT,
         capabilities::NET_HTTP,
+        capabilities::EVENTS_SUBSCRIBE,
     ],
+    // Record events, matched against the declared webhooks (`*.webhook.yml`).
+    subscribes: &[hooks::SUBSCRIPTION],
     objects: &["objects/*.object.yml"],
     configuration: &[
         ConfigProperty {
@@ -74,6 +84,30 @@ pub const MANIFEST: PluginManifest = PluginManifest {
             key: "email.smtp.password",
             kind: "string",
             description: "SMTP password (or email.smtp.passwordEnv)",
+            required: false,
+            secret: true,
+            default: None,
+        },
+        ConfigProperty {
+            key: "unsubscribe.secret",
+            kind: "string",
+            description: "HMAC-SHA256 key of unsubscribe links (default: a generated key kept in the database)",
+            required: false,
+            secret: true,
+            default: None,
+        },
+        ConfigProperty {
+            key: "sms.secret",
+            kind: "string",
+            description: "The SMS provider's credential, `{{secret}}` in its templates (or sms.secretEnv)",
+            required: false,
+            secret: true,
+            default: None,
+        },
+        ConfigProperty {
+            key: "push.secret",
+            kind: "string",
+            description: "The push provider's credential, `{{secret}}` in its templates (or push.secretEnv)",
             required: false,
             secret: true,
             default: None,

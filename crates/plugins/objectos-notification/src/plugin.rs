@@ -13,7 +13,6 @@ use objectos_kernel::contracts::{JobQueue, Notifier};
 use objectos_kernel::{InitContext, Plugin, PluginError, StartContext, async_trait};
 use objectos_spec::PluginManifest;
 use objectos_spec::manifest::services;
-use objectos_spec::settings::{PluginSettings, format_path};
 
 use crate::config::NotificationSettings;
 use crate::service::NotificationService;
@@ -47,30 +46,23 @@ impl Plugin for NotificationPlugin {
     }
 
     fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
-        let settings = if cx.config().is_null() {
-            self.settings.clone()
-        } else {
-            cx.config_as::<NotificationSettings>()?
-        };
-        let problems: Vec<String> = settings
-            .problems()
-            .iter()
-            .map(|p| {
-                format!(
-                    "{}: {}",
-                    format_path(CONFIG_SECTION.name, &p.path),
-                    p.message
-                )
-            })
-            .collect();
-        if !problems.is_empty() {
-            return Err(PluginError::config(PLUGIN_ID, problems.join("; ")));
-        }
+        let settings = cx.settings_or(&CONFIG_SECTION, self.settings.clone())?;
         let service = NotificationService::new(settings);
         cx.register::<dyn Notifier>(SERVICE, Arc::new(service.clone()))?;
         cx.contribute(schema::schema())?;
         cx.contribute(routes::contribution(service.clone()))?;
         cx.contribute(routes::email_contribution(service.clone()))?;
+        let hooks = service.clone();
+        cx.subscribe(
+            crate::hooks::SUBSCRIPTION,
+            move |event: Arc<objectos_spec::Event>| {
+                let hooks = hooks.clone();
+                async move {
+                    hooks.on_record_event(&event).await;
+                    Ok(())
+                }
+            },
+        )?;
         let _ = self.service.set(service);
         Ok(())
     }
@@ -91,6 +83,13 @@ impl Plugin for NotificationPlugin {
         let queue = cx.get_named::<dyn JobQueue>(services::JOB).ok();
         service
             .start(engine, queue)
+            .map_err(|e| PluginError::Startup {
+                plugin: PLUGIN_ID.to_owned(),
+                message: e.to_string(),
+            })?;
+        service
+            .load_unsubscribe_key()
+            .await
             .map_err(|e| PluginError::Startup {
                 plugin: PLUGIN_ID.to_owned(),
                 message: e.to_string(),

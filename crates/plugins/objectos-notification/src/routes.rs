@@ -13,7 +13,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::NotificationError;
-use crate::service::{InboxQuery, NotificationService};
+use crate::prefs;
+use crate::service::{InboxQuery, NotificationService, Preference};
 
 /// Where the inbox routes are mounted, relative to `/api/v1`.
 pub const MOUNT: &str = "notifications";
@@ -29,6 +30,9 @@ pub const JSON_LIMIT: usize = 256 * 1024;
 
 /// Most ids one `markRead` call takes.
 pub const MAX_IDS: usize = 1000;
+
+/// Most preferences one `PUT preferences` call sets.
+pub const MAX_PREFERENCES: usize = 100;
 
 /// The inbox contribution (service `notification`, advertised as the `notifications` route).
 pub fn contribution(service: NotificationService) -> RouteContribution {
@@ -50,6 +54,10 @@ enum Kind {
     Read,
     ReadAll,
     Send,
+    Preferences,
+    SetPreferences,
+    UnsubscribeInfo,
+    Unsubscribe,
 }
 
 struct Route {
@@ -66,6 +74,16 @@ fn inbox_router(service: NotificationService) -> Router {
         .get(r(Kind::List))
         .push(Router::with_path("read").post(r(Kind::Read)))
         .push(Router::with_path("read/all").post(r(Kind::ReadAll)))
+        .push(
+            Router::with_path("preferences")
+                .get(r(Kind::Preferences))
+                .put(r(Kind::SetPreferences)),
+        )
+        .push(
+            Router::with_path("unsubscribe")
+                .get(r(Kind::UnsubscribeInfo))
+                .post(r(Kind::Unsubscribe)),
+        )
 }
 
 fn email_router(service: NotificationService) -> Router {
@@ -99,6 +117,12 @@ pub fn inbox_operations() -> Vec<RouteOperation> {
             "actionUrl": s, "data": { "type": "object" }, "createdAt": s } });
     let count = json!({ "type": "object", "required": ["success", "readCount"], "properties": {
         "success": { "type": "boolean" }, "readCount": { "type": "integer", "minimum": 0 } } });
+    let pref = json!({ "type": "object", "required": ["channel", "topic", "enabled"], "properties": {
+        "channel": { "enum": prefs::CHANNELS }, "topic": s, "enabled": { "type": "boolean" } } });
+    let prefs_schema = json!({ "type": "object", "required": ["preferences"], "properties": {
+        "preferences": { "type": "array", "items": pref, "maxItems": MAX_PREFERENCES } } });
+    let unsub = json!({ "type": "object", "required": ["channel", "topic", "unsubscribed"],
+        "properties": { "channel": s, "topic": s, "unsubscribed": { "type": "boolean" } } });
     vec![
         RouteOperation::get(
             "",
@@ -117,6 +141,30 @@ pub fn inbox_operations() -> Vec<RouteOperation> {
             .returns(envelope(count.clone())),
         RouteOperation::post("read/all", "Marks every notification of the caller read")
             .returns(envelope(count)),
+        RouteOperation::get(
+            "preferences",
+            "The caller's channel and topic preferences in the current organization",
+        )
+        .returns(envelope(prefs_schema.clone())),
+        RouteOperation::new(
+            salvo::http::Method::PUT,
+            "preferences",
+            "Sets some of the caller's preferences (the others stay); answers them all",
+        )
+        .body(prefs_schema.clone())
+        .returns(envelope(prefs_schema)),
+        RouteOperation::get(
+            "unsubscribe",
+            "What the signed unsubscribe link `token` turns off (changes nothing)",
+        )
+        .returns(envelope(unsub.clone()))
+        .public(),
+        RouteOperation::post(
+            "unsubscribe",
+            "One-click unsubscribe (RFC 8058): turns off what the signed `token` names",
+        )
+        .returns(envelope(unsub))
+        .public(),
     ]
     .into_iter()
     .map(|o| o.errors(dispatcher_error()))
@@ -136,7 +184,8 @@ pub fn email_operations() -> Vec<RouteOperation> {
             json!({ "type": "object", "required": ["to"], "properties": {
                 "to": addresses, "cc": addresses, "bcc": addresses, "subject": s, "text": s,
                 "html": s, "from": s, "replyTo": s, "sentBy": s, "template": s, "locale": s,
-                "variables": { "type": "object" }, "idempotencyKey": s } }),
+                "variables": { "type": "object" }, "idempotencyKey": s, "topic": s,
+                "recipientId": s } }),
         )
         .returns(
             json!({ "type": "object", "required": ["id", "status"], "properties": {
@@ -261,6 +310,12 @@ struct SendBody {
     variables: Option<Value>,
     #[serde(default)]
     idempotency_key: Option<String>,
+    /// A topic recipients may unsubscribe from (mail sent here is never essential).
+    #[serde(default)]
+    topic: Option<String>,
+    /// The user the mail is for (their preferences apply).
+    #[serde(default)]
+    recipient_id: Option<String>,
 }
 
 fn parse_inbox_query(req: &Request) -> Result<InboxQuery, NotificationError> {
@@ -314,6 +369,43 @@ impl Route {
                 let n = s.mark_all_read(user, w.tenant.as_deref()).await?;
                 Ok(json!({ "success": true, "readCount": n }))
             }
+            Kind::Preferences => {
+                let user = user_of(&w)?;
+                let list = s.preferences(user, w.tenant.as_deref()).await?;
+                Ok(json!({ "preferences": list }))
+            }
+            Kind::SetPreferences => {
+                let user = user_of(&w)?;
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Body {
+                    preferences: Vec<Preference>,
+                }
+                let body: Body = json_body(req).await?;
+                if body.preferences.len() > MAX_PREFERENCES {
+                    return Err(NotificationError::Validation(format!(
+                        "`preferences` takes at most {MAX_PREFERENCES} items"
+                    )));
+                }
+                let list = s
+                    .set_preferences(user, w.tenant.as_deref(), &body.preferences)
+                    .await?;
+                Ok(json!({ "preferences": list }))
+            }
+            Kind::UnsubscribeInfo | Kind::Unsubscribe => {
+                // No session needed: the signed token is the authority (a mail client posts
+                // it without cookies, RFC 8058).
+                let token = req
+                    .query::<String>("token")
+                    .filter(|t| !t.is_empty())
+                    .ok_or(NotificationError::InvalidToken)?;
+                let (u, done) = if matches!(self.kind, Kind::Unsubscribe) {
+                    (s.unsubscribe(&token).await?, true)
+                } else {
+                    (s.read_unsubscribe(&token)?, false)
+                };
+                Ok(json!({ "channel": u.channel, "topic": u.topic, "unsubscribed": done }))
+            }
             Kind::Send => {
                 may_send(&w)?;
                 let body: SendBody = json_body(req).await?;
@@ -340,8 +432,9 @@ impl Route {
                     tenant: w.tenant.clone(),
                     sent_by,
                     idempotency_key: body.idempotency_key,
-                    topic: None,
+                    topic: body.topic,
                     essential: false,
+                    recipient_id: body.recipient_id,
                 };
                 let d = s.queue_email(request).await?;
                 Ok(json!({ "id": d.id, "status": d.status.as_str(), "messageId": d.message_id }))

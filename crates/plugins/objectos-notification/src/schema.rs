@@ -1,7 +1,9 @@
 //! What the notification plugin owns in the data engine (docs/specs/plugin.md 6.5): the
-//! `sys_email`, `sys_notification` and `sys_webhook_delivery` objects, the `template` metadata
-//! kind, and two private tables: the pending contents of messages (bodies may carry secrets, so
-//! they are not record fields and are removed once delivered) and the idempotency keys.
+//! `sys_email`, `sys_notification`, `sys_webhook_delivery`, `sys_notification_delivery` and
+//! `sys_notification_preference` objects, the `template` and `webhook` metadata kinds, and
+//! three private tables: the pending contents of messages (bodies may carry secrets, so they
+//! are not record fields and are removed once delivered), the idempotency keys, and the
+//! generated unsubscribe key.
 
 use objectos_data::{ColumnType, PluginSchema, TableDef};
 
@@ -13,6 +15,24 @@ pub const INBOX_OBJECT: &str = "sys_notification";
 
 /// Outgoing webhook calls.
 pub const WEBHOOK_OBJECT: &str = "sys_webhook_delivery";
+
+/// SMS and push deliveries.
+pub const DELIVERY_OBJECT: &str = "sys_notification_delivery";
+
+/// Channel and topic preferences.
+pub const PREFERENCE_OBJECT: &str = crate::prefs::OBJECT;
+
+/// Every object the plugin owns: their record events never trigger declared webhooks.
+pub const OWN_OBJECTS: [&str; 5] = [
+    EMAIL_OBJECT,
+    INBOX_OBJECT,
+    WEBHOOK_OBJECT,
+    DELIVERY_OBJECT,
+    PREFERENCE_OBJECT,
+];
+
+/// Keys the plugin keeps (the unsubscribe key when none is configured), by name.
+pub const SECRETS_TABLE: &str = "_objectos_notification_secret";
 
 /// The contents of undelivered messages (JSON), by message id.
 pub const PENDING_TABLE: &str = "_objectos_notification_pending";
@@ -36,6 +56,11 @@ pub fn schema() -> PluginSchema {
         .required("message_id", Text)
         .required("created_at", BigInt)
         .primary_key(&["scope", "key"]);
+    let secrets = TableDef::new(SECRETS_TABLE)
+        .required("name", Text)
+        .required("value", Text)
+        .required("created_at", BigInt)
+        .primary_key(&["name"]);
     PluginSchema::new()
         .object(
             "objects/sys_email.object.yml",
@@ -49,7 +74,17 @@ pub fn schema() -> PluginSchema {
             "objects/sys_webhook_delivery.object.yml",
             include_str!("../objects/sys_webhook_delivery.object.yml"),
         )
+        .object(
+            "objects/sys_notification_delivery.object.yml",
+            include_str!("../objects/sys_notification_delivery.object.yml"),
+        )
+        .object(
+            "objects/sys_notification_preference.object.yml",
+            include_str!("../objects/sys_notification_preference.object.yml"),
+        )
         .kind(crate::template::kind())
+        .kind(crate::hooks::kind())
         .table(pending)
         .table(keys)
+        .table(secrets)
 }

@@ -3,7 +3,8 @@
 //! old timestamp, and changing the timestamp breaks the signature).
 //!
 //! Headers: `X-ObjectOS-Timestamp: <unix seconds>`, `X-ObjectOS-Signature: sha256=<hex>`,
-//! `X-ObjectOS-Event: <event>`, `X-ObjectOS-Delivery: <delivery id>`.
+//! `X-ObjectOS-Event: <event>`, `X-ObjectOS-Delivery: <delivery id>`, and the W3C `traceparent`
+//! of the originating request or event when trace context is available.
 
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ pub const SIGNATURE_HEADER: &str = "x-objectos-signature";
 pub const TIMESTAMP_HEADER: &str = "x-objectos-timestamp";
 pub const EVENT_HEADER: &str = "x-objectos-event";
 pub const DELIVERY_HEADER: &str = "x-objectos-delivery";
+/// W3C Trace Context.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
 
 /// One webhook call as the pending table keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +29,14 @@ pub struct OutgoingWebhook {
     pub event: String,
     /// The JSON body, exactly as signed and sent.
     pub body: String,
+    /// The variable holding the HMAC key (a declared webhook's `secretEnv`); none: the
+    /// configured `webhook.secret`. The key itself is never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+    /// The W3C `traceparent` of the request or event that queued the call, sent on so the
+    /// receiver's trace continues the originating one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> Option<Hmac<Sha256>> {
@@ -77,21 +88,33 @@ pub async fn post(
 ) -> Result<u16, NotificationError> {
     let now = chrono::Utc::now().timestamp();
     let signature = sign(secret, now, hook.body.as_bytes());
-    let res = client
+    let mut req = client
         .post(&hook.url)
         .timeout(timeout)
         .header("content-type", "application/json")
         .header(TIMESTAMP_HEADER, now.to_string())
         .header(SIGNATURE_HEADER, signature)
         .header(EVENT_HEADER, hook.event.clone())
-        .header(DELIVERY_HEADER, delivery_id)
-        .body(hook.body.clone())
-        .send()
-        .await
-        .map_err(|e| NotificationError::Delivery {
-            message: format!("webhook: {e}"),
-            retryable: true,
-        })?;
+        .header(DELIVERY_HEADER, delivery_id);
+    // The stored context, else the delivery's own (a job worker continues the trace the job
+    // was queued in).
+    let traceparent = hook
+        .traceparent
+        .clone()
+        .or_else(|| objectos_kernel::trace::current().map(|h| h.traceparent));
+    if let Some(tp) = traceparent
+        && objectos_kernel::trace::parse_traceparent(&tp).is_some()
+    {
+        req = req.header(TRACEPARENT_HEADER, tp);
+    }
+    let res =
+        req.body(hook.body.clone())
+            .send()
+            .await
+            .map_err(|e| NotificationError::Delivery {
+                message: format!("webhook: {e}"),
+                retryable: true,
+            })?;
     let status = res.status().as_u16();
     if res.status().is_success() {
         return Ok(status);

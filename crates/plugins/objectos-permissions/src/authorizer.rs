@@ -11,6 +11,7 @@ use objectos_kernel::contracts::{Access, Caller, FieldAccess};
 use objectos_kernel::{Authorizer, PluginError};
 use objectos_spec::query::Filter;
 use objectos_spec::security::{AccessLevel, RlsOperation};
+use tracing::Instrument as _;
 
 use crate::authz::{Authz, Subject};
 
@@ -66,11 +67,9 @@ impl PermissionsAuthorizer {
                 .check_filter(&eff, cx, object, RlsOperation::Insert),
         })
     }
-}
 
-#[async_trait]
-impl Authorizer for PermissionsAuthorizer {
-    async fn allowed(
+    /// Whether `caller` may do `access` on `object` (and on `record`, when given).
+    async fn decide(
         &self,
         caller: &Caller,
         access: Access,
@@ -96,6 +95,42 @@ impl Authorizer for PermissionsAuthorizer {
             .await
             .map_err(PluginError::other)?;
         Ok(n > 0)
+    }
+}
+
+#[async_trait]
+impl Authorizer for PermissionsAuthorizer {
+    async fn allowed(
+        &self,
+        caller: &Caller,
+        access: Access,
+        object: &str,
+        record: Option<&str>,
+    ) -> Result<bool, PluginError> {
+        // A span per decision, as the interceptor's: object, access and outcome, no ids.
+        let span = tracing::debug_span!(
+            "permissions.check",
+            object = %object,
+            operation = access.as_str(),
+            record = record.is_some(),
+            outcome = tracing::field::Empty,
+        );
+        if span.is_disabled() {
+            return self.decide(caller, access, object, record).await;
+        }
+        let result = self
+            .decide(caller, access, object, record)
+            .instrument(span.clone())
+            .await;
+        span.record(
+            "outcome",
+            match &result {
+                Ok(true) => "allow",
+                Ok(false) => "deny",
+                Err(_) => "error",
+            },
+        );
+        result
     }
 
     fn row_filter(

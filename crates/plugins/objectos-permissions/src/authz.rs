@@ -271,6 +271,9 @@ pub struct Authz {
     model: RwLock<Arc<SecurityModel>>,
     engine: OnceLock<DataEngine>,
     membership: RwLock<Option<Arc<dyn Membership>>>,
+    /// The users' directory (service `auth`), when a plugin provides one: an administrator's
+    /// question about another user builds that user's principal through it.
+    directory: RwLock<Option<Arc<dyn Directory>>>,
     assignments: RwLock<AssignmentMap>,
     cache: Mutex<HashMap<String, Arc<Effective>>>,
     /// Moves on every [`Authz::invalidate`]: a decision computed while it moved may rest on the
@@ -300,6 +303,7 @@ impl Authz {
             model: RwLock::new(Arc::new(SecurityModel::default())),
             engine: OnceLock::new(),
             membership: RwLock::new(None),
+            directory: RwLock::new(None),
             assignments: RwLock::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
@@ -329,6 +333,16 @@ impl Authz {
     /// installed by [`Authz::attach`] unless one was set before).
     pub fn set_membership(&self, membership: Arc<dyn Membership>) {
         *self.membership.write() = Some(membership);
+    }
+
+    /// Sets the users' directory (the plugin passes the registered `auth` service).
+    pub fn set_directory(&self, directory: Arc<dyn Directory>) {
+        *self.directory.write() = Some(directory);
+    }
+
+    /// The users' directory, when one was set.
+    pub fn directory(&self) -> Option<Arc<dyn Directory>> {
+        self.directory.read().clone()
     }
 
     /// Where `authz.*` events go.

@@ -12,6 +12,7 @@ use objectos_spec::object::{FieldType, ObjectSchema};
 use objectos_spec::query::{FieldSelection, Filter, QueryAst};
 use objectos_spec::security::{AccessLevel, RlsOperation};
 use serde_json::Value;
+use tracing::Instrument as _;
 
 use crate::authz::{Authz, Effective, Subject};
 use crate::rls;
@@ -260,6 +261,127 @@ impl PermissionInterceptor {
         Ok(())
     }
 
+    /// The before-hook's decision: `Ok("bypass")` for an administrator (or system work),
+    /// `Ok("allow")` once every check passed, else the refusal.
+    async fn decide(&self, hook: &mut HookContext<'_>) -> objectos_data::Result<&'static str> {
+        // Second line of tenant isolation: the engine scopes rows by the context's tenant, and
+        // a missing tenant scopes nothing. Sessions always carry one and the engine's cascades
+        // run within the parent's, so a signed-in user (administrators included) without one is
+        // refused rather than shown every organization's rows; system work may span tenants.
+        if matches!(hook.cx.principal, Principal::User { .. }) && hook.cx.tenant.is_none() {
+            return Err(forbidden(&hook.object.name, NO_TENANT_MESSAGE.to_owned()));
+        }
+        let is_write = matches!(hook.operation, Operation::Create | Operation::Update);
+        let eff = match self.authz.subject(hook.cx) {
+            Subject::User(eff) => eff,
+            Subject::Bypass => {
+                // Administrators pass every check but stay within their organization: a link
+                // to another organization's record is refused like one to a missing record.
+                if is_write
+                    && matches!(hook.cx.principal, Principal::User { .. })
+                    && hook.cx.tenant.is_some()
+                {
+                    self.check_references(None, hook).await?;
+                }
+                return Ok("bypass");
+            }
+        };
+        let object = hook.object.name.clone();
+        if let Err(denied) = self.require_object(&eff, &object, hook.operation) {
+            if let Some(origin) = &hook.cx.cascade_of {
+                // A cascade runs the children's deletes as the caller: say why the parent's
+                // delete is refused, naming the child object (never a child id).
+                return Err(forbidden(
+                    &object,
+                    format!(
+                        "Cannot delete {} {}: its {object} records are deleted with it (deleteBehavior: cascade) and you do not have permission to delete {object} records",
+                        origin.object, origin.id
+                    ),
+                ));
+            }
+            // The engine answers 404 for a missing id before any hook runs; a record the user
+            // cannot even see must answer the same, or the 403 would reveal that it exists.
+            if let Some(previous) = hook.previous {
+                let visible = eff.object(&object).allow_read
+                    && rls::matches(&self.authz.read_filter(&eff, hook.cx, &object), previous);
+                if !visible {
+                    return Err(DataError::RecordNotFound {
+                        object,
+                        id: previous
+                            .get("id")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned(),
+                    });
+                }
+            }
+            return Err(denied);
+        }
+        match hook.operation {
+            Operation::Find | Operation::Get | Operation::Count | Operation::Aggregate => {
+                if let Some(q) = hook.query.as_deref_mut() {
+                    self.check_query(&eff, hook.object, q)?;
+                    self.check_expand(&eff, hook.object, q)?;
+                    self.narrow_search(&eff, hook.object, q);
+                    let f = std::mem::take(&mut q.filter);
+                    q.filter = self.guard_paths(&eff, hook.cx, &object, "filter", f)?;
+                    for a in &mut q.aggregations {
+                        if let Some(f) = a.filter.take() {
+                            a.filter = Some(self.guard_paths(
+                                &eff,
+                                hook.cx,
+                                &object,
+                                "aggregations",
+                                f,
+                            )?);
+                        }
+                    }
+                    let narrow = self.authz.read_filter(&eff, hook.cx, &object);
+                    q.filter = std::mem::take(&mut q.filter).and(narrow);
+                }
+            }
+            Operation::Update | Operation::Delete => {
+                let need = if hook.operation == Operation::Delete {
+                    AccessLevel::Full
+                } else {
+                    AccessLevel::Edit
+                };
+                if let Some(q) = hook.query.as_deref_mut() {
+                    let narrow = self.authz.write_filter(&eff, hook.cx, &object, need);
+                    q.filter = std::mem::take(&mut q.filter).and(narrow);
+                }
+            }
+            Operation::Create => {}
+        }
+        if let Some(input) = hook.input.as_deref_mut() {
+            let previous = hook.previous;
+            let mut refused = Vec::new();
+            input.retain(|k, v| {
+                let access = eff.field(&object, k);
+                if access.editable {
+                    return true;
+                }
+                // Echoing a record back unchanged is not a write of the field. Only readable
+                // fields qualify: for an unreadable one, "unchanged" would confirm a guess.
+                if access.readable && previous.and_then(|p| p.get(k)) == Some(v) {
+                    return false;
+                }
+                refused.push(k.clone());
+                true
+            });
+            if let Some(first) = refused.first() {
+                return Err(forbidden(
+                    &object,
+                    format!("You do not have permission to edit field {first} of {object}"),
+                ));
+            }
+        }
+        if is_write {
+            self.check_references(Some(&eff), hook).await?;
+        }
+        Ok("allow")
+    }
+
     fn check_query(
         &self,
         eff: &Effective,
@@ -473,122 +595,20 @@ impl Interceptor for PermissionInterceptor {
     }
 
     async fn before(&self, hook: &mut HookContext<'_>) -> objectos_data::Result<()> {
-        // Second line of tenant isolation: the engine scopes rows by the context's tenant, and
-        // a missing tenant scopes nothing. Sessions always carry one and the engine's cascades
-        // run within the parent's, so a signed-in user (administrators included) without one is
-        // refused rather than shown every organization's rows; system work may span tenants.
-        if matches!(hook.cx.principal, Principal::User { .. }) && hook.cx.tenant.is_none() {
-            return Err(forbidden(&hook.object.name, NO_TENANT_MESSAGE.to_owned()));
+        // One span per decision, with the object, the operation and the outcome (never a
+        // record value or a user id); a disabled span (tracing off) costs one check.
+        let span = tracing::debug_span!(
+            "permissions.check",
+            object = %hook.object.name,
+            operation = hook.operation.as_str(),
+            outcome = tracing::field::Empty,
+        );
+        if span.is_disabled() {
+            return self.decide(hook).await.map(|_| ());
         }
-        let is_write = matches!(hook.operation, Operation::Create | Operation::Update);
-        let eff = match self.authz.subject(hook.cx) {
-            Subject::User(eff) => eff,
-            Subject::Bypass => {
-                // Administrators pass every check but stay within their organization: a link
-                // to another organization's record is refused like one to a missing record.
-                if is_write
-                    && matches!(hook.cx.principal, Principal::User { .. })
-                    && hook.cx.tenant.is_some()
-                {
-                    self.check_references(None, hook).await?;
-                }
-                return Ok(());
-            }
-        };
-        let object = hook.object.name.clone();
-        if let Err(denied) = self.require_object(&eff, &object, hook.operation) {
-            if let Some(origin) = &hook.cx.cascade_of {
-                // A cascade runs the children's deletes as the caller: say why the parent's
-                // delete is refused, naming the child object (never a child id).
-                return Err(forbidden(
-                    &object,
-                    format!(
-                        "Cannot delete {} {}: its {object} records are deleted with it (deleteBehavior: cascade) and you do not have permission to delete {object} records",
-                        origin.object, origin.id
-                    ),
-                ));
-            }
-            // The engine answers 404 for a missing id before any hook runs; a record the user
-            // cannot even see must answer the same, or the 403 would reveal that it exists.
-            if let Some(previous) = hook.previous {
-                let visible = eff.object(&object).allow_read
-                    && rls::matches(&self.authz.read_filter(&eff, hook.cx, &object), previous);
-                if !visible {
-                    return Err(DataError::RecordNotFound {
-                        object,
-                        id: previous
-                            .get("id")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                            .to_owned(),
-                    });
-                }
-            }
-            return Err(denied);
-        }
-        match hook.operation {
-            Operation::Find | Operation::Get | Operation::Count | Operation::Aggregate => {
-                if let Some(q) = hook.query.as_deref_mut() {
-                    self.check_query(&eff, hook.object, q)?;
-                    self.check_expand(&eff, hook.object, q)?;
-                    self.narrow_search(&eff, hook.object, q);
-                    let f = std::mem::take(&mut q.filter);
-                    q.filter = self.guard_paths(&eff, hook.cx, &object, "filter", f)?;
-                    for a in &mut q.aggregations {
-                        if let Some(f) = a.filter.take() {
-                            a.filter = Some(self.guard_paths(
-                                &eff,
-                                hook.cx,
-                                &object,
-                                "aggregations",
-                                f,
-                            )?);
-                        }
-                    }
-                    let narrow = self.authz.read_filter(&eff, hook.cx, &object);
-                    q.filter = std::mem::take(&mut q.filter).and(narrow);
-                }
-            }
-            Operation::Update | Operation::Delete => {
-                let need = if hook.operation == Operation::Delete {
-                    AccessLevel::Full
-                } else {
-                    AccessLevel::Edit
-                };
-                if let Some(q) = hook.query.as_deref_mut() {
-                    let narrow = self.authz.write_filter(&eff, hook.cx, &object, need);
-                    q.filter = std::mem::take(&mut q.filter).and(narrow);
-                }
-            }
-            Operation::Create => {}
-        }
-        if let Some(input) = hook.input.as_deref_mut() {
-            let previous = hook.previous;
-            let mut refused = Vec::new();
-            input.retain(|k, v| {
-                let access = eff.field(&object, k);
-                if access.editable {
-                    return true;
-                }
-                // Echoing a record back unchanged is not a write of the field. Only readable
-                // fields qualify: for an unreadable one, "unchanged" would confirm a guess.
-                if access.readable && previous.and_then(|p| p.get(k)) == Some(v) {
-                    return false;
-                }
-                refused.push(k.clone());
-                true
-            });
-            if let Some(first) = refused.first() {
-                return Err(forbidden(
-                    &object,
-                    format!("You do not have permission to edit field {first} of {object}"),
-                ));
-            }
-        }
-        if is_write {
-            self.check_references(Some(&eff), hook).await?;
-        }
-        Ok(())
+        let result = self.decide(hook).instrument(span.clone()).await;
+        span.record("outcome", outcome_of(&result));
+        result.map(|_| ())
     }
 
     async fn after(&self, hook: &mut HookContext<'_>) -> objectos_data::Result<()> {
@@ -624,6 +644,18 @@ impl Interceptor for PermissionInterceptor {
             }
         }
         Ok(())
+    }
+}
+
+/// The `outcome` of a `permissions.check` span: `allow`, `bypass` (administrators, system
+/// work), `deny` (refused, or answered as not found so the refusal does not reveal the record),
+/// or `error`.
+fn outcome_of(result: &objectos_data::Result<&'static str>) -> &'static str {
+    match result {
+        Ok(outcome) => outcome,
+        Err(DataError::Forbidden { .. } | DataError::RecordNotFound { .. }) => "deny",
+        Err(DataError::Validation { .. }) => "deny",
+        Err(_) => "error",
     }
 }
 

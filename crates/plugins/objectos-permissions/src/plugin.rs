@@ -163,6 +163,7 @@ impl Plugin for PermissionsPlugin {
         self.authz.set_model(model);
         // Before `attach`, which installs the fallback only when no membership source is set.
         if let Ok(directory) = cx.get_named::<dyn Directory>(services::AUTH) {
+            self.authz.set_directory(directory.clone());
             self.authz
                 .set_membership(Arc::new(DirectoryMembership::new(directory)));
         }

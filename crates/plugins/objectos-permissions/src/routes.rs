@@ -104,6 +104,26 @@ fn require_admin(cx: &OpContext, message: &str) -> Result<(), HttpError> {
     }))
 }
 
+/// The answer of `GET effective` (with `object`: that object's permissions, its fields' and
+/// its row filters; without: every object's).
+fn effective_schema() -> Value {
+    let filter = json!({ "type": ["object", "null"],
+        "description": "Filter in object form: {} for every record, null when not granted" });
+    json!({ "type": "object", "properties": {
+        "userId": { "type": ["string", "null"] },
+        "organizationId": { "type": ["string", "null"] },
+        "admin": { "type": "boolean", "description": "bypasses every check in the organization" },
+        "object": { "type": "string" },
+        "permissions": { "type": "object", "description": "allowCreate, allowRead, allowEdit, allowDelete, ..." },
+        "fieldPermissions": { "type": "object", "additionalProperties": { "type": "object",
+            "properties": { "readable": { "type": "boolean" }, "editable": { "type": "boolean" } } } },
+        "rowFilter": filter.clone(),
+        "editFilter": filter,
+        "objects": { "type": "object" },
+        "permissionSets": { "type": "array", "items": { "type": "string" } },
+        "roles": { "type": "array", "items": { "type": "string" } } } })
+}
+
 /// The operations of [`objectos_router`], for the OpenAPI document (kept next to it so both
 /// change together; a test checks every route is described).
 pub fn objectos_operations() -> Vec<RouteOperation> {
@@ -117,8 +137,9 @@ pub fn objectos_operations() -> Vec<RouteOperation> {
         .body(check_body()),
         RouteOperation::get(
             "effective",
-            "The caller's effective permissions on every object",
-        ),
+            "Effective permissions on every object, or on one with its row filters (query: object); of another user of the caller's organization for administrators (query: userId; 403 PERMISSION_DENIED for others, 404 RECORD_NOT_FOUND for an unknown user, 404 OBJECT_NOT_FOUND for an unknown object)",
+        )
+        .returns(effective_schema()),
         RouteOperation::get("sets", "The permission sets defined in metadata"),
         RouteOperation::get("object/{object}", "The caller's permissions on one object"),
         RouteOperation::get(
@@ -190,7 +211,15 @@ impl Routes {
                 let object = req.param::<String>("object").unwrap_or_default();
                 self.object(&cx, &object)
             }
-            Kind::Effective => Ok(self.effective(&cx)),
+            Kind::Effective => {
+                let user = req.query::<String>("userId");
+                let object = req.query::<String>("object");
+                if user.is_none() && object.is_none() {
+                    return Ok(self.effective(&cx));
+                }
+                self.effective_of(&cx, user.as_deref(), object.as_deref())
+                    .await
+            }
             Kind::Sets => {
                 let model = self.authz.model();
                 let mut sets: Vec<_> = model.sets.values().collect();
@@ -384,6 +413,106 @@ impl Routes {
             ),
         };
         Ok(json!({"object": object, "permissions": perm, "fieldPermissions": fields}))
+    }
+
+    /// `GET effective?userId=&object=`: the effective permissions of `user` (administrators
+    /// only; the caller when absent), on every object or on `object` with its row filters.
+    async fn effective_of(
+        &self,
+        cx: &OpContext,
+        user: Option<&str>,
+        object: Option<&str>,
+    ) -> Result<Value, HttpError> {
+        let invalid = |param: &str, message: &str| HttpError::InvalidQuery {
+            object: None,
+            param: param.to_owned(),
+            message: message.to_owned(),
+        };
+        if object.is_some_and(str::is_empty) {
+            return Err(invalid("object", "object must name an object"));
+        }
+        let target = match user {
+            None => cx.clone(),
+            Some("") => return Err(invalid("userId", "userId must name a user")),
+            Some(user) => {
+                require_admin(cx, "Only administrators may see another user's permissions")?;
+                self.principal_of(cx, user).await?
+            }
+        };
+        let mut out = match object {
+            None => self.effective(&target),
+            Some(object) => {
+                let mut v = self.object(&target, object)?;
+                let (read, edit) = self.row_filters(&target, object);
+                if let Value::Object(m) = &mut v {
+                    m.insert("rowFilter".into(), read);
+                    m.insert("editFilter".into(), edit);
+                }
+                v
+            }
+        };
+        if let Value::Object(m) = &mut out {
+            let bypass = matches!(self.authz.subject(&target), Subject::Bypass);
+            m.insert("userId".into(), json!(target.principal.user_id()));
+            m.insert("organizationId".into(), json!(target.tenant));
+            m.insert("admin".into(), json!(bypass));
+            if let Subject::User(eff) = self.authz.subject(&target) {
+                m.insert("permissionSets".into(), json!(eff.permission_sets));
+                m.insert("roles".into(), json!(eff.roles));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The context `user` acts in within the caller's organization, as a session of that user
+    /// would have it: from the directory when one is installed, else a plain user checked
+    /// against the stored membership. A user who does not exist, is inactive or belongs
+    /// elsewhere is the same `404 RECORD_NOT_FOUND` (object `user`), so the answer does not tell
+    /// which.
+    async fn principal_of(&self, cx: &OpContext, user: &str) -> Result<OpContext, HttpError> {
+        let not_found = || {
+            HttpError::data(DataError::RecordNotFound {
+                object: "user".to_owned(),
+                id: user.to_owned(),
+            })
+        };
+        let Some(directory) = self.authz.directory() else {
+            if let Some(org) = cx.tenant.as_deref() {
+                self.authz
+                    .require_member(org, user)
+                    .await
+                    .map_err(perm_err)?;
+            }
+            let mut target = OpContext::anonymous();
+            target.principal = Principal::user(user);
+            target.tenant = cx.tenant.clone();
+            return Ok(target);
+        };
+        let caller = directory
+            .principal_for(user, cx.tenant.as_deref())
+            .await
+            .map_err(|e| HttpError::data(DataError::Internal(format!("directory: {e}"))))?
+            .ok_or_else(not_found)?;
+        Ok(crate::authorizer::op_context(&caller))
+    }
+
+    /// The read and edit row filters of `cx` on `object` in the filter's object form: `{}` for
+    /// every record, `null` when the action is not granted at all.
+    fn row_filters(&self, cx: &OpContext, object: &str) -> (Value, Value) {
+        let eff = match self.authz.subject(cx) {
+            Subject::Bypass => return (json!({}), json!({})),
+            Subject::User(eff) => eff,
+        };
+        let p = eff.object(object);
+        let read = p
+            .allow_read
+            .then(|| self.authz.read_filter(&eff, cx, object).to_json());
+        let edit = p.allow_edit.then(|| {
+            self.authz
+                .write_filter(&eff, cx, object, AccessLevel::Edit)
+                .to_json()
+        });
+        (read.unwrap_or(Value::Null), edit.unwrap_or(Value::Null))
     }
 
     fn effective(&self, cx: &OpContext) -> Value {

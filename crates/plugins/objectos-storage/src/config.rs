@@ -2,7 +2,7 @@
 //! ([`crate::CONFIG_SECTION`]), checked by the server against [`StorageSettings`] and handed to
 //! the plugin at `init`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use objectos_spec::settings::{PluginSettings, Secret, SettingsProblem};
 use schemars::JsonSchema;
@@ -27,18 +27,27 @@ pub enum BackendKind {
 }
 
 /// `storage.local`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct LocalSettings {
-    /// The folder holding the files (created when missing); relative paths are taken from the
-    /// working folder, where `objectos.db` lives by default.
-    pub root: PathBuf,
+    /// The folder holding the files (created when missing; a relative path is taken from the
+    /// working folder). Not given: [`DEFAULT_LOCAL_DIR`] in the data folder, the folder of the
+    /// SQLite database file (see [`LocalSettings::root_in`]).
+    pub root: Option<PathBuf>,
 }
 
-impl Default for LocalSettings {
-    fn default() -> Self {
-        Self {
-            root: PathBuf::from("files"),
+/// The folder of the files inside the data folder when `local.root` is not given.
+pub const DEFAULT_LOCAL_DIR: &str = "files";
+
+impl LocalSettings {
+    /// The folder the files go to: `root` when given, else [`DEFAULT_LOCAL_DIR`] inside
+    /// `data_dir` (the server passes the SQLite database's folder; with PostgreSQL or an
+    /// in-memory database there is none and the working folder is used, as `./files`).
+    pub fn root_in(&self, data_dir: Option<&Path>) -> PathBuf {
+        match (&self.root, data_dir) {
+            (Some(root), _) => root.clone(),
+            (None, Some(dir)) => dir.join(DEFAULT_LOCAL_DIR),
+            (None, None) => PathBuf::from(DEFAULT_LOCAL_DIR),
         }
     }
 }
@@ -132,7 +141,13 @@ impl PluginSettings for StorageSettings {
                 "the key is too short; expected at least 32 characters",
             ));
         }
-        if self.backend == BackendKind::Local && self.local.root.as_os_str().is_empty() {
+        if self.backend == BackendKind::Local
+            && self
+                .local
+                .root
+                .as_ref()
+                .is_some_and(|r| r.as_os_str().is_empty())
+        {
             out.push(SettingsProblem::at(
                 "local.root",
                 "the folder is empty; expected a path such as `files`",
@@ -157,11 +172,34 @@ mod tests {
     fn the_section_fills_defaults_and_reports_every_problem() {
         let effective = (CONFIG_SECTION.check)(&serde_json::Value::Null).unwrap();
         assert_eq!(effective["backend"], "local");
-        assert_eq!(effective["local"]["root"], "files");
+        // No root: the plugin puts the files in the data folder.
+        assert_eq!(effective["local"]["root"], serde_json::Value::Null);
         let problems =
             (CONFIG_SECTION.check)(&json!({ "backend": "s3", "maxFileSize": 0 })).unwrap_err();
         assert_eq!(problems.len(), 2, "{problems:?}");
         let unknown = (CONFIG_SECTION.check)(&json!({ "maxFileSiz": 5 })).unwrap_err();
         assert!(unknown[0].message.contains("maxFileSiz"), "{unknown:?}");
+        let empty = (CONFIG_SECTION.check)(&json!({ "local": { "root": "" } })).unwrap_err();
+        assert!(empty[0].message.contains("empty"), "{empty:?}");
+    }
+
+    #[test]
+    fn the_default_root_is_in_the_data_folder() {
+        use std::path::{Path, PathBuf};
+
+        use crate::config::LocalSettings;
+        let default = LocalSettings::default();
+        assert_eq!(
+            default.root_in(Some(Path::new("/var/lib/objectos"))),
+            PathBuf::from("/var/lib/objectos/files")
+        );
+        assert_eq!(default.root_in(None), PathBuf::from("files"));
+        let explicit = LocalSettings {
+            root: Some(PathBuf::from("/srv/blobs")),
+        };
+        assert_eq!(
+            explicit.root_in(Some(Path::new("/var/lib/objectos"))),
+            PathBuf::from("/srv/blobs")
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! [`FileFieldGuard`]: the data-engine interceptor that checks every file id written into a
-//! `file` or `image` field (create and update, single values and `multiple` lists).
+//! file field (`file`, `image`, `avatar`, `video`, `audio`; create and update, single values
+//! and `multiple` lists).
 //!
 //! Reading a file follows the records that hold it, so writing a file id into a record is a
 //! grant: without this check, a user who learned another user's file id could put it into a
@@ -15,7 +16,7 @@ use std::sync::Weak;
 use async_trait::async_trait;
 use objectos_data::{DataError, FieldError, HookContext, Interceptor, Operation, Principal};
 use objectos_kernel::contracts::Caller;
-use objectos_spec::object::{Field, FieldType, ObjectSchema};
+use objectos_spec::object::{Field, ObjectSchema};
 use serde_json::Value;
 
 use crate::error::StorageError;
@@ -140,7 +141,7 @@ impl Interceptor for FileFieldGuard {
             let Some(field) = schema.field(name) else {
                 continue;
             };
-            if !matches!(field.kind, FieldType::File | FieldType::Image) {
+            if !field.kind.is_media() {
                 continue;
             }
             // A file an update leaves in place was checked when it was written; echoing a

@@ -7,6 +7,7 @@
 //! `Authorizer`, and starts the cleanup of expired uploads: a job on the job queue when the
 //! jobs plugin runs, else a timer task of its own.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -17,7 +18,6 @@ use objectos_kernel::contracts::{
 use objectos_kernel::{InitContext, Plugin, PluginError, StartContext, StopContext, async_trait};
 use objectos_spec::PluginManifest;
 use objectos_spec::manifest::services;
-use objectos_spec::settings::{PluginSettings, format_path};
 
 use crate::config::{BackendKind, StorageSettings};
 use crate::guard::FileFieldGuard;
@@ -33,6 +33,9 @@ pub const CLEANUP_HANDLER: &str = "storage.cleanup";
 #[derive(Debug, Default)]
 pub struct StoragePlugin {
     pub settings: StorageSettings,
+    /// The data folder: where the files go when `local.root` is not set
+    /// ([`StorageSettings::local`], [`crate::config::LocalSettings::root_in`]).
+    data_dir: Option<PathBuf>,
     service: Arc<OnceLock<Arc<StorageService>>>,
     cleanup: Mutex<Periodic>,
 }
@@ -43,6 +46,13 @@ impl StoragePlugin {
             settings,
             ..Self::default()
         }
+    }
+
+    /// Sets the data folder (the server passes the SQLite database file's folder), under which
+    /// the files go (`<data dir>/files`) unless `storage.local.root` names a folder.
+    pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
     }
 
     /// The service, once `init` ran (tests and hosts reach sessions and cleanup through it).
@@ -81,10 +91,11 @@ async fn open_backend(settings: &StorageSettings) -> Result<Arc<dyn BlobStore>, 
     };
     match settings.backend {
         BackendKind::Local => {
-            let store = LocalBlobStore::open(&settings.local.root)
+            let root = settings.local.root_in(None);
+            let store = LocalBlobStore::open(&root)
                 .await
                 .map_err(|e| startup(e.to_string()))?;
-            tracing::info!(plugin = PLUGIN_ID, root = %settings.local.root.display(), "Files are stored in a local folder.");
+            tracing::info!(plugin = PLUGIN_ID, root = %root.display(), "Files are stored in a local folder.");
             Ok(Arc::new(store))
         }
         BackendKind::S3 => crate::s3::open(&settings.s3).map_err(|e| startup(e.to_string())),
@@ -98,25 +109,9 @@ impl Plugin for StoragePlugin {
     }
 
     fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
-        let settings = if cx.config().is_null() {
-            self.settings.clone()
-        } else {
-            cx.config_as::<StorageSettings>()?
-        };
-        let problems: Vec<String> = settings
-            .problems()
-            .iter()
-            .map(|p| {
-                format!(
-                    "{}: {}",
-                    format_path(CONFIG_SECTION.name, &p.path),
-                    p.message
-                )
-            })
-            .collect();
-        if !problems.is_empty() {
-            return Err(PluginError::config(PLUGIN_ID, problems.join("; ")));
-        }
+        let mut settings = cx.settings_or(&CONFIG_SECTION, self.settings.clone())?;
+        // Resolved once here, so the service, its log line and its backend agree on the folder.
+        settings.local.root = Some(settings.local.root_in(self.data_dir.as_deref()));
         let signer = signer(&settings)?;
         let service = Arc::new(StorageService::new(settings, signer));
         cx.register::<dyn BlobStore>(SERVICE, service.clone())?;

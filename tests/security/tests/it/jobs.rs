@@ -8,8 +8,9 @@
 //! each reaches the receiver once; a node killed with SIGKILL while its jobs run loses none
 //! (they complete on the other node once their lease ran out, and the schedule keeps ticking).
 //!
-//! Also here: who may read job runs (administrators only, over `/api/v1/data/sys_job_run` and
-//! `/api/v1/jobs`).
+//! Also here: two nodes started at the same moment on an empty PostgreSQL schema (the
+//! cluster-wide migration lock), and who may read job runs (administrators only, over
+//! `/api/v1/data/sys_job_run` and `/api/v1/jobs`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -158,6 +159,9 @@ struct JobsPair {
     second: Option<Server>,
     rx: Receiver,
     _meta: tempfile::TempDir,
+    /// Deletes the RabbitMQ run's exchanges and queues once the servers above are gone, also
+    /// when the test fails (fields drop in order).
+    _broker: Option<objectos_jobs::amqp::TopologyCleanup>,
 }
 
 impl JobsPair {
@@ -177,15 +181,20 @@ impl JobsPair {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
-        let (backend_yml, amqp) = match backend {
-            JobBackend::Embedded => (String::new(), None),
-            JobBackend::Rabbitmq(url) => (
-                format!(
-                    "  backend: rabbitmq\n  rabbitmq: {{ prefix: \"objectos-test-{}-{nanos:x}\" }}\n",
-                    std::process::id()
-                ),
-                Some(url.clone()),
-            ),
+        let (backend_yml, amqp, broker) = match backend {
+            JobBackend::Embedded => (String::new(), None, None),
+            JobBackend::Rabbitmq(url) => {
+                let prefix = format!("objectos-test-{}-{nanos:x}", std::process::id());
+                (
+                    format!("  backend: rabbitmq\n  rabbitmq: {{ prefix: \"{prefix}\" }}\n"),
+                    Some(url.clone()),
+                    Some(objectos_jobs::amqp::TopologyCleanup::new(
+                        url,
+                        &prefix,
+                        &["default", "bulk", "slow"],
+                    )),
+                )
+            }
         };
         // A short lease so a killed node's jobs come back quickly.
         let config = format!(
@@ -215,6 +224,7 @@ impl JobsPair {
             second: Some(second),
             rx,
             _meta: meta,
+            _broker: broker,
         }
     }
 
@@ -405,6 +415,53 @@ pub(crate) async fn two_nodes(pg: &str, backend: JobBackend) {
     })
     .await;
     ticks_once(&pair, label);
+}
+
+/// Two nodes started at the same moment on an empty PostgreSQL schema both become ready, and
+/// the schema is created once: the cluster-wide migration lock makes the later node plan after
+/// the first committed and find nothing left to create, so every row of `_objectos_schema` (the
+/// applied objects and plugin schemas) was written by one transaction. Without the lock both
+/// create the same tables and one of them fails to start.
+pub(crate) async fn two_nodes_start_together_on_an_empty_database(pg: &str) {
+    let backend = Backend::Postgres(pg.to_owned());
+    let (first, second) = Server::start_together(
+        &backend,
+        &fixture_app(),
+        CONFIG,
+        [
+            &[("OBJECTOS_NODE_ID", NODE_IDS[0])],
+            &[("OBJECTOS_NODE_ID", NODE_IDS[1])],
+        ],
+    )
+    .await;
+    let db = sea_orm::Database::connect(&first.database_url)
+        .await
+        .unwrap();
+    let row = sea_orm::ConnectionTrait::query_one_raw(
+        &db,
+        sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT COUNT(*), COUNT(DISTINCT xmin::text) FROM \"_objectos_schema\"",
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let recorded: i64 = row.try_get_by_index(0).unwrap();
+    let writers: i64 = row.try_get_by_index(1).unwrap();
+    db.close().await.ok();
+    assert!(recorded > 0, "no schema recorded");
+    assert_eq!(
+        writers,
+        1,
+        "the schema record was written by {writers} transactions, so both nodes migrated\n--- node 1\n{}--- node 2\n{}",
+        tail(&first.log_text()),
+        tail(&second.log_text())
+    );
+    // Both serve the same schema.
+    let owner = first.sign_up("owner", "Owner-Passw0rd-c71").await;
+    let r = second.api.get("/api/v1/jobs?limit=1", owner.t()).await;
+    assert_eq!(r.status, 200, "{}: {}", r.what, r.text);
 }
 
 /// Job runs are for administrators: a member reads none of them, neither as records nor

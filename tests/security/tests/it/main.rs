@@ -103,6 +103,15 @@ async fn metrics_need_their_token_health_times_the_database_and_json_logs_carry_
     }
 }
 
+/// A client's trace through the server: the request that enqueues a job, the job's run, a
+/// permission decision, plugin statements; and the active sessions gauge, exactly.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_and_the_job_it_enqueued_share_one_trace() {
+    for b in backends() {
+        observability::traces(&b).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn no_secret_reaches_a_log_an_audit_event_or_an_answer() {
     for b in backends() {
@@ -198,6 +207,15 @@ async fn two_nodes_on_redis_share_events_and_session_revocations() {
 async fn two_nodes_run_each_tick_and_job_once_and_survive_a_killed_node_embedded() {
     let pg = std::env::var("OBJECTOS_TEST_POSTGRES_URL").unwrap();
     jobs::two_nodes(&pg, jobs::JobBackend::Embedded).await;
+}
+
+/// Two nodes started at the same moment on an empty PostgreSQL schema both become ready and
+/// create the schema once (the cluster-wide migration lock).
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(not(objectos_pg), ignore = "needs OBJECTOS_TEST_POSTGRES_URL")]
+async fn two_nodes_starting_together_on_an_empty_database_migrate_once() {
+    let pg = std::env::var("OBJECTOS_TEST_POSTGRES_URL").unwrap();
+    jobs::two_nodes_start_together_on_an_empty_database(&pg).await;
 }
 
 /// The same through RabbitMQ (`jobs.backend: rabbitmq`, `OBJECTOS_TEST_AMQP_URL`).

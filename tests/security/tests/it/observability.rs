@@ -4,10 +4,21 @@
 //! with `OBJECTOS_LOG_FORMAT=json` every log line is one JSON object, and the lines a request
 //! writes carry its request id and, with `metrics.tracing` on, the trace id of the client's
 //! `traceparent`. The collector configured here is not there: requests are answered all the same.
+//!
+//! [`traces`]: with a collector that is there (`objectos_testkit::otlp`, on loopback), a client's
+//! `traceparent` on `POST /api/v1/jobs` reaches the job's `job.run` span (same trace, the request
+//! span among its ancestors), a member's read shows its `permissions.check` span, and the plugin
+//! statements of the jobs table their `db.statement` spans; and `objectos_auth_sessions_active`
+//! follows sign-ins and sign-outs exactly.
 
 use serde_json::{Value, json};
 
-use crate::support::{Backend, Server, fixture_app, refused};
+use std::time::Duration;
+
+use objectos_testkit::otlp::{Receiver, descends_from, one};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::{Api, Backend, Server, fixture_app, refused};
 
 const TOKEN: &str = "metrics-token-Obs-7731-long";
 
@@ -219,6 +230,212 @@ pub(crate) async fn run(b: &Backend) {
     assert!(
         !log.contains(TOKEN),
         "[{label}] the metrics token was logged"
+    );
+    srv.stop();
+}
+
+/// The trace the job test's client continues, and its own span.
+const JOB_TRACE: &str = "5b8aa5a2d2c872e8321cf37308d69df2";
+const JOB_PARENT: &str = "051581bf3cb55c13";
+/// The trace of the member's read.
+const READ_TRACE: &str = "6e0c63257de34c926f9efcd03899a1c5";
+
+/// A webhook target for the `http.request` job: answers 204 and keeps each request's
+/// `traceparent` header (empty when none was sent).
+async fn hook_target() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let keep = keep.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16384];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                let traceparent = head
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("traceparent"))
+                    .map(|(_, v)| v.trim().to_owned())
+                    .unwrap_or_default();
+                keep.lock().unwrap().push(traceparent);
+                let _ = stream
+                    .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// `objectos_auth_sessions_active` in a scrape now.
+async fn active_sessions(api: &Api, bearer: &str) -> f64 {
+    let text = api
+        .send("GET", "/metrics", &[("authorization", bearer)], None)
+        .await
+        .text;
+    sample(&text, "objectos_auth_sessions_active", &[])
+}
+
+pub(crate) async fn traces(b: &Backend) {
+    let (receiver, otlp) = Receiver::start().await;
+    let (hook_port, hooks) = hook_target().await;
+    let config = format!(
+        "{}metrics:\n  tracing:\n    enabled: true\n    endpoint: http://{otlp}\n    serviceName: objectos-e2e\njobs:\n  pollIntervalMs: 100\n  http:\n    allowHosts: [\"127.0.0.1:{hook_port}\"]\n",
+        crate::support::CONFIG
+    );
+    let srv = Server::start_with(
+        b,
+        &fixture_app(),
+        &config,
+        None,
+        // Export every 200 ms instead of every 5 s: the server is killed, not drained, at the end.
+        &[
+            ("OBJECTOS_METRICS_TOKEN", TOKEN),
+            ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+        ],
+    )
+    .await;
+    let api = &srv.api;
+    let label = srv.label;
+    let bearer = format!("Bearer {TOKEN}");
+    assert_eq!(
+        active_sessions(api, &bearer).await,
+        0.0,
+        "[{label}] no session yet"
+    );
+
+    let owner = srv.sign_up("traceowner", "Trace-Owner-Pw-1234").await;
+    assert_eq!(
+        active_sessions(api, &bearer).await,
+        1.0,
+        "[{label}] the owner's session"
+    );
+
+    // The request that enqueues a job, in the client's trace.
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/jobs",
+            &[
+                ("authorization", &format!("Bearer {}", owner.token)),
+                ("traceparent", &format!("00-{JOB_TRACE}-{JOB_PARENT}-01")),
+            ],
+            Some(&json!({"handler": "http.request",
+                         "payload": {"url": format!("http://127.0.0.1:{hook_port}/traced")}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "[{label}] {}", r.text);
+
+    // A member's read: a permission decision, in a trace of its own.
+    let memo = api
+        .post(
+            "/api/v1/data/memo",
+            owner.t(),
+            json!({"title": "traced memo"}),
+        )
+        .await;
+    assert_eq!(memo.status, 201, "[{label}] {}", memo.text);
+    let id = memo.body["id"]
+        .as_str()
+        .or(memo.body["record"]["id"].as_str())
+        .unwrap()
+        .to_owned();
+    let member = srv
+        .create_user(&owner, "tracemember", "Trace-Member-Pw-1234")
+        .await;
+    assert_eq!(
+        active_sessions(api, &bearer).await,
+        2.0,
+        "[{label}] the member signed in"
+    );
+    let r = api
+        .send(
+            "GET",
+            &format!("/api/v1/data/memo/{id}"),
+            &[
+                ("authorization", &format!("Bearer {}", member.token)),
+                ("traceparent", &format!("00-{READ_TRACE}-{JOB_PARENT}-01")),
+            ],
+            None,
+        )
+        .await;
+    assert!(r.status < 500, "[{label}] {}", r.text);
+    let r = api
+        .send(
+            "POST",
+            "/api/v1/auth/sign-out",
+            &[("authorization", &format!("Bearer {}", member.token))],
+            Some(&json!({})),
+        )
+        .await;
+    assert!(r.status < 300, "[{label}] sign-out: {}", r.text);
+    assert_eq!(
+        active_sessions(api, &bearer).await,
+        1.0,
+        "[{label}] the member signed out"
+    );
+
+    let spans = receiver
+        .wait_until(Duration::from_secs(20), |spans| {
+            spans
+                .iter()
+                .any(|s| s.name == "job.run" && s.trace_id == JOB_TRACE)
+                && spans
+                    .iter()
+                    .any(|s| s.name == "permissions.check" && s.trace_id == READ_TRACE)
+        })
+        .await;
+    assert!(
+        spans.iter().all(|s| s.service == "objectos-e2e"),
+        "[{label}] {spans:#?}"
+    );
+    // request -> ... -> job.run, one trace.
+    let request = one(&spans, "the enqueuing request", |s| {
+        s.trace_id == JOB_TRACE && s.parent_id == JOB_PARENT
+    });
+    assert!(
+        request.name.starts_with("POST /api/v1/jobs"),
+        "[{label}] {request:?}"
+    );
+    let run = spans
+        .iter()
+        .find(|s| s.name == "job.run" && s.trace_id == JOB_TRACE)
+        .unwrap();
+    assert!(
+        descends_from(&spans, run, request),
+        "[{label}] job.run is not under the request: {spans:#?}"
+    );
+    // The jobs table is written through the plugin store API: its statements are traced too.
+    assert!(
+        spans.iter().any(|s| s.trace_id == JOB_TRACE
+            && s.attr("db.caller") == Some("plugin")
+            && s.attr("db.statement")
+                .is_some_and(|t| t.contains("sys_job_run"))),
+        "[{label}] no plugin statement on the jobs table in the trace: {spans:#?}"
+    );
+    // Whatever the job sent as its traceparent (if it sends one) is in the client's trace.
+    for tp in hooks.lock().unwrap().iter().filter(|t| !t.is_empty()) {
+        assert!(tp.contains(JOB_TRACE), "[{label}] webhook traceparent {tp}");
+    }
+    // The member's read: a permission decision on memo, with its outcome, no record values.
+    let check = spans
+        .iter()
+        .find(|s| s.name == "permissions.check" && s.trace_id == READ_TRACE)
+        .unwrap();
+    assert_eq!(check.attr("object"), Some("memo"), "[{label}] {check:?}");
+    assert_eq!(check.attr("operation"), Some("get"), "[{label}] {check:?}");
+    assert!(
+        matches!(check.attr("outcome"), Some("allow" | "deny")),
+        "[{label}] {check:?}"
+    );
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.attributes.iter().all(|(_, v)| !v.contains("traced memo"))),
+        "[{label}] a record value reached a span"
     );
     srv.stop();
 }

@@ -271,6 +271,38 @@ impl Server {
         shared: Option<&Server>,
         env: &[(&str, &str)],
     ) -> Server {
+        let mut server = Self::spawn(backend, metadata, config, shared, env).await;
+        server.api.addr = server.wait_listening().await;
+        server.wait_ready().await;
+        server
+    }
+
+    /// Two nodes of one deployment started at the same moment on one new database (the second
+    /// spawned before the first is listening, each with its `env`), both waited for until
+    /// `/ready`. The first owns the PostgreSQL schema.
+    pub(crate) async fn start_together(
+        backend: &Backend,
+        metadata: &Path,
+        config: &str,
+        env: [&[(&str, &str)]; 2],
+    ) -> (Server, Server) {
+        let mut first = Self::spawn(backend, metadata, config, None, env[0]).await;
+        let mut second = Self::spawn(backend, metadata, config, Some(&first), env[1]).await;
+        let (one, two) = tokio::join!(first.wait_listening(), second.wait_listening());
+        first.api.addr = one;
+        second.api.addr = two;
+        tokio::join!(first.wait_ready(), second.wait_ready());
+        (first, second)
+    }
+
+    /// Spawns the server process without waiting for it (see [`Server::start_with`]).
+    async fn spawn(
+        backend: &Backend,
+        metadata: &Path,
+        config: &str,
+        shared: Option<&Server>,
+        env: &[(&str, &str)],
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("objectos.yml"), config).unwrap();
         let (database_url, pg) = match (backend, shared) {
@@ -315,7 +347,7 @@ impl Server {
             .stdout(Stdio::from(stdout))
             .stderr(Stdio::from(stderr));
         let child = cmd.spawn().unwrap();
-        let mut server = Server {
+        Server {
             api: Api {
                 addr: "127.0.0.1:1".parse().unwrap(),
             },
@@ -324,10 +356,7 @@ impl Server {
             child,
             dir,
             pg,
-        };
-        server.api.addr = server.wait_listening().await;
-        server.wait_ready().await;
-        server
+        }
     }
 
     async fn wait_listening(&mut self) -> SocketAddr {

@@ -8,7 +8,6 @@ use std::sync::{Arc, OnceLock};
 
 use objectos_data::{DataEngine, DataHandle};
 use objectos_kernel::{InitContext, Plugin, PluginError, StartContext, async_trait};
-use objectos_spec::settings::{PluginSettings, format_path};
 use objectos_spec::{Event, PluginManifest};
 use serde::Serialize;
 
@@ -87,23 +86,10 @@ impl Plugin for {{Pascal}}Plugin {
     }
 
     fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
-        // `null` means no section was given, so the struct's settings apply (spec 7.2).
-        let settings = if cx.config().is_null() {
-            self.settings.clone()
-        } else {
-            cx.config_as::<{{Pascal}}Settings>()?
-        };
-        // The server has checked the section already; a host that builds the kernel itself
-        // has not, so the range checks run here too.
-        let section = CONFIG_SECTION.name;
-        let problems: Vec<String> = settings
-            .problems()
-            .iter()
-            .map(|p| format!("{}: {}", format_path(section, &p.path), p.message))
-            .collect();
-        if !problems.is_empty() {
-            return Err(PluginError::config(PLUGIN_ID, problems.join("; ")));
-        }
+        // The `{{camel}}:` section, or the struct's settings when none was given (`null`, spec
+        // 7.2), checked with `problems()`: the server has checked the file's section already,
+        // a host that builds the kernel itself has not.
+        let settings = cx.settings_or(&CONFIG_SECTION, self.settings.clone())?;
         let service = Arc::new({{Pascal}}Service::new(settings));
         cx.register::<{{Pascal}}Service>(SERVICE, service.clone())?;
         cx.contribute(schema())?;

@@ -1,9 +1,10 @@
 // Permission sets (from metadata: what each grants on objects and fields), who has which
 // (GET /permissions/assignments), assigning and removing them, and the signed-in user's effective
-// permissions on an object as the server computes them (the server answers for the caller only).
+// permissions on an object as the server computes them, the signed-in user's or, for
+// administrators, another user's (GET /permissions/effective?userId=&object=) with row filters.
 import { useState, type FormEvent } from "react";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { permissions, users, type Assignment, type PermissionSet } from "../../lib/admin";
+import { describeRowFilter, permissions, users, type Assignment, type PermissionSet, type UserObjectPermissions } from "../../lib/admin";
 import { useAction, useRowActions } from "../../lib/actions";
 import { t } from "../../lib/i18n";
 import { useObjects } from "../../lib/meta";
@@ -149,32 +150,62 @@ function Assignments({ sets }: { sets: PermissionSet[] }) {
 
 function Effective() {
   const objects = useObjects();
+  const people = useQuery({ queryKey: ["admin", "users", "all"], queryFn: () => users.list({ limit: 200, offset: 0 }) });
   const [object, setObject] = useState("");
-  const answer = useQuery({ queryKey: ["permissions-object", object], enabled: !!object, queryFn: () => permissions.object(object) });
+  // Empty: the signed-in user; otherwise another user of the organization (administrators).
+  const [user, setUser] = useState("");
+  const answer = useQuery<UserObjectPermissions>({
+    queryKey: ["permissions-object", object, user],
+    enabled: !!object,
+    queryFn: () => (user ? permissions.ofUser(user, object) : permissions.object(object)),
+    retry: false,
+  });
+  const data = answer.data;
   return (
-    <section className="space-y-2">
-      <h2 className="text-lg font-medium">{t("perm.effective")}</h2>
+    <section className="space-y-2" aria-labelledby="effective-title">
+      <h2 id="effective-title" className="text-lg font-medium">{t("perm.effective")}</h2>
       <p className="text-sm text-muted-foreground">{t("perm.effectiveHelp")}</p>
-      <div className="space-y-1">
-        <Label htmlFor="effective-object">{t("perm.object")}</Label>
-        <Select id="effective-object" value={object} onChange={(e) => setObject(e.target.value)} className="w-64">
-          <option value="">{t("form.select")}</option>
-          {objects.data?.map((o) => (
-            <option key={o.name} value={o.name}>{o.name}</option>
-          ))}
-        </Select>
+      <div className="flex flex-wrap items-end gap-3">
+        <div className="space-y-1">
+          <Label htmlFor="effective-user">{t("perm.of")}</Label>
+          <Select id="effective-user" value={user} onChange={(e) => setUser(e.target.value)} className="w-64">
+            <option value="">{t("perm.me")}</option>
+            {people.data?.users.map((u) => (
+              <option key={u.id} value={u.id}>{u.email}</option>
+            ))}
+          </Select>
+        </div>
+        <div className="space-y-1">
+          <Label htmlFor="effective-object">{t("perm.object")}</Label>
+          <Select id="effective-object" value={object} onChange={(e) => setObject(e.target.value)} className="w-64">
+            <option value="">{t("form.select")}</option>
+            {objects.data?.map((o) => (
+              <option key={o.name} value={o.name}>{o.name}</option>
+            ))}
+          </Select>
+        </div>
       </div>
       {answer.isError && <ErrorNotice error={answer.error} />}
-      {answer.data && (
-        <Card>
-          <ul className="grid gap-1 text-sm sm:grid-cols-2">
-            {Object.entries(answer.data.permissions ?? {}).map(([k, v]) => (
+      {data && (
+        <Card aria-label={t("perm.effective")}>
+          {data.admin ? <p className="mb-2 text-sm font-medium">{t("perm.bypass")}</p> : null}
+          {data.permissionSets ? (
+            <p className="mb-2 text-sm">{t("perm.sets")}: {data.permissionSets.join(", ") || "—"}</p>
+          ) : null}
+          <ul className="grid gap-1 text-sm sm:grid-cols-2" aria-label={t("perm.crud")}>
+            {Object.entries(data.permissions ?? {}).map(([k, v]) => (
               <li key={k}><code className="text-xs">{k}</code>: {String(v)}</li>
             ))}
           </ul>
-          {Object.keys(answer.data.fieldPermissions ?? {}).length > 0 && (
-            <ul className="mt-3 grid gap-1 text-xs sm:grid-cols-2">
-              {Object.entries(answer.data.fieldPermissions ?? {}).map(([f, p]) => (
+          {"rowFilter" in data ? (
+            <dl className="mt-3 grid gap-1 text-sm">
+              <div><dt className="inline font-medium">{t("perm.rowFilter")}: </dt><dd className="inline"><code className="break-all text-xs" data-testid="row-filter">{describeRowFilter(data.rowFilter)}</code></dd></div>
+              <div><dt className="inline font-medium">{t("perm.editFilter")}: </dt><dd className="inline"><code className="break-all text-xs">{describeRowFilter(data.editFilter)}</code></dd></div>
+            </dl>
+          ) : null}
+          {Object.keys(data.fieldPermissions ?? {}).length > 0 && (
+            <ul className="mt-3 grid gap-1 text-xs sm:grid-cols-2" aria-label={t("perm.fields")}>
+              {Object.entries(data.fieldPermissions ?? {}).map(([f, p]) => (
                 <li key={f}>{f}: {p.readable === false ? "hidden" : p.editable === false ? "read-only" : "editable"}</li>
               ))}
             </ul>

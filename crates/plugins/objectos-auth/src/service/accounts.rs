@@ -150,7 +150,8 @@ impl AuthService {
             .ok_or_else(|| AuthError::Internal("created user has no id".into()))?;
         let now = ms(self.now());
         self.db()
-            .exec(
+            .exec_for(
+                &user_id,
                 r#"INSERT INTO "_objectos_auth_credential" ("user_id", "email", "password_hash", "is_admin", "failed_count", "updated_at") VALUES (?, ?, ?, ?, 0, ?)"#,
                 vec![s(&user_id), s(&email), s(hash), i(i64::from(first || admin)), i(now)],
             )
@@ -164,7 +165,8 @@ impl AuthService {
                 "member"
             };
             self.db()
-                .exec(
+                .exec_for(
+                    &user_id,
                     r#"INSERT INTO "_objectos_auth_member" ("org_id", "user_id", "role", "created_at") VALUES (?, ?, ?, ?)"#,
                     vec![s(org), s(&user_id), s(role), i(now)],
                 )

@@ -55,7 +55,8 @@ impl AuthService {
         let scopes_json =
             serde_json::to_string(&scopes).map_err(|e| AuthError::Internal(e.to_string()))?;
         self.db()
-            .exec(
+            .exec_for(
+                &who.user_id,
                 r#"INSERT INTO "_objectos_auth_api_key" ("id", "user_id", "name", "prefix", "key_hash", "scopes", "org_id", "created_at", "expires_at") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"#,
                 vec![s(&id), s(&who.user_id), s(name), s(&prefix), s(crypto::sha256_hex(&key)), s(scopes_json), os(who.tenant.clone()), i(now), oi(expires)],
             )
@@ -109,14 +110,16 @@ impl AuthService {
     pub async fn revoke_api_key(&self, who: &Resolved, id: &str, meta: &RequestMeta) -> Result<()> {
         let n = if let (true, Some(org)) = (who.is_admin, who.tenant.as_deref()) {
             self.db()
-                .exec(
+                .exec_for(
+                    &who.user_id,
                     r#"UPDATE "_objectos_auth_api_key" SET "revoked_at" = ? WHERE "id" = ? AND ("org_id" = ? OR "user_id" = ?) AND "revoked_at" IS NULL"#,
                     vec![i(ms(self.now())), s(id), s(org), s(&who.user_id)],
                 )
                 .await?
         } else {
             self.db()
-                .exec(
+                .exec_for(
+                    &who.user_id,
                     r#"UPDATE "_objectos_auth_api_key" SET "revoked_at" = ? WHERE "id" = ? AND "user_id" = ? AND "revoked_at" IS NULL"#,
                     vec![i(ms(self.now())), s(id), s(&who.user_id)],
                 )
@@ -176,7 +179,7 @@ impl AuthService {
         let email = get_s(&row, 7)?;
         let scopes: Vec<String> = serde_json::from_str(&get_s(&row, 3)?).unwrap_or_default();
         self.db()
-            .exec(
+            .exec_uncached(
                 r#"UPDATE "_objectos_auth_api_key" SET "last_used_at" = ? WHERE "id" = ?"#,
                 vec![i(now), s(&id)],
             )

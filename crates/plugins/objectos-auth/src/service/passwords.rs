@@ -50,7 +50,8 @@ impl AuthService {
         }
         if let Some(current) = hashes.first() {
             self.db()
-                .exec(
+                .exec_for(
+                    user_id,
                     r#"INSERT INTO "_objectos_auth_password_history" ("user_id", "password_hash", "created_at") VALUES (?, ?, ?)"#,
                     vec![s(user_id), s(current), i(ms(self.now()))],
                 )
@@ -63,7 +64,8 @@ impl AuthService {
         self.check_and_rotate_history(user_id, password).await?;
         let hash = self.inner.hasher.hash(password)?;
         self.db()
-            .exec(
+            .exec_for(
+                user_id,
                 r#"UPDATE "_objectos_auth_credential" SET "password_hash" = ?, "failed_count" = 0, "locked_until" = NULL, "updated_at" = ? WHERE "user_id" = ?"#,
                 vec![s(hash), i(ms(self.now())), s(user_id)],
             )
@@ -129,13 +131,13 @@ impl AuthService {
             None => ("", now),
         };
         self.db()
-            .exec(
+            .exec_uncached(
                 r#"INSERT INTO "_objectos_auth_reset" ("token_hash", "user_id", "expires_at") VALUES (?, ?, ?)"#,
                 vec![s(crypto::sha256_hex(&token)), s(owner), i(expires)],
             )
             .await?;
         self.db()
-            .exec(
+            .exec_uncached(
                 r#"DELETE FROM "_objectos_auth_reset" WHERE "expires_at" < ?"#,
                 vec![i(now - crate::verification::KEEP_EXPIRED_MS)],
             )
@@ -147,7 +149,12 @@ impl AuthService {
         let base = &self.inner.config.reset_url;
         let sep = if base.contains('?') { '&' } else { '?' };
         let link = format!("{base}{sep}token={token}");
+        let organization = match &cred {
+            Some(c) => self.primary_org(&c.user_id).await,
+            None => None,
+        };
         self.mail(Mail {
+            organization,
             to: email,
             subject: "Reset your password".into(),
             body: format!(
@@ -181,7 +188,7 @@ impl AuthService {
         // The conditional update makes the token single-use even under concurrent resets.
         let claimed = self
             .db()
-            .exec(
+            .exec_uncached(
                 r#"UPDATE "_objectos_auth_reset" SET "used_at" = ? WHERE "token_hash" = ? AND "used_at" IS NULL"#,
                 vec![i(now), s(&hash)],
             )

@@ -15,6 +15,14 @@ use crate::error::{AuthError, Result};
 use crate::session_cache;
 use crate::store::{get_i, get_oi, get_os, get_s, i, os, s};
 
+/// Gauge: sessions that can be used now (not revoked, not past their absolute or idle timeout),
+/// counted in the shared session table, so every node of a cluster reports the same total.
+pub const SESSIONS_ACTIVE: &str = "objectos_auth_sessions_active";
+
+/// How often the gauge is recounted besides after each sign-in, sign-out and revocation: what
+/// expires between them drops off within this long.
+pub(crate) const SESSIONS_GAUGE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl AuthService {
     pub(crate) async fn create_session(
         &self,
@@ -43,6 +51,7 @@ impl AuthService {
                 ],
             )
             .await?;
+        self.refresh_sessions_gauge().await;
         let session = json!({
             "id": id,
             "userId": user_id,
@@ -251,8 +260,8 @@ impl AuthService {
         let now = ms(self.now());
         let policy = &self.inner.config.session_policy;
         // Read before the rows: a write committed after this point makes the entry stale.
-        let epoch = self.db().epoch();
-        if let Some(hit) = self.inner.sessions.get(&hash, epoch) {
+        let sequence = self.inner.sessions.read_sequence();
+        if let Some(hit) = self.inner.sessions.get(&hash) {
             if !hit.alive(now, policy) {
                 return Ok(None);
             }
@@ -295,7 +304,8 @@ impl AuthService {
                     return Ok(None);
                 };
                 self.db()
-                    .exec(
+                    .exec_for(
+                        &user_id,
                         r#"UPDATE "_objectos_auth_session" SET "active_org" = ? WHERE "id" = ?"#,
                         vec![s(&org), s(&id)],
                     )
@@ -325,7 +335,7 @@ impl AuthService {
                 created,
                 expires,
                 stored_last_seen,
-                epoch,
+                sequence,
             ),
         );
         Ok(Some(resolved))
@@ -342,10 +352,43 @@ impl AuthService {
         Ok(())
     }
 
-    /// Marks every cached session resolution stale: for writes to the auth tables made inside
-    /// a data-engine transaction (see [`crate::hook`]), which [`crate::store::Db`] cannot see.
-    pub(crate) fn sessions_changed(&self) {
-        self.db().bump_epoch();
+    /// Counts the usable sessions (see [`SESSIONS_ACTIVE`]): one `COUNT(*)` over the session
+    /// table: it runs after a session changes and every
+    /// [`SESSIONS_GAUGE_EVERY`], never per request.
+    pub async fn active_sessions(&self) -> Result<i64> {
+        let now = ms(self.now());
+        let policy = &self.inner.config.session_policy;
+        let row = self
+            .db()
+            .one(
+                r#"SELECT COUNT(*) FROM "_objectos_auth_session" WHERE "revoked_at" IS NULL AND "expires_at" > ? AND "created_at" > ? AND "last_seen_at" > ?"#,
+                vec![
+                    i(now),
+                    i(now - minutes(policy.absolute_timeout)),
+                    i(now - minutes(policy.idle_timeout)),
+                ],
+            )
+            .await?;
+        match row {
+            Some(row) => get_i(&row, 0),
+            None => Ok(0),
+        }
+    }
+
+    /// Sets [`SESSIONS_ACTIVE`] from [`AuthService::active_sessions`]; a failed count keeps the
+    /// last value (the gauge is a report, not a reason to fail a sign-in).
+    pub(crate) async fn refresh_sessions_gauge(&self) {
+        match self.active_sessions().await {
+            Ok(n) => metrics::gauge!(SESSIONS_ACTIVE).set(n as f64),
+            Err(e) => tracing::debug!(error = %e, "Active sessions not counted for the gauge."),
+        }
+    }
+
+    /// Marks `user_id`'s cached session resolutions stale (here and on the other nodes): for
+    /// writes to the auth tables made inside a data-engine transaction (see [`crate::hook`]),
+    /// which [`crate::store::Db`] cannot see.
+    pub(crate) fn user_sessions_changed(&self, user_id: &str) {
+        self.db().bump_user(user_id);
     }
 
     /// `GET /get-session`: the user and the session (`token` echoed from the request).
@@ -392,11 +435,13 @@ impl AuthService {
     pub async fn sign_out(&self, who: &Resolved, meta: &RequestMeta) -> Result<()> {
         if let Some(id) = &who.session_id {
             self.db()
-                .exec(
+                .exec_for(
+                    &who.user_id,
                     r#"UPDATE "_objectos_auth_session" SET "revoked_at" = ? WHERE "id" = ? AND "revoked_at" IS NULL"#,
                     vec![i(ms(self.now())), s(id)],
                 )
                 .await?;
+            self.refresh_sessions_gauge().await;
         }
         self.publish(
             events::LOGOUT,
@@ -411,12 +456,33 @@ impl AuthService {
     }
 
     pub(super) async fn revoke_sessions(&self, user_id: &str, except: Option<&str>) -> Result<u64> {
-        self.db()
-            .exec(
+        let n = self
+            .db()
+            .exec_for(
+                user_id,
                 r#"UPDATE "_objectos_auth_session" SET "revoked_at" = ? WHERE "user_id" = ? AND "revoked_at" IS NULL AND "id" <> ?"#,
                 vec![i(ms(self.now())), s(user_id), s(except.unwrap_or(""))],
             )
-            .await
+            .await?;
+        if n > 0 {
+            self.refresh_sessions_gauge().await;
+        }
+        Ok(n)
+    }
+
+    /// Recounts [`SESSIONS_ACTIVE`] every [`SESSIONS_GAUGE_EVERY`] until the service is
+    /// dropped (the task holds it weakly) or the runtime ends.
+    pub fn spawn_sessions_gauge(&self) {
+        let weak = std::sync::Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SESSIONS_GAUGE_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                AuthService { inner }.refresh_sessions_gauge().await;
+            }
+        });
     }
 
     /// Session timeouts in seconds (`Max-Age` of the cookie).

@@ -67,7 +67,8 @@ impl AuthService {
         }
         let n = self
             .db()
-            .exec(
+            .exec_for(
+                user_id,
                 r#"UPDATE "_objectos_auth_totp" SET "last_step" = ? WHERE "user_id" = ? AND ("last_step" IS NULL OR "last_step" < ?)"#,
                 vec![i(step), s(user_id), i(step)],
             )
@@ -87,7 +88,8 @@ impl AuthService {
             .to_lowercase();
         let n = self
             .db()
-            .exec(
+            .exec_for(
+                user_id,
                 r#"UPDATE "_objectos_auth_recovery" SET "used_at" = ? WHERE "user_id" = ? AND "code_hash" = ? AND "used_at" IS NULL"#,
                 vec![i(ms(self.now())), s(user_id), s(crypto::sha256_hex(&normalized))],
             )
@@ -104,13 +106,15 @@ impl AuthService {
         let stored = self.seal_totp_secret(&who.user_id, &secret_b32)?;
         let now = ms(self.now());
         self.db()
-            .exec(
+            .exec_for(
+                &who.user_id,
                 r#"DELETE FROM "_objectos_auth_totp" WHERE "user_id" = ?"#,
                 vec![s(&who.user_id)],
             )
             .await?;
         self.db()
-            .exec(
+            .exec_for(
+                &who.user_id,
                 r#"INSERT INTO "_objectos_auth_totp" ("user_id", "secret", "enabled", "created_at") VALUES (?, ?, 0, ?)"#,
                 vec![s(&who.user_id), s(stored), i(now)],
             )
@@ -128,7 +132,8 @@ impl AuthService {
 
     async fn new_recovery_codes(&self, user_id: &str) -> Result<Vec<String>> {
         self.db()
-            .exec(
+            .exec_for(
+                user_id,
                 r#"DELETE FROM "_objectos_auth_recovery" WHERE "user_id" = ?"#,
                 vec![s(user_id)],
             )
@@ -137,7 +142,8 @@ impl AuthService {
         for _ in 0..RECOVERY_CODES {
             let raw = hex::encode(crypto::random_bytes::<5>()?);
             self.db()
-                .exec(
+                .exec_for(
+                    user_id,
                     r#"INSERT INTO "_objectos_auth_recovery" ("user_id", "code_hash") VALUES (?, ?)"#,
                     vec![s(user_id), s(crypto::sha256_hex(&raw))],
                 )
@@ -159,7 +165,8 @@ impl AuthService {
         }
         if !enabled {
             self.db()
-                .exec(
+                .exec_for(
+                    &who.user_id,
                     r#"UPDATE "_objectos_auth_totp" SET "enabled" = 1 WHERE "user_id" = ?"#,
                     vec![s(&who.user_id)],
                 )
@@ -189,13 +196,15 @@ impl AuthService {
     ) -> Result<()> {
         self.verify_password_of(who, password).await?;
         self.db()
-            .exec(
+            .exec_for(
+                &who.user_id,
                 r#"DELETE FROM "_objectos_auth_totp" WHERE "user_id" = ?"#,
                 vec![s(&who.user_id)],
             )
             .await?;
         self.db()
-            .exec(
+            .exec_for(
+                &who.user_id,
                 r#"DELETE FROM "_objectos_auth_recovery" WHERE "user_id" = ?"#,
                 vec![s(&who.user_id)],
             )

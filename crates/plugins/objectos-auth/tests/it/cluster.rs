@@ -31,6 +31,8 @@ type Subscribers = Vec<(u64, String, InvalidationCallback)>;
 #[derive(Default)]
 struct Wire {
     nodes: Mutex<Vec<Weak<LinkedCache>>>,
+    /// Every invalidation sent over the wire: namespace and key (`None`: the whole namespace).
+    sent: Mutex<Vec<(String, Option<String>)>>,
 }
 
 /// One node's `cache` service: invalidations go to this node's subscribers (`Local`) and to the
@@ -75,6 +77,11 @@ impl LinkedCache {
     }
 
     fn broadcast(&self, namespace: &str, key: Option<&str>) {
+        self.wire
+            .sent
+            .lock()
+            .unwrap()
+            .push((namespace.to_owned(), key.map(str::to_owned)));
         let nodes: Vec<Arc<LinkedCache>> = self
             .wire
             .nodes
@@ -270,6 +277,17 @@ async fn a_session_revoked_on_one_node_is_refused_on_the_other() {
     assert!(
         took.is_some(),
         "node 2 refused the revoked session within a second"
+    );
+    // The sign-out concerned Ada alone: the other nodes were told to drop her cached sessions,
+    // not everyone's.
+    let sent = wire.sent.lock().unwrap().clone();
+    assert!(
+        sent.contains(&("auth.sessions".to_owned(), Some(who.user_id.clone()))),
+        "{sent:?}"
+    );
+    assert!(
+        !sent.contains(&("auth.sessions".to_owned(), None)),
+        "no namespace-wide invalidation for a sign-out: {sent:?}"
     );
 
     // Deaf: node 2 hears nothing, but entries older than the bound are not used.

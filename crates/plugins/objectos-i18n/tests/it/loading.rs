@@ -5,6 +5,9 @@ use objectos_data::{MetadataKind, PluginSchema};
 use objectos_i18n::{I18nSettings, schema};
 use objectos_kernel::contracts::{I18n, I18nArg, LabelPart, LocaleRequest};
 
+use objectos_testkit::TestDatabase;
+
+use crate::on_both;
 use crate::support::{ACCOUNT, Server};
 
 fn kind(file: &str) -> MetadataKind {
@@ -67,9 +70,8 @@ fn a_fluent_syntax_error_is_located() {
     assert!(errors[0].message.contains("locale"), "{errors:?}");
 }
 
-#[tokio::test]
-async fn lookups_follow_the_chain_and_fluent_renders_plurals() {
-    let server = Server::start(I18nSettings::default()).await;
+async fn lookups_follow_the_chain_and_fluent_renders_plurals(db: TestDatabase) {
+    let server = Server::start(db, I18nSettings::default()).await;
     let i18n: &dyn I18n = &*server.service;
     let chain = i18n
         .locale_chain(LocaleRequest {
@@ -140,24 +142,35 @@ async fn lookups_follow_the_chain_and_fluent_renders_plurals() {
     assert_eq!(i18n.format_currency("fr", 12.0, "EUR"), "12,00\u{a0}€");
     server.stop().await;
 }
+on_both!(
+    lookups_follow_the_chain_and_fluent_renders_plurals_sqlite,
+    lookups_follow_the_chain_and_fluent_renders_plurals_postgres,
+    lookups_follow_the_chain_and_fluent_renders_plurals
+);
 
-#[tokio::test]
-async fn configured_locales_limit_the_chain() {
-    let server = Server::start(I18nSettings {
-        default_locale: "en".into(),
-        supported_locales: vec!["en".into(), "fr".into()],
-        fallback_locale: Some("fr".into()),
-    })
+async fn configured_locales_limit_the_chain(db: TestDatabase) {
+    let server = Server::start(
+        db,
+        I18nSettings {
+            default_locale: "en".into(),
+            supported_locales: vec!["en".into(), "fr".into()],
+            fallback_locale: Some("fr".into()),
+        },
+    )
     .await;
     let chain = server.service.chain_for(&["de-CH".into()]);
     // German is not served here: the fallback answers, then the default.
     assert_eq!(chain, vec!["fr", "en"]);
     server.stop().await;
 }
+on_both!(
+    configured_locales_limit_the_chain_sqlite,
+    configured_locales_limit_the_chain_postgres,
+    configured_locales_limit_the_chain
+);
 
-#[tokio::test]
-async fn a_reload_swaps_the_translations_and_a_broken_file_keeps_them() {
-    let server = Server::start(I18nSettings::default()).await;
+async fn a_reload_swaps_the_translations_and_a_broken_file_keeps_them(db: TestDatabase) {
+    let server = Server::start(db, I18nSettings::default()).await;
     let chain = vec!["de".to_owned(), "en".to_owned()];
     let before = server.service.revision();
     std::fs::write(
@@ -199,6 +212,11 @@ async fn a_reload_swaps_the_translations_and_a_broken_file_keeps_them() {
     );
     server.stop().await;
 }
+on_both!(
+    a_reload_swaps_the_translations_and_a_broken_file_keeps_them_sqlite,
+    a_reload_swaps_the_translations_and_a_broken_file_keeps_them_postgres,
+    a_reload_swaps_the_translations_and_a_broken_file_keeps_them
+);
 
 #[test]
 fn extract_writes_every_string_and_keeps_translations() {

@@ -3,11 +3,13 @@
 use objectos_i18n::I18nSettings;
 use serde_json::Value;
 
+use objectos_testkit::TestDatabase;
+
+use crate::on_both;
 use crate::support::Server;
 
-#[tokio::test]
-async fn the_three_routes_answer_in_the_dispatcher_envelope() {
-    let s = Server::start(I18nSettings::default()).await;
+async fn the_three_routes_answer_in_the_dispatcher_envelope(db: TestDatabase) {
+    let s = Server::start(db, I18nSettings::default()).await;
     let r = s.get("/api/v1/i18n/locales", &[]).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
@@ -88,10 +90,14 @@ async fn the_three_routes_answer_in_the_dispatcher_envelope() {
     }
     s.stop().await;
 }
+on_both!(
+    the_three_routes_answer_in_the_dispatcher_envelope_sqlite,
+    the_three_routes_answer_in_the_dispatcher_envelope_postgres,
+    the_three_routes_answer_in_the_dispatcher_envelope
+);
 
-#[tokio::test]
-async fn the_routes_are_public_documented_and_discovered() {
-    let s = Server::start(I18nSettings::default()).await;
+async fn the_routes_are_public_documented_and_discovered(db: TestDatabase) {
+    let s = Server::start(db, I18nSettings::default()).await;
     let doc = s.get("/api/v1/openapi.json", &[]).await.json();
     for path in [
         "/api/v1/i18n/locales",
@@ -117,14 +123,18 @@ async fn the_routes_are_public_documented_and_discovered() {
     // The public marker: what an authentication hoop reads to let anonymous callers in.
     s.stop().await;
 }
+on_both!(
+    the_routes_are_public_documented_and_discovered_sqlite,
+    the_routes_are_public_documented_and_discovered_postgres,
+    the_routes_are_public_documented_and_discovered
+);
 
 fn item(v: &Value) -> &Value {
     &v["item"]
 }
 
-#[tokio::test]
-async fn object_metadata_is_translated_per_accept_language_with_its_own_etag() {
-    let s = Server::start(I18nSettings::default()).await;
+async fn object_metadata_is_translated_per_accept_language_with_its_own_etag(db: TestDatabase) {
+    let s = Server::start(db, I18nSettings::default()).await;
     let de = s
         .get("/api/v1/meta/object/account", &[("Accept-Language", "de")])
         .await;
@@ -211,10 +221,14 @@ async fn object_metadata_is_translated_per_accept_language_with_its_own_etag() {
     assert_eq!(account["label"], "Firma");
     s.stop().await;
 }
+on_both!(
+    object_metadata_is_translated_per_accept_language_with_its_own_etag_sqlite,
+    object_metadata_is_translated_per_accept_language_with_its_own_etag_postgres,
+    object_metadata_is_translated_per_accept_language_with_its_own_etag
+);
 
-#[tokio::test]
-async fn ui_views_and_refused_writes_speak_the_locale() {
-    let s = Server::start(I18nSettings::default()).await;
+async fn ui_views_and_refused_writes_speak_the_locale(db: TestDatabase) {
+    let s = Server::start(db, I18nSettings::default()).await;
     let v = s
         .get("/api/v1/ui/view/account/list", &[("Accept-Language", "de")])
         .await
@@ -250,3 +264,8 @@ async fn ui_views_and_refused_writes_speak_the_locale() {
     );
     s.stop().await;
 }
+on_both!(
+    ui_views_and_refused_writes_speak_the_locale_sqlite,
+    ui_views_and_refused_writes_speak_the_locale_postgres,
+    ui_views_and_refused_writes_speak_the_locale
+);

@@ -1,12 +1,13 @@
 //! The i18n plugin on the shared test kernel (`objectos-testkit`: data and HTTP on a SQLite
-//! file) with a small metadata folder of objects, bundles and Fluent files.
+//! file or a PostgreSQL schema) with a small metadata folder of objects, bundles and Fluent
+//! files.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use objectos_data::MetadataHandle;
 use objectos_i18n::{I18nPlugin, I18nService, I18nSettings};
-use objectos_testkit::{Request, Response, TestKernel};
+use objectos_testkit::{Request, Response, TestDatabase, TestKernel};
 
 pub(crate) const ACCOUNT: &str = r#"
 name: account
@@ -89,10 +90,11 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    pub(crate) async fn start(settings: I18nSettings) -> Self {
+    pub(crate) async fn start(db: TestDatabase, settings: I18nSettings) -> Self {
         let plugin = I18nPlugin::new(settings).unwrap();
         let service = plugin.service();
         let tk = TestKernel::builder()
+            .database(db)
             .files(FILES)
             .max_connections(2)
             .plugin(plugin)

@@ -3,7 +3,11 @@
 //!
 //! A delivery is acknowledged only after the job table recorded what happened to the job, so
 //! every path that loses the node before that (crash, dropped connection) ends with RabbitMQ
-//! delivering the message again.
+//! delivering the message again. The prefetch is larger than the handlers that run at once
+//! (the queue's `workers`, enforced by the core): the deliveries beyond it are the ones being
+//! claimed or waiting for their completion write, so the wait for the write does not idle a
+//! handler slot. Claims are pipelined (two statements on their way) and acknowledgements
+//! coalesced (`acks.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,12 +16,13 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    BasicRejectOptions,
+    BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::acks::Acks;
 use super::relay::{Body, properties};
 use super::topology::{Topology, short};
 use super::{AmqpQueue, Delivered, Outcome, SessionEnd, Shared};
@@ -47,176 +52,207 @@ pub(super) async fn open(
     Ok(consumer)
 }
 
+/// Claim statements one consumer has on their way at once: while they are, the deliveries that
+/// arrive gather into the next batch, so batches grow with the delivery rate and a claim is
+/// never idle waiting for the previous one's answer.
+const CLAIMS_IN_FLIGHT: usize = 2;
+
 /// Hands deliveries to job tasks until the consumer ends, which ends the session. The
-/// deliveries already waiting when one arrives (up to the prefetch) go together, so their rows
-/// are claimed in one statement instead of one each.
+/// deliveries already waiting when one arrives (up to `batch`) go together, so their rows are
+/// claimed in one statement instead of one each.
 pub(super) async fn run(
     shared: Arc<Shared>,
     queue: String,
     mut consumer: Consumer,
     retry: Channel,
-    prefetch: u16,
+    batch: usize,
 ) -> Result<(), SessionEnd> {
-    let max = usize::from(prefetch.max(1));
+    let max = batch.max(1);
+    let claims = Arc::new(Semaphore::new(CLAIMS_IN_FLIGHT));
+    let acks = Arc::new(Acks::default());
     while let Some(first) = consumer.next().await {
-        let mut batch = vec![first?];
+        let first = first?;
+        acks.opened(first.delivery_tag);
+        let mut batch = vec![first];
+        // Waiting for a claim slot lets the deliveries arriving meanwhile join this batch.
+        let Ok(claim) = Arc::clone(&claims).acquire_owned().await else {
+            break;
+        };
         while batch.len() < max {
             match consumer.next().now_or_never() {
-                Some(Some(delivery)) => batch.push(delivery?),
+                Some(Some(delivery)) => {
+                    let delivery = delivery?;
+                    acks.opened(delivery.delivery_tag);
+                    batch.push(delivery);
+                }
                 Some(None) | None => break,
             }
         }
-        let task = handle(Arc::clone(&shared), queue.clone(), batch, retry.clone());
-        shared.spawn_job(task);
+        let consumer = Consumed {
+            shared: Arc::clone(&shared),
+            retry: retry.clone(),
+            acks: Arc::clone(&acks),
+        };
+        shared.spawn_job(consumer.handle(queue.clone(), batch, claim));
     }
     Err(SessionEnd::Closed("a RabbitMQ consumer was cancelled"))
 }
 
-/// Claims a batch's rows, then finishes each delivery in its own task so a slow job holds
-/// only its own message.
-async fn handle(shared: Arc<Shared>, queue: String, deliveries: Vec<Delivery>, retry: Channel) {
-    let mut jobs = Vec::with_capacity(deliveries.len());
-    let mut kept = Vec::with_capacity(deliveries.len());
-    for delivery in deliveries {
-        let Ok(body) = serde_json::from_slice::<Body>(&delivery.data) else {
-            // Not one of ours: keep it for an operator instead of redelivering it forever.
-            tracing::warn!(queue = %queue, "jobs: rejected an unreadable RabbitMQ message into the dead letters");
-            reject(&shared, &delivery).await;
-            continue;
+/// What finishing a delivery needs: the backend, the channel for delayed copies and the
+/// consumer channel's acknowledgements.
+#[derive(Clone)]
+struct Consumed {
+    shared: Arc<Shared>,
+    retry: Channel,
+    acks: Arc<Acks>,
+}
+
+impl Consumed {
+    /// Claims a batch's rows, then finishes each delivery in its own task so a slow job holds
+    /// only its own message.
+    async fn handle(self, queue: String, deliveries: Vec<Delivery>, claim: OwnedSemaphorePermit) {
+        let mut jobs = Vec::with_capacity(deliveries.len());
+        let mut kept = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            let Ok(body) = serde_json::from_slice::<Body>(&delivery.data) else {
+                // Not one of ours: keep it for an operator instead of redelivering it forever.
+                tracing::warn!(queue = %queue, "jobs: rejected an unreadable RabbitMQ message into the dead letters");
+                self.reject(&delivery).await;
+                continue;
+            };
+            jobs.push(Delivered {
+                id: body.id,
+                queue: body.queue,
+                redelivered: delivery.redelivered,
+            });
+            kept.push(delivery);
+        }
+        if jobs.is_empty() {
+            return;
+        }
+        let taken = self.shared.table.take(jobs.clone()).await;
+        drop(claim);
+        let runs = match taken {
+            Ok(runs) if runs.len() == jobs.len() => runs,
+            Ok(_) => {
+                tracing::warn!(queue = %queue, "jobs: the job table answered a batch of deliveries with the wrong count; trying again shortly");
+                Vec::new()
+            }
+            Err(error) => {
+                tracing::warn!(queue = %queue, %error, "jobs: could not claim delivered jobs; trying again shortly");
+                Vec::new()
+            }
         };
-        jobs.push(Delivered {
-            id: body.id,
-            queue: body.queue,
-            redelivered: delivery.redelivered,
-        });
-        kept.push(delivery);
-    }
-    if jobs.is_empty() {
-        return;
-    }
-    let runs = match shared.table.take(jobs.clone()).await {
-        Ok(runs) if runs.len() == jobs.len() => runs,
-        Ok(_) => {
-            tracing::warn!(queue = %queue, "jobs: the job table answered a batch of deliveries with the wrong count; trying again shortly");
-            Vec::new()
+        if runs.is_empty() {
+            for (job, delivery) in jobs.iter().zip(&kept) {
+                self.later(job, delivery, TABLE_RETRY).await;
+            }
+            return;
         }
-        Err(error) => {
-            tracing::warn!(queue = %queue, %error, "jobs: could not claim delivered jobs; trying again shortly");
-            Vec::new()
-        }
-    };
-    if runs.is_empty() {
-        for (job, delivery) in jobs.iter().zip(&kept) {
-            later(&shared, &retry, job, delivery, TABLE_RETRY).await;
-        }
-        return;
-    }
-    for ((run, job), delivery) in runs.into_iter().zip(jobs).zip(kept) {
-        let shared2 = Arc::clone(&shared);
-        let retry = retry.clone();
-        shared.spawn_job(async move {
-            finish(&shared2, &retry, &job, &delivery, run.await).await;
-        });
-    }
-}
-
-/// Acknowledges, delays or rejects one delivery by what became of its job.
-async fn finish(
-    shared: &Shared,
-    retry: &Channel,
-    job: &Delivered,
-    delivery: &Delivery,
-    outcome: Result<Outcome, crate::error::JobsError>,
-) {
-    match outcome {
-        Ok(Outcome::Done) => ack(shared, delivery).await,
-        Ok(Outcome::RetryAfter(delay)) => later(shared, retry, job, delivery, delay).await,
-        Ok(Outcome::DeadLetter) => reject(shared, delivery).await,
-        Err(error) => {
-            tracing::warn!(job = %job.id, %error, "jobs: could not run a delivered job; trying again shortly");
-            later(shared, retry, job, delivery, TABLE_RETRY).await;
+        for ((run, job), delivery) in runs.into_iter().zip(jobs).zip(kept) {
+            let this = self.clone();
+            self.shared.spawn_job(async move {
+                let outcome = run.await;
+                this.finish(&job, delivery, outcome).await;
+            });
         }
     }
-}
 
-async fn ack(shared: &Shared, delivery: &Delivery) {
-    // A failed ack means the channel is gone: the broker delivers the message again and the row,
-    // already updated, turns the repeat into a no-op.
-    if delivery.acker.ack(BasicAckOptions::default()).await.is_ok() {
-        shared.counters.acknowledged.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-async fn reject(shared: &Shared, delivery: &Delivery) {
-    let options = BasicRejectOptions { requeue: false };
-    if delivery.acker.reject(options).await.is_ok() {
-        shared
-            .counters
-            .dead_lettered
-            .fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// Sends the job through the delay tier for `delay`, then acknowledges this delivery; if the
-/// delayed copy is not confirmed, this delivery goes back to the queue instead.
-async fn later(
-    shared: &Shared,
-    retry: &Channel,
-    job: &Delivered,
-    delivery: &Delivery,
-    delay: Duration,
-) {
-    let tier = Topology::tier_for(delay);
-    let priority = delivery.properties.priority().unwrap_or(0);
-    let body = Body {
-        id: job.id.clone(),
-        queue: job.queue.clone(),
-    };
-    let published = match serde_json::to_vec(&body) {
-        Ok(payload) => {
-            let confirm = retry
-                .basic_publish(
-                    short(&shared.topology.delay_exchange()),
-                    short(&job.queue),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    },
-                    &payload,
-                    properties(&job.id, priority).with_headers(Topology::delay_headers(tier)),
-                )
-                .await;
-            match confirm {
-                Ok(confirm) => match confirm.await {
-                    Ok(confirmation) => {
-                        confirmation.is_ack() && confirmation.take_message().is_none()
-                    }
-                    Err(_) => false,
-                },
-                Err(_) => false,
+    /// Acknowledges, delays or rejects one delivery by what became of its job.
+    async fn finish(
+        &self,
+        job: &Delivered,
+        delivery: Delivery,
+        outcome: Result<Outcome, crate::error::JobsError>,
+    ) {
+        match outcome {
+            Ok(Outcome::Done) => self.ack(delivery).await,
+            Ok(Outcome::RetryAfter(delay)) => self.later(job, &delivery, delay).await,
+            Ok(Outcome::DeadLetter) => self.reject(&delivery).await,
+            Err(error) => {
+                tracing::warn!(job = %job.id, %error, "jobs: could not run a delivered job; trying again shortly");
+                self.later(job, &delivery, TABLE_RETRY).await;
             }
         }
-        Err(_) => false,
-    };
-    if published {
-        shared.counters.delayed.fetch_add(1, Ordering::Relaxed);
-        // The delayed copy is the row's delivery now: without this mark, a relay would publish
-        // the row again once it is due (the table clears the mark on a failed attempt, so a
-        // crash before this line only costs a duplicate, which the claim drops).
-        if let Err(error) = shared
-            .table
-            .mark_published(std::slice::from_ref(&job.id))
-            .await
-        {
-            tracing::debug!(job = %job.id, %error, "jobs: could not mark a delayed job relayed");
+    }
+
+    /// Acknowledges with the consumer's next coalesced acknowledgement.
+    async fn ack(&self, delivery: Delivery) {
+        let tag = delivery.delivery_tag;
+        self.acks.ready(&self.shared, tag, delivery.acker).await;
+    }
+
+    async fn reject(&self, delivery: &Delivery) {
+        let options = BasicRejectOptions { requeue: false };
+        if delivery.acker.reject(options).await.is_ok() {
+            self.shared
+                .counters
+                .dead_lettered
+                .fetch_add(1, Ordering::Relaxed);
         }
-        ack(shared, delivery).await;
-    } else {
-        let options = BasicNackOptions {
-            requeue: true,
-            ..BasicNackOptions::default()
+        self.acks.settled(delivery.delivery_tag);
+    }
+
+    /// Sends the job through the delay tier for `delay`, then acknowledges this delivery; if the
+    /// delayed copy is not confirmed, this delivery goes back to the queue instead.
+    async fn later(&self, job: &Delivered, delivery: &Delivery, delay: Duration) {
+        let shared = &self.shared;
+        let retry = &self.retry;
+        let tier = Topology::tier_for(delay);
+        let priority = delivery.properties.priority().unwrap_or(0);
+        let body = Body {
+            id: job.id.clone(),
+            queue: job.queue.clone(),
         };
-        // Nothing more to do if this fails too: the channel is gone and the broker redelivers.
-        let _ = delivery.acker.nack(options).await;
+        let published = match serde_json::to_vec(&body) {
+            Ok(payload) => {
+                let confirm = retry
+                    .basic_publish(
+                        short(&shared.topology.delay_exchange()),
+                        short(&job.queue),
+                        BasicPublishOptions {
+                            mandatory: true,
+                            ..BasicPublishOptions::default()
+                        },
+                        &payload,
+                        properties(&job.id, priority).with_headers(Topology::delay_headers(tier)),
+                    )
+                    .await;
+                match confirm {
+                    Ok(confirm) => match confirm.await {
+                        Ok(confirmation) => {
+                            confirmation.is_ack() && confirmation.take_message().is_none()
+                        }
+                        Err(_) => false,
+                    },
+                    Err(_) => false,
+                }
+            }
+            Err(_) => false,
+        };
+        if published {
+            shared.counters.delayed.fetch_add(1, Ordering::Relaxed);
+            // The delayed copy is the row's delivery now: without this mark, a relay would publish
+            // the row again once it is due (the table clears the mark on a failed attempt, so a
+            // crash before this line only costs a duplicate, which the claim drops).
+            if let Err(error) = shared
+                .table
+                .mark_published(std::slice::from_ref(&job.id))
+                .await
+            {
+                tracing::debug!(job = %job.id, %error, "jobs: could not mark a delayed job relayed");
+            }
+            self.acks
+                .ready(shared, delivery.delivery_tag, delivery.acker.clone())
+                .await;
+        } else {
+            let options = BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            };
+            // Nothing more to do if this fails too: the channel is gone and the broker redelivers.
+            let _ = delivery.acker.nack(options).await;
+            self.acks.settled(delivery.delivery_tag);
+        }
     }
 }

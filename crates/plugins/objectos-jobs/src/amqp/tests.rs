@@ -23,8 +23,12 @@ fn url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
-fn prefix() -> String {
-    format!("test-{}", uuid::Uuid::new_v4().simple())
+/// A fresh prefix, and the guard that deletes its exchanges and queues when the test ends,
+/// passed or failed.
+fn prefix() -> (String, TopologyCleanup) {
+    let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let cleanup = TopologyCleanup::new(&url(), &prefix, &["default", "reports"]);
+    (prefix, cleanup)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,14 +293,10 @@ async fn depth(queue: &str) -> u32 {
     q.message_count()
 }
 
-async fn cleanup(prefix: &str) {
-    delete_topology(&url(), prefix, &["default"]).await.unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(objectos_amqp), ignore = "needs OBJECTOS_TEST_AMQP_URL")]
 async fn relayed_jobs_are_confirmed_consumed_and_acknowledged() {
-    let prefix = prefix();
+    let (prefix, _cleanup) = prefix();
     let table = Table::new();
     let ids: Vec<String> = (0..20).map(|_| table.enqueue("default")).collect();
     let backend = node(&url(), &prefix, &table, Handler::Succeed);
@@ -308,9 +308,16 @@ async fn relayed_jobs_are_confirmed_consumed_and_acknowledged() {
         .await;
     let status = backend.status();
     assert_eq!(status.state, AmqpState::Connected);
-    // Acknowledgements trail the row update by a moment.
+    // Acknowledgements trail the row update by a moment, and the published count and marks
+    // the publisher confirm, which RabbitMQ may send after a consumer acknowledged the message.
+    let settled = |b: &AmqpBackend| {
+        let status = b.status();
+        status.acknowledged >= 20
+            && status.published >= 20
+            && ids.iter().all(|id| table.row(id).published)
+    };
     let deadline = Instant::now() + Duration::from_secs(5);
-    while backend.status().acknowledged < 20 {
+    while !settled(&backend) {
         assert!(Instant::now() < deadline, "{:?}", backend.status());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -328,13 +335,12 @@ async fn relayed_jobs_are_confirmed_consumed_and_acknowledged() {
     let topology = Topology::new(&prefix, 9).unwrap();
     assert_eq!(depth(&topology.work_queue("default").unwrap()).await, 0);
     assert_eq!(depth(&topology.dead_letters()).await, 0);
-    cleanup(&prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(objectos_amqp), ignore = "needs OBJECTOS_TEST_AMQP_URL")]
 async fn a_job_whose_worker_dies_is_delivered_again_and_completes() {
-    let prefix = prefix();
+    let (prefix, _cleanup) = prefix();
     let table = Table::new();
     let started = Arc::new(Notify::new());
     let doomed = node(&url(), &prefix, &table, Handler::Hang(Arc::clone(&started)));
@@ -361,13 +367,12 @@ async fn a_job_whose_worker_dies_is_delivered_again_and_completes() {
     assert_eq!(row.attempts, 2);
     assert!(row.starts[1] - row.starts[0] >= table.lease);
     survivor.stop(Duration::from_secs(2)).await;
-    cleanup(&prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(objectos_amqp), ignore = "needs OBJECTOS_TEST_AMQP_URL")]
 async fn a_failed_job_is_retried_after_its_delay() {
-    let prefix = prefix();
+    let (prefix, _cleanup) = prefix();
     let table = Table::new();
     let backend = node(&url(), &prefix, &table, Handler::FailFirst(1));
     let id = table.enqueue("default");
@@ -389,13 +394,12 @@ async fn a_failed_job_is_retried_after_its_delay() {
     );
     assert!(backend.status().delayed >= 1);
     backend.stop(Duration::from_secs(2)).await;
-    cleanup(&prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(objectos_amqp), ignore = "needs OBJECTOS_TEST_AMQP_URL")]
 async fn a_job_out_of_attempts_is_dead_lettered() {
-    let prefix = prefix();
+    let (prefix, _cleanup) = prefix();
     let table = Table::new();
     let backend = node(&url(), &prefix, &table, Handler::FailFirst(u32::MAX));
     let id = table.enqueue("default");
@@ -432,13 +436,12 @@ async fn a_job_out_of_attempts_is_dead_lettered() {
     let _ = connection.close(200, "".into()).await;
     assert_eq!(backend.status().dead_lettered, 1);
     backend.stop(Duration::from_secs(2)).await;
-    cleanup(&prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(objectos_amqp), ignore = "needs OBJECTOS_TEST_AMQP_URL")]
 async fn jobs_enqueued_while_the_broker_is_unreachable_flow_when_it_returns() {
-    let prefix = prefix();
+    let (prefix, _cleanup) = prefix();
     let table = Table::new();
     // Nothing listens on port 1; the password must never show in the status.
     let down = node(
@@ -477,13 +480,12 @@ async fn jobs_enqueued_while_the_broker_is_unreachable_flow_when_it_returns() {
         .await;
     assert!(ids.iter().all(|id| table.row(id).attempts == 1));
     up.stop(Duration::from_secs(2)).await;
-    cleanup(&prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(objectos_amqp), ignore = "needs OBJECTOS_TEST_AMQP_URL")]
 async fn a_thousand_jobs_through_two_nodes_all_complete_once() {
-    let prefix = prefix();
+    let (prefix, _cleanup) = prefix();
     let table = Table::new();
     let one = node(&url(), &prefix, &table, Handler::Succeed);
     let two = node(&url(), &prefix, &table, Handler::Succeed);
@@ -523,13 +525,12 @@ async fn a_thousand_jobs_through_two_nodes_all_complete_once() {
     assert_eq!(one.status().published + two.status().published, 1_000);
     one.stop(Duration::from_secs(2)).await;
     two.stop(Duration::from_secs(2)).await;
-    cleanup(&prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(objectos_amqp), ignore = "needs OBJECTOS_TEST_AMQP_URL")]
 async fn a_queue_added_while_connected_is_declared_and_consumed() {
-    let prefix = prefix();
+    let (prefix, _cleanup) = prefix();
     let table = Table::new();
     let backend = node(&url(), &prefix, &table, Handler::Succeed);
     connected(&backend).await;
@@ -558,9 +559,6 @@ async fn a_queue_added_while_connected_is_declared_and_consumed() {
             .is_err()
     );
     backend.stop(Duration::from_secs(2)).await;
-    delete_topology(&url(), &prefix, &["default", "reports"])
-        .await
-        .unwrap();
 }
 
 #[test]

@@ -264,6 +264,64 @@ pub async fn delete_topology(url: &str, prefix: &str, queues: &[&str]) -> Result
     Ok(())
 }
 
+/// Deletes a prefix's exchanges and queues (see [`delete_topology`]) when dropped, also when a
+/// test fails before its end: what tests and benchmarks that declare a uniquely named prefix
+/// hold first, so the broker keeps nothing of them. The drop blocks its thread until the broker
+/// answered (at most 10 s).
+#[derive(Debug)]
+pub struct TopologyCleanup {
+    url: String,
+    prefix: String,
+    queues: Vec<String>,
+}
+
+impl TopologyCleanup {
+    /// Deletes `prefix`'s topology with the work queues of `queues` when dropped.
+    pub fn new(url: &str, prefix: &str, queues: &[&str]) -> Self {
+        Self {
+            url: url.to_owned(),
+            prefix: prefix.to_owned(),
+            queues: queues.iter().map(|q| (*q).to_owned()).collect(),
+        }
+    }
+}
+
+impl Drop for TopologyCleanup {
+    fn drop(&mut self) {
+        let url = std::mem::take(&mut self.url);
+        let prefix = std::mem::take(&mut self.prefix);
+        let queues = std::mem::take(&mut self.queues);
+        // A thread and runtime of its own: the drop may run on an async test's runtime, which
+        // must not block on a future, or while a failed test unwinds.
+        let deleting = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let queues: Vec<&str> = queues.iter().map(String::as_str).collect();
+            runtime.block_on(async {
+                match tokio::time::timeout(
+                    Duration::from_secs(10),
+                    delete_topology(&url, &prefix, &queues),
+                )
+                .await
+                {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(error)) => Err(error.to_string()),
+                    Err(_) => Err("timed out".to_owned()),
+                }
+            })
+        });
+        match deleting.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                eprintln!("could not delete the RabbitMQ exchanges and queues: {error}")
+            }
+            Err(_) => eprintln!("deleting the RabbitMQ exchanges and queues panicked"),
+        }
+    }
+}
+
 /// A name already checked to fit (see [`check_name`]); names are at most 64 + 180 + a few bytes.
 pub(crate) fn short(name: &str) -> ShortString {
     ShortString::try_new(name).unwrap_or_default()

@@ -31,6 +31,11 @@ use crate::table::Claimed;
 /// that dies mid-publish delays its rows by at most this.
 const RELAY_HOLD_MS: i64 = 15_000;
 
+/// The default prefetch per handler slot (`prefetch: 0`): a delivery waits for its claim, its
+/// handler and its batched completion write before it is acknowledged, so a node needs several
+/// per running handler to keep the handlers busy meanwhile.
+const PREFETCH_PER_WORKER: u32 = 8;
+
 /// How long stop waits for jobs running on this node before leaving them to redelivery.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -41,8 +46,10 @@ pub struct RabbitmqSettings {
     /// Prefix of every exchange and queue name (`[a-z0-9._-]`, at most 64 characters); nodes
     /// of one deployment share it, two deployments on one broker must not.
     pub prefix: String,
-    /// Unacknowledged deliveries per queue on this node (0: the queue's `workers`), which is
-    /// also how many of its jobs run here at once.
+    /// Unacknowledged deliveries per queue on this node (0: 8 × the queue's `workers`): the
+    /// jobs running, being claimed or waiting for their outcome's write. How many run at once
+    /// is `workers`; the rest keep the claims and completion writes batched. Lower it for long
+    /// jobs, so deliveries do not wait on a busy node while another is idle.
     pub prefetch: u16,
     /// The work queues' `x-max-priority`; job priorities are clamped to 0..=this. Changing it
     /// needs the work queues deleted first (RabbitMQ refuses other arguments on a queue).
@@ -91,6 +98,8 @@ pub struct RabbitmqDelivery {
     url: Secret,
     node: String,
     settings: RabbitmqSettings,
+    /// The plugin's settings (each queue's `workers`), known from start.
+    jobs: Mutex<Option<crate::config::JobsSettings>>,
     backend: Mutex<Option<AmqpBackend>>,
 }
 
@@ -106,6 +115,7 @@ impl RabbitmqDelivery {
             url,
             node: cluster.node_id.clone(),
             settings: settings.clone(),
+            jobs: Mutex::new(None),
             backend: Mutex::new(None),
         })
     }
@@ -115,11 +125,12 @@ impl RabbitmqDelivery {
         self.backend.lock().as_ref().map(AmqpBackend::status)
     }
 
-    fn queue(&self, core: &Core, name: String) -> AmqpQueue {
+    fn queue(&self, jobs: &crate::config::JobsSettings, name: String) -> AmqpQueue {
         let prefetch = if self.settings.prefetch > 0 {
             self.settings.prefetch
         } else {
-            u16::try_from(core.settings().workers_of(&name)).unwrap_or(u16::MAX)
+            let wanted = jobs.workers_of(&name).saturating_mul(PREFETCH_PER_WORKER);
+            u16::try_from(wanted).unwrap_or(u16::MAX)
         };
         AmqpQueue { name, prefetch }
     }
@@ -135,8 +146,10 @@ impl Delivery for RabbitmqDelivery {
         let mut settings = AmqpSettings::new(self.url.clone(), Vec::<String>::new());
         settings.queues = queues
             .into_iter()
-            .map(|name| self.queue(&core, name))
+            .map(|name| self.queue(core.settings(), name))
             .collect();
+        settings.claim_batch = usize::try_from(core.settings().batch_size).unwrap_or(256);
+        *self.jobs.lock() = Some(core.settings().clone());
         settings.prefix = self.settings.prefix.clone();
         settings.max_priority = self.settings.max_priority;
         settings.relay_batch = usize::try_from(self.settings.relay_batch).unwrap_or(500);
@@ -155,18 +168,8 @@ impl Delivery for RabbitmqDelivery {
         };
         if !backend.consumes(queue) {
             // A queue first seen now gets consumers on this node, like the embedded workers.
-            let prefetch = if self.settings.prefetch > 0 {
-                self.settings.prefetch
-            } else {
-                crate::config::JobsSettings::default()
-                    .workers
-                    .try_into()
-                    .unwrap_or(u16::MAX)
-            };
-            let added = backend.consume(AmqpQueue {
-                name: queue.to_owned(),
-                prefetch,
-            });
+            let jobs = self.jobs.lock().clone().unwrap_or_default();
+            let added = backend.consume(self.queue(&jobs, queue.to_owned()));
             if let Err(error) = added {
                 tracing::warn!(queue, %error, "jobs: queue not consumed from RabbitMQ");
             }

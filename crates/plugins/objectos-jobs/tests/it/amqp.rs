@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use objectos_jobs::amqp::{RabbitmqSettings, delete_topology};
+use objectos_jobs::amqp::{RabbitmqSettings, TopologyCleanup};
 use objectos_jobs::{Backend, JobsSettings};
 use objectos_kernel::ClusterSettings;
 use objectos_kernel::contracts::{
@@ -51,8 +51,12 @@ fn broker_url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
-fn prefix() -> String {
-    format!("it-{}", uuid::Uuid::new_v4().simple())
+/// A fresh prefix, and the guard that deletes its exchanges and queues when the test ends,
+/// passed or failed.
+fn prefix() -> (String, TopologyCleanup) {
+    let prefix = format!("it-{}", uuid::Uuid::new_v4().simple());
+    let cleanup = TopologyCleanup::new(&broker_url(), &prefix, &["default"]);
+    (prefix, cleanup)
 }
 
 /// Options for one node of the RabbitMQ backend under `prefix`.
@@ -154,7 +158,7 @@ async fn wait_completed(h: &Harness, n: u64, limit: Duration) {
 /// Jobs go out through the relay, come back through a consumer and complete once each; the
 /// health report shows the connected transport.
 async fn jobs_run_through_rabbitmq(db: &str) {
-    let prefix = prefix();
+    let (prefix, _cleanup) = prefix();
     let runs: Runs = Arc::default();
     let h = Harness::boot(db, node(&prefix, "n1", &broker_url(), counting(&runs))).await;
     for i in 0..300 {
@@ -175,16 +179,13 @@ async fn jobs_run_through_rabbitmq(db: &str) {
     assert_eq!(transport["state"], "connected");
     assert_eq!(transport["published"], 300);
     h.stop().await;
-    delete_topology(&broker_url(), &prefix, &["default"])
-        .await
-        .unwrap();
 }
 with_broker!(jobs_run_through_rabbitmq);
 
 /// A failing job is retried through the delay tiers after its backoff, and one out of
 /// attempts is dead-lettered in the table and rejected into the dead-letter exchange.
 async fn retries_and_dead_letters_through_rabbitmq(db: &str) {
-    let prefix = prefix();
+    let (prefix, _cleanup) = prefix();
     let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let s = starts.clone();
     let handlers: Handlers = vec![
@@ -253,16 +254,13 @@ async fn retries_and_dead_letters_through_rabbitmq(db: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     h.stop().await;
-    delete_topology(&broker_url(), &prefix, &["default"])
-        .await
-        .unwrap();
 }
 with_broker!(retries_and_dead_letters_through_rabbitmq);
 
 /// With the broker unreachable, enqueues succeed and wait in the table while the health
 /// report says why (password masked); a node with the broker back runs every one of them.
 async fn enqueues_wait_for_an_unreachable_broker(db: &str) {
-    let prefix = prefix();
+    let (prefix, _cleanup) = prefix();
     let runs: Runs = Arc::default();
     let down = Harness::boot(
         db,
@@ -310,16 +308,13 @@ async fn enqueues_wait_for_an_unreachable_broker(db: &str) {
     wait_completed(&up, 20, Duration::from_secs(20)).await;
     assert_eq!(runs.lock().len(), 20);
     up.stop().await;
-    delete_topology(&broker_url(), &prefix, &["default"])
-        .await
-        .unwrap();
 }
 with_broker!(enqueues_wait_for_an_unreachable_broker);
 
 /// A node stops in the middle of a job: the broker takes the delivery back, and the other
 /// node runs the job once the dead node's lease ran out.
 async fn a_job_left_by_a_stopped_node_completes_on_another(db: &str) {
-    let prefix = prefix();
+    let (prefix, _cleanup) = prefix();
     let hang: Handlers = vec![(
         "work".into(),
         handler_fn(|_| async {
@@ -355,16 +350,13 @@ async fn a_job_left_by_a_stopped_node_completes_on_another(db: &str) {
     assert_eq!(info.attempts, 2);
     assert_eq!(runs.lock().get(&id), Some(&1));
     two.stop().await;
-    delete_topology(&broker_url(), &prefix, &["default"])
-        .await
-        .unwrap();
 }
 with_broker!(a_job_left_by_a_stopped_node_completes_on_another);
 
 /// Two nodes on one database and one broker: 1,000 jobs enqueued through both all complete,
 /// each once.
 async fn a_thousand_jobs_through_two_nodes(db: &str) {
-    let prefix = prefix();
+    let (prefix, _cleanup) = prefix();
     let runs: Runs = Arc::default();
     // The normal case: leases long enough that a loaded machine never lets one expire (the
     // 1 s lease of the other tests can, and an expired lease rightly runs a job again).
@@ -389,8 +381,5 @@ async fn a_thousand_jobs_through_two_nodes(db: &str) {
     assert!(twice.is_empty(), "ran more than once: {twice:?}");
     one.stop().await;
     two.stop().await;
-    delete_topology(&broker_url(), &prefix, &["default"])
-        .await
-        .unwrap();
 }
 with_broker!(a_thousand_jobs_through_two_nodes);

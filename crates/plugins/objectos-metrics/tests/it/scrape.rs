@@ -196,7 +196,7 @@ async fn the_event_bus_queue_and_its_dead_letters_are_scraped() {
 
     let _turn = SERIAL.lock().await;
     let h = Harness::with_token().await;
-    let bus = h.kernel.bus().clone();
+    let bus = h.tk.kernel.bus().clone();
     // A subscriber that holds its first event until released, so later ones stay queued.
     let entered = Arc::new(tokio::sync::Semaphore::new(0));
     let release = Arc::new(tokio::sync::Semaphore::new(0));
@@ -266,5 +266,45 @@ async fn the_event_bus_queue_and_its_dead_letters_are_scraped() {
         during.text
     );
     release.add_permits(3);
+    h.stop().await;
+}
+
+/// Not a timed assertion (timings are the benchmarks' job): prints how long a scrape with 100
+/// route templates takes in this build, for `docs/benchmarks.md` when the release benchmark
+/// (`benches/scrape.rs`) cannot be built. Run with `--run-ignored only`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run on request"]
+async fn scrape_with_100_routes_measured() {
+    let _turn = SERIAL.lock().await;
+    let h = Harness::with_token().await;
+    for i in 0..100 {
+        let route = format!("/api/v1/measure{i}/{{id}}");
+        for method in ["GET", "POST"] {
+            for status in ["200", "404"] {
+                metrics::counter!(names::HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status)
+                    .increment(1);
+            }
+            metrics::histogram!(names::HTTP_DURATION, "route" => route.clone(), "method" => method)
+                .record(0.002);
+        }
+    }
+    let auth = format!("Bearer {TOKEN}");
+    let mut times = Vec::new();
+    let mut size = 0;
+    for _ in 0..200 {
+        let started = std::time::Instant::now();
+        let (status, body) = h
+            .http("GET", "/metrics", &[("authorization", &auth)], None)
+            .await;
+        times.push(started.elapsed());
+        assert_eq!(status, 200);
+        size = body.len();
+    }
+    times.sort();
+    eprintln!(
+        "scrape with 100 routes ({size} bytes): median {:?}, p95 {:?}",
+        times[times.len() / 2],
+        times[times.len() * 95 / 100]
+    );
     h.stop().await;
 }

@@ -1,17 +1,13 @@
-//! Test harness: a booted kernel with the metrics plugin, a tiny HTTP/1.0 client and a parser
-//! of the Prometheus text format.
+//! Test harness: a booted kernel with the metrics plugin (`objectos_testkit::TestKernel`: the
+//! data plugin on a SQLite file, HTTP on loopback), a tiny HTTP/1.0 client that sends any
+//! header as it is, and a parser of the Prometheus text format.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 
-use objectos_data::{DataConfig, DataPlugin};
-use objectos_http::{HttpConfig, HttpPlugin};
-use objectos_kernel::Kernel;
 use objectos_metrics::{MetricsConfig, MetricsPlugin};
-use objectos_testkit::TestDatabase;
-use tempfile::TempDir;
+use objectos_testkit::TestKernel;
 
 /// The recorder is process-wide, so tests asserting exact deltas take turns.
 pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -28,51 +24,23 @@ fields:
 ";
 
 pub(crate) struct Harness {
-    pub(crate) kernel: Arc<Kernel>,
+    pub(crate) tk: TestKernel,
     pub(crate) addr: SocketAddr,
-    db: TestDatabase,
-    _dir: TempDir,
 }
 
 impl Harness {
+    /// Requests carry no session (no `x-test-*` sign-in): what the metrics plugin sees of an
+    /// anonymous client, with no permissions plugin in the way.
     pub(crate) async fn boot(config: MetricsConfig) -> Harness {
-        let db = TestDatabase::sqlite_file();
-        let dir = tempfile::tempdir().unwrap();
-        let meta = dir.path().join("metadata");
-        std::fs::create_dir_all(&meta).unwrap();
-        std::fs::write(meta.join("contact.object.yml"), CONTACT_YML).unwrap();
-        let data = DataPlugin::new(DataConfig {
-            database_url: db.url.clone(),
-            metadata_dirs: vec![meta],
-            include_base: false,
-            max_connections: 4,
-            auto_migrate: true,
-            owned: Vec::new(),
-        });
-        let http = HttpPlugin::new(HttpConfig {
-            listen: "127.0.0.1:0".into(),
-            ..HttpConfig::default()
-        });
-        let control = http.control();
-        let kernel = Arc::new(
-            Kernel::builder()
-                .version("9.9.9-test")
-                .plugin(data)
-                .plugin(MetricsPlugin::new(config))
-                .plugin(http)
-                .build()
-                .unwrap(),
-        );
-        control.attach(&kernel);
-        let report = kernel.boot().await.unwrap();
-        assert!(report.all_started(), "{report:?}");
-        let addr = control.local_addr().unwrap();
-        Harness {
-            kernel,
-            addr,
-            db,
-            _dir: dir,
-        }
+        let tk = TestKernel::builder()
+            .version("9.9.9-test")
+            .file("contact.object.yml", CONTACT_YML)
+            .without_session()
+            .plugin(MetricsPlugin::new(config))
+            .boot()
+            .await;
+        let addr = tk.addr();
+        Harness { tk, addr }
     }
 
     /// A kernel whose scrapes need [`TOKEN`].
@@ -85,10 +53,7 @@ impl Harness {
     }
 
     pub(crate) async fn stop(self) {
-        let Harness { kernel, db, .. } = self;
-        kernel.shutdown().await;
-        drop(kernel);
-        db.cleanup().await;
+        self.tk.stop().await;
     }
 
     pub(crate) async fn http(

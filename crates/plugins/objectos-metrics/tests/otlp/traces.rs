@@ -1,31 +1,31 @@
 //! What a collector receives: request -> data operation -> SQL statement spans in one trace, a
-//! client's `traceparent` continued, a malformed one ignored, the plugin lifecycle traced.
+//! client's `traceparent` continued, a malformed one ignored, the plugin lifecycle traced; the
+//! record event carrying the trace context to a subscriber, which handles it in an
+//! `event.handle` span of the same trace, where a statement it runs through the plugin store
+//! API gets its `db.statement` span too.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use objectos_data::store::{Sql, Store as _};
+use objectos_kernel::SubscribeOptions;
+use objectos_spec::Event;
 
 use objectos_metrics::{MetricsConfig, TracingConfig};
 use serde_json::Value;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-use crate::receiver::{Received, Receiver};
+use objectos_testkit::otlp::{Receiver, children, one};
+
 use crate::support::Harness;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID: &str = "00f067aa0ba902b7";
 
-fn one<'a>(spans: &'a [Received], what: &str, pred: impl Fn(&Received) -> bool) -> &'a Received {
-    let found: Vec<&Received> = spans.iter().filter(|s| pred(s)).collect();
-    assert_eq!(found.len(), 1, "{what}: {found:#?}\nall: {spans:#?}");
-    found[0]
-}
-
-fn children<'a>(spans: &'a [Received], parent: &Received) -> Vec<&'a Received> {
-    spans
-        .iter()
-        .filter(|s| s.parent_id == parent.span_id && s.trace_id == parent.trace_id)
-        .collect()
-}
+/// What the subscriber saw: the event's `traceparent` and the one its handler ran in.
+type Seen = Arc<Mutex<Vec<(Option<String>, Option<String>)>>>;
 
 // One test: the subscriber, the exporter's channel and the receiver live as long as the runtime
 // that created them, which is this test's.
@@ -52,6 +52,38 @@ async fn spans_reach_a_real_otlp_receiver_with_their_structure() {
         ..MetricsConfig::default()
     })
     .await;
+    // A subscriber of the record event: what context the event carries and the handler runs
+    // in, and one statement through the plugin store API inside the handler.
+    let engine = h.tk.engine.clone();
+    let seen: Seen = Arc::default();
+    let seen2 = seen.clone();
+    h.tk.kernel
+        .bus()
+        .subscribe(
+            "test.observer",
+            "data.contact.created",
+            move |event: Arc<Event>| {
+                let seen = seen2.clone();
+                let engine = engine.clone();
+                async move {
+                    let current = objectos_kernel::trace::current().map(|h| h.traceparent);
+                    let pool = engine.pool();
+                    let sql = Sql::with(
+                        pool.dialect(),
+                        "SELECT COUNT(*) FROM \"contact\" WHERE \"name\" = ?",
+                        vec!["Secret Value 42".into()],
+                    )
+                    .unwrap();
+                    pool.fetch_all(sql).await.unwrap();
+                    seen.lock()
+                        .unwrap()
+                        .push((event.traceparent().map(str::to_owned), current));
+                    Ok(())
+                }
+            },
+            SubscribeOptions::default(),
+        )
+        .unwrap();
     // A client that traces: its trace id is kept, its span is the request's parent.
     let traceparent = format!("00-{TRACE_ID}-{PARENT_ID}-01");
     let (status, body) = h
@@ -80,6 +112,25 @@ async fn spans_reach_a_real_otlp_receiver_with_their_structure() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    for _ in 0..200 {
+        if !seen.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let (carried, handled_in) = seen
+        .lock()
+        .unwrap()
+        .first()
+        .cloned()
+        .expect("the subscriber got the record event");
+    let carried = carried.expect("the event carries a traceparent");
+    assert!(carried.starts_with(&format!("00-{TRACE_ID}-")), "{carried}");
+    let handled_in = handled_in.expect("the handler runs in a traced span");
+    assert!(
+        handled_in.starts_with(&format!("00-{TRACE_ID}-")),
+        "{handled_in}"
+    );
     h.stop().await;
     let flusher = tracing.clone();
     tokio::task::spawn_blocking(move || flusher.flush())
@@ -124,6 +175,28 @@ async fn spans_reach_a_real_otlp_receiver_with_their_structure() {
             .iter()
             .all(|(_, v)| !v.contains("Secret Value 42"))),
         "a record value reached a span: {spans:#?}"
+    );
+
+    // The event: written in data.create's span, handled in an `event.handle` span whose parent
+    // is data.create, with the plugin's statement under it.
+    let handle = one(&spans, "event.handle", |s| {
+        s.name == "event.handle" && s.attr("event") == Some("data.contact.created")
+    });
+    assert_eq!(handle.trace_id, TRACE_ID);
+    assert_eq!(handle.parent_id, create.span_id, "{spans:#?}");
+    assert!(
+        carried.contains(&create.span_id),
+        "the event names data.create as its parent: {carried}"
+    );
+    let store_sql = children(&spans, handle);
+    let count = store_sql
+        .iter()
+        .find(|s| s.name == "SELECT" && s.attr("db.caller") == Some("plugin"))
+        .unwrap_or_else(|| panic!("no plugin statement under event.handle: {spans:#?}"));
+    let text = count.attr("db.statement").unwrap();
+    assert!(
+        text.contains("COUNT(*)") && !text.contains("Secret"),
+        "{text}"
     );
 
     // The read with a malformed traceparent: a new trace, no parent, still with its data span.

@@ -136,6 +136,7 @@ async fn the_mailer_contract_sends_plain_mail(db: TestDatabase) {
             subject: "Reset your password".into(),
             body: "Open https://example.test/reset?token=abc to choose a new password.".into(),
             link: Some("https://example.test/reset?token=abc".into()),
+            organization: Some("org1".into()),
         })
         .unwrap();
     let got = smtp.wait_for(1).await;
@@ -144,6 +145,24 @@ async fn the_mailer_contract_sends_plain_mail(db: TestDatabase) {
     assert_eq!(m["to"], "reset@example.com");
     assert_eq!(m["contentType"], "text/plain");
     assert!(m["text"].as_str().unwrap().contains("token=abc"), "{m}");
+    // The organization the auth plugin named owns the record: its administrators see it.
+    let mut cx = objectos_data::OpContext::system("test");
+    cx.tenant = Some("org1".into());
+    let found = h
+        .engine
+        .find(
+            &cx,
+            "sys_email",
+            objectos_spec::query::QueryAst {
+                filter: objectos_spec::query::Filter::eq("to_addresses", "reset@example.com"),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.records.len(), 1);
+    assert_eq!(found.records[0]["organization_id"], "org1");
+    assert_eq!(found.records[0]["essential"], true);
     h.finish().await;
 }
 on_both!(

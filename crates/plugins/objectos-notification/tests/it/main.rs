@@ -2,11 +2,14 @@
 //! SQLite and, with `OBJECTOS_TEST_POSTGRES_URL`, PostgreSQL: mail delivered to a real SMTP
 //! server on loopback (`aiosmtpd`; skipped when it is not installed unless
 //! `OBJECTOS_TEST_REQUIRE_SMTP` is set), templates, an SMTP outage, the client's inbox routes,
-//! `email/send` permissions, templates refused at load, and signed webhooks.
+//! `email/send` permissions, templates refused at load, signed webhooks (called and declared),
+//! SMS and push through HTTP providers, preferences and unsubscribe links, and idempotency keys
+//! under concurrent sends.
 
 // The harness and helpers are test code too: a failed setup should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod channels;
 mod inbox;
 mod mail;
 mod support;

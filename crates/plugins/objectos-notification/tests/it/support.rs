@@ -335,6 +335,15 @@ impl Req {
         }
     }
 
+    pub(crate) fn put(path: &str, body: Value) -> Self {
+        Self {
+            method: "PUT",
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: Some(body),
+        }
+    }
+
     /// As user `id` in `org`.
     pub(crate) fn user(mut self, id: &str, org: &str) -> Self {
         self.headers.push(("x-test-user".into(), id.into()));
@@ -424,6 +433,7 @@ print(json.dumps({
     "subject": m["subject"], "from": m["from"], "to": m["to"], "replyTo": m["reply-to"],
     "messageId": m["message-id"], "contentType": m.get_content_type(),
     "rcptTo": m["x-rcptto"], "text": part("plain"), "html": part("html"),
+    "listUnsubscribe": m["list-unsubscribe"], "listUnsubscribePost": m["list-unsubscribe-post"],
     "transferEncodings": [p["content-transfer-encoding"] for p in m.walk() if not p.is_multipart()],
 }))
 "#;

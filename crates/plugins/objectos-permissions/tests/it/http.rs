@@ -449,3 +449,201 @@ async fn hidden_and_missing_link_targets_answer_byte_identically() {
     })
     .await;
 }
+
+/// A directory double answering `principal_for` as the auth plugin does: `boss` administers
+/// org_a, `u9` is a plain member of it, everyone else is unknown there.
+#[derive(Debug)]
+struct Sessions;
+
+#[objectos_kernel::async_trait]
+impl objectos_kernel::Directory for Sessions {
+    async fn user(
+        &self,
+        _id: &str,
+    ) -> Result<Option<objectos_kernel::DirectoryUser>, objectos_kernel::PluginError> {
+        Ok(None)
+    }
+    async fn organization(
+        &self,
+        _id: &str,
+    ) -> Result<Option<objectos_kernel::Organization>, objectos_kernel::PluginError> {
+        Ok(None)
+    }
+    async fn memberships(
+        &self,
+        _user_id: &str,
+    ) -> Result<Vec<objectos_kernel::Membership>, objectos_kernel::PluginError> {
+        Ok(Vec::new())
+    }
+    async fn membership(
+        &self,
+        _org: &str,
+        _user_id: &str,
+    ) -> Result<Option<objectos_kernel::Membership>, objectos_kernel::PluginError> {
+        Ok(None)
+    }
+    async fn principal_for(
+        &self,
+        user_id: &str,
+        org: Option<&str>,
+    ) -> Result<Option<objectos_kernel::contracts::Caller>, objectos_kernel::PluginError> {
+        use objectos_kernel::contracts::{Caller, Principal};
+        if org != Some("org_a") {
+            return Ok(None);
+        }
+        let principal = match user_id {
+            "boss" => Principal::User {
+                id: "boss".into(),
+                roles: Vec::new(),
+                permission_sets: Vec::new(),
+                is_admin: true,
+            },
+            "u9" => Principal::user("u9"),
+            _ => return Ok(None),
+        };
+        Ok(Some(Caller::new(principal, Some("org_a".to_owned()))))
+    }
+}
+
+#[tokio::test]
+async fn effective_permissions_of_another_user_are_for_administrators() {
+    each_backend(|env| async move {
+        let svc = service(&env);
+        env.authz
+            .assign(
+                "u7",
+                objectos_permissions::AssignmentKind::PermissionSet,
+                "sales_rep",
+                &crate::sys_a(),
+            )
+            .await
+            .unwrap();
+        let url = "/api/v1/permissions/effective?userId=u7&object=account";
+        // Not an administrator: refused, even for a user it could ask about for itself.
+        let (s, b) = call(&svc, "GET", url, "u1:sales_rep", None).await;
+        assert_eq!(
+            (s, b["code"].clone()),
+            (403, json!("PERMISSION_DENIED")),
+            "{b}"
+        );
+        let (s, b) = call(&svc, "GET", url, "admin", None).await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["userId"], json!("u7"));
+        assert_eq!(b["organizationId"], json!("org_a"));
+        assert_eq!(b["admin"], json!(false));
+        assert_eq!(b["permissionSets"], json!(["sales_rep"]));
+        assert_eq!(b["permissions"]["allowRead"], json!(true));
+        assert_eq!(b["permissions"]["allowDelete"], json!(false));
+        assert_eq!(
+            b["fieldPermissions"]["secret"],
+            json!({"readable": false, "editable": false})
+        );
+        assert_eq!(
+            b["fieldPermissions"]["amount"],
+            json!({"readable": true, "editable": false})
+        );
+        // account is private: u7 reads its own records only, not every record.
+        assert!(b["rowFilter"].is_object(), "{b}");
+        assert_ne!(b["rowFilter"], json!({}), "{b}");
+        assert!(b["rowFilter"].to_string().contains("u7"), "{b}");
+        // Without object: every object's permissions of that user.
+        let (s, b) = call(
+            &svc,
+            "GET",
+            "/api/v1/permissions/effective?userId=u7",
+            "admin",
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["objects"]["account"]["allowEdit"], json!(true), "{b}");
+        // A user without any set: nothing granted, no row filter.
+        let (s, b) = call(
+            &svc,
+            "GET",
+            "/api/v1/permissions/effective?userId=u8&object=account",
+            "admin",
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["permissions"]["allowRead"], json!(false));
+        assert_eq!(b["rowFilter"], Value::Null);
+        // Bad input: stable codes.
+        for (path, status, code) in [
+            (
+                "/api/v1/permissions/effective?userId=u7&object=nope",
+                404,
+                "OBJECT_NOT_FOUND",
+            ),
+            (
+                "/api/v1/permissions/effective?userId=&object=account",
+                400,
+                "INVALID_QUERY",
+            ),
+            (
+                "/api/v1/permissions/effective?userId=u7&object=",
+                400,
+                "INVALID_QUERY",
+            ),
+        ] {
+            let (s, b) = call(&svc, "GET", path, "admin", None).await;
+            assert_eq!((s, b["code"].clone()), (status, json!(code)), "{path}: {b}");
+        }
+        // The caller's own, on one object, with its row filter (no userId: anyone may ask).
+        let (s, b) = call(
+            &svc,
+            "GET",
+            "/api/v1/permissions/effective?object=account",
+            "u1:sales_rep",
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["userId"], json!("u1"));
+        assert!(b["rowFilter"].to_string().contains("u1"), "{b}");
+
+        // With a directory: the user's principal is the one its session would have.
+        env.authz.set_directory(std::sync::Arc::new(Sessions));
+        let (s, b) = call(
+            &svc,
+            "GET",
+            "/api/v1/permissions/effective?userId=boss&object=account",
+            "admin",
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(
+            (b["admin"].clone(), b["rowFilter"].clone()),
+            (json!(true), json!({}))
+        );
+        assert_eq!(b["fieldPermissions"]["secret"]["readable"], json!(true));
+        let (s, b) = call(
+            &svc,
+            "GET",
+            "/api/v1/permissions/effective?userId=u9&object=account",
+            "admin",
+            None,
+        )
+        .await;
+        assert_eq!((s, b["admin"].clone()), (200, json!(false)), "{b}");
+        assert_eq!(b["permissions"]["allowRead"], json!(false));
+        // Unknown, inactive or of another organization: one answer.
+        let (s, b) = call(
+            &svc,
+            "GET",
+            "/api/v1/permissions/effective?userId=stranger&object=account",
+            "admin",
+            None,
+        )
+        .await;
+        assert_eq!(
+            (s, b["code"].clone()),
+            (404, json!("RECORD_NOT_FOUND")),
+            "{b}"
+        );
+        env
+    })
+    .await;
+}

@@ -10,7 +10,6 @@ use chrono::Utc;
 use objectos_data::store::{Sql, Store};
 use objectos_data::{Principal, Record, WriteTx};
 use objectos_kernel::contracts::{Access, Caller};
-use objectos_spec::object::FieldType;
 use objectos_spec::query::Filter;
 
 use super::{Download, RAW_PATH, StorageService, file_key, i, number, tenant_segment, text};
@@ -54,8 +53,8 @@ fn authz_failed(e: objectos_kernel::PluginError) -> StorageError {
 }
 
 impl StorageService {
-    /// `(object, field)` of every `file` and `image` field, single or `multiple`, outside
-    /// `sys_file` itself.
+    /// `(object, field)` of every file field (`file`, `image`, `avatar`, `video`, `audio`),
+    /// single or `multiple`, outside `sys_file` itself.
     fn file_fields(&self) -> Result<Vec<(String, String)>, StorageError> {
         let snap = self.s()?.engine.metadata();
         Ok(snap
@@ -64,7 +63,7 @@ impl StorageService {
             .flat_map(|o| {
                 o.fields
                     .iter()
-                    .filter(|(_, f)| matches!(f.kind, FieldType::File | FieldType::Image))
+                    .filter(|(_, f)| f.kind.is_media())
                     .map(|(name, _)| (o.name.clone(), name.clone()))
             })
             .collect())

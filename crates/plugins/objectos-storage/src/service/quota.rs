@@ -1,5 +1,5 @@
 //! Limits: the size of one file, the organization's quota of stored bytes, and the MIME types
-//! a `file` or `image` field accepts.
+//! a file field (`file`, `image`, `avatar`, `video`, `audio`) accepts.
 
 use objectos_spec::object::{Field, FieldType};
 use objectos_spec::query::{AggregateFunction, Aggregation, Filter, QueryAst};
@@ -80,9 +80,9 @@ impl StorageService {
             .ok_or_else(|| {
                 StorageError::InvalidRequest(format!("`{object}.{field}` is not a field"))
             })?;
-        if !matches!(f.kind, FieldType::File | FieldType::Image) {
+        if !f.kind.is_media() {
             return Err(StorageError::InvalidRequest(format!(
-                "`{object}.{field}` is a `{}` field, not `file` or `image`",
+                "`{object}.{field}` is a `{}` field, not a file field (`file`, `image`, `avatar`, `video` or `audio`)",
                 f.kind.as_str()
             )));
         }
@@ -90,9 +90,9 @@ impl StorageService {
     }
 }
 
-/// The MIME types a `file` or `image` field accepts: its `fileAttachmentConfig`'s
-/// `allowedMimeTypes` (or `allowedTypes`; entries without a `/`, such as extensions, are not
-/// types and are left out), else `image/*` for an image field; `None` when any type goes.
+/// The MIME types a file field accepts: its `fileAttachmentConfig`'s `allowedMimeTypes` (or
+/// `allowedTypes`; entries without a `/`, such as extensions, are not types and are left out),
+/// else the family its type names ([`default_types_of`]); `None` when any type goes.
 pub(crate) fn allowed_types_of(f: &Field) -> Option<Vec<String>> {
     let config = f.file_attachment_config.as_ref();
     let list = config
@@ -106,6 +106,33 @@ pub(crate) fn allowed_types_of(f: &Field) -> Option<Vec<String>> {
                 .collect::<Vec<_>>()
         })
         .filter(|l| !l.is_empty());
-    // An image field takes images unless configured otherwise.
-    list.or_else(|| (f.kind == FieldType::Image).then(|| vec!["image/*".to_owned()]))
+    list.or_else(|| default_types_of(f.kind).map(|t| vec![t.to_owned()]))
+}
+
+/// The MIME family a media field takes unless configured otherwise: an `image` or `avatar`
+/// field takes images, a `video` field videos, an `audio` field sound; a `file` field anything.
+pub(crate) fn default_types_of(kind: FieldType) -> Option<&'static str> {
+    match kind {
+        FieldType::Image | FieldType::Avatar => Some("image/*"),
+        FieldType::Video => Some("video/*"),
+        FieldType::Audio => Some("audio/*"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use objectos_spec::object::FieldType;
+
+    use super::default_types_of;
+
+    #[test]
+    fn every_media_type_names_its_family() {
+        assert_eq!(default_types_of(FieldType::Image), Some("image/*"));
+        assert_eq!(default_types_of(FieldType::Avatar), Some("image/*"));
+        assert_eq!(default_types_of(FieldType::Video), Some("video/*"));
+        assert_eq!(default_types_of(FieldType::Audio), Some("audio/*"));
+        assert_eq!(default_types_of(FieldType::File), None);
+        assert!(FieldType::Avatar.is_media() && FieldType::Video.is_media());
+    }
 }

@@ -8,7 +8,7 @@ use objectos_testkit::TestDatabase;
 use serde_json::{Value, json};
 
 use crate::on_both;
-use crate::support::{Harness, PDF, PNG, Req, Resp};
+use crate::support::{Harness, MP3, MP4, PDF, PNG, Req, Resp};
 
 fn create(user: &str, org: &str, body: Value) -> Req {
     Req::post("/api/v1/data/account", body).user(user, org)
@@ -415,4 +415,121 @@ on_both!(
     multiple_file_fields_sqlite,
     multiple_file_fields_postgres,
     multiple_file_fields
+);
+
+/// `avatar`, `video` and `audio` fields hold files like `file` and `image` do: the write guard
+/// checks them, each takes its own MIME family by default (on attach and on an upload that names
+/// the field), and downloads follow the record and the field.
+async fn avatar_video_and_audio_fields_hold_files(db: TestDatabase) {
+    let h = Harness::boot(db, |_| {}).await;
+    let png = h.upload_id("u1", "org1", "me.png", PNG).await;
+    let mp4 = h.upload_id("u1", "org1", "intro.mp4", MP4).await;
+    let mp3 = h.upload_id("u1", "org1", "hello.mp3", MP3).await;
+    let theirs = h.upload_id("u2", "org1", "theirs.png", PNG).await;
+
+    // Each field refuses the other families with 415, and nothing is written.
+    for (field, wrong, mime) in [
+        ("photo", &mp4, "video/mp4"),
+        ("intro", &png, "image/png"),
+        ("greeting", &png, "image/png"),
+        ("photo", &mp3, "audio/mpeg"),
+    ] {
+        let r = h
+            .call(create("u1", "org1", json!({ "name": "A", field: wrong })))
+            .await;
+        let body = r.json();
+        assert_eq!(
+            (r.status, body["code"].as_str()),
+            (415, Some("UNSUPPORTED_MEDIA_TYPE")),
+            "{field}: {}",
+            r.text()
+        );
+        assert_eq!(body["fields"][0]["field"], field);
+        assert!(
+            body["message"].as_str().unwrap().contains(mime),
+            "{}",
+            r.text()
+        );
+    }
+    assert_eq!(account_count(&h, "org1").await, 0);
+
+    // Another member's private upload is not attachable to an avatar either.
+    let r = h
+        .call(create(
+            "u1",
+            "org1",
+            json!({ "name": "A", "photo": theirs }),
+        ))
+        .await;
+    assert_not_attachable(&r, "photo", &theirs);
+
+    // The right families are accepted.
+    let r = h
+        .call(create(
+            "u1",
+            "org1",
+            json!({ "name": "A", "photo": png, "intro": mp4, "greeting": mp3 }),
+        ))
+        .await;
+    assert!(r.status < 300, "{}", r.text());
+    let account = r.json()["id"]
+        .as_str()
+        .or(r.json()["data"]["id"].as_str())
+        .unwrap()
+        .to_owned();
+
+    // Read through the record: another member downloads each file, the bytes intact.
+    for (file, content) in [(&png, PNG), (&mp4, MP4), (&mp3, MP3)] {
+        let ok = h.call(url_of("reader", "org1", file)).await;
+        assert_eq!(ok.status, 200, "{}", ok.text());
+        let signed = ok.json()["data"]["url"].as_str().unwrap().to_owned();
+        assert_eq!(h.call(Req::get(&signed)).await.body, content);
+    }
+    // A hidden field hides its file only; a hidden record hides them all.
+    h.authz.hidden_fields.lock().unwrap().insert((
+        "reader".into(),
+        "account".into(),
+        "intro".into(),
+    ));
+    let r = h.call(url_of("reader", "org1", &mp4)).await;
+    assert_eq!((r.status, r.code()), (404, "FILE_NOT_FOUND".into()));
+    assert_eq!(h.call(url_of("reader", "org1", &mp3)).await.status, 200);
+    h.authz.hidden_records.lock().unwrap().insert(account);
+    for file in [&png, &mp3] {
+        let r = h.call(url_of("reader", "org1", file)).await;
+        assert_eq!((r.status, r.code()), (404, "FILE_NOT_FOUND".into()));
+    }
+
+    // An upload naming the field is checked against its family before the file is kept.
+    for (field, content, status) in [
+        ("photo", PDF, 415),
+        ("photo", PNG, 200),
+        ("intro", MP3, 415),
+        ("intro", MP4, 200),
+        ("greeting", MP4, 415),
+        ("greeting", MP3, 200),
+    ] {
+        let presigned = h
+            .call(
+                Req::post(
+                    "/api/v1/storage/upload/presigned",
+                    json!({ "filename": "m.bin", "object": "account", "field": field }),
+                )
+                .user("u1", "org1"),
+            )
+            .await;
+        assert_eq!(presigned.status, 200, "{}", presigned.text());
+        let url = presigned.json()["data"]["uploadUrl"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let put = h.call(Req::put(&url, content.to_vec())).await;
+        assert_eq!(put.status, status, "{field}: {}", put.text());
+    }
+    h.finish().await;
+}
+on_both!(
+    avatar_video_and_audio_fields_hold_files_sqlite,
+    avatar_video_and_audio_fields_hold_files_postgres,
+    avatar_video_and_audio_fields_hold_files
 );

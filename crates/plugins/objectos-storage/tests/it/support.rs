@@ -1,24 +1,25 @@
-//! Test harness: a booted kernel (data, http, storage, and a test plugin that sets the
-//! principal and organization from headers and registers a test `Authorizer` under
-//! `permissions`), and a small HTTP/1.1 client that can send binary bodies and drop a
-//! connection half-way.
+//! Test harness on the shared test kernel (`objectos_testkit::TestKernel`: data and HTTP on
+//! the test's database, its session hoop reading `x-test-user`, `-admin` and `-org`), with the
+//! storage plugin and a test plugin registering a test `Authorizer` under `permissions`; and
+//! thin request and answer types over the testkit's HTTP client (binary bodies, a connection
+//! dropped half-way).
+//!
+//! The real permissions plugin is paired with storage in the server's tests
+//! (`apps/objectos-server/tests/it/files.rs`): plugins never depend on each other, not even in
+//! tests.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use objectos_data::{DataConfig, DataEngine, DataPlugin, OpContext, Principal};
-use objectos_http::{HoopContribution, HttpConfig, HttpPlugin, RequestContext};
+use objectos_data::{DataEngine, OpContext};
 use objectos_kernel::contracts::{Access, Authorizer, Caller, FieldAccess};
-use objectos_kernel::{InitContext, Kernel, Plugin, PluginError};
+use objectos_kernel::{InitContext, Plugin, PluginError};
 use objectos_spec::PluginManifest;
 use objectos_spec::manifest::services;
 use objectos_spec::query::{Filter, FilterValue, Operator};
 use objectos_storage::{StoragePlugin, StorageService, StorageSettings};
-use objectos_testkit::TestDatabase;
-use salvo::prelude::*;
+use objectos_testkit::{TestDatabase, TestKernel};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -41,31 +42,22 @@ fields:
     type: file
     label: Attachments
     multiple: true
+  photo:
+    type: avatar
+    label: Photo
+  intro:
+    type: video
+    label: Intro
+  greeting:
+    type: audio
+    label: Greeting
 ";
 
 pub(crate) const PDF: &[u8] = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer\n%%EOF\n";
 pub(crate) const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0";
-
-/// Reads `x-test-user`, `x-test-admin` and `x-test-org` into the request context.
-#[handler]
-async fn test_session(req: &mut Request, depot: &mut Depot) {
-    let user = req.header::<String>("x-test-user");
-    let admin = req.header::<String>("x-test-admin").is_some();
-    let org = req.header::<String>("x-test-org");
-    if let Ok(cx) = depot.get_typed::<RequestContext>() {
-        let mut cx = cx.clone();
-        if let Some(id) = user {
-            cx.principal = Principal::User {
-                id,
-                roles: vec![],
-                permission_sets: vec![],
-                is_admin: admin,
-            };
-        }
-        cx.tenant = org;
-        depot.insert_typed(cx);
-    }
-}
+/// The start of an MP4 (`ftyp` box) and of an MP3 (ID3 tag): enough for the sniffer.
+pub(crate) const MP4: &[u8] = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom\0\0\0\x08free";
+pub(crate) const MP3: &[u8] = b"ID3\x04\0\0\0\0\0\x0fTIT2\0\0\0\x05\0\0\0hi!\xff\xfb\x90\x44";
 
 /// An authorizer whose refusals the test sets: records nobody may read, and fields hidden
 /// from one user.
@@ -118,11 +110,20 @@ impl Authorizer for TestAuthz {
     fn field_access(&self, caller: &Caller, object: &str) -> Result<FieldAccess, PluginError> {
         let user = caller.principal.user_id().unwrap_or_default().to_owned();
         let hidden = self.hidden_fields.lock().unwrap();
-        let fields: Vec<String> = ["id", "name", "contract", "logo", "attachments"]
-            .into_iter()
-            .filter(|f| !hidden.contains(&(user.clone(), object.to_owned(), (*f).to_owned())))
-            .map(str::to_owned)
-            .collect();
+        let fields: Vec<String> = [
+            "id",
+            "name",
+            "contract",
+            "logo",
+            "attachments",
+            "photo",
+            "intro",
+            "greeting",
+        ]
+        .into_iter()
+        .filter(|f| !hidden.contains(&(user.clone(), object.to_owned(), (*f).to_owned())))
+        .map(str::to_owned)
+        .collect();
         Ok(FieldAccess {
             readable: fields.clone(),
             editable: fields,
@@ -131,7 +132,6 @@ impl Authorizer for TestAuthz {
 }
 
 const TEST_MANIFEST: PluginManifest = PluginManifest {
-    permissions: &["routes.mount"],
     provides: &[services::PERMISSIONS],
     ..PluginManifest::new("com.example.storagetest", "Storage test", "0.1.0")
 };
@@ -144,26 +144,24 @@ impl Plugin for TestPlugin {
         &TEST_MANIFEST
     }
     fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
-        cx.contribute(HoopContribution::new(0, test_session))?;
         cx.register::<dyn Authorizer>(services::PERMISSIONS, self.0.clone())?;
         Ok(())
     }
 }
 
 pub(crate) struct Harness {
-    pub(crate) kernel: Arc<Kernel>,
+    pub(crate) kernel: Arc<objectos_kernel::Kernel>,
     pub(crate) engine: DataEngine,
     pub(crate) service: Arc<StorageService>,
     pub(crate) authz: Arc<TestAuthz>,
-    pub(crate) addr: SocketAddr,
     pub(crate) files: TempDir,
-    db: Option<TestDatabase>,
+    tk: TestKernel,
 }
 
 /// Settings for tests: a short URL lifetime only where a test asks for it.
 pub(crate) fn settings(files: &TempDir) -> StorageSettings {
     let mut s = StorageSettings::default();
-    s.local.root = files.path().to_path_buf();
+    s.local.root = Some(files.path().to_path_buf());
     s.signing_key = Some(objectos_spec::settings::Secret::new(
         "test-signing-key-0123456789abcdef0123456789",
     ));
@@ -173,61 +171,42 @@ pub(crate) fn settings(files: &TempDir) -> StorageSettings {
 impl Harness {
     pub(crate) async fn boot(db: TestDatabase, tweak: impl FnOnce(&mut StorageSettings)) -> Self {
         let files = tempfile::tempdir().unwrap();
-        let meta = files.path().join("metadata");
-        std::fs::create_dir_all(&meta).unwrap();
-        std::fs::write(meta.join("account.object.yml"), ACCOUNT_YML).unwrap();
         let mut storage_settings = settings(&files);
-        storage_settings.local.root = files.path().join("blobs");
+        storage_settings.local.root = Some(files.path().join("blobs"));
         tweak(&mut storage_settings);
-        let data = DataPlugin::new(DataConfig {
-            database_url: db.url.clone(),
-            metadata_dirs: vec![meta],
-            include_base: false,
-            max_connections: 4,
-            auto_migrate: true,
-            owned: Vec::new(),
-        });
-        let handle = data.handle();
-        let http = HttpPlugin::new(HttpConfig {
-            listen: "127.0.0.1:0".into(),
-            ..HttpConfig::default()
-        });
-        let control = http.control();
         let storage = StoragePlugin::new(storage_settings);
         let cell = storage.service_cell();
         let authz = Arc::new(TestAuthz::default());
-        let kernel = Arc::new(
-            Kernel::builder()
-                .plugin(data)
-                .plugin(http)
-                .plugin(TestPlugin(authz.clone()))
-                .plugin(storage)
-                .build()
-                .unwrap(),
-        );
-        control.attach(&kernel);
-        let report = kernel.boot().await.unwrap();
-        assert!(report.all_started(), "{report:?}");
-        let engine = handle.engine().unwrap().clone();
-        *authz.engine.lock().unwrap() = Some(engine.clone());
+        let tk = TestKernel::builder()
+            .database(db)
+            .file("account.object.yml", ACCOUNT_YML)
+            .plugin(TestPlugin(authz.clone()))
+            .plugin(storage)
+            .boot()
+            .await;
+        *authz.engine.lock().unwrap() = Some(tk.engine.clone());
         Self {
-            kernel,
-            engine,
+            kernel: tk.kernel.clone(),
+            engine: tk.engine.clone(),
             service: cell.get().unwrap().clone(),
             authz,
-            addr: control.local_addr().unwrap(),
             files,
-            db: Some(db),
+            tk,
         }
     }
 
-    pub(crate) async fn finish(mut self) {
-        self.kernel.shutdown().await;
-        *self.authz.engine.lock().unwrap() = None;
-        drop(self.engine);
-        if let Some(db) = self.db.take() {
-            db.cleanup().await;
-        }
+    pub(crate) async fn finish(self) {
+        let Self {
+            kernel,
+            engine,
+            service,
+            authz,
+            tk,
+            ..
+        } = self;
+        *authz.engine.lock().unwrap() = None;
+        drop((kernel, engine, service));
+        tk.stop().await;
     }
 
     /// Creates an `account` in `org` as the system, with `data`.
@@ -245,11 +224,20 @@ impl Harness {
     }
 
     pub(crate) async fn call(&self, req: Req) -> Resp {
-        let addr = self.addr;
-        tokio::task::spawn_blocking(move || send(addr, &req))
-            .await
-            .unwrap()
-            .unwrap()
+        let req = objectos_testkit::Request {
+            method: req.method.to_owned(),
+            path: req.path,
+            headers: req.headers,
+            body: req.body,
+            cut_after: req.cut_after,
+        };
+        let r = self.tk.send(req).await;
+        Resp {
+            status: r.status,
+            // Tests look headers up by name; a repeated one keeps its last value.
+            headers: r.headers.into_iter().collect(),
+            body: r.body,
+        }
     }
 
     /// Uploads `content` as `user` in `org` and answers the new file's id.
@@ -365,91 +353,4 @@ impl Resp {
             .unwrap_or_default()
             .to_owned()
     }
-}
-
-fn dechunk(mut raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let Some(nl) = raw.windows(2).position(|w| w == b"\r\n") else {
-            return out;
-        };
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&raw[..nl]).unwrap().trim(), 16).unwrap_or(0);
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&raw[nl + 2..nl + 2 + size]);
-        raw = &raw[nl + 2 + size + 2..];
-    }
-}
-
-/// One request over a fresh connection.
-pub(crate) fn send(addr: SocketAddr, req: &Req) -> std::io::Result<Resp> {
-    let mut stream = TcpStream::connect(addr)?;
-    let mut head = format!(
-        "{} {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        req.method,
-        req.path,
-        req.body.len()
-    );
-    for (k, v) in &req.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
-    match req.cut_after {
-        Some(n) => {
-            stream.write_all(&req.body[..n])?;
-            stream.flush()?;
-            // Dropped mid-body: the server sees the connection end early.
-            stream.shutdown(std::net::Shutdown::Both)?;
-            return Ok(Resp {
-                status: 0,
-                headers: BTreeMap::new(),
-                body: Vec::new(),
-            });
-        }
-        // A server refusing early (403, 413) answers and closes before the body is sent: the
-        // write then fails, and the answer is still there to read.
-        None => {
-            let _ = stream.write_all(&req.body);
-        }
-    }
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-        }
-    }
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(raw.len());
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let body = raw.get(split + 4..).unwrap_or_default().to_vec();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers: BTreeMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let body = if headers
-        .get("transfer-encoding")
-        .is_some_and(|v| v.contains("chunked"))
-    {
-        dechunk(&body)
-    } else {
-        body
-    };
-    Ok(Resp {
-        status,
-        headers,
-        body,
-    })
 }

@@ -1,4 +1,9 @@
-//! A minimal OTLP/gRPC trace receiver: keeps every span it is sent.
+//! A minimal OTLP/gRPC trace receiver (feature `otlp`): keeps every span it is sent.
+//!
+//! It is the `TraceService` server generated in `opentelemetry-proto` (feature `gen-tonic`, the
+//! same crate and version the exporter encodes with) served by tonic on loopback: nothing to
+//! install, and it decodes exactly what a collector would. The metrics plugin's trace tests and
+//! the black-box suite's end-to-end trace (request, event, job) both use it.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -14,19 +19,19 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 
 /// One received span, with ids as lowercase hex.
 #[derive(Debug, Clone)]
-pub(crate) struct Received {
-    pub(crate) name: String,
-    pub(crate) trace_id: String,
-    pub(crate) span_id: String,
+pub struct Received {
+    pub name: String,
+    pub trace_id: String,
+    pub span_id: String,
     /// Empty for a root span.
-    pub(crate) parent_id: String,
-    pub(crate) attributes: Vec<(String, String)>,
+    pub parent_id: String,
+    pub attributes: Vec<(String, String)>,
     /// The resource's `service.name`.
-    pub(crate) service: String,
+    pub service: String,
 }
 
 impl Received {
-    pub(crate) fn attr(&self, key: &str) -> Option<&str> {
+    pub fn attr(&self, key: &str) -> Option<&str> {
         self.attributes
             .iter()
             .find(|(k, _)| k == key)
@@ -34,8 +39,9 @@ impl Received {
     }
 }
 
+/// The receiver: a cheap handle on the spans it keeps.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Receiver {
+pub struct Receiver {
     spans: Arc<Mutex<Vec<Received>>>,
 }
 
@@ -100,8 +106,8 @@ impl TraceService for Receiver {
 }
 
 impl Receiver {
-    /// Serves the receiver on a free loopback port until the test process ends.
-    pub(crate) async fn start() -> (Receiver, SocketAddr) {
+    /// Serves the receiver on a free loopback port until the test's runtime ends.
+    pub async fn start() -> (Receiver, SocketAddr) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let receiver = Receiver::default();
@@ -116,7 +122,65 @@ impl Receiver {
         (receiver, addr)
     }
 
-    pub(crate) fn spans(&self) -> Vec<Received> {
+    /// Every span received so far.
+    pub fn spans(&self) -> Vec<Received> {
         self.spans.lock().unwrap().clone()
     }
+
+    /// Waits (up to `within`) until `done` holds for the spans received, and returns them; the
+    /// spans received by then when it never does, so the caller's assertion shows them.
+    pub async fn wait_until(
+        &self,
+        within: std::time::Duration,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let spans = self.spans();
+            if done(&spans) || tokio::time::Instant::now() >= deadline {
+                return spans;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The one span matching `pred`; panics (showing them all) unless exactly one does.
+pub fn one<'a>(
+    spans: &'a [Received],
+    what: &str,
+    pred: impl Fn(&Received) -> bool,
+) -> &'a Received {
+    let found: Vec<&Received> = spans.iter().filter(|s| pred(s)).collect();
+    assert_eq!(found.len(), 1, "{what}: {found:#?}\nall: {spans:#?}");
+    found[0]
+}
+
+/// The spans whose parent is `parent`.
+pub fn children<'a>(spans: &'a [Received], parent: &Received) -> Vec<&'a Received> {
+    spans
+        .iter()
+        .filter(|s| s.parent_id == parent.span_id && s.trace_id == parent.trace_id)
+        .collect()
+}
+
+/// Whether `ancestor` is `span`'s parent, grandparent, and so on, among `spans`.
+pub fn descends_from(spans: &[Received], span: &Received, ancestor: &Received) -> bool {
+    let mut current = span.clone();
+    for _ in 0..64 {
+        if current.trace_id != ancestor.trace_id || current.parent_id.is_empty() {
+            return false;
+        }
+        if current.parent_id == ancestor.span_id {
+            return true;
+        }
+        match spans
+            .iter()
+            .find(|s| s.span_id == current.parent_id && s.trace_id == current.trace_id)
+        {
+            Some(parent) => current = parent.clone(),
+            None => return false,
+        }
+    }
+    false
 }

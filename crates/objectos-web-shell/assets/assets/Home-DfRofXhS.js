@@ -1,1 +1,0 @@
-import{j as t,t as e}from"./index-Bd0vibSH.js";function r(){return t.jsx("p",{className:"text-muted-foreground",children:e("notFound")})}export{r as default};

@@ -1,0 +1,758 @@
+//! `cargo xtask bench storage`: a 256 MiB file through the storage plugin of a release
+//! `objectos serve` (standard build, signed in, local backend on a temporary folder), compared
+//! with a raw copy of the same file on the same disk, while the server's RSS is sampled from
+//! /proc. The figures go between the `storage-bench` markers of docs/benchmarks.md.
+//!
+//! Measured, each three times (the median is reported): an upload through the presigned path
+//! (presign, one raw `PUT` of the whole file, complete), an upload through the chunked path
+//! (init, 8 MiB parts, complete: the local backend joins the parts into the file, so it writes
+//! the bytes twice), and a download (signed URL, raw `GET` into a file). The targets (issue 14):
+//! within 80 % of the raw copy's speed, and RSS growing by less than 32 MiB while it runs. The
+//! upload's raw baseline includes an `fsync` of the copy, since the server syncs each stored
+//! file before it reports it stored; the download's does not (neither side syncs).
+//!
+//! The client is a few lines of blocking HTTP/1.1 over `std::net`: the body is sent from the
+//! file by `io::copy` (sendfile) and the download written straight to a file, so the client
+//! never holds the file in memory either.
+
+use std::io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+use super::{BenchArgs, cargo_build, target_dir, write_section};
+use crate::project_root;
+
+const STORAGE_START_MARKER: &str = "<!-- storage-bench:start -->";
+const STORAGE_END_MARKER: &str = "<!-- storage-bench:end -->";
+
+const MIB: u64 = 1024 * 1024;
+/// The file the issue's target names.
+const FILE_SIZE: u64 = 256 * MIB;
+/// The chunked path's part size (the official client's default is 5 MiB, the minimum).
+const CHUNK_SIZE: u64 = 8 * MIB;
+const ROUNDS: usize = 3;
+const PASSWORD: &str = "Bench-pass-2026!";
+/// The issue's targets.
+const SPEED_TARGET: f64 = 0.8;
+const RSS_TARGET_MIB: f64 = 32.0;
+
+/// `bench storage`.
+pub(super) fn storage(args: &BenchArgs) -> anyhow::Result<bool> {
+    let root = project_root();
+    let binary = match &args.binary {
+        Some(path) => path.clone(),
+        None => {
+            let binary = target_dir(&root, args).join("release").join("objectos");
+            if !args.skip_build {
+                build_release(&root, args)?;
+            }
+            binary
+        }
+    };
+    if !binary.is_file() {
+        bail!(
+            "objectos binary not found at {}; run without --skip-build once, or pass --binary PATH",
+            binary.display()
+        );
+    }
+    let release = binary.components().any(|c| c.as_os_str() == "release");
+    let tmp = Scratch::new()?;
+    let rows = measure(&root, &binary, &tmp.0)?;
+    let md = render(&rows, release, &binary);
+    println!("{md}");
+    let ok = rows.iter().all(Row::meets_targets);
+    if args.no_write {
+        println!("bench: --no-write given; docs/benchmarks.md left unchanged");
+    } else {
+        let path = root.join("docs").join("benchmarks.md");
+        write_section(&path, &md, (STORAGE_START_MARKER, STORAGE_END_MARKER))?;
+        println!("bench: updated {}", crate::display_path(&path));
+    }
+    if !ok {
+        println!("bench: a target is missed (see the table)");
+    }
+    Ok(true)
+}
+
+fn build_release(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
+    cargo_build(
+        root,
+        args,
+        &["build", "--release", "-p", "objectos-server"],
+        "",
+    )
+}
+
+/// A scratch folder removed when dropped (256 MiB files: never left behind).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> anyhow::Result<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("objectos-bench-storage-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The server child process, stopped when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(root: &Path, binary: &Path, tmp: &Path) -> anyhow::Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("cannot find a free local port")?
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let config = tmp.join("objectos.yml");
+        // The folder is named although it is the default (next to the database): a binary
+        // built before that default would otherwise write into the working folder.
+        std::fs::write(
+            &config,
+            format!(
+                "# Written by `cargo xtask bench storage`.\nauth:\n  allowSignUp: true\n  rateLimit:\n    enabled: false\nstorage:\n  signingKey: bench-signing-key-0123456789abcdef0123456789\n  local:\n    root: {}\n",
+                serde_json::to_string(&tmp.join("files").display().to_string())?
+            ),
+        )
+        .context("cannot write the bench objectos.yml")?;
+        let log = tmp.join("server.log");
+        let out = std::fs::File::create(&log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let err = out.try_clone().context("cannot duplicate the log handle")?;
+        let child = Command::new(binary)
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .arg(root.join("presets").join("crm"))
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--database-url")
+            .arg(format!(
+                "sqlite://{}?mode=rwc",
+                tmp.join("bench.db").display()
+            ))
+            .current_dir(tmp)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let mut server = Self { child, addr, log };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = server.child.try_wait()? {
+                bail!(
+                    "the server exited during start-up ({status}):\n{}",
+                    server.log_tail()
+                );
+            }
+            if call(addr, "GET", "/ready", &[], Body::None).is_ok_and(|r| r.status == 200) {
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the server did not answer /ready within 120 s:\n{}",
+                    server.log_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// --- a small blocking HTTP/1.1 client ------------------------------------------------------------
+
+enum Body<'a> {
+    None,
+    Json(&'a Value),
+    /// `len` bytes of the file from `offset`.
+    File {
+        path: &'a Path,
+        offset: u64,
+        len: u64,
+    },
+}
+
+struct Reply {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// `data` of a `{success: true, data}` envelope; an error otherwise.
+    fn data(&self, what: &str) -> anyhow::Result<Value> {
+        if !(200..300).contains(&self.status) {
+            bail!(
+                "{what} answered {}: {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            );
+        }
+        Ok(self.json()["data"].clone())
+    }
+}
+
+fn text(v: &Value, key: &str) -> anyhow::Result<String> {
+    v[key]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no `{key}` in {v}"))
+}
+
+/// Sends one request on a new connection; the answer's body goes to `sink` when given (and is
+/// then not kept), else into the reply.
+fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Body<'_>,
+    sink: Option<&mut std::fs::File>,
+) -> anyhow::Result<Reply> {
+    let mut stream = TcpStream::connect(addr).context("cannot connect to the server")?;
+    stream.set_nodelay(true).ok();
+    let (len, content_type) = match &body {
+        Body::None => (0, None),
+        Body::Json(v) => (
+            serde_json::to_vec(v)?.len() as u64,
+            Some("application/json"),
+        ),
+        Body::File { len, .. } => (*len, Some("application/octet-stream")),
+    };
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {len}\r\n"
+    );
+    if let Some(ct) = content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    match body {
+        Body::None => {}
+        Body::Json(v) => stream.write_all(&serde_json::to_vec(v)?)?,
+        Body::File { path, offset, len } => {
+            let mut file = std::fs::File::open(path)?;
+            file.seek(SeekFrom::Start(offset))?;
+            let sent = std::io::copy(&mut file.take(len), &mut stream)?;
+            if sent != len {
+                bail!("{} ended after {sent} of {len} bytes", path.display());
+            }
+        }
+    }
+    let mut reader = BufReader::with_capacity(256 * 1024, stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let status: u16 = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("not an HTTP answer: {line:?}"))?;
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
+            if k == "content-length" {
+                length = v.parse().ok();
+            } else if k == "transfer-encoding" && v.contains("chunked") {
+                chunked = true;
+            }
+        }
+    }
+    let mut kept = Vec::new();
+    let mut out: Box<dyn std::io::Write + '_> = match sink {
+        Some(file) if (200..300).contains(&status) => Box::new(file),
+        _ => Box::new(&mut kept),
+    };
+    if chunked {
+        loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            let size = u64::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16)
+                .context("a bad chunk size")?;
+            if size == 0 {
+                break;
+            }
+            std::io::copy(&mut (&mut reader).take(size), &mut out)?;
+            line.clear();
+            reader.read_line(&mut line)?;
+        }
+    } else if let Some(n) = length {
+        std::io::copy(&mut (&mut reader).take(n), &mut out)?;
+    } else {
+        std::io::copy(&mut reader, &mut out)?;
+    }
+    drop(out);
+    Ok(Reply { status, body: kept })
+}
+
+fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Body<'_>,
+) -> anyhow::Result<Reply> {
+    exchange(addr, method, path, headers, body, None)
+}
+
+// --- RSS ------------------------------------------------------------------------------------------
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Samples the server's RSS every 5 ms on a thread of its own; the peak since it started.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(rss_kib(pid).unwrap_or(0)));
+        let (s, p) = (stop.clone(), peak.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Some(kib) = rss_kib(pid) {
+                    p.fetch_max(kib, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        Self {
+            stop,
+            peak,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+// --- the measurement ------------------------------------------------------------------------------
+
+/// One measured path: its median time, the raw baseline's, and the RSS growth.
+struct Row {
+    label: &'static str,
+    seconds: f64,
+    raw_seconds: f64,
+    baseline: &'static str,
+    rss_growth_kib: u64,
+}
+
+impl Row {
+    fn ratio(&self) -> f64 {
+        self.raw_seconds / self.seconds
+    }
+
+    fn meets_targets(&self) -> bool {
+        self.ratio() >= SPEED_TARGET && (self.rss_growth_kib as f64 / 1024.0) < RSS_TARGET_MIB
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Writes `size` bytes of pseudo-random content (not compressible, not all zeros).
+fn write_source(path: &Path, size: u64) -> anyhow::Result<()> {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut block = vec![0u8; MIB as usize];
+    for _ in 0..size / MIB {
+        for word in block.chunks_exact_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes());
+        }
+        file.write_all(&block)?;
+    }
+    file.into_inner()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .sync_all()?;
+    Ok(())
+}
+
+fn same_content(a: &Path, b: &Path) -> anyhow::Result<bool> {
+    let (mut fa, mut fb) = (std::fs::File::open(a)?, std::fs::File::open(b)?);
+    if fa.metadata()?.len() != fb.metadata()?.len() {
+        return Ok(false);
+    }
+    let (mut ba, mut bb) = (vec![0u8; MIB as usize], vec![0u8; MIB as usize]);
+    loop {
+        let n = fa.read(&mut ba)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        fb.read_exact(&mut bb[..n])?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
+    }
+}
+
+/// A raw copy of `from`, with or without an fsync of the copy; seconds.
+fn raw_copy(from: &Path, to: &Path, sync: bool) -> anyhow::Result<f64> {
+    let _ = std::fs::remove_file(to);
+    let t = Instant::now();
+    std::fs::copy(from, to)?;
+    if sync {
+        std::fs::File::open(to)?.sync_all()?;
+    }
+    let took = t.elapsed().as_secs_f64();
+    std::fs::remove_file(to)?;
+    Ok(took)
+}
+
+fn sign_up(addr: SocketAddr) -> anyhow::Result<String> {
+    let r = call(
+        addr,
+        "POST",
+        "/api/v1/auth/sign-up/email",
+        &[],
+        Body::Json(&json!({"email": "owner@bench.example", "password": PASSWORD, "name": "Owner"})),
+    )?;
+    if r.status != 200 {
+        bail!(
+            "sign-up answered {}: {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    Ok(format!("Bearer {}", text(&r.json(), "token")?))
+}
+
+/// Presign, one raw PUT, complete; the file id.
+fn upload_presigned(
+    addr: SocketAddr,
+    auth: &str,
+    source: &Path,
+    size: u64,
+) -> anyhow::Result<String> {
+    let h = [("Authorization", auth)];
+    let data = call(
+        addr,
+        "POST",
+        "/api/v1/storage/upload/presigned",
+        &h,
+        Body::Json(&json!({"filename": "bench.bin", "size": size})),
+    )?
+    .data("presigned")?;
+    let put = call(
+        addr,
+        "PUT",
+        &text(&data, "uploadUrl")?,
+        &[],
+        Body::File {
+            path: source,
+            offset: 0,
+            len: size,
+        },
+    )?;
+    put.data("raw PUT")?;
+    let done = call(
+        addr,
+        "POST",
+        "/api/v1/storage/upload/complete",
+        &h,
+        Body::Json(&json!({"fileId": data["fileId"]})),
+    )?
+    .data("complete")?;
+    text(&done, "fileId")
+}
+
+/// Init, every part in order, complete; the file id.
+fn upload_chunked(
+    addr: SocketAddr,
+    auth: &str,
+    source: &Path,
+    size: u64,
+) -> anyhow::Result<String> {
+    let h = [("Authorization", auth)];
+    let session = call(
+        addr,
+        "POST",
+        "/api/v1/storage/upload/chunked",
+        &h,
+        Body::Json(&json!({"filename": "bench.bin", "totalSize": size, "chunkSize": CHUNK_SIZE})),
+    )?
+    .data("chunked init")?;
+    let id = text(&session, "uploadId")?;
+    let token = text(&session, "resumeToken")?;
+    let mut parts = Vec::new();
+    let mut offset = 0;
+    let mut index = 0;
+    while offset < size {
+        let len = CHUNK_SIZE.min(size - offset);
+        let part = call(
+            addr,
+            "PUT",
+            &format!("/api/v1/storage/upload/chunked/{id}/chunk/{index}"),
+            &[("Authorization", auth), ("x-resume-token", &token)],
+            Body::File {
+                path: source,
+                offset,
+                len,
+            },
+        )?
+        .data("chunk")?;
+        parts.push(json!({"chunkIndex": index, "eTag": part["eTag"]}));
+        offset += len;
+        index += 1;
+    }
+    let done = call(
+        addr,
+        "POST",
+        &format!("/api/v1/storage/upload/chunked/{id}/complete"),
+        &h,
+        Body::Json(&json!({ "parts": parts })),
+    )?
+    .data("chunked complete")?;
+    text(&done, "fileId")
+}
+
+/// The signed URL, then the raw GET into `to`.
+fn download(addr: SocketAddr, auth: &str, file_id: &str, to: &Path) -> anyhow::Result<()> {
+    let data = call(
+        addr,
+        "GET",
+        &format!("/api/v1/storage/files/{file_id}/url"),
+        &[("Authorization", auth)],
+        Body::None,
+    )?
+    .data("download url")?;
+    let url = text(&data, "url")?;
+    // The URL may be absolute; only its path goes on the wire.
+    let path = match url.find("/api/") {
+        Some(i) => url[i..].to_owned(),
+        None => url,
+    };
+    let mut file = std::fs::File::create(to)?;
+    let r = exchange(addr, "GET", &path, &[], Body::None, Some(&mut file))?;
+    if r.status != 200 {
+        bail!(
+            "raw GET answered {}: {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    Ok(())
+}
+
+fn measure(root: &Path, binary: &Path, tmp: &Path) -> anyhow::Result<Vec<Row>> {
+    let source = tmp.join("source.bin");
+    println!("bench: writing a {} MiB source file", FILE_SIZE / MIB);
+    write_source(&source, FILE_SIZE)?;
+    let copy = tmp.join("copy.bin");
+    let mut raw_synced = Vec::new();
+    let mut raw_plain = Vec::new();
+    for _ in 0..ROUNDS {
+        raw_synced.push(raw_copy(&source, &copy, true)?);
+        raw_plain.push(raw_copy(&source, &copy, false)?);
+    }
+    let (raw_synced, raw_plain) = (median(raw_synced), median(raw_plain));
+    println!(
+        "bench: raw copy {:.0} MiB/s with fsync, {:.0} MiB/s without",
+        FILE_SIZE as f64 / MIB as f64 / raw_synced,
+        FILE_SIZE as f64 / MIB as f64 / raw_plain
+    );
+
+    let server = Server::start(root, binary, tmp)?;
+    let auth = sign_up(server.addr).with_context(|| server.log_tail())?;
+    // A small round trip first, so lazily made state (pools, first-use allocations) is in the
+    // baseline and not counted as growth.
+    let warm = tmp.join("warm.bin");
+    write_source(&warm, MIB)?;
+    let id = upload_presigned(server.addr, &auth, &warm, MIB)?;
+    download(server.addr, &auth, &id, &tmp.join("warm.out"))?;
+    std::thread::sleep(Duration::from_millis(300));
+
+    let baseline = rss_kib(server.pid()).unwrap_or(0);
+    println!("bench: server RSS before the transfers {} KiB", baseline);
+    let mut rows = Vec::new();
+    let mut last_id = String::new();
+    for (label, chunked) in [
+        ("upload, presigned PUT", false),
+        ("upload, chunked (8 MiB parts)", true),
+    ] {
+        let mut times = Vec::new();
+        let mut peak = 0;
+        for _ in 0..ROUNDS {
+            let before = rss_kib(server.pid()).unwrap_or(baseline);
+            let sampler = RssSampler::start(server.pid());
+            let t = Instant::now();
+            last_id = if chunked {
+                upload_chunked(server.addr, &auth, &source, FILE_SIZE)
+            } else {
+                upload_presigned(server.addr, &auth, &source, FILE_SIZE)
+            }
+            .with_context(|| server.log_tail())?;
+            times.push(t.elapsed().as_secs_f64());
+            peak = peak.max(sampler.finish().saturating_sub(before));
+        }
+        let row = Row {
+            label,
+            seconds: median(times),
+            raw_seconds: raw_synced,
+            baseline: "copy + fsync",
+            rss_growth_kib: peak,
+        };
+        println!(
+            "bench: {label}: {:.0} MiB/s, {:.0} % of raw, RSS +{:.1} MiB",
+            FILE_SIZE as f64 / MIB as f64 / row.seconds,
+            row.ratio() * 100.0,
+            row.rss_growth_kib as f64 / 1024.0
+        );
+        rows.push(row);
+    }
+    let out = tmp.join("download.bin");
+    let mut times = Vec::new();
+    let mut peak = 0;
+    for _ in 0..ROUNDS {
+        let _ = std::fs::remove_file(&out);
+        let before = rss_kib(server.pid()).unwrap_or(baseline);
+        let sampler = RssSampler::start(server.pid());
+        let t = Instant::now();
+        download(server.addr, &auth, &last_id, &out).with_context(|| server.log_tail())?;
+        times.push(t.elapsed().as_secs_f64());
+        peak = peak.max(sampler.finish().saturating_sub(before));
+    }
+    if !same_content(&source, &out)? {
+        bail!("the downloaded file differs from the uploaded one");
+    }
+    let row = Row {
+        label: "download (signed URL, raw GET)",
+        seconds: median(times),
+        raw_seconds: raw_plain,
+        baseline: "copy",
+        rss_growth_kib: peak,
+    };
+    println!(
+        "bench: download: {:.0} MiB/s, {:.0} % of raw, RSS +{:.1} MiB",
+        FILE_SIZE as f64 / MIB as f64 / row.seconds,
+        row.ratio() * 100.0,
+        row.rss_growth_kib as f64 / 1024.0
+    );
+    rows.push(row);
+    let end = rss_kib(server.pid()).unwrap_or(0);
+    println!("bench: server RSS after the transfers {end} KiB");
+    drop(server);
+    Ok(rows)
+}
+
+fn render(rows: &[Row], release: bool, binary: &Path) -> String {
+    let mib = FILE_SIZE as f64 / MIB as f64;
+    let mut md = String::from(
+        "| path | time | MiB/s | raw baseline | raw MiB/s | share of raw (target ≥ 80 %) | server RSS growth (target < 32 MiB) |\n| --- | ---: | ---: | --- | ---: | ---: | ---: |\n",
+    );
+    for r in rows {
+        md.push_str(&format!(
+            "| {} | {:.2} s | {:.0} | {} | {:.0} | {:.0} %{} | {:.1} MiB{} |\n",
+            r.label,
+            r.seconds,
+            mib / r.seconds,
+            r.baseline,
+            mib / r.raw_seconds,
+            r.ratio() * 100.0,
+            if r.ratio() >= SPEED_TARGET {
+                ""
+            } else {
+                " (missed)"
+            },
+            r.rss_growth_kib as f64 / 1024.0,
+            if (r.rss_growth_kib as f64 / 1024.0) < RSS_TARGET_MIB {
+                ""
+            } else {
+                " (missed)"
+            },
+        ));
+    }
+    md.push_str(&format!(
+        "\nA {} MiB file of random bytes through `objectos serve presets/crm` (standard build, signed in, local backend on a temporary folder of the same disk as the raw copies), median of {ROUNDS} rounds; the time covers every request of the path (presign or init, the bytes, complete; the signed URL and the raw GET). RSS growth is the server's peak VmRSS during a transfer minus its VmRSS before it, sampled every 5 ms. `cargo xtask bench storage`, {}.\n",
+        FILE_SIZE / MIB,
+        if release {
+            "release build".to_owned()
+        } else {
+            format!(
+                "**DEBUG build** ({}): not representative, rerun with a release binary",
+                binary.display()
+            )
+        }
+    ));
+    md
+}
