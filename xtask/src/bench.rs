@@ -5,15 +5,19 @@
 //! - `notifications` ([`notifications`]): email enqueue latency and delivery throughput;
 //! - `storage` ([`storage`]): a 256 MiB upload and download against a raw disk copy, with RSS.
 //!
-//! This module holds what the suites share: the arguments, the release target folder and the
-//! marked sections of docs/benchmarks.md each suite rewrites.
+//! This module holds what the suites share: the arguments, the release target folder, the
+//! marked sections of docs/benchmarks.md each suite rewrites, and the server process and scratch
+//! folder of the suites that run `objectos serve` ([`ServerProcess`], [`Scratch`]).
 
 mod http;
 mod jobs;
 mod notifications;
 mod storage;
 
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
@@ -208,6 +212,124 @@ fn example_rows(
         anyhow::bail!("the benchmark printed no results");
     }
     Ok(rows)
+}
+
+/// A scratch folder under the system's temporary one, removed when dropped.
+#[derive(Debug)]
+pub(crate) struct Scratch(pub(crate) PathBuf);
+
+impl Scratch {
+    /// `objectos-<what>-<pid>-<nanos>`, created.
+    pub(crate) fn new(what: &str) -> anyhow::Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("objectos-{what}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An `objectos` server started by a bench on a free loopback port, with a SQLite file in its
+/// folder and its output in `server.log` there; stopped when dropped, so a failed run never
+/// leaves it behind. Each suite polls for readiness its own way (see [`Self::exited`]).
+#[derive(Debug)]
+pub(crate) struct ServerProcess {
+    child: Child,
+    pub(crate) addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl ServerProcess {
+    /// Runs `binary <args> --listen <free port> --database-url sqlite://<folder>/bench.db`
+    /// from `cwd`.
+    pub(crate) fn spawn(
+        binary: &Path,
+        args: &[String],
+        cwd: &Path,
+        folder: &Path,
+    ) -> anyhow::Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("cannot find a free local port")?
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let log = folder.join("server.log");
+        let out = std::fs::File::create(&log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let err = out
+            .try_clone()
+            .context("cannot duplicate the server log handle")?;
+        let db = format!("sqlite://{}?mode=rwc", folder.join("bench.db").display());
+        let child = Command::new(binary)
+            .args(args)
+            .args(["--listen", &addr.to_string(), "--database-url", &db])
+            .current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        Ok(Self { child, addr, log })
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// An error with the log's last lines once the process has exited.
+    pub(crate) fn exited(&mut self) -> anyhow::Result<()> {
+        match self
+            .child
+            .try_wait()
+            .context("cannot poll the server process")?
+        {
+            Some(status) => anyhow::bail!(
+                "the server exited during start-up ({status}); its output:\n{}",
+                self.log_tail()
+            ),
+            None => Ok(()),
+        }
+    }
+
+    /// SIGTERM first so the server can shut down cleanly; a kill after 5 s is the fallback.
+    pub(crate) fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub(crate) fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
 }
 
 /// Prints `md` and, unless `--no-write`, writes it between `markers` of docs/benchmarks.md.

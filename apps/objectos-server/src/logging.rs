@@ -43,6 +43,12 @@ pub fn init(config: &ServerConfig) -> LogGuard {
         .and_then(|v| EnvFilter::try_new(v).ok())
         .or_else(|| EnvFilter::try_new(&config.log_level).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
+    // The most verbose level a log line may have: below it, the trace layer alone decides
+    // whether an ObjectOS span is created (not at all in a trace that is not sampled).
+    #[cfg(feature = "plugin-metrics")]
+    let log_level = filter
+        .max_level_hint()
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::TRACE);
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
@@ -58,8 +64,11 @@ pub fn init(config: &ServerConfig) -> LogGuard {
     let mut failed: Option<String> = None;
     #[cfg(feature = "plugin-metrics")]
     if let Some(tracing_config) = trace_settings(config) {
-        match objectos_metrics::otel::layer::<Registry>(&tracing_config, env!("CARGO_PKG_VERSION"))
-        {
+        match objectos_metrics::otel::layer_beside_logs::<Registry>(
+            &tracing_config,
+            env!("CARGO_PKG_VERSION"),
+            log_level,
+        ) {
             Ok((layer, tracing)) => {
                 layers.push(layer);
                 guard.tracing = Some(tracing);

@@ -3,7 +3,7 @@
 import { createBrowserRouter } from "react-router";
 import { Shell } from "./components/Shell";
 import { SignIn } from "./pages/SignIn";
-import { adminPages } from "./pages/registry";
+import { accountPages, adminPages } from "./pages/registry";
 
 export function makeRouter() {
   return createBrowserRouter(
@@ -20,6 +20,10 @@ export function makeRouter() {
           { path: "o/:object/new", lazy: async () => ({ Component: (await import("./pages/RecordEdit")).default }) },
           { path: "o/:object/:id", lazy: async () => ({ Component: (await import("./pages/RecordPage")).default }) },
           { path: "o/:object/:id/edit", lazy: async () => ({ Component: (await import("./pages/RecordEdit")).default }) },
+          ...accountPages.map((p) => ({
+            path: `account/${p.path}`,
+            lazy: async () => ({ Component: (await p.load()).default }),
+          })),
           ...adminPages.map((p) => ({
             path: `admin/${p.path}`,
             lazy: async () => ({ Component: (await p.load()).default }),

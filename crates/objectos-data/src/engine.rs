@@ -811,6 +811,25 @@ fn check_owned(owned: &[crate::owned::PluginSchema]) -> Result<()> {
 fn check_table_names(owned: &[crate::owned::PluginSchema], snap: &MetadataSnapshot) -> Result<()> {
     let mut problems = Vec::new();
     for schema in owned {
+        // Storage settings apply to a table the schema sync creates: a private table of the
+        // plugin, or an object's table.
+        for st in schema.storage_settings() {
+            for p in st.problems() {
+                problems.push(format!("plugin {}: {p}", schema.plugin()));
+            }
+            let private = schema.tables().iter().any(|t| t.name() == st.table());
+            let object = snap.objects().any(|o| {
+                snap.plan(&o.name)
+                    .is_ok_and(|plan| plan.table == st.table())
+            });
+            if !private && !object {
+                problems.push(format!(
+                    "plugin {}: storage settings name table `{}`, which is neither one of its tables nor an object's table",
+                    schema.plugin(),
+                    st.table()
+                ));
+            }
+        }
         for table in schema.tables() {
             for object in snap.objects() {
                 if snap

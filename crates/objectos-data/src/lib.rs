@@ -35,7 +35,9 @@ pub use jobs::TransactionalJobQueue;
 pub use kinds::{MetaItem, MetadataKind, ParseResult, TextParseResult};
 pub use meta::MetadataSnapshot;
 pub use outbox::{DispatcherHandle, EventSink};
-pub use owned::{ColumnDef, ColumnDefault, ColumnType, IndexDef, PluginSchema, TableDef};
+pub use owned::{
+    ColumnDef, ColumnDefault, ColumnType, IndexDef, PluginSchema, TableDef, TableStorage,
+};
 pub use plugin::{
     DataHandle, DataPlugin, InterceptorContribution, MANIFEST, MetadataHandle, PLUGIN_ID,
     owned_schemas,

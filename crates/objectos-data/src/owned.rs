@@ -376,6 +376,74 @@ impl TableDef {
     }
 }
 
+/// Storage settings of a table a plugin owns (one of its private tables, or the table of an
+/// object it ships), which PostgreSQL keeps per table and SQLite has no equivalent of. The
+/// schema sync applies them on PostgreSQL when the table's `reloptions` lack them (after
+/// creating the table, at a start whose declarations changed, and whenever a start finds them
+/// reset), and ignores them on SQLite, so a plugin never issues DDL for them either.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TableStorage {
+    table: String,
+    fillfactor: Option<u8>,
+}
+
+impl TableStorage {
+    /// Settings of table `table` (none yet).
+    pub fn new(table: impl Into<String>) -> Self {
+        Self {
+            table: table.into(),
+            fillfactor: None,
+        }
+    }
+
+    /// Percent of each page inserts fill (10 to 100), leaving the rest for updates of the same
+    /// rows: an update that changes no indexed column and finds room on its page is a HOT
+    /// update, which adds no index entries. Worth it for a table whose rows are updated
+    /// several times each (a queue).
+    pub fn fillfactor(mut self, percent: u8) -> Self {
+        self.fillfactor = Some(percent);
+        self
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The settings as PostgreSQL lists them in `pg_class.reloptions` (`fillfactor=70`).
+    pub(crate) fn options(&self) -> Vec<String> {
+        self.fillfactor
+            .map(|f| format!("fillfactor={f}"))
+            .into_iter()
+            .collect()
+    }
+
+    /// The statement setting every option on PostgreSQL (`None` when there is none).
+    pub(crate) fn alter_sql(&self) -> Option<String> {
+        let options = self.options();
+        (!options.is_empty()).then(|| {
+            let set: Vec<String> = options.iter().map(|o| o.replace('=', " = ")).collect();
+            format!(
+                "ALTER TABLE {} SET ({})",
+                Dialect::Postgres.quote(&self.table),
+                set.join(", ")
+            )
+        })
+    }
+
+    pub(crate) fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(f) = self.fillfactor
+            && !(10..=100).contains(&f)
+        {
+            out.push(format!(
+                "table `{}`: fillfactor {f} is out of range; PostgreSQL accepts 10 to 100",
+                self.table
+            ));
+        }
+        out
+    }
+}
+
 /// What one plugin owns: private tables and objects shipped inside its crate. A plugin
 /// contributes it at `init` (`cx.contribute(PluginSchema::new().table(...))`); the data plugin
 /// collects every contribution, names it after the contributing plugin and hands it to the
@@ -386,6 +454,7 @@ pub struct PluginSchema {
     tables: Vec<TableDef>,
     objects: Vec<(String, String)>,
     kinds: Vec<crate::kinds::MetadataKind>,
+    storage: Vec<TableStorage>,
 }
 
 impl PluginSchema {
@@ -410,6 +479,23 @@ impl PluginSchema {
     pub fn kind(mut self, kind: crate::kinds::MetadataKind) -> Self {
         self.kinds.push(kind);
         self
+    }
+
+    /// Storage settings of one of its tables (a private table, or the table of an object it
+    /// ships): applied by the schema sync on PostgreSQL, ignored on SQLite.
+    pub fn storage(mut self, storage: TableStorage) -> Self {
+        self.storage.push(storage);
+        self
+    }
+
+    pub fn storage_settings(&self) -> &[TableStorage] {
+        &self.storage
+    }
+
+    /// True when the schema sync has something of this plugin to plan and record: tables or
+    /// storage settings.
+    pub(crate) fn declares_storage(&self) -> bool {
+        !self.tables.is_empty() || !self.storage.is_empty()
     }
 
     /// The same schema, owned by `plugin` (the data plugin sets it from the contribution).
@@ -471,6 +557,17 @@ impl PluginSchema {
         let mut text = String::new();
         for t in &self.tables {
             t.digest_into(&mut text);
+        }
+        // Only when present, so the digest of a plugin without storage settings is the one
+        // recorded before they existed.
+        for st in &self.storage {
+            text.push_str("storage ");
+            text.push_str(&st.table);
+            for o in st.options() {
+                text.push(' ');
+                text.push_str(&o);
+            }
+            text.push('\n');
         }
         crate::meta::stable_hash(&text)
     }

@@ -53,6 +53,12 @@ pub enum MigrationStep {
         index: String,
         sql: String,
     },
+    /// Sets a plugin's storage settings on its table (PostgreSQL only: `fillfactor`), planned
+    /// when the table's `reloptions` lack them.
+    SetStorage {
+        object: String,
+        sql: String,
+    },
     /// Something the engine will not do automatically (type change); printed as a SQL comment.
     Manual {
         object: String,
@@ -69,7 +75,8 @@ impl MigrationStep {
             | Self::AddColumn { sql, .. }
             | Self::CreateIndex { sql, .. }
             | Self::DropIndex { sql, .. }
-            | Self::RetireIndex { sql, .. } => Some(sql),
+            | Self::RetireIndex { sql, .. }
+            | Self::SetStorage { sql, .. } => Some(sql),
             Self::Manual { .. } => None,
         }
     }
@@ -82,6 +89,7 @@ impl MigrationStep {
             | Self::CreateIndex { object, .. }
             | Self::DropIndex { object, .. }
             | Self::RetireIndex { object, .. }
+            | Self::SetStorage { object, .. }
             | Self::Manual { object, .. } => object,
         }
     }
@@ -599,12 +607,62 @@ fn index_steps(
     }
 }
 
-/// The steps that bring one plugin's private tables to its declaration.
+/// The storage settings (`reloptions`) of every table of the current schema that has any, as
+/// PostgreSQL lists them (`fillfactor=70`); empty on SQLite, which has none.
+async fn existing_storage(
+    conn: &DatabaseConnection,
+    dialect: Dialect,
+) -> Result<HashMap<String, Vec<String>>> {
+    if dialect != Dialect::Postgres {
+        return Ok(HashMap::new());
+    }
+    let mut sql = Sql::new(dialect);
+    sql.push("SELECT c.relname::text, array_to_string(c.reloptions, ',') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND c.reloptions IS NOT NULL");
+    let rows = db::query(conn, sql).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let table = r.try_get_by_index::<String>(0).ok()?;
+            let options = r.try_get_by_index::<String>(1).ok()?;
+            Some((table, options.split(',').map(str::to_owned).collect()))
+        })
+        .collect())
+}
+
+/// The steps that set a plugin's storage settings its tables lack (PostgreSQL only).
+fn storage_steps(
+    dialect: Dialect,
+    schema: &PluginSchema,
+    storage: &HashMap<String, Vec<String>>,
+) -> Vec<MigrationStep> {
+    if dialect != Dialect::Postgres {
+        return Vec::new();
+    }
+    schema
+        .storage_settings()
+        .iter()
+        .filter(|st| {
+            let have = storage.get(st.table());
+            st.options()
+                .iter()
+                .any(|o| !have.is_some_and(|h| h.contains(o)))
+        })
+        .filter_map(|st| {
+            Some(MigrationStep::SetStorage {
+                object: st.table().to_owned(),
+                sql: st.alter_sql()?,
+            })
+        })
+        .collect()
+}
+
+/// The steps that bring one plugin's private tables (and storage settings) to its declaration.
 fn plugin_steps(
     dialect: Dialect,
     schema: &PluginSchema,
     tables: &HashMap<String, HashMap<String, String>>,
     indexes: &HashMap<String, String>,
+    storage: &HashMap<String, Vec<String>>,
 ) -> PluginSteps {
     let mut steps = Vec::new();
     for table in schema.tables() {
@@ -680,6 +738,9 @@ fn plugin_steps(
             }
         }
     }
+    // After the tables: a table created by this plan gets its settings in the same run (the
+    // objects' tables are created before any plugin's steps).
+    steps.extend(storage_steps(dialect, schema, storage));
     PluginSteps {
         plugin: schema.plugin().to_owned(),
         tables: schema
@@ -702,6 +763,7 @@ pub(crate) async fn plan(
     let indexes = existing_indexes(conn, dialect).await?;
     let hashes = recorded_hashes(conn, dialect).await?;
     let tables = existing_columns(conn, dialect).await?;
+    let storage = existing_storage(conn, dialect).await?;
     let mut steps = Vec::new();
     let mut changed = Vec::new();
     for schema in snap.objects() {
@@ -748,8 +810,8 @@ pub(crate) async fn plan(
     outbox_steps(dialect, &tables, &indexes, &mut steps);
     let plugins = owned
         .iter()
-        .filter(|o| !o.tables().is_empty())
-        .map(|o| plugin_steps(dialect, o, &tables, &indexes))
+        .filter(|o| o.declares_storage())
+        .map(|o| plugin_steps(dialect, o, &tables, &indexes, &storage))
         .collect();
     Ok(MigrationPlan {
         steps,
@@ -851,7 +913,7 @@ pub(crate) async fn apply(
     report.objects_recorded = recorded.len();
     recorded.push((ENGINE_ROW.to_owned(), DDL_VERSION.to_owned()));
     // A plugin whose table has a manual step is not recorded: the next start looks again.
-    for o in owned.iter().filter(|o| !o.tables().is_empty()) {
+    for o in owned.iter().filter(|o| o.declares_storage()) {
         let manual = plan.plugins.iter().any(|p| {
             p.plugin == o.plugin()
                 && p.steps
@@ -925,12 +987,25 @@ pub(crate) async fn is_current(
     }
     let plugins_current = owned
         .iter()
-        .filter(|o| !o.tables().is_empty())
+        .filter(|o| o.declares_storage())
         .all(|o| hashes.get(&o.record_key()) == Some(&o.digest()));
-    Ok(plugins_current
-        && snap
+    if !plugins_current
+        || !snap
             .objects()
-            .all(|o| hashes.get(&o.name).map(String::as_str) == snap.etag(&o.name)))
+            .all(|o| hashes.get(&o.name).map(String::as_str) == snap.etag(&o.name))
+    {
+        return Ok(false);
+    }
+    // Storage settings can be reset behind the engine's back (`ALTER TABLE .. RESET`, a
+    // restore into a fresh table): one more query, on PostgreSQL and only when a plugin
+    // declares any, so they are back after every start.
+    if dialect == Dialect::Postgres && owned.iter().any(|o| !o.storage_settings().is_empty()) {
+        let storage = existing_storage(conn, dialect).await?;
+        return Ok(owned
+            .iter()
+            .all(|o| storage_steps(dialect, o, &storage).is_empty()));
+    }
+    Ok(true)
 }
 
 /// Creates the internal tables.

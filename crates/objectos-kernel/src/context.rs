@@ -1,7 +1,7 @@
 //! Plugin contexts: what a plugin may do in each phase, limited to what its manifest declares.
 //!
 //! [`PluginHandle`] is the capability-checked view of the kernel for one plugin: service lookups
-//! (only names in `requires` or `provides`), publishing (only names matching `emits`, with the
+//! (only names in `requires`, `optional_requires`, `lazy_requires` or `provides`), publishing (only names matching `emits`, with the
 //! `events.publish` permission) and the kernel context. It is cheap to clone, so a plugin can keep
 //! one in the tasks it spawns. [`InitContext`], [`StartContext`] and [`StopContext`] dereference
 //! to it; `InitContext` adds registration, contributions, subscriptions and configuration
@@ -124,6 +124,7 @@ impl PluginHandle {
         let m = &self.grants.manifest;
         if m.requires.contains(&name)
             || m.optional_requires.contains(&name)
+            || m.lazy_requires.contains(&name)
             || m.provides.contains(&name)
         {
             Ok(())

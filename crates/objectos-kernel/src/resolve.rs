@@ -2,9 +2,10 @@
 //!
 //! Edges come from three places: `dependencies` (by plugin id and semver range), `requires`
 //! (a required service orders the plugin after the plugin that `provides` it) and
-//! `optional_requires` (the same ordering when a provider is present, nothing otherwise). The order is a
-//! topological sort that keeps registration order among plugins that are free to go, so the
-//! same input always gives the same order.
+//! `optional_requires` (the same ordering when a provider is present, nothing otherwise);
+//! `lazy_requires` (services looked up only at request time) adds none, so it never makes a
+//! cycle. The order is a topological sort that keeps registration order among plugins that are
+//! free to go, so the same input always gives the same order.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};

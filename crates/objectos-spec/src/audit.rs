@@ -763,11 +763,12 @@ pub fn validate_manifest(m: &PluginManifest) -> Vec<Diagnostic> {
             push(path, p);
         }
     }
-    let lists: [(&str, &[&str], Problem); 6] = [
+    let lists: [(&str, &[&str], Problem); 7] = [
         ("permissions", m.permissions, capability_problem),
         ("provides", m.provides, service_problem),
         ("requires", m.requires, service_problem),
         ("optional_requires", m.optional_requires, service_problem),
+        ("lazy_requires", m.lazy_requires, service_problem),
         ("emits", m.emits, event_problem),
         ("subscribes", m.subscribes, event_problem),
     ];

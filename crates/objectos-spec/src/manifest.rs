@@ -91,6 +91,13 @@ pub struct PluginManifest {
     /// present starts first; an absent or failed one skips nobody. Not part of the spec's
     /// `ObjectStackManifest` form, whose `requires` are all hard.
     pub optional_requires: &'static [&'static str],
+    /// Service names this plugin looks up only while it serves a request (after every plugin
+    /// has started), never in `init` or `start`: lookups are allowed, but the entry orders
+    /// nothing, so a provider that itself depends on this plugin (jobs looking up `auth`, which
+    /// starts after `notification`, which starts after `jobs`) is no cycle. An absent or failed
+    /// provider skips nobody; the lookup then fails and the plugin MUST fall back. Not part of
+    /// the spec's `ObjectStackManifest` form.
+    pub lazy_requires: &'static [&'static str],
     /// Capabilities such as `data.read`, `events.subscribe`, `routes.mount`.
     pub permissions: &'static [&'static str],
     /// Event names (patterns allowed) this plugin may publish.
@@ -115,6 +122,7 @@ impl PluginManifest {
             provides: &[],
             requires: &[],
             optional_requires: &[],
+            lazy_requires: &[],
             permissions: &[],
             emits: &[],
             subscribes: &[],

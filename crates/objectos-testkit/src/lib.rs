@@ -13,6 +13,8 @@
 //!   included, with bounded waits.
 //! - [`wait`], [`TcpRelay`], [`rec`], [`user_cx`]: polling, a cuttable TCP relay in front of a
 //!   service, and operation contexts.
+//! - [`smtp`]: a real SMTP server on loopback (`aiosmtpd`) and received mail decoded as a mail
+//!   client reads it.
 //! - `otlp` (feature `otlp`): an OTLP/gRPC trace receiver on loopback that keeps every span.
 //!
 //! A harness failure is a test failure, so this crate unwraps and panics where a test would.
@@ -30,6 +32,7 @@ mod kernel;
 pub mod otlp;
 mod relay;
 pub mod session;
+pub mod smtp;
 pub mod wait;
 
 pub use cx::{admin_cx, rec, user_cx};

@@ -1,4 +1,5 @@
-//! A minimal OTLP/gRPC trace receiver (feature `otlp`): keeps every span it is sent.
+//! A minimal OTLP/gRPC trace receiver (feature `otlp`): keeps every span it is sent, over
+//! plaintext ([`Receiver::start`]) or TLS ([`Receiver::start_tls`]).
 //!
 //! It is the `TraceService` server generated in `opentelemetry-proto` (feature `gen-tonic`, the
 //! same crate and version the exporter encodes with) served by tonic on loopback: nothing to
@@ -108,12 +109,26 @@ impl TraceService for Receiver {
 impl Receiver {
     /// Serves the receiver on a free loopback port until the test's runtime ends.
     pub async fn start() -> (Receiver, SocketAddr) {
+        Self::serve(tonic::transport::Server::builder()).await
+    }
+
+    /// Serves the receiver over TLS (an `https://` endpoint) with this certificate chain and
+    /// private key (PEM), on a free loopback port until the test's runtime ends.
+    pub async fn start_tls(cert_pem: &[u8], key_pem: &[u8]) -> (Receiver, SocketAddr) {
+        let identity = tonic::transport::Identity::from_pem(cert_pem, key_pem);
+        let server = tonic::transport::Server::builder()
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .expect("a usable test certificate and key");
+        Self::serve(server).await
+    }
+
+    async fn serve(mut server: tonic::transport::Server) -> (Receiver, SocketAddr) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let receiver = Receiver::default();
         let service = TraceServiceServer::new(receiver.clone());
         tokio::spawn(async move {
-            tonic::transport::Server::builder()
+            server
                 .add_service(service)
                 .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
                 .await

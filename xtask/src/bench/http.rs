@@ -11,9 +11,9 @@
 //! that it takes at most one of the machine's cores away from the server.
 
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -25,9 +25,11 @@ use hyper_util::rt::TokioIo;
 
 mod load;
 mod report;
-mod sample;
+pub(super) mod sample;
 
-use super::{BenchArgs, Profile, cargo_build, target_dir, write_section};
+use super::{
+    BenchArgs, Profile, Scratch, ServerProcess as Server, cargo_build, target_dir, write_section,
+};
 use crate::project_root;
 use load::{Conn, Rng, run_scenario};
 use report::{fmt_cpu, fmt_latency, render};
@@ -212,70 +214,8 @@ impl ScenarioResult {
     }
 }
 
-/// The server child process; killed when dropped so a failed run never leaves it behind.
-#[derive(Debug)]
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Server {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn stop(&mut self) {
-        // SIGTERM first so the server can shut down cleanly; the kill below is the fallback.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.stop();
-        }
-    }
-}
-
-/// A scratch folder removed when dropped.
-#[derive(Debug)]
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 async fn measure(root: &Path, binary: &Path, args: &BenchArgs) -> anyhow::Result<Report> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let tmp = TempDir(
-        std::env::temp_dir().join(format!("objectos-bench-{}-{nanos}", std::process::id())),
-    );
-    std::fs::create_dir_all(&tmp.0)
-        .with_context(|| format!("cannot create {}", tmp.0.display()))?;
+    let tmp = Scratch::new("bench")?;
     let load_before = load_average();
 
     // Cold start is the median of a few starts, each on its own empty database: a single start
@@ -566,18 +506,6 @@ async fn start_server(
     tmp: &Path,
     bench: &BenchArgs,
 ) -> anyhow::Result<(Server, Duration)> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .context("cannot find a free local port")?
-        .port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let log = tmp.join("server.log");
-    let log_file =
-        std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-    let log_err = log_file
-        .try_clone()
-        .context("cannot duplicate the server log handle")?;
-    let db = format!("sqlite://{}?mode=rwc", tmp.join("bench.db").display());
     let mut args: Vec<String> = Vec::new();
     match bench.profile {
         Profile::Minimal => args.extend(["serve".to_owned(), "presets/crm".to_owned()]),
@@ -591,35 +519,12 @@ async fn start_server(
             ]);
         }
     }
-    args.extend([
-        "--listen".to_owned(),
-        addr.to_string(),
-        "--database-url".to_owned(),
-        db,
-    ]);
     let started = Instant::now();
-    let child = Command::new(binary)
-        .args(&args)
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .stdout(log_file)
-        .stderr(log_err)
-        .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
-    let mut server = Server { child, addr, log };
+    let mut server = Server::spawn(binary, &args, root, tmp)?;
     let deadline = started + Duration::from_secs(120);
     loop {
-        if let Some(status) = server
-            .child
-            .try_wait()
-            .context("cannot poll the server process")?
-        {
-            bail!(
-                "the server exited during start-up ({status}); its output:\n{}",
-                server.log_tail()
-            );
-        }
-        if let Ok(StatusCode::OK) = probe_ready(addr).await {
+        server.exited()?;
+        if let Ok(StatusCode::OK) = probe_ready(server.addr).await {
             return Ok((server, started.elapsed()));
         }
         if Instant::now() > deadline {

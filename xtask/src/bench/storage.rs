@@ -5,8 +5,8 @@
 //!
 //! Measured, each three times (the median is reported): an upload through the presigned path
 //! (presign, one raw `PUT` of the whole file, complete), an upload through the chunked path
-//! (init, 8 MiB parts, complete: the local backend joins the parts into the file, so it writes
-//! the bytes twice), and a download (signed URL, raw `GET` into a file). The targets (issue 14):
+//! (init, 8 MiB parts, complete: the local backend writes each part at its offset of one file,
+//! reads it back once for the checksum and renames it into place), and a download (signed URL, raw `GET` into a file). The targets (issue 14):
 //! within 80 % of the raw copy's speed, and RSS growing by less than 32 MiB while it runs. The
 //! upload's raw baseline includes an `fsync` of the copy, since the server syncs each stored
 //! file before it reports it stored; the download's does not (neither side syncs).
@@ -16,9 +16,8 @@
 //! never holds the file in memory either.
 
 use std::io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -26,7 +25,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
-use super::{BenchArgs, cargo_build, target_dir, write_section};
+use super::http::sample::{load_average, rss_kib};
+use super::{BenchArgs, Scratch, ServerProcess, cargo_build, target_dir, write_section};
 use crate::project_root;
 
 const STORAGE_START_MARKER: &str = "<!-- storage-bench:start -->";
@@ -63,9 +63,11 @@ pub(super) fn storage(args: &BenchArgs) -> anyhow::Result<bool> {
         );
     }
     let release = binary.components().any(|c| c.as_os_str() == "release");
-    let tmp = Scratch::new()?;
+    let tmp = Scratch::new("bench-storage")?;
+    let load_before = load_average();
     let rows = measure(&root, &binary, &tmp.0)?;
-    let md = render(&rows, release, &binary);
+    let load = [load_before, load_average()].map(|l| l.unwrap_or_else(|| "?".into()));
+    let md = render(&rows, release, &binary, &load);
     println!("{md}");
     let ok = rows.iter().all(Row::meets_targets);
     if args.no_write {
@@ -90,119 +92,40 @@ fn build_release(root: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     )
 }
 
-/// A scratch folder removed when dropped (256 MiB files: never left behind).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> anyhow::Result<Self> {
-        let dir =
-            std::env::temp_dir().join(format!("objectos-bench-storage-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        Ok(Self(dir))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The server child process, stopped when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(root: &Path, binary: &Path, tmp: &Path) -> anyhow::Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .context("cannot find a free local port")?
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let config = tmp.join("objectos.yml");
-        // The folder is named although it is the default (next to the database): a binary
-        // built before that default would otherwise write into the working folder.
-        std::fs::write(
-            &config,
-            format!(
-                "# Written by `cargo xtask bench storage`.\nauth:\n  allowSignUp: true\n  rateLimit:\n    enabled: false\nstorage:\n  signingKey: bench-signing-key-0123456789abcdef0123456789\n  local:\n    root: {}\n",
-                serde_json::to_string(&tmp.join("files").display().to_string())?
-            ),
-        )
-        .context("cannot write the bench objectos.yml")?;
-        let log = tmp.join("server.log");
-        let out = std::fs::File::create(&log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
-        let err = out.try_clone().context("cannot duplicate the log handle")?;
-        let child = Command::new(binary)
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .arg(root.join("presets").join("crm"))
-            .arg("--listen")
-            .arg(addr.to_string())
-            .arg("--database-url")
-            .arg(format!(
-                "sqlite://{}?mode=rwc",
-                tmp.join("bench.db").display()
-            ))
-            .current_dir(tmp)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        let mut server = Self { child, addr, log };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(status) = server.child.try_wait()? {
-                bail!(
-                    "the server exited during start-up ({status}):\n{}",
-                    server.log_tail()
-                );
-            }
-            if call(addr, "GET", "/ready", &[], Body::None).is_ok_and(|r| r.status == 200) {
-                return Ok(server);
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "the server did not answer /ready within 120 s:\n{}",
-                    server.log_tail()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+/// Starts the server on `tmp` (its config, database, log and files there) and waits for
+/// `/ready`.
+fn start_server(root: &Path, binary: &Path, tmp: &Path) -> anyhow::Result<ServerProcess> {
+    let config = tmp.join("objectos.yml");
+    // The folder is named although it is the default (next to the database): a binary
+    // built before that default would otherwise write into the working folder.
+    std::fs::write(
+        &config,
+        format!(
+            "# Written by `cargo xtask bench storage`.\nauth:\n  allowSignUp: true\n  rateLimit:\n    enabled: false\nstorage:\n  signingKey: bench-signing-key-0123456789abcdef0123456789\n  local:\n    root: {}\n",
+            serde_json::to_string(&tmp.join("files").display().to_string())?
+        ),
+    )
+    .context("cannot write the bench objectos.yml")?;
+    let args = [
+        "--config".to_owned(),
+        config.display().to_string(),
+        "serve".to_owned(),
+        root.join("presets").join("crm").display().to_string(),
+    ];
+    let mut server = ServerProcess::spawn(binary, &args, tmp, tmp)?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        server.exited()?;
+        if call(server.addr, "GET", "/ready", &[], Body::None).is_ok_and(|r| r.status == 200) {
+            return Ok(server);
         }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if Instant::now() > deadline {
+            bail!(
+                "the server did not answer /ready within 120 s:\n{}",
+                server.log_tail()
+            );
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -357,15 +280,6 @@ fn call(
 
 // --- RSS ------------------------------------------------------------------------------------------
 
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-}
-
 /// Samples the server's RSS every 5 ms on a thread of its own; the peak since it started.
 struct RssSampler {
     stop: Arc<AtomicBool>,
@@ -479,6 +393,18 @@ fn raw_copy(from: &Path, to: &Path, sync: bool) -> anyhow::Result<f64> {
     Ok(took)
 }
 
+/// `POST path` with a JSON `body` (and `auth` when given): the `data` of its success.
+fn post(
+    addr: SocketAddr,
+    path: &str,
+    auth: Option<&str>,
+    body: &Value,
+    what: &str,
+) -> anyhow::Result<Value> {
+    let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+    call(addr, "POST", path, &headers, Body::Json(body))?.data(what)
+}
+
 fn sign_up(addr: SocketAddr) -> anyhow::Result<String> {
     let r = call(
         addr,
@@ -504,35 +430,26 @@ fn upload_presigned(
     source: &Path,
     size: u64,
 ) -> anyhow::Result<String> {
-    let h = [("Authorization", auth)];
-    let data = call(
+    let data = post(
         addr,
-        "POST",
         "/api/v1/storage/upload/presigned",
-        &h,
-        Body::Json(&json!({"filename": "bench.bin", "size": size})),
-    )?
-    .data("presigned")?;
-    let put = call(
-        addr,
-        "PUT",
-        &text(&data, "uploadUrl")?,
-        &[],
-        Body::File {
-            path: source,
-            offset: 0,
-            len: size,
-        },
+        Some(auth),
+        &json!({"filename": "bench.bin", "size": size}),
+        "presigned",
     )?;
-    put.data("raw PUT")?;
-    let done = call(
+    let body = Body::File {
+        path: source,
+        offset: 0,
+        len: size,
+    };
+    call(addr, "PUT", &text(&data, "uploadUrl")?, &[], body)?.data("raw PUT")?;
+    let done = post(
         addr,
-        "POST",
         "/api/v1/storage/upload/complete",
-        &h,
-        Body::Json(&json!({"fileId": data["fileId"]})),
-    )?
-    .data("complete")?;
+        Some(auth),
+        &json!({"fileId": data["fileId"]}),
+        "complete",
+    )?;
     text(&done, "fileId")
 }
 
@@ -543,46 +460,34 @@ fn upload_chunked(
     source: &Path,
     size: u64,
 ) -> anyhow::Result<String> {
-    let h = [("Authorization", auth)];
-    let session = call(
+    let session = post(
         addr,
-        "POST",
         "/api/v1/storage/upload/chunked",
-        &h,
-        Body::Json(&json!({"filename": "bench.bin", "totalSize": size, "chunkSize": CHUNK_SIZE})),
-    )?
-    .data("chunked init")?;
+        Some(auth),
+        &json!({"filename": "bench.bin", "totalSize": size, "chunkSize": CHUNK_SIZE}),
+        "chunked init",
+    )?;
     let id = text(&session, "uploadId")?;
     let token = text(&session, "resumeToken")?;
+    let headers = [("Authorization", auth), ("x-resume-token", token.as_str())];
     let mut parts = Vec::new();
-    let mut offset = 0;
-    let mut index = 0;
-    while offset < size {
-        let len = CHUNK_SIZE.min(size - offset);
-        let part = call(
-            addr,
-            "PUT",
-            &format!("/api/v1/storage/upload/chunked/{id}/chunk/{index}"),
-            &[("Authorization", auth), ("x-resume-token", &token)],
-            Body::File {
-                path: source,
-                offset,
-                len,
-            },
-        )?
-        .data("chunk")?;
+    for (index, offset) in (0..size).step_by(CHUNK_SIZE as usize).enumerate() {
+        let body = Body::File {
+            path: source,
+            offset,
+            len: CHUNK_SIZE.min(size - offset),
+        };
+        let path = format!("/api/v1/storage/upload/chunked/{id}/chunk/{index}");
+        let part = call(addr, "PUT", &path, &headers, body)?.data("chunk")?;
         parts.push(json!({"chunkIndex": index, "eTag": part["eTag"]}));
-        offset += len;
-        index += 1;
     }
-    let done = call(
+    let done = post(
         addr,
-        "POST",
         &format!("/api/v1/storage/upload/chunked/{id}/complete"),
-        &h,
-        Body::Json(&json!({ "parts": parts })),
-    )?
-    .data("chunked complete")?;
+        Some(auth),
+        &json!({ "parts": parts }),
+        "chunked complete",
+    )?;
     text(&done, "fileId")
 }
 
@@ -614,6 +519,40 @@ fn download(addr: SocketAddr, auth: &str, file_id: &str, to: &Path) -> anyhow::R
     Ok(())
 }
 
+/// [`ROUNDS`] runs of `run`, each timed and with the server's RSS sampled: the row.
+fn rounds(
+    server: &ServerProcess,
+    label: &'static str,
+    raw_seconds: f64,
+    baseline: &'static str,
+    mut run: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Row> {
+    let mut times = Vec::new();
+    let mut peak = 0;
+    for _ in 0..ROUNDS {
+        let before = rss_kib(server.pid()).unwrap_or(0);
+        let sampler = RssSampler::start(server.pid());
+        let t = Instant::now();
+        run().with_context(|| server.log_tail())?;
+        times.push(t.elapsed().as_secs_f64());
+        peak = peak.max(sampler.finish().saturating_sub(before));
+    }
+    let row = Row {
+        label,
+        seconds: median(times),
+        raw_seconds,
+        baseline,
+        rss_growth_kib: peak,
+    };
+    println!(
+        "bench: {label}: {:.0} MiB/s, {:.0} % of raw, RSS +{:.1} MiB",
+        FILE_SIZE as f64 / MIB as f64 / row.seconds,
+        row.ratio() * 100.0,
+        row.rss_growth_kib as f64 / 1024.0
+    );
+    Ok(row)
+}
+
 fn measure(root: &Path, binary: &Path, tmp: &Path) -> anyhow::Result<Vec<Row>> {
     let source = tmp.join("source.bin");
     println!("bench: writing a {} MiB source file", FILE_SIZE / MIB);
@@ -632,7 +571,7 @@ fn measure(root: &Path, binary: &Path, tmp: &Path) -> anyhow::Result<Vec<Row>> {
         FILE_SIZE as f64 / MIB as f64 / raw_plain
     );
 
-    let server = Server::start(root, binary, tmp)?;
+    let server = start_server(root, binary, tmp)?;
     let auth = sign_up(server.addr).with_context(|| server.log_tail())?;
     // A small round trip first, so lazily made state (pools, first-use allocations) is in the
     // baseline and not counted as growth.
@@ -644,78 +583,50 @@ fn measure(root: &Path, binary: &Path, tmp: &Path) -> anyhow::Result<Vec<Row>> {
 
     let baseline = rss_kib(server.pid()).unwrap_or(0);
     println!("bench: server RSS before the transfers {} KiB", baseline);
-    let mut rows = Vec::new();
     let mut last_id = String::new();
-    for (label, chunked) in [
-        ("upload, presigned PUT", false),
-        ("upload, chunked (8 MiB parts)", true),
-    ] {
-        let mut times = Vec::new();
-        let mut peak = 0;
-        for _ in 0..ROUNDS {
-            let before = rss_kib(server.pid()).unwrap_or(baseline);
-            let sampler = RssSampler::start(server.pid());
-            let t = Instant::now();
-            last_id = if chunked {
-                upload_chunked(server.addr, &auth, &source, FILE_SIZE)
-            } else {
-                upload_presigned(server.addr, &auth, &source, FILE_SIZE)
-            }
-            .with_context(|| server.log_tail())?;
-            times.push(t.elapsed().as_secs_f64());
-            peak = peak.max(sampler.finish().saturating_sub(before));
-        }
-        let row = Row {
-            label,
-            seconds: median(times),
-            raw_seconds: raw_synced,
-            baseline: "copy + fsync",
-            rss_growth_kib: peak,
-        };
-        println!(
-            "bench: {label}: {:.0} MiB/s, {:.0} % of raw, RSS +{:.1} MiB",
-            FILE_SIZE as f64 / MIB as f64 / row.seconds,
-            row.ratio() * 100.0,
-            row.rss_growth_kib as f64 / 1024.0
-        );
-        rows.push(row);
-    }
+    let presigned = rounds(
+        &server,
+        "upload, presigned PUT",
+        raw_synced,
+        "copy + fsync",
+        || {
+            last_id = upload_presigned(server.addr, &auth, &source, FILE_SIZE)?;
+            Ok(())
+        },
+    )?;
+    let chunked = rounds(
+        &server,
+        "upload, chunked (8 MiB parts)",
+        raw_synced,
+        "copy + fsync",
+        || {
+            last_id = upload_chunked(server.addr, &auth, &source, FILE_SIZE)?;
+            Ok(())
+        },
+    )?;
     let out = tmp.join("download.bin");
-    let mut times = Vec::new();
-    let mut peak = 0;
-    for _ in 0..ROUNDS {
-        let _ = std::fs::remove_file(&out);
-        let before = rss_kib(server.pid()).unwrap_or(baseline);
-        let sampler = RssSampler::start(server.pid());
-        let t = Instant::now();
-        download(server.addr, &auth, &last_id, &out).with_context(|| server.log_tail())?;
-        times.push(t.elapsed().as_secs_f64());
-        peak = peak.max(sampler.finish().saturating_sub(before));
-    }
+    let downloaded = rounds(
+        &server,
+        "download (signed URL, raw GET)",
+        raw_plain,
+        "copy",
+        || {
+            let _ = std::fs::remove_file(&out);
+            download(server.addr, &auth, &last_id, &out)
+        },
+    )?;
     if !same_content(&source, &out)? {
         bail!("the downloaded file differs from the uploaded one");
     }
-    let row = Row {
-        label: "download (signed URL, raw GET)",
-        seconds: median(times),
-        raw_seconds: raw_plain,
-        baseline: "copy",
-        rss_growth_kib: peak,
-    };
-    println!(
-        "bench: download: {:.0} MiB/s, {:.0} % of raw, RSS +{:.1} MiB",
-        FILE_SIZE as f64 / MIB as f64 / row.seconds,
-        row.ratio() * 100.0,
-        row.rss_growth_kib as f64 / 1024.0
-    );
-    rows.push(row);
+    let rows = vec![presigned, chunked, downloaded];
     let end = rss_kib(server.pid()).unwrap_or(0);
     println!("bench: server RSS after the transfers {end} KiB");
     drop(server);
     Ok(rows)
 }
 
-fn render(rows: &[Row], release: bool, binary: &Path) -> String {
+/// The table and its note; `load` is the load average (1, 5, 15 min) before and after.
+fn render(rows: &[Row], release: bool, binary: &Path, load: &[String; 2]) -> String {
     let mib = FILE_SIZE as f64 / MIB as f64;
     let mut md = String::from(
         "| path | time | MiB/s | raw baseline | raw MiB/s | share of raw (target ≥ 80 %) | server RSS growth (target < 32 MiB) |\n| --- | ---: | ---: | --- | ---: | ---: | ---: |\n",
@@ -743,7 +654,7 @@ fn render(rows: &[Row], release: bool, binary: &Path) -> String {
         ));
     }
     md.push_str(&format!(
-        "\nA {} MiB file of random bytes through `objectos serve presets/crm` (standard build, signed in, local backend on a temporary folder of the same disk as the raw copies), median of {ROUNDS} rounds; the time covers every request of the path (presign or init, the bytes, complete; the signed URL and the raw GET). RSS growth is the server's peak VmRSS during a transfer minus its VmRSS before it, sampled every 5 ms. `cargo xtask bench storage`, {}.\n",
+        "\nA {} MiB file of random bytes through `objectos serve presets/crm` (standard build, signed in, local backend on a temporary folder of the same disk as the raw copies), median of {ROUNDS} rounds; the time covers every request of the path (presign or init, the bytes, complete; the signed URL and the raw GET). RSS growth is the server's peak VmRSS during a transfer minus its VmRSS before it, sampled every 5 ms. `cargo xtask bench storage`, {}; load average {} before, {} after (a busy machine gives pessimistic figures).\n",
         FILE_SIZE / MIB,
         if release {
             "release build".to_owned()
@@ -752,7 +663,9 @@ fn render(rows: &[Row], release: bool, binary: &Path) -> String {
                 "**DEBUG build** ({}): not representative, rerun with a release binary",
                 binary.display()
             )
-        }
+        },
+        load[0],
+        load[1],
     ));
     md
 }

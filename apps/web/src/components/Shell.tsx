@@ -1,6 +1,7 @@
 // The frame around every signed-in page: the organization switcher, navigation from the server's
-// metadata (apps, objects) and the administration registry (administrators see every page, others
-// only theirs), the user with sign-out, the theme switch. A lost session
+// metadata (apps, objects), the user's own pages (notifications with the unread count, security)
+// and the administration registry (administrators see every page, others only theirs), the user
+// with sign-out, the theme switch. A lost session
 // sends the user to sign-in and back here afterwards.
 import { useEffect, useState } from "react";
 import { NavLink, Navigate, Outlet, useLocation, useNavigate } from "react-router";
@@ -13,7 +14,8 @@ import { t } from "../lib/i18n";
 import { useApps, useObjects } from "../lib/meta";
 import { useAppTitle } from "../lib/settings";
 import { toggleTheme } from "../lib/theme";
-import { adminPages } from "../pages/registry";
+import { accountPages, adminPages } from "../pages/registry";
+import { useUnreadCount } from "../lib/notifications";
 import { ErrorNotice, Loading } from "./ErrorNotice";
 import { Button } from "./ui/button";
 import { cn } from "../lib/cn";
@@ -108,6 +110,19 @@ function Navigation({ session }: { session: Session }) {
         </ul>
       </section>
       <section>
+        <h2 className="px-3 text-xs font-semibold uppercase text-muted-foreground">{t("nav.account")}</h2>
+        <ul>
+          {accountPages.map((p) => (
+            <li key={p.path}>
+              <NavLink to={`/account/${p.path}`} className={linkClass}>
+                {t(p.label)}
+                {p.path === "notifications" && <UnreadBadge />}
+              </NavLink>
+            </li>
+          ))}
+        </ul>
+      </section>
+      <section>
         <h2 className="px-3 text-xs font-semibold uppercase text-muted-foreground">{t("nav.admin")}</h2>
         <ul>
           {pages.map((p) => (
@@ -118,6 +133,23 @@ function Navigation({ session }: { session: Session }) {
         </ul>
       </section>
     </nav>
+  );
+}
+
+/** The unread count next to the notifications link; nothing when there is none, or no notification
+ * plugin (its 404 is not an error of the navigation). */
+function UnreadBadge() {
+  const unread = useUnreadCount(true);
+  const n = unread.data ?? 0;
+  if (n <= 0) return null;
+  return (
+    <span
+      data-testid="unread-badge"
+      aria-label={t("notif.unreadBadge", { count: n })}
+      className="ml-2 inline-flex min-w-5 items-center justify-center rounded-full bg-primary px-1.5 text-xs font-medium text-primary-foreground"
+    >
+      {n > 99 ? "99+" : n}
+    </span>
   );
 }
 

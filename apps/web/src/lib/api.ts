@@ -25,6 +25,10 @@ export class ApiError extends Error {
   }
 }
 
+/** 401 answers that refuse a secret typed on a page (a wrong password or two-factor code while
+ * signed in), not a lost session: they are shown at their form, never a return to sign-in. */
+export const WRONG_SECRET_CODES = new Set(["INVALID_CREDENTIALS", "INVALID_TWO_FACTOR_CODE", "TWO_FACTOR_REQUIRED"]);
+
 /** Called on every 401 from a route that needs a session (the app returns to sign-in). */
 let onUnauthenticated: (() => void) | null = null;
 export function setUnauthenticatedHandler(handler: (() => void) | null): void {
@@ -95,8 +99,9 @@ export async function request<T>(
     }
   }
   if (!res.ok) {
-    if (res.status === 401 && !options.quiet401) onUnauthenticated?.();
-    throw errorFromBody(res.status, body, requestId);
+    const error = errorFromBody(res.status, body, requestId);
+    if (res.status === 401 && !options.quiet401 && !WRONG_SECRET_CODES.has(error.code)) onUnauthenticated?.();
+    throw error;
   }
   return body as T;
 }

@@ -11,6 +11,8 @@ export interface SessionUser {
   /** `admin` when the user manages the active organization (or is the platform administrator). */
   role?: string;
   isPlatformAdmin?: boolean;
+  /** Whether two-factor authentication is on for the account. */
+  twoFactorEnabled?: boolean;
 }
 
 export interface Session {

@@ -1,6 +1,6 @@
 // One object's records: columns from the server's list view (/ui/view) or else its fields (those
-// the user may read), server-side sort,
-// paging and search, lookups shown by name.
+// the user may read), server-side sort, paging (25, 50 or 100 rows, `?top=` in the address) and
+// search, lookups shown by name.
 import { useState } from "react";
 import { Link, useParams, useSearchParams } from "react-router";
 import { expandFor, fieldLabel, formatValue, nextSort, objectLabel, objectPlural, viewColumns } from "../lib/fields";
@@ -9,9 +9,16 @@ import { useListView, useObjectAccess, useObjectMeta, useObjects } from "../lib/
 import { useRecords } from "../lib/records";
 import { ErrorNotice, Loading } from "../components/ErrorNotice";
 import { Button } from "../components/ui/button";
-import { Input } from "../components/ui/input";
+import { Input, Select } from "../components/ui/input";
 
-const PAGE = 25;
+/** The page sizes offered; the first is the default. */
+export const PAGE_SIZES = [25, 50, 100] as const;
+
+/** The page size of the address's `top`, when it is one of those offered. */
+export function pageSize(top: string | null): number {
+  const n = Number(top);
+  return (PAGE_SIZES as readonly number[]).includes(n) ? n : PAGE_SIZES[0];
+}
 
 export default function ObjectList() {
   const { object = "" } = useParams();
@@ -22,6 +29,7 @@ export default function ObjectList() {
   const [search, setSearch] = useState(params.get("q") ?? "");
 
   const skip = Number(params.get("skip") ?? 0) || 0;
+  const size = pageSize(params.get("top"));
   const sort = params.get("sort") ?? undefined;
   const q = params.get("q") ?? "";
   const view = useListView(object);
@@ -32,7 +40,7 @@ export default function ObjectList() {
   const records = useRecords(
     object,
     {
-      top: PAGE,
+      top: size,
       skip,
       sort,
       search: q || undefined,
@@ -130,14 +138,26 @@ export default function ObjectList() {
         <span aria-live="polite">
           {total !== undefined && rows.length > 0 ? t("list.page", { from: skip + 1, to: skip + rows.length, total }) : ""}
         </span>
-        <div className="flex gap-2">
-          <Button variant="outline" disabled={skip === 0} onClick={() => update({ skip: String(Math.max(0, skip - PAGE)) })}>
+        <div className="flex flex-wrap items-center gap-2">
+          <label className="flex items-center gap-2">
+            {t("list.pageSize")}
+            <Select
+              className="w-20"
+              value={String(size)}
+              onChange={(e) => update({ top: e.target.value === String(PAGE_SIZES[0]) ? undefined : e.target.value, skip: undefined })}
+            >
+              {PAGE_SIZES.map((n) => (
+                <option key={n} value={n}>{n}</option>
+              ))}
+            </Select>
+          </label>
+          <Button variant="outline" disabled={skip === 0} onClick={() => update({ skip: String(Math.max(0, skip - size)) })}>
             {t("list.previous")}
           </Button>
           <Button
             variant="outline"
             disabled={!(records.data?.hasMore ?? (total !== undefined && skip + rows.length < total))}
-            onClick={() => update({ skip: String(skip + PAGE) })}
+            onClick={() => update({ skip: String(skip + size) })}
           >
             {t("list.next")}
           </Button>

@@ -388,3 +388,107 @@ async fn a_plugin_metadata_kind_loads_validates_and_reloads_with_the_objects() {
     let err = engine.reload().await.unwrap_err().to_string();
     assert!(err.contains("already defined"), "{err}");
 }
+
+/// The `fillfactor` of a table as PostgreSQL records it (`None`: unset).
+async fn fillfactor(engine: &DataEngine, table: &str) -> Option<String> {
+    let sql = Sql::with(
+        engine.dialect(),
+        "SELECT array_to_string(reloptions, ',') FROM pg_class WHERE oid = to_regclass(?)",
+        vec![format!("\"{table}\"").into()],
+    )
+    .unwrap();
+    let row = engine.pool().fetch_optional(sql).await.unwrap()?;
+    row.get::<Option<String>>(0)
+        .unwrap()?
+        .split(',')
+        .find_map(|o| o.strip_prefix("fillfactor=").map(str::to_owned))
+}
+
+fn with_storage() -> PluginSchema {
+    PluginSchema::new()
+        .table(session_table())
+        .object("objects/demo_run.object.yml", JOB_RUN)
+        .storage(objectos_data::TableStorage::new("demo_run").fillfactor(70))
+        .storage(objectos_data::TableStorage::new("_objectos_demo_session").fillfactor(90))
+        .owned_by("com.example.demo")
+}
+
+/// Storage settings are the schema sync's: set on PostgreSQL with the tables (an object's
+/// table and a private one), planned only while the catalog lacks them, set again by a start
+/// that finds them reset; planned nowhere on SQLite.
+#[tokio::test]
+async fn storage_settings_are_applied_on_postgres_and_ignored_on_sqlite() {
+    on_each_backend(|url| async move {
+        let engine = DataEngine::open(config(&url, vec![with_storage()], true))
+            .await
+            .unwrap();
+        let plan = engine.plan_migration().await.unwrap();
+        assert!(
+            !plan
+                .all_steps()
+                .any(|s| matches!(s, MigrationStep::SetStorage { .. })),
+            "{plan}"
+        );
+        if engine.dialect() != objectos_data::Dialect::Postgres {
+            drop(engine);
+            return;
+        }
+        assert_eq!(fillfactor(&engine, "demo_run").await.as_deref(), Some("70"));
+        assert_eq!(
+            fillfactor(&engine, "_objectos_demo_session")
+                .await
+                .as_deref(),
+            Some("90")
+        );
+        // Reset behind the engine's back: the plan lists the step, the next start applies it.
+        engine
+            .writer()
+            .execute(
+                Sql::with(
+                    engine.dialect(),
+                    "ALTER TABLE \"demo_run\" RESET (fillfactor)",
+                    vec![],
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(fillfactor(&engine, "demo_run").await, None);
+        let plan = engine.plan_migration().await.unwrap();
+        let steps: Vec<&MigrationStep> = plan
+            .all_steps()
+            .filter(|s| matches!(s, MigrationStep::SetStorage { .. }))
+            .collect();
+        assert_eq!(steps.len(), 1, "{plan}");
+        assert_eq!(
+            steps[0].sql(),
+            Some("ALTER TABLE \"demo_run\" SET (fillfactor = 70)")
+        );
+        drop(engine);
+        let engine = DataEngine::open(config(&url, vec![with_storage()], true))
+            .await
+            .unwrap();
+        assert_eq!(fillfactor(&engine, "demo_run").await.as_deref(), Some("70"));
+        drop(engine);
+    })
+    .await;
+}
+
+/// Storage settings of a table the plugin neither declares nor ships an object for, or out of
+/// range, refuse the start with every problem named.
+#[tokio::test]
+async fn storage_settings_of_unknown_tables_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
+    let schema = PluginSchema::new()
+        .object("objects/demo_run.object.yml", JOB_RUN)
+        .storage(objectos_data::TableStorage::new("nowhere").fillfactor(70))
+        .storage(objectos_data::TableStorage::new("demo_run").fillfactor(5))
+        .owned_by("com.example.demo");
+    let err = DataEngine::open(config(&url, vec![schema], true))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("table `nowhere`"), "{err}");
+    assert!(err.contains("fillfactor 5"), "{err}");
+}

@@ -20,7 +20,10 @@ pub struct DirectoryUser {
     pub name: Option<String>,
     /// False once an administrator locked or deactivated the account.
     pub active: bool,
-    /// Created as a platform administrator (the first account, `--admin`).
+    /// A platform administrator: created as one (the first account, `--admin`) and an owner
+    /// or admin of the deployment's own organization (the first one). Whether a request acts
+    /// as one also needs an administrator's credential (a session, an API key with the
+    /// `admin` scope): `Principal::User { is_admin: true, .. }`.
     pub platform_admin: bool,
 }
 

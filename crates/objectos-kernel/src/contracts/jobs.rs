@@ -105,6 +105,11 @@ pub struct EnqueueRequest {
     pub retry: Option<RetryPolicy>,
     /// One attempt's time limit (`None`: the backend's default).
     pub timeout: Option<Duration>,
+    /// The organization (tenant) the job works for, stored on its row: that organization's
+    /// administrators see and manage it over `/api/v1/jobs` and `/api/v1/data/sys_job_run`.
+    /// `None`: a system job (housekeeping, schedules), for platform administrators only. A
+    /// plugin enqueuing for a tenant's record or request passes the tenant.
+    pub organization_id: Option<String>,
 }
 
 impl EnqueueRequest {
@@ -212,6 +217,8 @@ pub struct JobInfo {
     pub finished_at: Option<DateTime<Utc>>,
     /// The node running it, while it runs.
     pub worker: Option<String>,
+    /// The organization it works for (`None`: a system job).
+    pub organization_id: Option<String>,
 }
 
 /// Which jobs [`JobQueue::list`] returns, newest first.
@@ -220,6 +227,8 @@ pub struct JobFilter {
     pub status: Option<JobStatus>,
     pub queue: Option<String>,
     pub handler: Option<String>,
+    /// Only the jobs of this organization (`None`: every job, with or without one).
+    pub organization_id: Option<String>,
     /// At most this many (`0`: the backend's default page size).
     pub limit: u32,
     pub offset: u32,

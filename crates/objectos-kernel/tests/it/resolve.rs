@@ -211,6 +211,100 @@ async fn a_failed_optional_provider_skips_nobody_and_lookups_are_allowed() {
     kernel.shutdown().await;
 }
 
+/// jobs -> (looks up `auth` at request time) and auth -> notification -> jobs: as a `requires`
+/// (or `optional_requires`) entry the lookup closes a cycle; as `lazy_requires` it orders
+/// nothing, boots, and the lookup made after start finds the service.
+#[tokio::test]
+async fn lazy_services_order_nothing_and_resolve_after_start() {
+    let jobs = || Man::new("jobs", "1.0.0").provides(&["job"]);
+    let notification = || {
+        Man::new("notification", "1.0.0")
+            .provides(&["notification"])
+            .requires(&["job"])
+    };
+    let auth = || {
+        Man::new("auth", "1.0.0")
+            .provides(&["auth"])
+            .requires(&["notification"])
+    };
+    let as_optional = [
+        jobs().optional_requires(&["auth"]).build(),
+        notification().build(),
+        auth().build(),
+    ];
+    assert!(
+        problems(&as_optional)
+            .iter()
+            .any(|p| p.starts_with("dependency cycle")),
+        "{:?}",
+        problems(&as_optional)
+    );
+    let lazy = [
+        jobs().lazy_requires(&["auth"]).build(),
+        notification().build(),
+        auth().build(),
+    ];
+    assert_eq!(
+        resolve_all(&lazy).unwrap(),
+        ["jobs", "notification", "auth"]
+    );
+    let refs: Vec<&PluginManifest> = lazy.iter().collect();
+    assert!(resolve(&refs).unwrap().edges[0].is_empty());
+
+    let log = Log::default();
+    let jobs = TestPlugin::new(lazy[0], &log)
+        .on_init(|cx| cx.register::<String>("job", std::sync::Arc::new("queue".to_owned())));
+    let slot = jobs.handle_slot();
+    let kernel = Kernel::builder()
+        .plugin(jobs)
+        .plugin(TestPlugin::new(lazy[1], &log).on_init(|cx| {
+            cx.register::<String>("notification", std::sync::Arc::new("mail".to_owned()))
+        }))
+        .plugin(TestPlugin::new(lazy[2], &log).on_init(|cx| {
+            cx.register::<String>("auth", std::sync::Arc::new("directory".to_owned()))
+        }))
+        .build()
+        .unwrap();
+    let report = kernel.boot().await.unwrap();
+    assert!(report.all_started(), "{report:?}");
+    assert_eq!(
+        log.entries()
+            .iter()
+            .filter(|e| e.starts_with("start:"))
+            .collect::<Vec<_>>(),
+        ["start:jobs", "start:notification", "start:auth"]
+    );
+    let handle = slot.lock().clone().unwrap();
+    // What a request handler of `jobs` does once everything runs.
+    assert_eq!(*handle.get_named::<String>("auth").unwrap(), "directory");
+    // Still only declared names: an undeclared lookup is refused.
+    assert!(matches!(
+        handle.get_named::<String>("notification").unwrap_err(),
+        objectos_kernel::PluginError::Capability { .. }
+    ));
+    kernel.shutdown().await;
+}
+
+/// A lazily looked-up service nobody provides is no resolution problem, and the lookup is a
+/// clean error (allowed, not found), not a panic.
+#[tokio::test]
+async fn a_missing_lazy_service_is_a_clean_lookup_error() {
+    let m = Man::new("jobs", "1.0.0").lazy_requires(&["auth"]).build();
+    assert_eq!(resolve_all(&[m]).unwrap(), ["jobs"]);
+    let log = Log::default();
+    let jobs = TestPlugin::new(m, &log);
+    let slot = jobs.handle_slot();
+    let kernel = Kernel::builder().plugin(jobs).build().unwrap();
+    assert!(kernel.boot().await.unwrap().all_started());
+    let handle = slot.lock().clone().unwrap();
+    let err = handle.get_named::<String>("auth").unwrap_err();
+    assert!(
+        matches!(err, objectos_kernel::PluginError::Service { .. }),
+        "{err}"
+    );
+    kernel.shutdown().await;
+}
+
 #[test]
 fn version_mismatch() {
     let ms = [

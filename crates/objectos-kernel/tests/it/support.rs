@@ -66,6 +66,10 @@ impl Man {
         self.m.optional_requires = leak_list(names);
         self
     }
+    pub(crate) fn lazy_requires(mut self, names: &[&str]) -> Self {
+        self.m.lazy_requires = leak_list(names);
+        self
+    }
     pub(crate) fn permissions(mut self, names: &[&str]) -> Self {
         self.m.permissions = leak_list(names);
         self

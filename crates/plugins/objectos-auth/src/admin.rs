@@ -64,14 +64,18 @@ impl AuthService {
             .credential_by("user_id", &who.user_id)
             .await?
             .is_some_and(|c| c.is_admin);
-        if !flagged {
-            return Ok(false);
-        }
+        Ok(flagged && self.manages_home_org(&who.user_id).await?)
+    }
+
+    /// Whether `user_id` is an owner or admin of the deployment's own organization: the half
+    /// of [`AuthService::is_platform_admin`] that does not depend on the credential (the
+    /// directory's `platform_admin` joins it with the account's flag).
+    pub(crate) async fn manages_home_org(&self, user_id: &str) -> Result<bool> {
         let Some(home) = self.default_org().await? else {
             return Ok(false);
         };
         Ok(self
-            .member_role(&home, &who.user_id)
+            .member_role(&home, user_id)
             .await?
             .is_some_and(|r| crate::service::manages(&r)))
     }

@@ -68,10 +68,15 @@ impl Directory for AuthDirectory {
             .and_then(|r| r.get("status"))
             .and_then(Json::as_str)
             .unwrap_or("active");
+        // Both halves of a platform administrator (see `is_platform_admin`): the account's
+        // flag alone may have been handed out by an organization's admin under an earlier
+        // version, and reaches no further than that organization.
+        let platform_admin =
+            cred.is_admin && svc.manages_home_org(&cred.user_id).await.map_err(failed)?;
         Ok(Some(DirectoryUser {
             name: record.and_then(|r| text(r, "name")),
             active: !matches!(status, "locked" | "deactivated"),
-            platform_admin: cred.is_admin,
+            platform_admin,
             email: cred.email,
             id: cred.user_id,
         }))

@@ -13,7 +13,7 @@ use objectos_kernel::{Directory, InitContext, Plugin, PluginError, StartContext}
 use objectos_spec::manifest::{capabilities, services};
 use objectos_spec::{HealthReport, HealthStatus, PluginManifest, RuntimeMode};
 
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, CONFIG_SECTION};
 use crate::directory::AuthDirectory;
 use crate::hook::{UserIdentityHook, UserStatusHook};
 use crate::http::{self, ServiceCell, SessionHoop};
@@ -58,8 +58,9 @@ impl AuthHandle {
     }
 }
 
-/// The auth plugin; its public fields are its settings. A non-null kernel configuration under
-/// `com.objectos.auth` replaces `config`.
+/// The auth plugin; its public fields are its settings. A kernel configuration under
+/// `com.objectos.auth` (the `auth:` section of `objectos.yml`, even an empty one) replaces
+/// `config`; no configuration keeps it.
 pub struct AuthPlugin {
     pub config: AuthConfig,
     /// The mailer used when no plugin registers one under `notification` (default: the
@@ -126,14 +127,10 @@ impl Plugin for AuthPlugin {
     }
 
     fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
-        let config = match cx.config() {
-            serde_json::Value::Null => self.config.clone(),
-            serde_json::Value::Object(m) if m.is_empty() => self.config.clone(),
-            _ => cx.config_as::<AuthConfig>()?,
-        };
-        config
-            .validate()
-            .map_err(|e| PluginError::config(PLUGIN_ID, e))?;
+        // No section (`null`): the settings the host built the plugin with. A section, even
+        // `{}`, is read as written (missing keys take their defaults), and every unknown key,
+        // bad value and failed check comes back at once, each with its path under `auth`.
+        let config = cx.settings_or(&CONFIG_SECTION, self.config.clone())?;
         let _ = self.effective.set(config);
         cx.register::<dyn Directory>(
             services::AUTH,

@@ -10,7 +10,6 @@
 
 use objectos_data::{OpContext, Record};
 use objectos_spec::event::auth::AuthDetails;
-use objectos_spec::query::QueryAst;
 use serde_json::{Value as Json, json};
 
 use crate::crypto;
@@ -33,16 +32,7 @@ impl AuthService {
     /// Whether the user record's email is verified (`false` for an unknown id, after the same
     /// read, so callers can use it on a made-up id to keep timings alike).
     pub(crate) async fn email_verified(&self, user_id: &str) -> Result<bool> {
-        match self
-            .engine()
-            .get(
-                &OpContext::system("auth: read user"),
-                "user",
-                user_id,
-                QueryAst::default(),
-            )
-            .await
-        {
+        match self.user_record(user_id).await {
             Ok(user) => Ok(user
                 .get("email_verified")
                 .and_then(Json::as_bool)

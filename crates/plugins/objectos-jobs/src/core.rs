@@ -126,7 +126,17 @@ impl Core {
     /// writer (the row stays `running`, under its lease, until that write), a failure is
     /// written at once.
     pub async fn run_claimed(&self, job: Claimed) -> Outcome {
-        self.run_claimed_with(job, false, None).await
+        let cancel = self.track(&job.id);
+        self.run_claimed_with(job, cancel, false, None).await
+    }
+
+    /// Puts `id` in the running map with a fresh cancel flag, from the moment it is claimed:
+    /// a cancel (local, or forwarded by the heartbeat) reaches it from then on, also while it
+    /// waits for a handler slot.
+    fn track(&self, id: &str) -> CancelFlag {
+        let cancel = CancelFlag::new();
+        self.running.lock().insert(id.to_owned(), cancel.clone());
+        cancel
     }
 
     /// [`Core::run_claimed`], returning only once the outcome is in the table: what a
@@ -134,10 +144,17 @@ impl Core {
     /// not record is [`Outcome::Lost`], so the message is not acknowledged as done). The
     /// handler waits for one of the queue's `workers` slots, held until it returns.
     pub async fn run_claimed_recorded(&self, job: Claimed) -> Outcome {
+        let cancel = self.track(&job.id);
         let slots = self.queue_slots(&job.queue);
-        // The semaphore is never closed; without a permit the job still runs (unbounded).
-        let permit = slots.acquire_owned().await.ok();
-        self.run_claimed_with(job, true, permit).await
+        // A cancel while it waits for a slot ends the wait: the job is recorded as cancelled
+        // without running, instead of holding its claim until a slot frees up. The semaphore
+        // is never closed; without a permit the job still runs (unbounded).
+        let permit = tokio::select! {
+            biased;
+            () = cancel.cancelled() => None,
+            p = slots.acquire_owned() => p.ok(),
+        };
+        self.run_claimed_with(job, cancel, true, permit).await
     }
 
     /// The handler slots of `queue` (its `workers`), created on first use.
@@ -154,9 +171,12 @@ impl Core {
         s
     }
 
+    /// Runs `job`, already in the running map under `cancel` ([`Core::track`]); a job
+    /// cancelled before this point is recorded as cancelled without running its handler.
     async fn run_claimed_with(
         &self,
         job: Claimed,
+        cancel: CancelFlag,
         wait_for_write: bool,
         slot: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Outcome {
@@ -167,15 +187,16 @@ impl Core {
             self.settings.default_timeout_ms
         };
         let timeout = Duration::from_millis(timeout_ms.max(1));
-        let cancel = CancelFlag::new();
-        self.running.lock().insert(job.id.clone(), cancel.clone());
         let mut timed_out = false;
+        let began = Instant::now();
         let result = match handler {
+            _ if cancel.is_cancelled() => Err(JobFailure::fatal("cancelled")),
             None => Err(JobFailure::retry(format!(
                 "no handler `{}` is registered on node {}",
                 job.handler, self.worker
             ))),
             Some(handler) => {
+                crate::metrics::started(&job.handler);
                 let payload = serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::Null);
                 let cx = JobContext {
                     id: job.id.clone(),
@@ -226,6 +247,7 @@ impl Core {
         self.running.lock().remove(&job.id);
         // The handler is done: the next job may start while this one's outcome is written.
         drop(slot);
+        let elapsed = began.elapsed();
         match result {
             Ok(()) => {
                 let keyed = job.idempotency_key.is_some();
@@ -257,12 +279,24 @@ impl Core {
                     },
                 };
                 if recorded {
+                    crate::metrics::finished(&job.handler, elapsed, true, false);
                     Outcome::Completed
                 } else {
                     Outcome::Lost
                 }
             }
-            Err(failure) => self.record_failure(&job, &failure, cancelled).await,
+            Err(failure) => {
+                let outcome = self.record_failure(&job, &failure, cancelled).await;
+                if let Outcome::Failed(status) = &outcome {
+                    crate::metrics::finished(
+                        &job.handler,
+                        elapsed,
+                        false,
+                        *status == JobStatus::Dead,
+                    );
+                }
+                outcome
+            }
         }
     }
 

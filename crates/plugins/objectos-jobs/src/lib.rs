@@ -11,6 +11,7 @@ pub mod core;
 pub mod delivery;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod plugin;
 pub mod routes;
 pub mod schedule;

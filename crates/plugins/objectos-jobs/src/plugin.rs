@@ -38,6 +38,10 @@ pub const MANIFEST: PluginManifest = PluginManifest {
     }],
     provides: &[services::JOB, services::QUEUE],
     requires: &[services::DATA],
+    // The directory tells platform administrators apart in `/api/v1/jobs`, looked up per
+    // request: auth starts after notification, which starts after jobs, so a `requires` or
+    // `optional_requires` entry would be a cycle.
+    lazy_requires: &[services::AUTH],
     permissions: &[
         "data.read",
         "data.write",
@@ -141,6 +145,7 @@ async fn maintain(service: Arc<JobsService>, core: Arc<Core>, mut stop: watch::R
     let heartbeat_every = Duration::from_millis((core.settings.lease_ms / 3).max(100));
     let mut last_heartbeat = tokio::time::Instant::now();
     let mut last_prune = tokio::time::Instant::now();
+    let depth = crate::metrics::Depth::default();
     loop {
         tokio::select! {
             () = tokio::time::sleep(poll) => {},
@@ -169,6 +174,10 @@ async fn maintain(service: Arc<JobsService>, core: Arc<Core>, mut stop: watch::R
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "Reclaiming expired job leases failed."),
+            }
+            match core.table.pending_by_queue().await {
+                Ok(pending) => depth.set(&pending),
+                Err(e) => tracing::debug!(error = %e, "Counting pending jobs failed."),
             }
         }
         match core.table.promote_due().await {
@@ -214,10 +223,13 @@ impl Plugin for JobsPlugin {
         cx.register::<dyn TransactionalJobQueue>(services::QUEUE, service.clone())?;
         cx.contribute(crate::schema::schema())?;
         let routes = service.clone();
+        let access = crate::routes::JobsAccess::new(cx.handle());
         cx.contribute(
-            RouteContribution::new("jobs", move || crate::routes::router(routes.clone()))
-                .service(services::JOB)
-                .operations(crate::routes::operations()),
+            RouteContribution::new("jobs", move || {
+                crate::routes::router(routes.clone(), access.clone())
+            })
+            .service(services::JOB)
+            .operations(crate::routes::operations()),
         )?;
         // Every plugin has started (and registered its handlers) when kernel.ready arrives:
         // the first moment a schedule's unknown handler can be told from a late registration.
@@ -246,7 +258,6 @@ impl Plugin for JobsPlugin {
         let settings = service.settings().clone();
         let delivery = delivery_for(&settings, cx.cluster())?;
         let table = JobTable::new(engine);
-        table.tune_storage().await;
         let (core, completions) = Core::new(
             settings.clone(),
             table,

@@ -1,17 +1,27 @@
 //! HTTP routes under `/api/v1/jobs`: enqueue, list and get jobs, retry, cancel, the dead-letter
-//! store and replay. Administrators only (anonymous: 401, other users: 403), errors as
-//! `{error, code, message}` like the other plugins' routes; a retry or cancel the job's state
-//! does not allow is 409 `INVALID_STATE`; an enqueue the queue refuses is 400 with
-//! `UNKNOWN_HANDLER`, `UNKNOWN_QUEUE`, `INVALID_PAYLOAD` or `INVALID_BODY`.
+//! store and replay. Errors as `{error, code, message}` like the other plugins' routes.
+//!
+//! Who sees what: anonymous callers get 401, users who are not administrators 403. An
+//! organization's administrator (`is_admin` of the organization the request acts in) sees and
+//! manages only that organization's jobs (rows whose `organization_id` is the request's
+//! tenant): another organization's job, or a system job without an organization, is 404
+//! `NOT_FOUND` exactly like a missing one, so ids leak nothing. Platform administrators (the
+//! auth plugin's directory, looked up at request time through `lazy_requires`) see every job
+//! and alone may enqueue over HTTP (anyone else: 403 `PLATFORM_ADMIN_REQUIRED`). A retry or
+//! cancel the job's state does not allow is 409 `INVALID_STATE`; an enqueue the queue refuses
+//! is 400 with `UNKNOWN_HANDLER`, `UNKNOWN_QUEUE`, `INVALID_PAYLOAD` or `INVALID_BODY`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use objectos_data::Principal;
 use objectos_http::{RequestContext, RouteOperation};
+use objectos_kernel::PluginHandle;
 use objectos_kernel::contracts::{
-    DEFAULT_QUEUE, EnqueueRequest, JobError, JobFilter, JobQueue, JobStatus, RetryPolicy,
+    DEFAULT_QUEUE, Directory, EnqueueRequest, JobError, JobFilter, JobInfo, JobQueue, JobStatus,
+    RetryPolicy,
 };
+use objectos_spec::manifest::services;
 use salvo::http::StatusCode;
 use salvo::prelude::*;
 use serde::Deserialize;
@@ -172,6 +182,8 @@ fn enqueue_request(service: &JobsService, body: EnqueueBody) -> Result<EnqueueRe
         idempotency_key: body.idempotency_key,
         retry,
         timeout: body.timeout_ms.map(Duration::from_millis),
+        // Over HTTP only platform administrators enqueue, and what they enqueue is a system job.
+        organization_id: None,
     })
 }
 
@@ -182,33 +194,117 @@ fn error(res: &mut Response, status: StatusCode, code: &str, message: &str) {
     ));
 }
 
-fn authorize(depot: &Depot, res: &mut Response) -> bool {
-    let principal = depot
-        .get_typed::<RequestContext>()
-        .map(|cx| cx.principal.clone())
-        .unwrap_or(Principal::Anonymous);
-    match principal {
-        Principal::Anonymous => {
-            error(
-                res,
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHENTICATED",
-                "Authentication required to manage jobs",
-            );
-            false
+/// What a caller may reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Scope {
+    /// A platform administrator (or internal work): every job, and enqueue.
+    Platform,
+    /// An organization's administrator: that organization's jobs only.
+    Organization(String),
+}
+
+impl Scope {
+    /// Whether `job` is visible in this scope.
+    fn sees(&self, job: &JobInfo) -> bool {
+        match self {
+            Self::Platform => true,
+            Self::Organization(org) => job.organization_id.as_deref() == Some(org.as_str()),
         }
-        Principal::User {
-            is_admin: false, ..
-        } => {
-            error(
-                res,
-                StatusCode::FORBIDDEN,
-                "PERMISSION_DENIED",
-                "Only administrators may manage jobs",
-            );
-            false
+    }
+}
+
+/// Tells platform administrators apart through the auth plugin's directory, looked up when a
+/// request needs it: the jobs plugin starts before auth (auth -> notification -> jobs), so the
+/// manifest lists `auth` in `lazy_requires`, which allows the lookup without ordering the
+/// start. Without a directory (no auth plugin, or it failed) nobody is a platform
+/// administrator.
+#[derive(Clone, Default)]
+pub struct JobsAccess {
+    handle: Option<PluginHandle>,
+}
+
+impl std::fmt::Debug for JobsAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobsAccess")
+            .field("directory", &self.handle.is_some())
+            .finish()
+    }
+}
+
+impl JobsAccess {
+    /// Looks the directory up through `handle` at each request.
+    pub fn new(handle: PluginHandle) -> Self {
+        Self {
+            handle: Some(handle),
         }
-        _ => true,
+    }
+
+    /// Whether user `id` is a platform administrator; a directory that fails to answer is
+    /// [`JobError::Unavailable`] (a 503), never a guess.
+    async fn platform_admin(&self, id: &str) -> Result<bool, JobError> {
+        let Some(handle) = &self.handle else {
+            return Ok(false);
+        };
+        let directory = match handle.get_named::<dyn Directory>(services::AUTH) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::debug!(error = %e, "jobs: no directory; nobody is a platform administrator");
+                return Ok(false);
+            }
+        };
+        match directory.user(id).await {
+            Ok(user) => Ok(user.is_some_and(|u| u.platform_admin && u.active)),
+            Err(e) => Err(JobError::Unavailable(format!("the directory: {e}"))),
+        }
+    }
+
+    /// The caller's scope, or the refusal already rendered.
+    async fn scope(&self, depot: &Depot, res: &mut Response) -> Option<Scope> {
+        let cx = depot.get_typed::<RequestContext>().ok();
+        let principal = cx.map_or(Principal::Anonymous, |cx| cx.principal.clone());
+        let tenant = cx.and_then(|cx| cx.tenant.clone());
+        match principal {
+            Principal::Anonymous => {
+                error(
+                    res,
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHENTICATED",
+                    "Authentication required to manage jobs",
+                );
+                None
+            }
+            Principal::User {
+                is_admin: false, ..
+            } => {
+                error(
+                    res,
+                    StatusCode::FORBIDDEN,
+                    "PERMISSION_DENIED",
+                    "Only administrators may manage jobs",
+                );
+                None
+            }
+            Principal::User { id, .. } => match self.platform_admin(&id).await {
+                Ok(true) => Some(Scope::Platform),
+                Ok(false) => match tenant {
+                    Some(org) => Some(Scope::Organization(org)),
+                    None => {
+                        error(
+                            res,
+                            StatusCode::FORBIDDEN,
+                            "PERMISSION_DENIED",
+                            "An organization's administrators manage its jobs; this request acts in no organization",
+                        );
+                        None
+                    }
+                },
+                Err(e) => {
+                    answer_error(res, e);
+                    None
+                }
+            },
+            Principal::System { .. } => Some(Scope::Platform),
+        }
     }
 }
 
@@ -275,6 +371,8 @@ fn filter_from(req: &Request) -> Result<JobFilter, JobError> {
         status,
         queue: q("queue"),
         handler: q("handler"),
+        // Set by the route from the caller's scope, never from the query.
+        organization_id: None,
         limit: page_param(req, "limit", 50, MAX_PAGE)?,
         offset: page_param(req, "offset", 0, u32::MAX)?,
     })
@@ -293,6 +391,7 @@ enum Kind {
 
 struct JobsRoute {
     service: Arc<JobsService>,
+    access: JobsAccess,
     kind: Kind,
 }
 
@@ -352,24 +451,65 @@ impl JobsRoute {
         }
     }
 
-    async fn run(&self, req: &mut Request, res: &mut Response) -> Result<(), JobError> {
+    /// Job `id` when `scope` sees it; a job outside the scope is [`JobError::NotFound`] like
+    /// a missing one. A job's organization never changes, so the check holds for the
+    /// operation that follows it.
+    async fn visible(&self, scope: &Scope, id: &str) -> Result<JobInfo, JobError> {
+        match self.service.get(id).await? {
+            Some(info) if scope.sees(&info) => Ok(info),
+            _ => Err(JobError::NotFound(id.to_owned())),
+        }
+    }
+
+    async fn run(
+        &self,
+        scope: &Scope,
+        req: &mut Request,
+        res: &mut Response,
+    ) -> Result<(), JobError> {
         let id = req.param::<String>("id").unwrap_or_default();
         let s = &self.service;
+        let org = match scope {
+            Scope::Platform => None,
+            Scope::Organization(org) => Some(org.clone()),
+        };
         match self.kind {
-            Kind::Enqueue => self.enqueue(req, res).await?,
-            Kind::List => res.render(Json(s.list(filter_from(req)?).await?)),
+            Kind::Enqueue => {
+                if *scope != Scope::Platform {
+                    error(
+                        res,
+                        StatusCode::FORBIDDEN,
+                        "PLATFORM_ADMIN_REQUIRED",
+                        "Only platform administrators may enqueue jobs over HTTP; an organization's jobs are enqueued by the plugins that work for it",
+                    );
+                    return Ok(());
+                }
+                self.enqueue(req, res).await?;
+            }
+            Kind::List => {
+                let mut f = filter_from(req)?;
+                f.organization_id = org;
+                res.render(Json(s.list(f).await?));
+            }
             Kind::DeadLetters => {
                 let mut f = filter_from(req)?;
                 f.status = Some(JobStatus::Dead);
+                f.organization_id = org;
                 res.render(Json(s.list(f).await?));
             }
-            Kind::Get => match s.get(&id).await? {
-                Some(info) => res.render(Json(info)),
-                None => return Err(JobError::NotFound(id)),
-            },
-            Kind::Retry => res.render(Json(s.retry(&id).await?)),
-            Kind::Cancel => res.render(Json(s.cancel(&id).await?)),
-            Kind::Replay => res.render(Json(s.replay(&id).await?)),
+            Kind::Get => res.render(Json(self.visible(scope, &id).await?)),
+            Kind::Retry => {
+                self.visible(scope, &id).await?;
+                res.render(Json(s.retry(&id).await?));
+            }
+            Kind::Cancel => {
+                self.visible(scope, &id).await?;
+                res.render(Json(s.cancel(&id).await?));
+            }
+            Kind::Replay => {
+                self.visible(scope, &id).await?;
+                res.render(Json(s.replay(&id).await?));
+            }
         }
         Ok(())
     }
@@ -384,19 +524,20 @@ impl Handler for JobsRoute {
         res: &mut Response,
         _ctrl: &mut FlowCtrl,
     ) {
-        if !authorize(depot, res) {
+        let Some(scope) = self.access.scope(depot, res).await else {
             return;
-        }
-        if let Err(e) = self.run(req, res).await {
+        };
+        if let Err(e) = self.run(&scope, req, res).await {
             answer_error(res, e);
         }
     }
 }
 
 /// The router mounted at `/api/v1/jobs`.
-pub(crate) fn router(service: Arc<JobsService>) -> Router {
+pub(crate) fn router(service: Arc<JobsService>, access: JobsAccess) -> Router {
     let r = |kind| JobsRoute {
         service: service.clone(),
+        access: access.clone(),
         kind,
     };
     Router::new()
@@ -411,11 +552,11 @@ pub(crate) fn router(service: Arc<JobsService>) -> Router {
 
 /// [`router`], for tests that compare it with [`operations`].
 pub fn router_for_tests(service: Arc<JobsService>) -> Router {
-    router(service)
+    router(service, JobsAccess::default())
 }
 
 /// The operations of [`router`], for the OpenAPI document. Every route needs an
-/// administrator.
+/// administrator (see the module docs for who sees which jobs).
 pub fn operations() -> Vec<RouteOperation> {
     let job = json!({ "type": "object", "properties": {
         "id": { "type": "string" }, "handler": { "type": "string" }, "queue": { "type": "string" },
@@ -427,7 +568,9 @@ pub fn operations() -> Vec<RouteOperation> {
         "runAt": { "type": "string", "format": "date-time" },
         "startedAt": { "type": ["string", "null"], "format": "date-time" },
         "finishedAt": { "type": ["string", "null"], "format": "date-time" },
-        "worker": { "type": ["string", "null"] } } });
+        "worker": { "type": ["string", "null"] },
+        "organizationId": { "type": ["string", "null"],
+            "description": "The organization the job works for; null for a system job" } } });
     let page = json!({ "type": "object", "properties": {
         "items": { "type": "array", "items": job.clone() }, "total": { "type": "integer" } } });
     let enqueue = json!({
@@ -452,13 +595,13 @@ pub fn operations() -> Vec<RouteOperation> {
     vec![
         RouteOperation::post(
             "",
-            "Enqueues a job for a registered handler (400 UNKNOWN_HANDLER, UNKNOWN_QUEUE, INVALID_PAYLOAD or INVALID_BODY); a repeated idempotencyKey of a waiting or running job answers that job with created: false",
+            "Enqueues a system job for a registered handler; platform administrators only (403 PLATFORM_ADMIN_REQUIRED) (400 UNKNOWN_HANDLER, UNKNOWN_QUEUE, INVALID_PAYLOAD or INVALID_BODY); a repeated idempotencyKey of a waiting or running job answers that job with created: false",
         )
         .body(enqueue)
         .returns(enqueued),
         RouteOperation::get(
             "",
-            "Jobs, newest first (query: status, queue, handler, limit, offset)",
+            "Jobs, newest first (query: status, queue, handler, limit, offset); an organization's administrator sees that organization's jobs only",
         )
         .returns(page.clone()),
         RouteOperation::get("dead-letters", "Dead jobs (attempts used up or failed fatally)")
@@ -468,7 +611,11 @@ pub fn operations() -> Vec<RouteOperation> {
             "Runs a dead job again with fresh attempts (409 INVALID_STATE unless dead)",
         )
         .returns(job.clone()),
-        RouteOperation::get("{id}", "One job").returns(job.clone()),
+        RouteOperation::get(
+            "{id}",
+            "One job (404 NOT_FOUND for a job outside the caller's organization, as for a missing one)",
+        )
+        .returns(job.clone()),
         RouteOperation::post(
             "{id}/retry",
             "Runs a failed, dead or cancelled job again (409 INVALID_STATE for a waiting, running or completed job)",

@@ -364,6 +364,8 @@ fn new_job(core: &Core, p: &Planned, tick: i64) -> NewJob {
         run_at_ms: tick,
         // A tick belongs to no request: each run starts a trace of its own.
         traceparent: None,
+        // Schedules are the operator's (or a plugin's housekeeping): system jobs.
+        organization_id: None,
     }
 }
 

@@ -153,6 +153,13 @@ impl JobsService {
                 "`idempotency_key` must be 1-255 characters".into(),
             ));
         }
+        if let Some(o) = &request.organization_id
+            && (o.is_empty() || o.len() > 255 || o.chars().any(char::is_control))
+        {
+            return Err(JobError::Invalid(
+                "`organization_id` must be 1-255 characters without control characters".into(),
+            ));
+        }
         let retry = request
             .retry
             .unwrap_or_else(|| self.settings.retry.policy());
@@ -183,6 +190,7 @@ impl JobsService {
             run_at_ms: run_at,
             // The request (or job) enqueuing this one: its attempts join that trace.
             traceparent: objectos_kernel::trace::current().map(|h| h.traceparent),
+            organization_id: request.organization_id,
         })
     }
 

@@ -36,7 +36,7 @@ pub const LEASE_TABLE: &str = "_objectos_jobs_lease";
 pub const TICK_TABLE: &str = "_objectos_jobs_tick";
 
 /// The columns read back for a [`JobInfo`], in order.
-const INFO_COLUMNS: &str = "\"id\", \"handler\", \"queue\", \"status\", \"priority\", \"payload\", \"attempts\", \"max_attempts\", \"error\", \"idempotency_key\", \"schedule\", \"cancel_requested\", \"created_ms\", \"run_at_ms\", \"started_ms\", \"finished_ms\", \"worker\"";
+const INFO_COLUMNS: &str = "\"id\", \"handler\", \"queue\", \"status\", \"priority\", \"payload\", \"attempts\", \"max_attempts\", \"error\", \"idempotency_key\", \"schedule\", \"cancel_requested\", \"created_ms\", \"run_at_ms\", \"started_ms\", \"finished_ms\", \"worker\", \"organization_id\"";
 
 /// The columns a claim returns, in order (see [`Claimed::from_row`]).
 const CLAIM_COLUMNS: &str = "\"id\", \"handler\", \"queue\", \"payload\", \"attempts\", \"max_attempts\", \"retry_policy\", \"timeout_ms\", \"idempotency_key\", \"schedule\", \"traceparent\"";
@@ -65,6 +65,8 @@ pub struct NewJob {
     pub run_at_ms: i64,
     /// The enqueuing request's trace context, continued by the attempt's span.
     pub traceparent: Option<String>,
+    /// The organization the job works for (`None`: a system job).
+    pub organization_id: Option<String>,
 }
 
 impl NewJob {
@@ -176,6 +178,7 @@ fn info_from_row(row: &Row) -> Result<JobInfo> {
         started_at: c.get::<Option<i64>>(14)?.map(ts),
         finished_at: c.get::<Option<i64>>(15)?.map(ts),
         worker: c.get(16)?,
+        organization_id: c.get(17)?,
         id: c.id,
     })
 }
@@ -257,11 +260,7 @@ fn wire_ts(ms: i64) -> String {
     ts(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Percent of each job table page filled by inserts on PostgreSQL; the rest takes the HOT
-/// updates of the same rows (see [`JobTable::tune_storage`]).
-const JOB_FILLFACTOR: u32 = 70;
-
-/// Rows in a `VALUES` list per insert statement (18 values each, under PostgreSQL's 65535
+/// Rows in a `VALUES` list per insert statement (19 values each, under PostgreSQL's 65535
 /// parameters and SQLite's 32766).
 const INSERT_CHUNK: usize = 500;
 
@@ -357,7 +356,7 @@ impl JobTable {
         for chunk in jobs.chunks(INSERT_CHUNK) {
             let mut q = Sql::new(d);
             q.push(&format!(
-                "INSERT INTO \"{JOB_TABLE}\" (\"id\", \"created_at\", \"updated_at\", \"created_ms\", \"handler\", \"queue\", \"status\", \"priority\", \"priority_rank\", \"payload\", \"attempts\", \"max_attempts\", \"retry_policy\", \"timeout_ms\", \"idempotency_key\", \"schedule\", \"cancel_requested\", \"run_at_ms\", \"traceparent\") VALUES "
+                "INSERT INTO \"{JOB_TABLE}\" (\"id\", \"created_at\", \"updated_at\", \"created_ms\", \"handler\", \"queue\", \"status\", \"priority\", \"priority_rank\", \"payload\", \"attempts\", \"max_attempts\", \"retry_policy\", \"timeout_ms\", \"idempotency_key\", \"schedule\", \"cancel_requested\", \"run_at_ms\", \"traceparent\", \"organization_id\") VALUES "
             ));
             for (i, job) in chunk.iter().enumerate() {
                 if i > 0 {
@@ -399,54 +398,23 @@ impl JobTable {
                     .bind(job.run_at_ms)
                     .push(", ")
                     .bind(&job.traceparent)
+                    .push(", ")
+                    .bind(&job.organization_id)
                     .push(")");
             }
             store
                 .execute(q)
                 .await
                 .map_err(|e| JobsError::db("insert jobs", e))?;
+            let mut per_queue: std::collections::BTreeMap<&str, usize> = Default::default();
+            for job in chunk {
+                *per_queue.entry(job.queue.as_str()).or_default() += 1;
+            }
+            for (queue, n) in per_queue {
+                crate::metrics::enqueued(queue, n);
+            }
         }
         Ok(())
-    }
-
-    /// On PostgreSQL, leaves room on the job table's pages (`fillfactor`) so an update that
-    /// changes no indexed column is a HOT update, written next to the old row without a new
-    /// entry in each of the table's indexes (eight, with the object's system fields): the
-    /// relay's in-flight and relayed marks (two of a RabbitMQ job's four updates) and lease
-    /// renewals. Status changes still touch every index. Best effort: a failure only costs
-    /// speed. On SQLite there is nothing to do.
-    pub async fn tune_storage(&self) {
-        if self.dialect() != Dialect::Postgres {
-            return;
-        }
-        let tuned = format!("fillfactor={JOB_FILLFACTOR}");
-        let check = self.stmt(
-            &format!(
-                "SELECT 1 FROM pg_class WHERE oid = to_regclass('\"{JOB_TABLE}\"') AND reloptions @> ARRAY[?]::text[]"
-            ),
-            vec![tuned.into()],
-        );
-        let done = match check {
-            Ok(q) => self.read_one("read the job table's storage", q).await,
-            Err(e) => Err(e),
-        };
-        let result = match done {
-            Ok(Some(_)) => return,
-            Ok(None) => match self.stmt(
-                &format!("ALTER TABLE \"{JOB_TABLE}\" SET (fillfactor = {JOB_FILLFACTOR})"),
-                vec![],
-            ) {
-                Ok(q) => self
-                    .change("tune the job table's storage", q)
-                    .await
-                    .map(|_| ()),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        if let Err(error) = result {
-            tracing::warn!(%error, "jobs: could not set the job table's fillfactor; job updates are slower");
-        }
     }
 
     // ------------------------------------------------------------------ statements

@@ -75,6 +75,23 @@ pub const AUTH_SESSIONS_ACTIVE: &str = "objectos_auth_sessions_active";
 /// data write's transaction, `own`: bus events); recorded by objectos-audit.
 pub const AUDIT_APPEND_DURATION: &str = "objectos_audit_append_duration_seconds";
 
+/// Counter: jobs written to the job table, by `queue`; recorded by objectos-jobs.
+pub const JOBS_ENQUEUED: &str = "objectos_jobs_enqueued_total";
+/// Counter: job attempts started, by `handler`; recorded by objectos-jobs.
+pub const JOBS_STARTED: &str = "objectos_jobs_started_total";
+/// Counter: jobs completed, by `handler`; recorded by objectos-jobs.
+pub const JOBS_COMPLETED: &str = "objectos_jobs_completed_total";
+/// Counter: job attempts that failed (then retried, dead-lettered or cancelled), by `handler`;
+/// recorded by objectos-jobs.
+pub const JOBS_FAILED: &str = "objectos_jobs_failed_total";
+/// Counter: jobs moved to the dead-letter store, by `handler`; recorded by objectos-jobs.
+pub const JOBS_DEAD_LETTERED: &str = "objectos_jobs_dead_lettered_total";
+/// Histogram: one job attempt's handler time, by `handler`; recorded by objectos-jobs.
+pub const JOBS_RUN_DURATION: &str = "objectos_jobs_run_duration_seconds";
+/// Gauge: jobs due and not yet claimed, by `queue`, counted in the shared table at each
+/// heartbeat (every node reports the cluster's total); recorded by objectos-jobs.
+pub const JOBS_QUEUE_DEPTH: &str = "objectos_jobs_queue_depth";
+
 /// Every built-in name above: what the dashboard may use (checked by the test below).
 pub const ALL: &[&str] = &[
     HTTP_REQUESTS,
@@ -103,6 +120,13 @@ pub const ALL: &[&str] = &[
     AUTH_LOCKOUTS,
     AUTH_SESSIONS_ACTIVE,
     AUDIT_APPEND_DURATION,
+    JOBS_ENQUEUED,
+    JOBS_STARTED,
+    JOBS_COMPLETED,
+    JOBS_FAILED,
+    JOBS_DEAD_LETTERED,
+    JOBS_RUN_DURATION,
+    JOBS_QUEUE_DEPTH,
 ];
 
 #[cfg(test)]

@@ -73,7 +73,7 @@ pub const MANIFEST: PluginManifest = PluginManifest {
         ConfigProperty {
             key: "tracing",
             kind: "object",
-            description: "OpenTelemetry traces over OTLP/gRPC: enabled (false), endpoint, samplingRatio, serviceName, resource, timeoutSeconds",
+            description: "OpenTelemetry traces over OTLP/gRPC: enabled (false), endpoint (http:// or https://), caFile, nativeRoots, samplingRatio, serviceName, resource, timeoutSeconds",
             required: false,
             secret: false,
             default: None,
@@ -154,6 +154,19 @@ impl Plugin for MetricsPlugin {
     fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
         let config = cx.settings_or(&crate::CONFIG_SECTION, self.config.clone())?;
         let access = Access::resolve(&config).map_err(|m| PluginError::config(PLUGIN_ID, m))?;
+        if config.tracing.enabled {
+            // The server built the exporter before the plugins started and could only warn; a
+            // CA file that cannot be read stops the start here, naming its key.
+            config.tracing.tls_config().map_err(|e| {
+                PluginError::config(
+                    PLUGIN_ID,
+                    match e {
+                        crate::MetricsError::Config(m) => m,
+                        other => other.to_string(),
+                    },
+                )
+            })?;
+        }
         let handle = if config.enabled {
             let handle = recorder::install(&config.buckets)
                 .map_err(|e| PluginError::config(PLUGIN_ID, e.to_string()))?;
@@ -178,7 +191,7 @@ impl Plugin for MetricsPlugin {
         if config.enabled {
             // First of the contributed hoops, so the time spent in the others (the session
             // look-up included) is part of the request's latency.
-            cx.contribute(HoopContribution::new(i32::MIN / 2, MetricsHoop))?;
+            cx.contribute(HoopContribution::new(i32::MIN / 2, MetricsHoop::new()))?;
             let root = shared.clone();
             cx.contribute(RouteContribution::new("/metrics", move || {
                 Router::new().get(Scrape(root.clone()))

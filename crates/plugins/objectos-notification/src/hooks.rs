@@ -52,19 +52,7 @@ pub fn kind() -> MetadataKind {
 /// Every problem of a webhook file as `(yaml path, message)`.
 pub fn validate(w: &WebhookDef) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let valid_name = !w.name.is_empty()
-        && w.name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if !valid_name {
-        out.push((
-            "name".to_owned(),
-            format!(
-                "`{}` is not a webhook name; expected letters, digits, `_`, `.` or `-`",
-                w.name
-            ),
-        ));
-    }
+    crate::template::check_name(&mut out, "webhook", &w.name);
     match reqwest013::Url::parse(&w.url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => {}
         Ok(_) => out.push(("url".to_owned(), "expected an http or https URL".to_owned())),

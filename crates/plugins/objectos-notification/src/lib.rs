@@ -60,7 +60,8 @@ pub const MANIFEST: PluginManifest = PluginManifest {
     provides: &[SERVICE],
     requires: &[services::DATA],
     // Deliveries run as jobs (retries with backoff, dead letters) when the job queue is present.
-    optional_requires: &[services::JOB],
+    // The transactional side of the queue (`queue`): a message's job commits with it.
+    optional_requires: &[services::QUEUE],
     permissions: &[
         capabilities::DATA_READ,
         capabilities::DATA_WRITE,

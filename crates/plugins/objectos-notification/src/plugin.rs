@@ -3,13 +3,14 @@
 //! `init` reads the settings, registers the [`NotificationService`] as the `notification`
 //! service (`dyn Notifier`, which the auth plugin also takes as its `Mailer`), and contributes
 //! the schema (objects, private tables, the `template` kind) and the routes. `start` takes the
-//! data engine and, when present, the job queue (registering the delivery handler), builds the
+//! data engine and, when present, the jobs plugin's queue (`queue`, enqueueing inside the
+//! message's transaction; registering the delivery handler), builds the
 //! mail transport, and queues again what a previous run left undelivered.
 
 use std::sync::{Arc, OnceLock};
 
-use objectos_data::DataHandle;
-use objectos_kernel::contracts::{JobQueue, Notifier};
+use objectos_data::{DataHandle, InterceptorContribution, TransactionalJobQueue};
+use objectos_kernel::contracts::Notifier;
 use objectos_kernel::{InitContext, Plugin, PluginError, StartContext, async_trait};
 use objectos_spec::PluginManifest;
 use objectos_spec::manifest::services;
@@ -50,6 +51,10 @@ impl Plugin for NotificationPlugin {
         let service = NotificationService::new(settings);
         cx.register::<dyn Notifier>(SERVICE, Arc::new(service.clone()))?;
         cx.contribute(schema::schema())?;
+        // Writes a message's key, contents and job in its record's own transaction.
+        cx.contribute(InterceptorContribution(Arc::new(
+            crate::service::record::StoreHook,
+        )))?;
         cx.contribute(routes::contribution(service.clone()))?;
         cx.contribute(routes::email_contribution(service.clone()))?;
         let hooks = service.clone();
@@ -80,7 +85,11 @@ impl Plugin for NotificationPlugin {
             .ok_or_else(|| {
                 PluginError::msg("the data engine is not open; the data plugin must start first")
             })?;
-        let queue = cx.get_named::<dyn JobQueue>(services::JOB).ok();
+        // The jobs plugin's queue as the transactional enqueue: a message's job commits with
+        // the message.
+        let queue = cx
+            .get_named::<dyn TransactionalJobQueue>(services::QUEUE)
+            .ok();
         service
             .start(engine, queue)
             .map_err(|e| PluginError::Startup {

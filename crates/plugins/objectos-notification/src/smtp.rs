@@ -69,6 +69,14 @@ pub fn message_id(id: &str, from: &str) -> String {
     format!("<{id}@{domain}>")
 }
 
+/// A fresh random token for a `Message-ID` (32 hex digits).
+pub fn message_token() -> Result<String, NotificationError> {
+    let mut raw = [0u8; 16];
+    getrandom::fill(&mut raw)
+        .map_err(|e| NotificationError::Config(format!("no randomness for a Message-ID: {e}")))?;
+    Ok(hex::encode(raw))
+}
+
 /// Builds the MIME message: `text/plain`, `text/html`, or both as `multipart/alternative`.
 pub fn build_message(mail: &OutgoingEmail) -> Result<Message, NotificationError> {
     let mut b = Message::builder()

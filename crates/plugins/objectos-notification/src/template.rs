@@ -59,22 +59,25 @@ fn compile_problem(path: String, source: &str) -> Option<(String, String)> {
         .map(|e| (path, format!("handlebars syntax error: {e}")))
 }
 
+/// Adds a problem at `name` when `name` is not letters, digits, `_`, `.` or `-` (the file
+/// kinds of this plugin name their items alike).
+pub(crate) fn check_name(out: &mut Vec<(String, String)>, kind: &str, name: &str) {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !valid {
+        out.push((
+            "name".to_owned(),
+            format!("`{name}` is not a {kind} name; expected letters, digits, `_`, `.` or `-`"),
+        ));
+    }
+}
+
 /// Every problem of a template file as `(yaml path, message)`.
 pub fn validate(t: &TemplateDef) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    let valid_name = !t.name.is_empty()
-        && t.name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if !valid_name {
-        out.push((
-            "name".to_owned(),
-            format!(
-                "`{}` is not a template name; expected letters, digits, `_`, `.` or `-`",
-                t.name
-            ),
-        ));
-    }
+    check_name(&mut out, "template", &t.name);
     if t.locales.is_empty() {
         out.push((
             "locales".to_owned(),

@@ -612,8 +612,34 @@ impl Interceptor for PermissionInterceptor {
     }
 
     async fn after(&self, hook: &mut HookContext<'_>) -> objectos_data::Result<()> {
+        // The result side of the decision (the write's row-level check, field-level stripping
+        // of what is returned) in its own span, next to the operation's `permissions.check`:
+        // object, operation, outcome and, for a find, how many records it returned; never a value.
+        let span = tracing::debug_span!(
+            "permissions.filter",
+            object = %hook.object.name,
+            operation = hook.operation.as_str(),
+            records = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        if span.is_disabled() {
+            return self.filter_result(hook).map(|_| ());
+        }
+        let result = span.in_scope(|| self.filter_result(hook));
+        if let Some(n) = hook.records.as_deref().map(|r| r.len()) {
+            span.record("records", n);
+        }
+        span.record("outcome", outcome_of(&result));
+        result.map(|_| ())
+    }
+}
+
+impl PermissionInterceptor {
+    /// The after-hook's work: `bypass` for callers the policies do not apply to, `allow` once
+    /// the result passed the row-level check and lost the fields the caller may not read.
+    fn filter_result(&self, hook: &mut HookContext<'_>) -> objectos_data::Result<&'static str> {
         let Subject::User(eff) = self.authz.subject(hook.cx) else {
-            return Ok(());
+            return Ok("bypass");
         };
         let object = hook.object.name.clone();
         let check_op = match hook.operation {
@@ -643,7 +669,7 @@ impl Interceptor for PermissionInterceptor {
                 self.strip(&eff, hook.object, r, 0);
             }
         }
-        Ok(())
+        Ok("allow")
     }
 }
 

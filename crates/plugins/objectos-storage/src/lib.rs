@@ -4,12 +4,13 @@
 //! signed download URLs), and reads that follow the records referencing a file.
 //!
 //! Modules: settings ([`config`]), what the plugin owns ([`schema`]), the backends ([`local`],
-//! [`s3`]), the service with the upload and read logic ([`service`]), the check of file ids
+//! [`s3`]; the local one's file streaming in `fileio`), the service with the upload and read logic ([`service`]), the check of file ids
 //! written into records ([`guard`]), stream measuring ([`meter`]), MIME sniffing ([`sniff`]),
 //! signed tokens ([`sign`]), the routes ([`routes`]) and the kernel plugin ([`plugin`]).
 
 pub mod config;
 pub mod error;
+mod fileio;
 pub mod guard;
 pub mod local;
 pub mod meter;

@@ -123,6 +123,8 @@ fn fail(meter: &Mutex<Meter>, e: StorageError) -> std::io::Error {
 
 /// `inner` measured into `meter` under `rules`.
 pub fn metered(inner: ByteStream, meter: Arc<Mutex<Meter>>, rules: Rules) -> ByteStream {
+    // Shared, not cloned per frame: the rules hold strings.
+    let rules = Arc::new(rules);
     // State: the inner stream, or `None` once it ended or failed.
     let stream = futures_util::stream::unfold(Some(inner), move |state| {
         let meter = meter.clone();

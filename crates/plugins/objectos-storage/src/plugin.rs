@@ -84,7 +84,10 @@ fn signer(settings: &StorageSettings) -> Result<Signer, PluginError> {
     Signer::new(&key).ok_or_else(|| PluginError::config(PLUGIN_ID, "the signing key is not usable"))
 }
 
-async fn open_backend(settings: &StorageSettings) -> Result<Arc<dyn BlobStore>, PluginError> {
+/// The configured backend, and the same store as a [`LocalBlobStore`] when it is one.
+async fn open_backend(
+    settings: &StorageSettings,
+) -> Result<(Arc<dyn BlobStore>, Option<Arc<LocalBlobStore>>), PluginError> {
     let startup = |message: String| PluginError::Startup {
         plugin: PLUGIN_ID.to_owned(),
         message,
@@ -96,9 +99,12 @@ async fn open_backend(settings: &StorageSettings) -> Result<Arc<dyn BlobStore>, 
                 .await
                 .map_err(|e| startup(e.to_string()))?;
             tracing::info!(plugin = PLUGIN_ID, root = %root.display(), "Files are stored in a local folder.");
-            Ok(Arc::new(store))
+            let store = Arc::new(store);
+            Ok((store.clone(), Some(store)))
         }
-        BackendKind::S3 => crate::s3::open(&settings.s3).map_err(|e| startup(e.to_string())),
+        BackendKind::S3 => crate::s3::open(&settings.s3)
+            .map(|s3| (s3, None))
+            .map_err(|e| startup(e.to_string())),
     }
 }
 
@@ -132,7 +138,7 @@ impl Plugin for StoragePlugin {
             .ok_or_else(|| PluginError::msg("start called before init"))?
             .clone();
         let engine = DataHandle::require_engine(cx)?;
-        let blobs = open_backend(service.settings()).await?;
+        let (blobs, local) = open_backend(service.settings()).await?;
         let authorizer = cx.get_named::<dyn Authorizer>(services::PERMISSIONS).ok();
         if authorizer.is_none() {
             tracing::info!(
@@ -143,6 +149,7 @@ impl Plugin for StoragePlugin {
         service.set_started(Started {
             engine,
             blobs,
+            local,
             authorizer,
         });
         let every = Duration::from_secs(service.settings().cleanup_interval_seconds);

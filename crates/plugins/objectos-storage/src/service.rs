@@ -24,11 +24,12 @@ use sha2::{Digest, Sha256};
 
 use crate::config::StorageSettings;
 use crate::error::StorageError;
+use crate::local::LocalBlobStore;
 use crate::schema::FILE_OBJECT;
 use crate::sign::Signer;
 
 pub(crate) use quota::allowed_types_of;
-pub use uploads::{ChunkedInit, PartRef, PresignRequest};
+pub use uploads::{ChunkedInit, PartRef, PresignRequest, UploadTarget};
 
 /// Where the signed raw transfers are served, under `/api/v1/storage` (the official local
 /// driver's path, kept for every backend: contents always pass through the server, which
@@ -45,6 +46,9 @@ pub fn download_url_path(file_id: &str) -> String {
 pub(crate) struct Started {
     pub(crate) engine: DataEngine,
     pub(crate) blobs: Arc<dyn BlobStore>,
+    /// The same store as `blobs` when it is the local folder: chunked uploads are assembled in
+    /// place there instead of being stored as parts and joined.
+    pub(crate) local: Option<Arc<LocalBlobStore>>,
     pub(crate) authorizer: Option<Arc<dyn Authorizer>>,
 }
 
@@ -54,6 +58,7 @@ pub struct StorageService {
     settings: StorageSettings,
     signer: Signer,
     started: OnceLock<Started>,
+    upload_locks: uploads::UploadLocks,
 }
 
 fn u(v: i64) -> u64 {
@@ -171,6 +176,7 @@ impl StorageService {
             settings,
             signer,
             started: OnceLock::new(),
+            upload_locks: uploads::UploadLocks::default(),
         }
     }
 

@@ -4,103 +4,31 @@
 //! job an administrator reads names the message, never its body or token. The SMTP server is a
 //! real one on loopback (`aiosmtpd` from PyPI); without it the scenario is skipped, unless
 //! `OBJECTOS_TEST_REQUIRE_SMTP` is set (CI).
+//!
+//! Unsubscribe, as a reader meets it: a newsletter mail carries a signed `List-Unsubscribe`
+//! link; the mail client posts it without any session (RFC 8058 one-click), the reader's
+//! preference turns off, and the next mail of that topic is recorded as suppressed and never
+//! reaches the SMTP server. A link with an altered signature is refused with a stable code.
 
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use objectos_testkit::smtp::{SmtpServer, parse_mail};
 use serde_json::{Value, json};
 
 use crate::support::{Backend, CONFIG, Server, fixture_app};
 
-struct Smtp {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_smtp() -> Option<Smtp> {
-    let installed = Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !installed {
-        assert!(
-            std::env::var_os("OBJECTOS_TEST_REQUIRE_SMTP").is_none(),
-            "OBJECTOS_TEST_REQUIRE_SMTP is set but aiosmtpd is not installed"
-        );
-        eprintln!("skipped: aiosmtpd is not installed (pip install aiosmtpd==1.4.6)");
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("python3")
-        .args(["-m", "aiosmtpd", "-n", "-l"])
-        .arg(format!("127.0.0.1:{port}"))
-        .args(["-c", "aiosmtpd.handlers.Mailbox"])
-        .arg(dir.path().join("box"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let up = (0..200).any(|_| {
-        let ok = TcpStream::connect(("127.0.0.1", port)).is_ok();
-        if !ok {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        ok
-    });
-    assert!(up, "aiosmtpd did not start");
-    Some(Smtp { child, port, dir })
-}
-
-/// The text body of the first message received, decoded as a mail client would.
-async fn first_mail_text(smtp: &Smtp) -> String {
-    let new = smtp.dir.path().join("box/new");
-    for _ in 0..600 {
-        if let Some(path) = std::fs::read_dir(&new)
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(Result::ok)
-            .map(|e| e.path())
-        {
-            let out = Command::new("python3")
-                .args([
-                    "-c",
-                    "import email,sys; from email import policy; \
-                     m=email.message_from_file(open(sys.argv[1]), policy=policy.default); \
-                     print(m['subject']); print(m.get_body(preferencelist=('plain',)).get_content())",
-                ])
-                .arg(&path)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return String::from_utf8(out.stdout).unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no mail arrived");
+/// The subject and text body of the first message received, decoded as a mail client would.
+async fn first_mail_text(smtp: &SmtpServer) -> String {
+    let m = parse_mail(&smtp.wait_for(1).await[0]);
+    format!(
+        "{}\n{}",
+        m["subject"].as_str().unwrap_or_default(),
+        m["text"].as_str().unwrap_or_default()
+    )
 }
 
 pub(crate) async fn password_reset_by_mail(b: &Backend) {
-    let Some(smtp) = start_smtp() else {
+    let Some(smtp) = SmtpServer::start() else {
         return;
     };
     let config = format!(
@@ -159,5 +87,164 @@ pub(crate) async fn password_reset_by_mail(b: &Backend) {
     }
     assert_eq!(job["status"], "completed", "[{label}] {job}");
     assert!(!job.to_string().contains(&token), "[{label}] {job}");
+    srv.stop();
+}
+
+/// Waits (bounded) until `n` messages arrived; answers them decoded.
+async fn wait_for_mails(smtp: &SmtpServer, n: usize) -> Vec<Value> {
+    smtp.wait_for(n)
+        .await
+        .iter()
+        .map(|m| parse_mail(m))
+        .collect()
+}
+
+/// The public origin the links name; the server sits behind it (a proxy in production), so
+/// the test posts the link's path and query to the server itself.
+const PUBLIC_ORIGIN: &str = "https://mail-links.objectos.test";
+
+pub(crate) async fn unsubscribe_by_mail(b: &Backend) {
+    let Some(smtp) = SmtpServer::start() else {
+        return;
+    };
+    let config = format!(
+        "{CONFIG}notifications:\n  unsubscribe:\n    baseUrl: {PUBLIC_ORIGIN}\n  email:\n    transport: smtp\n    from: \"ObjectOS <no-reply@objectos.test>\"\n    smtp:\n      host: 127.0.0.1\n      port: {}\n      security: none\n",
+        smtp.port
+    );
+    let srv = Server::start(b, &fixture_app(), &config).await;
+    let label = srv.label;
+    let owner = srv.sign_up("owner", "Owner-Passw0rd-x1").await;
+    let reader = "Reader@Example.com";
+    let send = |subject: &str, topic: &str| json!({"to": reader, "subject": subject, "text": "Hello.", "topic": topic});
+
+    let r = srv
+        .api
+        .post(
+            "/api/v1/email/send",
+            owner.t(),
+            send("News 1", "newsletter"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "[{label}] {}", r.text);
+    let first = wait_for_mails(&smtp, 1).await.remove(0);
+    assert_eq!(first["subject"], "News 1", "[{label}] {first}");
+    assert_eq!(
+        first["listUnsubscribePost"], "List-Unsubscribe=One-Click",
+        "[{label}] {first}"
+    );
+    let link = first["listUnsubscribe"]
+        .as_str()
+        .and_then(|h| h.strip_prefix('<'))
+        .and_then(|h| h.strip_suffix('>'))
+        .unwrap_or_else(|| panic!("[{label}] no List-Unsubscribe link: {first}"));
+    let path = link
+        .strip_prefix(PUBLIC_ORIGIN)
+        .unwrap_or_else(|| panic!("[{label}] the link is not under the public origin: {link}"))
+        .to_owned();
+    assert!(
+        path.starts_with("/api/v1/notifications/unsubscribe?token="),
+        "[{label}] {path}"
+    );
+
+    // What a mail client sends (RFC 8058): a form POST, no cookie, no Authorization.
+    let one_click = |path: String| {
+        let api = srv.api;
+        async move {
+            api.send(
+                "POST",
+                &path,
+                &[("content-type", "application/x-www-form-urlencoded")],
+                None,
+            )
+            .await
+        }
+    };
+
+    // An altered signature: refused, nothing changes (the notifications routes answer in the
+    // client's dispatcher envelope, `{success: false, error: {code}}`).
+    let last = path.chars().last().unwrap();
+    let flipped = if last == '0' { '1' } else { '0' };
+    let tampered = format!("{}{flipped}", &path[..path.len() - 1]);
+    let r = one_click(tampered).await;
+    assert_eq!(r.status, 400, "[{label}] {}", r.text);
+    assert_eq!(
+        r.body["error"]["code"], "INVALID_TOKEN",
+        "[{label}] {}",
+        r.text
+    );
+    let r = one_click("/api/v1/notifications/unsubscribe?token=".into()).await;
+    assert_eq!(r.status, 400, "[{label}] {}", r.text);
+    assert_eq!(
+        r.body["error"]["code"], "INVALID_TOKEN",
+        "[{label}] {}",
+        r.text
+    );
+
+    // Reading the link changes nothing (mail scanners follow links)...
+    let r = srv.api.get(&path, None).await;
+    assert_eq!(r.status, 200, "[{label}] {}", r.text);
+    assert_eq!(
+        r.body["data"]["unsubscribed"], false,
+        "[{label}] {}",
+        r.text
+    );
+    // ... the one-click POST turns the topic off.
+    let r = one_click(path.clone()).await;
+    assert_eq!(r.status, 200, "[{label}] {}", r.text);
+    assert_eq!(
+        r.body["data"],
+        json!({"channel": "email", "topic": "newsletter", "unsubscribed": true}),
+        "[{label}] {}",
+        r.text
+    );
+
+    // The preference is recorded for the (folded) address.
+    let r = srv
+        .api
+        .get("/api/v1/data/sys_notification_preference", owner.t())
+        .await;
+    let prefs = r.records();
+    let pref = prefs
+        .iter()
+        .find(|p| p["topic"] == "newsletter")
+        .unwrap_or_else(|| panic!("[{label}] no newsletter preference in {prefs:?}"));
+    assert_eq!(pref["recipient"], "reader@example.com", "[{label}] {pref}");
+    assert_eq!(pref["channel"], "email", "[{label}] {pref}");
+    assert!(
+        pref["enabled"] == false || pref["enabled"] == 0,
+        "[{label}] {pref}"
+    );
+
+    // The next newsletter is recorded as suppressed and never sent; a mail of another topic,
+    // sent after it, still arrives, and is the only second mail the server received.
+    let r = srv
+        .api
+        .post(
+            "/api/v1/email/send",
+            owner.t(),
+            send("News 2", "newsletter"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "[{label}] {}", r.text);
+    let suppressed = r.body["id"].as_str().unwrap().to_owned();
+    let r = srv
+        .api
+        .get(&format!("/api/v1/data/sys_email/{suppressed}"), owner.t())
+        .await;
+    let rec = r.record();
+    assert_eq!(rec["status"], "suppressed", "[{label}] {rec}");
+    let r = srv
+        .api
+        .post(
+            "/api/v1/email/send",
+            owner.t(),
+            send("Invoice 1", "billing"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "[{label}] {}", r.text);
+    let got = wait_for_mails(&smtp, 2).await;
+    let mut subjects: Vec<&str> = got.iter().filter_map(|m| m["subject"].as_str()).collect();
+    subjects.sort_unstable();
+    assert_eq!(subjects, ["Invoice 1", "News 1"], "[{label}]");
     srv.stop();
 }

@@ -257,3 +257,10 @@ async fn a_forgotten_password_is_reset_from_the_mail_an_smtp_server_received() {
         mail::password_reset_by_mail(&b).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_click_unsubscribe_without_a_session_suppresses_the_topic() {
+    for b in backends() {
+        mail::unsubscribe_by_mail(&b).await;
+    }
+}

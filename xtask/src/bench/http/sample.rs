@@ -21,7 +21,7 @@ pub(super) fn parse_cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-pub(super) fn rss_kib(pid: u32) -> Option<u64> {
+pub(in crate::bench) fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     parse_vm_rss(&status)
 }
@@ -43,7 +43,7 @@ pub(super) fn clock_ticks_per_second() -> u64 {
 }
 
 /// `/proc/loadavg`'s 1, 5 and 15 minute averages, for the report.
-pub(super) fn load_average() -> Option<String> {
+pub(in crate::bench) fn load_average() -> Option<String> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
     let parts: Vec<&str> = text.split_whitespace().take(3).collect();
     (parts.len() == 3).then(|| parts.join(" "))

@@ -196,10 +196,10 @@ impl AuthService {
         .await
     }
 
-    /// The `status` of the user record (`active`, `invited`, `locked`, `deactivated`).
-    pub(crate) async fn user_status(&self, user_id: &str) -> Result<String> {
-        let user = self
-            .inner
+    /// The user record, read as the system: the auth plugin's own reads are not a caller's and
+    /// pass no permission check (the data engine's error, so a caller can tell a missing record).
+    pub(crate) async fn user_record(&self, user_id: &str) -> objectos_data::Result<Record> {
+        self.inner
             .engine
             .get(
                 &OpContext::system("auth: read user"),
@@ -208,7 +208,11 @@ impl AuthService {
                 QueryAst::default(),
             )
             .await
-            .map_err(AuthError::Data)?;
+    }
+
+    /// The `status` of the user record (`active`, `invited`, `locked`, `deactivated`).
+    pub(crate) async fn user_status(&self, user_id: &str) -> Result<String> {
+        let user = self.user_record(user_id).await.map_err(AuthError::Data)?;
         Ok(user
             .get("status")
             .and_then(Json::as_str)
@@ -219,17 +223,7 @@ impl AuthService {
     /// The user as the official server returns it (`{id, name, email, emailVerified, image, ...}`);
     /// `role` is `admin` when the user administers `org` (the active organization).
     pub async fn user_view(&self, user_id: &str, org: Option<&str>) -> Result<Json> {
-        let user = self
-            .inner
-            .engine
-            .get(
-                &OpContext::system("auth: read user"),
-                "user",
-                user_id,
-                QueryAst::default(),
-            )
-            .await
-            .map_err(AuthError::Data)?;
+        let user = self.user_record(user_id).await.map_err(AuthError::Data)?;
         let cred = self.credential_by("user_id", user_id).await?;
         let role = match org {
             Some(org) => self.member_role(org, user_id).await?,

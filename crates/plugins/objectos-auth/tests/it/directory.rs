@@ -38,6 +38,7 @@ async fn the_directory_answers_users_organizations_memberships_and_principals() 
         ("ops@example.com", Some("Ops"), true)
     );
     assert!(u.platform_admin);
+    assert!(!dir.user(&member).await.unwrap().unwrap().platform_admin);
     assert!(dir.user("nope").await.unwrap().is_none());
     assert!(dir.user(&"x".repeat(500)).await.unwrap().is_none());
     assert!(dir.organization(&org).await.unwrap().is_some());

@@ -21,6 +21,8 @@ mod races;
 #[cfg(test)]
 mod services;
 #[cfg(test)]
+mod settings;
+#[cfg(test)]
 mod sso;
 #[cfg(test)]
 mod support;

@@ -41,6 +41,9 @@ impl JobTable {
             if let Some(h) = &filter.handler {
                 q.push(" AND \"handler\" = ").bind(h);
             }
+            if let Some(o) = &filter.organization_id {
+                q.push(" AND \"organization_id\" = ").bind(o);
+            }
             if tail {
                 q.push(" ORDER BY \"created_ms\" DESC, \"id\" DESC LIMIT ")
                     .bind(i64::from(limit))
@@ -82,6 +85,25 @@ impl JobTable {
         for r in self.read("count jobs", q).await? {
             let n: i64 = col(&r, 1, "count jobs")?;
             out.insert(col(&r, 0, "count jobs")?, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(out)
+    }
+
+    /// Jobs due and not yet claimed, per queue (the `(status, run_at_ms)` index finds them).
+    pub async fn pending_by_queue(&self) -> Result<BTreeMap<String, u64>> {
+        let q = self.stmt(
+            &format!(
+                "SELECT \"queue\", COUNT(*) FROM \"{JOB_TABLE}\" WHERE \"status\" = 'pending' GROUP BY \"queue\""
+            ),
+            vec![],
+        )?;
+        let mut out = BTreeMap::new();
+        for r in self.read("count pending jobs", q).await? {
+            let n: i64 = col(&r, 1, "count pending jobs")?;
+            out.insert(
+                col(&r, 0, "count pending jobs")?,
+                u64::try_from(n).unwrap_or(0),
+            );
         }
         Ok(out)
     }

@@ -383,3 +383,55 @@ async fn a_thousand_jobs_through_two_nodes(db: &str) {
     two.stop().await;
 }
 with_broker!(a_thousand_jobs_through_two_nodes);
+
+/// A job claimed while every handler slot of its queue is taken waits for a slot; a cancel
+/// reaches it at once (it is cancelled without running), not once the slot frees up: the
+/// blocking job holds the only slot until the end of the test.
+async fn a_job_waiting_for_a_slot_is_cancelled_at_once(db: &str) {
+    let (prefix, _cleanup) = prefix();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let ran: Runs = Arc::default();
+    let gate = release.clone();
+    let mut handlers = counting(&ran);
+    handlers.push((
+        "block".into(),
+        handler_fn(move |_cx| {
+            let gate = gate.clone();
+            async move {
+                gate.notified().await;
+                Ok(())
+            }
+        }),
+    ));
+    let mut options = node(&prefix, "n1", &broker_url(), handlers);
+    options.settings.workers = 1;
+    let h = Harness::boot(db, options).await;
+    let blocking = h
+        .queue
+        .enqueue(EnqueueRequest::new("block", json!(null)))
+        .await
+        .unwrap()
+        .id;
+    h.wait_status(&blocking, JobStatus::Running).await;
+    let waiting = h
+        .queue
+        .enqueue(EnqueueRequest::new("count", json!(null)))
+        .await
+        .unwrap()
+        .id;
+    // Claimed by this node (its row says running), waiting for the slot.
+    h.wait_status(&waiting, JobStatus::Running).await;
+    h.queue.cancel(&waiting).await.unwrap();
+    let cancelled = h.wait_status(&waiting, JobStatus::Cancelled).await;
+    assert!(cancelled.cancel_requested);
+    assert_eq!(
+        h.queue.get(&blocking).await.unwrap().unwrap().status,
+        JobStatus::Running,
+        "the slot was never free"
+    );
+    assert!(ran.lock().is_empty(), "the cancelled job ran");
+    release.notify_one();
+    h.wait_status(&blocking, JobStatus::Completed).await;
+    h.stop().await;
+}
+with_broker!(a_job_waiting_for_a_slot_is_cancelled_at_once);

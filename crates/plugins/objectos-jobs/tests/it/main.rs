@@ -35,6 +35,8 @@ mod amqp;
 #[cfg(test)]
 mod http;
 #[cfg(test)]
+mod metrics;
+#[cfg(test)]
 mod queue;
 #[cfg(test)]
 mod routes;

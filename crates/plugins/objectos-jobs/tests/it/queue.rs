@@ -453,6 +453,7 @@ async fn lease_expiry_redelivers(url: &str) {
         schedule: None,
         run_at_ms: now_ms(),
         traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+        organization_id: Some("org-a".into()),
     };
     table
         .insert_rows(&h.engine.writer(), std::slice::from_ref(&job))

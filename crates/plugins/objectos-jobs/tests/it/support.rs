@@ -14,7 +14,10 @@ use objectos_data::{
 };
 use objectos_http::{HoopContribution, HttpConfig, HttpPlugin, RequestContext};
 use objectos_jobs::{JobsPlugin, JobsService, JobsSettings};
-use objectos_kernel::contracts::{EnqueueRequest, JobHandler, JobInfo, JobStatus};
+use objectos_kernel::contracts::{
+    Caller, Directory, DirectoryUser, EnqueueRequest, JobHandler, JobInfo, JobStatus, Membership,
+    Organization,
+};
 use objectos_kernel::{InitContext, Kernel, Plugin, PluginError, StartContext};
 use objectos_spec::PluginManifest;
 use objectos_spec::manifest::services;
@@ -31,13 +34,18 @@ fields:
     label: Name
 ";
 
-/// Reads `x-test-user` and `x-test-admin` into the request's principal.
+/// Reads `x-test-user` and `x-test-admin` into the request's principal, `x-test-org` into its
+/// tenant (the organization it acts in).
 #[handler]
 async fn test_session(req: &mut Request, depot: &mut Depot) {
     let user = req.header::<String>("x-test-user");
     let admin = req.header::<String>("x-test-admin").is_some();
+    let org = req.header::<String>("x-test-org");
     if let Ok(cx) = depot.get_typed::<RequestContext>() {
         let mut cx = cx.clone();
+        if org.is_some() {
+            cx.tenant = org;
+        }
         if let Some(id) = user {
             cx.principal = Principal::User {
                 id,
@@ -95,8 +103,50 @@ impl Interceptor for EnqueueOnOrder {
     }
 }
 
+/// The platform administrator of [`TestDirectory`].
+pub(crate) const PLATFORM_ADMIN: &str = "root";
+
+/// The `auth` directory as the jobs routes see it: every user exists, [`PLATFORM_ADMIN`] is
+/// the one platform administrator (what the auth plugin answers for its first account).
+#[derive(Debug)]
+struct TestDirectory;
+
+#[async_trait]
+impl Directory for TestDirectory {
+    async fn user(&self, id: &str) -> Result<Option<DirectoryUser>, PluginError> {
+        Ok(Some(DirectoryUser {
+            id: id.to_owned(),
+            email: format!("{id}@example.com"),
+            name: None,
+            active: true,
+            platform_admin: id == PLATFORM_ADMIN,
+        }))
+    }
+    async fn organization(&self, _id: &str) -> Result<Option<Organization>, PluginError> {
+        Ok(None)
+    }
+    async fn memberships(&self, _user_id: &str) -> Result<Vec<Membership>, PluginError> {
+        Ok(Vec::new())
+    }
+    async fn membership(
+        &self,
+        _org: &str,
+        _user_id: &str,
+    ) -> Result<Option<Membership>, PluginError> {
+        Ok(None)
+    }
+    async fn principal_for(
+        &self,
+        _user_id: &str,
+        _org: Option<&str>,
+    ) -> Result<Option<Caller>, PluginError> {
+        Ok(None)
+    }
+}
+
 const TEST_MANIFEST: PluginManifest = PluginManifest {
     permissions: &["routes.mount"],
+    provides: &[services::AUTH],
     requires: &[services::QUEUE],
     ..PluginManifest::new("com.example.jobstest", "Jobs test", "0.1.0")
 };
@@ -114,6 +164,7 @@ impl Plugin for TestPlugin {
         &TEST_MANIFEST
     }
     fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
+        cx.register::<dyn Directory>(services::AUTH, Arc::new(TestDirectory))?;
         cx.contribute(HoopContribution::new(0, test_session))?;
         cx.contribute(InterceptorContribution(Arc::new(EnqueueOnOrder(
             self.queue.clone(),
@@ -280,7 +331,20 @@ impl Harness {
     }
 }
 
+/// A platform administrator.
 pub(crate) const ADMIN: &[(&str, &str)] = &[("x-test-user", "root"), ("x-test-admin", "1")];
+/// The administrator of organization `org-a` (not a platform administrator).
+pub(crate) const ORG_A_ADMIN: &[(&str, &str)] = &[
+    ("x-test-user", "alice"),
+    ("x-test-admin", "1"),
+    ("x-test-org", "org-a"),
+];
+/// The administrator of organization `org-b`.
+pub(crate) const ORG_B_ADMIN: &[(&str, &str)] = &[
+    ("x-test-user", "bert"),
+    ("x-test-admin", "1"),
+    ("x-test-org", "org-b"),
+];
 pub(crate) const USER: &[(&str, &str)] = &[("x-test-user", "bob")];
 
 fn http(

@@ -6,3 +6,6 @@ mod support;
 
 #[cfg(test)]
 mod scrape;
+
+#[cfg(test)]
+mod start;

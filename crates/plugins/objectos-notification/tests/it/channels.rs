@@ -21,7 +21,7 @@ use objectos_testkit::TestDatabase;
 use serde_json::{Value, json};
 
 use crate::on_both;
-use crate::support::{Harness, Req, SmtpServer, parse_mail, smtp_settings};
+use crate::support::{Harness, Req, SignIn, SmtpServer, parse_mail, smtp_settings};
 
 const KEY: &str = "webhook-test-key-0123456789";
 

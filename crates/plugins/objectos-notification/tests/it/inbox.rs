@@ -7,7 +7,7 @@ use objectos_testkit::TestDatabase;
 use serde_json::json;
 
 use crate::on_both;
-use crate::support::{Harness, Req};
+use crate::support::{Harness, Req, SignIn};
 
 async fn add(h: &Harness, user: &str, org: &str, title: &str, kind: &str) -> String {
     h.service

@@ -9,7 +9,7 @@ use objectos_testkit::TestDatabase;
 use serde_json::json;
 
 use crate::on_both;
-use crate::support::{Harness, Req, SmtpServer, parse_mail, smtp_settings};
+use crate::support::{Harness, Req, SignIn, SmtpServer, parse_mail, smtp_settings};
 
 async fn templates_reach_the_smtp_server(db: TestDatabase) {
     let Some(smtp) = SmtpServer::start() else {

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use objectos_data::OpContext;
+use objectos_notification::service::WebhookRequest;
 use objectos_notification::webhook::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use objectos_spec::settings::Secret;
 use objectos_testkit::TestDatabase;
@@ -108,17 +109,15 @@ async fn webhooks_are_signed_and_retried(db: TestDatabase) {
     settings.webhook.secret = Some(Secret::new(KEY));
     let h = Harness::boot(db, settings).await;
     let payload = json!({ "event": "deal.won", "amount": 12.5, "name": "Zoë" });
-    let d = h
-        .service
-        .queue_webhook(
-            &format!("http://127.0.0.1:{port}/hook"),
-            "deal.won",
-            &payload,
-            Some("org1"),
-            Some("deal-1"),
-        )
-        .await
-        .unwrap();
+    let request = WebhookRequest {
+        url: format!("http://127.0.0.1:{port}/hook"),
+        event: "deal.won".into(),
+        payload: payload.clone(),
+        tenant: Some("org1".into()),
+        idempotency_key: Some("deal-1".into()),
+        secret_env: None,
+    };
+    let d = h.service.queue_webhook(request.clone()).await.unwrap();
     let mut rec = Value::Null;
     for _ in 0..400 {
         let mut cx = OpContext::system("test");
@@ -144,17 +143,7 @@ async fn webhooks_are_signed_and_retried(db: TestDatabase) {
         assert_eq!(serde_json::from_str::<Value>(body).unwrap(), payload);
     }
     // The same key again: the first delivery, no new call.
-    let again = h
-        .service
-        .queue_webhook(
-            &format!("http://127.0.0.1:{port}/hook"),
-            "deal.won",
-            &payload,
-            Some("org1"),
-            Some("deal-1"),
-        )
-        .await
-        .unwrap();
+    let again = h.service.queue_webhook(request.clone()).await.unwrap();
     assert_eq!(again.id, d.id);
     h.finish().await;
 }

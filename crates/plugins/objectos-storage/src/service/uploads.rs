@@ -1,14 +1,23 @@
 //! Upload sessions: presigned uploads (a signed raw `PUT`, then complete), chunked and
 //! resumable uploads (parts with a resume token, progress, complete), and the removal of
 //! expired sessions. Sessions and parts are the plugin's private tables.
+//!
+//! Both kinds complete through one path ([`StorageService::complete_session`]): the session is
+//! claimed (`in_progress` to `completing`, one caller wins), its contents become the file
+//! (measured, sniffed and checked against the field's types), the record turns `ready`, and the
+//! session stays as `completed` until it expires, so completing again answers the same file.
+//! On the local backend a chunked upload's parts are written at their offsets of one file and
+//! completion renames it into place; other backends store parts as objects and join them.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use futures_util::{StreamExt, TryStreamExt};
 use objectos_data::Record;
 use objectos_data::store::{Row, Sql, Store};
-use objectos_kernel::contracts::{BlobMeta, ByteStream, Caller};
+use objectos_kernel::KernelError;
+use objectos_kernel::contracts::{BlobStore, ByteStream, Caller};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -29,16 +38,15 @@ const CHUNKED: &str = "chunked";
 /// Sessions' status values (the wire's `status` of progress).
 const IN_PROGRESS: &str = "in_progress";
 const COMPLETING: &str = "completing";
+const COMPLETED: &str = "completed";
 
-/// `POST /upload/presigned`.
+/// What both upload requests name: the file and what it is for.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PresignRequest {
+pub struct UploadTarget {
     pub filename: String,
     #[serde(default)]
     pub mime_type: Option<String>,
-    #[serde(default)]
-    pub size: Option<u64>,
     #[serde(default)]
     pub scope: Option<String>,
     #[serde(default)]
@@ -52,26 +60,24 @@ pub struct PresignRequest {
     pub metadata: Option<Value>,
 }
 
+/// `POST /upload/presigned`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PresignRequest {
+    #[serde(flatten)]
+    pub target: UploadTarget,
+    #[serde(default)]
+    pub size: Option<u64>,
+}
+
 /// `POST /upload/chunked`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChunkedInit {
-    pub filename: String,
-    #[serde(default)]
-    pub mime_type: Option<String>,
+    #[serde(flatten)]
+    pub target: UploadTarget,
     pub total_size: u64,
     #[serde(default)]
     pub chunk_size: Option<u64>,
-    #[serde(default)]
-    pub scope: Option<String>,
-    #[serde(default)]
-    pub bucket: Option<String>,
-    #[serde(default)]
-    pub object: Option<String>,
-    #[serde(default)]
-    pub field: Option<String>,
-    #[serde(default)]
-    pub metadata: Option<Value>,
 }
 
 /// One part named in `POST /upload/chunked/:id/complete`.
@@ -81,6 +87,64 @@ pub struct PartRef {
     pub chunk_index: u64,
     #[serde(default)]
     pub e_tag: Option<String>,
+}
+
+/// Per chunked upload, in this process: part writes hold it shared, completion exclusively, so
+/// completion never reads a part being written (and a part never writes into a completed file).
+/// The local backend serves one process; several processes on one folder are not coordinated.
+#[derive(Debug, Default)]
+pub(crate) struct UploadLocks(Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>);
+
+impl UploadLocks {
+    fn of(&self, upload: &str) -> Arc<tokio::sync::RwLock<()>> {
+        match self.0.lock() {
+            Ok(mut map) => map.entry(upload.to_owned()).or_default().clone(),
+            // A poisoned map still hands out a lock; it only loses the sharing.
+            Err(_) => Arc::default(),
+        }
+    }
+
+    fn forget(&self, upload: &str) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(upload);
+        }
+    }
+}
+
+/// What differs between the kinds of session when one is opened.
+struct Shape {
+    kind: &'static str,
+    /// 0 for a presigned upload (one part).
+    chunk_size: u64,
+    resume_token_hash: Option<String>,
+    /// How long the session lives.
+    ttl_seconds: u64,
+}
+
+/// A fresh meter for [`metered`].
+fn meter() -> Arc<Mutex<Meter>> {
+    Arc::new(Mutex::new(Meter::default()))
+}
+
+/// What a metered transfer measured, or why it failed: the meter's reason (413, 415, a short
+/// part) before the backend's.
+fn outcome<T>(
+    meter: &Mutex<Meter>,
+    result: Result<T, StorageError>,
+) -> Result<(Meter, T), StorageError> {
+    let taken = std::mem::take(
+        &mut *meter
+            .lock()
+            .map_err(|_| StorageError::Backend("meter lock poisoned".into()))?,
+    );
+    match result {
+        Ok(v) => Ok((taken, v)),
+        Err(e) => Err(taken.failure.unwrap_or(e)),
+    }
+}
+
+fn backend(e: KernelError) -> StorageError {
+    StorageError::Backend(e.to_string())
 }
 
 /// One upload session row.
@@ -195,49 +259,53 @@ impl StorageService {
             .transpose()
     }
 
-    async fn set_session(
-        &self,
-        id: &str,
-        status: &str,
-        received: Option<(u64, &str, &str)>,
-    ) -> Result<(), StorageError> {
+    /// Moves session `id` from status `from` to `to`; whether it was in `from` (only one of
+    /// callers racing for the same move gets `true`).
+    async fn transition(&self, id: &str, from: &str, to: &str) -> Result<bool, StorageError> {
         let w = self.s()?.engine.writer();
-        let sql = match received {
-            Some((size, checksum, mime)) => Sql::with(
-                w.dialect(),
-                &format!(
-                    "UPDATE {UPLOADS_TABLE} SET status = ?, received_size = ?, checksum = ?, mime_type = ? WHERE id = ?"
-                ),
-                vec![
-                    status.into(),
-                    i(size).into(),
-                    checksum.into(),
-                    mime.into(),
-                    id.into(),
-                ],
-            )?,
-            None => Sql::with(
-                w.dialect(),
-                &format!("UPDATE {UPLOADS_TABLE} SET status = ? WHERE id = ?"),
-                vec![status.into(), id.into()],
-            )?,
-        };
-        w.execute(sql).await?;
+        let sql = Sql::with(
+            w.dialect(),
+            &format!("UPDATE {UPLOADS_TABLE} SET status = ? WHERE id = ? AND status = ?"),
+            vec![to.into(), id.into(), from.into()],
+        )?;
+        Ok(w.execute(sql).await? == 1)
+    }
+
+    /// Records what a presigned `PUT` stored, unless the session left `in_progress` meanwhile.
+    async fn record_received(&self, id: &str, m: &Meter, mime: &str) -> Result<bool, StorageError> {
+        let w = self.s()?.engine.writer();
+        let sql = Sql::with(
+            w.dialect(),
+            &format!(
+                "UPDATE {UPLOADS_TABLE} SET received_size = ?, checksum = ?, mime_type = ? WHERE id = ? AND status = ?"
+            ),
+            vec![
+                i(m.size).into(),
+                m.checksum().into(),
+                mime.into(),
+                id.into(),
+                IN_PROGRESS.into(),
+            ],
+        )?;
+        Ok(w.execute(sql).await? == 1)
+    }
+
+    /// Removes the stored parts of `s` (objects, or the local assembly file).
+    async fn drop_parts(&self, s: &Session) -> Result<(), StorageError> {
+        let st = self.s()?;
+        if let Some(local) = &st.local {
+            return local.discard_assembly(&s.id).await.map_err(backend);
+        }
+        for idx in self.part_indexes(&s.id).await?.into_iter().map(|p| p.0) {
+            st.blobs.delete(&part_key(&s.id, idx)).await?;
+        }
         Ok(())
     }
 
     async fn drop_session(&self, s: &Session) -> Result<(), StorageError> {
-        let st = self.s()?;
-        for idx in self.part_indexes(&s.id).await?.into_iter().map(|p| p.0) {
-            st.blobs.delete(&part_key(&s.id, idx)).await?;
-        }
-        let w = st.engine.writer();
-        for table in [PARTS_TABLE, UPLOADS_TABLE] {
-            let column = if table == PARTS_TABLE {
-                "upload_id"
-            } else {
-                "id"
-            };
+        self.drop_parts(s).await?;
+        let w = self.s()?.engine.writer();
+        for (table, column) in [(PARTS_TABLE, "upload_id"), (UPLOADS_TABLE, "id")] {
             let sql = Sql::with(
                 w.dialect(),
                 &format!("DELETE FROM {table} WHERE {column} = ?"),
@@ -245,6 +313,7 @@ impl StorageService {
             )?;
             w.execute(sql).await?;
         }
+        self.upload_locks.forget(&s.id);
         Ok(())
     }
 
@@ -314,6 +383,81 @@ impl StorageService {
             .ok_or_else(|| StorageError::Backend("the file record has no id".into()))
     }
 
+    /// Checks and opens a session of `shape` for `size` bytes: a pending file record and the
+    /// session row.
+    async fn open_session(
+        &self,
+        caller: &Caller,
+        target: &UploadTarget,
+        size: u64,
+        shape: Shape,
+    ) -> Result<Session, StorageError> {
+        let Shape {
+            kind,
+            chunk_size,
+            resume_token_hash,
+            ttl_seconds,
+        } = shape;
+        let user = Self::user_of(caller)?;
+        if target.filename.trim().is_empty() {
+            return Err(StorageError::InvalidRequest(
+                "`filename` is required".into(),
+            ));
+        }
+        self.check_size(size)?;
+        self.check_quota(caller.tenant.as_deref(), size).await?;
+        self.allowed_types(target.object.as_deref(), target.field.as_deref())?;
+        let name = safe_name(&target.filename);
+        let scope = target.scope.as_deref().unwrap_or("user");
+        let file_id = self
+            .create_pending(caller, &name, size, target.mime_type.as_deref(), scope)
+            .await?;
+        let now = now_ms();
+        let session = Session {
+            id: uuid::Uuid::new_v4().to_string(),
+            file_id,
+            kind: kind.into(),
+            tenant: caller.tenant.clone(),
+            user,
+            filename: name,
+            declared_mime: target.mime_type.clone(),
+            total_size: size,
+            chunk_size,
+            total_chunks: if chunk_size == 0 {
+                1
+            } else {
+                size.div_ceil(chunk_size)
+            },
+            resume_token_hash,
+            status: IN_PROGRESS.into(),
+            object_name: target.object.clone(),
+            field_name: target.field.clone(),
+            received_size: None,
+            checksum: None,
+            mime_type: None,
+            created_at: now,
+            expires_at: now.saturating_add(i(ttl_seconds).saturating_mul(1000)),
+        };
+        self.insert_session(&session).await?;
+        Ok(session)
+    }
+
+    /// The rules a whole file of session `s` is measured under.
+    fn file_rules(
+        &self,
+        s: &Session,
+        exact: Option<u64>,
+        limit: u64,
+    ) -> Result<Rules, StorageError> {
+        Ok(Rules {
+            limit,
+            exact,
+            declared: s.declared_mime.clone(),
+            allowed: self.allowed_types(s.object_name.as_deref(), s.field_name.as_deref())?,
+            no_sniff: false,
+        })
+    }
+
     // ---- presigned upload ----
 
     /// `POST /upload/presigned`: a pending file and a signed `PUT` URL for its contents.
@@ -322,94 +466,36 @@ impl StorageService {
         caller: &Caller,
         req: PresignRequest,
     ) -> Result<Value, StorageError> {
-        let user = Self::user_of(caller)?;
-        if req.filename.trim().is_empty() {
-            return Err(StorageError::InvalidRequest(
-                "`filename` is required".into(),
-            ));
-        }
-        let declared_size = req.size.unwrap_or(0);
-        self.check_size(declared_size)?;
-        self.check_quota(caller.tenant.as_deref(), declared_size)
-            .await?;
-        self.allowed_types(req.object.as_deref(), req.field.as_deref())?;
-        let name = safe_name(&req.filename);
-        let scope = req.scope.clone().unwrap_or_else(|| "user".into());
-        let file_id = self
-            .create_pending(
+        let s = self
+            .open_session(
                 caller,
-                &name,
-                declared_size,
-                req.mime_type.as_deref(),
-                &scope,
+                &req.target,
+                req.size.unwrap_or(0),
+                Shape {
+                    kind: PRESIGNED,
+                    chunk_size: 0,
+                    resume_token_hash: None,
+                    ttl_seconds: self.settings.url_ttl_seconds,
+                },
             )
             .await?;
-        let now = now_ms();
-        let ttl = i(self.settings.url_ttl_seconds);
-        let expires_at = now.saturating_add(ttl.saturating_mul(1000));
-        self.insert_session(&Session {
-            id: uuid::Uuid::new_v4().to_string(),
-            file_id: file_id.clone(),
-            kind: PRESIGNED.into(),
-            tenant: caller.tenant.clone(),
-            user,
-            filename: name,
-            declared_mime: req.mime_type.clone(),
-            total_size: declared_size,
-            chunk_size: 0,
-            total_chunks: 1,
-            resume_token_hash: None,
-            status: IN_PROGRESS.into(),
-            object_name: req.object.clone(),
-            field_name: req.field.clone(),
-            received_size: None,
-            checksum: None,
-            mime_type: None,
-            created_at: now,
-            expires_at,
-        })
-        .await?;
         let token = self.signer.sign(&Claims {
-            file: file_id.clone(),
+            file: s.file_id.clone(),
             op: Op::Put,
-            expires: expires_at / 1000,
+            expires: s.expires_at / 1000,
         });
         let content_type = req
+            .target
             .mime_type
-            .clone()
             .unwrap_or_else(|| "application/octet-stream".into());
         Ok(json!({
             "uploadUrl": format!("{RAW_PATH}{token}"),
             "method": "PUT",
             "headers": { "content-type": content_type },
-            "fileId": file_id,
+            "fileId": s.file_id,
             "expiresIn": self.settings.url_ttl_seconds,
-            "downloadUrl": download_url_path(&file_id),
+            "downloadUrl": download_url_path(&s.file_id),
         }))
-    }
-
-    /// Streams `body` to `key` under `rules`, answering the meter's findings.
-    async fn store(
-        &self,
-        key: &str,
-        body: ByteStream,
-        rules: Rules,
-    ) -> Result<(Meter, BlobMeta), StorageError> {
-        let st = self.s()?;
-        let meter = Arc::new(Mutex::new(Meter::default()));
-        let result = st.blobs.put(key, metered(body, meter.clone(), rules)).await;
-        let mut m = meter
-            .lock()
-            .map_err(|_| StorageError::Backend("meter lock poisoned".into()))?;
-        let taken = std::mem::take(&mut *m);
-        drop(m);
-        match result {
-            Ok(meta) => Ok((taken, meta)),
-            Err(e) => Err(match taken.failure {
-                Some(reason) => reason,
-                None => e.into(),
-            }),
-        }
     }
 
     /// `PUT /_local/raw/:token`: the contents of a presigned upload. `length` is the request's
@@ -429,11 +515,11 @@ impl StorageService {
             .await?
             .filter(|s| s.kind == PRESIGNED)
             .ok_or(StorageError::InvalidToken)?;
+        let not_open = |s: &Session| {
+            StorageError::Conflict(format!("file `{}` is already {}", s.file_id, s.status))
+        };
         if s.status != IN_PROGRESS {
-            return Err(StorageError::Conflict(format!(
-                "file `{}` is already {}",
-                s.file_id, s.status
-            )));
+            return Err(not_open(&s));
         }
         let limit = if s.total_size > 0 {
             s.total_size.min(self.settings.max_file_size)
@@ -449,25 +535,23 @@ impl StorageService {
         }
         self.check_quota(s.tenant.as_deref(), length.unwrap_or(0))
             .await?;
-        let rules = Rules {
-            limit,
-            exact: None,
-            declared: s.declared_mime.clone(),
-            allowed: self.allowed_types(s.object_name.as_deref(), s.field_name.as_deref())?,
-            no_sniff: false,
-        };
+        let rules = self.file_rules(&s, None, limit)?;
         let key = file_key(s.tenant.as_deref(), &s.file_id);
-        let (meter, _) = self.store(&key, body, rules).await?;
+        let m = meter();
+        let stored = self
+            .s()?
+            .blobs
+            .put(&key, metered(body, m.clone(), rules))
+            .await;
+        let (meter, _) = outcome(&m, stored.map_err(backend))?;
         let mime = meter
             .mime
             .clone()
             .unwrap_or_else(|| "application/octet-stream".into());
-        self.set_session(
-            &s.id,
-            IN_PROGRESS,
-            Some((meter.size, &meter.checksum(), &mime)),
-        )
-        .await?;
+        if !self.record_received(&s.id, &meter, &mime).await? {
+            // Completed while the body arrived: the answer of the completion stands.
+            return Err(not_open(&s));
+        }
         Ok(json!({ "key": key }))
     }
 
@@ -482,18 +566,7 @@ impl StorageService {
             }
             other => other?,
         };
-        let (Some(size), Some(checksum), Some(mime)) =
-            (s.received_size, s.checksum.clone(), s.mime_type.clone())
-        else {
-            return Err(StorageError::InvalidRequest(format!(
-                "nothing was uploaded for file `{file_id}`; PUT its contents to the upload URL first"
-            )));
-        };
-        let info = self
-            .finish_file(caller, file_id, size, &mime, &checksum)
-            .await?;
-        self.drop_session(&s).await?;
-        Ok(info)
+        self.complete_session(caller, s, &[]).await
     }
 
     // ---- chunked upload ----
@@ -504,72 +577,37 @@ impl StorageService {
         caller: &Caller,
         req: ChunkedInit,
     ) -> Result<Value, StorageError> {
-        let user = Self::user_of(caller)?;
-        if req.filename.trim().is_empty() {
-            return Err(StorageError::InvalidRequest(
-                "`filename` is required".into(),
-            ));
-        }
         if req.total_size == 0 {
             return Err(StorageError::InvalidRequest(
                 "`totalSize` must be at least 1; upload an empty file with a presigned URL".into(),
             ));
         }
-        self.check_size(req.total_size)?;
-        self.check_quota(caller.tenant.as_deref(), req.total_size)
-            .await?;
-        self.allowed_types(req.object.as_deref(), req.field.as_deref())?;
         let chunk = req.chunk_size.unwrap_or(MIN_CHUNK_SIZE).max(MIN_CHUNK_SIZE);
-        let chunks = req.total_size.div_ceil(chunk);
-        let name = safe_name(&req.filename);
-        let scope = req.scope.clone().unwrap_or_else(|| "user".into());
-        let file_id = self
-            .create_pending(
-                caller,
-                &name,
-                req.total_size,
-                req.mime_type.as_deref(),
-                &scope,
-            )
-            .await?;
         let mut raw = [0u8; 32];
         getrandom::fill(&mut raw).map_err(|e| {
             StorageError::Backend(format!("no randomness for the resume token: {e}"))
         })?;
         let resume = hex::encode(raw);
-        let now = now_ms();
-        let expires_at =
-            now.saturating_add(i(self.settings.upload_session_ttl_seconds).saturating_mul(1000));
-        let id = uuid::Uuid::new_v4().to_string();
-        self.insert_session(&Session {
-            id: id.clone(),
-            file_id: file_id.clone(),
-            kind: CHUNKED.into(),
-            tenant: caller.tenant.clone(),
-            user,
-            filename: name,
-            declared_mime: req.mime_type.clone(),
-            total_size: req.total_size,
-            chunk_size: chunk,
-            total_chunks: chunks,
-            resume_token_hash: Some(sha_hex(&resume)),
-            status: IN_PROGRESS.into(),
-            object_name: req.object.clone(),
-            field_name: req.field.clone(),
-            received_size: None,
-            checksum: None,
-            mime_type: None,
-            created_at: now,
-            expires_at,
-        })
-        .await?;
+        let s = self
+            .open_session(
+                caller,
+                &req.target,
+                req.total_size,
+                Shape {
+                    kind: CHUNKED,
+                    chunk_size: chunk,
+                    resume_token_hash: Some(sha_hex(&resume)),
+                    ttl_seconds: self.settings.upload_session_ttl_seconds,
+                },
+            )
+            .await?;
         Ok(json!({
-            "uploadId": id,
+            "uploadId": s.id,
             "resumeToken": resume,
-            "fileId": file_id,
-            "totalChunks": chunks,
+            "fileId": s.file_id,
+            "totalChunks": s.total_chunks,
             "chunkSize": chunk,
-            "expiresAt": iso(expires_at),
+            "expiresAt": iso(s.expires_at),
         }))
     }
 
@@ -590,12 +628,6 @@ impl StorageService {
         if !token_ok {
             return Err(StorageError::InvalidResumeToken(s.id));
         }
-        if s.status != IN_PROGRESS {
-            return Err(StorageError::Conflict(format!(
-                "upload `{}` is {}",
-                s.id, s.status
-            )));
-        }
         if index >= s.total_chunks {
             return Err(StorageError::InvalidRequest(format!(
                 "chunk {index} is out of range; upload `{}` has chunks 0 to {}",
@@ -603,11 +635,8 @@ impl StorageService {
                 s.total_chunks - 1
             )));
         }
-        let expected = if index + 1 == s.total_chunks {
-            s.total_size - s.chunk_size * (s.total_chunks - 1)
-        } else {
-            s.chunk_size
-        };
+        let offset = s.chunk_size * index;
+        let expected = s.chunk_size.min(s.total_size - offset);
         if let Some(len) = length
             && len != expected
         {
@@ -618,22 +647,48 @@ impl StorageService {
                 StorageError::InvalidRequest(e)
             });
         }
-        let rules = Rules {
-            limit: expected,
-            exact: Some(expected),
-            no_sniff: true,
-            ..Rules::default()
-        };
-        let (meter, _) = self.store(&part_key(&s.id, index), body, rules).await?;
-        let etag = meter.checksum();
-        let w = self.s()?.engine.writer();
-        // A part sent again (a retry after a lost answer) replaces the first.
+        // Held while the part is written; the status is read again under it, since a
+        // completion may have claimed the session in between.
+        let lock = self.upload_locks.of(&s.id);
+        let _shared = lock.read().await;
+        let status = self
+            .session_where("id", &s.id)
+            .await?
+            .map(|now| now.status)
+            .unwrap_or_default();
+        if status != IN_PROGRESS {
+            return Err(StorageError::Conflict(format!(
+                "upload `{}` is {status}",
+                s.id
+            )));
+        }
+        let st = self.s()?;
+        let w = st.engine.writer();
+        // The part's row goes first: a part sent again (a retry after a lost answer) that is
+        // cut off half-way leaves the part missing, never recorded over half-written bytes.
         let sql = Sql::with(
             w.dialect(),
             &format!("DELETE FROM {PARTS_TABLE} WHERE upload_id = ? AND idx = ?"),
             vec![s.id.as_str().into(), i(index).into()],
         )?;
         w.execute(sql).await?;
+        let rules = Rules {
+            limit: expected,
+            exact: Some(expected),
+            no_sniff: true,
+            ..Rules::default()
+        };
+        let m = meter();
+        let body = metered(body, m.clone(), rules);
+        let written = match &st.local {
+            Some(local) => local
+                .write_part(&s.id, s.total_size, offset, body)
+                .await
+                .map(drop),
+            None => st.blobs.put(&part_key(&s.id, index), body).await.map(drop),
+        };
+        let (meter, ()) = outcome(&m, written.map_err(backend))?;
+        let etag = meter.checksum();
         let sql = Sql::with(
             w.dialect(),
             &format!("INSERT INTO {PARTS_TABLE} (upload_id, idx, size, etag) VALUES (?, ?, ?, ?)"),
@@ -686,7 +741,7 @@ impl StorageService {
         }))
     }
 
-    /// `POST /upload/chunked/:id/complete`: joins the parts into the file.
+    /// `POST /upload/chunked/:id/complete`: the parts become the file.
     pub async fn chunked_complete(
         &self,
         caller: &Caller,
@@ -694,12 +749,91 @@ impl StorageService {
         named: &[PartRef],
     ) -> Result<Value, StorageError> {
         let s = self.own_session(caller, "id", upload, CHUNKED).await?;
-        if s.status != IN_PROGRESS {
-            return Err(StorageError::Conflict(format!(
-                "upload `{}` is {}",
-                s.id, s.status
+        let info = self.complete_session(caller, s, named).await?;
+        Ok(json!({
+            "fileId": info.file_id,
+            "key": info.path,
+            "size": info.size,
+            "mimeType": info.mime_type,
+            "url": download_url_path(&info.file_id),
+        }))
+    }
+
+    // ---- completion ----
+
+    /// Completes session `s` (both kinds): see the module's documentation. A session already
+    /// completed answers its file again; a failure puts the session back to `in_progress`, so
+    /// the client may fix what is missing and complete again.
+    async fn complete_session(
+        &self,
+        caller: &Caller,
+        s: Session,
+        named: &[PartRef],
+    ) -> Result<FileInfo, StorageError> {
+        if s.status == COMPLETED {
+            return self.completed(caller, &s).await;
+        }
+        if s.kind == PRESIGNED && s.received_size.is_none() {
+            return Err(StorageError::InvalidRequest(format!(
+                "nothing was uploaded for file `{}`; PUT its contents to the upload URL first",
+                s.file_id
             )));
         }
+        if !self.transition(&s.id, IN_PROGRESS, COMPLETING).await? {
+            // Another completion got there first: its answer, once it has one.
+            return match self.session_where("id", &s.id).await? {
+                Some(now) if now.status == COMPLETED => self.completed(caller, &now).await,
+                _ => Err(StorageError::Conflict(format!(
+                    "upload `{}` is being completed",
+                    s.id
+                ))),
+            };
+        }
+        let lock = self.upload_locks.of(&s.id);
+        let exclusive = lock.write().await;
+        let result = match s.kind.as_str() {
+            CHUNKED => self.assemble(&s, named).await,
+            _ => Ok((
+                s.received_size.unwrap_or(0),
+                s.mime_type.clone().unwrap_or_default(),
+                s.checksum.clone().unwrap_or_default(),
+            )),
+        };
+        let result = match result {
+            Ok((size, mime, checksum)) => {
+                self.finish_file(caller, &s.file_id, size, &mime, &checksum)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        drop(exclusive);
+        match result {
+            Ok(info) => {
+                self.transition(&s.id, COMPLETING, COMPLETED).await?;
+                self.drop_parts(&s).await?;
+                self.upload_locks.forget(&s.id);
+                Ok(info)
+            }
+            Err(e) => {
+                self.transition(&s.id, COMPLETING, IN_PROGRESS).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// The file of completed session `s`, as its completion answered it.
+    async fn completed(&self, caller: &Caller, s: &Session) -> Result<FileInfo, StorageError> {
+        let rec = self.file_record(s.tenant.as_deref(), &s.file_id).await?;
+        Ok(self.info(caller.tenant.as_deref(), &rec))
+    }
+
+    /// Checks the parts of chunked session `s` (all received; the eTags the client names match)
+    /// and makes them the file's contents: `(size, mime, checksum)`.
+    async fn assemble(
+        &self,
+        s: &Session,
+        named: &[PartRef],
+    ) -> Result<(u64, String, String), StorageError> {
         let parts = self.part_indexes(&s.id).await?;
         let missing: Vec<u64> = (0..s.total_chunks)
             .filter(|i| !parts.iter().any(|p| p.0 == *i))
@@ -711,8 +845,7 @@ impl StorageService {
             )));
         }
         for p in named {
-            let stored = parts.iter().find(|q| q.0 == p.chunk_index);
-            match (stored, p.e_tag.as_deref()) {
+            match (parts.iter().find(|q| q.0 == p.chunk_index), &p.e_tag) {
                 (None, _) => {
                     return Err(StorageError::InvalidRequest(format!(
                         "chunk {} is not part of upload `{}`",
@@ -728,62 +861,67 @@ impl StorageService {
                 _ => {}
             }
         }
-        self.set_session(&s.id, COMPLETING, None).await?;
-        let result = self.join_parts(caller, &s).await;
-        match result {
-            Ok(v) => {
-                self.drop_session(&s).await?;
-                Ok(v)
-            }
-            Err(e) => {
-                // The parts are still there: the client may complete again.
-                self.set_session(&s.id, IN_PROGRESS, None).await?;
-                Err(e)
-            }
-        }
-    }
-
-    async fn join_parts(&self, caller: &Caller, s: &Session) -> Result<Value, StorageError> {
         let st = self.s()?;
-        let blobs = st.blobs.clone();
-        let id = s.id.clone();
-        // Each part is opened only when the previous one is consumed: one open file at a time.
-        let joined = futures_util::stream::iter(0..s.total_chunks)
-            .then(move |idx| {
-                let blobs = blobs.clone();
-                let key = part_key(&id, idx);
-                async move {
-                    match blobs.get(&key, None).await {
-                        Ok(Some(read)) => Ok(read.body),
-                        Ok(None) => Err(std::io::Error::other(format!("part {idx} is missing"))),
-                        Err(e) => Err(std::io::Error::other(e.to_string())),
+        let rules = self.file_rules(s, Some(s.total_size), s.total_size)?;
+        let key = file_key(s.tenant.as_deref(), &s.file_id);
+        let m = meter();
+        let meter = match &st.local {
+            // Read once for the checksum and the type, then renamed into place: no copy.
+            Some(local) => {
+                let (joined, moved) = match local.read_assembly(&s.id, s.total_size).await {
+                    Ok(joined) => (joined, false),
+                    // A completion that moved the file into place and failed after (updating
+                    // the record): measured where it is now, so completing again succeeds.
+                    Err(e) => match local.get(&key, None).await.map_err(backend)? {
+                        Some(read) => (read.body, true),
+                        None => return Err(backend(e)),
+                    },
+                };
+                let mut measured = metered(joined, m.clone(), rules);
+                let mut read = Ok(());
+                while let Some(chunk) = measured.next().await {
+                    if let Err(e) = chunk {
+                        read = Err(StorageError::Backend(e.to_string()));
+                        break;
                     }
                 }
-            })
-            .try_flatten();
-        let rules = Rules {
-            limit: s.total_size,
-            exact: Some(s.total_size),
-            declared: s.declared_mime.clone(),
-            allowed: self.allowed_types(s.object_name.as_deref(), s.field_name.as_deref())?,
-            no_sniff: false,
+                let (meter, ()) = outcome(&m, read)?;
+                if !moved {
+                    local.commit_assembly(&s.id, &key).await.map_err(backend)?;
+                }
+                meter
+            }
+            None => {
+                let blobs = st.blobs.clone();
+                let id = s.id.clone();
+                // Each part is opened only when the previous one is consumed.
+                let joined = futures_util::stream::iter(0..s.total_chunks)
+                    .then(move |idx| {
+                        let blobs = blobs.clone();
+                        let key = part_key(&id, idx);
+                        async move {
+                            match blobs.get(&key, None).await {
+                                Ok(Some(read)) => Ok(read.body),
+                                Ok(None) => {
+                                    Err(std::io::Error::other(format!("part {idx} is missing")))
+                                }
+                                Err(e) => Err(std::io::Error::other(e.to_string())),
+                            }
+                        }
+                    })
+                    .try_flatten();
+                let stored = st
+                    .blobs
+                    .put(&key, metered(Box::pin(joined), m.clone(), rules))
+                    .await;
+                outcome(&m, stored.map_err(backend))?.0
+            }
         };
-        let key = file_key(s.tenant.as_deref(), &s.file_id);
-        let (meter, _) = self.store(&key, Box::pin(joined), rules).await?;
         let mime = meter
             .mime
             .clone()
             .unwrap_or_else(|| "application/octet-stream".into());
-        let info = self
-            .finish_file(caller, &s.file_id, meter.size, &mime, &meter.checksum())
-            .await?;
-        Ok(json!({
-            "fileId": info.file_id,
-            "key": key,
-            "size": info.size,
-            "mimeType": info.mime_type,
-            "url": download_url_path(&info.file_id),
-        }))
+        Ok((meter.size, mime, meter.checksum()))
     }
 
     // ---- cleanup ----
@@ -819,6 +957,16 @@ impl StorageService {
                     .await?;
             }
             n += 1;
+        }
+        if let Some(local) = &st.local {
+            // What a crash left in the temporary folder: untouched longer than any session lives.
+            let age = self
+                .settings
+                .upload_session_ttl_seconds
+                .max(self.settings.url_ttl_seconds);
+            local
+                .sweep_temporary(std::time::Duration::from_secs(age))
+                .await;
         }
         Ok(n)
     }

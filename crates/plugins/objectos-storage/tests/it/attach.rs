@@ -8,7 +8,7 @@ use objectos_testkit::TestDatabase;
 use serde_json::{Value, json};
 
 use crate::on_both;
-use crate::support::{Harness, MP3, MP4, PDF, PNG, Req, Resp};
+use crate::support::{Harness, MP3, MP4, PDF, PNG, Req, Resp, url_of};
 
 fn create(user: &str, org: &str, body: Value) -> Req {
     Req::post("/api/v1/data/account", body).user(user, org)
@@ -22,8 +22,20 @@ fn update(user: &str, org: &str, id: &str, body: Value) -> Req {
     .user(user, org)
 }
 
-fn url_of(user: &str, org: &str, file: &str) -> Req {
-    Req::get(&format!("/api/v1/storage/files/{file}/url")).user(user, org)
+/// Creates an `account` as `user` in `org` through the data API: the answer.
+async fn create_as(h: &Harness, user: &str, org: &str, body: Value) -> Resp {
+    h.call(create(user, org, body)).await
+}
+
+/// The id of the record a create answered, which must have succeeded.
+fn created(r: &Resp) -> String {
+    assert!(r.status < 300, "{}", r.text());
+    let body = r.json();
+    body["id"]
+        .as_str()
+        .or(body["data"]["id"].as_str())
+        .unwrap()
+        .to_owned()
 }
 
 /// A refusal of a file the writer may not read: 400, naming the field, never the file.
@@ -66,93 +78,56 @@ async fn attaching_needs_read_access(db: TestDatabase) {
     let theirs = h.upload_id("u2", "org1", "theirs.pdf", PDF).await;
 
     // Another member's private (unattached) file: refused, and nothing is written.
-    let r = h
-        .call(create(
-            "u1",
-            "org1",
-            json!({ "name": "A", "contract": theirs }),
-        ))
-        .await;
+    let r = create_as(&h, "u1", "org1", json!({ "name": "A", "contract": theirs })).await;
     assert_not_attachable(&r, "contract", &theirs);
     assert_eq!(account_count(&h, "org1").await, 0);
     // Still only its owner reads it.
     assert_eq!(h.call(url_of("u1", "org1", &theirs)).await.status, 404);
 
     // An id that names no file, and one of a file still being uploaded: the same answer.
-    let r = h
-        .call(create(
-            "u1",
-            "org1",
-            json!({ "name": "A", "contract": "0000000000000000zzzz" }),
-        ))
-        .await;
+    let r = create_as(
+        &h,
+        "u1",
+        "org1",
+        json!({ "name": "A", "contract": "0000000000000000zzzz" }),
+    )
+    .await;
     assert_not_attachable(&r, "contract", "0000000000000000zzzz");
     let pending = h
-        .call(
-            Req::post(
-                "/api/v1/storage/upload/presigned",
-                json!({ "filename": "p.pdf", "size": PDF.len() }),
-            )
-            .user("u1", "org1"),
+        .presign(
+            "u1",
+            "org1",
+            json!({ "filename": "p.pdf", "size": PDF.len() }),
         )
-        .await;
-    let pending = pending.json()["data"]["fileId"]
+        .await["fileId"]
         .as_str()
         .unwrap()
         .to_owned();
-    let r = h
-        .call(create(
-            "u1",
-            "org1",
-            json!({ "name": "A", "contract": pending }),
-        ))
-        .await;
+    let r = create_as(
+        &h,
+        "u1",
+        "org1",
+        json!({ "name": "A", "contract": pending }),
+    )
+    .await;
     assert_not_attachable(&r, "contract", &pending);
 
     // The writer's own upload: accepted, and then readable through the record by others.
-    let r = h
-        .call(create(
-            "u1",
-            "org1",
-            json!({ "name": "A", "contract": mine }),
-        ))
-        .await;
-    assert!(r.status < 300, "{}", r.text());
-    let account = r.json()["id"]
-        .as_str()
-        .or(r.json()["data"]["id"].as_str())
-        .unwrap()
-        .to_owned();
+    let r = create_as(&h, "u1", "org1", json!({ "name": "A", "contract": mine })).await;
+    let account = created(&r);
     assert_eq!(h.call(url_of("u3", "org1", &mine)).await.status, 200);
 
     // A file attached to a record the writer reads may be attached elsewhere too.
-    let r = h
-        .call(create(
-            "u3",
-            "org1",
-            json!({ "name": "B", "contract": mine }),
-        ))
-        .await;
-    assert!(r.status < 300, "{}", r.text());
+    let r = create_as(&h, "u3", "org1", json!({ "name": "B", "contract": mine })).await;
     // Not once that record is hidden from the writer (the second account still holds it, so
     // hide both).
-    let second = r.json()["id"]
-        .as_str()
-        .or(r.json()["data"]["id"].as_str())
-        .unwrap()
-        .to_owned();
+    let second = created(&r);
     {
         let mut hidden = h.authz.hidden_records.lock().unwrap();
         hidden.insert(account.clone());
         hidden.insert(second.clone());
     }
-    let r = h
-        .call(create(
-            "u3",
-            "org1",
-            json!({ "name": "C", "contract": mine }),
-        ))
-        .await;
+    let r = create_as(&h, "u3", "org1", json!({ "name": "C", "contract": mine })).await;
     assert_not_attachable(&r, "contract", &mine);
     h.authz.hidden_records.lock().unwrap().clear();
 
@@ -195,13 +170,13 @@ async fn attaching_needs_read_access(db: TestDatabase) {
 
     // Another organization's file, even the caller's own upload there.
     let elsewhere = h.upload_id("u1", "org2", "other-org.pdf", PDF).await;
-    let r = h
-        .call(create(
-            "u1",
-            "org1",
-            json!({ "name": "X", "contract": elsewhere }),
-        ))
-        .await;
+    let r = create_as(
+        &h,
+        "u1",
+        "org1",
+        json!({ "name": "X", "contract": elsewhere }),
+    )
+    .await;
     assert_not_attachable(&r, "contract", &elsewhere);
 
     // An administrator of the organization attaches any of its files; the system is trusted.
@@ -213,13 +188,13 @@ async fn attaching_needs_read_access(db: TestDatabase) {
         .await;
     assert!(r.status < 300, "{}", r.text());
     // Links are not file ids: a logo URL is kept as it is.
-    let r = h
-        .call(create(
-            "u1",
-            "org1",
-            json!({ "name": "L", "logo": "https://example.com/logo.png" }),
-        ))
-        .await;
+    let r = create_as(
+        &h,
+        "u1",
+        "org1",
+        json!({ "name": "L", "logo": "https://example.com/logo.png" }),
+    )
+    .await;
     assert!(r.status < 300, "{}", r.text());
     h.finish().await;
 }
@@ -236,13 +211,7 @@ async fn attached_files_must_have_an_allowed_type(db: TestDatabase) {
         .upload_id("u1", "org1", "notes.txt", b"just some words")
         .await;
     // `contract` accepts application/pdf only.
-    let r = h
-        .call(create(
-            "u1",
-            "org1",
-            json!({ "name": "A", "contract": png }),
-        ))
-        .await;
+    let r = create_as(&h, "u1", "org1", json!({ "name": "A", "contract": png })).await;
     let body = r.json();
     assert_eq!(
         (r.status, body["code"].as_str()),
@@ -263,9 +232,7 @@ async fn attached_files_must_have_an_allowed_type(db: TestDatabase) {
         r.text()
     );
     // An image field takes images only, by default.
-    let r = h
-        .call(create("u1", "org1", json!({ "name": "A", "logo": text })))
-        .await;
+    let r = create_as(&h, "u1", "org1", json!({ "name": "A", "logo": text })).await;
     assert_eq!(
         (r.status, r.json()["code"].as_str()),
         (415, Some("UNSUPPORTED_MEDIA_TYPE")),
@@ -273,18 +240,16 @@ async fn attached_files_must_have_an_allowed_type(db: TestDatabase) {
         r.text()
     );
     assert_eq!(account_count(&h, "org1").await, 0);
-    let r = h
-        .call(create("u1", "org1", json!({ "name": "A", "logo": png })))
-        .await;
+    let r = create_as(&h, "u1", "org1", json!({ "name": "A", "logo": png })).await;
     assert!(r.status < 300, "{}", r.text());
     // A field without a list takes any type.
-    let r = h
-        .call(create(
-            "u1",
-            "org1",
-            json!({ "name": "B", "attachments": [text] }),
-        ))
-        .await;
+    let r = create_as(
+        &h,
+        "u1",
+        "org1",
+        json!({ "name": "B", "attachments": [text] }),
+    )
+    .await;
     assert!(r.status < 300, "{}", r.text());
     h.finish().await;
 }
@@ -301,29 +266,18 @@ async fn multiple_file_fields(db: TestDatabase) {
     let theirs = h.upload_id("u2", "org1", "theirs.pdf", PDF).await;
 
     // One unreadable element refuses the whole list, and the record is not written.
-    let r = h
-        .call(create(
-            "u1",
-            "org1",
-            json!({ "name": "M", "attachments": [a, theirs] }),
-        ))
-        .await;
+    let r = create_as(
+        &h,
+        "u1",
+        "org1",
+        json!({ "name": "M", "attachments": [a, theirs] }),
+    )
+    .await;
     assert_not_attachable(&r, "attachments", &theirs);
     assert_eq!(account_count(&h, "org1").await, 0);
 
-    let r = h
-        .call(create(
-            "u1",
-            "org1",
-            json!({ "name": "M", "attachments": [a] }),
-        ))
-        .await;
-    assert!(r.status < 300, "{}", r.text());
-    let account = r.json()["id"]
-        .as_str()
-        .or(r.json()["data"]["id"].as_str())
-        .unwrap()
-        .to_owned();
+    let r = create_as(&h, "u1", "org1", json!({ "name": "M", "attachments": [a] })).await;
+    let account = created(&r);
     // Adding to the list checks only the new element.
     let r = h
         .call(update(
@@ -434,9 +388,7 @@ async fn avatar_video_and_audio_fields_hold_files(db: TestDatabase) {
         ("greeting", &png, "image/png"),
         ("photo", &mp3, "audio/mpeg"),
     ] {
-        let r = h
-            .call(create("u1", "org1", json!({ "name": "A", field: wrong })))
-            .await;
+        let r = create_as(&h, "u1", "org1", json!({ "name": "A", field: wrong })).await;
         let body = r.json();
         assert_eq!(
             (r.status, body["code"].as_str()),
@@ -454,29 +406,18 @@ async fn avatar_video_and_audio_fields_hold_files(db: TestDatabase) {
     assert_eq!(account_count(&h, "org1").await, 0);
 
     // Another member's private upload is not attachable to an avatar either.
-    let r = h
-        .call(create(
-            "u1",
-            "org1",
-            json!({ "name": "A", "photo": theirs }),
-        ))
-        .await;
+    let r = create_as(&h, "u1", "org1", json!({ "name": "A", "photo": theirs })).await;
     assert_not_attachable(&r, "photo", &theirs);
 
     // The right families are accepted.
-    let r = h
-        .call(create(
-            "u1",
-            "org1",
-            json!({ "name": "A", "photo": png, "intro": mp4, "greeting": mp3 }),
-        ))
-        .await;
-    assert!(r.status < 300, "{}", r.text());
-    let account = r.json()["id"]
-        .as_str()
-        .or(r.json()["data"]["id"].as_str())
-        .unwrap()
-        .to_owned();
+    let r = create_as(
+        &h,
+        "u1",
+        "org1",
+        json!({ "name": "A", "photo": png, "intro": mp4, "greeting": mp3 }),
+    )
+    .await;
+    let account = created(&r);
 
     // Read through the record: another member downloads each file, the bytes intact.
     for (file, content) in [(&png, PNG), (&mp4, MP4), (&mp3, MP3)] {
@@ -509,21 +450,7 @@ async fn avatar_video_and_audio_fields_hold_files(db: TestDatabase) {
         ("greeting", MP4, 415),
         ("greeting", MP3, 200),
     ] {
-        let presigned = h
-            .call(
-                Req::post(
-                    "/api/v1/storage/upload/presigned",
-                    json!({ "filename": "m.bin", "object": "account", "field": field }),
-                )
-                .user("u1", "org1"),
-            )
-            .await;
-        assert_eq!(presigned.status, 200, "{}", presigned.text());
-        let url = presigned.json()["data"]["uploadUrl"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let put = h.call(Req::put(&url, content.to_vec())).await;
+        let put = h.put_for_field("u1", "org1", field, content).await;
         assert_eq!(put.status, status, "{field}: {}", put.text());
     }
     h.finish().await;

@@ -12,7 +12,7 @@ use objectos_storage::config::{BackendKind, S3Settings};
 use objectos_storage::s3::S3BlobStore;
 use objectos_testkit::TestDatabase;
 
-use crate::support::{Harness, PDF, Req};
+use crate::support::{Harness, PDF, Req, padded_pdf};
 
 fn s3_url() -> Option<String> {
     std::env::var("OBJECTOS_TEST_S3_URL")
@@ -126,6 +126,32 @@ async fn the_client_flow_works_on_s3() {
     assert_eq!(body.body, PDF);
     let part = h.call(Req::get(&url).header("range", "bytes=1-3")).await;
     assert_eq!((part.status, part.body.as_slice()), (206, &b"PDF"[..]));
+
+    // A chunked upload, parts out of order: stored as objects, joined at completion (which
+    // may be repeated), and the parts removed.
+    let total = 5 * 1024 * 1024 + 11;
+    let content = padded_pdf(total, b'q');
+    let c = h
+        .chunked(
+            "u1",
+            "org1",
+            serde_json::json!({ "filename": "big.pdf", "totalSize": total }),
+        )
+        .await;
+    for i in [1, 0] {
+        let bytes = &content[i * 5 * 1024 * 1024..((i + 1) * 5 * 1024 * 1024).min(total)];
+        let r = h.call(c.part(i, bytes)).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    for _ in 0..2 {
+        let done = h.call(c.complete(serde_json::Value::Null)).await;
+        assert_eq!(done.status, 200, "{}", done.text());
+        assert_eq!(done.json()["data"]["mimeType"], "application/pdf");
+    }
+    assert!(h.download("u1", "org1", &c.file_id).await.body == content);
+    let blobs = h.service.blobs().unwrap();
+    let parts = format!("parts/{}/0", c.upload);
+    assert!(blobs.head(&parts).await.unwrap().is_none());
     // Nothing was written to the local folder.
     assert!(!h.files.path().join("blobs/files").exists());
     h.finish().await;

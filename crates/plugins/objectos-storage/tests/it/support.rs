@@ -59,6 +59,13 @@ pub(crate) const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x0
 pub(crate) const MP4: &[u8] = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom\0\0\0\x08free";
 pub(crate) const MP3: &[u8] = b"ID3\x04\0\0\0\0\0\x0fTIT2\0\0\0\x05\0\0\0hi!\xff\xfb\x90\x44";
 
+/// A PDF of `len` bytes: [`PDF`], then `fill` (large enough for chunked uploads).
+pub(crate) fn padded_pdf(len: usize, fill: u8) -> Vec<u8> {
+    let mut content = PDF.to_vec();
+    content.resize(len, fill);
+    content
+}
+
 /// An authorizer whose refusals the test sets: records nobody may read, and fields hidden
 /// from one user.
 #[derive(Debug, Default)]
@@ -253,6 +260,73 @@ impl Harness {
         done.json()["data"]["fileId"].as_str().unwrap().to_owned()
     }
 
+    /// `POST /upload/presigned` with `body` as `user` in `org`, which must succeed: its `data`.
+    pub(crate) async fn presign(&self, user: &str, org: &str, body: Value) -> Value {
+        let r = self
+            .call(Req::post("/api/v1/storage/upload/presigned", body).user(user, org))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["data"].clone()
+    }
+
+    /// A presigned upload of `content` for `account.<field>`: the raw `PUT`'s answer.
+    pub(crate) async fn put_for_field(
+        &self,
+        user: &str,
+        org: &str,
+        field: &str,
+        content: &[u8],
+    ) -> Resp {
+        let data = self
+            .presign(
+                user,
+                org,
+                json!({ "filename": "f.bin", "object": "account", "field": field }),
+            )
+            .await;
+        let url = data["uploadUrl"].as_str().unwrap();
+        self.call(Req::put(url, content.to_vec())).await
+    }
+
+    /// `POST /upload/chunked` with `body` as `user` in `org`, which must succeed.
+    pub(crate) async fn chunked(&self, user: &str, org: &str, body: Value) -> Chunked {
+        let r = self
+            .call(Req::post("/api/v1/storage/upload/chunked", body).user(user, org))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let data = r.json()["data"].clone();
+        let field = |k: &str| data[k].as_str().unwrap().to_owned();
+        Chunked {
+            upload: field("uploadId"),
+            token: field("resumeToken"),
+            file_id: field("fileId"),
+            user: (user.to_owned(), org.to_owned()),
+            data,
+        }
+    }
+
+    /// `file`'s contents as `user` in `org` reads them: the signed URL (which must be
+    /// granted), then the raw `GET`'s answer.
+    pub(crate) async fn download(&self, user: &str, org: &str, file: &str) -> Resp {
+        let url = self.call(url_of(user, org, file)).await;
+        assert_eq!(url.status, 200, "{}", url.text());
+        let signed = url.json()["data"]["url"].as_str().unwrap().to_owned();
+        self.call(Req::get(&signed)).await
+    }
+
+    /// The `sys_file` record of `file`, read as the system.
+    pub(crate) async fn file_record(&self, file: &str) -> objectos_data::Record {
+        self.engine
+            .get(
+                &OpContext::system("t"),
+                "sys_file",
+                file,
+                Default::default(),
+            )
+            .await
+            .unwrap()
+    }
+
     /// The three steps of the client's `storage.upload`, as `user` in `org`; the `complete`
     /// answer.
     pub(crate) async fn upload(&self, user: &str, org: &str, name: &str, content: &[u8]) -> Resp {
@@ -276,14 +350,54 @@ impl Harness {
             ))
             .await;
         assert_eq!(put.status, 200, "{}", put.text());
-        self.call(
-            Req::post(
-                "/api/v1/storage/upload/complete",
-                json!({ "fileId": data["fileId"] }),
-            )
-            .user(user, org),
-        )
-        .await
+        self.call(complete_of(user, org, &data["fileId"])).await
+    }
+}
+
+/// `GET /files/:id/url` as `user` in `org`.
+pub(crate) fn url_of(user: &str, org: &str, file: &str) -> Req {
+    Req::get(&format!("/api/v1/storage/files/{file}/url")).user(user, org)
+}
+
+/// `POST /upload/complete` of presigned upload `file` (a string value) as `user` in `org`.
+pub(crate) fn complete_of(user: &str, org: &str, file: &Value) -> Req {
+    Req::post("/api/v1/storage/upload/complete", json!({ "fileId": file })).user(user, org)
+}
+
+/// The requests of one chunked upload session (see [`Harness::chunked`]).
+pub(crate) struct Chunked {
+    pub(crate) upload: String,
+    pub(crate) token: String,
+    pub(crate) file_id: String,
+    /// The init answer's `data`.
+    pub(crate) data: Value,
+    user: (String, String),
+}
+
+impl Chunked {
+    fn path(&self, tail: &str) -> String {
+        format!("/api/v1/storage/upload/chunked/{}/{tail}", self.upload)
+    }
+
+    /// Part `index` with `bytes` and the session's resume token.
+    pub(crate) fn part(&self, index: usize, bytes: &[u8]) -> Req {
+        Req::put(&self.path(&format!("chunk/{index}")), bytes.to_vec())
+            .header("x-resume-token", &self.token)
+            .user(&self.user.0, &self.user.1)
+    }
+
+    /// `POST …/complete` naming `parts` (`null` names none).
+    pub(crate) fn complete(&self, parts: Value) -> Req {
+        let body = if parts.is_null() {
+            json!({})
+        } else {
+            json!({ "parts": parts })
+        };
+        Req::post(&self.path("complete"), body).user(&self.user.0, &self.user.1)
+    }
+
+    pub(crate) fn progress(&self) -> Req {
+        Req::get(&self.path("progress")).user(&self.user.0, &self.user.1)
     }
 }
 

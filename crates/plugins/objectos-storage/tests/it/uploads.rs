@@ -4,11 +4,11 @@
 use objectos_http::RouteContribution;
 use objectos_storage::PLUGIN_ID;
 use objectos_testkit::TestDatabase;
-use serde_json::json;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::on_both;
-use crate::support::{Harness, PDF, PNG, Req};
+use crate::support::{Harness, PDF, PNG, Req, complete_of, padded_pdf, url_of};
 
 const MIB: usize = 1024 * 1024;
 
@@ -55,15 +55,7 @@ async fn presigned_upload_and_download(db: TestDatabase) {
             .ends_with(&file_id)
     );
 
-    let done = h
-        .call(
-            Req::post(
-                "/api/v1/storage/upload/complete",
-                json!({ "fileId": file_id }),
-            )
-            .user("u1", "org1"),
-        )
-        .await;
+    let done = h.call(complete_of("u1", "org1", &json!(file_id))).await;
     assert_eq!(done.status, 200, "{}", done.text());
     let info = done.json()["data"].clone();
     assert_eq!(info["fileId"], file_id.as_str());
@@ -73,23 +65,23 @@ async fn presigned_upload_and_download(db: TestDatabase) {
     assert_eq!(info["etag"], hex::encode(Sha256::digest(PDF)));
 
     // The record is an ordinary object: owner and organization stamped.
-    let rec = h
-        .engine
-        .get(
-            &objectos_data::OpContext::system("t"),
-            "sys_file",
-            &file_id,
-            Default::default(),
-        )
-        .await
-        .unwrap();
+    let rec = h.file_record(&file_id).await;
     assert_eq!(rec["owner_id"], "u1");
     assert_eq!(rec["organization_id"], "org1");
     assert_eq!(rec["checksum"], hex::encode(Sha256::digest(PDF)));
 
-    // A second PUT to the same URL is refused; the file is complete.
+    // Completing again answers the same file; a second PUT to the URL is refused, the file
+    // is complete.
+    let twice = h.call(complete_of("u1", "org1", &json!(file_id))).await;
+    assert_eq!(twice.status, 200, "{}", twice.text());
+    assert_eq!(twice.json()["data"], info);
     let again = h.call(Req::put(&upload_url, b"x".to_vec())).await;
-    assert_eq!(again.status, 403, "{}", again.text());
+    assert_eq!(
+        (again.status, again.code()),
+        (409, "INVALID_STATE".into()),
+        "{}",
+        again.text()
+    );
 
     // The owner gets a signed URL and the 302; the bytes come back whole and in ranges.
     let url = h
@@ -230,16 +222,9 @@ async fn limits_and_unsafe_names(db: TestDatabase) {
         big.text()
     );
     // Declared small, sent large: 413 from the Content-Length, nothing stored.
-    let presigned = h
-        .call(
-            Req::post(
-                "/api/v1/storage/upload/presigned",
-                json!({ "filename": "x.bin", "size": 10 }),
-            )
-            .user("u1", "org1"),
-        )
+    let data = h
+        .presign("u1", "org1", json!({ "filename": "x.bin", "size": 10 }))
         .await;
-    let data = presigned.json()["data"].clone();
     let put = h
         .call(Req::put(
             data["uploadUrl"].as_str().unwrap(),
@@ -247,15 +232,7 @@ async fn limits_and_unsafe_names(db: TestDatabase) {
         ))
         .await;
     assert_eq!((put.status, put.code()), (413, "FILE_TOO_LARGE".into()));
-    let complete = h
-        .call(
-            Req::post(
-                "/api/v1/storage/upload/complete",
-                json!({ "fileId": data["fileId"] }),
-            )
-            .user("u1", "org1"),
-        )
-        .await;
+    let complete = h.call(complete_of("u1", "org1", &data["fileId"])).await;
     assert_eq!(complete.status, 400, "{}", complete.text());
 
     // The organization's quota: 900 + 900 > 1500.
@@ -281,21 +258,7 @@ async fn limits_and_unsafe_names(db: TestDatabase) {
 
     // A field's allowed types: a PNG for a PDF-only field is 415, the PDF passes.
     for (content, status) in [(PNG, 415), (PDF, 200)] {
-        let presigned = h
-            .call(
-                Req::post(
-                    "/api/v1/storage/upload/presigned",
-                    json!({ "filename": "c.pdf", "object": "account", "field": "contract" }),
-                )
-                .user("u1", "org3"),
-            )
-            .await;
-        assert_eq!(presigned.status, 200, "{}", presigned.text());
-        let url = presigned.json()["data"]["uploadUrl"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let put = h.call(Req::put(&url, content.to_vec())).await;
+        let put = h.put_for_field("u1", "org3", "contract", content).await;
         assert_eq!(put.status, status, "{}", put.text());
         if status == 415 {
             assert_eq!(put.code(), "UNSUPPORTED_MEDIA_TYPE");
@@ -349,62 +312,42 @@ on_both!(
 async fn chunked_resumed_and_expired(db: TestDatabase) {
     let h = Harness::boot(db, |_| {}).await;
     let total = 5 * MIB + 1000;
-    let mut content = PDF.to_vec();
-    content.resize(total, b'z');
-    let init = h
-        .call(
-            Req::post(
-                "/api/v1/storage/upload/chunked",
-                json!({ "filename": "big.pdf", "mimeType": "application/pdf", "totalSize": total, "chunkSize": 1024 }),
-            )
-            .user("u1", "org1"),
+    let content = padded_pdf(total, b'z');
+    let c = h
+        .chunked(
+            "u1",
+            "org1",
+            json!({ "filename": "big.pdf", "mimeType": "application/pdf", "totalSize": total, "chunkSize": 1024 }),
         )
         .await;
-    assert_eq!(init.status, 200, "{}", init.text());
-    let d = init.json()["data"].clone();
     // The chunk size is raised to the 5 MiB minimum.
-    assert_eq!(d["chunkSize"], 5 * MIB);
-    assert_eq!(d["totalChunks"], 2);
-    let upload = d["uploadId"].as_str().unwrap().to_owned();
-    let token = d["resumeToken"].as_str().unwrap().to_owned();
-    let file_id = d["fileId"].as_str().unwrap().to_owned();
-    let chunk = |i: usize| {
-        Req::put(
-            &format!("/api/v1/storage/upload/chunked/{upload}/chunk/{i}"),
-            content[i * 5 * MIB..((i + 1) * 5 * MIB).min(total)].to_vec(),
-        )
-    };
+    assert_eq!(c.data["chunkSize"], 5 * MIB);
+    assert_eq!(c.data["totalChunks"], 2);
+    let chunk = |i: usize| c.part(i, &content[i * 5 * MIB..((i + 1) * 5 * MIB).min(total)]);
 
     // The second chunk first, then a first chunk whose connection drops half-way.
-    let second = h
-        .call(chunk(1).header("x-resume-token", &token).user("u1", "org1"))
-        .await;
+    let second = h.call(chunk(1)).await;
     assert_eq!(second.status, 200, "{}", second.text());
     assert_eq!(second.json()["data"]["chunkIndex"], 1);
     assert_eq!(second.json()["data"]["bytesReceived"], 1000);
-    let mut dropped = chunk(0).header("x-resume-token", &token).user("u1", "org1");
+    let mut dropped = chunk(0);
     dropped.cut_after = Some(MIB);
     h.call(dropped).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     // Progress shows what to resume: chunk 0 is missing.
-    let progress = h
-        .call(
-            Req::get(&format!("/api/v1/storage/upload/chunked/{upload}/progress"))
-                .user("u1", "org1"),
-        )
-        .await;
+    let progress = h.call(c.progress()).await;
     assert_eq!(progress.status, 200, "{}", progress.text());
     let p = progress.json()["data"].clone();
     assert_eq!(p["uploadedChunks"], 1);
     assert_eq!(p["uploadedSize"], 1000);
     assert_eq!(p["status"], "in_progress");
-    assert_eq!(p["fileId"], file_id.as_str());
+    assert_eq!(p["fileId"], c.file_id.as_str());
 
     // A wrong resume token, an unknown session, an incomplete upload.
-    let wrong = h
-        .call(chunk(0).header("x-resume-token", "nope").user("u1", "org1"))
-        .await;
+    let mut wrong = chunk(0);
+    wrong.headers.retain(|(k, _)| k != "x-resume-token");
+    let wrong = h.call(wrong.header("x-resume-token", "nope")).await;
     assert_eq!(
         (wrong.status, wrong.code()),
         (403, "INVALID_RESUME_TOKEN".into())
@@ -416,101 +359,62 @@ async fn chunked_resumed_and_expired(db: TestDatabase) {
         (unknown.status, unknown.code()),
         (404, "UPLOAD_SESSION_NOT_FOUND".into())
     );
-    let early = h
-        .call(
-            Req::post(
-                &format!("/api/v1/storage/upload/chunked/{upload}/complete"),
-                json!({}),
-            )
-            .user("u1", "org1"),
-        )
-        .await;
+    let early = h.call(c.complete(Value::Null)).await;
     assert_eq!(
         (early.status, early.code()),
         (400, "INVALID_REQUEST".into())
     );
 
     // Resumed: chunk 0 again, then complete with the parts' eTags.
-    let first = h
-        .call(chunk(0).header("x-resume-token", &token).user("u1", "org1"))
-        .await;
+    let first = h.call(chunk(0)).await;
     assert_eq!(first.status, 200, "{}", first.text());
     let parts = json!([
         { "chunkIndex": 0, "eTag": first.json()["data"]["eTag"] },
         { "chunkIndex": 1, "eTag": second.json()["data"]["eTag"] },
     ]);
-    let done = h
-        .call(
-            Req::post(
-                &format!("/api/v1/storage/upload/chunked/{upload}/complete"),
-                json!({ "parts": parts }),
-            )
-            .user("u1", "org1"),
-        )
-        .await;
+    let done = h.call(c.complete(parts)).await;
     assert_eq!(done.status, 200, "{}", done.text());
     let info = done.json()["data"].clone();
-    assert_eq!(info["fileId"], file_id.as_str());
+    assert_eq!(info["fileId"], c.file_id.as_str());
     assert_eq!(info["size"], total);
     assert_eq!(info["mimeType"], "application/pdf");
-    let url = h
-        .call(Req::get(&format!("/api/v1/storage/files/{file_id}/url")).user("u1", "org1"))
-        .await;
-    let body = h
-        .call(Req::get(url.json()["data"]["url"].as_str().unwrap()))
-        .await;
+    let body = h.download("u1", "org1", &c.file_id).await;
     assert_eq!(body.body.len(), total);
     assert!(
         body.body == content,
         "the joined file differs from what was sent"
     );
-    // The parts are gone.
-    assert!(
-        !h.files
-            .path()
-            .join("blobs/parts")
-            .read_dir()
-            .is_ok_and(|mut d| d.next().is_some())
-    );
+    // Nothing is left of the parts.
+    for dir in ["blobs/parts", "blobs/.tmp/assembly"] {
+        assert!(
+            !h.files
+                .path()
+                .join(dir)
+                .read_dir()
+                .is_ok_and(|mut d| d.next().is_some()),
+            "{dir}"
+        );
+    }
     h.finish().await;
 
     // An expired session: 410 for its chunks, `expired` in progress, and the cleanup removes
     // it with its pending file.
     let db2 = TestDatabase::sqlite_file();
     let h = Harness::boot(db2, |s| s.upload_session_ttl_seconds = 1).await;
-    let init = h
-        .call(
-            Req::post(
-                "/api/v1/storage/upload/chunked",
-                json!({ "filename": "x.bin", "totalSize": 10 }),
-            )
-            .user("u1", "org1"),
+    let c = h
+        .chunked(
+            "u1",
+            "org1",
+            json!({ "filename": "x.bin", "totalSize": 10 }),
         )
         .await;
-    let d = init.json()["data"].clone();
-    let upload = d["uploadId"].as_str().unwrap().to_owned();
-    let file_id = d["fileId"].as_str().unwrap().to_owned();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let late = h
-        .call(
-            Req::put(
-                &format!("/api/v1/storage/upload/chunked/{upload}/chunk/0"),
-                b"0123456789".to_vec(),
-            )
-            .header("x-resume-token", d["resumeToken"].as_str().unwrap())
-            .user("u1", "org1"),
-        )
-        .await;
+    let late = h.call(c.part(0, b"0123456789")).await;
     assert_eq!(
         (late.status, late.code()),
         (410, "UPLOAD_SESSION_EXPIRED".into())
     );
-    let progress = h
-        .call(
-            Req::get(&format!("/api/v1/storage/upload/chunked/{upload}/progress"))
-                .user("u1", "org1"),
-        )
-        .await;
+    let progress = h.call(c.progress()).await;
     assert_eq!(
         progress.json()["data"]["status"],
         "expired",
@@ -523,17 +427,12 @@ async fn chunked_resumed_and_expired(db: TestDatabase) {
         .get(
             &objectos_data::OpContext::system("t"),
             "sys_file",
-            &file_id,
+            &c.file_id,
             Default::default(),
         )
         .await;
     assert!(gone.is_err(), "{gone:?}");
-    let after = h
-        .call(
-            Req::get(&format!("/api/v1/storage/upload/chunked/{upload}/progress"))
-                .user("u1", "org1"),
-        )
-        .await;
+    let after = h.call(c.progress()).await;
     assert_eq!(after.code(), "UPLOAD_SESSION_NOT_FOUND");
     h.finish().await;
 }
@@ -541,4 +440,118 @@ on_both!(
     chunked_resumed_and_expired_sqlite,
     chunked_resumed_and_expired_postgres,
     chunked_resumed_and_expired
+);
+
+/// A chunked upload is never visible half-way: parts sent out of order and one cut off leave
+/// no file under the key and a `pending` record only; completing with a part missing, or naming
+/// a wrong eTag, is a stable 400 that leaves the session resumable; completing twice answers the
+/// same file; a part after completion is refused; nothing is left in the temporary folder.
+async fn chunked_parts_out_of_order_and_completion_idempotent(db: TestDatabase) {
+    let h = Harness::boot(db, |_| {}).await;
+    let chunk = 5 * MIB;
+    let total = 2 * chunk + 7;
+    let content: Vec<u8> = (0..total).map(|i| (i * 7 % 253) as u8).collect();
+    let c = h
+        .chunked(
+            "u1",
+            "org1",
+            json!({ "filename": "data.bin", "totalSize": total, "chunkSize": chunk }),
+        )
+        .await;
+    assert_eq!(c.data["totalChunks"], 3);
+    let part = |i: usize| c.part(i, &content[i * chunk..((i + 1) * chunk).min(total)]);
+    let stored_key = h.files.path().join("blobs/files/org1").join(&c.file_id);
+
+    // The last part, then the first; the middle one is cut off half-way.
+    let mut etags = std::collections::BTreeMap::new();
+    for i in [2, 0] {
+        let r = h.call(part(i)).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        etags.insert(i, r.json()["data"]["eTag"].clone());
+    }
+    let mut cut = part(1);
+    cut.cut_after = Some(MIB);
+    h.call(cut).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!stored_key.exists(), "no file is visible before completion");
+    assert_eq!(h.file_record(&c.file_id).await["status"], "pending");
+    let hidden = h.call(url_of("u1", "org1", &c.file_id)).await;
+    assert_eq!(
+        (hidden.status, hidden.code()),
+        (404, "FILE_NOT_FOUND".into())
+    );
+
+    // A part missing: 400 with the official code, naming it; the session stays resumable.
+    let early = h.call(c.complete(Value::Null)).await;
+    assert_eq!(
+        (early.status, early.code()),
+        (400, "INVALID_REQUEST".into()),
+        "{}",
+        early.text()
+    );
+    assert!(early.text().contains("[1]"), "{}", early.text());
+    let p = h.call(c.progress()).await.json()["data"].clone();
+    assert_eq!(p["status"], "in_progress");
+    assert_eq!(p["uploadedChunkIndexes"], json!([0, 2]));
+    assert!(!stored_key.exists());
+
+    // The missing part; a completion naming a wrong eTag is refused like a missing part.
+    let r = h.call(part(1)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["data"]["bytesReceived"], total);
+    let wrong = h
+        .call(c.complete(json!([{ "chunkIndex": 0, "eTag": etags[&2] }])))
+        .await;
+    assert_eq!(
+        (wrong.status, wrong.code()),
+        (400, "INVALID_REQUEST".into()),
+        "{}",
+        wrong.text()
+    );
+
+    // Then completion: the bytes in order whatever order they came in.
+    let done = h.call(c.complete(Value::Null)).await;
+    assert_eq!(done.status, 200, "{}", done.text());
+    let info = done.json()["data"].clone();
+    assert_eq!(
+        (info["fileId"].as_str(), info["size"].as_u64()),
+        (Some(c.file_id.as_str()), Some(total as u64))
+    );
+    // Completing again answers the same file; the session reports `completed`.
+    let again = h.call(c.complete(Value::Null)).await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    assert_eq!(again.json()["data"], info);
+    assert_eq!(
+        h.call(c.progress()).await.json()["data"]["status"],
+        "completed"
+    );
+    // A part after completion is refused and does not touch the file.
+    let late = h.call(part(0)).await;
+    assert_eq!((late.status, late.code()), (409, "INVALID_STATE".into()));
+
+    let body = h.download("u1", "org1", &c.file_id).await;
+    assert!(body.body == content, "the file differs from what was sent");
+    assert_eq!(
+        h.file_record(&c.file_id).await["checksum"],
+        hex::encode(Sha256::digest(&content))
+    );
+    // A part's eTag is the SHA-256 of its bytes.
+    assert_eq!(
+        etags[&0],
+        json!(hex::encode(Sha256::digest(&content[..chunk])))
+    );
+    let leftovers = h
+        .files
+        .path()
+        .join("blobs/.tmp/assembly")
+        .read_dir()
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(leftovers, 0);
+    h.finish().await;
+}
+on_both!(
+    chunked_parts_out_of_order_and_completion_idempotent_sqlite,
+    chunked_parts_out_of_order_and_completion_idempotent_postgres,
+    chunked_parts_out_of_order_and_completion_idempotent
 );
