@@ -41,6 +41,7 @@ mod checkpoint;
 mod dispatch;
 mod expand;
 mod fair;
+mod follow_up;
 mod limits;
 mod read;
 mod refs;
@@ -54,6 +55,7 @@ pub use batch::{
     BatchItem, BatchItemError, BatchItemResult, BatchOperation, BatchOptions, BatchRequest,
     BatchResult,
 };
+pub use follow_up::FollowUp;
 pub use group::OwnTransaction;
 pub use limits::WriteLimits;
 pub use transaction::{

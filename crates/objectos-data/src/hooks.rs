@@ -76,7 +76,7 @@ impl<'a> HookContext<'a> {
     /// The write transaction, for hooks that write rows that must commit with the change.
     /// An error (not a panic) when called from a read, where there is none.
     pub fn write_tx(&self) -> Result<WriteTx<'a>> {
-        self.tx.map(|tx| WriteTx { tx }).ok_or_else(|| {
+        self.tx.map(WriteTx::new).ok_or_else(|| {
             crate::error::DataError::Internal(format!(
                 "{} ran a write-only hook step during {} (no transaction)",
                 self.object.name,
@@ -109,6 +109,11 @@ impl fmt::Debug for WriteTx<'_> {
 }
 
 impl<'a> WriteTx<'a> {
+    /// The write operation's transaction, for its hooks and follow-up writes.
+    pub(crate) fn new(tx: &'a DatabaseTransaction) -> Self {
+        Self { tx }
+    }
+
     /// The engine's own statements take the transaction; its statement paths keep the same
     /// savepoint promise.
     pub(crate) fn transaction(&self) -> &'a DatabaseTransaction {

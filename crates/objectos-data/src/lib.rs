@@ -27,7 +27,7 @@ pub use engine::{
     BatchItem, BatchItemError, BatchItemResult, BatchOperation, BatchOptions, BatchRequest,
     BatchResult, CROSS_BATCH_MAX_OPERATIONS, CrossBatchFailure, CrossBatchItemResult,
     CrossBatchOperation, CrossBatchOptions, CrossBatchRequest, CrossBatchResult, DataConfig,
-    DataEngine, FindResult, OwnTransaction, PoolStats, WriteLimits,
+    DataEngine, FindResult, FollowUp, OwnTransaction, PoolStats, WriteLimits,
 };
 pub use error::{DataError, FieldError, FieldErrorDetail, Result};
 pub use hooks::{HookContext, Interceptor, Operation, WriteTx};

@@ -193,24 +193,45 @@ pub async fn request_context(
     // Salvo has routed the request before the first hoop runs, so the route template (never the
     // raw path, which holds ids) names the span: `otel.name` and `otel.kind` are read by the
     // OpenTelemetry layer (metrics.tracing) when the span starts, `otel.status_code` at its end.
-    // `trace_id` is filled in once the client's `traceparent` is taken (a malformed one is
-    // ignored: a new trace starts), so every log line of the request carries it.
+    // Sampling is decided before the span exists: a new trace that is not recorded gets the
+    // same span under an `::untraced` target, which the trace backend never builds a span for
+    // (nor for anything below it), so such a request costs what it costs with tracing off.
+    // `trace_id` is filled in for a recorded trace or a client's well-formed `traceparent`
+    // (a malformed one is ignored: a new trace starts), so every log line of the request
+    // carries it whenever it can be looked up.
+    use objectos_kernel::trace::{self, RequestTrace};
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let trace = if trace::enabled() {
+        trace::request_trace(header("traceparent"))
+    } else {
+        RequestTrace::Off
+    };
     let route = format!("/{}", req.matched_path().trim_matches('/'));
-    let span = tracing::info_span!(
-        "http.request",
-        method = %req.method(),
-        path = %req.uri().path(),
-        request_id = %request_id,
-        trace_id = tracing::field::Empty,
-        http.route = %route,
-        http.response.status_code = tracing::field::Empty,
-        otel.name = %format_args!("{} {route}", req.method()),
-        otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-    );
-    if objectos_kernel::trace::enabled() {
-        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-        objectos_kernel::trace::continue_remote(&span, header("traceparent"), header("tracestate"));
+    macro_rules! request_span {
+        ($($target:tt)*) => {
+            tracing::info_span!(
+                $($target)*
+                "http.request",
+                method = %req.method(),
+                path = %req.uri().path(),
+                request_id = %request_id,
+                trace_id = tracing::field::Empty,
+                http.route = %route,
+                http.response.status_code = tracing::field::Empty,
+                otel.name = %format_args!("{} {route}", req.method()),
+                otel.kind = "server",
+                otel.status_code = tracing::field::Empty,
+            )
+        };
+    }
+    let span = if trace == RequestTrace::Untraced {
+        // The target stays under `objectos_http`, so log filters by target still match it.
+        request_span!(target: "objectos_http::hoops::untraced",)
+    } else {
+        request_span!()
+    };
+    if let RequestTrace::Root | RequestTrace::Remote(_) = trace {
+        trace::start_request(&span, trace, header("tracestate"));
     }
     let started = Instant::now();
     async {

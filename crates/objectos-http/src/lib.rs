@@ -6,6 +6,7 @@ pub mod body;
 pub mod config;
 pub mod contribution;
 pub mod error;
+pub mod gate;
 pub mod hoops;
 pub mod localize;
 pub mod plugin;

@@ -38,6 +38,79 @@ pub trait TraceBridge: Send + Sync + 'static {
 
     /// The context of `span`, for a child started elsewhere (another task, node or process).
     fn headers_of(&self, span: &tracing::Span) -> Option<TraceHeaders>;
+
+    /// The trace id (32 lowercase hex digits) of `span`, for its log lines. The default reads
+    /// it out of [`TraceBridge::headers_of`]; a backend can skip formatting the whole header.
+    fn trace_id_of(&self, span: &tracing::Span) -> Option<String> {
+        self.headers_of(span)
+            .and_then(|h| h.trace_id().map(str::to_owned))
+    }
+
+    /// Whether a new trace (no usable remote parent) that a request starts is recorded. Asked
+    /// by the HTTP hoop before it creates the request span, so an unsampled request's span is
+    /// made [untraced](UNTRACED_TARGET) and the backend builds nothing for it; the backend
+    /// must then record the request span it does see (a root of kind `server`) without asking
+    /// its sampler again. The default records every one.
+    fn sample_new_request(&self) -> bool {
+        true
+    }
+}
+
+/// The target suffix of a span the tracing backend must never turn into a trace span: the
+/// HTTP hoop makes its request span with the target `objectos_http::hoops::untraced` when
+/// the request's trace is not recorded (the log lines still see it, the target staying under
+/// `objectos_http`), and the backend then also keeps every span below it out of the trace.
+pub const UNTRACED_TARGET: &str = "::untraced";
+
+/// Whether a span's target marks it [untraced](UNTRACED_TARGET).
+pub fn is_untraced(target: &str) -> bool {
+    target.ends_with(UNTRACED_TARGET)
+}
+
+/// How a request is traced, decided before its span is created ([`request_trace`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestTrace<'a> {
+    /// No tracing backend.
+    Off,
+    /// A new trace that is not recorded: the span is made untraced, no trace id is recorded
+    /// (it would correlate nothing), and events or jobs of the request carry no context.
+    Untraced,
+    /// A new trace that is recorded: the span is a root.
+    Root,
+    /// The client's well-formed `traceparent`: the span is its child, recorded or not as the
+    /// parent's sampled flag says, and the parent's trace id goes into the log lines.
+    Remote(&'a str),
+}
+
+/// The [`RequestTrace`] of a request that sent `traceparent` (a malformed one is ignored: a
+/// new trace, sampled by the backend's ratio).
+pub fn request_trace(traceparent: Option<&str>) -> RequestTrace<'_> {
+    let Some(bridge) = BRIDGE.get() else {
+        return RequestTrace::Off;
+    };
+    match traceparent.filter(|tp| parse_traceparent(tp).is_some()) {
+        Some(tp) => RequestTrace::Remote(tp),
+        None if bridge.sample_new_request() => RequestTrace::Root,
+        None => RequestTrace::Untraced,
+    }
+}
+
+/// Joins the request span `span` (made as `trace` says) to its trace and records its
+/// `trace_id` field: a remote parent's id as the client sent it, a recorded root's own.
+pub fn start_request(span: &tracing::Span, trace: RequestTrace<'_>, tracestate: Option<&str>) {
+    let Some(bridge) = BRIDGE.get() else {
+        return;
+    };
+    match trace {
+        RequestTrace::Off | RequestTrace::Untraced => {}
+        RequestTrace::Root => record_trace_id(span),
+        RequestTrace::Remote(tp) => {
+            bridge.continue_remote(span, tp, tracestate);
+            if let Some(p) = parse_traceparent(tp) {
+                span.record("trace_id", p.trace_id);
+            }
+        }
+    }
 }
 
 static BRIDGE: OnceLock<Box<dyn TraceBridge>> = OnceLock::new();
@@ -72,10 +145,8 @@ pub fn continue_remote(
 
 /// Records `span`'s trace id in its `trace_id` field, if it has one and a backend is installed.
 pub fn record_trace_id(span: &tracing::Span) {
-    if let Some(h) = headers_of(span)
-        && let Some(id) = h.trace_id()
-    {
-        span.record("trace_id", id);
+    if let Some(id) = BRIDGE.get().and_then(|b| b.trace_id_of(span)) {
+        span.record("trace_id", id.as_str());
     }
 }
 
@@ -166,5 +237,18 @@ mod tests {
             None
         ));
         assert!(current().is_none());
+        assert_eq!(
+            request_trace(Some(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            )),
+            RequestTrace::Off
+        );
+    }
+
+    #[test]
+    fn the_untraced_target_is_a_suffix() {
+        assert!(is_untraced("objectos_http::hoops::untraced"));
+        assert!(!is_untraced("objectos_http::hoops"));
+        assert!(!is_untraced("objectos_http::untraced_requests"));
     }
 }

@@ -140,7 +140,13 @@ impl Response {
     /// The JSON body of a 200, panicking with the body otherwise.
     #[track_caller]
     pub fn ok_json(&self) -> Value {
-        assert_eq!(self.status, 200, "{}", self.text());
+        self.expect_json(200)
+    }
+
+    /// The JSON body of an answer with `status`, panicking with the body otherwise.
+    #[track_caller]
+    pub fn expect_json(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "{}", self.text());
         self.json()
     }
 }

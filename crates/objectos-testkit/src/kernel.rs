@@ -15,13 +15,16 @@ use objectos_data::{
     DataConfig, DataEngine, DataPlugin, Interceptor, InterceptorContribution, MetadataHandle,
 };
 use objectos_http::{HoopContribution, HttpConfig, HttpPlugin};
+use objectos_kernel::contracts::Directory;
 use objectos_kernel::{
     Clock, ClusterSettings, InitContext, Kernel, Plugin, PluginError, PluginHandle, StartContext,
 };
+use objectos_spec::manifest::services;
 use objectos_spec::{PluginManifest, RuntimeMode};
 use serde_json::Value;
 
 use crate::TestDatabase;
+use crate::directory::TestDirectory;
 use crate::events::Events;
 use crate::http::{Client, Request, Response, fetch};
 use crate::session::Who;
@@ -36,8 +39,16 @@ const TEST_MANIFEST: PluginManifest = PluginManifest {
     ..PluginManifest::new(TEST_PLUGIN_ID, "Testkit", "0.1.0")
 };
 
+/// The same, registering the test's [`TestDirectory`] under `auth` (a manifest is constant, so
+/// providing the service or not takes one of each).
+const TEST_MANIFEST_WITH_DIRECTORY: PluginManifest = PluginManifest {
+    provides: &[services::AUTH],
+    ..TEST_MANIFEST
+};
+
 struct TestPlugin {
     session: bool,
+    directory: Option<Arc<TestDirectory>>,
     interceptors: Vec<Arc<dyn Interceptor>>,
     hoops: Vec<HoopContribution>,
     handle: Arc<OnceLock<PluginHandle>>,
@@ -46,9 +57,16 @@ struct TestPlugin {
 #[async_trait]
 impl Plugin for TestPlugin {
     fn manifest(&self) -> &PluginManifest {
-        &TEST_MANIFEST
+        if self.directory.is_some() {
+            &TEST_MANIFEST_WITH_DIRECTORY
+        } else {
+            &TEST_MANIFEST
+        }
     }
     fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
+        if let Some(directory) = &self.directory {
+            cx.register::<dyn Directory>(services::AUTH, directory.clone())?;
+        }
         if self.session {
             cx.contribute(crate::session::hoop())?;
         }
@@ -81,6 +99,7 @@ pub struct TestKernelBuilder {
     cluster: Option<ClusterSettings>,
     http: Option<HttpConfig>,
     session: bool,
+    directory: Option<Arc<TestDirectory>>,
     interceptors: Vec<Arc<dyn Interceptor>>,
     hoops: Vec<HoopContribution>,
     collect: Vec<String>,
@@ -113,6 +132,7 @@ impl Default for TestKernelBuilder {
             cluster: None,
             http: Some(HttpConfig::default()),
             session: true,
+            directory: None,
             interceptors: Vec::new(),
             hoops: Vec::new(),
             collect: Vec::new(),
@@ -222,6 +242,14 @@ impl TestKernelBuilder {
         self
     }
 
+    /// Registers `directory` under `auth` (the kernel's `Directory` contract), standing in for
+    /// the auth plugin: plugins that look users up (platform administrators, memberships) get
+    /// its answers. Not with a real auth plugin, which provides `auth` itself.
+    pub fn directory(mut self, directory: Arc<TestDirectory>) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+
     /// An interceptor the test plugin contributes (installed before the engine is reachable).
     pub fn interceptor(mut self, interceptor: Arc<dyn Interceptor>) -> Self {
         self.interceptors.push(interceptor);
@@ -268,6 +296,7 @@ impl TestKernelBuilder {
             cluster,
             http,
             session,
+            directory,
             interceptors,
             hoops,
             collect,
@@ -315,6 +344,7 @@ impl TestKernelBuilder {
         }
         builder = builder.plugin(TestPlugin {
             session,
+            directory,
             interceptors,
             hoops,
             handle: publisher.clone(),

@@ -9,6 +9,8 @@
 //!   and hoops, and publishes events.
 //! - [`Client`] and [`Who`]: HTTP clients signed in as an admin, a restricted user (permission
 //!   sets, roles, organization) or nobody, over a real TCP connection ([`http`]).
+//! - [`TestDirectory`]: the `auth` directory without the auth plugin (every user exists, `root`
+//!   is the platform administrator, memberships as the test adds them).
 //! - [`Events`]: every event matching the test's patterns, record events from the outbox
 //!   included, with bounded waits.
 //! - [`wait`], [`TcpRelay`], [`rec`], [`user_cx`]: polling, a cuttable TCP relay in front of a
@@ -25,6 +27,7 @@
 
 mod cx;
 mod db;
+mod directory;
 mod events;
 pub mod http;
 mod kernel;
@@ -37,6 +40,7 @@ pub mod wait;
 
 pub use cx::{admin_cx, rec, user_cx};
 pub use db::{POSTGRES_URL_VAR, TestDatabase, postgres_url};
+pub use directory::{PLATFORM_ADMIN, TestDirectory};
 pub use events::Events;
 pub use http::{Client, Request, Response};
 pub use kernel::{TEST_PLUGIN_ID, TestKernel, TestKernelBuilder};

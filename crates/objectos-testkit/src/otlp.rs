@@ -1,5 +1,6 @@
 //! A minimal OTLP/gRPC trace receiver (feature `otlp`): keeps every span it is sent, over
-//! plaintext ([`Receiver::start`]) or TLS ([`Receiver::start_tls`]).
+//! plaintext ([`Receiver::start`]), TLS ([`Receiver::start_tls`]) or mutual TLS
+//! ([`Receiver::start_mtls`]).
 //!
 //! It is the `TraceService` server generated in `opentelemetry-proto` (feature `gen-tonic`, the
 //! same crate and version the exporter encodes with) served by tonic on loopback: nothing to
@@ -119,6 +120,23 @@ impl Receiver {
         let server = tonic::transport::Server::builder()
             .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
             .expect("a usable test certificate and key");
+        Self::serve(server).await
+    }
+
+    /// [`Receiver::start_tls`] for a collector that requires mutual TLS: a client must show a
+    /// certificate issued by a CA of `client_ca_pem`, or its handshake fails.
+    pub async fn start_mtls(
+        cert_pem: &[u8],
+        key_pem: &[u8],
+        client_ca_pem: &[u8],
+    ) -> (Receiver, SocketAddr) {
+        let identity = tonic::transport::Identity::from_pem(cert_pem, key_pem);
+        let tls = tonic::transport::ServerTlsConfig::new()
+            .identity(identity)
+            .client_ca_root(tonic::transport::Certificate::from_pem(client_ca_pem));
+        let server = tonic::transport::Server::builder()
+            .tls_config(tls)
+            .expect("a usable test certificate, key and client CA");
         Self::serve(server).await
     }
 

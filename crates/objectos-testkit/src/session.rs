@@ -91,6 +91,17 @@ impl Who {
         }
     }
 
+    /// An administrator of organization `tenant` acting in it: `is_admin`, but (unlike `root`
+    /// in a [`crate::TestDirectory`]) no platform administrator.
+    pub fn org_admin(id: &str, tenant: &str) -> Self {
+        Self {
+            user: Some(id.into()),
+            admin: true,
+            tenant: Some(tenant.into()),
+            ..Self::default()
+        }
+    }
+
     /// A user with no rights beyond what the test grants (sets, roles).
     pub fn user(id: &str) -> Self {
         Self {

@@ -1,5 +1,8 @@
 //! `cargo xtask bench jobs`: builds and runs the `jobs_bench` example of objectos-jobs (release)
 //! and writes its table between the `jobs-bench` markers of docs/benchmarks.md.
+//! `OBJECTOS_JOBS_BENCH_ONLY=embedded-postgres,rabbitmq-postgres` (names `embedded|rabbitmq` `-`
+//! `sqlite|postgres`) measures only those combinations and prints them without writing: a partial
+//! table must not replace the recorded one.
 
 use super::{BenchArgs, example_rows, publish};
 
@@ -28,6 +31,12 @@ pub(super) fn jobs(args: &BenchArgs) -> anyhow::Result<bool> {
         "\n{} no-op jobs enqueued due together, drained by 64 workers (batches of 256; RabbitMQ prefetch 512); latency over {} jobs enqueued one at a time. `cargo xtask bench jobs`, release build.\n",
         rows[0]["jobs"], rows[0]["latencyJobs"]
     ));
-    publish(args, &md, (JOBS_START_MARKER, JOBS_END_MARKER))?;
+    let filtered = std::env::var("OBJECTOS_JOBS_BENCH_ONLY").is_ok_and(|o| !o.trim().is_empty());
+    if filtered {
+        println!("{md}");
+        println!("bench: OBJECTOS_JOBS_BENCH_ONLY given; docs/benchmarks.md left unchanged");
+    } else {
+        publish(args, &md, (JOBS_START_MARKER, JOBS_END_MARKER))?;
+    }
     Ok(true)
 }

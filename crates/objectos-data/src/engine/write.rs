@@ -8,6 +8,7 @@ use objectos_spec::query::QueryAst;
 use sea_orm::{DatabaseTransaction, Value};
 use serde_json::{Value as Json, json};
 
+use super::follow_up::{FollowUp, NoFollowUp};
 use super::refs::Deletion;
 use super::runner::HookData;
 use super::{
@@ -19,7 +20,7 @@ use crate::checks;
 use crate::context::OpContext;
 use crate::db::{Dialect, Sql};
 use crate::error::{DataError, FieldError, Result};
-use crate::hooks::Operation;
+use crate::hooks::{Operation, WriteTx};
 use crate::meta::{self, ObjectPlan};
 use crate::outbox;
 use crate::sqlgen::FilterCompiler;
@@ -29,25 +30,13 @@ use crate::value::{parse_datetime, to_db};
 
 impl DataEngine {
     /// Creates one record; returns it as stored (with computed fields).
-    #[tracing::instrument(name = "data.create", level = "debug", skip_all, fields(object = object))]
     pub async fn create(&self, cx: &OpContext, object: &str, data: Record) -> Result<Record> {
-        let _timer = crate::observe::OpTimer::start("create");
-        let snap = self.metadata();
-        let plan = snap.plan(object)?.clone();
-        self.admit_writes(cx, 1)?;
-        let unit = self.begin_write(cx).await?;
-        let scope = WriteScope {
-            tx: unit.tx(),
-            cx,
-            snap: &snap,
-            plan: &plan,
-        };
-        let r = unit.run(self.create_in(scope, data)).await;
-        unit.finish(r).await
+        self.create_with(cx, object, data, NoFollowUp)
+            .await
+            .map(|(rec, ())| rec)
     }
 
     /// Updates one record; `if_match` (an ETag from [`DataEngine::version_of`]) guards against lost updates.
-    #[tracing::instrument(name = "data.update", level = "debug", skip_all, fields(object = object))]
     pub async fn update(
         &self,
         cx: &OpContext,
@@ -56,20 +45,9 @@ impl DataEngine {
         patch: Record,
         if_match: Option<&str>,
     ) -> Result<Record> {
-        let _timer = crate::observe::OpTimer::start("update");
-        let snap = self.metadata();
-        let plan = snap.plan(object)?.clone();
-        check_id(object, id)?;
-        self.admit_writes(cx, 1)?;
-        let unit = self.begin_write(cx).await?;
-        let scope = WriteScope {
-            tx: unit.tx(),
-            cx,
-            snap: &snap,
-            plan: &plan,
-        };
-        let r = unit.run(self.update_in(scope, id, patch, if_match)).await;
-        unit.finish(r).await
+        self.update_with(cx, object, id, patch, if_match, NoFollowUp)
+            .await
+            .map(|(rec, ())| rec)
     }
 
     /// Deletes one record, applying `deleteBehavior` to records that reference it.
@@ -193,6 +171,19 @@ impl DataEngine {
     /// Creates one record in `scope`'s transaction: sanitize, before-hooks, coercion, defaults,
     /// validation, uniqueness, autonumbers, the INSERT, after-hooks, then the outbox row.
     pub(super) async fn create_in(&self, scope: WriteScope<'_>, data: Record) -> Result<Record> {
+        self.create_then(scope, data, NoFollowUp)
+            .await
+            .map(|(rec, ())| rec)
+    }
+
+    /// [`DataEngine::create_in`] with the caller's follow-up writes between the after-hooks and
+    /// the outbox row (see [`FollowUp`]).
+    pub(super) async fn create_then<F: FollowUp>(
+        &self,
+        scope: WriteScope<'_>,
+        data: Record,
+        then: F,
+    ) -> Result<(Record, F::Output)> {
         let WriteScope { tx, cx, plan, .. } = scope;
         let (mut input, mut refused) = self.sanitize(plan, data);
         let hooks = self.hooks(&plan.name, Operation::Create);
@@ -270,6 +261,7 @@ impl DataEngine {
             },
         )
         .await?;
+        let out = then.run(WriteTx::new(tx), &mut rec).await?;
         outbox::write(
             tx,
             dialect,
@@ -282,7 +274,7 @@ impl DataEngine {
             }),
         )
         .await?;
-        Ok(rec)
+        Ok((rec, out))
     }
 
     /// The record an INSERT or UPDATE ... RETURNING handed back, completed like a read: a `fresh`
@@ -394,6 +386,21 @@ impl DataEngine {
         patch: Record,
         if_match: Option<&str>,
     ) -> Result<Record> {
+        self.update_then(scope, id, patch, if_match, NoFollowUp)
+            .await
+            .map(|(rec, ())| rec)
+    }
+
+    /// [`DataEngine::update_in`] with the caller's follow-up writes between the after-hooks and
+    /// the outbox row (see [`FollowUp`]).
+    pub(super) async fn update_then<F: FollowUp>(
+        &self,
+        scope: WriteScope<'_>,
+        id: &str,
+        patch: Record,
+        if_match: Option<&str>,
+        then: F,
+    ) -> Result<(Record, F::Output)> {
         let WriteScope { tx, cx, plan, .. } = scope;
         let previous = self.load_previous(scope, id).await?;
         let current = version_from(&previous).unwrap_or_default();
@@ -501,6 +508,7 @@ impl DataEngine {
             },
         )
         .await?;
+        let out = then.run(WriteTx::new(tx), &mut rec).await?;
         // Every update stamps `updated_at`/`updated_by`; naming them would make every update
         // look like a change, and a subscriber could not tell a no-op write from a real one.
         let changed_fields = rec
@@ -526,7 +534,7 @@ impl DataEngine {
             }),
         )
         .await?;
-        Ok(rec)
+        Ok((rec, out))
     }
 
     /// Deletes record `id` in `scope`'s transaction: before-hooks, the record's `deleteBehavior`

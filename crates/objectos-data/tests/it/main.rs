@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod crud;
+mod follow_up;
 mod form_errors;
 mod group;
 mod hooks;

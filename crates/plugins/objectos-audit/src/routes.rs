@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use objectos_data::Principal;
 use objectos_http::{RequestContext, RouteOperation};
 use salvo::http::StatusCode;
 use salvo::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, HeaderValue, USER_AGENT};
@@ -40,39 +39,15 @@ fn invalid(res: &mut Response, param: &str, message: &str) {
     })));
 }
 
-/// Checks the caller; on refusal the response is already written and `None` is returned.
+/// Checks the caller (administrators and the system only, see [`objectos_http::gate`]); on
+/// refusal the response is already written and `None` is returned.
 fn authorize(depot: &Depot, res: &mut Response) -> Option<RequestContext> {
-    let Ok(cx) = depot.get_typed::<RequestContext>() else {
-        error(
-            res,
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "Authentication required to read the audit log",
-        );
-        return None;
-    };
-    match &cx.principal {
-        Principal::Anonymous => {
-            error(
-                res,
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHENTICATED",
-                "Authentication required to read the audit log",
-            );
+    match objectos_http::gate::require_admin(depot, "read the audit log") {
+        Ok(cx) => Some(cx.clone()),
+        Err(refusal) => {
+            res.render(refusal);
             None
         }
-        Principal::User {
-            is_admin: false, ..
-        } => {
-            error(
-                res,
-                StatusCode::FORBIDDEN,
-                "PERMISSION_DENIED",
-                "Only administrators may read the audit log",
-            );
-            None
-        }
-        _ => Some(cx.clone()),
     }
 }
 

@@ -4,6 +4,8 @@
 //! `OBJECTOS_TEST_POSTGRES_URL`, on a fresh PostgreSQL schema. With `OBJECTOS_TEST_AMQP_URL`
 //! the same runs again with `backend: rabbitmq` (relay, broker, consumers) under a fresh
 //! exchange prefix, deleted afterwards. Prints one JSON line per backend and database.
+//! `OBJECTOS_JOBS_BENCH_ONLY` (comma-separated, e.g. `embedded-postgres,rabbitmq-postgres`;
+//! names `embedded|rabbitmq` `-` `sqlite|postgres`) runs only those combinations.
 
 // A measuring program, like a test: a failed step should stop it loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -120,15 +122,20 @@ async fn run(label: &str, db: TestDatabase, amqp: Option<(&str, &str)>) -> serde
             .unwrap();
     }
     let enqueue_secs = enqueue_started.elapsed().as_secs_f64();
-    // Polled every 25 ms: the count reads the whole table, and run every 5 ms it took a large
-    // share of a 2-core machine from the workers it measured. The drain is measured long by at
-    // most one interval, so the figure errs low.
+    // The table is counted only once every handler has started (the probe, in memory, says
+    // when): the count reads the whole table, and polled through the drain (every 25 ms before)
+    // it took a share of a 2-core machine from the workers it measured. What is left then is
+    // the last completion batches, polled every 5 ms; the drain is measured long by at most one
+    // interval, so the figure errs low.
+    while probe.started.load(Ordering::SeqCst) < THROUGHPUT_JOBS {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     let completed_at = loop {
         let c = service.counts().await.unwrap();
         if c.get("completed").copied().unwrap_or(0) as usize >= THROUGHPUT_JOBS {
             break Instant::now();
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let first = probe.first.lock().unwrap();
     let drain = completed_at - first;
@@ -176,13 +183,25 @@ async fn run(label: &str, db: TestDatabase, amqp: Option<(&str, &str)>) -> serde
     })
 }
 
+/// Whether the `OBJECTOS_JOBS_BENCH_ONLY` filter (absent: everything) selects `name`.
+fn selected(name: &str) -> bool {
+    match std::env::var("OBJECTOS_JOBS_BENCH_ONLY") {
+        Ok(only) if !only.trim().is_empty() => only.split(',').any(|n| n.trim() == name),
+        _ => true,
+    }
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    println!(
-        "{}",
-        run("SQLite file", TestDatabase::sqlite_file(), None).await
-    );
-    if let Some(db) = TestDatabase::postgres("jobsbench").await {
+    if selected("embedded-sqlite") {
+        println!(
+            "{}",
+            run("SQLite file", TestDatabase::sqlite_file(), None).await
+        );
+    }
+    if selected("embedded-postgres")
+        && let Some(db) = TestDatabase::postgres("jobsbench").await
+    {
         println!("{}", run("PostgreSQL", db, None).await);
     }
     if let Some(url) = std::env::var("OBJECTOS_TEST_AMQP_URL")
@@ -191,11 +210,15 @@ async fn main() {
     {
         let prefix = format!("bench-{}", uuid::Uuid::new_v4().simple());
         let amqp = Some((url.as_str(), prefix.as_str()));
-        println!(
-            "{}",
-            run("SQLite file", TestDatabase::sqlite_file(), amqp).await
-        );
-        if let Some(db) = TestDatabase::postgres("jobsbench").await {
+        if selected("rabbitmq-sqlite") {
+            println!(
+                "{}",
+                run("SQLite file", TestDatabase::sqlite_file(), amqp).await
+            );
+        }
+        if selected("rabbitmq-postgres")
+            && let Some(db) = TestDatabase::postgres("jobsbench").await
+        {
             println!("{}", run("PostgreSQL", db, amqp).await);
         }
     }

@@ -122,12 +122,11 @@ impl Core {
         }
     }
 
-    /// Runs one claimed job and records the outcome: a completion goes to the batched
-    /// writer (the row stays `running`, under its lease, until that write), a failure is
-    /// written at once.
+    /// Runs one claimed job and records the outcome: the handler waits for one of the queue's
+    /// `workers` slots, held until it returns; a completion goes to the batched writer (the row
+    /// stays `running`, under its lease, until that write), a failure is written at once.
     pub async fn run_claimed(&self, job: Claimed) -> Outcome {
-        let cancel = self.track(&job.id);
-        self.run_claimed_with(job, cancel, false, None).await
+        self.run_in_slot(job, false).await
     }
 
     /// Puts `id` in the running map with a fresh cancel flag, from the moment it is claimed:
@@ -144,6 +143,12 @@ impl Core {
     /// not record is [`Outcome::Lost`], so the message is not acknowledged as done). The
     /// handler waits for one of the queue's `workers` slots, held until it returns.
     pub async fn run_claimed_recorded(&self, job: Claimed) -> Outcome {
+        self.run_in_slot(job, true).await
+    }
+
+    /// Tracks `job`, waits for a handler slot of its queue and runs it; with `wait_for_write`,
+    /// returns only once the outcome is in the table.
+    async fn run_in_slot(&self, job: Claimed, wait_for_write: bool) -> Outcome {
         let cancel = self.track(&job.id);
         let slots = self.queue_slots(&job.queue);
         // A cancel while it waits for a slot ends the wait: the job is recorded as cancelled
@@ -154,7 +159,8 @@ impl Core {
             () = cancel.cancelled() => None,
             p = slots.acquire_owned() => p.ok(),
         };
-        self.run_claimed_with(job, cancel, true, permit).await
+        self.run_claimed_with(job, cancel, wait_for_write, permit)
+            .await
     }
 
     /// The handler slots of `queue` (its `workers`), created on first use.

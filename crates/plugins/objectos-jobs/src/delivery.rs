@@ -143,46 +143,58 @@ impl Delivery for Embedded {
     }
 }
 
-/// One queue's claim loop: waits for a free worker slot, claims as many due jobs as slots
-/// are free (up to the batch size), runs each in its own task, and sleeps until woken or the
-/// poll interval passes when the queue ran dry.
+/// One queue's claim loop. The queue's `workers` handler slots (the core's) bound the jobs
+/// running at once; the loop claims ahead of them, so the next claim statement is on its way
+/// while the last one's jobs run and a freed slot never waits for a claim round trip. It holds
+/// at most `workers` plus one claim of jobs (claimed, not finished: the ones beyond the slots
+/// wait for one under their lease, and a cancel reaches them there), claims at most
+/// `min(batch_size, workers)` at a time, and claims once half a claim of room is free. It sleeps
+/// until woken or the poll interval passes when the queue ran dry.
 async fn queue_loop(
     core: Arc<Core>,
     queue: String,
     notify: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let workers = core.settings.workers_of(&queue);
-    let slots = Arc::new(Semaphore::new(usize::try_from(workers).unwrap_or(16)));
+    let workers = usize::try_from(core.settings.workers_of(&queue))
+        .unwrap_or(16)
+        .max(1);
     let batch = usize::try_from(core.settings.batch_size)
         .unwrap_or(256)
         .max(1);
+    let claim_size = batch.min(workers);
+    let room = Arc::new(Semaphore::new(workers + claim_size));
+    let threshold = u32::try_from(claim_size.div_ceil(2)).unwrap_or(1);
     let poll = core.settings.poll_interval();
     loop {
         if *stop.borrow() {
             break;
         }
-        let first = tokio::select! {
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        let mut held = tokio::select! {
+            p = room.clone().acquire_many_owned(threshold) => match p { Ok(p) => p, Err(_) => break },
             _ = stop.changed() => break,
         };
-        let mut permits = vec![first];
-        while permits.len() < batch {
-            match slots.clone().try_acquire_owned() {
-                Ok(p) => permits.push(p),
+        while held.num_permits() < claim_size {
+            match room.clone().try_acquire_owned() {
+                Ok(p) => held.merge(p),
                 Err(_) => break,
             }
         }
-        let want = u32::try_from(permits.len()).unwrap_or(1);
+        let want = held.num_permits();
         let claimed = match core
             .table
-            .claim(&queue, want, &core.worker, core.lease_until())
+            .claim(
+                &queue,
+                u32::try_from(want).unwrap_or(1),
+                &core.worker,
+                core.lease_until(),
+            )
             .await
         {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(queue = %queue, error = %e, "Claiming jobs failed; retrying after the poll interval.");
-                drop(permits);
+                drop(held);
                 tokio::select! {
                     () = tokio::time::sleep(poll) => {},
                     _ = stop.changed() => break,
@@ -190,16 +202,16 @@ async fn queue_loop(
                 continue;
             }
         };
-        let ran_dry = claimed.len() < permits.len();
+        let ran_dry = claimed.len() < want;
         for job in claimed {
-            let Some(permit) = permits.pop() else { break };
+            let Some(one) = held.split(1) else { break };
             let core = core.clone();
             tokio::spawn(async move {
                 core.run_claimed(job).await;
-                drop(permit);
+                drop(one);
             });
         }
-        drop(permits);
+        drop(held);
         if ran_dry {
             tokio::select! {
                 () = notify.notified() => {},

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use objectos_data::Principal;
-use objectos_http::{RequestContext, RouteOperation};
+use objectos_http::RouteOperation;
 use objectos_kernel::PluginHandle;
 use objectos_kernel::contracts::{
     DEFAULT_QUEUE, Directory, EnqueueRequest, JobError, JobFilter, JobInfo, JobQueue, JobStatus,
@@ -260,50 +260,36 @@ impl JobsAccess {
 
     /// The caller's scope, or the refusal already rendered.
     async fn scope(&self, depot: &Depot, res: &mut Response) -> Option<Scope> {
-        let cx = depot.get_typed::<RequestContext>().ok();
-        let principal = cx.map_or(Principal::Anonymous, |cx| cx.principal.clone());
-        let tenant = cx.and_then(|cx| cx.tenant.clone());
-        match principal {
-            Principal::Anonymous => {
-                error(
-                    res,
-                    StatusCode::UNAUTHORIZED,
-                    "UNAUTHENTICATED",
-                    "Authentication required to manage jobs",
-                );
-                None
+        let cx = match objectos_http::gate::require_admin(depot, "manage jobs") {
+            Ok(cx) => cx,
+            Err(refusal) => {
+                res.render(refusal);
+                return None;
             }
-            Principal::User {
-                is_admin: false, ..
-            } => {
-                error(
-                    res,
-                    StatusCode::FORBIDDEN,
-                    "PERMISSION_DENIED",
-                    "Only administrators may manage jobs",
-                );
-                None
-            }
-            Principal::User { id, .. } => match self.platform_admin(&id).await {
-                Ok(true) => Some(Scope::Platform),
-                Ok(false) => match tenant {
-                    Some(org) => Some(Scope::Organization(org)),
-                    None => {
-                        error(
-                            res,
-                            StatusCode::FORBIDDEN,
-                            "PERMISSION_DENIED",
-                            "An organization's administrators manage its jobs; this request acts in no organization",
-                        );
-                        None
-                    }
-                },
-                Err(e) => {
-                    answer_error(res, e);
+        };
+        // An administrator or the system; which jobs it reaches depends on who it is.
+        let Principal::User { id, .. } = &cx.principal else {
+            return Some(Scope::Platform);
+        };
+        let tenant = cx.tenant.clone();
+        match self.platform_admin(id).await {
+            Ok(true) => Some(Scope::Platform),
+            Ok(false) => match tenant {
+                Some(org) => Some(Scope::Organization(org)),
+                None => {
+                    error(
+                        res,
+                        StatusCode::FORBIDDEN,
+                        "PERMISSION_DENIED",
+                        "An organization's administrators manage its jobs; this request acts in no organization",
+                    );
                     None
                 }
             },
-            Principal::System { .. } => Some(Scope::Platform),
+            Err(e) => {
+                answer_error(res, e);
+                None
+            }
         }
     }
 }

@@ -29,15 +29,20 @@ pub fn schema() -> PluginSchema {
         )
         .storage(TableStorage::new(OBJECT).fillfactor(JOB_FILLFACTOR))
         // A key row exists while its job is unfinished; the primary key makes a second
-        // enqueue with the key a no-op on both databases (the role a partial unique index
-        // on the job table would play, which object tables cannot declare).
+        // enqueue with the key in the same scope a no-op on both databases (the role a partial
+        // unique index on the job table would play, which object tables cannot declare). The
+        // scope is the job's organization, '' for system jobs (organization ids are never
+        // empty), so one tenant's key never blocks another's. A new table rather than a new
+        // key on the first one (`_objectos_jobs_key`, global keys), because the engine's plan
+        // never changes a primary key; that table is no longer read.
         .table(
             TableDef::new(KEY_TABLE)
+                .required("scope", ColumnType::Varchar(255))
                 .required("key", ColumnType::Varchar(255))
                 .required("job_id", ColumnType::Varchar(64))
                 .required("created_ms", ColumnType::BigInt)
-                .primary_key(&["key"])
-                .index("_objectos_jobs_key_job", &["job_id"]),
+                .primary_key(&["scope", "key"])
+                .index("_objectos_jobs_scoped_key_job", &["job_id"]),
         )
         .table(
             TableDef::new(LEASE_TABLE)

@@ -28,8 +28,9 @@ use crate::error::{JobsError, Result};
 
 /// The job table (the `sys_job_run` object's).
 pub const JOB_TABLE: &str = "sys_job_run";
-/// Idempotency keys of jobs that are not finished: `key` -> `job_id`.
-pub const KEY_TABLE: &str = "_objectos_jobs_key";
+/// Idempotency keys of jobs that are not finished: `(scope, key)` -> `job_id`, the scope being
+/// the job's organization ([`key_scope`]).
+pub const KEY_TABLE: &str = "_objectos_jobs_scoped_key";
 /// Leases (the scheduler's leader lease): `name` -> `holder` until `until_ms`.
 pub const LEASE_TABLE: &str = "_objectos_jobs_lease";
 /// Schedule ticks already enqueued: `(schedule, tick_ms)`, so a tick runs once per cluster.
@@ -40,6 +41,12 @@ const INFO_COLUMNS: &str = "\"id\", \"handler\", \"queue\", \"status\", \"priori
 
 /// The columns a claim returns, in order (see [`Claimed::from_row`]).
 const CLAIM_COLUMNS: &str = "\"id\", \"handler\", \"queue\", \"payload\", \"attempts\", \"max_attempts\", \"retry_policy\", \"timeout_ms\", \"idempotency_key\", \"schedule\", \"traceparent\"";
+
+/// The scope of an idempotency key: the job's organization, `""` for a system job (an
+/// organization id is never empty, so the two cannot meet).
+pub fn key_scope(organization_id: Option<&str>) -> &str {
+    organization_id.unwrap_or("")
+}
 
 /// Epoch milliseconds now.
 pub fn now_ms() -> i64 {
@@ -286,10 +293,11 @@ impl JobTable {
     // ------------------------------------------------------------------ enqueue
 
     /// Inserts `job` through `store` (a pool, or the caller's transaction). With an
-    /// idempotency key held by an unfinished job, nothing is written and that job's id is
-    /// returned.
+    /// idempotency key held by an unfinished job of the same organization, nothing is written
+    /// and that job's id is returned.
     pub async fn insert(&self, store: &dyn Store, job: &NewJob) -> Result<Enqueued> {
         if let Some(key) = &job.idempotency_key {
+            let scope = key_scope(job.organization_id.as_deref());
             // Twice at most: a key row left behind by a job that finished without removing
             // it (a crash between its two statements) is removed and the insert tried again.
             for _ in 0..2 {
@@ -298,9 +306,14 @@ impl JobTable {
                     .execute(sql(
                         d,
                         &format!(
-                            "INSERT INTO \"{KEY_TABLE}\" (\"key\", \"job_id\", \"created_ms\") VALUES (?, ?, ?) ON CONFLICT (\"key\") DO NOTHING"
+                            "INSERT INTO \"{KEY_TABLE}\" (\"scope\", \"key\", \"job_id\", \"created_ms\") VALUES (?, ?, ?, ?) ON CONFLICT (\"scope\", \"key\") DO NOTHING"
                         ),
-                        vec![key.into(), (&job.id).into(), now_ms().into()],
+                        vec![
+                            scope.into(),
+                            key.into(),
+                            (&job.id).into(),
+                            now_ms().into(),
+                        ],
                     )?)
                     .await
                     .map_err(|e| JobsError::db("insert idempotency key", e))?;
@@ -311,9 +324,9 @@ impl JobTable {
                     .fetch_optional(sql(
                         d,
                         &format!(
-                            "SELECT k.\"job_id\", j.\"status\" FROM \"{KEY_TABLE}\" k LEFT JOIN \"{JOB_TABLE}\" j ON j.\"id\" = k.\"job_id\" WHERE k.\"key\" = ?"
+                            "SELECT k.\"job_id\", j.\"status\" FROM \"{KEY_TABLE}\" k LEFT JOIN \"{JOB_TABLE}\" j ON j.\"id\" = k.\"job_id\" WHERE k.\"scope\" = ? AND k.\"key\" = ?"
                         ),
-                        vec![key.into()],
+                        vec![scope.into(), key.into()],
                     )?)
                     .await
                     .map_err(|e| JobsError::db("read idempotency key", e))?;
@@ -332,9 +345,9 @@ impl JobTable {
                         .execute(sql(
                             d,
                             &format!(
-                                "DELETE FROM \"{KEY_TABLE}\" WHERE \"key\" = ? AND \"job_id\" = ?"
+                                "DELETE FROM \"{KEY_TABLE}\" WHERE \"scope\" = ? AND \"key\" = ? AND \"job_id\" = ?"
                             ),
-                            vec![key.into(), id.into()],
+                            vec![scope.into(), key.into(), id.into()],
                         )?)
                         .await
                         .map_err(|e| JobsError::db("remove stale idempotency key", e))?;

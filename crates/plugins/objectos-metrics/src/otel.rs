@@ -9,41 +9,54 @@
 //! [`TraceBridge`], through which crates without OpenTelemetry continue a client's
 //! `traceparent` and read the current context.
 //!
-//! Sampling is decided once per trace, when its root span (a request, a job, a lifecycle step)
-//! starts. Below a root that was not sampled the layer's filter keeps every further span from
-//! the trace layer, and the gate the server puts in front ([`layer_beside_logs`], given the log
-//! filter's level) keeps it from being created at all when the logs do not want it: a data
-//! operation, a statement or a permission decision of an unsampled request is then a disabled
-//! span (a level check and a thread-local read), not an OpenTelemetry span built and dropped.
+//! Sampling is decided once per trace. For a request, the HTTP hoop asks the bridge before it
+//! creates the request span ([`objectos_kernel::trace::request_trace`]): a client's well-formed
+//! `traceparent` is followed (parent-based: its sampled flag decides), a new trace is drawn at
+//! `samplingRatio`, and a new trace that is not recorded gets an untraced request span, which
+//! this layer never sees (no OpenTelemetry span is built, no trace id recorded). Other roots
+//! (a job, an event, a lifecycle step) are sampled by the SDK's sampler when they start. Below
+//! an untraced or unsampled span the layer's filter keeps every further span from the trace
+//! layer, and the gate the server puts in front ([`layer_beside_logs`], given the log filter's
+//! level) keeps it from being created at all when the logs do not want it: a data operation, a
+//! statement or a permission decision of an unsampled request is then a disabled span (a level
+//! check and a thread-local read), not an OpenTelemetry span built and dropped.
 //!
 //! The collector may be reached over TLS (`https://` endpoint): the Mozilla roots compiled in
 //! (webpki-roots), optionally the operating system's store (`nativeRoots`), and a private CA
-//! from a PEM file (`caFile`, or the `OBJECTOS_TRACING_CA_FILE` environment variable).
+//! from a PEM file (`caFile`, or the `OBJECTOS_TRACING_CA_FILE` environment variable). A
+//! collector that requires mutual TLS gets the client certificate of `certFile` with the key
+//! of `keyFile` (or `OBJECTOS_TRACING_CERT_FILE` and `OBJECTOS_TRACING_KEY_FILE`).
 //!
 //! Export runs on the SDK's batch thread: a collector that is down or slow never holds up a
 //! request. Failed batches are dropped, counted in `objectos_tracing_spans_dropped_total` and
 //! reported by a warning at most once a minute.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use objectos_kernel::trace::{TraceBridge, TraceHeaders};
+use objectos_kernel::trace::{self, TraceBridge, TraceHeaders};
 use objectos_spec::settings::SettingsProblem;
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{TraceContextExt, TraceFlags, TracerProvider as _};
+use opentelemetry::trace::{
+    Link, SpanKind, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
+};
 use opentelemetry::{KeyValue, Value};
-use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig};
+use opentelemetry_otlp::tonic_types::transport::{Certificate, ClientTlsConfig, Identity};
 use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{
+    IdGenerator as _, RandomIdGenerator, Sampler, SamplingDecision, SamplingResult,
+    SdkTracerProvider, ShouldSample, SpanData, SpanExporter,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tracing::subscriber::Interest;
-use tracing::{Level, Metadata, Subscriber};
+use tracing::{Level, Metadata, Subscriber, span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::LevelFilter;
@@ -60,6 +73,12 @@ pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4317";
 
 /// Environment variable read for the CA file when `caFile` is not set.
 pub const CA_FILE_ENV: &str = "OBJECTOS_TRACING_CA_FILE";
+
+/// Environment variable read for the client certificate when `certFile` is not set.
+pub const CERT_FILE_ENV: &str = "OBJECTOS_TRACING_CERT_FILE";
+
+/// Environment variable read for the client key when `keyFile` is not set.
+pub const KEY_FILE_ENV: &str = "OBJECTOS_TRACING_KEY_FILE";
 
 /// How often, at most, a failing export is reported.
 const WARN_EVERY: Duration = Duration::from_secs(60);
@@ -79,6 +98,16 @@ pub struct TracingConfig {
     /// `OBJECTOS_TRACING_CA_FILE` environment variable is read instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
+    /// A PEM file with the client certificate (chain) shown to a collector that requires
+    /// mutual TLS; goes with `keyFile`. When unset, the `OBJECTOS_TRACING_CERT_FILE`
+    /// environment variable is read instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<String>,
+    /// The PEM file of the client certificate's private key (PKCS#8, PKCS#1 or SEC1); goes
+    /// with `certFile`. When unset, the `OBJECTOS_TRACING_KEY_FILE` environment variable is
+    /// read instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
     /// Also trust the operating system's certificate store for an `https://` endpoint (by
     /// default only the Mozilla roots compiled in, and `caFile`).
     pub native_roots: bool,
@@ -99,6 +128,8 @@ impl Default for TracingConfig {
             enabled: false,
             endpoint: DEFAULT_ENDPOINT.to_owned(),
             ca_file: None,
+            cert_file: None,
+            key_file: None,
             native_roots: false,
             sampling_ratio: 1.0,
             service_name: "objectos".to_owned(),
@@ -122,16 +153,23 @@ impl TracingConfig {
                 "must be an OTLP/gRPC address such as http://127.0.0.1:4317 or https://collector:4317",
             ));
         }
-        if let Some(path) = &self.ca_file {
+        for (key, value) in [
+            ("tracing.caFile", &self.ca_file),
+            ("tracing.certFile", &self.cert_file),
+            ("tracing.keyFile", &self.key_file),
+        ] {
+            let Some(path) = value else { continue };
             if path.trim().is_empty() {
-                out.push(SettingsProblem::at("tracing.caFile", "must not be empty"));
+                out.push(SettingsProblem::at(key, "must not be empty"));
             } else if !self.tls() {
                 out.push(SettingsProblem::at(
-                    "tracing.caFile",
+                    key,
                     "is only used with an https:// endpoint",
                 ));
             }
         }
+        // A certificate without its key (or the reverse) is refused at start by `tls_config`,
+        // since the environment may supply the other half.
         if !(0.0..=1.0).contains(&self.sampling_ratio) {
             out.push(SettingsProblem::at(
                 "tracing.samplingRatio",
@@ -166,9 +204,12 @@ impl TracingConfig {
 
     /// The TLS settings of an `https://` endpoint (`None` for `http://`): the built-in roots,
     /// the system's when `nativeRoots`, and the certificates of `caFile` (or of the file the
-    /// `OBJECTOS_TRACING_CA_FILE` variable names). A file that cannot be read or holds no
-    /// certificate is an error naming its key, so the server does not start without the
-    /// trust it was configured with.
+    /// `OBJECTOS_TRACING_CA_FILE` variable names); for mutual TLS, the client certificate of
+    /// `certFile` with the key of `keyFile` (or `OBJECTOS_TRACING_CERT_FILE` and
+    /// `OBJECTOS_TRACING_KEY_FILE`). A file that cannot be read or holds no certificate (no
+    /// key), or a certificate without its key or a key without its certificate, is an error
+    /// naming the key and the path, so the server does not start without the trust or the
+    /// identity it was configured with.
     pub fn tls_config(&self) -> Result<Option<ClientTlsConfig>> {
         if !self.tls() {
             return Ok(None);
@@ -177,36 +218,101 @@ impl TracingConfig {
         if self.native_roots {
             tls = tls.with_native_roots();
         }
-        let from_env = || {
-            std::env::var(CA_FILE_ENV)
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| (v, format!("{CA_FILE_ENV} (metrics.tracing.caFile)")))
-        };
-        let source = self
-            .ca_file
-            .clone()
-            .map(|p| (p, "metrics.tracing.caFile".to_owned()))
-            .or_else(from_env);
-        if let Some((path, key)) = source {
-            let pem = std::fs::read(&path)
-                .map_err(|e| MetricsError::Config(format!("{key}: cannot read {path}: {e}")))?;
-            if count_certificates(&pem) == 0 {
+        if let Some(ca) = PemSource::find(&self.ca_file, "caFile", CA_FILE_ENV) {
+            tls = tls.ca_certificate(Certificate::from_pem(ca.read_certificates()?));
+        }
+        let cert = PemSource::find(&self.cert_file, "certFile", CERT_FILE_ENV);
+        let key = PemSource::find(&self.key_file, "keyFile", KEY_FILE_ENV);
+        match (cert, key) {
+            (None, None) => {}
+            (Some(cert), Some(key)) => {
+                let chain = cert.read_certificates()?;
+                let key = key.read_key()?;
+                tls = tls.identity(Identity::from_pem(chain, key));
+            }
+            (Some(cert), None) => {
                 return Err(MetricsError::Config(format!(
-                    "{key}: {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+                    "{}: {} is a client certificate without its key: set metrics.tracing.keyFile \
+                     (or {KEY_FILE_ENV}) too",
+                    cert.key, cert.path
                 )));
             }
-            tls = tls.ca_certificate(Certificate::from_pem(pem));
+            (None, Some(key)) => {
+                return Err(MetricsError::Config(format!(
+                    "{}: {} is a client key without its certificate: set \
+                     metrics.tracing.certFile (or {CERT_FILE_ENV}) too",
+                    key.key, key.path
+                )));
+            }
         }
         Ok(Some(tls))
     }
 }
 
-/// The `CERTIFICATE` blocks of a PEM file (the TLS library parses them when the channel is
-/// built; this only tells an empty or wrong file apart at start).
-fn count_certificates(pem: &[u8]) -> usize {
+/// A PEM file named by a `metrics.tracing` key or, when that is unset, by its environment
+/// variable; `key` says which, for the errors.
+struct PemSource {
+    path: String,
+    key: String,
+}
+
+impl PemSource {
+    fn find(configured: &Option<String>, name: &str, env: &str) -> Option<Self> {
+        if let Some(path) = configured {
+            return Some(Self {
+                path: path.clone(),
+                key: format!("metrics.tracing.{name}"),
+            });
+        }
+        let path = std::env::var(env).ok().filter(|v| !v.trim().is_empty())?;
+        Some(Self {
+            path,
+            key: format!("{env} (metrics.tracing.{name})"),
+        })
+    }
+
+    fn read(&self) -> Result<Vec<u8>> {
+        std::fs::read(&self.path).map_err(|e| {
+            MetricsError::Config(format!("{}: cannot read {}: {e}", self.key, self.path))
+        })
+    }
+
+    /// The file, when it holds at least one certificate.
+    fn read_certificates(&self) -> Result<Vec<u8>> {
+        let pem = self.read()?;
+        if count_blocks(&pem, "CERTIFICATE") == 0 {
+            return Err(MetricsError::Config(format!(
+                "{}: {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                self.key, self.path
+            )));
+        }
+        Ok(pem)
+    }
+
+    /// The file, when it holds a private key.
+    fn read_key(&self) -> Result<Vec<u8>> {
+        let pem = self.read()?;
+        if count_blocks(&pem, "PRIVATE KEY") == 0 {
+            return Err(MetricsError::Config(format!(
+                "{}: {} holds no unencrypted PEM private key (-----BEGIN PRIVATE \
+                 KEY-----, or an RSA or EC one)",
+                self.key, self.path
+            )));
+        }
+        Ok(pem)
+    }
+}
+
+/// The PEM blocks of a file whose label ends in `label` (`CERTIFICATE`; `PRIVATE KEY` also
+/// counts `RSA PRIVATE KEY` and `EC PRIVATE KEY`). The TLS library parses them when the
+/// channel is built; this only tells an empty or wrong file apart at start.
+fn count_blocks(pem: &[u8], label: &str) -> usize {
     String::from_utf8_lossy(pem)
-        .matches("-----BEGIN CERTIFICATE-----")
+        .split("-----BEGIN ")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("-----").map(|(name, _)| name))
+        // rustls reads no encrypted key: such a file is as good as none.
+        .filter(|name| name.ends_with(label) && !name.starts_with("ENCRYPTED"))
         .count()
 }
 
@@ -237,7 +343,8 @@ impl Tracing {
 fn exported(meta: &Metadata<'_>) -> bool {
     let ours = meta.target().starts_with("objectos");
     if meta.is_span() {
-        ours && *meta.level() <= Level::DEBUG
+        // An untraced request span (the hoop's sampler said no) is for the log lines only.
+        ours && *meta.level() <= Level::DEBUG && !trace::is_untraced(meta.target())
     } else {
         ours && *meta.level() <= Level::WARN
     }
@@ -258,8 +365,18 @@ fn exported(meta: &Metadata<'_>) -> bool {
 /// the ObjectOS crates create their spans in the context of their parent.
 struct SampledTraces;
 
+thread_local! {
+    /// How many untraced spans (request spans the hoop did not sample) this thread is inside:
+    /// what runs below one belongs to a trace that is not recorded. The OpenTelemetry context
+    /// cannot say so, since no OpenTelemetry span was built for it.
+    static UNTRACED_DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
 impl SampledTraces {
     fn admits(meta: &Metadata<'_>) -> bool {
+        if UNTRACED_DEPTH.with(Cell::get) > 0 {
+            return false;
+        }
         opentelemetry::Context::map_current(|cx| {
             let span = cx.span();
             let current = span.span_context();
@@ -296,6 +413,9 @@ impl<S> Filter<S> for SampledTraces {
 /// registry entry, and the enter, exit and close of it on every poll). This layer's `enabled`
 /// is global, so an ObjectOS span of an unsampled trace that the log lines do not want either
 /// (more verbose than `logs`, the log filter's most verbose level) is never created.
+///
+/// It also keeps the count of untraced spans the thread is in ([`UNTRACED_DEPTH`]), since it is
+/// the layer that sees every span entered and left.
 struct UnsampledGate {
     logs: LevelFilter,
 }
@@ -306,7 +426,19 @@ impl UnsampledGate {
     }
 }
 
-impl<S: Subscriber> Layer<S> for UnsampledGate {
+/// Whether the span `id` is an untraced request span.
+fn untraced<S>(id: &span::Id, cx: &Context<'_, S>) -> bool
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    cx.metadata(id)
+        .is_some_and(|meta| trace::is_untraced(meta.target()))
+}
+
+impl<S> Layer<S> for UnsampledGate
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
     fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
         if self.gates(meta) {
             Interest::sometimes()
@@ -317,6 +449,18 @@ impl<S: Subscriber> Layer<S> for UnsampledGate {
 
     fn enabled(&self, meta: &Metadata<'_>, _cx: Context<'_, S>) -> bool {
         !self.gates(meta) || SampledTraces::admits(meta)
+    }
+
+    fn on_enter(&self, id: &span::Id, cx: Context<'_, S>) {
+        if untraced(id, &cx) {
+            UNTRACED_DEPTH.with(|d| d.set(d.get().saturating_add(1)));
+        }
+    }
+
+    fn on_exit(&self, id: &span::Id, cx: Context<'_, S>) {
+        if untraced(id, &cx) {
+            UNTRACED_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+        }
     }
 }
 
@@ -379,9 +523,7 @@ where
         .build();
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(WarnOnFailure::new(exporter))
-        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-            config.sampling_ratio,
-        ))))
+        .with_sampler(RequestsDrawn::new(config.sampling_ratio))
         .with_resource(resource)
         .build();
     let tracer = provider.tracer("objectos");
@@ -391,12 +533,58 @@ where
         .with_location(false)
         .with_filter(SampledTraces);
     let gated = UnsampledGate { logs }.and_then(layer);
-    objectos_kernel::trace::install(Box::new(OtelBridge));
+    objectos_kernel::trace::install(Box::new(OtelBridge {
+        ratio: config.sampling_ratio,
+    }));
     Ok((Box::new(gated), Tracing { provider }))
 }
 
+/// The sampler: parent-based, new traces at the configured ratio of their trace ids, except a
+/// request's root span (kind `server`, no parent), which the HTTP hoop only lets the layer see
+/// once [`OtelBridge::sample_new_request`] drew it: drawing again here would record a share of
+/// ratio squared.
+#[derive(Debug, Clone)]
+struct RequestsDrawn {
+    inner: Sampler,
+}
+
+impl RequestsDrawn {
+    fn new(ratio: f64) -> Self {
+        Self {
+            inner: Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio))),
+        }
+    }
+}
+
+impl ShouldSample for RequestsDrawn {
+    fn should_sample(
+        &self,
+        parent_context: Option<&opentelemetry::Context>,
+        trace_id: TraceId,
+        name: &str,
+        span_kind: &SpanKind,
+        attributes: &[KeyValue],
+        links: &[Link],
+    ) -> SamplingResult {
+        // `has_active_span`, as `Sampler::ParentBased` tells a root from a child.
+        let root = !parent_context.is_some_and(opentelemetry::Context::has_active_span);
+        if root && *span_kind == SpanKind::Server {
+            return SamplingResult {
+                decision: SamplingDecision::RecordAndSample,
+                attributes: Vec::new(),
+                trace_state: TraceState::default(),
+            };
+        }
+        self.inner
+            .should_sample(parent_context, trace_id, name, span_kind, attributes, links)
+    }
+}
+
 /// The kernel's bridge, on the W3C propagator and the layer's span contexts.
-struct OtelBridge;
+struct OtelBridge {
+    /// `samplingRatio`, drawn for a request that starts a new trace.
+    ratio: f64,
+}
 
 impl TraceBridge for OtelBridge {
     fn continue_remote(
@@ -414,6 +602,32 @@ impl TraceBridge for OtelBridge {
         // A context the propagator could not read has no valid span: the span keeps its own
         // new trace.
         cx.span().span_context().is_valid() && span.set_parent(cx).is_ok()
+    }
+
+    fn sample_new_request(&self) -> bool {
+        if self.ratio <= 0.0 {
+            return false;
+        }
+        if self.ratio >= 1.0 {
+            return true;
+        }
+        // The SDK's own rule on a fresh trace id, so a request is recorded exactly as often as
+        // any other new trace.
+        let id = RandomIdGenerator::default().new_trace_id();
+        Sampler::TraceIdRatioBased(self.ratio)
+            .should_sample(None, id, "http.request", &SpanKind::Server, &[], &[])
+            .decision
+            == SamplingDecision::RecordAndSample
+    }
+
+    fn trace_id_of(&self, span: &tracing::Span) -> Option<String> {
+        if span.is_disabled() {
+            return None;
+        }
+        let cx = span.context();
+        let own = cx.span();
+        let sc = own.span_context();
+        sc.is_valid().then(|| sc.trace_id().to_string())
     }
 
     fn headers_of(&self, span: &tracing::Span) -> Option<TraceHeaders> {
@@ -606,6 +820,133 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("metrics.tracing.caFile"), "{e}");
+    }
+
+    #[test]
+    fn the_client_certificate_needs_its_key_and_both_are_read_at_start() {
+        let base = TracingConfig {
+            endpoint: "https://127.0.0.1:4317".into(),
+            ca_file: Some(format!("{FIXTURES}/ca.pem")),
+            ..TracingConfig::default()
+        };
+        let with = |cert: Option<&str>, key: Option<&str>| TracingConfig {
+            cert_file: cert.map(|c| format!("{FIXTURES}/{c}")),
+            key_file: key.map(|k| format!("{FIXTURES}/{k}")),
+            ..base.clone()
+        };
+        let error = |c: &TracingConfig| {
+            c.tls_config()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(
+            with(Some("client.pem"), Some("client.key"))
+                .tls_config()
+                .unwrap()
+                .is_some()
+        );
+        // One half only: named, with the path given.
+        let e = error(&with(Some("client.pem"), None));
+        assert!(
+            e.contains("metrics.tracing.certFile")
+                && e.contains("client.pem")
+                && e.contains("keyFile"),
+            "{e}"
+        );
+        let e = error(&with(None, Some("client.key")));
+        assert!(
+            e.contains("metrics.tracing.keyFile")
+                && e.contains("client.key")
+                && e.contains("certFile"),
+            "{e}"
+        );
+        // Unreadable files, and files of the wrong kind.
+        let e = error(&with(Some("no-such-cert.pem"), Some("client.key")));
+        assert!(
+            e.contains("metrics.tracing.certFile") && e.contains("no-such-cert.pem"),
+            "{e}"
+        );
+        let e = error(&with(Some("client.pem"), Some("no-such-key.pem")));
+        assert!(
+            e.contains("metrics.tracing.keyFile") && e.contains("no-such-key.pem"),
+            "{e}"
+        );
+        let e = error(&with(Some("client.key"), Some("client.key")));
+        assert!(
+            e.contains("metrics.tracing.certFile") && e.contains("no PEM certificate"),
+            "{e}"
+        );
+        let e = error(&with(Some("client.pem"), Some("client.pem")));
+        assert!(
+            e.contains("metrics.tracing.keyFile") && e.contains("no unencrypted PEM private key"),
+            "{e}"
+        );
+        // Only for https://, and never empty.
+        let plain = TracingConfig {
+            endpoint: "http://127.0.0.1:4317".into(),
+            cert_file: Some("client.pem".into()),
+            key_file: Some(" ".into()),
+            ..TracingConfig::default()
+        };
+        let p: Vec<String> = plain
+            .problems()
+            .into_iter()
+            .map(|p| format!("{p:?}"))
+            .collect();
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].contains("certFile") && p[0].contains("https"), "{p:?}");
+        assert!(p[1].contains("keyFile") && p[1].contains("empty"), "{p:?}");
+    }
+
+    #[test]
+    fn pem_blocks_are_told_apart() {
+        let pem = b"-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n\
+            -----BEGIN EC PRIVATE KEY-----\ny\n-----END EC PRIVATE KEY-----\n";
+        assert_eq!(count_blocks(pem, "CERTIFICATE"), 1);
+        assert_eq!(count_blocks(pem, "PRIVATE KEY"), 1);
+        let encrypted =
+            b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nz\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        assert_eq!(count_blocks(encrypted, "PRIVATE KEY"), 0);
+        assert_eq!(count_blocks(b"", "CERTIFICATE"), 0);
+    }
+
+    #[test]
+    fn a_drawn_request_root_is_recorded_and_other_roots_follow_the_ratio() {
+        let sampler = RequestsDrawn::new(0.0);
+        let id = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        let decide = |kind: SpanKind, parent: Option<&opentelemetry::Context>| {
+            sampler
+                .should_sample(parent, id, "x", &kind, &[], &[])
+                .decision
+        };
+        assert_eq!(
+            decide(SpanKind::Server, None),
+            SamplingDecision::RecordAndSample
+        );
+        assert_eq!(decide(SpanKind::Internal, None), SamplingDecision::Drop);
+        // Below a parent, the parent's flag, whatever the kind.
+        use opentelemetry::trace::{SpanContext, SpanId};
+        let parent = |flags| {
+            opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+                id,
+                SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+                flags,
+                true,
+                TraceState::default(),
+            ))
+        };
+        assert_eq!(
+            decide(SpanKind::Server, Some(&parent(TraceFlags::default()))),
+            SamplingDecision::Drop
+        );
+        assert_eq!(
+            decide(SpanKind::Internal, Some(&parent(TraceFlags::SAMPLED))),
+            SamplingDecision::RecordAndSample
+        );
+        // The hoop's draw: never at 0, always at 1.
+        assert!(!OtelBridge { ratio: 0.0 }.sample_new_request());
+        assert!(OtelBridge { ratio: 1.0 }.sample_new_request());
     }
 
     #[test]

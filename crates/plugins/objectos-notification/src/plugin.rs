@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use objectos_data::{DataHandle, InterceptorContribution, TransactionalJobQueue};
+use objectos_data::{DataHandle, TransactionalJobQueue};
 use objectos_kernel::contracts::Notifier;
 use objectos_kernel::{InitContext, Plugin, PluginError, StartContext, async_trait};
 use objectos_spec::PluginManifest;
@@ -51,10 +51,6 @@ impl Plugin for NotificationPlugin {
         let service = NotificationService::new(settings);
         cx.register::<dyn Notifier>(SERVICE, Arc::new(service.clone()))?;
         cx.contribute(schema::schema())?;
-        // Writes a message's key, contents and job in its record's own transaction.
-        cx.contribute(InterceptorContribution(Arc::new(
-            crate::service::record::StoreHook,
-        )))?;
         cx.contribute(routes::contribution(service.clone()))?;
         cx.contribute(routes::email_contribution(service.clone()))?;
         let hooks = service.clone();

@@ -2,8 +2,9 @@
 //! overlapped with the disk: writes gather the body's frames (kept as they arrived, never copied
 //! into a buffer) into batches written by positional writes on the blocking pool while the next
 //! batch arrives, with the data synced to disk in the background every [`SYNC_EVERY`] bytes so
-//! the final `fdatasync` has little left to do; reads hand out fresh chunks read ahead by one on
-//! the blocking pool, so the disk read of a chunk overlaps the network send of the previous one.
+//! the final `fdatasync` has little left to do; reads hand out fresh chunks read by a blocking
+//! thread of the download's up to [`READ_AHEAD`] chunks ahead, so the disk reads overlap the
+//! network sends. Hashing is not done here: see [`crate::meter`].
 
 use std::fs::File;
 use std::io::Read;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use objectos_kernel::contracts::ByteStream;
+use sha2::{Digest as _, Sha256};
 use tokio::task::JoinHandle;
 
 /// Bytes gathered before a write is started while the previous one is still running: one trip
@@ -26,6 +28,8 @@ const MAX_GATHER: usize = 4 * 1024 * 1024;
 const SYNC_EVERY: u64 = 16 * 1024 * 1024;
 /// Bytes per chunk read for a download.
 const READ_CHUNK: usize = 2 * 1024 * 1024;
+/// Chunks read ahead of the network at most.
+const READ_AHEAD: usize = 2;
 
 async fn joined<T>(task: JoinHandle<std::io::Result<T>>) -> std::io::Result<T> {
     task.await
@@ -110,52 +114,59 @@ pub(crate) async fn write_stream(
     Ok(at - offset)
 }
 
-/// One chunk of at most [`READ_CHUNK`] bytes read from where `file` stands, with the file
-/// handed back for the next.
-fn read_chunk(file: File, left: u64) -> (File, std::io::Result<Bytes>) {
-    let want = usize::try_from(left).map_or(READ_CHUNK, |l| l.min(READ_CHUNK));
+/// `state` continued with the bytes of `file` from `from` to its end, read by positional reads
+/// into one buffer.
+pub(crate) fn hash_from(file: &File, mut state: Sha256, from: u64) -> std::io::Result<Sha256> {
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut at = from;
+    loop {
+        let n = match file.read_at(&mut buf, at) {
+            Ok(0) => return Ok(state),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        state.update(&buf[..n]);
+        at += n as u64;
+    }
+}
+
+/// One chunk of at most `chunk` bytes read from where `file` stands.
+fn read_chunk(mut file: &File, left: u64, chunk: usize) -> std::io::Result<Bytes> {
+    let want = usize::try_from(left).map_or(chunk, |l| l.min(chunk));
     // Read into spare capacity: nothing is zeroed first, and the buffer becomes the frame.
     let mut buf = Vec::with_capacity(want);
-    let result = (&file).take(want as u64).read_to_end(&mut buf);
-    let result = match result {
+    match (&mut file).take(want as u64).read_to_end(&mut buf) {
         Ok(0) => Err(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
             "the file is shorter than when it was opened",
         )),
         Ok(_) => Ok(Bytes::from(buf)),
         Err(e) => Err(e),
-    };
-    (file, result)
+    }
 }
 
-type Pending = JoinHandle<(File, std::io::Result<Bytes>)>;
-
-fn read_ahead(file: File, left: u64) -> Option<Pending> {
-    (left > 0).then(|| tokio::task::spawn_blocking(move || read_chunk(file, left)))
-}
-
-/// The `len` bytes of `file` from where it stands (the caller seeks), as a stream of chunks;
-/// the next chunk is read while the current one is sent.
+/// The `len` bytes of `file` from where it stands (the caller seeks), as a stream of chunks
+/// read by a blocking thread of its own up to [`READ_AHEAD`] chunks ahead of the network; the
+/// thread stops at the end, at an error, or when the stream is dropped.
 pub(crate) fn read_stream(file: File, len: u64) -> ByteStream {
-    let stream =
-        futures_util::stream::unfold((read_ahead(file, len), len), |(pending, left)| async move {
-            let task = pending?;
-            let (file, result) = match task.await {
-                Ok(done) => done,
-                Err(e) => {
-                    let e = std::io::Error::other(format!("the file task failed: {e}"));
-                    return Some((Err(e), (None, 0)));
-                }
-            };
-            match result {
-                Ok(chunk) => {
-                    let left = left.saturating_sub(chunk.len() as u64);
-                    Some((Ok(chunk), (read_ahead(file, left), left)))
-                }
-                Err(e) => Some((Err(e), (None, 0))),
+    let (chunks, received) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        let mut left = len;
+        while left > 0 {
+            let read = read_chunk(&file, left, READ_CHUNK);
+            let failed = read.is_err();
+            if let Ok(c) = &read {
+                left = left.saturating_sub(c.len() as u64);
             }
-        });
-    Box::pin(stream)
+            if chunks.blocking_send(read).is_err() || failed {
+                return;
+            }
+        }
+    });
+    Box::pin(futures_util::stream::unfold(received, |mut r| async move {
+        r.recv().await.map(|item| (item, r))
+    }))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! the temporary folder, renamed into place once complete (no second write of the bytes).
 //! The byte moving itself is [`crate::fileio`]'s.
 
-use std::io::SeekFrom;
+use std::io::{Read as _, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -13,14 +13,25 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use objectos_kernel::KernelError;
 use objectos_kernel::contracts::{BlobMeta, BlobRead, BlobStore, ByteStream};
+use sha2::Sha256;
 use tokio::io::AsyncSeekExt;
 
-use crate::fileio::{read_stream, write_stream};
+use crate::fileio::{hash_from, read_stream, write_stream};
 
 /// Folder under the root holding files being written.
 const TMP_DIR: &str = ".tmp";
 /// Folder under [`TMP_DIR`] holding the files chunked uploads are assembled in.
 const ASSEMBLY_DIR: &str = "assembly";
+
+/// What [`LocalBlobStore::measure_assembly`] read.
+#[derive(Debug)]
+pub struct Measured {
+    pub size: u64,
+    pub head: Vec<u8>,
+    pub state: Sha256,
+    /// Whether it was read from the object (moved into place already).
+    pub moved: bool,
+}
 
 /// A blob store over a directory.
 #[derive(Debug, Clone)]
@@ -157,6 +168,56 @@ impl LocalBlobStore {
             .into_std()
             .await;
         Ok(read_stream(file, total))
+    }
+
+    /// What completing chunked upload `name` needs from its assembled file (or, when an earlier
+    /// completion moved it into place and failed after, from the object `key`): its first
+    /// `head_len` bytes and `state` continued with its bytes from `from` on (`state` being the
+    /// SHA-256 of the bytes before `from`, hashed as the parts came). Read on a blocking thread;
+    /// nothing before `from` is read but the head.
+    pub async fn measure_assembly(
+        &self,
+        name: &str,
+        key: &str,
+        state: Sha256,
+        from: u64,
+        head_len: usize,
+    ) -> Result<Measured, KernelError> {
+        let (assembly, object) = (self.assembly_path(name)?, self.path(key)?);
+        let err_name = name.to_owned();
+        tokio::task::spawn_blocking(move || -> Result<Measured, KernelError> {
+            let (file, moved) = match std::fs::File::open(&assembly) {
+                Ok(f) => (f, false),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    match std::fs::File::open(&object) {
+                        Ok(f) => (f, true),
+                        Err(_) => {
+                            return Err(Self::err(
+                                &err_name,
+                                format!("the upload's file is missing: {e}"),
+                            ));
+                        }
+                    }
+                }
+                Err(e) => return Err(Self::err(&err_name, e.to_string())),
+            };
+            let read = |e: std::io::Error| Self::err(&err_name, format!("cannot read it: {e}"));
+            let size = file.metadata().map_err(read)?.len();
+            let mut head = Vec::with_capacity(head_len);
+            (&file)
+                .take(head_len as u64)
+                .read_to_end(&mut head)
+                .map_err(read)?;
+            let state = hash_from(&file, state, from).map_err(read)?;
+            Ok(Measured {
+                size,
+                head,
+                state,
+                moved,
+            })
+        })
+        .await
+        .map_err(|e| Self::err(name, e.to_string()))?
     }
 
     /// Makes the file assembled for chunked upload `name` the object `key`, by a rename: no

@@ -7,8 +7,9 @@
 //!
 //! [`traces`]: with a collector that is there (`objectos_testkit::otlp`, on loopback), a client's
 //! `traceparent` on `POST /api/v1/jobs` reaches the job's `job.run` span (same trace, the request
-//! span among its ancestors), a member's read shows its `permissions.check` span, and the plugin
-//! statements of the jobs table their `db.statement` spans; and `objectos_auth_sessions_active`
+//! span among its ancestors), a member's read shows its `permissions.check` span, an owner's
+//! list its `permissions.filter` span, and the plugin statements of the jobs table their
+//! `db.statement` spans; and `objectos_auth_sessions_active`
 //! follows sign-ins and sign-outs exactly.
 
 use serde_json::{Value, json};
@@ -239,6 +240,8 @@ const JOB_TRACE: &str = "5b8aa5a2d2c872e8321cf37308d69df2";
 const JOB_PARENT: &str = "051581bf3cb55c13";
 /// The trace of the member's read.
 const READ_TRACE: &str = "6e0c63257de34c926f9efcd03899a1c5";
+/// The trace of the owner's list, whose result the permissions filter.
+const FILTER_TRACE: &str = "9f3c2b1a0e8d47c6b5a4938271605f4e";
 
 /// A webhook target for the `http.request` job: answers 204 and keeps each request's
 /// `traceparent` header (empty when none was sent).
@@ -363,6 +366,20 @@ pub(crate) async fn traces(b: &Backend) {
         )
         .await;
     assert!(r.status < 500, "[{label}] {}", r.text);
+    // A list in a sampled trace of its own: the permissions' after-hook filters its result in
+    // a `permissions.filter` span.
+    let r = api
+        .send(
+            "GET",
+            "/api/v1/data/memo",
+            &[
+                ("authorization", &format!("Bearer {}", owner.token)),
+                ("traceparent", &format!("00-{FILTER_TRACE}-{JOB_PARENT}-01")),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "[{label}] {}", r.text);
     let r = api
         .send(
             "POST",
@@ -386,6 +403,9 @@ pub(crate) async fn traces(b: &Backend) {
                 && spans
                     .iter()
                     .any(|s| s.name == "permissions.check" && s.trace_id == READ_TRACE)
+                && spans
+                    .iter()
+                    .any(|s| s.name == "permissions.filter" && s.trace_id == FILTER_TRACE)
         })
         .await;
     assert!(
@@ -430,6 +450,36 @@ pub(crate) async fn traces(b: &Backend) {
     assert!(
         matches!(check.attr("outcome"), Some("allow" | "deny")),
         "[{label}] {check:?}"
+    );
+    // The owner's list: the result filtered in a `permissions.filter` span below the request,
+    // with the number of records and the outcome, no record values.
+    let list = one(&spans, "the list request", |s| {
+        s.trace_id == FILTER_TRACE && s.parent_id == JOB_PARENT
+    });
+    let filter = spans
+        .iter()
+        .find(|s| s.name == "permissions.filter" && s.trace_id == FILTER_TRACE)
+        .unwrap();
+    assert!(
+        descends_from(&spans, filter, list),
+        "[{label}] permissions.filter is not under the request: {spans:#?}"
+    );
+    assert_eq!(filter.attr("object"), Some("memo"), "[{label}] {filter:?}");
+    assert_eq!(
+        filter.attr("operation"),
+        Some("find"),
+        "[{label}] {filter:?}"
+    );
+    assert!(
+        filter
+            .attr("records")
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n >= 1),
+        "[{label}] {filter:?}"
+    );
+    assert!(
+        matches!(filter.attr("outcome"), Some("allow" | "bypass")),
+        "[{label}] {filter:?}"
     );
     assert!(
         spans

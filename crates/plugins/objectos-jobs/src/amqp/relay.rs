@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Channel};
@@ -33,6 +34,15 @@ pub(crate) fn properties(id: &str, priority: u8) -> BasicProperties {
         .with_timestamp(u64::try_from(chrono::Utc::now().timestamp()).unwrap_or_default())
 }
 
+/// The longest pause between two passes that found nothing to relay. Every enqueue, promotion
+/// and reclaim on this node wakes the relay at once, so a pass nobody woke only picks up what
+/// another node's relay left behind (its in-flight marks expired, or its broker connection is
+/// down). Such a pass reads past every pending row the broker already holds (they stay
+/// `pending` until claimed, and no index tells them apart), so while the broker drains a
+/// backlog, one pass per poll interval cost the database more than it relayed; the pause
+/// doubles from the poll interval up to this while passes come back empty.
+const IDLE_PASS_MAX: Duration = Duration::from_secs(2);
+
 /// Relays until the connection fails (an error ends the session) or stop is requested.
 pub(super) async fn run(shared: Arc<Shared>, channel: Channel) -> Result<(), SessionEnd> {
     let mut declared: HashSet<String> = shared
@@ -43,6 +53,8 @@ pub(super) async fn run(shared: Arc<Shared>, channel: Channel) -> Result<(), Ses
         .collect();
     let mut stop = shared.stop.subscribe();
     let batch = shared.settings.relay_batch;
+    let interval = shared.settings.relay_interval;
+    let mut idle = interval;
     loop {
         if shared.stopping() {
             return Ok(());
@@ -55,15 +67,21 @@ pub(super) async fn run(shared: Arc<Shared>, channel: Channel) -> Result<(), Ses
             }
         };
         let full = rows.len() >= batch;
-        if !rows.is_empty() {
+        let pause = if rows.is_empty() {
+            let pause = idle;
+            idle = (idle * 2).min(IDLE_PASS_MAX.max(interval));
+            pause
+        } else {
+            idle = interval;
             publish_batch(&shared, &channel, &mut declared, rows).await?;
-        }
+            interval
+        };
         if full {
             continue;
         }
         tokio::select! {
             () = shared.wake.notified() => {}
-            () = tokio::time::sleep(shared.settings.relay_interval) => {}
+            () = tokio::time::sleep(pause) => {}
             () = stopped(&mut stop) => return Ok(()),
         }
     }

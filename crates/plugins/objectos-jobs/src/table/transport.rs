@@ -156,7 +156,11 @@ impl JobTable {
         Ok(out)
     }
 
-    /// Records that a transport has accepted `ids` (after its publisher confirm).
+    /// Records that a transport has accepted `ids` (after its publisher confirm). Only rows
+    /// still waiting (`pending`, or `scheduled` for a delayed copy) take the mark: it only keeps
+    /// the relay from publishing a waiting row again, and a row a consumer claimed meanwhile
+    /// (the message often arrives before its confirm) is spared a write. Every way back to
+    /// waiting (a failed attempt, an expired lease, a requeue) clears the mark anyway.
     pub async fn mark_relayed(&self, ids: &[JobId]) -> Result<()> {
         self.set_relay_mark(ids, Some(now_ms()), false, "mark jobs relayed")
             .await
@@ -188,6 +192,8 @@ impl JobTable {
             .push(&lock_open(d));
         if only_in_flight {
             q.push("\"relayed_ms\" < 0 AND ");
+        } else {
+            q.push("\"status\" IN ('pending', 'scheduled') AND ");
         }
         q.push("\"id\" IN (")
             .bind_list(ids.iter())

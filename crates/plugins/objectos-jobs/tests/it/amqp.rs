@@ -217,23 +217,17 @@ async fn retries_and_dead_letters_through_rabbitmq(db: &str) {
         jitter: false,
     };
     let flaky = h
-        .queue
         .enqueue(EnqueueRequest {
             retry: Some(policy(3)),
             ..EnqueueRequest::new("flaky", json!({}))
         })
-        .await
-        .unwrap()
-        .id;
+        .await;
     let broken = h
-        .queue
         .enqueue(EnqueueRequest {
             retry: Some(policy(2)),
             ..EnqueueRequest::new("broken", json!({}))
         })
-        .await
-        .unwrap()
-        .id;
+        .await;
     let info = h.wait_status(&flaky, JobStatus::Completed).await;
     assert_eq!(info.attempts, 3);
     let starts = starts.lock().clone();
@@ -323,12 +317,7 @@ async fn a_job_left_by_a_stopped_node_completes_on_another(db: &str) {
         }),
     )];
     let one = Harness::boot(db, node(&prefix, "n1", &broker_url(), hang)).await;
-    let id = one
-        .queue
-        .enqueue(EnqueueRequest::new("work", json!({})))
-        .await
-        .unwrap()
-        .id;
+    let id = one.enqueue(EnqueueRequest::new("work", json!({}))).await;
     let info = one.wait_status(&id, JobStatus::Running).await;
     assert_eq!(info.attempts, 1);
     one.stop().await;
@@ -406,19 +395,9 @@ async fn a_job_waiting_for_a_slot_is_cancelled_at_once(db: &str) {
     let mut options = node(&prefix, "n1", &broker_url(), handlers);
     options.settings.workers = 1;
     let h = Harness::boot(db, options).await;
-    let blocking = h
-        .queue
-        .enqueue(EnqueueRequest::new("block", json!(null)))
-        .await
-        .unwrap()
-        .id;
+    let blocking = h.enqueue(EnqueueRequest::new("block", json!(null))).await;
     h.wait_status(&blocking, JobStatus::Running).await;
-    let waiting = h
-        .queue
-        .enqueue(EnqueueRequest::new("count", json!(null)))
-        .await
-        .unwrap()
-        .id;
+    let waiting = h.enqueue(EnqueueRequest::new("count", json!(null))).await;
     // Claimed by this node (its row says running), waiting for the slot.
     h.wait_status(&waiting, JobStatus::Running).await;
     h.queue.cancel(&waiting).await.unwrap();

@@ -12,7 +12,9 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{ADMIN, Harness, Options, USER, fast_settings};
+use objectos_testkit::Who;
+
+use crate::support::{Harness, Options, admin, fast_settings, user};
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -133,9 +135,10 @@ fn settings_allowing(port: u16) -> JobsSettings {
     s
 }
 
-async fn post(h: &Harness, headers: &[(&str, &str)], body: Value) -> (u16, Value) {
-    let (s, text) = h.http("POST", "/api/v1/jobs", headers, Some(body)).await;
-    (s, serde_json::from_str(&text).unwrap_or(Value::Null))
+/// `POST /api/v1/jobs` as `who`: the status and the JSON answer.
+async fn post(h: &Harness, who: Who, body: Value) -> (u16, Value) {
+    let r = h.client(who).post("/api/v1/jobs", &body).await;
+    (r.status, r.json())
 }
 
 #[track_caller]
@@ -167,25 +170,25 @@ async fn http_handler(url: &str) {
 
     // Access.
     let job = json!({"handler": "http.request", "payload": {"url": format!("{base}/ok")}});
-    assert_eq!(post(&h, &[], job.clone()).await.0, 401);
-    let r = post(&h, USER, job.clone()).await;
+    assert_eq!(post(&h, Who::anonymous(), job.clone()).await.0, 401);
+    let r = post(&h, user(), job.clone()).await;
     assert_eq!(r.0, 403, "{}", r.1);
     assert_eq!(r.1["code"], "PERMISSION_DENIED");
 
     // Refusals, each with its code; nothing is stored.
     refused(
-        &post(&h, ADMIN, json!({"handler": "no.such", "payload": {}})).await,
+        &post(&h, admin(), json!({"handler": "no.such", "payload": {}})).await,
         "UNKNOWN_HANDLER",
     );
-    refused(&post(&h, ADMIN, json!([1, 2])).await, "INVALID_BODY");
+    refused(&post(&h, admin(), json!([1, 2])).await, "INVALID_BODY");
     refused(
-        &post(&h, ADMIN, json!({"handler": "http.request", "bogus": 1})).await,
+        &post(&h, admin(), json!({"handler": "http.request", "bogus": 1})).await,
         "INVALID_BODY",
     );
     refused(
         &post(
             &h,
-            ADMIN,
+            admin(),
             json!({"handler": "http.request", "payload": {"url": format!("{base}/ok")}, "queue": "nope"}),
         )
         .await,
@@ -194,7 +197,7 @@ async fn http_handler(url: &str) {
     refused(
         &post(
             &h,
-            ADMIN,
+            admin(),
             json!({"handler": "http.request", "payload": {"url": format!("{base}/ok")}, "maxAttempts": 0}),
         )
         .await,
@@ -203,7 +206,7 @@ async fn http_handler(url: &str) {
     refused(
         &post(
             &h,
-            ADMIN,
+            admin(),
             json!({"handler": "http.request", "payload": {"url": format!("{base}/ok")}, "runAt": "tomorrow"}),
         )
         .await,
@@ -211,7 +214,7 @@ async fn http_handler(url: &str) {
     );
     let other_port = post(
         &h,
-        ADMIN,
+        admin(),
         json!({"handler": "http.request", "payload": {"url": format!("http://127.0.0.1:{}/x", rx.port.wrapping_add(1))}}),
     )
     .await;
@@ -227,29 +230,29 @@ async fn http_handler(url: &str) {
     refused(
         &post(
             &h,
-            ADMIN,
+            admin(),
             json!({"handler": "http.request", "payload": {"url": format!("{base}/ok"), "method": "TRACE"}}),
         )
         .await,
         "INVALID_PAYLOAD",
     );
-    let (s, text) = h
-        .http("GET", "/api/v1/jobs?handler=http.request", ADMIN, None)
-        .await;
-    assert_eq!(s, 200, "{text}");
-    let before: Value = serde_json::from_str(&text).unwrap();
+    let before = h
+        .client(admin())
+        .get("/api/v1/jobs?handler=http.request")
+        .await
+        .ok_json();
     let stored_before = before["items"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|j| j["schedule"].is_null())
         .count();
-    assert_eq!(stored_before, 0, "{text}");
+    assert_eq!(stored_before, 0, "{before}");
 
     // A request that completes: POST with the JSON body and the job's headers.
     let ok = post(
         &h,
-        ADMIN,
+        admin(),
         json!({"handler": "http.request", "priority": 5, "maxAttempts": 2,
                "payload": {"url": format!("{base}/ok"), "body": {"a": 1}, "headers": {"X-Token": "t1"}}}),
     )
@@ -273,10 +276,10 @@ async fn http_handler(url: &str) {
     // An idempotency key: a second enqueue while the first waits returns the first.
     let delayed = json!({"handler": "http.request", "delayMs": 3_600_000, "idempotencyKey": "k-1",
                          "payload": {"url": format!("{base}/later"), "method": "PUT"}});
-    let first = post(&h, ADMIN, delayed.clone()).await;
+    let first = post(&h, admin(), delayed.clone()).await;
     assert_eq!(first.0, 200, "{}", first.1);
     assert_eq!(first.1["job"]["status"], "scheduled");
-    let second = post(&h, ADMIN, delayed).await;
+    let second = post(&h, admin(), delayed).await;
     assert_eq!(second.0, 200, "{}", second.1);
     assert_eq!(second.1["created"], false);
     assert_eq!(second.1["id"], first.1["id"]);
@@ -284,7 +287,7 @@ async fn http_handler(url: &str) {
     // A 500 is retried, then dead-lettered with the status in its error.
     let failing = post(
         &h,
-        ADMIN,
+        admin(),
         json!({"handler": "http.request", "maxAttempts": 2, "payload": {"url": format!("{base}/fail")}}),
     )
     .await;
@@ -329,7 +332,7 @@ async fn http_handler_allows_nothing_by_default(url: &str) {
     .await;
     let r = post(
         &h,
-        ADMIN,
+        admin(),
         json!({"handler": "http.request", "payload": {"url": "https://hooks.example.com/x"}}),
     )
     .await;

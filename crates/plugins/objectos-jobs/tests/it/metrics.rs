@@ -27,30 +27,23 @@ async fn the_queue_records_its_metrics() {
     let db = objectos_testkit::TestDatabase::sqlite_file();
     let h = Harness::boot(
         &db.url,
-        Options {
-            handlers: vec![
-                ("metrics.ok".into(), handler_fn(|_| async { Ok(()) })),
-                (
-                    "metrics.boom".into(),
-                    handler_fn(|_| async { Err(JobFailure::retry("boom")) }),
-                ),
-            ],
-            ..Options::default()
-        },
+        Options::handlers(vec![
+            ("metrics.ok".into(), handler_fn(|_| async { Ok(()) })),
+            (
+                "metrics.boom".into(),
+                handler_fn(|_| async { Err(JobFailure::retry("boom")) }),
+            ),
+        ]),
     )
     .await;
     let mut ids = Vec::new();
     for _ in 0..2 {
         ids.push(
-            h.queue
-                .enqueue(EnqueueRequest::new("metrics.ok", json!(null)))
-                .await
-                .unwrap()
-                .id,
+            h.enqueue(EnqueueRequest::new("metrics.ok", json!(null)))
+                .await,
         );
     }
     let dead = h
-        .queue
         .enqueue(EnqueueRequest {
             retry: Some(RetryPolicy {
                 max_attempts: 2,
@@ -60,9 +53,7 @@ async fn the_queue_records_its_metrics() {
             }),
             ..EnqueueRequest::new("metrics.boom", json!(null))
         })
-        .await
-        .unwrap()
-        .id;
+        .await;
     // A queue no node works on: enqueued without waking anyone (no worker starts for it), its
     // job waits, due, and shows in the depth.
     h.queue

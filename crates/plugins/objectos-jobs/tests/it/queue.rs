@@ -26,6 +26,20 @@ fn policy(max_attempts: u32, backoff_ms: u64) -> RetryPolicy {
     }
 }
 
+/// Options with one handler, `name`, that succeeds and counts its runs.
+fn counting(name: &str) -> (Arc<AtomicUsize>, Options) {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r = runs.clone();
+    let handler = handler_fn(move |_| {
+        let r = r.clone();
+        async move {
+            r.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    (runs, Options::handlers(vec![(name.to_owned(), handler)]))
+}
+
 /// Fails twice (retryably), then succeeds: three attempts, the gaps growing with the backoff;
 /// with two attempts allowed the job is dead-lettered, and a replay runs it to completion.
 async fn retry_backoff_dead_letter_replay(url: &str) {
@@ -33,34 +47,28 @@ async fn retry_backoff_dead_letter_replay(url: &str) {
     let s = starts.clone();
     let h = Harness::boot(
         url,
-        Options {
-            handlers: vec![(
-                "flaky".into(),
-                handler_fn(move |cx| {
-                    let s = s.clone();
-                    async move {
-                        s.lock().push(Instant::now());
-                        if cx.attempt < 3 {
-                            Err(JobFailure::retry(format!("attempt {} failed", cx.attempt)))
-                        } else {
-                            Ok(())
-                        }
+        Options::handlers(vec![(
+            "flaky".into(),
+            handler_fn(move |cx| {
+                let s = s.clone();
+                async move {
+                    s.lock().push(Instant::now());
+                    if cx.attempt < 3 {
+                        Err(JobFailure::retry(format!("attempt {} failed", cx.attempt)))
+                    } else {
+                        Ok(())
                     }
-                }),
-            )],
-            ..Options::default()
-        },
+                }
+            }),
+        )]),
     )
     .await;
     let id = h
-        .queue
         .enqueue(EnqueueRequest {
             retry: Some(policy(3, 200)),
             ..EnqueueRequest::new("flaky", json!({"n": 1}))
         })
-        .await
-        .unwrap()
-        .id;
+        .await;
     let info = h.wait_status(&id, JobStatus::Completed).await;
     assert_eq!(info.attempts, 3);
     let t = starts.lock().clone();
@@ -79,14 +87,11 @@ async fn retry_backoff_dead_letter_replay(url: &str) {
     // Two attempts only: dead after the second failure, with the last error kept.
     starts.lock().clear();
     let id = h
-        .queue
         .enqueue(EnqueueRequest {
             retry: Some(policy(2, 50)),
             ..EnqueueRequest::new("flaky", json!({"n": 2}))
         })
-        .await
-        .unwrap()
-        .id;
+        .await;
     let dead = h.wait_status(&id, JobStatus::Dead).await;
     assert_eq!(dead.attempts, 2);
     assert_eq!(dead.error.as_deref(), Some("attempt 2 failed"));
@@ -120,24 +125,18 @@ on_both!(retry_backoff_dead_letter_replay);
 async fn fatal_failure_is_not_retried(url: &str) {
     let h = Harness::boot(
         url,
-        Options {
-            handlers: vec![(
-                "bad".into(),
-                handler_fn(|_| async { Err(JobFailure::fatal("malformed payload")) }),
-            )],
-            ..Options::default()
-        },
+        Options::handlers(vec![(
+            "bad".into(),
+            handler_fn(|_| async { Err(JobFailure::fatal("malformed payload")) }),
+        )]),
     )
     .await;
     let id = h
-        .queue
         .enqueue(EnqueueRequest {
             retry: Some(policy(5, 10)),
             ..EnqueueRequest::new("bad", json!(null))
         })
-        .await
-        .unwrap()
-        .id;
+        .await;
     let info = h.wait_status(&id, JobStatus::Dead).await;
     assert_eq!(info.attempts, 1);
     assert_eq!(info.error.as_deref(), Some("malformed payload"));
@@ -152,38 +151,32 @@ async fn timeout_stops_the_attempt(url: &str) {
     let seen = saw_cancel.clone();
     let h = Harness::boot(
         url,
-        Options {
-            handlers: vec![(
-                "slow".into(),
-                handler_fn(move |cx| {
-                    let seen = seen.clone();
-                    async move {
-                        // A cooperative handler: watches its flag in a task of its own.
-                        let flag = cx.cancel.clone();
-                        tokio::spawn(async move {
-                            flag.cancelled().await;
-                            seen.fetch_add(1, Ordering::SeqCst);
-                        });
-                        tokio::time::sleep(Duration::from_secs(30)).await;
-                        Ok(())
-                    }
-                }),
-            )],
-            ..Options::default()
-        },
+        Options::handlers(vec![(
+            "slow".into(),
+            handler_fn(move |cx| {
+                let seen = seen.clone();
+                async move {
+                    // A cooperative handler: watches its flag in a task of its own.
+                    let flag = cx.cancel.clone();
+                    tokio::spawn(async move {
+                        flag.cancelled().await;
+                        seen.fetch_add(1, Ordering::SeqCst);
+                    });
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    Ok(())
+                }
+            }),
+        )]),
     )
     .await;
     let started = Instant::now();
     let id = h
-        .queue
         .enqueue(EnqueueRequest {
             retry: Some(policy(2, 10)),
             timeout: Some(Duration::from_millis(200)),
             ..EnqueueRequest::new("slow", json!(null))
         })
-        .await
-        .unwrap()
-        .id;
+        .await;
     let info = h.wait_status(&id, JobStatus::Dead).await;
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(info.attempts, 2);
@@ -199,31 +192,25 @@ on_both!(timeout_stops_the_attempt);
 async fn cancel_waiting_and_running(url: &str) {
     let h = Harness::boot(
         url,
-        Options {
-            handlers: vec![
-                (
-                    "wait".into(),
-                    handler_fn(|cx| async move {
-                        cx.cancel.cancelled().await;
-                        Ok(())
-                    }),
-                ),
-                ("noop".into(), handler_fn(|_| async { Ok(()) })),
-            ],
-            ..Options::default()
-        },
+        Options::handlers(vec![
+            (
+                "wait".into(),
+                handler_fn(|cx| async move {
+                    cx.cancel.cancelled().await;
+                    Ok(())
+                }),
+            ),
+            ("noop".into(), handler_fn(|_| async { Ok(()) })),
+        ]),
     )
     .await;
     // Waiting (delayed an hour).
     let later = h
-        .queue
         .enqueue(EnqueueRequest {
             delay: Some(Duration::from_secs(3600)),
             ..EnqueueRequest::new("noop", json!(null))
         })
-        .await
-        .unwrap()
-        .id;
+        .await;
     assert_eq!(
         h.queue.get(&later).await.unwrap().unwrap().status,
         JobStatus::Scheduled
@@ -231,24 +218,14 @@ async fn cancel_waiting_and_running(url: &str) {
     let c = h.queue.cancel(&later).await.unwrap();
     assert_eq!(c.status, JobStatus::Cancelled);
     // Running.
-    let running = h
-        .queue
-        .enqueue(EnqueueRequest::new("wait", json!(null)))
-        .await
-        .unwrap()
-        .id;
+    let running = h.enqueue(EnqueueRequest::new("wait", json!(null))).await;
     h.wait_status(&running, JobStatus::Running).await;
     let c = h.queue.cancel(&running).await.unwrap();
     assert!(c.cancel_requested);
     let info = h.wait_status(&running, JobStatus::Cancelled).await;
     assert_eq!(info.attempts, 1);
     // Finished: 409-worthy.
-    let done = h
-        .queue
-        .enqueue(EnqueueRequest::new("noop", json!(null)))
-        .await
-        .unwrap()
-        .id;
+    let done = h.enqueue(EnqueueRequest::new("noop", json!(null))).await;
     h.wait_status(&done, JobStatus::Completed).await;
     assert!(matches!(
         h.queue.cancel(&done).await,
@@ -271,25 +248,8 @@ on_both!(cancel_waiting_and_running);
 /// A second enqueue with the key of a pending job returns the first id and writes nothing;
 /// after the first finished, the key is free again. Unknown handlers are refused.
 async fn idempotency_keys(url: &str) {
-    let runs = Arc::new(AtomicUsize::new(0));
-    let r = runs.clone();
-    let h = Harness::boot(
-        url,
-        Options {
-            handlers: vec![(
-                "count".into(),
-                handler_fn(move |_| {
-                    let r = r.clone();
-                    async move {
-                        r.fetch_add(1, Ordering::SeqCst);
-                        Ok(())
-                    }
-                }),
-            )],
-            ..Options::default()
-        },
-    )
-    .await;
+    let (runs, options) = counting("count");
+    let h = Harness::boot(url, options).await;
     let req = || EnqueueRequest {
         idempotency_key: Some("invoice-42".into()),
         delay: Some(Duration::from_millis(300)),
@@ -320,6 +280,62 @@ async fn idempotency_keys(url: &str) {
     h.stop().await;
 }
 on_both!(idempotency_keys);
+
+/// A key belongs to its organization: two organizations enqueuing with the same key get a job
+/// each, as do system jobs (no organization); again in the same scope, `created: false` and
+/// the first job. Cancelling A's job frees A's key only.
+async fn idempotency_keys_are_per_organization(url: &str) {
+    let h = Harness::boot(
+        url,
+        Options::handlers(vec![("noop".into(), handler_fn(|_| async { Ok(()) }))]),
+    )
+    .await;
+    let req = |org: Option<&str>| EnqueueRequest {
+        idempotency_key: Some("invoice-42".into()),
+        organization_id: org.map(str::to_owned),
+        delay: Some(Duration::from_secs(3600)),
+        ..EnqueueRequest::new("noop", json!({ "org": org }))
+    };
+    let scopes = [Some("org-a"), Some("org-b"), None];
+    let mut firsts = Vec::new();
+    for org in scopes {
+        let first = h.queue.enqueue(req(org)).await.unwrap();
+        assert!(first.created, "{org:?}");
+        firsts.push(first.id);
+    }
+    assert_eq!(firsts.len(), 3);
+    assert!(firsts[0] != firsts[1] && firsts[1] != firsts[2] && firsts[0] != firsts[2]);
+    for (org, first) in scopes.iter().zip(&firsts) {
+        let again = h.queue.enqueue(req(*org)).await.unwrap();
+        assert!(!again.created, "{org:?}");
+        assert_eq!(&again.id, first, "{org:?}");
+        let info = h.queue.get(first).await.unwrap().unwrap();
+        assert_eq!(info.organization_id.as_deref(), *org);
+        assert_eq!(info.payload, json!({ "org": org }));
+    }
+    // The same through a write transaction (the path record interceptors take).
+    let in_tx = h
+        .queue
+        .enqueue_in(&h.engine.writer(), req(Some("org-b")))
+        .await
+        .unwrap();
+    assert!(!in_tx.created);
+    assert_eq!(in_tx.id, firsts[1]);
+    assert_eq!(h.queue.list(JobFilter::default()).await.unwrap().total, 3);
+
+    // A's job cancelled: A's key is free, B's and the system's are still held.
+    h.queue.cancel(&firsts[0]).await.unwrap();
+    let a_again = h.queue.enqueue(req(Some("org-a"))).await.unwrap();
+    assert!(a_again.created);
+    assert!(!firsts.contains(&a_again.id));
+    for (org, first) in scopes[1..].iter().zip(&firsts[1..]) {
+        let again = h.queue.enqueue(req(*org)).await.unwrap();
+        assert!(!again.created, "{org:?}");
+        assert_eq!(&again.id, first, "{org:?}");
+    }
+    h.stop().await;
+}
+on_both!(idempotency_keys_are_per_organization);
 
 /// A queue limited to one worker never runs two jobs at once; among due jobs the higher
 /// priority runs first.
@@ -359,16 +375,13 @@ async fn priorities_and_concurrency(url: &str) {
     let mut ids = Vec::new();
     for p in [1, 5, 3, 9, 7] {
         ids.push(
-            h.queue
-                .enqueue(EnqueueRequest {
-                    queue: Some("narrow".into()),
-                    priority: p,
-                    run_at: Some(at),
-                    ..EnqueueRequest::new("track", json!({"p": p}))
-                })
-                .await
-                .unwrap()
-                .id,
+            h.enqueue(EnqueueRequest {
+                queue: Some("narrow".into()),
+                priority: p,
+                run_at: Some(at),
+                ..EnqueueRequest::new("track", json!({"p": p}))
+            })
+            .await,
         );
     }
     for id in &ids {
@@ -384,10 +397,10 @@ on_both!(priorities_and_concurrency);
 async fn transactional_enqueue(url: &str) {
     let h = Harness::boot(
         url,
-        Options {
-            handlers: vec![("test.order".into(), handler_fn(|_| async { Ok(()) }))],
-            ..Options::default()
-        },
+        Options::handlers(vec![(
+            "test.order".into(),
+            handler_fn(|_| async { Ok(()) }),
+        )]),
     )
     .await;
     let cx = OpContext::system("test");
@@ -420,25 +433,8 @@ on_both!(transactional_enqueue);
 /// A job claimed by a worker that vanished (its lease never renewed) comes back after the
 /// lease and completes here; its attempt counts.
 async fn lease_expiry_redelivers(url: &str) {
-    let runs = Arc::new(AtomicUsize::new(0));
-    let r = runs.clone();
-    let h = Harness::boot(
-        url,
-        Options {
-            handlers: vec![(
-                "once".into(),
-                handler_fn(move |_| {
-                    let r = r.clone();
-                    async move {
-                        r.fetch_add(1, Ordering::SeqCst);
-                        Ok(())
-                    }
-                }),
-            )],
-            ..Options::default()
-        },
-    )
-    .await;
+    let (runs, options) = counting("once");
+    let h = Harness::boot(url, options).await;
     // A queue this node has no workers for yet, so only the vanished worker claims it.
     let table = JobTable::new(h.engine.clone());
     let job = objectos_jobs::table::NewJob {
@@ -487,25 +483,8 @@ on_both!(lease_expiry_redelivers);
 
 /// Many jobs through batched claims and completions all complete, once each.
 async fn many_jobs_complete_once(url: &str) {
-    let runs = Arc::new(AtomicUsize::new(0));
-    let r = runs.clone();
-    let h = Harness::boot(
-        url,
-        Options {
-            handlers: vec![(
-                "noop".into(),
-                handler_fn(move |_| {
-                    let r = r.clone();
-                    async move {
-                        r.fetch_add(1, Ordering::SeqCst);
-                        Ok(())
-                    }
-                }),
-            )],
-            ..Options::default()
-        },
-    )
-    .await;
+    let (runs, options) = counting("noop");
+    let h = Harness::boot(url, options).await;
     let ids = h
         .service
         .enqueue_many(

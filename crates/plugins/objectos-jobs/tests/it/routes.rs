@@ -6,163 +6,134 @@
 use std::time::Duration;
 
 use objectos_kernel::contracts::{EnqueueRequest, JobFailure, JobStatus, RetryPolicy, handler_fn};
+use objectos_testkit::{Client, Request, Response, Who};
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN, Harness, ORG_A_ADMIN, ORG_B_ADMIN, Options, USER};
+use crate::support::{Harness, Options, admin, org_a_admin, org_b_admin, user};
+
+/// A node with a handler that succeeds (`noop`) and one that fails for good (`boom`).
+async fn boot(url: &str) -> Harness {
+    Harness::boot(
+        url,
+        Options::handlers(vec![
+            ("noop".into(), handler_fn(|_| async { Ok(()) })),
+            (
+                "boom".into(),
+                handler_fn(|_| async { Err(JobFailure::fatal("boom")) }),
+            ),
+        ]),
+    )
+    .await
+}
+
+/// A job of `handler` for `org` (none: a system job), tried once, an hour from now when
+/// `waiting`; its payload names both.
+fn job(handler: &str, org: Option<&str>, waiting: bool) -> EnqueueRequest {
+    EnqueueRequest {
+        organization_id: org.map(str::to_owned),
+        delay: waiting.then(|| Duration::from_secs(3600)),
+        retry: Some(RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        }),
+        ..EnqueueRequest::new(handler, json!({ "handler": handler, "org": org }))
+    }
+}
+
+/// The ids of a list answer's items.
+fn ids(list: &Value) -> Vec<String> {
+    let mut out: Vec<String> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap().to_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+fn sorted(ids: &[&String]) -> Vec<String> {
+    let mut out: Vec<String> = ids.iter().map(|s| (*s).clone()).collect();
+    out.sort();
+    out
+}
+
+/// `POST path` without a body (retry, cancel, replay).
+async fn post(client: &Client, path: &str) -> Response {
+    client.send(Request::new("POST", path)).await
+}
 
 async fn routes(url: &str) {
-    let h = Harness::boot(
-        url,
-        Options {
-            handlers: vec![
-                ("noop".into(), handler_fn(|_| async { Ok(()) })),
-                (
-                    "boom".into(),
-                    handler_fn(|_| async { Err(JobFailure::fatal("boom")) }),
-                ),
-            ],
-            ..Options::default()
-        },
-    )
-    .await;
-    let done = h
-        .queue
-        .enqueue(EnqueueRequest::new("noop", json!({"a": 1})))
-        .await
-        .unwrap()
-        .id;
-    let waiting = h
-        .queue
-        .enqueue(EnqueueRequest {
-            delay: Some(Duration::from_secs(3600)),
-            ..EnqueueRequest::new("noop", json!(null))
-        })
-        .await
-        .unwrap()
-        .id;
-    let dead = h
-        .queue
-        .enqueue(EnqueueRequest {
-            retry: Some(RetryPolicy {
-                max_attempts: 1,
-                ..RetryPolicy::default()
-            }),
-            ..EnqueueRequest::new("boom", json!(null))
-        })
-        .await
-        .unwrap()
-        .id;
+    let h = boot(url).await;
+    let done = h.enqueue(job("noop", None, false)).await;
+    let waiting = h.enqueue(job("noop", None, true)).await;
+    let dead = h.enqueue(job("boom", None, false)).await;
     h.wait_status(&done, JobStatus::Completed).await;
     h.wait_status(&dead, JobStatus::Dead).await;
+    let (admin, user) = (h.client(admin()), h.client(user()));
 
     // Access.
-    let (s, body) = h.http("GET", "/api/v1/jobs", &[], None).await;
-    assert_eq!(s, 401, "{body}");
-    let (s, body) = h.http("GET", "/api/v1/jobs", USER, None).await;
-    assert_eq!(s, 403, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["code"], "PERMISSION_DENIED");
-    let (s, _) = h
-        .http("POST", &format!("/api/v1/jobs/{dead}/retry"), USER, None)
-        .await;
-    assert_eq!(s, 403);
+    let r = h.client(Who::anonymous()).get("/api/v1/jobs").await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    let r = user.get("/api/v1/jobs").await;
+    assert_eq!(r.expect_json(403)["code"], "PERMISSION_DENIED");
+    let r = post(&user, &format!("/api/v1/jobs/{dead}/retry")).await;
+    assert_eq!(r.status, 403);
 
     // List and filters.
-    let (s, body) = h.http("GET", "/api/v1/jobs", ADMIN, None).await;
-    assert_eq!(s, 200, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
+    let v = admin.get("/api/v1/jobs").await.ok_json();
     assert_eq!(v["total"], 3);
-    let (s, body) = h
-        .http("GET", "/api/v1/jobs?status=completed&limit=5", ADMIN, None)
-        .await;
-    assert_eq!(s, 200, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
+    let v = admin
+        .get("/api/v1/jobs?status=completed&limit=5")
+        .await
+        .ok_json();
     assert_eq!(v["total"], 1);
     assert_eq!(v["items"][0]["id"], done.as_str());
-    assert_eq!(v["items"][0]["payload"], json!({"a": 1}));
-    let (s, body) = h
-        .http("GET", "/api/v1/jobs?status=bogus", ADMIN, None)
-        .await;
-    assert_eq!(s, 400, "{body}");
-    assert!(body.contains("status"), "{body}");
+    assert_eq!(
+        v["items"][0]["payload"],
+        json!({"handler": "noop", "org": null})
+    );
+    let r = admin.get("/api/v1/jobs?status=bogus").await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("status"), "{}", r.text());
 
     // Get.
-    let (s, body) = h
-        .http("GET", &format!("/api/v1/jobs/{waiting}"), ADMIN, None)
-        .await;
-    assert_eq!(s, 200, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
+    let v = admin
+        .get(&format!("/api/v1/jobs/{waiting}"))
+        .await
+        .ok_json();
     assert_eq!(v["status"], "scheduled");
-    let (s, body) = h.http("GET", "/api/v1/jobs/missing", ADMIN, None).await;
-    assert_eq!(s, 404, "{body}");
+    let r = admin.get("/api/v1/jobs/missing").await;
+    assert_eq!(r.status, 404, "{}", r.text());
 
     // Retry of a waiting job, cancel of a finished one: 409.
-    let (s, body) = h
-        .http(
-            "POST",
-            &format!("/api/v1/jobs/{waiting}/retry"),
-            ADMIN,
-            None,
-        )
-        .await;
-    assert_eq!(s, 409, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["code"], "INVALID_STATE");
-    let (s, body) = h
-        .http("POST", &format!("/api/v1/jobs/{done}/cancel"), ADMIN, None)
-        .await;
-    assert_eq!(s, 409, "{body}");
-    assert!(body.contains("INVALID_STATE"), "{body}");
+    let r = post(&admin, &format!("/api/v1/jobs/{waiting}/retry")).await;
+    assert_eq!(r.expect_json(409)["code"], "INVALID_STATE");
+    let r = post(&admin, &format!("/api/v1/jobs/{done}/cancel")).await;
+    assert_eq!(r.expect_json(409)["code"], "INVALID_STATE");
 
     // Cancel the waiting job.
-    let (s, body) = h
-        .http(
-            "POST",
-            &format!("/api/v1/jobs/{waiting}/cancel"),
-            ADMIN,
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["status"], "cancelled");
+    let r = post(&admin, &format!("/api/v1/jobs/{waiting}/cancel")).await;
+    assert_eq!(r.ok_json()["status"], "cancelled");
 
     // Dead letters and replay.
-    let (s, body) = h
-        .http("GET", "/api/v1/jobs/dead-letters", ADMIN, None)
-        .await;
-    assert_eq!(s, 200, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
+    let v = admin.get("/api/v1/jobs/dead-letters").await.ok_json();
     assert_eq!(v["total"], 1);
     assert_eq!(v["items"][0]["id"], dead.as_str());
     assert_eq!(v["items"][0]["error"], "boom");
-    let (s, body) = h
-        .http(
-            "POST",
-            &format!("/api/v1/jobs/dead-letters/{done}/replay"),
-            ADMIN,
-            None,
-        )
-        .await;
-    assert_eq!(s, 409, "{body}");
-    let (s, body) = h
-        .http(
-            "POST",
-            &format!("/api/v1/jobs/dead-letters/{dead}/replay"),
-            ADMIN,
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
+    let r = post(&admin, &format!("/api/v1/jobs/dead-letters/{done}/replay")).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    let v = post(&admin, &format!("/api/v1/jobs/dead-letters/{dead}/replay"))
+        .await
+        .ok_json();
     assert_eq!(v["status"], "pending");
     assert_eq!(v["attempts"], 0);
     h.wait_status(&dead, JobStatus::Dead).await;
 
     // Job runs are records of the sys_job_run object.
-    let (s, body) = h.http("GET", "/api/v1/data/sys_job_run", ADMIN, None).await;
-    assert_eq!(s, 200, "{body}");
-    assert!(body.contains(done.as_str()), "{body}");
+    let r = admin.get("/api/v1/data/sys_job_run").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains(done.as_str()), "{}", r.text());
     h.stop().await;
 }
 on_both!(routes);
@@ -171,62 +142,15 @@ on_both!(routes);
 /// those, gets 404 (never 403) for another organization's job or a system job, and 403
 /// `PLATFORM_ADMIN_REQUIRED` for an enqueue; the platform administrator reaches everything.
 async fn organizations_see_only_their_jobs(url: &str) {
-    let h = Harness::boot(
-        url,
-        Options {
-            handlers: vec![
-                ("noop".into(), handler_fn(|_| async { Ok(()) })),
-                (
-                    "boom".into(),
-                    handler_fn(|_| async { Err(JobFailure::fatal("boom")) }),
-                ),
-            ],
-            ..Options::default()
-        },
-    )
-    .await;
-    let for_org = |org: Option<&str>, handler: &str, delay: bool| EnqueueRequest {
-        organization_id: org.map(str::to_owned),
-        delay: delay.then(|| Duration::from_secs(3600)),
-        retry: Some(RetryPolicy {
-            max_attempts: 1,
-            ..RetryPolicy::default()
-        }),
-        ..EnqueueRequest::new(handler, json!({ "org": org }))
-    };
-    let a_waiting = h
-        .queue
-        .enqueue(for_org(Some("org-a"), "noop", true))
-        .await
-        .unwrap()
-        .id;
-    let a_dead = h
-        .queue
-        .enqueue(for_org(Some("org-a"), "boom", false))
-        .await
-        .unwrap()
-        .id;
-    let b_waiting = h
-        .queue
-        .enqueue(for_org(Some("org-b"), "noop", true))
-        .await
-        .unwrap()
-        .id;
-    let b_dead = h
-        .queue
-        .enqueue(for_org(Some("org-b"), "boom", false))
-        .await
-        .unwrap()
-        .id;
-    let system = h
-        .queue
-        .enqueue(for_org(None, "boom", false))
-        .await
-        .unwrap()
-        .id;
-    h.wait_status(&a_dead, JobStatus::Dead).await;
-    h.wait_status(&b_dead, JobStatus::Dead).await;
-    h.wait_status(&system, JobStatus::Dead).await;
+    let h = boot(url).await;
+    let a_waiting = h.enqueue(job("noop", Some("org-a"), true)).await;
+    let a_dead = h.enqueue(job("boom", Some("org-a"), false)).await;
+    let b_waiting = h.enqueue(job("noop", Some("org-b"), true)).await;
+    let b_dead = h.enqueue(job("boom", Some("org-b"), false)).await;
+    let system = h.enqueue(job("boom", None, false)).await;
+    for id in [&a_dead, &b_dead, &system] {
+        h.wait_status(id, JobStatus::Dead).await;
+    }
     // Rows carry the organization.
     let info = h.queue.get(&a_waiting).await.unwrap().unwrap();
     assert_eq!(info.organization_id.as_deref(), Some("org-a"));
@@ -234,36 +158,22 @@ async fn organizations_see_only_their_jobs(url: &str) {
         h.queue.get(&system).await.unwrap().unwrap().organization_id,
         None
     );
+    let (admin, a, b) = (
+        h.client(admin()),
+        h.client(org_a_admin()),
+        h.client(org_b_admin()),
+    );
 
-    let ids = |body: &str| -> Vec<String> {
-        let v: Value = serde_json::from_str(body).unwrap();
-        v["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|j| j["id"].as_str().unwrap().to_owned())
-            .collect()
-    };
     // Lists: A sees its two jobs, with their organization.
-    let (s, body) = h.http("GET", "/api/v1/jobs", ORG_A_ADMIN, None).await;
-    assert_eq!(s, 200, "{body}");
-    let mut seen = ids(&body);
-    seen.sort();
-    let mut want = vec![a_waiting.clone(), a_dead.clone()];
-    want.sort();
-    assert_eq!(seen, want, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
+    let v = a.get("/api/v1/jobs").await.ok_json();
+    assert_eq!(ids(&v), sorted(&[&a_waiting, &a_dead]), "{v}");
     assert_eq!(v["total"], 2);
     assert_eq!(v["items"][0]["organizationId"], "org-a");
-    let (s, body) = h
-        .http("GET", "/api/v1/jobs/dead-letters", ORG_A_ADMIN, None)
-        .await;
-    assert_eq!(s, 200, "{body}");
-    assert_eq!(ids(&body), std::slice::from_ref(&a_dead));
+    let v = a.get("/api/v1/jobs/dead-letters").await.ok_json();
+    assert_eq!(ids(&v), std::slice::from_ref(&a_dead));
     // The platform administrator sees all five.
-    let (s, body) = h.http("GET", "/api/v1/jobs", ADMIN, None).await;
-    assert_eq!(s, 200, "{body}");
-    assert_eq!(ids(&body).len(), 5, "{body}");
+    let v = admin.get("/api/v1/jobs").await.ok_json();
+    assert_eq!(ids(&v).len(), 5, "{v}");
 
     // Another organization's job, or a system job, is not there for A: 404 like a missing one.
     for id in [&b_waiting, &b_dead, &system] {
@@ -273,25 +183,17 @@ async fn organizations_see_only_their_jobs(url: &str) {
             ("POST", format!("/api/v1/jobs/{id}/cancel")),
             ("POST", format!("/api/v1/jobs/dead-letters/{id}/replay")),
         ] {
-            let (s, body) = h.http(method, &path, ORG_A_ADMIN, None).await;
-            assert_eq!(s, 404, "{method} {path}: {body}");
-            let v: Value = serde_json::from_str(&body).unwrap();
-            assert_eq!(v["code"], "NOT_FOUND");
+            let r = a.send(Request::new(method, &path)).await;
+            assert_eq!(r.status, 404, "{method} {path}: {}", r.text());
+            assert_eq!(r.code(), "NOT_FOUND");
         }
     }
-    let (s, missing) = h.http("GET", "/api/v1/jobs/nope", ORG_A_ADMIN, None).await;
-    assert_eq!(s, 404);
-    let (_, foreign) = h
-        .http(
-            "GET",
-            &format!("/api/v1/jobs/{b_waiting}"),
-            ORG_A_ADMIN,
-            None,
-        )
-        .await;
+    let missing = a.get("/api/v1/jobs/nope").await;
+    assert_eq!(missing.status, 404);
+    let foreign = a.get(&format!("/api/v1/jobs/{b_waiting}")).await;
     assert_eq!(
-        missing.replace("nope", "ID"),
-        foreign.replace(b_waiting.as_str(), "ID"),
+        missing.text().replace("nope", "ID"),
+        foreign.text().replace(b_waiting.as_str(), "ID"),
         "a foreign job reads exactly like a missing one"
     );
     // Nothing changed for B.
@@ -305,67 +207,36 @@ async fn organizations_see_only_their_jobs(url: &str) {
     );
 
     // A manages its own jobs.
-    let (s, body) = h
-        .http(
-            "POST",
-            &format!("/api/v1/jobs/{a_waiting}/cancel"),
-            ORG_A_ADMIN,
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{body}");
-    let (s, body) = h
-        .http(
-            "POST",
-            &format!("/api/v1/jobs/dead-letters/{a_dead}/replay"),
-            ORG_A_ADMIN,
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{body}");
+    post(&a, &format!("/api/v1/jobs/{a_waiting}/cancel"))
+        .await
+        .ok_json();
+    post(&a, &format!("/api/v1/jobs/dead-letters/{a_dead}/replay"))
+        .await
+        .ok_json();
     // B's administrator sees B's jobs only.
-    let (s, body) = h.http("GET", "/api/v1/jobs", ORG_B_ADMIN, None).await;
-    assert_eq!(s, 200, "{body}");
-    assert_eq!(ids(&body).len(), 2, "{body}");
-    assert!(!body.contains(a_waiting.as_str()), "{body}");
+    let v = b.get("/api/v1/jobs").await.ok_json();
+    assert_eq!(ids(&v), sorted(&[&b_waiting, &b_dead]), "{v}");
 
     // Enqueue over HTTP: platform administrators only, with a stable code.
     let enqueue = json!({ "handler": "noop", "payload": {} });
-    let (s, body) = h
-        .http("POST", "/api/v1/jobs", ORG_A_ADMIN, Some(enqueue.clone()))
-        .await;
-    assert_eq!(s, 403, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["code"], "PLATFORM_ADMIN_REQUIRED");
-    let (s, body) = h.http("POST", "/api/v1/jobs", ADMIN, Some(enqueue)).await;
-    assert_eq!(s, 200, "{body}");
+    let r = a.post("/api/v1/jobs", &enqueue).await;
+    assert_eq!(r.expect_json(403)["code"], "PLATFORM_ADMIN_REQUIRED");
+    admin.post("/api/v1/jobs", &enqueue).await.ok_json();
     // An administrator acting in no organization who is no platform administrator: 403.
-    let (s, body) = h
-        .http(
-            "GET",
-            "/api/v1/jobs",
-            &[("x-test-user", "carol"), ("x-test-admin", "1")],
-            None,
-        )
-        .await;
-    assert_eq!(s, 403, "{body}");
+    let mut carol = Who::user("carol");
+    carol.admin = true;
+    let r = h.client(carol).get("/api/v1/jobs").await;
+    assert_eq!(r.status, 403, "{}", r.text());
 
     // The platform administrator manages anyone's job.
-    let (s, body) = h
-        .http(
-            "POST",
-            &format!("/api/v1/jobs/{b_waiting}/cancel"),
-            ADMIN,
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{body}");
+    post(&admin, &format!("/api/v1/jobs/{b_waiting}/cancel"))
+        .await
+        .ok_json();
 
     // Under /api/v1/data the engine scopes sys_job_run to the request's organization.
-    let (s, body) = h
-        .http("GET", "/api/v1/data/sys_job_run", ORG_A_ADMIN, None)
-        .await;
-    assert_eq!(s, 200, "{body}");
+    let r = a.get("/api/v1/data/sys_job_run").await;
+    let body = r.text();
+    assert_eq!(r.status, 200, "{body}");
     assert!(body.contains(a_waiting.as_str()), "{body}");
     assert!(!body.contains(b_waiting.as_str()), "{body}");
     assert!(!body.contains(system.as_str()), "{body}");

@@ -1,29 +1,23 @@
-//! Test harness: a booted kernel (data + http + jobs + a test plugin that registers handlers at
-//! start, sets the principal from headers and enqueues inside record writes), and a tiny HTTP
-//! client.
+//! Test harness on the shared testkit: a booted [`TestKernel`] (data, http, the testkit's
+//! session hoop reading `x-test-*` headers, its directory in which `root` is the platform
+//! administrator, jobs) plus what is jobs' own: a plugin that registers the test's handlers
+//! when the queue starts, an interceptor that enqueues inside record writes, and waits on a
+//! job's status.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use objectos_data::{
-    DataConfig, DataEngine, DataError, DataHandle, DataPlugin, HookContext, Interceptor,
-    InterceptorContribution, Operation, Principal, TransactionalJobQueue,
+    DataEngine, DataError, HookContext, Interceptor, Operation, TransactionalJobQueue,
 };
-use objectos_http::{HoopContribution, HttpConfig, HttpPlugin, RequestContext};
 use objectos_jobs::{JobsPlugin, JobsService, JobsSettings};
-use objectos_kernel::contracts::{
-    Caller, Directory, DirectoryUser, EnqueueRequest, JobHandler, JobInfo, JobStatus, Membership,
-    Organization,
-};
-use objectos_kernel::{InitContext, Kernel, Plugin, PluginError, StartContext};
+use objectos_kernel::contracts::{EnqueueRequest, JobHandler, JobInfo, JobStatus};
+use objectos_kernel::{ClusterSettings, InitContext, Kernel, Plugin, PluginError, StartContext};
 use objectos_spec::PluginManifest;
 use objectos_spec::manifest::services;
-use salvo::prelude::*;
+use objectos_testkit::{Client, TestDirectory, TestKernel, Who};
 use serde_json::{Value, json};
-use tempfile::TempDir;
 
 pub(crate) const ORDER_YML: &str = "\
 name: order
@@ -33,30 +27,6 @@ fields:
     type: text
     label: Name
 ";
-
-/// Reads `x-test-user` and `x-test-admin` into the request's principal, `x-test-org` into its
-/// tenant (the organization it acts in).
-#[handler]
-async fn test_session(req: &mut Request, depot: &mut Depot) {
-    let user = req.header::<String>("x-test-user");
-    let admin = req.header::<String>("x-test-admin").is_some();
-    let org = req.header::<String>("x-test-org");
-    if let Ok(cx) = depot.get_typed::<RequestContext>() {
-        let mut cx = cx.clone();
-        if org.is_some() {
-            cx.tenant = org;
-        }
-        if let Some(id) = user {
-            cx.principal = Principal::User {
-                id,
-                roles: vec![],
-                permission_sets: vec![],
-                is_admin: admin,
-            };
-        }
-        depot.insert_typed(cx);
-    }
-}
 
 type QueueSlot = Arc<OnceLock<Arc<dyn TransactionalJobQueue>>>;
 
@@ -103,72 +73,27 @@ impl Interceptor for EnqueueOnOrder {
     }
 }
 
-/// The platform administrator of [`TestDirectory`].
-pub(crate) const PLATFORM_ADMIN: &str = "root";
-
-/// The `auth` directory as the jobs routes see it: every user exists, [`PLATFORM_ADMIN`] is
-/// the one platform administrator (what the auth plugin answers for its first account).
-#[derive(Debug)]
-struct TestDirectory;
-
-#[async_trait]
-impl Directory for TestDirectory {
-    async fn user(&self, id: &str) -> Result<Option<DirectoryUser>, PluginError> {
-        Ok(Some(DirectoryUser {
-            id: id.to_owned(),
-            email: format!("{id}@example.com"),
-            name: None,
-            active: true,
-            platform_admin: id == PLATFORM_ADMIN,
-        }))
-    }
-    async fn organization(&self, _id: &str) -> Result<Option<Organization>, PluginError> {
-        Ok(None)
-    }
-    async fn memberships(&self, _user_id: &str) -> Result<Vec<Membership>, PluginError> {
-        Ok(Vec::new())
-    }
-    async fn membership(
-        &self,
-        _org: &str,
-        _user_id: &str,
-    ) -> Result<Option<Membership>, PluginError> {
-        Ok(None)
-    }
-    async fn principal_for(
-        &self,
-        _user_id: &str,
-        _org: Option<&str>,
-    ) -> Result<Option<Caller>, PluginError> {
-        Ok(None)
-    }
-}
-
-const TEST_MANIFEST: PluginManifest = PluginManifest {
-    permissions: &["routes.mount"],
-    provides: &[services::AUTH],
+const HANDLERS_MANIFEST: PluginManifest = PluginManifest {
     requires: &[services::QUEUE],
-    ..PluginManifest::new("com.example.jobstest", "Jobs test", "0.1.0")
+    ..PluginManifest::new("com.example.jobstest", "Jobs test handlers", "0.1.0")
 };
 
 pub(crate) type Handlers = Vec<(String, Arc<dyn JobHandler>)>;
 
-struct TestPlugin {
+/// Registers the test's handlers as a plugin owning the work would, when the queue has
+/// started (before any job can be claimed for them), and hands the queue to
+/// [`EnqueueOnOrder`].
+struct HandlersPlugin {
     queue: QueueSlot,
     handlers: std::sync::Mutex<Handlers>,
 }
 
 #[async_trait]
-impl Plugin for TestPlugin {
+impl Plugin for HandlersPlugin {
     fn manifest(&self) -> &PluginManifest {
-        &TEST_MANIFEST
+        &HANDLERS_MANIFEST
     }
-    fn init(&self, cx: &mut InitContext<'_>) -> Result<(), PluginError> {
-        cx.register::<dyn Directory>(services::AUTH, Arc::new(TestDirectory))?;
-        cx.contribute(HoopContribution::new(0, test_session))?;
-        cx.contribute(InterceptorContribution(Arc::new(EnqueueOnOrder(
-            self.queue.clone(),
-        ))))?;
+    fn init(&self, _cx: &mut InitContext<'_>) -> Result<(), PluginError> {
         Ok(())
     }
     async fn start(&self, cx: &StartContext) -> Result<(), PluginError> {
@@ -189,7 +114,7 @@ pub(crate) struct Options {
     /// Extra metadata files, as `(file name, text)`.
     pub(crate) files: Vec<(String, String)>,
     /// The node's cluster settings (the RabbitMQ tests set `amqp_url`).
-    pub(crate) cluster: objectos_kernel::ClusterSettings,
+    pub(crate) cluster: ClusterSettings,
 }
 
 impl Default for Options {
@@ -198,7 +123,17 @@ impl Default for Options {
             settings: fast_settings(),
             handlers: Vec::new(),
             files: Vec::new(),
-            cluster: objectos_kernel::ClusterSettings::single_node(),
+            cluster: ClusterSettings::single_node(),
+        }
+    }
+}
+
+impl Options {
+    /// The default options with `handlers`.
+    pub(crate) fn handlers(handlers: Handlers) -> Self {
+        Self {
+            handlers,
+            ..Self::default()
         }
     }
 }
@@ -217,71 +152,41 @@ pub(crate) struct Harness {
     pub(crate) engine: DataEngine,
     pub(crate) queue: Arc<dyn TransactionalJobQueue>,
     pub(crate) service: Arc<JobsService>,
-    pub(crate) addr: SocketAddr,
-    _dir: TempDir,
+    tk: TestKernel,
 }
 
 impl Harness {
-    /// Boots a kernel on `db_url`.
+    /// Boots a node on `db_url`; several nodes may share one database (its owner cleans it up).
     pub(crate) async fn boot(db_url: &str, options: Options) -> Harness {
         Self::try_boot(db_url, options).await.unwrap()
     }
 
+    /// Boots a node; the startup report's text when a plugin did not start.
     pub(crate) async fn try_boot(db_url: &str, options: Options) -> Result<Harness, String> {
-        let dir = tempfile::tempdir().unwrap();
-        let meta = dir.path().join("metadata");
-        std::fs::create_dir_all(&meta).unwrap();
-        std::fs::write(meta.join("order.object.yml"), ORDER_YML).unwrap();
-        for (name, text) in &options.files {
-            std::fs::write(meta.join(name), text).unwrap();
-        }
-        let data = DataPlugin::new(DataConfig {
-            database_url: db_url.to_owned(),
-            metadata_dirs: vec![meta],
-            include_base: false,
-            max_connections: 4,
-            auto_migrate: true,
-            owned: Vec::new(),
-        });
-        let handle: Arc<DataHandle> = data.handle();
-        let http = HttpPlugin::new(HttpConfig {
-            listen: "127.0.0.1:0".into(),
-            ..HttpConfig::default()
-        });
-        let control = http.control();
         let queue: QueueSlot = Arc::new(OnceLock::new());
         let jobs = JobsPlugin::new(options.settings);
-        let slot = jobs.service_cell();
-        let kernel = Arc::new(
-            Kernel::builder()
-                .plugin(data)
-                .plugin(jobs)
-                .plugin(TestPlugin {
-                    queue: queue.clone(),
-                    handlers: std::sync::Mutex::new(options.handlers),
-                })
-                .plugin(http)
-                .cluster(options.cluster.clone())
-                .build()
-                .map_err(|e| e.to_string())?,
-        );
-        control.attach(&kernel);
-        let report = kernel.boot().await.map_err(|e| e.to_string())?;
-        if !report.all_started() {
-            let text = format!("{report:?}");
-            kernel.shutdown().await;
-            return Err(text);
+        let cell = jobs.service_cell();
+        let mut builder = TestKernel::builder()
+            .database_url(db_url)
+            .file("order.object.yml", ORDER_YML)
+            .plugin(jobs)
+            .plugin(HandlersPlugin {
+                queue: queue.clone(),
+                handlers: std::sync::Mutex::new(options.handlers),
+            })
+            .directory(Arc::new(TestDirectory::default()))
+            .interceptor(Arc::new(EnqueueOnOrder(queue.clone())))
+            .cluster(options.cluster);
+        for (name, text) in &options.files {
+            builder = builder.file(name, text);
         }
-        let engine = handle.engine().unwrap().clone();
-        let queue = queue.get().unwrap().clone();
-        let service = slot.get().unwrap().clone();
+        let tk = builder.try_boot().await?;
         Ok(Harness {
-            service,
-            kernel,
-            engine,
-            queue,
-            addr: control.local_addr().unwrap(),
-            _dir: dir,
+            kernel: tk.kernel.clone(),
+            engine: tk.engine.clone(),
+            queue: queue.get().unwrap().clone(),
+            service: cell.get().unwrap().clone(),
+            tk,
         })
     }
 
@@ -291,10 +196,16 @@ impl Harness {
             engine,
             queue,
             service,
-            ..
+            tk,
         } = self;
-        kernel.shutdown().await;
+        // Every handle on the kernel and the pool goes before it stops.
         drop((kernel, engine, queue, service));
+        tk.stop().await;
+    }
+
+    /// Enqueues `request`, which must be accepted; the job's id.
+    pub(crate) async fn enqueue(&self, request: EnqueueRequest) -> String {
+        self.queue.enqueue(request).await.unwrap().id
     }
 
     /// Waits (bounded) until job `id` has `status`; returns it.
@@ -311,86 +222,28 @@ impl Harness {
         panic!("job {id} never became {status}; last: {last:?}");
     }
 
-    pub(crate) async fn http(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<Value>,
-    ) -> (u16, String) {
-        let addr = self.addr;
-        let method = method.to_owned();
-        let path = path.to_owned();
-        let headers: Vec<(String, String)> = headers
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        tokio::task::spawn_blocking(move || http(addr, &method, &path, &headers, body))
-            .await
-            .unwrap()
+    /// An HTTP client signed in as `who`.
+    pub(crate) fn client(&self, who: Who) -> Client {
+        self.tk.client(who)
     }
 }
 
-/// A platform administrator.
-pub(crate) const ADMIN: &[(&str, &str)] = &[("x-test-user", "root"), ("x-test-admin", "1")];
+/// The platform administrator (`root` in the testkit's directory).
+pub(crate) fn admin() -> Who {
+    Who::admin()
+}
+
 /// The administrator of organization `org-a` (not a platform administrator).
-pub(crate) const ORG_A_ADMIN: &[(&str, &str)] = &[
-    ("x-test-user", "alice"),
-    ("x-test-admin", "1"),
-    ("x-test-org", "org-a"),
-];
-/// The administrator of organization `org-b`.
-pub(crate) const ORG_B_ADMIN: &[(&str, &str)] = &[
-    ("x-test-user", "bert"),
-    ("x-test-admin", "1"),
-    ("x-test-org", "org-b"),
-];
-pub(crate) const USER: &[(&str, &str)] = &[("x-test-user", "bob")];
-
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(String, String)],
-    body: Option<Value>,
-) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(&body);
-    stream.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let raw = String::from_utf8_lossy(&raw).to_string();
-    let status = raw.split(' ').nth(1).unwrap().parse().unwrap();
-    let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(rest)
-    } else {
-        rest.to_owned()
-    };
-    (status, body)
+pub(crate) fn org_a_admin() -> Who {
+    Who::org_admin("alice", "org-a")
 }
 
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
+/// The administrator of organization `org-b`.
+pub(crate) fn org_b_admin() -> Who {
+    Who::org_admin("bert", "org-b")
+}
+
+/// A user who is no administrator.
+pub(crate) fn user() -> Who {
+    Who::user("bob")
 }

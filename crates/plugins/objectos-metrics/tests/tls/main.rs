@@ -3,6 +3,10 @@
 //! `objectos_testkit::otlp` over TLS with the committed test certificate
 //! (`tests/fixtures/tls`, CN and SAN 127.0.0.1 and localhost). Its own binary, so the layers it
 //! builds stay apart from the other tests'; each run uses a scoped subscriber.
+//!
+//! Mutual TLS: a receiver that requires a client certificate of its own test CA
+//! (`client-ca.pem`) gets nothing from an exporter without one, and the spans of an exporter
+//! that shows `client.pem` with `client.key` (`certFile`, `keyFile`).
 
 #[cfg(test)]
 mod tests {
@@ -82,5 +86,62 @@ mod tests {
             assert_eq!(children.len(), 1, "{spans:#?}");
             assert_eq!(children[0].name, "tls.child");
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_collector_requiring_a_client_certificate_gets_spans_only_with_one() {
+        let read = |name: &str| std::fs::read(format!("{FIXTURES}/{name}")).unwrap();
+        let (receiver, addr) = Receiver::start_mtls(
+            &read("server.pem"),
+            &read("server.key"),
+            &read("client-ca.pem"),
+        )
+        .await;
+        let base = TracingConfig {
+            enabled: true,
+            endpoint: format!("https://127.0.0.1:{}", addr.port()),
+            ca_file: Some(format!("{FIXTURES}/ca.pem")),
+            sampling_ratio: 1.0,
+            timeout_seconds: 5,
+            service_name: "objectos-mtls-test".into(),
+            ..TracingConfig::default()
+        };
+
+        // The server is trusted, but the exporter shows no certificate: refused.
+        export_one(base.clone(), "anonymous").await;
+        // A certificate the receiver's client CA did not issue (the server's own): refused too.
+        export_one(
+            TracingConfig {
+                cert_file: Some(format!("{FIXTURES}/server.pem")),
+                key_file: Some(format!("{FIXTURES}/server.key")),
+                ..base.clone()
+            },
+            "stranger",
+        )
+        .await;
+        // The client certificate of the client CA: its spans arrive.
+        export_one(
+            TracingConfig {
+                cert_file: Some(format!("{FIXTURES}/client.pem")),
+                key_file: Some(format!("{FIXTURES}/client.key")),
+                ..base.clone()
+            },
+            "mutual",
+        )
+        .await;
+        let spans = receiver
+            .wait_until(std::time::Duration::from_secs(10), |spans| {
+                spans.iter().any(|s| s.name == "mutual")
+            })
+            .await;
+        let probe = objectos_testkit::otlp::one(&spans, "mutual", |s| s.name == "mutual");
+        assert_eq!(probe.service, "objectos-mtls-test");
+        assert_eq!(objectos_testkit::otlp::children(&spans, probe).len(), 1);
+        assert!(
+            spans
+                .iter()
+                .all(|s| s.name != "anonymous" && s.name != "stranger"),
+            "{spans:#?}"
+        );
     }
 }

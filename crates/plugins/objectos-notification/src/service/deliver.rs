@@ -2,7 +2,6 @@
 //! plugin), runs one attempt per call, records the outcome, and queues again at start what a
 //! previous run left undelivered.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -13,7 +12,7 @@ use objectos_data::Record;
 use objectos_data::store::{Sql, Store};
 use objectos_kernel::contracts::{DeliveryStatus, JobContext, JobFailure};
 
-use super::record::Staged;
+use super::record::RemovePending;
 use super::{Channel, NotificationService, QUEUE, system_cx};
 use crate::error::NotificationError;
 use crate::provider::{self, OutgoingMessage};
@@ -169,14 +168,11 @@ impl NotificationService {
                 if let Some(code) = response {
                     patch.insert("response_status".into(), json!(code));
                 }
-                // The status and the removal of the contents commit together ([`Staged::Sent`]).
-                Arc::new(Staged::Sent {
-                    object: channel.object(),
-                    id: id.to_owned(),
-                })
-                .around(st.engine.update(&cx, channel.object(), id, patch, None))
-                .await
-                .map_err(|e| retry(e.into()))?;
+                // The status and the removal of the contents commit together.
+                st.engine
+                    .update_with(&cx, channel.object(), id, patch, None, RemovePending { id })
+                    .await
+                    .map_err(|e| retry(e.into()))?;
                 Ok(())
             }
             Err(e) => {

@@ -5,23 +5,19 @@
 //! fix its `Message-ID`, store the contents, enqueue the job, note the job id, bind the key):
 //! on PostgreSQL every step is a commit round trip, which kept the request path above its
 //! budget. Now [`NotificationService::store`] runs one `create` of the record through the data
-//! engine, and [`StoreHook`], an after-create interceptor on the plugin's own message objects,
-//! writes everything else through that create's transaction: the idempotency key (an
+//! engine with a follow-up ([`NewMessage`], the engine's `create_with`) that writes everything
+//! else in that create's transaction, with the new record's id in hand: the idempotency key (an
 //! `INSERT ... ON CONFLICT DO NOTHING` on the key's primary key, so of two concurrent sends
 //! exactly one commits it), the pending contents, and the delivery job (the jobs plugin's
 //! transactional enqueue). The message, its key, contents and job exist together or not at all.
-//!
-//! The interceptor learns what to write from a task-local [`Staged`] set around that one
-//! `create` call (hooks run inside the caller's future, so the value is in scope exactly for
-//! that operation); any other write of these objects finds none and is left alone. The same
-//! hook, on update, removes the pending contents in the transaction that marks a message sent.
+//! A delivery marks a message sent with `update_with` and [`RemovePending`], so the status and
+//! the removal of the contents commit together too.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use objectos_data::store::{Sql, Store};
-use objectos_data::{DataError, HookContext, Interceptor, Operation, Record};
+use objectos_data::{DataError, FollowUp, Record, TransactionalJobQueue, WriteTx};
 use objectos_kernel::contracts::{Delivery, DeliveryStatus, EnqueueRequest};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -32,96 +28,35 @@ use super::{
     record_id, system_cx,
 };
 use crate::error::NotificationError;
-use crate::schema::{DELIVERY_OBJECT, EMAIL_OBJECT, KEYS_TABLE, PENDING_TABLE, WEBHOOK_OBJECT};
+use crate::schema::{KEYS_TABLE, PENDING_TABLE};
 
-tokio::task_local! {
-    /// What [`StoreHook`] writes in the transaction of the operation it is set around.
-    static STAGED: Arc<Staged>;
-}
-
-/// The interceptor's work for one engine operation.
-#[derive(Debug)]
-pub(crate) enum Staged {
-    /// A new message: its key, contents and job go in with the record.
-    Create(Arc<NewMessage>),
-    /// A message sent: its pending contents go with the status update.
-    Sent { object: &'static str, id: String },
-}
-
-/// What a new message writes besides its record.
-#[derive(Debug)]
-pub(crate) struct NewMessage {
+/// What a new message writes besides its record, in the record's transaction.
+struct NewMessage<'a> {
     channel: Channel,
-    tenant: Option<String>,
-    key: Option<String>,
+    tenant: Option<&'a str>,
+    key: Option<&'a str>,
     /// `None` for a suppressed message: nothing to deliver.
-    content: Option<String>,
-    job: Option<EnqueueRequest>,
-    service: NotificationService,
-    done: AtomicBool,
+    content: Option<&'a str>,
+    /// The delivery job and the queue it goes to (with the jobs plugin).
+    job: Option<(&'a dyn TransactionalJobQueue, &'a EnqueueRequest)>,
+    /// The record's table, where the job's id is noted.
+    table: &'a str,
     /// Set when another send's key row was found: the create then fails and rolls back.
-    key_taken: AtomicBool,
+    key_taken: &'a AtomicBool,
 }
-
-impl Staged {
-    /// Runs `op` (one engine write) with `self` staged for the interceptor.
-    pub(crate) async fn around<T>(self: Arc<Self>, op: impl Future<Output = T>) -> T {
-        STAGED.scope(self, op).await
-    }
-}
-
-/// The after-hook that writes a staged message's key, contents and job (see the module docs).
-pub(crate) struct StoreHook;
 
 #[async_trait]
-impl Interceptor for StoreHook {
-    fn name(&self) -> &str {
-        "notification-store"
-    }
+impl FollowUp for NewMessage<'_> {
+    type Output = ();
 
-    fn applies_to(&self, object: &str, op: Operation) -> bool {
-        matches!(op, Operation::Create | Operation::Update)
-            && [EMAIL_OBJECT, DELIVERY_OBJECT, WEBHOOK_OBJECT].contains(&object)
-    }
-
-    async fn after(&self, hook: &mut HookContext<'_>) -> objectos_data::Result<()> {
-        let Ok(staged) = STAGED.try_with(Arc::clone) else {
-            return Ok(());
-        };
-        match (&*staged, hook.operation) {
-            (Staged::Create(m), Operation::Create)
-                if m.channel.object() == hook.object.name
-                    && !m.done.swap(true, Ordering::SeqCst) =>
-            {
-                m.write(hook).await
-            }
-            (Staged::Sent { object, id }, Operation::Update) if *object == hook.object.name => {
-                let tx = hook.write_tx()?;
-                tx.execute(Sql::with(
-                    tx.dialect(),
-                    &format!("DELETE FROM \"{PENDING_TABLE}\" WHERE \"id\" = ?"),
-                    vec![id.as_str().into()],
-                )?)
-                .await?;
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-impl NewMessage {
-    async fn write(&self, hook: &mut HookContext<'_>) -> objectos_data::Result<()> {
-        let id = hook
-            .result
-            .as_deref()
-            .and_then(|r| r.get("id"))
+    async fn run(self, tx: WriteTx<'_>, record: &mut Record) -> objectos_data::Result<()> {
+        let id = record
+            .get("id")
             .and_then(Value::as_str)
             .map(str::to_owned)
             .ok_or_else(|| DataError::Internal("a new message record has no id".into()))?;
-        let tx = hook.write_tx()?;
         let d = tx.dialect();
-        if let Some(key) = &self.key {
+        if let Some(key) = self.key {
             let inserted = tx
                 .execute(Sql::with(
                     d,
@@ -129,8 +64,8 @@ impl NewMessage {
                         "INSERT INTO \"{KEYS_TABLE}\" (\"scope\", \"key\", \"message_id\", \"created_at\") VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
                     ),
                     vec![
-                        key_scope(self.channel, self.tenant.as_deref()).into(),
-                        key.as_str().into(),
+                        key_scope(self.channel, self.tenant).into(),
+                        key.into(),
                         id.as_str().into(),
                         now_ms().into(),
                     ],
@@ -139,13 +74,13 @@ impl NewMessage {
             if inserted == 0 {
                 self.key_taken.store(true, Ordering::SeqCst);
                 return Err(DataError::Duplicate {
-                    object: hook.object.name.clone(),
+                    object: self.channel.object().to_owned(),
                     message: "the idempotency key names another message".into(),
                     fields: Vec::new(),
                 });
             }
         }
-        let Some(content) = &self.content else {
+        let Some(content) = self.content else {
             return Ok(());
         };
         tx.execute(Sql::with(
@@ -156,43 +91,60 @@ impl NewMessage {
             vec![
                 id.as_str().into(),
                 self.channel.as_str().into(),
-                self.tenant.as_deref().into(),
-                content.as_str().into(),
+                self.tenant.into(),
+                content.into(),
                 now_ms().into(),
             ],
         )?)
         .await?;
-        let (Some(queue), Some(job)) = (
-            self.service.started.get().and_then(|s| s.queue.as_ref()),
-            &self.job,
-        ) else {
+        let Some((queue, job)) = self.job else {
             return Ok(());
         };
         let mut job = job.clone();
         job.payload = json!(DeliverJob {
             channel: self.channel,
             id: id.clone(),
-            tenant: self.tenant.clone(),
+            tenant: self.tenant.map(str::to_owned),
         });
-        job.idempotency_key = Some(format!("notification:{id}"));
+        // No job idempotency key: the job is written once, in the transaction that creates its
+        // message, so it cannot be enqueued twice; a key would cost a row on each enqueue and
+        // a delete on each completion.
         let enq = queue
             .enqueue_in(&tx, job)
             .await
             .map_err(|e| DataError::Internal(format!("the delivery job: {e}")))?;
         // The job id on the record, in the same transaction; the create's event (written after
-        // the after-hooks from the result) carries it too.
+        // the follow-up, from the record) carries it too.
         tx.execute(Sql::with(
             d,
             &format!(
                 "UPDATE \"{}\" SET \"job_id\" = ? WHERE \"id\" = ?",
-                hook.object.table_name()
+                self.table
             ),
             vec![enq.id.as_str().into(), id.as_str().into()],
         )?)
         .await?;
-        if let Some(rec) = hook.result.as_deref_mut() {
-            rec.insert("job_id".into(), json!(enq.id));
-        }
+        record.insert("job_id".into(), json!(enq.id));
+        Ok(())
+    }
+}
+
+/// A message sent: its pending contents go in the transaction that records the status.
+pub(super) struct RemovePending<'a> {
+    pub(super) id: &'a str,
+}
+
+#[async_trait]
+impl FollowUp for RemovePending<'_> {
+    type Output = ();
+
+    async fn run(self, tx: WriteTx<'_>, _record: &mut Record) -> objectos_data::Result<()> {
+        tx.execute(Sql::with(
+            tx.dialect(),
+            &format!("DELETE FROM \"{PENDING_TABLE}\" WHERE \"id\" = ?"),
+            vec![self.id.into()],
+        )?)
+        .await?;
         Ok(())
     }
 }
@@ -310,25 +262,28 @@ impl NotificationService {
             ..EnqueueRequest::new(DELIVER_HANDLER, Value::Null)
         });
         let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
+        let queue = st.queue.as_deref();
+        let snapshot = st.engine.metadata();
+        let table = snapshot
+            .object(channel.object())
+            .map_or(channel.object(), |o| o.table_name());
         loop {
-            let m = Arc::new(NewMessage {
+            let key_taken = AtomicBool::new(false);
+            let then = NewMessage {
                 channel,
-                tenant: tenant.map(str::to_owned),
-                key: key.clone(),
-                content: content.clone(),
-                job: job.clone(),
-                service: self.clone(),
-                done: AtomicBool::new(false),
-                key_taken: AtomicBool::new(false),
-            });
-            let created = Arc::new(Staged::Create(m.clone()))
-                .around(
-                    st.engine
-                        .create(&system_cx(tenant), channel.object(), rec.clone()),
-                )
+                tenant,
+                key: key.as_deref(),
+                content: content.as_deref(),
+                job: queue.zip(job.as_ref()),
+                table,
+                key_taken: &key_taken,
+            };
+            let created = st
+                .engine
+                .create_with(&system_cx(tenant), channel.object(), rec.clone(), then)
                 .await;
             match created {
-                Ok(created) => {
+                Ok((created, ())) => {
                     let id = record_id(&created)?;
                     if content.is_none() {
                         return Ok(Delivery {
@@ -344,7 +299,7 @@ impl NotificationService {
                         message_id,
                     });
                 }
-                Err(e) if m.key_taken.load(Ordering::SeqCst) => {
+                Err(e) if key_taken.load(Ordering::SeqCst) => {
                     if let Some(key) = &key
                         && let Some(found) = self.existing(channel, tenant, key).await?
                     {

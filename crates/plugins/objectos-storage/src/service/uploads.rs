@@ -6,8 +6,10 @@
 //! claimed (`in_progress` to `completing`, one caller wins), its contents become the file
 //! (measured, sniffed and checked against the field's types), the record turns `ready`, and the
 //! session stays as `completed` until it expires, so completing again answers the same file.
-//! On the local backend a chunked upload's parts are written at their offsets of one file and
-//! completion renames it into place; other backends store parts as objects and join them.
+//! On the local backend a chunked upload's parts are written at their offsets of one file, the
+//! parts that come in order continue the file's SHA-256 as they arrive ([`Running`]), and
+//! completion sniffs the head, hashes only what came out of order and renames the file into
+//! place; other backends store parts as objects and join them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,9 +19,10 @@ use futures_util::{StreamExt, TryStreamExt};
 use objectos_data::Record;
 use objectos_data::store::{Row, Sql, Store};
 use objectos_kernel::KernelError;
-use objectos_kernel::contracts::{BlobStore, ByteStream, Caller};
+use objectos_kernel::contracts::{ByteStream, Caller};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
 
 use super::{
     FileInfo, RAW_PATH, StorageService, download_url_path, file_key, i, iso, now_ms, safe_name,
@@ -27,9 +30,10 @@ use super::{
 };
 use crate::config::MIN_CHUNK_SIZE;
 use crate::error::StorageError;
-use crate::meter::{Meter, Rules, metered};
+use crate::meter::{Meter, Rules, judge, metered};
 use crate::schema::{FILE_OBJECT, PARTS_TABLE, UPLOADS_TABLE};
 use crate::sign::{Claims, Op};
+use crate::sniff::SNIFF_LEN;
 
 /// Kinds of upload session.
 const PRESIGNED: &str = "presigned";
@@ -89,17 +93,17 @@ pub struct PartRef {
     pub e_tag: Option<String>,
 }
 
-/// Per chunked upload, in this process: part writes hold it shared, completion exclusively, so
-/// completion never reads a part being written (and a part never writes into a completed file).
-/// The local backend serves one process; several processes on one folder are not coordinated.
+/// Per chunked upload, in this process: its lock and its running hash. The local backend serves
+/// one process; several processes on one folder are not coordinated.
 #[derive(Debug, Default)]
-pub(crate) struct UploadLocks(Mutex<HashMap<String, Arc<tokio::sync::RwLock<()>>>>);
+pub(crate) struct UploadLocks(Mutex<HashMap<String, Arc<UploadState>>>);
 
 impl UploadLocks {
-    fn of(&self, upload: &str) -> Arc<tokio::sync::RwLock<()>> {
+    fn of(&self, upload: &str) -> Arc<UploadState> {
         match self.0.lock() {
             Ok(mut map) => map.entry(upload.to_owned()).or_default().clone(),
-            // A poisoned map still hands out a lock; it only loses the sharing.
+            // A poisoned map still hands out a state; it only loses the sharing (and the
+            // running hash, which completion then makes again from the file).
             Err(_) => Arc::default(),
         }
     }
@@ -107,6 +111,91 @@ impl UploadLocks {
     fn forget(&self, upload: &str) {
         if let Ok(mut map) = self.0.lock() {
             map.remove(upload);
+        }
+    }
+}
+
+/// One chunked upload's state in this process.
+#[derive(Debug, Default)]
+struct UploadState {
+    /// Part writes hold it shared, completion exclusively, so completion never reads a part
+    /// being written (and a part never writes into a completed file).
+    lock: tokio::sync::RwLock<()>,
+    running: Mutex<Running>,
+}
+
+/// The SHA-256 of the assembled file's first `to` bytes, continued by each part that arrives
+/// in order (on the local backend), so completion reads again only what came out of order, and
+/// the usual in-order upload is never read back to be hashed. A part written again over bytes
+/// already hashed, or being hashed, breaks it for good: completion then hashes the whole file.
+/// Only in memory: after a restart, completion hashes from the start.
+#[derive(Debug, Default)]
+struct Running {
+    state: Sha256,
+    to: u64,
+    /// The end of the part continuing it, while one does.
+    feeding: Option<u64>,
+    broken: bool,
+}
+
+impl UploadState {
+    fn running(&self) -> std::sync::MutexGuard<'_, Running> {
+        // The state is a few plain fields, consistent after any panic between them.
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A part of `len` bytes at `offset` starts: the state it continues when it comes next in
+    /// order (the part then feeds it until [`Feeding`] ends).
+    fn feed(self: &Arc<Self>, offset: u64, len: u64) -> Feeding {
+        let mut r = self.running();
+        let mut start = None;
+        if offset < r.to || r.feeding.is_some_and(|end| offset < end) {
+            r.broken = true;
+        } else if !r.broken && r.feeding.is_none() && offset == r.to {
+            r.feeding = Some(offset + len);
+            start = Some(r.state.clone());
+        }
+        Feeding {
+            upload: start.is_some().then(|| self.clone()),
+            start,
+        }
+    }
+
+    /// The running hash and how far it goes, when completion can continue it.
+    fn hashed(&self) -> Option<(Sha256, u64)> {
+        let r = self.running();
+        (!r.broken && r.feeding.is_none()).then(|| (r.state.clone(), r.to))
+    }
+}
+
+/// A part feeding the running hash; ends it as it was unless [`Feeding::advance`]d (a part
+/// that failed, or was dropped half-way, leaves it untouched).
+struct Feeding {
+    upload: Option<Arc<UploadState>>,
+    start: Option<Sha256>,
+}
+
+impl Feeding {
+    /// The part was stored: the running hash now covers it.
+    fn advance(mut self, state: Sha256) {
+        if let Some(upload) = self.upload.take() {
+            let mut r = upload.running();
+            if let Some(end) = r.feeding.take()
+                && !r.broken
+            {
+                r.state = state;
+                r.to = end;
+            }
+        }
+    }
+}
+
+impl Drop for Feeding {
+    fn drop(&mut self) {
+        if let Some(upload) = self.upload.take() {
+            upload.running().feeding = None;
         }
     }
 }
@@ -272,7 +361,13 @@ impl StorageService {
     }
 
     /// Records what a presigned `PUT` stored, unless the session left `in_progress` meanwhile.
-    async fn record_received(&self, id: &str, m: &Meter, mime: &str) -> Result<bool, StorageError> {
+    async fn record_received(
+        &self,
+        id: &str,
+        size: u64,
+        checksum: &str,
+        mime: &str,
+    ) -> Result<bool, StorageError> {
         let w = self.s()?.engine.writer();
         let sql = Sql::with(
             w.dialect(),
@@ -280,8 +375,8 @@ impl StorageService {
                 "UPDATE {UPLOADS_TABLE} SET received_size = ?, checksum = ?, mime_type = ? WHERE id = ? AND status = ?"
             ),
             vec![
-                i(m.size).into(),
-                m.checksum().into(),
+                i(size).into(),
+                checksum.into(),
                 mime.into(),
                 id.into(),
                 IN_PROGRESS.into(),
@@ -543,12 +638,16 @@ impl StorageService {
             .blobs
             .put(&key, metered(body, m.clone(), rules))
             .await;
-        let (meter, _) = outcome(&m, stored.map_err(backend))?;
+        let (mut meter, _) = outcome(&m, stored.map_err(backend))?;
+        let checksum = meter.checksum().await?;
         let mime = meter
             .mime
             .clone()
             .unwrap_or_else(|| "application/octet-stream".into());
-        if !self.record_received(&s.id, &meter, &mime).await? {
+        if !self
+            .record_received(&s.id, meter.size, &checksum, &mime)
+            .await?
+        {
             // Completed while the body arrived: the answer of the completion stands.
             return Err(not_open(&s));
         }
@@ -649,8 +748,8 @@ impl StorageService {
         }
         // Held while the part is written; the status is read again under it, since a
         // completion may have claimed the session in between.
-        let lock = self.upload_locks.of(&s.id);
-        let _shared = lock.read().await;
+        let upload = self.upload_locks.of(&s.id);
+        let _shared = upload.lock.read().await;
         let status = self
             .session_where("id", &s.id)
             .await?
@@ -678,7 +777,11 @@ impl StorageService {
             no_sniff: true,
             ..Rules::default()
         };
-        let m = meter();
+        // On the local backend a part that comes next in order also continues the file's hash
+        // (on a thread of its own, beside the part's), so completion need not read it back.
+        let feeding = st.local.as_ref().map(|_| upload.feed(offset, expected));
+        let start = feeding.as_ref().and_then(|f| f.start.clone());
+        let m = Arc::new(Mutex::new(Meter::continuing(start)));
         let body = metered(body, m.clone(), rules);
         let written = match &st.local {
             Some(local) => local
@@ -687,8 +790,11 @@ impl StorageService {
                 .map(drop),
             None => st.blobs.put(&part_key(&s.id, index), body).await.map(drop),
         };
-        let (meter, ()) = outcome(&m, written.map_err(backend))?;
-        let etag = meter.checksum();
+        let (mut meter, ()) = outcome(&m, written.map_err(backend))?;
+        let etag = meter.checksum().await?;
+        if let (Some(feeding), Some(state)) = (feeding, meter.continued().await?) {
+            feeding.advance(state);
+        }
         let sql = Sql::with(
             w.dialect(),
             &format!("INSERT INTO {PARTS_TABLE} (upload_id, idx, size, etag) VALUES (?, ?, ?, ?)"),
@@ -789,10 +895,10 @@ impl StorageService {
                 ))),
             };
         }
-        let lock = self.upload_locks.of(&s.id);
-        let exclusive = lock.write().await;
+        let upload = self.upload_locks.of(&s.id);
+        let exclusive = upload.lock.write().await;
         let result = match s.kind.as_str() {
-            CHUNKED => self.assemble(&s, named).await,
+            CHUNKED => self.assemble(&s, named, &upload).await,
             _ => Ok((
                 s.received_size.unwrap_or(0),
                 s.mime_type.clone().unwrap_or_default(),
@@ -828,11 +934,13 @@ impl StorageService {
     }
 
     /// Checks the parts of chunked session `s` (all received; the eTags the client names match)
-    /// and makes them the file's contents: `(size, mime, checksum)`.
+    /// and makes them the file's contents: `(size, mime, checksum)`. Called under the upload's
+    /// exclusive lock.
     async fn assemble(
         &self,
         s: &Session,
         named: &[PartRef],
+        upload: &UploadState,
     ) -> Result<(u64, String, String), StorageError> {
         let parts = self.part_indexes(&s.id).await?;
         let missing: Vec<u64> = (0..s.total_chunks)
@@ -864,64 +972,55 @@ impl StorageService {
         let st = self.s()?;
         let rules = self.file_rules(s, Some(s.total_size), s.total_size)?;
         let key = file_key(s.tenant.as_deref(), &s.file_id);
-        let m = meter();
-        let meter = match &st.local {
-            // Read once for the checksum and the type, then renamed into place: no copy.
-            Some(local) => {
-                let (joined, moved) = match local.read_assembly(&s.id, s.total_size).await {
-                    Ok(joined) => (joined, false),
-                    // A completion that moved the file into place and failed after (updating
-                    // the record): measured where it is now, so completing again succeeds.
-                    Err(e) => match local.get(&key, None).await.map_err(backend)? {
-                        Some(read) => (read.body, true),
-                        None => return Err(backend(e)),
-                    },
-                };
-                let mut measured = metered(joined, m.clone(), rules);
-                let mut read = Ok(());
-                while let Some(chunk) = measured.next().await {
-                    if let Err(e) = chunk {
-                        read = Err(StorageError::Backend(e.to_string()));
-                        break;
+        if let Some(local) = &st.local {
+            // The parts are in place in one file: its head is sniffed and what the running
+            // hash does not cover yet (normally nothing) hashed, then it is renamed into place.
+            let (state, from) = upload.hashed().unwrap_or_default();
+            let measured = local
+                .measure_assembly(&s.id, &key, state, from, SNIFF_LEN)
+                .await
+                .map_err(backend)?;
+            if measured.size != s.total_size {
+                return Err(StorageError::Backend(format!(
+                    "the assembled file has {} bytes; {} were announced",
+                    measured.size, s.total_size
+                )));
+            }
+            let mime = judge(&measured.head, &rules)?;
+            if !measured.moved {
+                local.commit_assembly(&s.id, &key).await.map_err(backend)?;
+            }
+            let checksum = hex::encode(measured.state.finalize());
+            return Ok((measured.size, mime, checksum));
+        }
+        let blobs = st.blobs.clone();
+        let id = s.id.clone();
+        // Each part is opened only when the previous one is consumed.
+        let joined = futures_util::stream::iter(0..s.total_chunks)
+            .then(move |idx| {
+                let blobs = blobs.clone();
+                let key = part_key(&id, idx);
+                async move {
+                    match blobs.get(&key, None).await {
+                        Ok(Some(read)) => Ok(read.body),
+                        Ok(None) => Err(std::io::Error::other(format!("part {idx} is missing"))),
+                        Err(e) => Err(std::io::Error::other(e.to_string())),
                     }
                 }
-                let (meter, ()) = outcome(&m, read)?;
-                if !moved {
-                    local.commit_assembly(&s.id, &key).await.map_err(backend)?;
-                }
-                meter
-            }
-            None => {
-                let blobs = st.blobs.clone();
-                let id = s.id.clone();
-                // Each part is opened only when the previous one is consumed.
-                let joined = futures_util::stream::iter(0..s.total_chunks)
-                    .then(move |idx| {
-                        let blobs = blobs.clone();
-                        let key = part_key(&id, idx);
-                        async move {
-                            match blobs.get(&key, None).await {
-                                Ok(Some(read)) => Ok(read.body),
-                                Ok(None) => {
-                                    Err(std::io::Error::other(format!("part {idx} is missing")))
-                                }
-                                Err(e) => Err(std::io::Error::other(e.to_string())),
-                            }
-                        }
-                    })
-                    .try_flatten();
-                let stored = st
-                    .blobs
-                    .put(&key, metered(Box::pin(joined), m.clone(), rules))
-                    .await;
-                outcome(&m, stored.map_err(backend))?.0
-            }
-        };
+            })
+            .try_flatten();
+        let m = meter();
+        let stored = st
+            .blobs
+            .put(&key, metered(Box::pin(joined), m.clone(), rules))
+            .await;
+        let mut meter = outcome(&m, stored.map_err(backend))?.0;
+        let checksum = meter.checksum().await?;
         let mime = meter
             .mime
             .clone()
             .unwrap_or_else(|| "application/octet-stream".into());
-        Ok((meter.size, mime, meter.checksum()))
+        Ok((meter.size, mime, checksum))
     }
 
     // ---- cleanup ----
@@ -969,5 +1068,54 @@ impl StorageService {
                 .await;
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state_after(parts: &[&[u8]]) -> Sha256 {
+        let mut s = Sha256::new();
+        for p in parts {
+            s.update(p);
+        }
+        s
+    }
+
+    #[test]
+    fn the_running_hash_follows_parts_in_order_and_breaks_on_a_rewrite() {
+        let upload = Arc::new(UploadState::default());
+        // Part 1 first: ahead of the hash, so it does not feed it.
+        assert!(upload.feed(4, 4).start.is_none());
+        // Part 0 feeds it; while it does, part 1 (ahead) still does not.
+        let first = upload.feed(0, 4);
+        assert!(first.start.is_some());
+        assert!(
+            upload.hashed().is_none(),
+            "not usable while a part feeds it"
+        );
+        assert!(upload.feed(4, 4).start.is_none());
+        first.advance(state_after(&[b"abcd"]));
+        let (state, to) = upload.hashed().unwrap();
+        assert_eq!(to, 4);
+        assert_eq!(state.finalize(), state_after(&[b"abcd"]).finalize());
+        // A part that fails (dropped without advancing) leaves it as it was.
+        drop(upload.feed(4, 4));
+        assert_eq!(upload.hashed().unwrap().1, 4);
+        let second = upload.feed(4, 4);
+        second.advance(state_after(&[b"abcd", b"efgh"]));
+        assert_eq!(upload.hashed().unwrap().1, 8);
+        // Part 0 sent again over hashed bytes: broken for good, completion hashes it all.
+        assert!(upload.feed(0, 4).start.is_none());
+        assert!(upload.hashed().is_none());
+        assert!(upload.feed(8, 4).start.is_none());
+
+        // A rewrite of the range being fed breaks it too, and the feeding part cannot mend it.
+        let other = Arc::new(UploadState::default());
+        let feeding = other.feed(0, 4);
+        assert!(other.feed(0, 4).start.is_none());
+        feeding.advance(state_after(&[b"abcd"]));
+        assert!(other.hashed().is_none());
     }
 }
