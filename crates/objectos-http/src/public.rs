@@ -17,35 +17,68 @@ pub fn is_public_route(depot: &Depot) -> bool {
     depot.get_typed::<PublicRoute>().is_ok()
 }
 
-/// One public operation: method and path segments (`{param}` matches one segment, `{**rest}`
-/// the rest).
+/// One segment of a public operation's path template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    /// Matches this text exactly.
+    Literal(String),
+    /// `{param}`: any one non-empty segment.
+    Param,
+    /// `{*rest}` or `{**rest}`: whatever follows, including nothing.
+    Rest,
+}
+
+/// One public operation: method and path segments.
 #[derive(Debug, Clone)]
 struct Pattern {
     method: Method,
-    segments: Vec<String>,
+    segments: Vec<Segment>,
 }
 
+/// The most path segments a request is compared with: deeper paths match no public operation
+/// unless a `{**rest}` template reaches them, which [`Pattern::matches`] handles by the count.
+const MAX_SEGMENTS: usize = 16;
+
 impl Pattern {
-    fn matches(&self, method: &Method, path: &str) -> bool {
+    fn new(method: Method, template: &str) -> Self {
+        let segments = template
+            .trim_matches('/')
+            .split('/')
+            .map(|seg| {
+                if seg.starts_with("{*") {
+                    Segment::Rest
+                } else if seg.starts_with('{') && seg.ends_with('}') {
+                    Segment::Param
+                } else {
+                    Segment::Literal(seg.to_owned())
+                }
+            })
+            .collect();
+        Self { method, segments }
+    }
+
+    /// `parts` is the request path split once per request (every pattern is checked against
+    /// the same split: splitting again per pattern was most of this hoop's cost on every
+    /// request), `more` whether the path had segments beyond them.
+    fn matches(&self, method: &Method, parts: &[&str], more: bool) -> bool {
         let method_ok =
             self.method == *method || (self.method == Method::GET && *method == Method::HEAD);
         if !method_ok {
             return false;
         }
-        let mut parts = path.trim_matches('/').split('/');
+        let mut parts = parts.iter();
         for seg in &self.segments {
-            if seg.starts_with("{**") || seg.starts_with("{*") {
-                return true;
-            }
-            let Some(part) = parts.next() else {
-                return false;
+            let ok = match (seg, parts.next()) {
+                (Segment::Rest, _) => return true,
+                (_, None) => false,
+                (Segment::Literal(text), Some(part)) => !part.is_empty() && *part == text.as_str(),
+                (Segment::Param, Some(part)) => !part.is_empty(),
             };
-            let param = seg.starts_with('{') && seg.ends_with('}');
-            if part.is_empty() || (!param && part != seg) {
+            if !ok {
                 return false;
             }
         }
-        parts.next().is_none()
+        parts.next().is_none() && !more
     }
 }
 
@@ -72,14 +105,7 @@ impl MarkPublic {
                 } else {
                     format!("{mount}/{rel}")
                 };
-                patterns.push(Pattern {
-                    method: o.method.clone(),
-                    segments: full
-                        .trim_matches('/')
-                        .split('/')
-                        .map(str::to_owned)
-                        .collect(),
-                });
+                patterns.push(Pattern::new(o.method.clone(), &full));
             }
         }
         Self { patterns }
@@ -87,7 +113,20 @@ impl MarkPublic {
 
     /// Whether `method path` is a public operation.
     pub fn is_public(&self, method: &Method, path: &str) -> bool {
-        self.patterns.iter().any(|p| p.matches(method, path))
+        if self.patterns.is_empty() {
+            return false;
+        }
+        let mut parts = [""; MAX_SEGMENTS];
+        let mut len = 0;
+        let mut split = path.trim_matches('/').split('/');
+        for (slot, part) in parts.iter_mut().zip(split.by_ref()) {
+            *slot = part;
+            len += 1;
+        }
+        let more = split.next().is_some();
+        self.patterns
+            .iter()
+            .any(|p| p.matches(method, &parts[..len], more))
     }
 }
 
@@ -127,5 +166,21 @@ mod tests {
         assert!(!m.is_public(&Method::POST, "/api/v1/i18n/locales"));
         assert!(!m.is_public(&Method::POST, "/api/v1/i18n/secret"));
         assert!(!m.is_public(&Method::GET, "/api/v1/data/account"));
+        assert!(!m.is_public(&Method::GET, "/api/v1/i18n//locales"));
+    }
+
+    #[test]
+    fn rest_templates_reach_any_depth_and_deep_paths_match_nothing_else() {
+        let c = RouteContribution::new("storage", Router::new).operations(vec![
+            RouteOperation::get("public/{**rest}", "p").public(),
+            RouteOperation::get("a/b/c/d/e/f/g/h/i/j/k/l/m", "deep").public(),
+        ]);
+        let m = MarkPublic::new(&[c]);
+        assert!(m.is_public(&Method::GET, "/api/v1/storage/public"));
+        let deep = format!("/api/v1/storage/public/{}", ["x"; 40].join("/"));
+        assert!(m.is_public(&Method::GET, &deep));
+        assert!(m.is_public(&Method::GET, "/api/v1/storage/a/b/c/d/e/f/g/h/i/j/k/l/m"));
+        assert!(!m.is_public(&Method::GET, "/api/v1/storage/a/b/c/d/e/f/g/h/i/j/k/l/m/n"));
+        assert!(!m.is_public(&Method::GET, "/api/v1/storage/private/x"));
     }
 }
