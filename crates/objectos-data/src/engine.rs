@@ -831,6 +831,29 @@ fn check_table_names(owned: &[crate::owned::PluginSchema], snap: &MetadataSnapsh
                     st.table()
                 ));
             }
+            // System-field indexes are the engine's on every object; only the plugin shipping
+            // an object knows that nothing reads it through them.
+            let shipped = || {
+                schema.objects().iter().any(|(path, text)| {
+                    meta::object_name(path, text).is_some_and(|name| {
+                        snap.plan(&name).is_ok_and(|plan| plan.table == st.table())
+                    })
+                })
+            };
+            if !st.unindexed_system_fields().is_empty() && object && !shipped() {
+                problems.push(format!(
+                    "plugin {}: only the table of an object the plugin ships can go without system-field indexes, and `{}` is not one",
+                    schema.plugin(),
+                    st.table()
+                ));
+            }
+            if !st.unindexed_system_fields().is_empty() && private {
+                problems.push(format!(
+                    "plugin {}: table `{}` is a private table, which has no system fields; its `TableDef` lists every index it has",
+                    schema.plugin(),
+                    st.table()
+                ));
+            }
         }
         for table in schema.tables() {
             for object in snap.objects() {

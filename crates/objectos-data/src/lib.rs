@@ -36,7 +36,8 @@ pub use kinds::{MetaItem, MetadataKind, ParseResult, TextParseResult};
 pub use meta::MetadataSnapshot;
 pub use outbox::{DispatcherHandle, EventSink};
 pub use owned::{
-    ColumnDef, ColumnDefault, ColumnType, IndexDef, PluginSchema, TableDef, TableStorage,
+    ColumnDef, ColumnDefault, ColumnType, INDEXED_SYSTEM_FIELDS, IndexDef, PluginSchema, TableDef,
+    TableStorage,
 };
 pub use plugin::{
     DataHandle, DataPlugin, InterceptorContribution, MANIFEST, MetadataHandle, PLUGIN_ID,

@@ -532,6 +532,11 @@ fn parse_object(
     }
 }
 
+/// The name of the object a file defines (`None` when it does not parse).
+pub(crate) fn object_name(file: &str, text: &str) -> Option<String> {
+    parse_object(file, text).ok().map(|(schema, _)| schema.name)
+}
+
 /// Reads the configured folders (and the embedded base objects), validating everything and
 /// reporting all errors at once.
 pub(crate) fn load_schemas(

@@ -17,12 +17,58 @@ pub(crate) const OUTBOX_LAG: &str = "objectos_data_outbox_dispatch_lag_seconds";
 /// cancelled request future).
 #[must_use = "the timer records when dropped"]
 pub(crate) struct OpTimer {
-    operation: &'static str,
+    operation: Op,
     started: Instant,
 }
 
+/// The engine operations timed by [`OpTimer`]: a closed set, so each keeps its histogram
+/// handle in a slot of its own instead of looking the series up on every call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Op {
+    Find,
+    Aggregate,
+    Count,
+    Get,
+    Create,
+    Update,
+    Delete,
+    Batch,
+}
+
+impl Op {
+    const ALL: [Op; 8] = [
+        Op::Find,
+        Op::Aggregate,
+        Op::Count,
+        Op::Get,
+        Op::Create,
+        Op::Update,
+        Op::Delete,
+        Op::Batch,
+    ];
+
+    /// The `operation` label.
+    fn label(self) -> &'static str {
+        match self {
+            Op::Find => "find",
+            Op::Aggregate => "aggregate",
+            Op::Count => "count",
+            Op::Get => "get",
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Delete => "delete",
+            Op::Batch => "batch",
+        }
+    }
+}
+
+type Kept = objectos_kernel::recorder::Kept<metrics::Histogram>;
+
+/// One kept handle per [`Op`], in [`Op::ALL`] order.
+static OPERATION_HANDLES: [Kept; Op::ALL.len()] = [const { Kept::new() }; Op::ALL.len()];
+
 impl OpTimer {
-    pub(crate) fn start(operation: &'static str) -> Self {
+    pub(crate) fn start(operation: Op) -> Self {
         Self {
             operation,
             started: Instant::now(),
@@ -32,8 +78,12 @@ impl OpTimer {
 
 impl Drop for OpTimer {
     fn drop(&mut self) {
-        metrics::histogram!(OPERATION_DURATION, "operation" => self.operation)
-            .record(self.started.elapsed().as_secs_f64());
+        let seconds = self.started.elapsed().as_secs_f64();
+        let op = self.operation;
+        OPERATION_HANDLES[op as usize].with(
+            || metrics::histogram!(OPERATION_DURATION, "operation" => op.label()),
+            |h| h.record(seconds),
+        );
     }
 }
 

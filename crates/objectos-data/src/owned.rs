@@ -376,15 +376,31 @@ impl TableDef {
     }
 }
 
+/// The system fields the engine indexes on every object's table (`ix_<table>_<field>`; the
+/// user references among them only when a `user` object exists): the ones an object's plugin
+/// may leave out with [`TableStorage::without_system_index`].
+pub const INDEXED_SYSTEM_FIELDS: [&str; 6] = [
+    "created_at",
+    "updated_at",
+    "organization_id",
+    "owner_id",
+    "created_by",
+    "updated_by",
+];
+
 /// Storage settings of a table a plugin owns (one of its private tables, or the table of an
-/// object it ships), which PostgreSQL keeps per table and SQLite has no equivalent of. The
-/// schema sync applies them on PostgreSQL when the table's `reloptions` lack them (after
-/// creating the table, at a start whose declarations changed, and whenever a start finds them
-/// reset), and ignores them on SQLite, so a plugin never issues DDL for them either.
+/// object it ships). PostgreSQL's per-table options (`fillfactor`), which SQLite has no
+/// equivalent of: the schema sync applies them on PostgreSQL when the table's `reloptions` lack
+/// them (after creating the table, at a start whose declarations changed, and whenever a start
+/// finds them reset), and ignores them on SQLite. And, on the table of an object the plugin
+/// ships, the automatic system-field indexes it leaves out, on both databases. Either way a
+/// plugin never issues DDL for them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TableStorage {
     table: String,
     fillfactor: Option<u8>,
+    /// System fields whose automatic index the object's table goes without.
+    unindexed: Vec<String>,
 }
 
 impl TableStorage {
@@ -393,7 +409,28 @@ impl TableStorage {
         Self {
             table: table.into(),
             fillfactor: None,
+            unindexed: Vec::new(),
         }
+    }
+
+    /// Leaves out the index the engine gives system field `field` (one of
+    /// [`INDEXED_SYSTEM_FIELDS`]) on the table of an object the plugin ships. Every index
+    /// costs each insert and delete an entry, and on PostgreSQL every update that is not HOT
+    /// one more: worth it for a table the plugin writes with its own statements and never
+    /// reads through that field (a queue). The schema sync does not create it, and drops it
+    /// where an earlier start created it, as a step of the plan (`objectos migrate --dry-run`
+    /// lists it as retired by its plugin; an index holds no data of its own). An index the
+    /// object file declares under `indexes:` over the field is kept.
+    pub fn without_system_index(mut self, field: &str) -> Self {
+        if !self.unindexed.iter().any(|f| f == field) {
+            self.unindexed.push(field.to_owned());
+        }
+        self
+    }
+
+    /// The system fields whose automatic index the table goes without.
+    pub fn unindexed_system_fields(&self) -> &[String] {
+        &self.unindexed
     }
 
     /// Percent of each page inserts fill (10 to 100), leaving the rest for updates of the same
@@ -439,6 +476,15 @@ impl TableStorage {
                 "table `{}`: fillfactor {f} is out of range; PostgreSQL accepts 10 to 100",
                 self.table
             ));
+        }
+        for f in &self.unindexed {
+            if !INDEXED_SYSTEM_FIELDS.contains(&f.as_str()) {
+                out.push(format!(
+                    "table `{}`: `{f}` has no automatic index to leave out; the system fields with one are {}",
+                    self.table,
+                    INDEXED_SYSTEM_FIELDS.join(", ")
+                ));
+            }
         }
         out
     }
@@ -493,7 +539,7 @@ impl PluginSchema {
     }
 
     /// True when the schema sync has something of this plugin to plan and record: tables or
-    /// storage settings.
+    /// storage settings (system-field indexes left out included).
     pub(crate) fn declares_storage(&self) -> bool {
         !self.tables.is_empty() || !self.storage.is_empty()
     }
@@ -567,6 +613,11 @@ impl PluginSchema {
                 text.push(' ');
                 text.push_str(&o);
             }
+            // Likewise only when present: the digest of settings without them is unchanged.
+            for f in &st.unindexed {
+                text.push_str(" -index:");
+                text.push_str(f);
+            }
             text.push('\n');
         }
         crate::meta::stable_hash(&text)
@@ -634,5 +685,34 @@ mod tests {
             .owned_by("x");
         assert_eq!(a.digest(), a.clone().digest());
         assert_ne!(a.digest(), b.digest());
+    }
+
+    #[test]
+    fn left_out_system_indexes_change_the_digest_and_are_checked() {
+        let plain = PluginSchema::new()
+            .storage(TableStorage::new("run").fillfactor(70))
+            .owned_by("x");
+        let lean = PluginSchema::new()
+            .storage(
+                TableStorage::new("run")
+                    .fillfactor(70)
+                    .without_system_index("created_at")
+                    .without_system_index("created_at"),
+            )
+            .owned_by("x");
+        assert_ne!(plain.digest(), lean.digest());
+        assert_eq!(
+            lean.storage_settings()[0].unindexed_system_fields(),
+            ["created_at"]
+        );
+        // The options PostgreSQL is compared against stay the fillfactor alone.
+        assert_eq!(lean.storage_settings()[0].options(), ["fillfactor=70"]);
+        assert!(lean.storage_settings()[0].problems().is_empty());
+        let bad = TableStorage::new("run").without_system_index("title");
+        assert!(
+            bad.problems()[0].contains("`title` has no automatic index"),
+            "{:?}",
+            bad.problems()
+        );
     }
 }

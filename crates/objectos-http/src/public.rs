@@ -57,6 +57,19 @@ impl Pattern {
         Self { method, segments }
     }
 
+    /// The leading literal segments, joined by `/`: every path the pattern matches starts with
+    /// them, followed by `/` or nothing.
+    fn head(&self) -> String {
+        self.segments
+            .iter()
+            .map_while(|seg| match seg {
+                Segment::Literal(text) => Some(text.as_str()),
+                Segment::Param | Segment::Rest => None,
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
     /// `parts` is the request path split once per request (every pattern is checked against
     /// the same split: splitting again per pattern was most of this hoop's cost on every
     /// request), `more` whether the path had segments beyond them.
@@ -86,6 +99,9 @@ impl Pattern {
 #[derive(Debug, Clone, Default)]
 pub struct MarkPublic {
     patterns: Vec<Pattern>,
+    /// The distinct literal heads of the patterns (`api/v1/i18n` of `/api/v1/i18n/labels/{object}`):
+    /// a path under none of them is not public, found without splitting it (most requests).
+    heads: Vec<String>,
 }
 
 impl MarkPublic {
@@ -108,7 +124,10 @@ impl MarkPublic {
                 patterns.push(Pattern::new(o.method.clone(), &full));
             }
         }
-        Self { patterns }
+        let mut heads: Vec<String> = patterns.iter().map(Pattern::head).collect();
+        heads.sort();
+        heads.dedup();
+        Self { patterns, heads }
     }
 
     /// Whether `method path` is a public operation.
@@ -116,9 +135,13 @@ impl MarkPublic {
         if self.patterns.is_empty() {
             return false;
         }
+        let trimmed = path.trim_matches('/');
+        if !self.heads.iter().any(|head| is_under(trimmed, head)) {
+            return false;
+        }
         let mut parts = [""; MAX_SEGMENTS];
         let mut len = 0;
-        let mut split = path.trim_matches('/').split('/');
+        let mut split = trimmed.split('/');
         for (slot, part) in parts.iter_mut().zip(split.by_ref()) {
             *slot = part;
             len += 1;
@@ -128,6 +151,14 @@ impl MarkPublic {
             .iter()
             .any(|p| p.matches(method, &parts[..len], more))
     }
+}
+
+/// Whether `path` (trimmed of `/`) is `head` or lies below it.
+fn is_under(path: &str, head: &str) -> bool {
+    head.is_empty()
+        || path
+            .strip_prefix(head)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 #[async_trait]
@@ -167,6 +198,9 @@ mod tests {
         assert!(!m.is_public(&Method::POST, "/api/v1/i18n/secret"));
         assert!(!m.is_public(&Method::GET, "/api/v1/data/account"));
         assert!(!m.is_public(&Method::GET, "/api/v1/i18n//locales"));
+        // A head is matched on a segment boundary, not as a string prefix.
+        assert!(!m.is_public(&Method::GET, "/api/v1/i18nx/locales"));
+        assert!(!m.is_public(&Method::GET, "/api/v1/i18n"));
     }
 
     #[test]

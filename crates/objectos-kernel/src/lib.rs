@@ -13,6 +13,7 @@ mod hash;
 pub mod kernel;
 pub mod plugin;
 mod queue;
+pub mod recorder;
 pub mod registry;
 pub mod resolve;
 pub mod trace;

@@ -114,7 +114,7 @@ impl DataEngine {
         object: &str,
         data: Vec<Record>,
     ) -> Result<Vec<Record>> {
-        let _timer = crate::observe::OpTimer::start("batch");
+        let _timer = crate::observe::OpTimer::start(crate::observe::Op::Batch);
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
         limits::check_batch_size(&self.inner.limits.load(), object, data.len())?;
@@ -147,7 +147,7 @@ impl DataEngine {
         object: &str,
         req: BatchRequest,
     ) -> Result<BatchResult> {
-        let _timer = crate::observe::OpTimer::start("batch");
+        let _timer = crate::observe::OpTimer::start(crate::observe::Op::Batch);
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
         let mut items: Vec<BatchItem> = req.records;

@@ -7,17 +7,19 @@
 //! caller with more to say had to hand it over out of band (a task-local set around the call,
 //! silently empty if the hook ever ran elsewhere). [`DataEngine::create_with`] and
 //! [`DataEngine::update_with`] take the follow-up as an argument instead: it runs after the
-//! INSERT or UPDATE and the after-hooks, inside the same [`super::WriteUnit::run`] step (so
-//! under the operation's savepoint on a grouped SQLite file, and within `maxWriteMillis`), and
-//! before the outbox row, so what it sets on the record reaches the caller and the event.
+//! INSERT or UPDATE and the after-hooks, inside the same [`super::WriteUnit::run`] step (the
+//! write unit `DataEngine::write_one` opens for every single-record write; so under the
+//! operation's savepoint on a grouped SQLite file, and within `maxWriteMillis`), and before the
+//! outbox row, so what it sets on the record reaches the caller and the event.
 
 use async_trait::async_trait;
 
-use super::{DataEngine, WriteScope, check_id};
+use super::DataEngine;
 use crate::Record;
 use crate::context::OpContext;
 use crate::error::Result;
 use crate::hooks::WriteTx;
+use crate::observe::Op;
 
 /// Writes a caller runs in the transaction of one create or update ([`DataEngine::create_with`],
 /// [`DataEngine::update_with`]).
@@ -59,19 +61,10 @@ impl DataEngine {
         data: Record,
         then: F,
     ) -> Result<(Record, F::Output)> {
-        let _timer = crate::observe::OpTimer::start("create");
-        let snap = self.metadata();
-        let plan = snap.plan(object)?.clone();
-        self.admit_writes(cx, 1)?;
-        let unit = self.begin_write(cx).await?;
-        let scope = WriteScope {
-            tx: unit.tx(),
-            cx,
-            snap: &snap,
-            plan: &plan,
-        };
-        let r = unit.run(self.create_then(scope, data, then)).await;
-        unit.finish(r).await
+        self.write_one(Op::Create, cx, object, None, async move |scope| {
+            self.create_then(scope, data, then).await
+        })
+        .await
     }
 
     /// [`DataEngine::update`], then `then` in the same transaction with the updated record (see
@@ -86,21 +79,9 @@ impl DataEngine {
         if_match: Option<&str>,
         then: F,
     ) -> Result<(Record, F::Output)> {
-        let _timer = crate::observe::OpTimer::start("update");
-        let snap = self.metadata();
-        let plan = snap.plan(object)?.clone();
-        check_id(object, id)?;
-        self.admit_writes(cx, 1)?;
-        let unit = self.begin_write(cx).await?;
-        let scope = WriteScope {
-            tx: unit.tx(),
-            cx,
-            snap: &snap,
-            plan: &plan,
-        };
-        let r = unit
-            .run(self.update_then(scope, id, patch, if_match, then))
-            .await;
-        unit.finish(r).await
+        self.write_one(Op::Update, cx, object, Some(id), async move |scope| {
+            self.update_then(scope, id, patch, if_match, then).await
+        })
+        .await
     }
 }

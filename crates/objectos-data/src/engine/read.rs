@@ -26,9 +26,9 @@ impl DataEngine {
     pub async fn find(&self, cx: &OpContext, object: &str, query: QueryAst) -> Result<FindResult> {
         let _timer = crate::observe::OpTimer::start(
             if query.aggregations.is_empty() && query.group_by.is_empty() {
-                "find"
+                crate::observe::Op::Find
             } else {
-                "aggregate"
+                crate::observe::Op::Aggregate
             },
         );
         let snap = self.metadata();
@@ -51,7 +51,7 @@ impl DataEngine {
     /// The number of records matching `filter`.
     #[tracing::instrument(name = "data.count", level = "debug", skip_all, fields(object = object))]
     pub async fn count(&self, cx: &OpContext, object: &str, filter: Filter) -> Result<u64> {
-        let _timer = crate::observe::OpTimer::start("count");
+        let _timer = crate::observe::OpTimer::start(crate::observe::Op::Count);
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
         let mut query = QueryAst {
@@ -79,7 +79,7 @@ impl DataEngine {
         id: &str,
         query: QueryAst,
     ) -> Result<Record> {
-        let _timer = crate::observe::OpTimer::start("get");
+        let _timer = crate::observe::OpTimer::start(crate::observe::Op::Get);
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
         check_id(object, id)?;

@@ -171,7 +171,7 @@ impl DataEngine {
         cx: &OpContext,
         req: CrossBatchRequest,
     ) -> Result<CrossBatchResult> {
-        let _timer = crate::observe::OpTimer::start("batch");
+        let _timer = crate::observe::OpTimer::start(crate::observe::Op::Batch);
         let total = req.operations.len();
         if total == 0 || total > CROSS_BATCH_MAX_OPERATIONS {
             return Err(DataError::InvalidBody {

@@ -22,6 +22,7 @@ use crate::db::{Dialect, Sql};
 use crate::error::{DataError, FieldError, Result};
 use crate::hooks::{Operation, WriteTx};
 use crate::meta::{self, ObjectPlan};
+use crate::observe::Op;
 use crate::outbox;
 use crate::sqlgen::FilterCompiler;
 use crate::util::{format_ts, new_id, now};
@@ -53,10 +54,32 @@ impl DataEngine {
     /// Deletes one record, applying `deleteBehavior` to records that reference it.
     #[tracing::instrument(name = "data.delete", level = "debug", skip_all, fields(object = object))]
     pub async fn delete(&self, cx: &OpContext, object: &str, id: &str) -> Result<()> {
-        let _timer = crate::observe::OpTimer::start("delete");
+        self.write_one(Op::Delete, cx, object, Some(id), async |scope| {
+            self.delete_in(scope, id, 0).await.map(|_| ())
+        })
+        .await
+    }
+
+    /// One record's write as a unit of its own, what `create`, `update` and `delete` (and
+    /// their follow-up forms) share: timed as `op`, on the metadata current now, `id` checked
+    /// when there is one, admitted by the write limits, then `body` as the step of a write unit
+    /// (a transaction, or an operation of the open group on a SQLite file) settled with its
+    /// result. The scope `body` gets holds the unit's transaction, so its statements and hooks
+    /// commit or roll back with it.
+    pub(super) async fn write_one<T>(
+        &self,
+        op: Op,
+        cx: &OpContext,
+        object: &str,
+        id: Option<&str>,
+        body: impl AsyncFnOnce(WriteScope<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let _timer = crate::observe::OpTimer::start(op);
         let snap = self.metadata();
         let plan = snap.plan(object)?.clone();
-        check_id(object, id)?;
+        if let Some(id) = id {
+            check_id(object, id)?;
+        }
         self.admit_writes(cx, 1)?;
         let unit = self.begin_write(cx).await?;
         let scope = WriteScope {
@@ -65,7 +88,7 @@ impl DataEngine {
             snap: &snap,
             plan: &plan,
         };
-        let r = unit.run(self.delete_in(scope, id, 0)).await.map(|_| ());
+        let r = unit.run(body(scope)).await;
         unit.finish(r).await
     }
 

@@ -187,17 +187,30 @@ fn kept_indexes(
 
 /// Index steps for one object: the indexes that are missing, then the drops of indexes an older
 /// DDL version created that a new one replaces (a unique index over the field alone on a
-/// tenant-scoped object, now over `organization_id` and the field). Only such superseded
+/// tenant-scoped object, now over `organization_id` and the field), of unique indexes of fields
+/// no longer unique, and of the automatic indexes of the system fields in `unindexed`, which the
+/// plugin owning the object leaves out (`TableStorage::without_system_index`). Only such
 /// indexes, found by name on this table, are ever dropped; an index holds no data of its own.
 pub(super) fn index_steps(
     dialect: Dialect,
     plan: &ObjectPlan,
+    unindexed: &[&str],
     existing: &HashMap<String, String>,
     out: &mut Vec<MigrationStep>,
 ) {
     let q = |s: &str| dialect.quote(s);
     let table = &plan.table;
-    let candidates = candidate_indexes(plan);
+    // Only the automatic index of such a field goes: one declared under `indexes:`, or a unique
+    // one (a constraint), stays.
+    let left_out = |c: &WantedIndex| {
+        !c.declared
+            && !c.unique
+            && matches!(c.fields.as_slice(), [f] if unindexed.contains(&f.as_str()))
+    };
+    let candidates: Vec<WantedIndex> = candidate_indexes(plan)
+        .into_iter()
+        .filter(|c| !left_out(c))
+        .collect();
     let kept = kept_indexes(&candidates, existing);
     let mut seen = HashSet::new();
     for ix in &kept {
@@ -226,6 +239,19 @@ pub(super) fn index_steps(
         });
     }
     let mut dropped = HashSet::new();
+    for field in unindexed {
+        let name = index_name(table, field, false);
+        if existing.get(&name).is_some_and(|t| t == table)
+            && !kept.iter().any(|k| k.name == name)
+            && dropped.insert(name.clone())
+        {
+            out.push(MigrationStep::RetireIndex {
+                object: plan.name.clone(),
+                sql: format!("DROP INDEX IF EXISTS {}", q(&name)),
+                index: name,
+            });
+        }
+    }
     for c in candidates.iter().filter(|c| c.legacy != c.name) {
         let on_this_table = existing.get(&c.legacy).is_some_and(|t| t == table);
         if !on_this_table

@@ -2,10 +2,12 @@
 //! introspecting the database, printed one SQL statement per line, and applied with progress.
 //!
 //! Tables and columns are never dropped or narrowed: a column whose type changed is reported as a
-//! manual step and left alone. The one thing the sync drops is an index an older DDL version
-//! created that a new index replaces (the unique index over a field alone on a tenant-scoped
-//! object, superseded by one over `organization_id` and the field); an index holds no data, so
-//! nothing is lost. `_objectos_schema` records the hash of every object last applied.
+//! manual step and left alone. The one thing the sync drops, always as a step of the plan, is an
+//! index nobody wants any more: one an older DDL version created that a new index replaces (the
+//! unique index over a field alone on a tenant-scoped object, superseded by one over
+//! `organization_id` and the field), or one the owning plugin retired (a private table's, or a
+//! system-field index it leaves out on its object); an index holds no data, so nothing is lost.
+//! `_objectos_schema` records the hash of every object last applied.
 
 use std::collections::HashMap;
 
@@ -208,7 +210,13 @@ pub(crate) async fn plan(
                 }
             }
         }
-        index_steps(dialect, plan, &indexes, &mut steps);
+        let unindexed: Vec<&str> = owned
+            .iter()
+            .flat_map(PluginSchema::storage_settings)
+            .filter(|st| st.table() == plan.table)
+            .flat_map(|st| st.unindexed_system_fields().iter().map(String::as_str))
+            .collect();
+        index_steps(dialect, plan, &unindexed, &indexes, &mut steps);
     }
     outbox_steps(dialect, &tables, &indexes, &mut steps);
     let plugins = owned

@@ -30,8 +30,9 @@ pub enum MigrationStep {
         columns: Vec<String>,
         sql: String,
     },
-    /// Drops an index the plugin that owns the table retired (it lists the name in its
-    /// `TableDef`); an index holds no data of its own.
+    /// Drops an index the plugin that owns the table retired: one it lists in its `TableDef`,
+    /// or the automatic index of a system field of its object that it leaves out
+    /// (`TableStorage::without_system_index`). An index holds no data of its own.
     RetireIndex {
         object: String,
         index: String,

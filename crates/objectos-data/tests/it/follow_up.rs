@@ -3,8 +3,10 @@
 //! on a SQLite file (group commit: neighbours in the same transaction are untouched) and on
 //! PostgreSQL.
 
+use std::future::Future;
+
 use async_trait::async_trait;
-use objectos_data::store::{Sql, Store};
+use objectos_data::store::{Row, Sql, SqlValue, Store};
 use objectos_data::{DataEngine, DataError, FollowUp, Record, Result, WriteTx};
 use objectos_spec::query::{Filter, QueryAst};
 use serde_json::{Value, json};
@@ -66,34 +68,75 @@ fn note(name: &str, fail: bool) -> Note {
     }
 }
 
-async fn setup(e: &DataEngine) {
+/// Runs `f` on each backend with the `ticket` object and the follow-ups' table `follow_note`.
+async fn with_tickets<F, Fut>(f: F)
+where
+    F: Fn(DataEngine) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let f = &f;
+    for_each_backend(FILES, move |e| async move {
+        e.writer()
+            .execute(Sql::with(
+                e.dialect(),
+                "CREATE TABLE \"follow_note\" (\"id\" TEXT PRIMARY KEY, \"record_id\" TEXT NOT NULL)",
+                vec![],
+            )
+            .unwrap())
+            .await
+            .unwrap();
+        f(e).await;
+    })
+    .await;
+}
+
+/// Creates ticket `title` with the follow-up `note(name, fail)`.
+async fn create_noted(
+    e: &DataEngine,
+    title: &str,
+    name: &str,
+    fail: bool,
+) -> Result<(Record, String)> {
+    e.create_with(
+        &user_cx(),
+        "ticket",
+        rec(json!({ "title": title })),
+        note(name, fail),
+    )
+    .await
+}
+
+/// Renames ticket `id` to `changed` with the follow-up `Unnote { fail }`.
+async fn rename_unnoted(e: &DataEngine, id: &str, fail: bool) -> Result<(Record, u64)> {
+    e.update_with(
+        &user_cx(),
+        "ticket",
+        id,
+        rec(json!({"title": "changed"})),
+        None,
+        Unnote { fail },
+    )
+    .await
+}
+
+/// The rows of a query run on the writer (which sees every committed write).
+async fn rows(e: &DataEngine, text: &str, values: Vec<SqlValue>) -> Vec<Row> {
     e.writer()
-        .execute(Sql::with(
-            e.dialect(),
-            "CREATE TABLE \"follow_note\" (\"id\" TEXT PRIMARY KEY, \"record_id\" TEXT NOT NULL)",
-            vec![],
-        )
-        .unwrap())
+        .fetch_all(Sql::with(e.dialect(), text, values).unwrap())
         .await
-        .unwrap();
+        .unwrap()
 }
 
 async fn notes(e: &DataEngine) -> Vec<(String, String)> {
-    let rows = e
-        .writer()
-        .fetch_all(
-            Sql::with(
-                e.dialect(),
-                "SELECT \"id\", \"record_id\" FROM \"follow_note\" ORDER BY \"id\"",
-                vec![],
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    rows.iter()
-        .map(|r| (r.get::<String>(0).unwrap(), r.get::<String>(1).unwrap()))
-        .collect()
+    rows(
+        e,
+        "SELECT \"id\", \"record_id\" FROM \"follow_note\" ORDER BY \"id\"",
+        vec![],
+    )
+    .await
+    .iter()
+    .map(|r| (r.get::<String>(0).unwrap(), r.get::<String>(1).unwrap()))
+    .collect()
 }
 
 async fn tickets(e: &DataEngine) -> Vec<Record> {
@@ -115,34 +158,21 @@ async fn tickets(e: &DataEngine) -> Vec<Record> {
 
 /// Outbox rows (record events) written for `id`.
 async fn events_of(e: &DataEngine, id: &str) -> Vec<Value> {
-    let rows = e
-        .writer()
-        .fetch_all(Sql::with(
-            e.dialect(),
-            "SELECT \"payload\" FROM \"_objectos_outbox\" WHERE \"record_id\" = ? ORDER BY \"id\"",
-            vec![id.into()],
-        )
-        .unwrap())
-        .await
-        .unwrap();
-    rows.iter()
-        .map(|r| serde_json::from_str(&r.get::<String>(0).unwrap()).unwrap())
-        .collect()
+    rows(
+        e,
+        "SELECT \"payload\" FROM \"_objectos_outbox\" WHERE \"record_id\" = ? ORDER BY \"id\"",
+        vec![id.into()],
+    )
+    .await
+    .iter()
+    .map(|r| serde_json::from_str(&r.get::<String>(0).unwrap()).unwrap())
+    .collect()
 }
 
 #[tokio::test]
 async fn follow_up_writes_commit_with_the_create_and_reach_its_event() {
-    for_each_backend(FILES, |e| async move {
-        setup(&e).await;
-        let (created, out) = e
-            .create_with(
-                &user_cx(),
-                "ticket",
-                rec(json!({"title": "a"})),
-                note("n1", false),
-            )
-            .await
-            .unwrap();
+    with_tickets(|e| async move {
+        let (created, out) = create_noted(&e, "a", "n1", false).await.unwrap();
         let id = created["id"].as_str().unwrap().to_owned();
         assert_eq!(out, "noted n1");
         assert_eq!(created["note_id"], json!("n1"));
@@ -161,18 +191,9 @@ async fn follow_up_writes_commit_with_the_create_and_reach_its_event() {
 
 #[tokio::test]
 async fn a_failing_follow_up_leaves_nothing_written() {
-    for_each_backend(FILES, |e| async move {
-        setup(&e).await;
+    with_tickets(|e| async move {
         // The follow-up's own statements ran, then it refused: all of it goes.
-        let err = e
-            .create_with(
-                &user_cx(),
-                "ticket",
-                rec(json!({"title": "a"})),
-                note("n1", true),
-            )
-            .await
-            .unwrap_err();
+        let err = create_noted(&e, "a", "n1", true).await.unwrap_err();
         assert!(
             matches!(err, DataError::Forbidden { ref message, .. } if message == "n1 refused"),
             "{err:?}"
@@ -181,23 +202,8 @@ async fn a_failing_follow_up_leaves_nothing_written() {
         assert!(notes(&e).await.is_empty());
         // A statement of the follow-up the database refuses (a note id taken by a committed
         // create): the error is the follow-up's, and its create is gone with it.
-        e.create_with(
-            &user_cx(),
-            "ticket",
-            rec(json!({"title": "b"})),
-            note("n2", false),
-        )
-        .await
-        .unwrap();
-        let err = e
-            .create_with(
-                &user_cx(),
-                "ticket",
-                rec(json!({"title": "c"})),
-                note("n2", false),
-            )
-            .await
-            .unwrap_err();
+        create_noted(&e, "b", "n2", false).await.unwrap();
+        let err = create_noted(&e, "c", "n2", false).await.unwrap_err();
         assert_eq!(err.code(), "DUPLICATE_VALUE", "{err:?}");
         let left = tickets(&e).await;
         assert_eq!(left.len(), 1);
@@ -205,29 +211,16 @@ async fn a_failing_follow_up_leaves_nothing_written() {
         let b = left[0]["id"].as_str().unwrap().to_owned();
         assert_eq!(notes(&e).await, vec![("n2".to_owned(), b.clone())]);
         // No event for what was rolled back: only b's.
-        let pending = e
-            .writer()
-            .fetch_all(
-                Sql::with(
-                    e.dialect(),
-                    "SELECT \"record_id\" FROM \"_objectos_outbox\" WHERE \"object\" = 'ticket'",
-                    vec![],
-                )
-                .unwrap(),
-            )
-            .await
-            .unwrap();
+        let pending = rows(
+            &e,
+            "SELECT \"record_id\" FROM \"_objectos_outbox\" WHERE \"object\" = 'ticket'",
+            vec![],
+        )
+        .await;
         let ids: Vec<String> = pending.iter().map(|r| r.get(0).unwrap()).collect();
         assert_eq!(ids, vec![b]);
         // Writes go on normally afterwards.
-        e.create_with(
-            &user_cx(),
-            "ticket",
-            rec(json!({"title": "d"})),
-            note("n3", false),
-        )
-        .await
-        .unwrap();
+        create_noted(&e, "d", "n3", false).await.unwrap();
         assert_eq!(tickets(&e).await.len(), 2);
     })
     .await;
@@ -237,20 +230,14 @@ async fn a_failing_follow_up_leaves_nothing_written() {
 async fn concurrent_creates_keep_their_follow_ups_apart() {
     // On a SQLite file these share group-committed transactions: a member whose follow-up
     // fails takes only its own record and rows back.
-    for_each_backend(FILES, |e| async move {
-        setup(&e).await;
+    with_tickets(|e| async move {
         let tasks: Vec<_> = (0..24)
             .map(|i| {
                 let e = e.clone();
                 tokio::spawn(async move {
-                    e.create_with(
-                        &user_cx(),
-                        "ticket",
-                        rec(json!({"title": format!("t{i:02}")})),
-                        note(&format!("n{i:02}"), i % 3 == 0),
-                    )
-                    .await
-                    .map(|(r, _)| r)
+                    create_noted(&e, &format!("t{i:02}"), &format!("n{i:02}"), i % 3 == 0)
+                        .await
+                        .map(|(r, _)| r)
                 })
             })
             .collect();
@@ -312,44 +299,15 @@ impl FollowUp for Unnote {
 
 #[tokio::test]
 async fn follow_up_writes_commit_and_roll_back_with_an_update() {
-    for_each_backend(FILES, |e| async move {
-        setup(&e).await;
-        let (created, _) = e
-            .create_with(
-                &user_cx(),
-                "ticket",
-                rec(json!({"title": "a"})),
-                note("n1", false),
-            )
-            .await
-            .unwrap();
+    with_tickets(|e| async move {
+        let (created, _) = create_noted(&e, "a", "n1", false).await.unwrap();
         let id = created["id"].as_str().unwrap().to_owned();
-        let err = e
-            .update_with(
-                &user_cx(),
-                "ticket",
-                &id,
-                rec(json!({"title": "changed"})),
-                None,
-                Unnote { fail: true },
-            )
-            .await
-            .unwrap_err();
+        let err = rename_unnoted(&e, &id, true).await.unwrap_err();
         assert!(matches!(err, DataError::Forbidden { .. }), "{err:?}");
         assert_eq!(tickets(&e).await[0]["title"], json!("a"));
         assert_eq!(notes(&e).await.len(), 1);
         assert_eq!(events_of(&e, &id).await.len(), 1);
-        let (updated, removed) = e
-            .update_with(
-                &user_cx(),
-                "ticket",
-                &id,
-                rec(json!({"title": "changed"})),
-                None,
-                Unnote { fail: false },
-            )
-            .await
-            .unwrap();
+        let (updated, removed) = rename_unnoted(&e, &id, false).await.unwrap();
         assert_eq!(removed, 1);
         assert_eq!(updated["title"], json!("changed"));
         assert!(notes(&e).await.is_empty());

@@ -67,6 +67,11 @@ fn config(url: &str, owned: Vec<PluginSchema>, auto_migrate: bool) -> DataConfig
     }
 }
 
+/// The error an open with `config` fails with, as text.
+async fn refused(config: DataConfig) -> String {
+    DataEngine::open(config).await.unwrap_err().to_string()
+}
+
 async fn on_each_backend<F, Fut>(f: F)
 where
     F: Fn(String) -> Fut,
@@ -244,13 +249,11 @@ async fn two_owners_of_one_table_or_object_are_refused_by_name() {
     // A user object with a plugin object's name names the plugin.
     let meta = tempfile::tempdir().unwrap();
     std::fs::write(meta.path().join("demo_run.object.yml"), JOB_RUN).unwrap();
-    let err = DataEngine::open(DataConfig {
+    let err = refused(DataConfig {
         metadata_dirs: vec![meta.path().to_path_buf()],
         ..config(&url, vec![a], true)
     })
-    .await
-    .unwrap_err()
-    .to_string();
+    .await;
     assert!(
         err.contains("plugin com.example.demo: objects/demo_run.object.yml"),
         "{err}"
@@ -475,20 +478,212 @@ async fn storage_settings_are_applied_on_postgres_and_ignored_on_sqlite() {
 }
 
 /// Storage settings of a table the plugin neither declares nor ships an object for, or out of
-/// range, refuse the start with every problem named.
+/// range, and system-field indexes left out where there is no such index, on a private table
+/// or on an object the plugin does not ship, refuse the start with every problem named.
 #[tokio::test]
 async fn storage_settings_of_unknown_tables_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
+    let meta = tempfile::tempdir().unwrap();
+    std::fs::write(
+        meta.path().join("note.object.yml"),
+        "name: note\nfields:\n  body: { type: text }\n",
+    )
+    .unwrap();
     let schema = PluginSchema::new()
+        .table(session_table())
         .object("objects/demo_run.object.yml", JOB_RUN)
         .storage(objectos_data::TableStorage::new("nowhere").fillfactor(70))
-        .storage(objectos_data::TableStorage::new("demo_run").fillfactor(5))
+        .storage(
+            objectos_data::TableStorage::new("demo_run")
+                .fillfactor(5)
+                .without_system_index("title"),
+        )
+        .storage(
+            objectos_data::TableStorage::new("_objectos_demo_session")
+                .without_system_index("created_at"),
+        )
+        .storage(objectos_data::TableStorage::new("note").without_system_index("created_at"))
         .owned_by("com.example.demo");
-    let err = DataEngine::open(config(&url, vec![schema], true))
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = refused(DataConfig {
+        metadata_dirs: vec![meta.path().to_path_buf()],
+        ..config(&url, vec![schema], true)
+    })
+    .await;
     assert!(err.contains("table `nowhere`"), "{err}");
     assert!(err.contains("fillfactor 5"), "{err}");
+    assert!(err.contains("`title` has no automatic index"), "{err}");
+    assert!(
+        err.contains("table `_objectos_demo_session` is a private table"),
+        "{err}"
+    );
+    assert!(err.contains("`note` is not one"), "{err}");
+}
+
+/// The secondary indexes of `table`, sorted (the primary key's left out).
+async fn indexes_of(engine: &DataEngine, table: &str) -> Vec<String> {
+    let text = match engine.dialect() {
+        objectos_data::Dialect::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+        }
+        objectos_data::Dialect::Postgres => {
+            "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() AND tablename = ?"
+        }
+    };
+    let sql = Sql::with(engine.dialect(), text, vec![table.into()]).unwrap();
+    let mut out: Vec<String> = engine
+        .pool()
+        .fetch_all(sql)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String>(0).unwrap())
+        .filter(|n| !n.starts_with("sqlite_autoindex") && !n.ends_with("_pkey"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// An auto-migrating start with `schema` (what `serve` does): the engine, which has nothing
+/// left to plan, and the secondary indexes of `demo_run`.
+async fn start(url: &str, schema: PluginSchema) -> (DataEngine, Vec<String>) {
+    let engine = DataEngine::open(config(url, vec![schema], true))
+        .await
+        .unwrap();
+    assert!(engine.plan_migration().await.unwrap().is_empty());
+    let ix = indexes_of(&engine, "demo_run").await;
+    (engine, ix)
+}
+
+/// An open without migrating (what `objectos migrate --dry-run` does) and its plan.
+async fn dry_run(url: &str, schema: PluginSchema) -> (DataEngine, objectos_data::MigrationPlan) {
+    let engine = DataEngine::open(config(url, vec![schema], false))
+        .await
+        .unwrap();
+    let plan = engine.plan_migration().await.unwrap();
+    (engine, plan)
+}
+
+/// The index steps a plan has for `demo_run`, as `create <index>` or `retire <index>`, sorted.
+fn demo_run_index_steps(plan: &objectos_data::MigrationPlan) -> Vec<String> {
+    let mut out: Vec<String> = plan
+        .all_steps()
+        .filter(|s| s.object() == "demo_run")
+        .filter_map(|s| match s {
+            MigrationStep::CreateIndex { index, .. } => Some(format!("create {index}")),
+            MigrationStep::RetireIndex { index, .. } => Some(format!("retire {index}")),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A queue-like object whose plugin leaves out three system-field indexes; `created_at` is
+/// still indexed through the object's own `indexes:` entry when `declared` is set.
+fn lean_run(declared: bool) -> PluginSchema {
+    let mut text =
+        String::from("name: demo_run\nlabel: Demo Run\nfields:\n  title: { type: text }\n");
+    if declared {
+        text.push_str("indexes:\n  - fields: [created_at]\n");
+    }
+    PluginSchema::new()
+        .object("objects/demo_run.object.yml", text)
+        .storage(
+            objectos_data::TableStorage::new("demo_run")
+                .without_system_index("created_at")
+                .without_system_index("updated_at")
+                .without_system_index("owner_id"),
+        )
+        .owned_by("com.example.demo")
+}
+
+/// System-field indexes a plugin leaves out on its object: never created on a new database;
+/// on one an earlier start indexed, dropped by a plan step the dry run lists (also by an
+/// auto-migrating start, the plugin's digest having changed); an index the object file
+/// declares over such a field is kept. Records are untouched throughout.
+#[tokio::test]
+async fn system_field_indexes_a_plugin_leaves_out_are_not_created_and_retired() {
+    on_each_backend(|url| async move {
+        // A database created before: every system field indexed.
+        let plain = PluginSchema::new()
+            .object(
+                "objects/demo_run.object.yml",
+                "name: demo_run\nlabel: Demo Run\nfields:\n  title: { type: text }\n",
+            )
+            .owned_by("com.example.demo");
+        let engine = DataEngine::open(config(&url, vec![plain], true))
+            .await
+            .unwrap();
+        assert_eq!(
+            indexes_of(&engine, "demo_run").await,
+            [
+                "ix_demo_run_created_at",
+                "ix_demo_run_organization_id",
+                "ix_demo_run_owner_id",
+                "ix_demo_run_updated_at",
+            ]
+        );
+        let sys = OpContext::system("test");
+        engine
+            .create(&sys, "demo_run", rec(json!({ "title": "kept" })))
+            .await
+            .unwrap();
+        drop(engine);
+
+        // The dry run lists the drops, retired by the plugin, and creates nothing.
+        let (engine, plan) = dry_run(&url, lean_run(false)).await;
+        assert_eq!(
+            demo_run_index_steps(&plan),
+            [
+                "retire ix_demo_run_created_at",
+                "retire ix_demo_run_owner_id",
+                "retire ix_demo_run_updated_at"
+            ],
+            "{plan}"
+        );
+        assert!(
+            plan.to_string().contains(
+                "DROP INDEX IF EXISTS \"ix_demo_run_owner_id\"; -- retired by its plugin"
+            ),
+            "{plan}"
+        );
+        drop(engine);
+
+        // An auto-migrating start applies them (the plugin's recorded digest changed).
+        let (engine, ix) = start(&url, lean_run(false)).await;
+        assert_eq!(ix, ["ix_demo_run_organization_id"]);
+        let n = engine
+            .count(&sys, "demo_run", objectos_spec::query::Filter::True)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        drop(engine);
+
+        // Declared under `indexes:`, the field keeps its index (under the same name).
+        let (engine, ix) = start(&url, lean_run(true)).await;
+        assert_eq!(
+            ix,
+            ["ix_demo_run_created_at", "ix_demo_run_organization_id"]
+        );
+        drop(engine);
+    })
+    .await;
+
+    // A new database never gets them.
+    on_each_backend(|url| async move {
+        let (engine, plan) = dry_run(&url, lean_run(false)).await;
+        assert_eq!(
+            demo_run_index_steps(&plan),
+            ["create ix_demo_run_organization_id"],
+            "{plan}"
+        );
+        engine.migrate(&|_| {}).await.unwrap();
+        assert_eq!(
+            indexes_of(&engine, "demo_run").await,
+            ["ix_demo_run_organization_id"]
+        );
+        drop(engine);
+    })
+    .await;
 }

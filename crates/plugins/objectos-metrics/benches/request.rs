@@ -125,7 +125,7 @@ fn main() {
         .with_writer(std::io::sink)
         .with_filter(EnvFilter::new("info"))
         .boxed();
-    let mut layers: Vec<Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>> = vec![log];
+    let mut layers: Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync> = log;
     let mut tracing = None;
     let mut tracing_config = TracingConfig::default();
     if let Some(ratio) = sampling {
@@ -142,7 +142,8 @@ fn main() {
             tracing_subscriber::filter::LevelFilter::INFO,
         )
         .unwrap();
-        layers.push(layer);
+        // Outside the log layer, as the server adds it.
+        layers = layers.and_then(layer).boxed();
         tracing = Some(t);
     }
     tracing_subscriber::registry().with(layers).init();

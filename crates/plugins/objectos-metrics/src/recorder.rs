@@ -27,6 +27,8 @@ pub fn install(buckets: &[f64]) -> Result<PrometheusHandle> {
                 .and_then(PrometheusBuilder::install_recorder)
                 .map_err(|e| e.to_string())?;
             describe();
+            // From now on crates may keep their handles instead of looking series up per call.
+            objectos_kernel::recorder::mark_installed();
             Ok(handle)
         })
         .clone()

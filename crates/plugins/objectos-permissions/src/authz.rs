@@ -30,6 +30,7 @@ use crate::rls::{UserValues, match_nothing};
 
 // Assignment changes between nodes, through the `cache` service when one is installed.
 mod cluster;
+mod decisions;
 pub use cluster::CLUSTER_NAMESPACE;
 
 /// Settings of the authorization service.
@@ -275,7 +276,7 @@ pub struct Authz {
     /// question about another user builds that user's principal through it.
     directory: RwLock<Option<Arc<dyn Directory>>>,
     assignments: RwLock<AssignmentMap>,
-    cache: Mutex<HashMap<String, Arc<Effective>>>,
+    cache: Mutex<decisions::Decisions>,
     /// Moves on every [`Authz::invalidate`]: a decision computed while it moved may rest on the
     /// old assignments or model, and is not cached.
     generation: AtomicU64,
@@ -305,7 +306,7 @@ impl Authz {
             membership: RwLock::new(None),
             directory: RwLock::new(None),
             assignments: RwLock::new(HashMap::new()),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(decisions::Decisions::default()),
             generation: AtomicU64::new(0),
             events: OnceLock::new(),
             published: Mutex::new(Vec::new()),
@@ -449,12 +450,15 @@ impl Authz {
         roles: &[String],
         sets: &[String],
     ) -> Arc<Effective> {
-        let key = format!("{id:?}|{tenant:?}|{roles:?}|{sets:?}");
+        let key = decisions::Lookup {
+            id,
+            tenant,
+            roles,
+            sets,
+        };
         if let Some(hit) = self.cache.lock().get(&key) {
-            metrics::counter!("objectos_permissions_cache_hits_total").increment(1);
-            return hit.clone();
+            return hit;
         }
-        metrics::counter!("objectos_permissions_cache_misses_total").increment(1);
         let generation = self.generation.load(Ordering::Acquire);
         let model = self.model();
         let assigned = id
@@ -510,7 +514,7 @@ impl Authz {
         // An invalidation since the start (here or from another node) may have changed what
         // this was computed from: use it once, do not keep it.
         if self.generation.load(Ordering::Acquire) == generation {
-            cache.insert(key, eff.clone());
+            cache.insert(&key, eff.clone());
         }
         eff
     }

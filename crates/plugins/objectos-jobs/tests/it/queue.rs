@@ -508,3 +508,117 @@ async fn many_jobs_complete_once(url: &str) {
     h.stop().await;
 }
 on_both!(many_jobs_complete_once);
+
+/// The indexes of the job table, sorted (SQLite's automatic primary-key index shown as
+/// `pkey`, PostgreSQL's named `sys_job_run_pkey`).
+async fn job_table_indexes(engine: &objectos_data::DataEngine) -> Vec<String> {
+    use objectos_data::store::Store;
+    let text = match engine.dialect() {
+        objectos_data::Dialect::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+        }
+        objectos_data::Dialect::Postgres => {
+            "SELECT indexname::text FROM pg_indexes WHERE schemaname = current_schema() AND tablename = ?"
+        }
+    };
+    let sql = objectos_data::store::Sql::with(engine.dialect(), text, vec!["sys_job_run".into()])
+        .unwrap();
+    let mut out: Vec<String> = engine
+        .pool()
+        .fetch_all(sql)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let name = r.get::<String>(0).unwrap();
+            if name.starts_with("sqlite_autoindex_") || name.ends_with("_pkey") {
+                "pkey".to_owned()
+            } else {
+                name
+            }
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The job table goes without the system-field indexes no query of the plugin uses
+/// (`schema::UNINDEXED_SYSTEM_FIELDS`): a database the previous release created loses them at
+/// the next start, its jobs kept, and keeps the primary key, the claim and due-time indexes
+/// and `organization_id`'s (organization administrators' lists).
+async fn job_table_indexes_are_lean(url: &str) {
+    use objectos_data::store::Store;
+    // What the previous release declared for the table: the object and its fillfactor.
+    let previous = objectos_data::PluginSchema::new()
+        .object(
+            "objects/sys_job_run.object.yml",
+            include_str!("../../objects/sys_job_run.object.yml"),
+        )
+        .storage(
+            objectos_data::TableStorage::new(objectos_jobs::schema::OBJECT)
+                .fillfactor(objectos_jobs::schema::JOB_FILLFACTOR),
+        )
+        .owned_by(objectos_jobs::PLUGIN_ID);
+    let engine = objectos_data::DataEngine::open(objectos_data::DataConfig {
+        database_url: url.to_owned(),
+        metadata_dirs: Vec::new(),
+        include_base: false,
+        max_connections: 2,
+        auto_migrate: true,
+        owned: vec![previous],
+    })
+    .await
+    .unwrap();
+    let before = job_table_indexes(&engine).await;
+    eprintln!("{:?} before: {before:?}", engine.dialect());
+    assert_eq!(
+        before,
+        [
+            "ix_sys_job_run_created_at",
+            "ix_sys_job_run_organization_id",
+            "ix_sys_job_run_owner_id",
+            "ix_sys_job_run_queue_status_priority_rank_run_at_ms",
+            "ix_sys_job_run_status_run_at_ms",
+            "ix_sys_job_run_updated_at",
+            "pkey",
+        ]
+    );
+    let w = engine.writer();
+    let insert = objectos_data::store::Sql::with(
+        w.dialect(),
+        "INSERT INTO \"sys_job_run\" (\"id\", \"handler\", \"queue\", \"status\") VALUES (?, ?, ?, ?)",
+        vec![
+            "old-job".into(),
+            "noop".into(),
+            "default".into(),
+            "completed".into(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(w.execute(insert).await.unwrap(), 1);
+    drop(engine);
+
+    let h = Harness::boot(url, Options::default()).await;
+    let after = job_table_indexes(&h.engine).await;
+    eprintln!("{:?} after: {after:?}", h.engine.dialect());
+    assert_eq!(
+        after,
+        [
+            "ix_sys_job_run_organization_id",
+            "ix_sys_job_run_queue_status_priority_rank_run_at_ms",
+            "ix_sys_job_run_status_run_at_ms",
+            "pkey",
+        ]
+    );
+    let kept = objectos_data::store::Sql::with(
+        h.engine.dialect(),
+        "SELECT COUNT(*) FROM \"sys_job_run\" WHERE \"id\" = ?",
+        vec!["old-job".into()],
+    )
+    .unwrap();
+    let row = h.engine.pool().fetch_optional(kept).await.unwrap().unwrap();
+    assert_eq!(row.get::<i64>(0).unwrap(), 1);
+    assert!(h.engine.plan_migration().await.unwrap().is_empty());
+    h.stop().await;
+}
+on_both!(job_table_indexes_are_lean);

@@ -83,7 +83,7 @@ mod tests {
         let (traces, tracing) =
             objectos_metrics::otel::layer_beside_logs(&config, "9.9.9-test", level).unwrap();
         tracing_subscriber::registry()
-            .with(vec![log_layer, traces])
+            .with(log_layer.and_then(traces))
             .try_init()
             .unwrap();
 

@@ -1,89 +1,31 @@
 //! Assignments per (user, organization): effective permissions follow the request's tenant,
-//! assigning needs membership of the caller's organization (from the directory contract, here a
-//! double); the assignment table is the plugin's declared schema, and a table of the earlier
-//! per-user shape is left to the operator as a manual step.
+//! assigning needs membership of the caller's organization (from the directory contract, here
+//! the testkit's `TestDirectory`); the assignment table is the plugin's declared schema, and a
+//! table of the earlier per-user shape is left to the operator as a manual step.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use objectos_data::store::{Sql, SqlValue, Store};
 use objectos_data::{MigrationStep, OpContext};
-use objectos_kernel::contracts::Caller;
-use objectos_kernel::{
-    Directory, DirectoryUser, Membership, Organization, PluginError, async_trait,
-};
 use objectos_permissions::{
     AssignmentKind, Authz, AuthzConfig, DirectoryMembership, PLUGIN_ID, PermissionsError, Subject,
 };
 use objectos_spec::query::QueryAst;
+use objectos_testkit::TestDirectory;
 use serde_json::json;
 
 use crate::{
     Env, SECURITY, assert_forbidden, each_backend, each_backend_with, id_of, rec, sys_a, user,
 };
 
-/// A directory double (the kernel's `Directory` contract, which the auth plugin implements):
-/// just a list of memberships.
-#[derive(Debug, Default)]
-pub(crate) struct MemberList(Mutex<Vec<(String, String)>>);
-
-impl MemberList {
-    pub(crate) fn add(&self, org: &str, user: &str) {
-        self.0
-            .lock()
-            .unwrap()
-            .push((org.to_owned(), user.to_owned()));
-    }
-}
-
-#[async_trait]
-impl Directory for MemberList {
-    async fn user(&self, _id: &str) -> Result<Option<DirectoryUser>, PluginError> {
-        Ok(None)
-    }
-    async fn organization(&self, _id: &str) -> Result<Option<Organization>, PluginError> {
-        Ok(None)
-    }
-    async fn memberships(&self, user_id: &str) -> Result<Vec<Membership>, PluginError> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, u)| u == user_id)
-            .map(|(o, u)| Membership {
-                organization_id: o.clone(),
-                user_id: u.clone(),
-                role: "member".to_owned(),
-            })
-            .collect())
-    }
-    async fn membership(
-        &self,
-        org: &str,
-        user_id: &str,
-    ) -> Result<Option<Membership>, PluginError> {
-        Ok(self
-            .memberships(user_id)
-            .await?
-            .into_iter()
-            .find(|m| m.organization_id == org))
-    }
-    async fn principal_for(
-        &self,
-        _user_id: &str,
-        _org: Option<&str>,
-    ) -> Result<Option<Caller>, PluginError> {
-        Ok(None)
-    }
-}
-
-/// Installs a [`MemberList`] as the environment's membership source, as the plugin does with
-/// the registered directory.
-pub(crate) fn directory(env: &Env) -> Arc<MemberList> {
-    let list = Arc::new(MemberList::default());
+/// Installs the testkit's [`TestDirectory`] (the kernel's `Directory` contract, which the auth
+/// plugin implements; memberships as the test adds them) as the environment's membership
+/// source, as the plugin does with the registered directory.
+pub(crate) fn directory(env: &Env) -> Arc<TestDirectory> {
+    let directory = Arc::new(TestDirectory::default());
     env.authz
-        .set_membership(Arc::new(DirectoryMembership::new(list.clone())));
-    list
+        .set_membership(Arc::new(DirectoryMembership::new(directory.clone())));
+    directory
 }
 
 /// Runs SQL on the plugin's own assignment table (`?` placeholders) through the engine's writer.
@@ -108,7 +50,7 @@ async fn assignments_hold_in_their_organization_only() {
         let a = &env.authz;
         let members = directory(&env);
         for org in ["org_a", "org_b"] {
-            members.add(org, "u5");
+            members.add_member(org, "u5", "member");
         }
         // Granted in org_a only.
         a.assign("u5", AssignmentKind::PermissionSet, "sales_rep", &sys_a())
@@ -170,8 +112,8 @@ async fn assigning_needs_membership_of_the_callers_organization() {
     each_backend(|env| async move {
         let a = &env.authz;
         let members = directory(&env);
-        members.add("org_a", "in_a");
-        members.add("org_b", "in_b");
+        members.add_member("org_a", "in_a", "member");
+        members.add_member("org_b", "in_b", "member");
         // A member of org_b only: not assignable from org_a, answered like an unknown id.
         for (who, by) in [
             ("in_b", sys_a()),
@@ -195,7 +137,7 @@ async fn assigning_needs_membership_of_the_callers_organization() {
         a.assign("in_a", AssignmentKind::Role, "rep", &sys_a())
             .await
             .unwrap();
-        members.add("org_a", "in_b");
+        members.add_member("org_a", "in_b", "member");
         a.assign("in_b", AssignmentKind::Role, "rep", &sys_a())
             .await
             .unwrap();

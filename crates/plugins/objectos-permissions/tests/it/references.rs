@@ -274,7 +274,7 @@ async fn user_fields_name_members_of_the_organization() {
         let e = &env.engine;
         let members = crate::org::directory(&env);
         for (org, u) in [("org_a", "u1"), ("org_a", "u2"), ("org_b", "u9")] {
-            members.add(org, u);
+            members.add_member(org, u, "member");
         }
         let u1 = user("u1", &["sales_rep"]);
         let ok = create(e, &u1, "reminder", json!({"name": "R", "rep": "u2"})).await;
